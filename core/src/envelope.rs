@@ -1,0 +1,347 @@
+//! The signed envelope: Tongban's COSE_Sign1 profile (specs/encoding.md §2).
+
+use coset::{CoseSign1Builder, HeaderBuilder, TaggedCborSerializable, iana};
+
+use crate::cbor::{self, Key, Reader, TAG_COSE_SIGN1};
+use crate::codes::{Code, Failure};
+use crate::keys::{KeyId, PublicKey, SecretKey};
+
+/// COSE header label of the algorithm, key id and object type (RFC 9052, RFC 9596).
+const LABEL_ALG: i64 = 1;
+const LABEL_KID: i64 = 4;
+const LABEL_TYP: i64 = 16;
+/// EdDSA in the COSE algorithms registry.
+const ALG_EDDSA: i64 = -8;
+/// Private-use unprotected header label that carries an e-certificate's disclosures.
+pub const LABEL_DISCLOSURES: i64 = -65537;
+/// At most this many disclosures travel with one certificate.
+pub const MAX_DISCLOSURES: usize = 256;
+
+/// The kinds of signed object; each has its own `typ` and size limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Region,
+    Seal,
+    SealRevocation,
+    TrustBundle,
+    StatusSnapshot,
+    Certificate,
+}
+
+impl Kind {
+    pub const fn typ(self) -> &'static str {
+        match self {
+            Kind::Region => "application/tongban-region+cbor",
+            Kind::Seal => "application/tongban-seal+cbor",
+            Kind::SealRevocation => "application/tongban-seal-revocation+cbor",
+            Kind::TrustBundle => "application/tongban-trust+cbor",
+            Kind::StatusSnapshot => "application/tongban-status+cbor",
+            Kind::Certificate => "application/tongban-ecert+cwt",
+        }
+    }
+
+    pub const fn size_limit(self) -> u64 {
+        match self {
+            Kind::TrustBundle => 16 << 20,
+            Kind::StatusSnapshot => 256 << 20,
+            _ => 65_536,
+        }
+    }
+}
+
+/// A structurally valid envelope (verification steps 1–6), borrowed from the received bytes.
+/// Its signature is not checked yet: see [`Envelope::verify`].
+#[derive(Clone, Debug)]
+pub struct Envelope<'a> {
+    pub kind: Kind,
+    /// The protected header exactly as received: what the signature covers.
+    pub protected: &'a [u8],
+    pub kid: KeyId,
+    /// The payload exactly as received.
+    pub payload: &'a [u8],
+    pub signature: [u8; 64],
+    /// Disclosure byte strings from the unprotected header (certificates only), in received order.
+    pub disclosures: Vec<&'a [u8]>,
+}
+
+impl<'a> Envelope<'a> {
+    /// Steps 1–6 of specs/verification.md §2 for an object of `kind`.
+    pub fn open(input: &'a [u8], kind: Kind) -> Result<Envelope<'a>, Failure> {
+        let limit = kind.size_limit();
+        if input.len() as u64 > limit {
+            return Err(Failure::new(
+                Code::TooLarge,
+                format!("{} bytes; the limit is {limit}", input.len()),
+            ));
+        }
+        cbor::check(input, limit, true)?;
+        let mut reader = Reader::new(input);
+        if reader.tag() != Some(TAG_COSE_SIGN1) {
+            return Err(Failure::new(
+                Code::CoseWrongTag,
+                "not tagged 18 (COSE_Sign1)",
+            ));
+        }
+        let malformed = |what: &str| Failure::new(Code::CoseMalformed, what.to_owned());
+        if reader.array() != Some(4) {
+            return Err(malformed("not an array of four items"));
+        }
+        let protected = reader
+            .bytes()
+            .ok_or_else(|| malformed("protected header not a byte string"))?;
+        if !reader.next_is_map() {
+            return Err(malformed("unprotected header not a map"));
+        }
+        let unprotected = reader
+            .skip()
+            .ok_or_else(|| malformed("unprotected header"))?;
+        let payload = reader
+            .bytes()
+            .ok_or_else(|| malformed("payload not a byte string"))?;
+        let signature = reader
+            .bytes()
+            .and_then(|s| <[u8; 64]>::try_from(s).ok())
+            .ok_or_else(|| malformed("signature not a 64-byte string"))?;
+        cbor::check(protected, limit, false)?;
+        let kid = read_protected(protected, kind)?;
+        let disclosures = read_unprotected(unprotected, kind)?;
+        Ok(Envelope {
+            kind,
+            protected,
+            kid,
+            payload,
+            signature,
+            disclosures,
+        })
+    }
+
+    /// Step 8: strict Ed25519 over the Sig_structure of the exact received bytes.
+    pub fn verify(&self, key: &PublicKey) -> Result<(), Failure> {
+        if key.verify_strict(&self.signed_bytes(), &self.signature) {
+            Ok(())
+        } else {
+            Err(Failure::new(
+                Code::SignatureInvalid,
+                format!("signature does not verify under key {}", key.kid()),
+            ))
+        }
+    }
+
+    /// The message the signature covers.
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        sig_structure(self.protected, self.payload)
+    }
+
+    /// BLAKE3 of the bare envelope (empty unprotected header): the certificate digest of
+    /// specs/encoding.md §4, the same whatever disclosures travel with it.
+    pub fn digest(&self) -> [u8; 32] {
+        let mut bare = Vec::with_capacity(self.protected.len() + self.payload.len() + 80);
+        bare.extend_from_slice(&[0xd2, 0x84]);
+        cbor::write_bytes(&mut bare, self.protected);
+        bare.push(0xa0);
+        cbor::write_bytes(&mut bare, self.payload);
+        cbor::write_bytes(&mut bare, &self.signature);
+        *blake3::hash(&bare).as_bytes()
+    }
+}
+
+/// `["Signature1", protected, h'', payload]`, encoded with shortest heads (RFC 9052 §4.4).
+pub fn sig_structure(protected: &[u8], payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(protected.len() + payload.len() + 24);
+    out.push(0x84);
+    out.push(0x6a);
+    out.extend_from_slice(b"Signature1");
+    cbor::write_bytes(&mut out, protected);
+    out.push(0x40);
+    cbor::write_bytes(&mut out, payload);
+    out
+}
+
+fn read_protected(protected: &[u8], kind: Kind) -> Result<KeyId, Failure> {
+    let invalid = |what: &str| Failure::new(Code::HeaderInvalid, what.to_owned());
+    let mut reader = Reader::new(protected);
+    let count = reader
+        .map()
+        .ok_or_else(|| invalid("protected header not a map"))?;
+    let (mut alg_ok, mut alg_seen, mut kid, mut typ, mut extra) = (false, false, None, None, false);
+    for _ in 0..count {
+        let key = reader
+            .key()
+            .ok_or_else(|| invalid("protected header key"))?;
+        let mut value = reader.clone();
+        reader
+            .skip()
+            .ok_or_else(|| invalid("protected header value"))?;
+        match key {
+            Key::Int(LABEL_ALG) => {
+                alg_seen = true;
+                alg_ok = value.int() == Some(ALG_EDDSA);
+            }
+            Key::Int(LABEL_KID) => kid = Some(value.bytes().and_then(KeyId::from_slice)),
+            Key::Int(LABEL_TYP) => typ = Some(value.text()),
+            _ => extra = true,
+        }
+    }
+    if alg_seen && !alg_ok {
+        return Err(Failure::new(
+            Code::AlgUnsupported,
+            "algorithm is not EdDSA (-8)",
+        ));
+    }
+    let (Some(Some(kid)), Some(Some(typ)), true, false) = (kid, typ, alg_seen, extra) else {
+        return Err(invalid(
+            "protected header must be exactly {1: -8, 4: kid(16 bytes), 16: typ}",
+        ));
+    };
+    if typ != kind.typ() {
+        return Err(Failure::new(
+            Code::WrongType,
+            format!("typ is {typ:?}, expected {:?}", kind.typ()),
+        ));
+    }
+    Ok(kid)
+}
+
+fn read_unprotected(unprotected: &[u8], kind: Kind) -> Result<Vec<&[u8]>, Failure> {
+    let invalid = |what: &str| Failure::new(Code::HeaderInvalid, what.to_owned());
+    let mut reader = Reader::new(unprotected);
+    match reader.map() {
+        Some(0) => return Ok(Vec::new()),
+        Some(1) if kind == Kind::Certificate => {}
+        _ => return Err(invalid("unprotected header must be empty")),
+    }
+    if reader.key() != Some(Key::Int(LABEL_DISCLOSURES)) {
+        return Err(invalid(
+            "unprotected header may only hold disclosures (-65537)",
+        ));
+    }
+    let count = reader.array().unwrap_or(0) as usize;
+    if !(1..=MAX_DISCLOSURES).contains(&count) {
+        return Err(invalid(
+            "disclosures must be an array of 1 to 256 byte strings",
+        ));
+    }
+    (0..count)
+        .map(|_| {
+            reader
+                .bytes()
+                .ok_or_else(|| invalid("a disclosure is not a byte string"))
+        })
+        .collect()
+}
+
+/// Why an object could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("COSE encoding failed: {0}")]
+    Cose(String),
+    #[error("invalid input: {0}")]
+    Invalid(String),
+}
+
+/// Signs `payload` (an encoded CBOR map) as an object of `kind`; `disclosures` go in the unprotected
+/// header and must be empty for every kind but certificates.
+pub fn seal(
+    kind: Kind,
+    signer: &SecretKey,
+    payload: Vec<u8>,
+    disclosures: &[Vec<u8>],
+) -> Result<Vec<u8>, BuildError> {
+    if kind != Kind::Certificate && !disclosures.is_empty() {
+        return Err(BuildError::Invalid(
+            "only certificates carry disclosures".into(),
+        ));
+    }
+    if disclosures.len() > MAX_DISCLOSURES {
+        return Err(BuildError::Invalid("more than 256 disclosures".into()));
+    }
+    let protected = HeaderBuilder::new()
+        .algorithm(iana::Algorithm::EdDSA)
+        .key_id(signer.public().kid().0.to_vec())
+        .value(LABEL_TYP, ciborium::Value::Text(kind.typ().to_owned()))
+        .build();
+    let mut unprotected = HeaderBuilder::new();
+    if !disclosures.is_empty() {
+        let items = disclosures
+            .iter()
+            .cloned()
+            .map(ciborium::Value::Bytes)
+            .collect();
+        unprotected = unprotected.value(LABEL_DISCLOSURES, ciborium::Value::Array(items));
+    }
+    let sign1 = CoseSign1Builder::new()
+        .protected(protected)
+        .unprotected(unprotected.build())
+        .payload(payload)
+        .create_signature(b"", |tbs| signer.sign(tbs).to_vec())
+        .build();
+    let bytes = sign1
+        .to_tagged_vec()
+        .map_err(|e| BuildError::Cose(e.to_string()))?;
+    // Our own parser is the referee: never hand out bytes a verifier would refuse.
+    Envelope::open(&bytes, kind).map_err(|f| BuildError::Cose(f.to_string()))?;
+    Ok(bytes)
+}
+
+/// Encodes a ciborium value (shortest heads, definite lengths; map order as given).
+pub fn encode(value: &ciborium::Value) -> Result<Vec<u8>, BuildError> {
+    let mut out = Vec::new();
+    ciborium::into_writer(value, &mut out).map_err(|e| BuildError::Cose(e.to_string()))?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ciborium::Value;
+
+    fn key() -> SecretKey {
+        SecretKey::from_seed(&[3u8; 32]).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn payload() -> Vec<u8> {
+        encode(&Value::Map(vec![(
+            Value::Text("v".into()),
+            Value::Integer(1.into()),
+        )]))
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn seal_then_open_and_verify() -> Result<(), Box<dyn std::error::Error>> {
+        let signer = key();
+        let bytes = seal(Kind::Seal, &signer, payload(), &[])?;
+        let envelope = Envelope::open(&bytes, Kind::Seal)?;
+        assert_eq!(envelope.kid, signer.public().kid());
+        assert_eq!(envelope.payload, payload().as_slice());
+        envelope.verify(signer.public())?;
+        // Protected header is emitted as {1: -8, 4: kid, 16: typ}, in that order.
+        assert_eq!(&envelope.protected[..4], &[0xa3, 0x01, 0x27, 0x04]);
+        Ok(())
+    }
+
+    #[test]
+    fn kind_confusion_is_wrong_type() -> Result<(), Box<dyn std::error::Error>> {
+        let bytes = seal(Kind::Seal, &key(), payload(), &[])?;
+        let failure = Envelope::open(&bytes, Kind::Certificate).err();
+        assert_eq!(failure.map(|f| f.code), Some(Code::WrongType));
+        Ok(())
+    }
+
+    #[test]
+    fn signature_over_other_bytes_fails() -> Result<(), Box<dyn std::error::Error>> {
+        let signer = key();
+        let mut bytes = seal(Kind::Region, &signer, payload(), &[])?;
+        let at = bytes.len() - 70; // inside the payload
+        bytes[at] ^= 1;
+        let outcome = Envelope::open(&bytes, Kind::Region).and_then(|e| e.verify(signer.public()));
+        assert!(outcome.is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn disclosures_only_on_certificates() {
+        let refused = seal(Kind::Seal, &key(), payload(), &[vec![0x80]]);
+        assert!(matches!(refused, Err(BuildError::Invalid(_))));
+    }
+}

@@ -1,0 +1,159 @@
+//! Reading closed payload maps: every key is taken by name and type, and [`Fields::finish`] refuses
+//! whatever is left, so an unknown claim can never pass unnoticed (specs/encoding.md §5).
+
+use crate::cbor::{Key, Reader};
+use crate::values::{Time, is_short_text};
+
+/// Why a payload field was refused; the caller attaches the code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bad(pub String);
+
+impl Bad {
+    fn field(key: &Key<'_>, what: &str) -> Bad {
+        match key {
+            Key::Int(i) => Bad(format!("claim {i} {what}")),
+            Key::Text(t) => Bad(format!("field \"{t}\" {what}")),
+        }
+    }
+}
+
+/// The entries of one map, taken one by one.
+pub struct Fields<'a> {
+    entries: Vec<(Key<'a>, Reader<'a>)>,
+}
+
+impl<'a> Fields<'a> {
+    /// The map that is the whole of `bytes`.
+    pub fn whole(bytes: &'a [u8]) -> Result<Fields<'a>, Bad> {
+        let mut reader = Reader::new(bytes);
+        let fields = Fields::next(&mut reader)?;
+        if !reader.at_end() {
+            return Err(Bad("bytes after the map".into()));
+        }
+        Ok(fields)
+    }
+
+    /// The map at the reader's position; the reader moves past it.
+    pub fn next(reader: &mut Reader<'a>) -> Result<Fields<'a>, Bad> {
+        let count = reader.map().ok_or_else(|| Bad("not a map".into()))?;
+        let mut entries = Vec::with_capacity(count.min(32) as usize);
+        for _ in 0..count {
+            let key = reader
+                .key()
+                .ok_or_else(|| Bad("map key neither integer nor text".into()))?;
+            let value = reader.clone();
+            reader
+                .skip()
+                .ok_or_else(|| Bad("malformed map value".into()))?;
+            entries.push((key, value));
+        }
+        Ok(Fields { entries })
+    }
+
+    fn take(&mut self, key: Key<'a>) -> Option<Reader<'a>> {
+        let index = self.entries.iter().position(|(k, _)| *k == key)?;
+        Some(self.entries.swap_remove(index).1)
+    }
+
+    fn required<T>(
+        &mut self,
+        key: Key<'a>,
+        what: &str,
+        read: impl FnOnce(&mut Reader<'a>) -> Option<T>,
+    ) -> Result<T, Bad> {
+        let mut reader = self.take(key).ok_or_else(|| Bad::field(&key, "missing"))?;
+        read(&mut reader).ok_or_else(|| Bad::field(&key, &format!("is not {what}")))
+    }
+
+    fn optional<T>(
+        &mut self,
+        key: Key<'a>,
+        what: &str,
+        read: impl FnOnce(&mut Reader<'a>) -> Option<T>,
+    ) -> Result<Option<T>, Bad> {
+        if self.entries.iter().any(|(k, _)| *k == key) {
+            self.required(key, what, read).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    pub fn text(&mut self, key: Key<'a>) -> Result<&'a str, Bad> {
+        self.required(key, "a text string", Reader::text)
+    }
+
+    pub fn short_text(&mut self, key: Key<'a>) -> Result<&'a str, Bad> {
+        self.required(key, "a short text", |r| {
+            r.text().filter(|t| is_short_text(t))
+        })
+    }
+
+    pub fn uint(&mut self, key: Key<'a>) -> Result<u64, Bad> {
+        self.required(key, "an unsigned integer", Reader::uint)
+    }
+
+    pub fn bytes(&mut self, key: Key<'a>) -> Result<&'a [u8], Bad> {
+        self.required(key, "a byte string", Reader::bytes)
+    }
+
+    pub fn fixed<const N: usize>(&mut self, key: Key<'a>) -> Result<[u8; N], Bad> {
+        self.required(key, &format!("a {N}-byte string"), |r| {
+            r.bytes().and_then(|b| b.try_into().ok())
+        })
+    }
+
+    pub fn time(&mut self, key: Key<'a>) -> Result<Time, Bad> {
+        self.required(key, "a time", |r| r.uint().and_then(Time::new))
+    }
+
+    pub fn optional_time(&mut self, key: Key<'a>) -> Result<Option<Time>, Bad> {
+        self.optional(key, "a time", |r| r.uint().and_then(Time::new))
+    }
+
+    /// A nested map.
+    pub fn map(&mut self, key: Key<'a>) -> Result<Fields<'a>, Bad> {
+        let mut reader = self.take(key).ok_or_else(|| Bad::field(&key, "missing"))?;
+        Fields::next(&mut reader).map_err(|_| Bad::field(&key, "is not a map"))
+    }
+
+    pub fn optional_map(&mut self, key: Key<'a>) -> Result<Option<Fields<'a>>, Bad> {
+        if self.entries.iter().any(|(k, _)| *k == key) {
+            self.map(key).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// An array whose every element `read` accepts.
+    pub fn array<T>(
+        &mut self,
+        key: Key<'a>,
+        what: &str,
+        mut read: impl FnMut(&mut Reader<'a>) -> Option<T>,
+    ) -> Result<Vec<T>, Bad> {
+        self.required(key, what, |r| {
+            let count = r.array()?;
+            let mut items = Vec::with_capacity(count.min(1024) as usize);
+            for _ in 0..count {
+                items.push(read(r)?);
+            }
+            Some(items)
+        })
+    }
+
+    /// `"v"` must be 1: the only version this implementation knows.
+    pub fn version_1(&mut self) -> Result<(), Bad> {
+        match self.uint(Key::Text("v"))? {
+            1 => Ok(()),
+            other => Err(Bad(format!("unsupported version {other}"))),
+        }
+    }
+
+    /// Refuses keys nobody took.
+    pub fn finish(self) -> Result<(), Bad> {
+        match self.entries.first() {
+            None => Ok(()),
+            Some((key, _)) => Err(Bad::field(key, "is not allowed here")),
+        }
+    }
+}

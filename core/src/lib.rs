@@ -1,0 +1,15 @@
+//! tongban-core: Tongban's formats and rules, with no I/O.
+//!
+//! Everything that decides "valid or not" lives here, once: the strict CBOR acceptance rules, the
+//! signed envelope, trust bundles, e-seals, e-certificates with selective disclosure, the status
+//! model, and the verification algorithm of `specs/verification.md`.
+
+pub mod cbor;
+pub mod codes;
+pub mod envelope;
+pub mod fields;
+pub mod ids;
+pub mod keys;
+pub mod values;
+
+pub use codes::{Code, Failure};
