@@ -2,17 +2,42 @@
 //! whatever is left, so an unknown claim can never pass unnoticed (specs/encoding.md §5).
 
 use crate::cbor::{Key, Reader};
+use crate::codes::{Code, Failure};
+use crate::keys::{KeyError, PublicKey};
 use crate::values::{Time, is_short_text};
 
-/// Why a payload field was refused; the caller attaches the code.
+/// Why a payload field was refused. The caller supplies the code unless the check names a more
+/// specific one (a weak key, say).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Bad(pub String);
+pub struct Bad {
+    pub detail: String,
+    pub code: Option<Code>,
+}
 
 impl Bad {
+    pub fn new(detail: impl Into<String>) -> Bad {
+        Bad {
+            detail: detail.into(),
+            code: None,
+        }
+    }
+
+    pub fn with_code(code: Code, detail: impl Into<String>) -> Bad {
+        Bad {
+            detail: detail.into(),
+            code: Some(code),
+        }
+    }
+
+    /// The failure, with `default` unless a more specific code was named.
+    pub fn into_failure(self, default: Code) -> Failure {
+        Failure::new(self.code.unwrap_or(default), self.detail)
+    }
+
     fn field(key: &Key<'_>, what: &str) -> Bad {
         match key {
-            Key::Int(i) => Bad(format!("claim {i} {what}")),
-            Key::Text(t) => Bad(format!("field \"{t}\" {what}")),
+            Key::Int(i) => Bad::new(format!("claim {i} {what}")),
+            Key::Text(t) => Bad::new(format!("field \"{t}\" {what}")),
         }
     }
 }
@@ -28,23 +53,23 @@ impl<'a> Fields<'a> {
         let mut reader = Reader::new(bytes);
         let fields = Fields::next(&mut reader)?;
         if !reader.at_end() {
-            return Err(Bad("bytes after the map".into()));
+            return Err(Bad::new("bytes after the map"));
         }
         Ok(fields)
     }
 
     /// The map at the reader's position; the reader moves past it.
     pub fn next(reader: &mut Reader<'a>) -> Result<Fields<'a>, Bad> {
-        let count = reader.map().ok_or_else(|| Bad("not a map".into()))?;
+        let count = reader.map().ok_or_else(|| Bad::new("not a map"))?;
         let mut entries = Vec::with_capacity(count.min(32) as usize);
         for _ in 0..count {
             let key = reader
                 .key()
-                .ok_or_else(|| Bad("map key neither integer nor text".into()))?;
+                .ok_or_else(|| Bad::new("map key neither integer nor text"))?;
             let value = reader.clone();
             reader
                 .skip()
-                .ok_or_else(|| Bad("malformed map value".into()))?;
+                .ok_or_else(|| Bad::new("malformed map value"))?;
             entries.push((key, value));
         }
         Ok(Fields { entries })
@@ -92,6 +117,10 @@ impl<'a> Fields<'a> {
         self.required(key, "an unsigned integer", Reader::uint)
     }
 
+    pub fn optional_uint(&mut self, key: Key<'a>) -> Result<Option<u64>, Bad> {
+        self.optional(key, "an unsigned integer", Reader::uint)
+    }
+
     pub fn bytes(&mut self, key: Key<'a>) -> Result<&'a [u8], Bad> {
         self.required(key, "a byte string", Reader::bytes)
     }
@@ -99,6 +128,15 @@ impl<'a> Fields<'a> {
     pub fn fixed<const N: usize>(&mut self, key: Key<'a>) -> Result<[u8; N], Bad> {
         self.required(key, &format!("a {N}-byte string"), |r| {
             r.bytes().and_then(|b| b.try_into().ok())
+        })
+    }
+
+    /// A public key; a weak one is named as such (`WEAK_KEY`).
+    pub fn public_key(&mut self, key: Key<'a>) -> Result<PublicKey, Bad> {
+        let bytes = self.bytes(key)?;
+        PublicKey::from_bytes(bytes).map_err(|e| match e {
+            KeyError::Weak => Bad::with_code(Code::WeakKey, format!("{}: {e}", describe(&key))),
+            KeyError::Invalid => Bad::new(format!("{}: {e}", describe(&key))),
         })
     }
 
@@ -145,7 +183,7 @@ impl<'a> Fields<'a> {
     pub fn version_1(&mut self) -> Result<(), Bad> {
         match self.uint(Key::Text("v"))? {
             1 => Ok(()),
-            other => Err(Bad(format!("unsupported version {other}"))),
+            other => Err(Bad::new(format!("unsupported version {other}"))),
         }
     }
 
@@ -155,5 +193,12 @@ impl<'a> Fields<'a> {
             None => Ok(()),
             Some((key, _)) => Err(Bad::field(key, "is not allowed here")),
         }
+    }
+}
+
+fn describe(key: &Key<'_>) -> String {
+    match key {
+        Key::Int(i) => format!("claim {i}"),
+        Key::Text(t) => format!("field \"{t}\""),
     }
 }

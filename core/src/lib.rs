@@ -5,11 +5,15 @@
 //! model, and the verification algorithm of `specs/verification.md`.
 
 pub mod cbor;
+pub mod cert;
 pub mod codes;
+pub mod encode;
 pub mod envelope;
 pub mod fields;
 pub mod ids;
 pub mod keys;
+pub mod status;
+pub mod trust;
 pub mod values;
 
 pub use codes::{Code, Failure};

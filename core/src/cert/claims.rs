@@ -1,0 +1,273 @@
+//! The certificate's claims set (specs/certificate.md §2) and its decoding in the order of
+//! specs/verification.md §2 step 9.
+
+use std::fmt;
+
+use ciborium::Value;
+
+use crate::cbor::{self, Key};
+use crate::codes::{Code, Failure};
+use crate::encode::{bytes, entry, map, map_bytes, text, uint};
+use crate::envelope::{BuildError, Kind, MAX_DISCLOSURES};
+use crate::fields::{Bad, Fields};
+use crate::ids::{Identifier, IssuerCode, RegionCode, Uscc};
+use crate::status::Succession;
+use crate::values::{ShortText, Time};
+
+/// CWT claim keys (RFC 8392).
+const ISS: i64 = 1;
+const EXP: i64 = 4;
+const NBF: i64 = 5;
+const IAT: i64 = 6;
+
+/// Trust level after GB/T 36903 usage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TrustLevel {
+    /// Produced by the issuer; usable directly.
+    A,
+    /// Checked against the original by staff.
+    B,
+    /// Uploaded by the user; the original must be checked.
+    C,
+    /// Made by the user under a promise.
+    D,
+}
+
+impl TrustLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrustLevel::A => "A",
+            TrustLevel::B => "B",
+            TrustLevel::C => "C",
+            TrustLevel::D => "D",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<TrustLevel> {
+        match text {
+            "A" => Some(TrustLevel::A),
+            "B" => Some(TrustLevel::B),
+            "C" => Some(TrustLevel::C),
+            "D" => Some(TrustLevel::D),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for TrustLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The certificate this one succeeds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Predecessor {
+    pub id: Identifier,
+    pub how: Succession,
+}
+
+/// A certificate's signed claims.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claims {
+    pub id: Identifier,
+    pub type_name: ShortText,
+    pub agency: Uscc,
+    pub agency_name: ShortText,
+    pub region: RegionCode,
+    pub issued: Time,
+    pub valid_from: Time,
+    /// `None`: no end date (长期有效).
+    pub valid_until: Option<Time>,
+    pub level: TrustLevel,
+    pub promise_deadline: Option<Time>,
+    pub predecessor: Option<Predecessor>,
+    /// Disclosure digests, sorted ascending and unique.
+    pub digests: Vec<[u8; 32]>,
+}
+
+impl Claims {
+    pub fn payload(&self) -> Result<Vec<u8>, BuildError> {
+        self.check_values()
+            .map_err(|b| BuildError::Invalid(b.detail))?;
+        let mut entries = vec![
+            entry(ISS, text(self.agency.as_str())),
+            entry(NBF, uint(self.valid_from.seconds())),
+            entry(IAT, uint(self.issued.seconds())),
+            entry("v", uint(1)),
+            entry("id", text(self.id.as_str())),
+            entry("tn", text(self.type_name.as_str())),
+            entry("an", text(self.agency_name.as_str())),
+            entry("rc", text(self.region.as_str())),
+            entry("lvl", text(self.level.as_str())),
+            entry(
+                "sd",
+                Value::Array(self.digests.iter().map(|d| bytes(d)).collect()),
+            ),
+        ];
+        if let Some(exp) = self.valid_until {
+            entries.push(entry(EXP, uint(exp.seconds())));
+        }
+        if let Some(pd) = self.promise_deadline {
+            entries.push(entry("pd", uint(pd.seconds())));
+        }
+        if let Some(prev) = &self.predecessor {
+            let prev = map(vec![
+                entry("id", text(prev.id.as_str())),
+                entry("op", uint(prev.how.code())),
+            ])?;
+            entries.push(entry("prev", prev));
+        }
+        map_bytes(entries)
+    }
+
+    /// Whether the certificate is within its validity at `now`.
+    pub fn valid_at(&self, now: Time) -> bool {
+        self.valid_from <= now && self.valid_until.is_none_or(|exp| now < exp)
+    }
+
+    /// The cross-claim rules of step 9e that typed values cannot express on their own.
+    fn check_values(&self) -> Result<(), Bad> {
+        if !(1..=MAX_DISCLOSURES).contains(&self.digests.len()) {
+            return Err(Bad::new("\"sd\" must hold 1 to 256 digests"));
+        }
+        if self.digests.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(Bad::new("\"sd\" must be sorted ascending and unique"));
+        }
+        if self.valid_until.is_some_and(|exp| exp <= self.valid_from) {
+            return Err(Bad::new("validity end must follow its start"));
+        }
+        if self.promise_deadline.is_some_and(|pd| pd <= self.issued) {
+            return Err(Bad::new("promise deadline must follow the issue time"));
+        }
+        if let Some(prev) = &self.predecessor
+            && prev.id == self.id
+        {
+            return Err(Bad::new("a certificate cannot succeed itself"));
+        }
+        let issuer_ok = match self.id.issuer() {
+            IssuerCode::Uscc(u) => *u == self.agency,
+            IssuerCode::Region(r) => *r == self.region,
+        };
+        if !issuer_ok {
+            return Err(Bad::new(
+                "identifier's issuer is neither the agency nor the region",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Decodes a payload whose signature has verified: step 9 of specs/verification.md §2.
+    pub fn decode(payload: &[u8]) -> Result<Claims, Failure> {
+        // 9a
+        cbor::check(payload, Kind::Certificate.size_limit(), false)?;
+        // 9b
+        let raw = RawClaims::read(payload).map_err(|b| b.into_failure(Code::ClaimsInvalid))?;
+        // 9c
+        let id = Identifier::parse(raw.id)
+            .map_err(|e| Failure::new(Code::IdentifierInvalid, e.to_string()))?;
+        let prev_id = raw
+            .prev
+            .map(|(prev, _)| Identifier::parse(prev))
+            .transpose()
+            .map_err(|e| Failure::new(Code::IdentifierInvalid, format!("predecessor: {e}")))?;
+        // 9d
+        let agency =
+            Uscc::parse(raw.iss).map_err(|e| Failure::new(Code::UsccInvalid, e.to_string()))?;
+        // 9e
+        raw.finish(id, prev_id, agency)
+            .map_err(|b| b.into_failure(Code::ClaimsInvalid))
+    }
+}
+
+/// The claims with only their CBOR types checked (step 9b).
+struct RawClaims<'a> {
+    iss: &'a str,
+    exp: Option<u64>,
+    nbf: u64,
+    iat: u64,
+    id: &'a str,
+    tn: &'a str,
+    an: &'a str,
+    rc: &'a str,
+    lvl: &'a str,
+    pd: Option<u64>,
+    prev: Option<(&'a str, u64)>,
+    sd: Vec<&'a [u8]>,
+}
+
+impl<'a> RawClaims<'a> {
+    fn read(payload: &'a [u8]) -> Result<RawClaims<'a>, Bad> {
+        let mut f = Fields::whole(payload)?;
+        f.version_1()?;
+        let prev = match f.optional_map(Key::Text("prev"))? {
+            None => None,
+            Some(mut prev) => {
+                let id = prev.text(Key::Text("id"))?;
+                let op = prev.uint(Key::Text("op"))?;
+                prev.finish()?;
+                Some((id, op))
+            }
+        };
+        let raw = RawClaims {
+            iss: f.text(Key::Int(ISS))?,
+            exp: f.optional_uint(Key::Int(EXP))?,
+            nbf: f.uint(Key::Int(NBF))?,
+            iat: f.uint(Key::Int(IAT))?,
+            id: f.text(Key::Text("id"))?,
+            tn: f.text(Key::Text("tn"))?,
+            an: f.text(Key::Text("an"))?,
+            rc: f.text(Key::Text("rc"))?,
+            lvl: f.text(Key::Text("lvl"))?,
+            pd: f.optional_uint(Key::Text("pd"))?,
+            prev,
+            sd: f.array(Key::Text("sd"), "an array of byte strings", |r| r.bytes())?,
+        };
+        f.finish()?;
+        Ok(raw)
+    }
+
+    fn finish(
+        self,
+        id: Identifier,
+        prev_id: Option<Identifier>,
+        agency: Uscc,
+    ) -> Result<Claims, Bad> {
+        let time = |what: &str, t: u64| {
+            Time::new(t).ok_or_else(|| Bad::new(format!("{what} out of range")))
+        };
+        let short = |what: &str, t: &str| {
+            ShortText::new(t).ok_or_else(|| Bad::new(format!("{what} is not a short text")))
+        };
+        let predecessor = match (prev_id, self.prev) {
+            (Some(id), Some((_, op))) => Some(Predecessor {
+                id,
+                how: Succession::from_code(op)
+                    .ok_or_else(|| Bad::new(format!("predecessor operation {op} unknown")))?,
+            }),
+            _ => None,
+        };
+        let digests = self
+            .sd
+            .iter()
+            .map(|d| <[u8; 32]>::try_from(*d).map_err(|_| Bad::new("a digest is not 32 bytes")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let claims = Claims {
+            id,
+            type_name: short("type name", self.tn)?,
+            agency,
+            agency_name: short("agency name", self.an)?,
+            region: RegionCode::parse(self.rc).map_err(|e| Bad::new(e.to_string()))?,
+            issued: time("iat", self.iat)?,
+            valid_from: time("nbf", self.nbf)?,
+            valid_until: self.exp.map(|t| time("exp", t)).transpose()?,
+            level: TrustLevel::parse(self.lvl)
+                .ok_or_else(|| Bad::new(format!("trust level {:?} unknown", self.lvl)))?,
+            promise_deadline: self.pd.map(|t| time("pd", t)).transpose()?,
+            predecessor,
+            digests,
+        };
+        claims.check_values()?;
+        Ok(claims)
+    }
+}

@@ -1,0 +1,259 @@
+//! Selective disclosure (specs/certificate.md §3–4): each field travels as
+//! `[salt, name, value]`, bound to the signed payload by its digest.
+
+use std::fmt;
+
+use ciborium::Value;
+
+use crate::cbor::{self, Reader};
+use crate::codes::{Code, Failure};
+use crate::envelope::{BuildError, encode};
+use crate::ids::{ResidentId, Uscc};
+use crate::values::is_short_text;
+
+/// BLAKE3 context of disclosure digests; changing it breaks every issued certificate.
+const DISCLOSURE_CONTEXT: &str = "tongban v1 disclosure";
+/// Longest text value of a field, in bytes.
+pub const MAX_VALUE_TEXT: usize = 4096;
+/// Longest field name, in bytes.
+pub const MAX_NAME: usize = 64;
+/// A disclosure is small; this bounds the strict CBOR check of one.
+const DISCLOSURE_LIMIT: u64 = 8192;
+
+pub const HOLDER_NAME: &str = "holder.name";
+pub const HOLDER_ID_TYPE: &str = "holder.id_type";
+pub const HOLDER_ID_NUMBER: &str = "holder.id_number";
+pub const LICENCE_PREFIX: &str = "licence.";
+
+/// A field name: a holder field or `licence.` followed by `[a-z0-9_.]`, at most 64 bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FieldName(String);
+
+impl FieldName {
+    pub fn parse(name: &str) -> Option<FieldName> {
+        let charset = name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.');
+        let known = matches!(name, HOLDER_NAME | HOLDER_ID_TYPE | HOLDER_ID_NUMBER)
+            || (name.len() > LICENCE_PREFIX.len() && name.starts_with(LICENCE_PREFIX));
+        (charset && known && name.len() <= MAX_NAME).then(|| FieldName(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for FieldName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A field's value.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum FieldValue {
+    Text(String),
+    Int(i64),
+    Bool(bool),
+}
+
+impl FieldValue {
+    fn valid(&self) -> bool {
+        match self {
+            FieldValue::Text(t) => t.len() <= MAX_VALUE_TEXT,
+            _ => true,
+        }
+    }
+
+    fn to_cbor(&self) -> Value {
+        match self {
+            FieldValue::Text(t) => Value::Text(t.clone()),
+            FieldValue::Int(i) => Value::Integer((*i).into()),
+            FieldValue::Bool(b) => Value::Bool(*b),
+        }
+    }
+}
+
+impl fmt::Display for FieldValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FieldValue::Text(t) => f.write_str(t),
+            FieldValue::Int(i) => write!(f, "{i}"),
+            FieldValue::Bool(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+/// The holder's identity document type (`holder.id_type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HolderIdType {
+    Uscc,
+    ResidentId,
+    Passport,
+    Other,
+}
+
+impl HolderIdType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HolderIdType::Uscc => "USCC",
+            HolderIdType::ResidentId => "RESIDENT_ID",
+            HolderIdType::Passport => "PASSPORT",
+            HolderIdType::Other => "OTHER",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<HolderIdType> {
+        match text {
+            "USCC" => Some(HolderIdType::Uscc),
+            "RESIDENT_ID" => Some(HolderIdType::ResidentId),
+            "PASSPORT" => Some(HolderIdType::Passport),
+            "OTHER" => Some(HolderIdType::Other),
+            _ => None,
+        }
+    }
+
+    /// Whether `number` is a valid document number of this type.
+    pub fn accepts(self, number: &str) -> bool {
+        match self {
+            HolderIdType::Uscc => Uscc::parse(number).is_ok(),
+            HolderIdType::ResidentId => ResidentId::parse(number).is_ok(),
+            HolderIdType::Passport | HolderIdType::Other => is_short_text(number),
+        }
+    }
+}
+
+/// One disclosed field: its exact bytes, digest, and decoded contents.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Disclosure {
+    pub name: FieldName,
+    pub value: FieldValue,
+    pub digest: [u8; 32],
+    pub bytes: Vec<u8>,
+}
+
+/// The digest of a disclosure's exact bytes.
+pub fn digest(bytes: &[u8]) -> [u8; 32] {
+    blake3::derive_key(DISCLOSURE_CONTEXT, bytes)
+}
+
+impl Disclosure {
+    /// Encodes `[salt, name, value]`.
+    pub fn new(
+        salt: [u8; 16],
+        name: FieldName,
+        value: FieldValue,
+    ) -> Result<Disclosure, BuildError> {
+        if !value.valid() {
+            return Err(BuildError::Invalid(format!("value of {name} too long")));
+        }
+        let bytes = encode(&Value::Array(vec![
+            Value::Bytes(salt.to_vec()),
+            Value::Text(name.as_str().to_owned()),
+            value.to_cbor(),
+        ]))?;
+        Ok(Disclosure {
+            digest: digest(&bytes),
+            name,
+            value,
+            bytes,
+        })
+    }
+
+    /// Reads a received disclosure (the shape part of step 10): `DISCLOSURE_MALFORMED` unless its
+    /// bytes are strict CBOR of `[bstr .size 16, field name, value]`.
+    pub fn open(bytes: &[u8]) -> Result<Disclosure, Failure> {
+        let malformed = |what: &str| Failure::new(Code::DisclosureMalformed, what.to_owned());
+        cbor::check(bytes, DISCLOSURE_LIMIT, false)
+            .map_err(|f| malformed(&format!("not accepted CBOR: {f}")))?;
+        let mut reader = Reader::new(bytes);
+        if reader.array() != Some(3) {
+            return Err(malformed("not an array of three"));
+        }
+        if reader.bytes().map(<[u8]>::len) != Some(16) {
+            return Err(malformed("salt is not 16 bytes"));
+        }
+        let name = reader
+            .text()
+            .and_then(FieldName::parse)
+            .ok_or_else(|| malformed("field name invalid"))?;
+        let value = if let Some(text) = reader.clone().text() {
+            reader.text();
+            FieldValue::Text(text.to_owned())
+        } else if let Some(i) = reader.int() {
+            FieldValue::Int(i)
+        } else if let Some(b) = reader.bool() {
+            FieldValue::Bool(b)
+        } else {
+            return Err(malformed("value is not text, integer or boolean"));
+        };
+        if !value.valid() {
+            return Err(malformed("text value longer than 4096 bytes"));
+        }
+        Ok(Disclosure {
+            name,
+            value,
+            digest: digest(bytes),
+            bytes: bytes.to_vec(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_names() {
+        for ok in [
+            "holder.name",
+            "holder.id_number",
+            "licence.registered_capital",
+            "licence.a.b",
+        ] {
+            assert!(FieldName::parse(ok).is_some(), "{ok}");
+        }
+        for bad in [
+            "",
+            "licence.",
+            "holder.age",
+            "Licence.x",
+            "licence.x y",
+            "name",
+        ] {
+            assert!(FieldName::parse(bad).is_none(), "{bad}");
+        }
+        assert!(FieldName::parse(&format!("licence.{}", "x".repeat(57))).is_none());
+    }
+
+    #[test]
+    fn round_trip_and_digest() -> Result<(), Box<dyn std::error::Error>> {
+        let name = FieldName::parse("holder.name").ok_or("name")?;
+        let made = Disclosure::new([9; 16], name, FieldValue::Text("张三".into()))?;
+        let opened = Disclosure::open(&made.bytes)?;
+        assert_eq!(opened, made);
+        assert_eq!(
+            made.digest,
+            blake3::derive_key("tongban v1 disclosure", &made.bytes)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn shapes_refused() {
+        for hex in [
+            "82500000000000000000000000000000000001",
+            "834f0000000000000000000000000000006b686f6c6465722e6e616d6501",
+            "8350000000000000000000000000000000006b686f6c6465722e6e616d65f6",
+            "8350000000000000000000000000000000006b686f6c6465722e6e616d65",
+        ] {
+            let bytes: Vec<u8> = (0..hex.len())
+                .step_by(2)
+                .filter_map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
+                .collect();
+            let code = Disclosure::open(&bytes).err().map(|f| f.code);
+            assert_eq!(code, Some(Code::DisclosureMalformed), "{hex}");
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! E-certificates (电子证照): claims, selective disclosure, issuing and verifying
+//! (specs/certificate.md, specs/verification.md).
+
+pub mod claims;
+pub mod disclosure;
+pub mod issue;
+pub mod verify;
+
+pub use claims::{Claims, Predecessor, TrustLevel};
+pub use disclosure::{Disclosure, FieldName, FieldValue, HolderIdType};
+pub use issue::{Draft, Holder, Issued, SaltSource, issue, present};
+pub use verify::{Inspection, StatusView, Verdict, Verification, inspect, verify};

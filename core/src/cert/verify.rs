@@ -1,0 +1,309 @@
+//! Verifying an e-certificate: specs/verification.md §2, step by step.
+
+use std::collections::HashSet;
+
+use crate::cert::claims::Claims;
+use crate::cert::disclosure::{Disclosure, FieldName, FieldValue};
+use crate::codes::{Code, Failure};
+use crate::envelope::{Envelope, Kind};
+use crate::keys::KeyId;
+use crate::status::State;
+use crate::trust::{Lookup, SealEntry, StatusTable, TrustStore};
+use crate::values::{ShortText, Time};
+
+/// Clock tolerance for an issue time in the future, in seconds.
+pub const SKEW: u64 = 300;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    Valid,
+    Invalid,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Valid => "valid",
+            Verdict::Invalid => "invalid",
+        }
+    }
+}
+
+/// What the verifier knows of the certificate's status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StatusView {
+    /// No status snapshot of the issuing region is held.
+    Unknown,
+    /// Listed in no entry of the region's snapshot taken at `as_of`.
+    Valid { as_of: Time },
+    Listed {
+        state: State,
+        since: Time,
+        note: Option<ShortText>,
+        as_of: Time,
+    },
+}
+
+/// The result of verifying one certificate (specs/verification.md §1).
+#[derive(Clone, Debug)]
+pub struct Verification {
+    pub verdict: Verdict,
+    pub code: Code,
+    /// For people; not stable.
+    pub detail: String,
+    pub kid: Option<KeyId>,
+    /// Certificate digest, once the envelope is well formed.
+    pub digest: Option<[u8; 32]>,
+    /// The seal's id and name, once the kid is known.
+    pub seal: Option<(String, String)>,
+    /// The claims, once the signature has verified.
+    pub claims: Option<Claims>,
+    /// Disclosed fields that passed step 10, in received order.
+    pub disclosed: Vec<(FieldName, FieldValue)>,
+    /// Committed digests that no disclosure opened (undisclosed fields and decoys).
+    pub undisclosed: usize,
+    pub status: StatusView,
+}
+
+impl Verification {
+    fn new() -> Self {
+        Verification {
+            verdict: Verdict::Invalid,
+            code: Code::Ok,
+            detail: String::new(),
+            kid: None,
+            digest: None,
+            seal: None,
+            claims: None,
+            disclosed: Vec::new(),
+            undisclosed: 0,
+            status: StatusView::Unknown,
+        }
+    }
+
+    pub fn is_valid(&self) -> bool {
+        self.verdict == Verdict::Valid
+    }
+}
+
+/// Verifies `bytes` against `trust` and `status` at time `now`.
+pub fn verify(bytes: &[u8], trust: &TrustStore, status: &StatusTable, now: Time) -> Verification {
+    let mut result = Verification::new();
+    match run(bytes, trust, status, now, &mut result) {
+        Ok(()) => {
+            result.verdict = Verdict::Valid;
+            result.code = Code::Ok;
+            result.detail = "every check passed".into();
+        }
+        Err(failure) => {
+            result.verdict = Verdict::Invalid;
+            result.code = failure.code;
+            result.detail = failure.detail;
+        }
+    }
+    result
+}
+
+fn run(
+    bytes: &[u8],
+    trust: &TrustStore,
+    status: &StatusTable,
+    now: Time,
+    out: &mut Verification,
+) -> Result<(), Failure> {
+    // 0
+    trust.check_fresh(now)?;
+    // 1–6
+    let envelope = Envelope::open(bytes, Kind::Certificate)?;
+    out.kid = Some(envelope.kid);
+    out.digest = Some(envelope.digest());
+    // 7
+    let seal = trust.seal(&envelope.kid).ok_or_else(|| {
+        Failure::new(
+            Code::KidUnknown,
+            format!("no e-seal with key id {}", envelope.kid),
+        )
+    })?;
+    out.seal = Some((
+        seal.info.id.as_str().to_owned(),
+        seal.info.name.as_str().to_owned(),
+    ));
+    // 8
+    envelope.verify(&seal.info.key)?;
+    // 9
+    let claims = Claims::decode(envelope.payload)?;
+    // 10
+    let disclosed = check_disclosures(&envelope, &claims)?;
+    out.undisclosed = claims.digests.len() - disclosed.len();
+    out.disclosed = disclosed.into_iter().map(|d| (d.name, d.value)).collect();
+    let claims = out.claims.insert(claims);
+    // 11–13
+    check_seal(claims, seal)?;
+    check_validity(claims, now)?;
+    // 14–15
+    check_status(claims, status, now, &mut out.status)
+}
+
+fn check_disclosures(envelope: &Envelope<'_>, claims: &Claims) -> Result<Vec<Disclosure>, Failure> {
+    let mut seen_digests = HashSet::new();
+    let mut seen_names = HashSet::new();
+    let mut opened = Vec::with_capacity(envelope.disclosures.len());
+    for (i, bytes) in envelope.disclosures.iter().enumerate() {
+        let disclosure = Disclosure::open(bytes).map_err(|mut f| {
+            f.detail = format!("disclosure {i}: {}", f.detail);
+            f
+        })?;
+        if claims.digests.binary_search(&disclosure.digest).is_err() {
+            return Err(Failure::new(
+                Code::DisclosureMismatch,
+                format!("disclosure {i} ({}) is not committed", disclosure.name),
+            ));
+        }
+        if !seen_digests.insert(disclosure.digest) || !seen_names.insert(disclosure.name.clone()) {
+            return Err(Failure::new(
+                Code::DisclosureDuplicate,
+                format!(
+                    "disclosure {i} ({}) repeats an earlier one",
+                    disclosure.name
+                ),
+            ));
+        }
+        opened.push(disclosure);
+    }
+    Ok(opened)
+}
+
+fn check_seal(claims: &Claims, seal: &SealEntry) -> Result<(), Failure> {
+    let info = &seal.info;
+    if claims.region != info.region {
+        return Err(Failure::new(
+            Code::SealRegionMismatch,
+            format!(
+                "certificate of region {} stamped by a seal of {}",
+                claims.region, info.region
+            ),
+        ));
+    }
+    if claims.agency != info.agency || claims.agency_name != info.agency_name {
+        return Err(Failure::new(
+            Code::IssuerMismatch,
+            format!(
+                "issued by {} ({}), seal of {} ({})",
+                claims.agency_name, claims.agency, info.agency_name, info.agency
+            ),
+        ));
+    }
+    let stamped = claims.issued;
+    if stamped < info.valid_from {
+        return Err(Failure::new(
+            Code::SealNotYetValid,
+            "stamped before the seal's validity",
+        ));
+    }
+    if stamped >= info.valid_until {
+        return Err(Failure::new(
+            Code::SealExpired,
+            "stamped after the seal's validity",
+        ));
+    }
+    if let Some(revocation) = &seal.revocation
+        && stamped >= revocation.revoked_from
+    {
+        return Err(Failure::new(
+            Code::SealRevoked,
+            format!(
+                "stamped at {}, seal revoked from {} ({})",
+                stamped.seconds(),
+                revocation.revoked_from.seconds(),
+                revocation.reason
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn check_validity(claims: &Claims, now: Time) -> Result<(), Failure> {
+    if claims.issued.seconds() > now.seconds().saturating_add(SKEW) {
+        return Err(Failure::new(
+            Code::IssuedInFuture,
+            "issue time is in the future",
+        ));
+    }
+    if now < claims.valid_from {
+        return Err(Failure::new(Code::NotYetValid, "validity has not started"));
+    }
+    if claims.valid_until.is_some_and(|exp| now >= exp) {
+        return Err(Failure::new(Code::Expired, "validity has ended"));
+    }
+    Ok(())
+}
+
+fn check_status(
+    claims: &Claims,
+    status: &StatusTable,
+    now: Time,
+    view: &mut StatusView,
+) -> Result<(), Failure> {
+    let id = claims.id.as_str();
+    *view = match status.lookup(&claims.region, id) {
+        Lookup::Unknown => StatusView::Unknown,
+        Lookup::Valid { as_of } => StatusView::Valid { as_of },
+        Lookup::Listed { entry, as_of } => StatusView::Listed {
+            state: entry.state,
+            since: entry.since,
+            note: entry.note.clone(),
+            as_of,
+        },
+    };
+    if let StatusView::Listed { state, .. } = view {
+        return Err(Failure::new(
+            state.verification_code(),
+            format!("status snapshot lists the certificate as {state}"),
+        ));
+    }
+    if let Some(deadline) = claims.promise_deadline
+        && now >= deadline
+        && !status.promise_fulfilled(&claims.region, id)
+    {
+        return Err(Failure::new(
+            Code::PromiseLapsed,
+            "promise deadline passed with no recorded fulfilment",
+        ));
+    }
+    Ok(())
+}
+
+/// A certificate decoded without trust, for people (`tongban-verify inspect`). Nothing here is
+/// verified: the signature is not checked.
+#[derive(Clone, Debug)]
+pub struct Inspection {
+    pub kid: KeyId,
+    pub digest: [u8; 32],
+    pub claims: Result<Claims, Failure>,
+    /// Each attached disclosure, and whether its digest is committed in the claims.
+    pub disclosures: Vec<(Result<Disclosure, Failure>, bool)>,
+}
+
+/// Decodes a certificate for display without verifying it.
+pub fn inspect(bytes: &[u8]) -> Result<Inspection, Failure> {
+    let envelope = Envelope::open(bytes, Kind::Certificate)?;
+    let claims = Claims::decode(envelope.payload);
+    let disclosures = envelope
+        .disclosures
+        .iter()
+        .map(|bytes| {
+            let opened = Disclosure::open(bytes);
+            let committed = match (&opened, &claims) {
+                (Ok(d), Ok(c)) => c.digests.binary_search(&d.digest).is_ok(),
+                _ => false,
+            };
+            (opened, committed)
+        })
+        .collect();
+    Ok(Inspection {
+        kid: envelope.kid,
+        digest: envelope.digest(),
+        claims,
+        disclosures,
+    })
+}

@@ -1,0 +1,210 @@
+//! E-seals (电子印章), after GB/T 38540 SESeal (specs/trust.md §3).
+
+use std::fmt;
+
+use ciborium::Value;
+
+use crate::cbor::Key;
+use crate::encode::{bytes, entry, map, map_bytes, text, uint};
+use crate::envelope::{BuildError, Kind, seal};
+use crate::fields::{Bad, Fields};
+use crate::ids::{RegionCode, Uscc};
+use crate::keys::{PublicKey, SecretKey};
+use crate::values::{ShortText, Time};
+
+/// Largest seal picture, in bytes.
+pub const MAX_PICTURE_SIZE: u64 = 16 << 20;
+
+/// A seal id (esID): 1–64 characters of `[0-9A-Za-z-]`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SealId(String);
+
+impl SealId {
+    pub fn parse(id: &str) -> Option<SealId> {
+        let ok = (1..=64).contains(&id.len())
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        ok.then(|| SealId(id.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SealId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+macro_rules! text_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal,)* }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum $name { $($variant,)* }
+
+        impl $name {
+            pub const fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text,)* }
+            }
+
+            pub fn parse(text: &str) -> Option<$name> {
+                match text { $($text => Some($name::$variant),)* _ => None }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+text_enum! {
+    /// Seal types.
+    SealType {
+        Official => "official",
+        Approval => "approval",
+        Licence => "licence",
+        Business => "business",
+        Other => "other",
+    }
+}
+
+text_enum! {
+    /// Media types a seal picture may have.
+    MediaType {
+        Png => "image/png",
+        Svg => "image/svg+xml",
+        Jpeg => "image/jpeg",
+        Ofd => "application/ofd",
+    }
+}
+
+/// The seal picture, bound by its digest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Picture {
+    pub digest: [u8; 32],
+    pub media_type: MediaType,
+    pub size: u64,
+}
+
+impl Picture {
+    /// The binding for the picture file `image`.
+    pub fn of(image: &[u8], media_type: MediaType) -> Picture {
+        Picture {
+            digest: *blake3::hash(image).as_bytes(),
+            media_type,
+            size: image.len() as u64,
+        }
+    }
+}
+
+/// The seal information the region root signs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SealInfo {
+    pub id: SealId,
+    pub seal_type: SealType,
+    pub name: ShortText,
+    pub agency_name: ShortText,
+    pub agency: Uscc,
+    pub region: RegionCode,
+    pub key: PublicKey,
+    pub created: Time,
+    pub valid_from: Time,
+    pub valid_until: Time,
+    pub picture: Picture,
+}
+
+impl SealInfo {
+    /// Whether the seal may stamp at `time` (revocation aside).
+    pub fn valid_at(&self, time: Time) -> bool {
+        self.valid_from <= time && time < self.valid_until
+    }
+
+    pub fn payload(&self) -> Result<Vec<u8>, BuildError> {
+        let picture = map(vec![
+            entry("d", bytes(&self.picture.digest)),
+            entry("mt", text(self.picture.media_type.as_str())),
+            entry("sz", uint(self.picture.size)),
+        ])?;
+        map_bytes(vec![
+            entry("v", uint(1)),
+            entry("sid", text(self.id.as_str())),
+            entry("st", text(self.seal_type.as_str())),
+            entry("sn", text(self.name.as_str())),
+            entry("an", text(self.agency_name.as_str())),
+            entry("au", text(self.agency.as_str())),
+            entry("rc", text(self.region.as_str())),
+            entry("pk", bytes(self.key.as_bytes())),
+            entry("cd", uint(self.created.seconds())),
+            entry("vf", uint(self.valid_from.seconds())),
+            entry("vu", uint(self.valid_until.seconds())),
+            entry("pic", picture),
+        ])
+    }
+
+    /// The e-seal, signed by the root of the seal's region.
+    pub fn sign(&self, region_root: &SecretKey) -> Result<Vec<u8>, BuildError> {
+        self.check().map_err(|b| BuildError::Invalid(b.detail))?;
+        seal(Kind::Seal, region_root, self.payload()?, &[])
+    }
+
+    fn check(&self) -> Result<(), Bad> {
+        if self.valid_from >= self.valid_until {
+            return Err(Bad::new("seal validity is empty"));
+        }
+        if !(1..=MAX_PICTURE_SIZE).contains(&self.picture.size) {
+            return Err(Bad::new("picture size out of range"));
+        }
+        Ok(())
+    }
+
+    pub fn from_payload(payload: &[u8]) -> Result<SealInfo, Bad> {
+        let mut fields = Fields::whole(payload)?;
+        fields.version_1()?;
+        let id = fields.text(Key::Text("sid"))?;
+        let seal_type = fields.text(Key::Text("st"))?;
+        let name = fields.short_text(Key::Text("sn"))?;
+        let agency_name = fields.short_text(Key::Text("an"))?;
+        let agency = fields.text(Key::Text("au"))?;
+        let region = fields.text(Key::Text("rc"))?;
+        let key = fields.public_key(Key::Text("pk"))?;
+        let created = fields.time(Key::Text("cd"))?;
+        let valid_from = fields.time(Key::Text("vf"))?;
+        let valid_until = fields.time(Key::Text("vu"))?;
+        let mut picture = fields.map(Key::Text("pic"))?;
+        fields.finish()?;
+        let digest = picture.fixed::<32>(Key::Text("d"))?;
+        let media_type = picture.text(Key::Text("mt"))?;
+        let size = picture.uint(Key::Text("sz"))?;
+        picture.finish()?;
+        let info = SealInfo {
+            id: SealId::parse(id).ok_or_else(|| Bad::new("seal id"))?,
+            seal_type: SealType::parse(seal_type).ok_or_else(|| Bad::new("seal type"))?,
+            name: ShortText::new(name).ok_or_else(|| Bad::new("seal name"))?,
+            agency_name: ShortText::new(agency_name).ok_or_else(|| Bad::new("agency name"))?,
+            agency: Uscc::parse(agency).map_err(|e| Bad::new(e.to_string()))?,
+            region: RegionCode::parse(region).map_err(|e| Bad::new(e.to_string()))?,
+            key,
+            created,
+            valid_from,
+            valid_until,
+            picture: Picture {
+                digest,
+                media_type: MediaType::parse(media_type)
+                    .ok_or_else(|| Bad::new("picture media type"))?,
+                size,
+            },
+        };
+        info.check()?;
+        Ok(info)
+    }
+}
+
+impl From<SealType> for Value {
+    fn from(seal_type: SealType) -> Value {
+        Value::Text(seal_type.as_str().to_owned())
+    }
+}
