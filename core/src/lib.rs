@@ -13,6 +13,7 @@ pub mod fields;
 pub mod ids;
 pub mod keys;
 pub mod status;
+pub mod testkit;
 pub mod trust;
 pub mod values;
 

@@ -1,0 +1,1026 @@
+//! The conformance vectors of specs/vectors/: every case is generated here from fixed seeds, so the
+//! committed JSON can be checked to reproduce byte for byte.
+
+use ciborium::Value;
+
+use crate::cert::{Draft, FieldValue, Issued, issue, present};
+use crate::codes::Code;
+use crate::envelope::{BuildError, Kind};
+use crate::ids::{Identifier, IssuerCode, RegionCode, TypeCode};
+use crate::keys::{KeyId, SecretKey};
+use crate::status::Succession;
+use crate::testkit::raw::{self, Parts, edit_map, ikey, remove, set, tkey};
+use crate::testkit::{
+    DAY, FOOD_PERMIT, NOW, SeededSalts, T0, TestFederation, TestSeal, YEAR, field, identifier, key,
+    seed, succeed, time,
+};
+
+type Entries = Vec<(Value, Value)>;
+
+/// A named test key with its seed.
+pub struct NamedKey {
+    pub name: String,
+    pub role: &'static str,
+    pub seed: [u8; 32],
+    pub public: [u8; 32],
+    pub kid: KeyId,
+}
+
+/// One certificate verification case.
+pub struct CertCase {
+    pub name: &'static str,
+    pub description: &'static str,
+    /// Region codes of the status snapshots to load.
+    pub snapshots: Vec<&'static str>,
+    pub now: u64,
+    pub bytes: Vec<u8>,
+    pub code: Code,
+    /// For valid cases: the disclosed fields, in order.
+    pub disclosed: Vec<(String, FieldValue)>,
+}
+
+/// One trust bundle loading case.
+pub struct BundleCase {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub bytes: Vec<u8>,
+    pub now: u64,
+    pub pinned: Option<KeyId>,
+    pub code: Code,
+}
+
+/// Everything in specs/vectors/vectors.json.
+pub struct VectorSet {
+    pub keys: Vec<NamedKey>,
+    /// The trust bundle every certificate case is verified with.
+    pub bundle: Vec<u8>,
+    /// Status snapshots by region code.
+    pub snapshots: Vec<(&'static str, Vec<u8>)>,
+    pub certificates: Vec<CertCase>,
+    pub bundles: Vec<BundleCase>,
+}
+
+fn named(name: String, role: &'static str, key: &SecretKey) -> NamedKey {
+    NamedKey {
+        seed: seed(&name),
+        public: *key.public().as_bytes(),
+        kid: key.public().kid(),
+        name,
+        role,
+    }
+}
+
+fn keys(f: &TestFederation) -> Vec<NamedKey> {
+    let mut keys = vec![named(
+        "federation root".into(),
+        "federation root",
+        &f.federation,
+    )];
+    for region in [&f.fuyang, &f.jinan] {
+        let code = region.certificate.region.as_str();
+        keys.push(named(
+            format!("region {code} root"),
+            "region root",
+            &region.root,
+        ));
+        for seal in &region.seals {
+            keys.push(named(
+                format!("seal {code} {}", seal.info.id),
+                "e-seal",
+                &seal.key,
+            ));
+        }
+    }
+    keys
+}
+
+struct Maker {
+    cases: Vec<CertCase>,
+}
+
+impl Maker {
+    fn issue(&self, seal: &TestSeal, draft: &Draft, label: &str) -> Result<Issued, BuildError> {
+        issue(draft, &seal.info, &seal.key, &mut SeededSalts::new(label))
+    }
+
+    fn push(&mut self, name: &'static str, description: &'static str, bytes: Vec<u8>, code: Code) {
+        self.push_at(
+            name,
+            description,
+            bytes,
+            code,
+            NOW,
+            vec!["341200", "370100"],
+        );
+    }
+
+    fn push_at(
+        &mut self,
+        name: &'static str,
+        description: &'static str,
+        bytes: Vec<u8>,
+        code: Code,
+        now: u64,
+        snapshots: Vec<&'static str>,
+    ) {
+        self.cases.push(CertCase {
+            name,
+            description,
+            snapshots,
+            now,
+            bytes,
+            code,
+            disclosed: Vec::new(),
+        });
+    }
+
+    /// A valid case; the expected disclosures are those attached to `bytes`.
+    fn valid(
+        &mut self,
+        name: &'static str,
+        description: &'static str,
+        issued: &Issued,
+        bytes: Vec<u8>,
+    ) -> Result<(), BuildError> {
+        let parts = Parts::of(&bytes, Kind::Certificate)?;
+        let disclosed = parts
+            .disclosures
+            .iter()
+            .map(|d| {
+                issued
+                    .disclosures
+                    .iter()
+                    .find(|i| &i.bytes == d)
+                    .map(|i| (i.name.as_str().to_owned(), i.value.clone()))
+                    .ok_or_else(|| BuildError::Invalid("disclosure not issued".into()))
+            })
+            .collect::<Result<_, _>>()?;
+        self.push(name, description, bytes, Code::Ok);
+        if let Some(case) = self.cases.last_mut() {
+            case.disclosed = disclosed;
+        }
+        Ok(())
+    }
+}
+
+fn keep(names: &'static [&'static str]) -> impl FnMut(&crate::cert::FieldName) -> bool {
+    move |n| names.contains(&n.as_str())
+}
+
+/// Adds `L` (the Ed25519 group order) to the scalar `S` of a signature: the same signature value
+/// modulo `L`, which a strict verifier must refuse.
+fn non_canonical(signature: &[u8]) -> Vec<u8> {
+    const L: [u8; 32] = [
+        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde,
+        0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+    ];
+    let mut out = signature.to_vec();
+    let mut carry = 0u16;
+    for i in 0..32 {
+        let sum = u16::from(out[32 + i]) + u16::from(L[i]) + carry;
+        out[32 + i] = sum as u8;
+        carry = sum >> 8;
+    }
+    out
+}
+
+fn certificate_cases(f: &TestFederation) -> Result<Vec<CertCase>, BuildError> {
+    let mut m = Maker { cases: Vec::new() };
+    let amr = f.amr();
+    let old = &f.fuyang.seals[1];
+    let amr2 = &f.fuyang.seals[2];
+    let data = &f.fuyang.seals[3];
+    let jinan = &f.jinan.seals[0];
+    let main_draft = f.draft(amr, "2026000001")?;
+    let main = m.issue(amr, &main_draft, "main")?;
+    let parts = Parts::of(&main.bytes, Kind::Certificate)?;
+
+    // ---- valid ----
+    m.valid(
+        "valid-full-disclosure",
+        "business licence with all six fields disclosed",
+        &main,
+        main.bytes.clone(),
+    )?;
+    m.valid(
+        "valid-no-disclosures",
+        "the same certificate with every disclosure removed",
+        &main,
+        present(&main.bytes, |_| false).map_err(|e| BuildError::Invalid(e.to_string()))?,
+    )?;
+    m.valid(
+        "valid-holder-name-only",
+        "the same certificate disclosing only holder.name",
+        &main,
+        present(&main.bytes, keep(&["holder.name"]))
+            .map_err(|e| BuildError::Invalid(e.to_string()))?,
+    )?;
+    let mut d = f.draft(amr, "2026000004")?;
+    d.decoys = 5;
+    let issued = m.issue(amr, &d, "decoys")?;
+    m.valid(
+        "valid-with-decoys",
+        "five decoy digests hide the number of fields",
+        &issued,
+        issued.bytes.clone(),
+    )?;
+    let mut d = f.draft(amr, "2026000005")?;
+    d.valid_until = None;
+    let issued = m.issue(amr, &d, "no-end")?;
+    m.valid(
+        "valid-no-end-date",
+        "no exp claim: valid without end (长期有效)",
+        &issued,
+        issued.bytes.clone(),
+    )?;
+    let mut d = f.draft(amr, "2026000006")?;
+    d.promise_deadline = Some(time(NOW + 30 * DAY)?);
+    d.level = crate::cert::TrustLevel::D;
+    let issued = m.issue(amr, &d, "promise-open")?;
+    m.valid(
+        "valid-promise-before-deadline",
+        "告知承诺 certificate before its promise deadline",
+        &issued,
+        issued.bytes.clone(),
+    )?;
+    let mut d = f.draft(amr, "2026000007")?;
+    d.promise_deadline = Some(time(NOW - 10 * DAY)?);
+    let fulfilled = m.issue(amr, &d, "promise-kept")?;
+    m.valid(
+        "valid-promise-fulfilled",
+        "deadline passed, fulfilment listed in the Fuyang snapshot",
+        &fulfilled,
+        fulfilled.bytes.clone(),
+    )?;
+    let mut d = f.draft(amr, "2026000008")?;
+    succeed(&mut d, &main.claims.id, Succession::Renew);
+    let issued = m.issue(amr, &d, "renewal")?;
+    m.valid(
+        "valid-renewal",
+        "renewal (op 02) linked to its predecessor",
+        &issued,
+        issued.bytes.clone(),
+    )?;
+    let mut d = f.draft(jinan, "2026100001")?;
+    succeed(&mut d, &main.claims.id, Succession::TransferIn);
+    let issued = m.issue(jinan, &d, "transfer-in")?;
+    m.valid(
+        "valid-transfer-in",
+        "Jinan successor of a Fuyang certificate transferred in (op 08)",
+        &issued,
+        issued.bytes.clone(),
+    )?;
+    let mut d = f.draft(amr, "2026000010")?;
+    let type_code = TypeCode::parse(FOOD_PERMIT).map_err(|e| BuildError::Invalid(e.to_string()))?;
+    let region = RegionCode::parse("341200").map_err(|e| BuildError::Invalid(e.to_string()))?;
+    d.id = Identifier::new(type_code, IssuerCode::Region(region), "2026000010", "001")
+        .map_err(|e| BuildError::Invalid(e.to_string()))?;
+    let issued = m.issue(amr, &d, "region-issuer")?;
+    m.valid(
+        "valid-region-code-issuer",
+        "identifier whose issuer part is the region code",
+        &issued,
+        issued.bytes.clone(),
+    )?;
+    let d = f.draft(amr2, "2026000011")?;
+    let issued = m.issue(amr2, &d, "before-revocation")?;
+    m.valid(
+        "valid-stamped-before-seal-revocation",
+        "seal revoked from T0+100d; stamped at T0+10d",
+        &issued,
+        issued.bytes.clone(),
+    )?;
+    let mut d = f.draft(amr, "2026000012")?;
+    d.licence
+        .push((field("licence.employees")?, FieldValue::Int(42)));
+    d.licence
+        .push((field("licence.foreign_invested")?, FieldValue::Bool(false)));
+    let issued = m.issue(amr, &d, "typed")?;
+    m.valid(
+        "valid-integer-and-boolean-fields",
+        "licence fields of integer and boolean type",
+        &issued,
+        issued.bytes.clone(),
+    )?;
+    let d = f.draft(data, "2026000013")?;
+    let issued = m.issue(data, &d, "other-agency")?;
+    m.valid(
+        "valid-second-agency",
+        "issued by another Fuyang agency with its own seal",
+        &issued,
+        issued.bytes.clone(),
+    )?;
+    let d = f.draft(amr, "2026000014")?;
+    let issued = m.issue(amr, &d, "status-unknown")?;
+    m.valid(
+        "valid-status-unknown",
+        "verified without any status snapshot: status unknown",
+        &issued,
+        issued.bytes.clone(),
+    )?;
+    if let Some(case) = m.cases.last_mut() {
+        case.snapshots.clear();
+    }
+
+    // ---- envelope and CBOR ----
+    m.push("empty-input", "zero bytes", vec![], Code::CborTruncated);
+    let mut b = main.bytes.clone();
+    b.pop();
+    m.push("truncated", "last byte removed", b, Code::CborTruncated);
+    let mut b = main.bytes.clone();
+    b.push(0x00);
+    m.push(
+        "trailing-bytes",
+        "one byte after the envelope",
+        b,
+        Code::CborTrailingBytes,
+    );
+    let mut b = main.bytes.clone();
+    b.resize(65_537, 0);
+    m.push("too-large", "65,537 bytes", b, Code::TooLarge);
+    let mut b = vec![0xd2, 0x9f];
+    b.extend_from_slice(&main.bytes[2..]);
+    b.push(0xff);
+    m.push(
+        "indefinite-array",
+        "the COSE array with indefinite length",
+        b,
+        Code::CborIndefiniteLength,
+    );
+    let mut b = vec![0xd2, 0x98, 0x04];
+    b.extend_from_slice(&main.bytes[2..]);
+    m.push(
+        "non-minimal-array-head",
+        "array count 4 written in two bytes",
+        b,
+        Code::CborNonMinimal,
+    );
+    let mut b = vec![0xd2, 0x84];
+    crate::cbor::write_bytes(&mut b, &parts.protected);
+    b.extend_from_slice(&raw::unprotected(&parts.disclosures));
+    b.extend_from_slice(&[0x5b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+    b.extend_from_slice(&parts.payload);
+    m.push(
+        "absurd-length",
+        "payload length 2^64-1",
+        b,
+        Code::CborLimitExceeded,
+    );
+    let mut unprot = raw::unprotected(&parts.disclosures);
+    unprot[0] = 0xa2;
+    unprot.extend_from_slice(&raw::unprotected(&parts.disclosures[..1])[1..]);
+    let b = raw::assemble(
+        Some(18),
+        &parts.protected,
+        &unprot,
+        &parts.payload,
+        &parts.signature,
+    );
+    m.push(
+        "duplicate-key-unprotected",
+        "label -65537 twice in the unprotected header",
+        b,
+        Code::CborDuplicateKey,
+    );
+    let b = raw::assemble(
+        Some(17),
+        &parts.protected,
+        &raw::unprotected(&parts.disclosures),
+        &parts.payload,
+        &parts.signature,
+    );
+    m.push(
+        "wrong-tag-mac0",
+        "tagged 17 (COSE_Mac0) instead of 18",
+        b,
+        Code::CoseWrongTag,
+    );
+    let b = raw::assemble(
+        None,
+        &parts.protected,
+        &raw::unprotected(&parts.disclosures),
+        &parts.payload,
+        &parts.signature,
+    );
+    m.push("untagged", "no COSE_Sign1 tag", b, Code::CoseWrongTag);
+    let mut b = vec![0xd2, 0x83];
+    crate::cbor::write_bytes(&mut b, &parts.protected);
+    b.push(0xa0);
+    crate::cbor::write_bytes(&mut b, &parts.payload);
+    m.push(
+        "array-of-three",
+        "signature missing",
+        b,
+        Code::CoseMalformed,
+    );
+    let b = raw::assemble(
+        Some(18),
+        &parts.protected,
+        &raw::unprotected(&parts.disclosures),
+        &parts.payload,
+        &parts.signature[..63],
+    );
+    m.push(
+        "short-signature",
+        "63-byte signature",
+        b,
+        Code::CoseMalformed,
+    );
+
+    // ---- headers ----
+    let kid = amr.key.public().kid().0;
+    let typ = Kind::Certificate.typ();
+    let resign = |protected: Vec<u8>, key: &SecretKey| {
+        let mut p = parts.clone();
+        p.protected = protected;
+        p.resign(key)
+    };
+    m.push(
+        "wrong-alg-es256",
+        "alg -7 (ES256)",
+        resign(raw::protected(-7, &kid, typ)?, &amr.key),
+        Code::AlgUnsupported,
+    );
+    let protected = crate::envelope::encode(&Value::Map(vec![
+        (ikey(4), Value::Bytes(kid.to_vec())),
+        (ikey(16), Value::Text(typ.into())),
+    ]))?;
+    m.push(
+        "alg-missing",
+        "protected header without alg",
+        resign(protected, &amr.key),
+        Code::HeaderInvalid,
+    );
+    let protected = crate::envelope::encode(&Value::Map(vec![
+        (ikey(1), ikey(-8)),
+        (ikey(3), Value::Text("application/cwt".into())),
+        (ikey(4), Value::Bytes(kid.to_vec())),
+        (ikey(16), Value::Text(typ.into())),
+    ]))?;
+    m.push(
+        "extra-protected-label",
+        "content type (3) in the protected header",
+        resign(protected, &amr.key),
+        Code::HeaderInvalid,
+    );
+    m.push(
+        "short-kid",
+        "8-byte kid",
+        resign(raw::protected(-8, &kid[..8], typ)?, &amr.key),
+        Code::HeaderInvalid,
+    );
+    m.push(
+        "wrong-typ",
+        "typ of an e-seal",
+        resign(raw::protected(-8, &kid, Kind::Seal.typ())?, &amr.key),
+        Code::WrongType,
+    );
+    m.push(
+        "seal-as-certificate",
+        "an e-seal object presented as a certificate",
+        amr.signed.clone(),
+        Code::WrongType,
+    );
+    let mut protected_ok = vec![0xa3, 0x01, 0x38, 0x07, 0x04];
+    crate::cbor::write_bytes(&mut protected_ok, &kid);
+    protected_ok.push(0x10);
+    let mut typ_item = Vec::new();
+    crate::cbor::write_head(&mut typ_item, 3, typ.len() as u64);
+    typ_item.extend_from_slice(typ.as_bytes());
+    protected_ok.extend_from_slice(&typ_item);
+    m.push(
+        "non-minimal-alg",
+        "alg -8 written as 0x38 0x07",
+        resign(protected_ok, &amr.key),
+        Code::CborNonMinimal,
+    );
+    let b = raw::assemble(
+        Some(18),
+        &parts.protected,
+        &[0xa1, 0x03, 0x61, 0x78],
+        &parts.payload,
+        &parts.signature,
+    );
+    m.push(
+        "unprotected-other-label",
+        "unprotected header with label 3",
+        b,
+        Code::HeaderInvalid,
+    );
+    let b = raw::assemble(
+        Some(18),
+        &parts.protected,
+        &[0xa1, 0x3a, 0x00, 0x01, 0x00, 0x00, 0x80],
+        &parts.payload,
+        &parts.signature,
+    );
+    m.push(
+        "disclosures-empty-array",
+        "disclosure label with an empty array",
+        b,
+        Code::HeaderInvalid,
+    );
+
+    // ---- key and signature ----
+    m.push(
+        "unknown-kid",
+        "kid of no seal in the bundle",
+        resign(raw::protected(-8, &[0x5a; 16], typ)?, &amr.key),
+        Code::KidUnknown,
+    );
+    m.push(
+        "kid-of-other-seal",
+        "kid of FY-DATA-01, signed by FY-AMR-01",
+        resign(
+            raw::protected(-8, &data.key.public().kid().0, typ)?,
+            &amr.key,
+        ),
+        Code::SignatureInvalid,
+    );
+    let mut p = parts.clone();
+    if let Some(last) = p.payload.last_mut() {
+        *last = b'B';
+    }
+    m.push(
+        "tampered-payload",
+        "trust level A changed to B after signing",
+        p.assemble(),
+        Code::SignatureInvalid,
+    );
+    let mut p = parts.clone();
+    p.signature = non_canonical(&parts.signature);
+    m.push(
+        "non-canonical-signature",
+        "S replaced by S + L",
+        p.assemble(),
+        Code::SignatureInvalid,
+    );
+
+    // ---- claims ----
+    let edited = |edit: &dyn Fn(&mut Entries)| -> Result<Vec<u8>, BuildError> {
+        let mut p = parts.clone();
+        p.payload = edit_map(&parts.payload, |e| edit(e))?;
+        Ok(p.resign(&amr.key))
+    };
+    let mut bad_id = main.claims.id.as_str().to_owned();
+    let check = bad_id.pop().unwrap_or('0');
+    bad_id.push(if check == '0' { '1' } else { '0' });
+    m.push(
+        "bad-identifier-check",
+        "identifier check character wrong",
+        edited(&|e| set(e, tkey("id"), Value::Text(bad_id.clone())))?,
+        Code::IdentifierInvalid,
+    );
+    m.push(
+        "bad-predecessor-identifier",
+        "prev.id with a wrong check character",
+        edited(&|e| {
+            set(
+                e,
+                tkey("prev"),
+                Value::Map(vec![
+                    (tkey("id"), Value::Text(bad_id.clone())),
+                    (tkey("op"), Value::Integer(2.into())),
+                ]),
+            )
+        })?,
+        Code::IdentifierInvalid,
+    );
+    let mut bad_uscc = amr.info.agency.as_str().to_owned();
+    let last = bad_uscc.pop().unwrap_or('0');
+    bad_uscc.push(if last == '1' { '2' } else { '1' });
+    m.push(
+        "bad-uscc",
+        "iss with a wrong USCC check character",
+        edited(&|e| set(e, ikey(1), Value::Text(bad_uscc.clone())))?,
+        Code::UsccInvalid,
+    );
+    m.push(
+        "unknown-claim",
+        "an extra claim \"x\"",
+        edited(&|e| set(e, tkey("x"), Value::Integer(1.into())))?,
+        Code::ClaimsInvalid,
+    );
+    m.push(
+        "version-2",
+        "\"v\": 2",
+        edited(&|e| set(e, tkey("v"), Value::Integer(2.into())))?,
+        Code::ClaimsInvalid,
+    );
+    m.push(
+        "missing-iss",
+        "no iss claim",
+        edited(&|e| remove(e, &ikey(1)))?,
+        Code::ClaimsInvalid,
+    );
+    m.push(
+        "trust-level-e",
+        "lvl \"E\"",
+        edited(&|e| set(e, tkey("lvl"), Value::Text("E".into())))?,
+        Code::ClaimsInvalid,
+    );
+    m.push(
+        "digests-unsorted",
+        "\"sd\" in descending order",
+        edited(&|e| {
+            if let Some((_, Value::Array(sd))) = e.iter_mut().find(|(k, _)| *k == tkey("sd")) {
+                sd.reverse();
+            }
+        })?,
+        Code::ClaimsInvalid,
+    );
+    m.push(
+        "expiry-before-start",
+        "exp before nbf",
+        edited(&|e| set(e, ikey(4), Value::Integer((T0 + DAY).into())))?,
+        Code::ClaimsInvalid,
+    );
+    m.push(
+        "float-in-payload",
+        "iat as a float",
+        edited(&|e| set(e, ikey(6), Value::Float(1.5)))?,
+        Code::CborUnsupported,
+    );
+    let mut p = parts.clone();
+    let extra = [0x63, b'l', b'v', b'l', 0x61, b'A'];
+    p.payload[0] += 1;
+    p.payload.extend_from_slice(&extra);
+    m.push(
+        "duplicate-key-payload",
+        "\"lvl\" twice in the signed payload",
+        p.resign(&amr.key),
+        Code::CborDuplicateKey,
+    );
+    let mut p = parts.clone();
+    p.payload[0] = 0xbf;
+    p.payload.push(0xff);
+    m.push(
+        "indefinite-map-payload",
+        "signed payload map of indefinite length",
+        p.resign(&amr.key),
+        Code::CborIndefiniteLength,
+    );
+
+    // ---- disclosures ----
+    let mut p = parts.clone();
+    p.disclosures[0][2] ^= 0x01;
+    m.push(
+        "tampered-disclosure-salt",
+        "one salt byte of a disclosure changed",
+        p.assemble(),
+        Code::DisclosureMismatch,
+    );
+    let mut p = parts.clone();
+    let holder = main
+        .disclosures
+        .iter()
+        .position(|d| d.name.as_str() == "holder.name")
+        .unwrap_or(0);
+    let salt: [u8; 16] = p.disclosures[holder][2..18].try_into().unwrap_or([0; 16]);
+    p.disclosures[holder] = crate::cert::Disclosure::new(
+        salt,
+        field("holder.name")?,
+        FieldValue::Text("冒名顶替有限公司".into()),
+    )?
+    .bytes;
+    m.push(
+        "tampered-disclosure-value",
+        "holder.name replaced, salt kept",
+        p.assemble(),
+        Code::DisclosureMismatch,
+    );
+    let mut p = parts.clone();
+    p.disclosures[1] = vec![0x01];
+    m.push(
+        "disclosure-malformed",
+        "a disclosure that is the integer 1",
+        p.assemble(),
+        Code::DisclosureMalformed,
+    );
+    let mut p = parts.clone();
+    p.disclosures.push(p.disclosures[0].clone());
+    m.push(
+        "disclosure-duplicate",
+        "the same disclosure twice",
+        p.assemble(),
+        Code::DisclosureDuplicate,
+    );
+
+    // ---- seals ----
+    let mut p = parts.clone();
+    p.protected = raw::protected(-8, &jinan.key.public().kid().0, typ)?;
+    m.push(
+        "seal-of-another-region",
+        "a Fuyang certificate stamped with a Jinan seal",
+        p.resign(&jinan.key),
+        Code::SealRegionMismatch,
+    );
+    let mut p = parts.clone();
+    p.protected = raw::protected(-8, &data.key.public().kid().0, typ)?;
+    m.push(
+        "issuer-mismatch",
+        "an AMR certificate stamped with the data bureau's seal",
+        p.resign(&data.key),
+        Code::IssuerMismatch,
+    );
+    let d = f.draft(old, "2026000020")?;
+    let issued = m.issue(old, &d, "old-seal")?;
+    m.push(
+        "seal-expired-at-stamping",
+        "stamped after the seal's validity ended",
+        issued.bytes,
+        Code::SealExpired,
+    );
+    let mut d = f.draft(amr, "2026000021")?;
+    d.issued = time(T0 - 60 * DAY)?;
+    d.valid_from = d.issued;
+    let issued = m.issue(amr, &d, "early")?;
+    m.push(
+        "seal-not-yet-valid",
+        "stamped before the seal's validity began",
+        issued.bytes,
+        Code::SealNotYetValid,
+    );
+    let mut d = f.draft(amr2, "2026000022")?;
+    d.issued = time(T0 + 120 * DAY)?;
+    d.valid_from = d.issued;
+    let issued = m.issue(amr2, &d, "after-revocation")?;
+    m.push(
+        "seal-revoked",
+        "stamped after the seal's revocation time",
+        issued.bytes,
+        Code::SealRevoked,
+    );
+
+    // ---- time ----
+    let mut d = f.draft(amr, "2026000030")?;
+    d.issued = time(NOW + 3600)?;
+    d.valid_from = d.issued;
+    let issued = m.issue(amr, &d, "future")?;
+    m.push(
+        "issued-in-future",
+        "iat one hour after now",
+        issued.bytes,
+        Code::IssuedInFuture,
+    );
+    let mut d = f.draft(amr, "2026000031")?;
+    d.valid_from = time(NOW + 10 * DAY)?;
+    let issued = m.issue(amr, &d, "not-yet")?;
+    m.push(
+        "not-yet-valid",
+        "nbf ten days after now",
+        issued.bytes,
+        Code::NotYetValid,
+    );
+    let mut d = f.draft(amr, "2026000032")?;
+    d.valid_until = Some(time(NOW - DAY)?);
+    let issued = m.issue(amr, &d, "expired")?;
+    m.push(
+        "expired",
+        "exp one day before now",
+        issued.bytes,
+        Code::Expired,
+    );
+    m.push_at(
+        "expired-later",
+        "the full certificate verified eleven years on, bundle still fresh",
+        main.bytes.clone(),
+        Code::Expired,
+        T0 + 10 * DAY + 10 * YEAR,
+        vec![],
+    );
+    if let Some(case) = m.cases.last_mut() {
+        case.code = Code::TrustBundleExpired;
+        case.description = "verified after the trust bundle expired: the bundle cannot be used";
+    }
+
+    // ---- status ----
+    let d = f.draft(amr, "2026000040")?;
+    let revoked = m.issue(amr, &d, "revoked")?;
+    m.push(
+        "status-revoked",
+        "listed as 03 revoked in the Fuyang snapshot",
+        revoked.bytes.clone(),
+        Code::StatusRevoked,
+    );
+    let d = f.draft(amr, "2026000041")?;
+    let suspended = m.issue(amr, &d, "suspended")?;
+    m.push(
+        "status-suspended",
+        "listed as 02 suspended in the Fuyang snapshot",
+        suspended.bytes.clone(),
+        Code::StatusSuspended,
+    );
+    let mut d = f.draft(amr, "2026000042")?;
+    d.promise_deadline = Some(time(NOW - 10 * DAY)?);
+    let issued = m.issue(amr, &d, "promise-broken")?;
+    m.push(
+        "promise-lapsed",
+        "promise deadline passed, no fulfilment recorded",
+        issued.bytes,
+        Code::PromiseLapsed,
+    );
+    m.cases.push(CertCase {
+        name: "promise-lapsed-without-status",
+        description: "the fulfilled certificate, verified without snapshots: fulfilment unknown",
+        snapshots: vec![],
+        now: NOW,
+        bytes: fulfilled.bytes.clone(),
+        code: Code::PromiseLapsed,
+        disclosed: vec![],
+    });
+    Ok(m.cases)
+}
+
+/// The identifiers the Fuyang snapshot lists: revoked, suspended, and the fulfilled promise.
+fn snapshot_ids(f: &TestFederation) -> Result<[Identifier; 3], BuildError> {
+    let agency = &f.amr().info.agency;
+    Ok([
+        identifier(crate::testkit::BUSINESS_LICENCE, agency, "2026000040")?,
+        identifier(crate::testkit::BUSINESS_LICENCE, agency, "2026000041")?,
+        identifier(crate::testkit::BUSINESS_LICENCE, agency, "2026000007")?,
+    ])
+}
+
+fn bundle_cases(f: &TestFederation, bundle: &[u8]) -> Result<Vec<BundleCase>, BuildError> {
+    let case = |name, description, bytes: Vec<u8>, code| BundleCase {
+        name,
+        description,
+        bytes,
+        now: NOW,
+        pinned: None,
+        code,
+    };
+    let contents = f.contents()?;
+    let mut cases = vec![case(
+        "bundle-valid",
+        "the standard bundle, published by Fuyang",
+        bundle.to_vec(),
+        Code::Ok,
+    )];
+    cases.push(case(
+        "bundle-by-federation-root",
+        "the same contents signed by the federation root",
+        contents.sign(&f.federation)?,
+        Code::Ok,
+    ));
+    let mut expired = case(
+        "bundle-expired",
+        "loaded at its expiry time",
+        bundle.to_vec(),
+        Code::TrustBundleExpired,
+    );
+    expired.now = contents.expires.seconds();
+    cases.push(expired);
+    let mut pinned = case(
+        "bundle-pinned-match",
+        "federation root pinned by kid",
+        bundle.to_vec(),
+        Code::Ok,
+    );
+    pinned.pinned = Some(f.federation.public().kid());
+    cases.push(pinned);
+    let mut other = case(
+        "bundle-pinned-other-root",
+        "a different federation root is pinned",
+        bundle.to_vec(),
+        Code::TrustBundleUntrusted,
+    );
+    other.pinned = Some(key("another federation")?.public().kid());
+    cases.push(other);
+    let mut p = Parts::of(bundle, Kind::TrustBundle)?;
+    p.signature[0] ^= 1;
+    cases.push(case(
+        "bundle-signature-invalid",
+        "bundle signature altered",
+        p.assemble(),
+        Code::TrustBundleInvalid,
+    ));
+    cases.push(case(
+        "bundle-signed-by-seal",
+        "bundle signed by an e-seal key",
+        contents.sign(&f.amr().key)?,
+        Code::TrustBundleInvalid,
+    ));
+    let mut c = contents.clone();
+    let mut region = Parts::of(&c.regions[1], Kind::Region)?;
+    if let Some(last) = region.payload.last_mut() {
+        *last ^= 1;
+    }
+    c.regions[1] = region.assemble();
+    cases.push(case(
+        "bundle-tampered-region",
+        "a region certificate altered after signing",
+        c.sign(&f.fuyang.root)?,
+        Code::TrustBundleInvalid,
+    ));
+    let mut c = contents.clone();
+    let seal = Parts::of(&f.amr().signed, Kind::Seal)?;
+    let mut moved = seal.clone();
+    moved.protected = raw::protected(-8, &f.jinan.root.public().kid().0, Kind::Seal.typ())?;
+    c.seals[0] = moved.resign(&f.jinan.root);
+    cases.push(case(
+        "bundle-seal-signed-by-other-region",
+        "a Fuyang seal signed by Jinan's root",
+        c.sign(&f.fuyang.root)?,
+        Code::TrustBundleInvalid,
+    ));
+    let mut c = contents.clone();
+    let mut weak = seal.clone();
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    weak.payload = edit_map(&seal.payload, |e| {
+        set(e, tkey("pk"), Value::Bytes(identity.to_vec()))
+    })?;
+    c.seals[0] = weak.resign(&f.fuyang.root);
+    cases.push(case(
+        "bundle-weak-seal-key",
+        "a seal whose key is the identity point",
+        c.sign(&f.fuyang.root)?,
+        Code::WeakKey,
+    ));
+    let mut c = contents.clone();
+    c.regions.push(c.regions[0].clone());
+    cases.push(case(
+        "bundle-duplicate-region",
+        "region 341200 certified twice",
+        c.sign(&f.fuyang.root)?,
+        Code::TrustBundleInvalid,
+    ));
+    let mut c = contents.clone();
+    c.seals.retain(|s| s != &f.fuyang.seals[2].signed);
+    cases.push(case(
+        "bundle-revocation-of-unknown-seal",
+        "revocation for a seal not in the bundle",
+        c.sign(&f.fuyang.root)?,
+        Code::TrustBundleInvalid,
+    ));
+    let mut c = contents;
+    c.seals.push(c.seals[0].clone());
+    cases.push(case(
+        "bundle-duplicate-seal",
+        "the same seal twice",
+        c.sign(&f.fuyang.root)?,
+        Code::TrustBundleInvalid,
+    ));
+    Ok(cases)
+}
+
+/// Generates every vector.
+pub fn generate() -> Result<VectorSet, BuildError> {
+    let f = TestFederation::standard()?;
+    let bundle = f.bundle()?;
+    let [revoked, suspended, fulfilled] = snapshot_ids(&f)?;
+    let snapshots = vec![
+        (
+            "341200",
+            f.fuyang_snapshot(&revoked, &suspended, &fulfilled)?,
+        ),
+        ("370100", f.jinan_snapshot()?),
+    ];
+    Ok(VectorSet {
+        keys: keys(&f),
+        certificates: certificate_cases(&f)?,
+        bundles: bundle_cases(&f, &bundle)?,
+        bundle,
+        snapshots,
+    })
+}
+
+/// Runs one certificate case the way specs/vectors/README.md describes: load the bundle at `now`,
+/// load the named snapshots, verify. A bundle or snapshot that fails to load gives its code.
+pub fn run_certificate(
+    bundle: &[u8],
+    snapshots: &[(&str, &[u8])],
+    case_snapshots: &[&str],
+    now: u64,
+    certificate: &[u8],
+) -> Result<crate::cert::Verification, crate::codes::Failure> {
+    use crate::codes::Failure;
+    let now = crate::values::Time::new(now)
+        .ok_or_else(|| Failure::new(Code::ClaimsInvalid, "now out of range"))?;
+    let trust = crate::trust::TrustStore::load(bundle, now, None)?;
+    let mut table = crate::trust::StatusTable::default();
+    for name in case_snapshots {
+        let bytes = snapshots
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, b)| *b)
+            .ok_or_else(|| {
+                Failure::new(Code::StatusSnapshotInvalid, format!("no snapshot {name}"))
+            })?;
+        table.add(crate::trust::StatusSnapshot::load(bytes, &trust)?);
+    }
+    Ok(crate::cert::verify(certificate, &trust, &table, now))
+}
+
+/// Runs one bundle case: the code of loading it.
+pub fn run_bundle(bundle: &[u8], now: u64, pinned: Option<KeyId>) -> Code {
+    let Some(now) = crate::values::Time::new(now) else {
+        return Code::TrustBundleInvalid;
+    };
+    match crate::trust::TrustStore::load(bundle, now, pinned) {
+        Ok(_) => Code::Ok,
+        Err(failure) => failure.code,
+    }
+}
