@@ -17,6 +17,32 @@ impl Time {
     pub fn seconds(self) -> u64 {
         self.0
     }
+
+    /// `YYYY-MM-DDTHH:MM:SSZ` (RFC 3339, UTC).
+    pub fn to_rfc3339(self) -> String {
+        let (days, secs) = (self.0 / 86_400, self.0 % 86_400);
+        let (year, month, day) = civil_from_days(days);
+        format!(
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+            secs / 3600,
+            secs / 60 % 60,
+            secs % 60
+        )
+    }
+}
+
+/// Gregorian date of a day count since 1970-01-01 (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
 }
 
 /// Whether `text` is a short text: 1–256 bytes, no control characters.
@@ -52,6 +78,15 @@ mod tests {
     fn time_range() {
         assert!(Time::new(MAX_TIME).is_some());
         assert!(Time::new(MAX_TIME + 1).is_none());
+    }
+
+    #[test]
+    fn rfc3339() {
+        let t = |s| Time::new(s).map(Time::to_rfc3339);
+        assert_eq!(t(0).as_deref(), Some("1970-01-01T00:00:00Z"));
+        assert_eq!(t(1_767_225_600).as_deref(), Some("2026-01-01T00:00:00Z"));
+        assert_eq!(t(951_825_599).as_deref(), Some("2000-02-29T11:59:59Z"));
+        assert_eq!(t(MAX_TIME).as_deref(), Some("9999-12-31T23:59:59Z"));
     }
 
     #[test]

@@ -1,1 +1,181 @@
-fn main() {}
+//! tongban-verify: verify Tongban e-certificates offline, inspect them, and run the conformance
+//! vectors.
+
+mod report;
+mod vectors;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, anyhow};
+use clap::{Parser, Subcommand};
+use tongban_core::cert;
+use tongban_core::keys::KeyId;
+use tongban_core::trust::{StatusSnapshot, StatusTable, TrustStore};
+use tongban_core::values::Time;
+
+/// Exit codes: 0 valid (or every case passed), 1 invalid (or a case failed), 2 could not check.
+const EXIT_INVALID: u8 = 1;
+const EXIT_ERROR: u8 = 2;
+
+#[derive(Parser)]
+#[command(name = "tongban-verify", version, about = "Verify Tongban e-certificates (电子证照) offline")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Verify one certificate against a trust bundle (and status snapshots).
+    Verify {
+        /// The certificate file (the COSE_Sign1 bytes).
+        file: PathBuf,
+        /// The trust bundle file.
+        #[arg(long)]
+        trust: PathBuf,
+        /// Status snapshot files, one per region.
+        #[arg(long = "status")]
+        status: Vec<PathBuf>,
+        /// Verify as of this Unix time instead of the clock.
+        #[arg(long)]
+        now: Option<u64>,
+        /// Refuse a bundle whose federation root has another key id (32 hex digits).
+        #[arg(long)]
+        federation_kid: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a certificate's contents without verifying it.
+    Inspect {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the conformance vectors of specs/vectors/ and report each mismatch.
+    Conformance {
+        #[arg(default_value = "specs/vectors/vectors.json")]
+        vectors: PathBuf,
+    },
+    /// (not built yet) Verify millions of certificates through the fast path.
+    Bulk {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// (not built yet) Replay and audit signed transparency logs.
+    Audit {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+fn now_or(now: Option<u64>) -> Result<Time> {
+    let seconds = match now {
+        Some(s) => s,
+        None => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .context("system clock before 1970")?
+            .as_secs(),
+    };
+    Time::new(seconds).ok_or_else(|| anyhow!("time {seconds} out of range"))
+}
+
+fn verify(
+    file: &Path,
+    trust: &Path,
+    status: &[PathBuf],
+    now: Option<u64>,
+    federation_kid: Option<&str>,
+    json: bool,
+) -> Result<ExitCode> {
+    let now = now_or(now)?;
+    let pinned = federation_kid
+        .map(|k| hex::decode(k).ok().and_then(|b| KeyId::from_slice(&b)))
+        .map(|k| k.ok_or_else(|| anyhow!("--federation-kid must be 32 hex digits")))
+        .transpose()?;
+    let store = TrustStore::load(&read(trust)?, now, pinned)
+        .map_err(|f| anyhow!("trust bundle {}: {f}", trust.display()))?;
+    let mut table = StatusTable::default();
+    for path in status {
+        let snapshot = StatusSnapshot::load(&read(path)?, &store)
+            .map_err(|f| anyhow!("status snapshot {}: {f}", path.display()))?;
+        table.add(snapshot);
+    }
+    let result = cert::verify(&read(file)?, &store, &table, now);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report::verification_json(&result))?);
+    } else {
+        print!("{}", report::verification_text(&result));
+    }
+    Ok(if result.is_valid() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_INVALID)
+    })
+}
+
+fn inspect(file: &Path, json: bool) -> Result<ExitCode> {
+    let inspection = cert::inspect(&read(file)?).map_err(|f| anyhow!("{}: {f}", file.display()))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report::inspection_json(&inspection))?);
+    } else {
+        print!("{}", report::inspection_text(&inspection));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn conformance(path: &Path) -> Result<ExitCode> {
+    let file: vectors::VectorFile = serde_json::from_slice(&read(path)?)
+        .with_context(|| format!("{} is not a vector file", path.display()))?;
+    let outcome = vectors::run(&file)?;
+    for failure in &outcome.failures {
+        println!("FAIL {failure}");
+    }
+    println!(
+        "conformance: {} certificate and {} trust bundle cases from {}",
+        file.certificates.len(),
+        file.trust_bundles.len(),
+        path.display()
+    );
+    println!("{} passed, {} failed", outcome.passed, outcome.failures.len());
+    Ok(if outcome.failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_INVALID)
+    })
+}
+
+fn not_built(command: &str, issue: u32) -> Result<ExitCode> {
+    eprintln!("tongban-verify {command}: not built yet (tracked in issue #{issue})");
+    Ok(ExitCode::from(EXIT_ERROR))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match &cli.command {
+        Command::Verify {
+            file,
+            trust,
+            status,
+            now,
+            federation_kid,
+            json,
+        } => verify(file, trust, status, *now, federation_kid.as_deref(), *json),
+        Command::Inspect { file, json } => inspect(file, *json),
+        Command::Conformance { vectors } => conformance(vectors),
+        Command::Bulk { .. } => not_built("bulk", 6),
+        Command::Audit { .. } => not_built("audit", 3),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("tongban-verify: {error:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! specs/vectors/vectors.json: the file model, writing it from the generator, and running it.
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use tongban_core::Code;
+use tongban_core::cert::FieldValue;
+use tongban_core::keys::KeyId;
+#[cfg(test)]
+use tongban_core::testkit::vectors::VectorSet;
+use tongban_core::testkit::vectors::{run_bundle, run_certificate};
+
+pub const FORMAT: &str = "tongban test vectors v1";
+
+#[derive(Serialize, Deserialize, PartialEq, Debug)]
+pub struct VectorFile {
+    pub format: String,
+    pub keys: Vec<KeyEntry>,
+    pub trust_bundle: String,
+    pub status_snapshots: Vec<SnapshotEntry>,
+    pub certificates: Vec<CertificateCase>,
+    pub trust_bundles: Vec<BundleCase>,
+}
+
+#[derive(Serialize, Deserialize, PartialEq, Debug)]
+pub struct KeyEntry {
+    pub name: String,
+    pub role: String,
+    pub seed: String,
+    pub public: String,
+    pub kid: String,
+}
+
+#[derive(Serialize, Deserialize, PartialEq, Debug)]
+pub struct SnapshotEntry {
+    pub region: String,
+    pub snapshot: String,
+}
+
+#[derive(Serialize, Deserialize, PartialEq, Debug)]
+pub struct CertificateCase {
+    pub name: String,
+    pub description: String,
+    pub now: u64,
+    pub status_snapshots: Vec<String>,
+    pub certificate: String,
+    pub expect: Expectation,
+}
+
+#[derive(Serialize, Deserialize, PartialEq, Debug)]
+pub struct Expectation {
+    pub verdict: String,
+    pub code: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disclosed: Vec<DisclosedField>,
+}
+
+#[derive(Serialize, Deserialize, PartialEq, Debug, Clone)]
+pub struct DisclosedField {
+    pub name: String,
+    pub value: serde_json::Value,
+}
+
+#[derive(Serialize, Deserialize, PartialEq, Debug)]
+pub struct BundleCase {
+    pub name: String,
+    pub description: String,
+    pub now: u64,
+    pub pinned_federation_kid: Option<String>,
+    pub bundle: String,
+    pub expect: BundleExpectation,
+}
+
+#[derive(Serialize, Deserialize, PartialEq, Debug)]
+pub struct BundleExpectation {
+    pub code: String,
+}
+
+pub fn field_json(value: &FieldValue) -> serde_json::Value {
+    match value {
+        FieldValue::Text(t) => serde_json::Value::String(t.clone()),
+        FieldValue::Int(i) => serde_json::Value::from(*i),
+        FieldValue::Bool(b) => serde_json::Value::Bool(*b),
+    }
+}
+
+fn verdict_of(code: Code) -> &'static str {
+    if code == Code::Ok { "valid" } else { "invalid" }
+}
+
+impl VectorFile {
+    /// The file the generator's set becomes (only the tests write it).
+    #[cfg(test)]
+    pub fn from_set(set: &VectorSet) -> VectorFile {
+        VectorFile {
+            format: FORMAT.into(),
+            keys: set
+                .keys
+                .iter()
+                .map(|k| KeyEntry {
+                    name: k.name.clone(),
+                    role: k.role.into(),
+                    seed: hex::encode(k.seed),
+                    public: hex::encode(k.public),
+                    kid: k.kid.to_hex(),
+                })
+                .collect(),
+            trust_bundle: hex::encode(&set.bundle),
+            status_snapshots: set
+                .snapshots
+                .iter()
+                .map(|(region, bytes)| SnapshotEntry {
+                    region: (*region).into(),
+                    snapshot: hex::encode(bytes),
+                })
+                .collect(),
+            certificates: set
+                .certificates
+                .iter()
+                .map(|c| CertificateCase {
+                    name: c.name.into(),
+                    description: c.description.into(),
+                    now: c.now,
+                    status_snapshots: c.snapshots.iter().map(|s| (*s).into()).collect(),
+                    certificate: hex::encode(&c.bytes),
+                    expect: Expectation {
+                        verdict: verdict_of(c.code).into(),
+                        code: c.code.as_str().into(),
+                        disclosed: c
+                            .disclosed
+                            .iter()
+                            .map(|(name, value)| DisclosedField {
+                                name: name.clone(),
+                                value: field_json(value),
+                            })
+                            .collect(),
+                    },
+                })
+                .collect(),
+            trust_bundles: set
+                .bundles
+                .iter()
+                .map(|b| BundleCase {
+                    name: b.name.into(),
+                    description: b.description.into(),
+                    now: b.now,
+                    pinned_federation_kid: b.pinned.map(KeyId::to_hex),
+                    bundle: hex::encode(&b.bytes),
+                    expect: BundleExpectation {
+                        code: b.code.as_str().into(),
+                    },
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The outcome of running a vector file.
+pub struct Outcome {
+    pub passed: usize,
+    pub failures: Vec<String>,
+}
+
+fn unhex(what: &str, text: &str) -> Result<Vec<u8>> {
+    hex::decode(text).with_context(|| format!("{what}: not hex"))
+}
+
+/// Runs every case of `file` through tongban-core.
+pub fn run(file: &VectorFile) -> Result<Outcome> {
+    if file.format != FORMAT {
+        bail!("unknown vector format {:?}", file.format);
+    }
+    let bundle = unhex("trust_bundle", &file.trust_bundle)?;
+    let snapshots = file
+        .status_snapshots
+        .iter()
+        .map(|s| Ok((s.region.as_str(), unhex(&s.region, &s.snapshot)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let snapshot_refs: Vec<(&str, &[u8])> =
+        snapshots.iter().map(|(r, b)| (*r, b.as_slice())).collect();
+    let mut outcome = Outcome {
+        passed: 0,
+        failures: Vec::new(),
+    };
+    for case in &file.certificates {
+        let bytes = unhex(&case.name, &case.certificate)?;
+        let names: Vec<&str> = case.status_snapshots.iter().map(String::as_str).collect();
+        let (code, disclosed) =
+            match run_certificate(&bundle, &snapshot_refs, &names, case.now, &bytes) {
+                Ok(v) => (
+                    v.code,
+                    v.disclosed
+                        .iter()
+                        .map(|(n, v)| DisclosedField {
+                            name: n.as_str().into(),
+                            value: field_json(v),
+                        })
+                        .collect(),
+                ),
+                Err(f) => (f.code, Vec::new()),
+            };
+        if code.as_str() != case.expect.code || verdict_of(code) != case.expect.verdict {
+            outcome.failures.push(format!(
+                "{}: got {code}, expected {}",
+                case.name, case.expect.code
+            ));
+        } else if code == Code::Ok && disclosed != case.expect.disclosed {
+            outcome
+                .failures
+                .push(format!("{}: disclosed fields differ", case.name));
+        } else {
+            outcome.passed += 1;
+        }
+    }
+    for case in &file.trust_bundles {
+        let bytes = unhex(&case.name, &case.bundle)?;
+        let pinned = match &case.pinned_federation_kid {
+            None => None,
+            Some(kid) => Some(
+                KeyId::from_slice(&unhex(&case.name, kid)?)
+                    .with_context(|| format!("{}: kid is not 16 bytes", case.name))?,
+            ),
+        };
+        let code = run_bundle(&bytes, case.now, pinned);
+        if code.as_str() == case.expect.code {
+            outcome.passed += 1;
+        } else {
+            outcome.failures.push(format!(
+                "{}: got {code}, expected {}",
+                case.name, case.expect.code
+            ));
+        }
+    }
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const COMMITTED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../specs/vectors/vectors.json");
+
+    /// Generation reproduces the committed vectors byte for byte. Set TONGBAN_WRITE_VECTORS=1 to
+    /// rewrite the file after an intended format change (and say so in the commit).
+    #[test]
+    fn committed_vectors_are_reproduced() -> Result<()> {
+        let set = tongban_core::testkit::vectors::generate()?;
+        let generated = VectorFile::from_set(&set);
+        let mut text = serde_json::to_string_pretty(&generated)?;
+        text.push('\n');
+        if std::env::var_os("TONGBAN_WRITE_VECTORS").is_some() {
+            std::fs::write(COMMITTED, &text)?;
+        }
+        let committed = std::fs::read_to_string(COMMITTED)
+            .context("specs/vectors/vectors.json missing: run with TONGBAN_WRITE_VECTORS=1")?;
+        assert!(
+            committed == text,
+            "specs/vectors/vectors.json differs from what the generator makes"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn committed_vectors_pass() -> Result<()> {
+        let file: VectorFile = serde_json::from_str(&std::fs::read_to_string(COMMITTED)?)?;
+        let outcome = run(&file)?;
+        assert!(outcome.failures.is_empty(), "{}", outcome.failures.join("\n"));
+        assert_eq!(
+            outcome.passed,
+            file.certificates.len() + file.trust_bundles.len()
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_wrong_expectation_is_reported() -> Result<()> {
+        let mut file: VectorFile = serde_json::from_str(&std::fs::read_to_string(COMMITTED)?)?;
+        file.certificates[0].expect.code = "EXPIRED".into();
+        let outcome = run(&file)?;
+        assert_eq!(outcome.failures.len(), 1);
+        Ok(())
+    }
+}
