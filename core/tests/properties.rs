@@ -42,7 +42,10 @@ fn every_bit_flip_of_a_valid_certificate_is_rejected() {
             let mut mutated = f.valid.clone();
             mutated[position] ^= 1 << bit;
             let result = check(&f, &mutated);
-            assert!(!result.is_valid(), "flip of bit {bit} at byte {position} accepted");
+            assert!(
+                !result.is_valid(),
+                "flip of bit {bit} at byte {position} accepted"
+            );
         }
     }
 }
@@ -123,7 +126,8 @@ thread_local! {
 #[test]
 fn presenting_fewer_fields_keeps_the_signature() {
     let f = fixture();
-    let one = cert::present(&f.valid, |n| n.as_str() == "holder.name").unwrap_or_else(|e| panic!("{e}"));
+    let one =
+        cert::present(&f.valid, |n| n.as_str() == "holder.name").unwrap_or_else(|e| panic!("{e}"));
     let result = check(&f, &one);
     assert_eq!(result.code, Code::Ok);
     assert_eq!(result.disclosed.len(), 1);
@@ -136,9 +140,13 @@ fn presenting_fewer_fields_keeps_the_signature() {
 fn issuing_with_fresh_salts_gives_fresh_digests() {
     let federation = TestFederation::standard().unwrap_or_else(|e| panic!("{e}"));
     let seal = federation.amr();
-    let draft = federation.draft(seal, "2026009999").unwrap_or_else(|e| panic!("{e}"));
-    let a = cert::issue(&draft, &seal.info, &seal.key, &mut SeededSalts::new("a")).unwrap_or_else(|e| panic!("{e}"));
-    let b = cert::issue(&draft, &seal.info, &seal.key, &mut SeededSalts::new("b")).unwrap_or_else(|e| panic!("{e}"));
+    let draft = federation
+        .draft(seal, "2026009999")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let a = cert::issue(&draft, &seal.info, &seal.key, &mut SeededSalts::new("a"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let b = cert::issue(&draft, &seal.info, &seal.key, &mut SeededSalts::new("b"))
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_ne!(a.claims.digests, b.claims.digests);
     assert_ne!(a.digest, b.digest);
 }

@@ -19,7 +19,11 @@ const EXIT_INVALID: u8 = 1;
 const EXIT_ERROR: u8 = 2;
 
 #[derive(Parser)]
-#[command(name = "tongban-verify", version, about = "Verify Tongban e-certificates (电子证照) offline")]
+#[command(
+    name = "tongban-verify",
+    version,
+    about = "Verify Tongban e-certificates (电子证照) offline"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -57,6 +61,9 @@ enum Command {
     Conformance {
         #[arg(default_value = "specs/vectors/vectors.json")]
         vectors: PathBuf,
+        /// Also write the vectors as files (trust bundle, snapshots, certificates) into this folder.
+        #[arg(long)]
+        export: Option<PathBuf>,
     },
     /// (not built yet) Verify millions of certificates through the fast path.
     Bulk {
@@ -108,7 +115,10 @@ fn verify(
     }
     let result = cert::verify(&read(file)?, &store, &table, now);
     if json {
-        println!("{}", serde_json::to_string_pretty(&report::verification_json(&result))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report::verification_json(&result))?
+        );
     } else {
         print!("{}", report::verification_text(&result));
     }
@@ -122,17 +132,24 @@ fn verify(
 fn inspect(file: &Path, json: bool) -> Result<ExitCode> {
     let inspection = cert::inspect(&read(file)?).map_err(|f| anyhow!("{}: {f}", file.display()))?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report::inspection_json(&inspection))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report::inspection_json(&inspection))?
+        );
     } else {
         print!("{}", report::inspection_text(&inspection));
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn conformance(path: &Path) -> Result<ExitCode> {
+fn conformance(path: &Path, export: Option<&Path>) -> Result<ExitCode> {
     let file: vectors::VectorFile = serde_json::from_slice(&read(path)?)
         .with_context(|| format!("{} is not a vector file", path.display()))?;
     let outcome = vectors::run(&file)?;
+    if let Some(dir) = export {
+        let written = vectors::export(&file, dir)?;
+        println!("wrote {written} files to {}", dir.display());
+    }
     for failure in &outcome.failures {
         println!("FAIL {failure}");
     }
@@ -142,7 +159,11 @@ fn conformance(path: &Path) -> Result<ExitCode> {
         file.trust_bundles.len(),
         path.display()
     );
-    println!("{} passed, {} failed", outcome.passed, outcome.failures.len());
+    println!(
+        "{} passed, {} failed",
+        outcome.passed,
+        outcome.failures.len()
+    );
     Ok(if outcome.failures.is_empty() {
         ExitCode::SUCCESS
     } else {
@@ -167,7 +188,7 @@ fn main() -> ExitCode {
             json,
         } => verify(file, trust, status, *now, federation_kid.as_deref(), *json),
         Command::Inspect { file, json } => inspect(file, *json),
-        Command::Conformance { vectors } => conformance(vectors),
+        Command::Conformance { vectors, export } => conformance(vectors, export.as_deref()),
         Command::Bulk { .. } => not_built("bulk", 6),
         Command::Audit { .. } => not_built("audit", 3),
     };

@@ -31,8 +31,15 @@ fn claims_json(c: &Claims) -> Value {
 fn status_json(status: &StatusView) -> Value {
     match status {
         StatusView::Unknown => json!({"known": false}),
-        StatusView::Valid { as_of } => json!({"known": true, "state": 1, "name": "valid", "as_of": as_of.seconds()}),
-        StatusView::Listed { state, since, note, as_of } => json!({
+        StatusView::Valid { as_of } => {
+            json!({"known": true, "state": 1, "name": "valid", "as_of": as_of.seconds()})
+        }
+        StatusView::Listed {
+            state,
+            since,
+            note,
+            as_of,
+        } => json!({
             "known": true, "state": state.code(), "name": state.name(), "since": since.seconds(),
             "note": note.as_ref().map(|n| n.as_str()), "as_of": as_of.seconds(),
         }),
@@ -60,21 +67,33 @@ fn claims_lines(c: &Claims, out: &mut Vec<(String, String)>) {
     let mut row = |k: &str, v: String| out.push((k.to_owned(), v));
     row("identifier", c.id.as_str().to_owned());
     row("type", format!("{} ({})", c.type_name, c.id.type_code()));
-    row("issued by", format!("{} ({}), region {}", c.agency_name, c.agency, c.region));
+    row(
+        "issued by",
+        format!("{} ({}), region {}", c.agency_name, c.agency, c.region),
+    );
     row("issued at", time(c.issued));
-    let until = c.valid_until.map_or("no end date (长期有效)".to_owned(), time);
+    let until = c
+        .valid_until
+        .map_or("no end date (长期有效)".to_owned(), time);
     row("valid", format!("{} → {until}", time(c.valid_from)));
     row("trust level", c.level.as_str().to_owned());
     if let Some(pd) = c.promise_deadline {
         row("promise due", time(pd));
     }
     if let Some(p) = &c.predecessor {
-        row("succeeds", format!("{} (operation {:02})", p.id, p.how.code()));
+        row(
+            "succeeds",
+            format!("{} (operation {:02})", p.id, p.how.code()),
+        );
     }
 }
 
 fn table(rows: &[(String, String)]) -> String {
-    let width = rows.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
+    let width = rows
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
     rows.iter()
         .map(|(k, v)| format!("  {k:width$}  {v}\n"))
         .collect()
@@ -85,7 +104,12 @@ pub fn verification_text(v: &Verification) -> String {
     let mut out = if v.is_valid() {
         "VALID — every check passed\n".to_owned()
     } else {
-        format!("INVALID — {}: {}\n  why: {}\n", v.code, v.code.about(), v.detail)
+        format!(
+            "INVALID — {}: {}\n  why: {}\n",
+            v.code,
+            v.code.about(),
+            v.detail
+        )
     };
     let mut rows = Vec::new();
     if let Some(c) = &v.claims {
@@ -97,7 +121,12 @@ pub fn verification_text(v: &Verification) -> String {
     let status = match &v.status {
         StatusView::Unknown => "unknown (no status snapshot of the issuing region)".to_owned(),
         StatusView::Valid { as_of } => format!("01 valid, per snapshot of {}", time(*as_of)),
-        StatusView::Listed { state, since, note, as_of } => format!(
+        StatusView::Listed {
+            state,
+            since,
+            note,
+            as_of,
+        } => format!(
             "{state} since {}{}, per snapshot of {}",
             time(*since),
             note.as_ref().map(|n| format!(" ({n})")).unwrap_or_default(),
@@ -107,11 +136,17 @@ pub fn verification_text(v: &Verification) -> String {
     if v.claims.is_some() {
         rows.push(("status".into(), status));
     }
-    for (name, value) in &v.disclosed {
+    let mut disclosed: Vec<_> = v.disclosed.iter().collect();
+    // People read holder fields first, then licence fields by name; received order is arbitrary.
+    disclosed.sort_by_key(|(name, _)| (!name.as_str().starts_with("holder."), name.as_str()));
+    for (name, value) in disclosed {
         rows.push((name.as_str().to_owned(), value.to_string()));
     }
     if v.claims.is_some() {
-        rows.push(("not disclosed".into(), format!("{} committed field(s) or decoys", v.undisclosed)));
+        rows.push((
+            "not disclosed".into(),
+            format!("{} committed field(s) or decoys", v.undisclosed),
+        ));
     }
     if let Some(d) = v.digest {
         rows.push(("digest".into(), hex::encode(d)));
@@ -122,7 +157,9 @@ pub fn verification_text(v: &Verification) -> String {
 
 /// `inspect` output: nothing here is verified.
 pub fn inspection_text(i: &Inspection) -> String {
-    let mut out = String::from("NOT VERIFIED — decoded for reading only; run `tongban-verify verify` to check it\n");
+    let mut out = String::from(
+        "NOT VERIFIED — decoded for reading only; run `tongban-verify verify` to check it\n",
+    );
     let mut rows = vec![
         ("seal kid".to_owned(), i.kid.to_hex()),
         ("digest".to_owned(), hex::encode(i.digest)),
@@ -135,7 +172,11 @@ pub fn inspection_text(i: &Inspection) -> String {
         match disclosure {
             Ok(d) => rows.push((
                 d.name.as_str().to_owned(),
-                format!("{}{}", d.value, if *committed { "" } else { "  [NOT COMMITTED]" }),
+                format!(
+                    "{}{}",
+                    d.value,
+                    if *committed { "" } else { "  [NOT COMMITTED]" }
+                ),
             )),
             Err(f) => rows.push(("disclosure".into(), format!("malformed: {f}"))),
         }

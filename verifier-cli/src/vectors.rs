@@ -1,5 +1,7 @@
 //! specs/vectors/vectors.json: the file model, writing it from the generator, and running it.
 
+use std::path::{Path, PathBuf};
+
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use tongban_core::Code;
@@ -233,6 +235,35 @@ pub fn run(file: &VectorFile) -> Result<Outcome> {
     Ok(outcome)
 }
 
+/// Writes the vectors as files: `bundle.tbt`, `status-<region>.tbs`, `certificates/<case>.tbc`.
+/// Returns how many files were written.
+pub fn export(file: &VectorFile, dir: &Path) -> Result<usize> {
+    let certificates = dir.join("certificates");
+    std::fs::create_dir_all(&certificates)
+        .with_context(|| format!("cannot create {}", certificates.display()))?;
+    let mut written = 0;
+    let mut write = |path: PathBuf, text: &str| -> Result<()> {
+        std::fs::write(&path, unhex(&path.display().to_string(), text)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        written += 1;
+        Ok(())
+    };
+    write(dir.join("bundle.tbt"), &file.trust_bundle)?;
+    for snapshot in &file.status_snapshots {
+        write(
+            dir.join(format!("status-{}.tbs", snapshot.region)),
+            &snapshot.snapshot,
+        )?;
+    }
+    for case in &file.certificates {
+        write(
+            certificates.join(format!("{}.tbc", case.name)),
+            &case.certificate,
+        )?;
+    }
+    Ok(written)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,7 +294,11 @@ mod tests {
     fn committed_vectors_pass() -> Result<()> {
         let file: VectorFile = serde_json::from_str(&std::fs::read_to_string(COMMITTED)?)?;
         let outcome = run(&file)?;
-        assert!(outcome.failures.is_empty(), "{}", outcome.failures.join("\n"));
+        assert!(
+            outcome.failures.is_empty(),
+            "{}",
+            outcome.failures.join("\n")
+        );
         assert_eq!(
             outcome.passed,
             file.certificates.len() + file.trust_bundles.len()
