@@ -8,51 +8,61 @@ use tongban_core::testkit::{NOW, T0, YEAR};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tongban-verify");
 
+/// The vectors written as files into a folder of the test's own.
 struct Files {
     dir: PathBuf,
     set: VectorSet,
 }
 
+fn must<T, E: std::fmt::Display>(result: Result<T, E>) -> T {
+    result.unwrap_or_else(|e| panic!("{e}"))
+}
+
 impl Files {
     fn new(test: &str) -> Files {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(test);
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
-        let set = generate().unwrap_or_else(|e| panic!("{e}"));
-        std::fs::write(dir.join("bundle.tbt"), &set.bundle).unwrap_or_else(|e| panic!("{e}"));
+        must(std::fs::create_dir_all(&dir));
+        let set = must(generate());
+        must(std::fs::write(dir.join("bundle.tbt"), &set.bundle));
         for (region, bytes) in &set.snapshots {
-            std::fs::write(dir.join(format!("{region}.tbs")), bytes)
-                .unwrap_or_else(|e| panic!("{e}"));
+            must(std::fs::write(dir.join(format!("{region}.tbs")), bytes));
         }
         Files { dir, set }
     }
 
-    fn cert(&self, case: &str) -> PathBuf {
-        let bytes = &self
-            .set
-            .certificates
-            .iter()
-            .find(|c| c.name == case)
-            .unwrap_or_else(|| panic!("no case {case}"))
-            .bytes;
-        let path = self.dir.join(format!("{case}.tbc"));
-        std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("{e}"));
-        path
+    fn cert(&self, case: &str) -> String {
+        let case = self.set.certificates.iter().find(|c| c.name == case);
+        let bytes = &case.unwrap_or_else(|| panic!("no vector case")).bytes;
+        let path = self
+            .dir
+            .join(format!("{}.tbc", case.map_or("", |c| c.name)));
+        must(std::fs::write(&path, bytes));
+        path.display().to_string()
     }
 
     fn path(&self, name: &str) -> String {
         self.dir.join(name).display().to_string()
     }
+
+    /// `verify <case> --trust bundle.tbt <extra…>`.
+    fn verify(&self, case: &str, extra: &[&str]) -> Output {
+        let (cert, trust) = (self.cert(case), self.path("bundle.tbt"));
+        let mut args = vec!["verify", &cert, "--trust", &trust];
+        args.extend_from_slice(extra);
+        run(&args)
+    }
 }
 
 fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"))
+    must(Command::new(BIN).args(args).output())
 }
 
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 fn json(output: &Output) -> serde_json::Value {
@@ -62,34 +72,18 @@ fn json(output: &Output) -> serde_json::Value {
 #[test]
 fn valid_certificate_exits_zero_with_its_content() {
     let f = Files::new("valid");
-    let cert = f.cert("valid-full-disclosure");
-    let now = NOW.to_string();
-    let out = run(&[
-        "verify",
-        cert.to_str().unwrap_or_default(),
-        "--trust",
-        &f.path("bundle.tbt"),
-        "--status",
-        &f.path("341200.tbs"),
-        "--now",
-        &now,
-    ]);
+    let (now, status) = (NOW.to_string(), f.path("341200.tbs"));
+    let out = f.verify(
+        "valid-full-disclosure",
+        &["--status", &status, "--now", &now],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     let text = stdout(&out);
     assert!(text.starts_with("VALID"), "{text}");
-    assert!(
-        text.contains("营业执照") && text.contains("holder.name") && text.contains("01 valid"),
-        "{text}"
-    );
-    let out = run(&[
-        "verify",
-        cert.to_str().unwrap_or_default(),
-        "--trust",
-        &f.path("bundle.tbt"),
-        "--now",
-        &now,
-        "--json",
-    ]);
+    for expected in ["营业执照", "holder.name", "01 valid"] {
+        assert!(text.contains(expected), "{expected} missing from {text}");
+    }
+    let out = f.verify("valid-full-disclosure", &["--now", &now, "--json"]);
     let v = json(&out);
     assert_eq!(v["verdict"], "valid");
     assert_eq!(v["code"], "OK");
@@ -100,131 +94,86 @@ fn valid_certificate_exits_zero_with_its_content() {
 #[test]
 fn invalid_certificates_exit_one_with_their_code() {
     let f = Files::new("invalid");
-    let now = NOW.to_string();
+    let (now, status) = (NOW.to_string(), f.path("341200.tbs"));
     for (case, code) in [
         ("tampered-payload", "SIGNATURE_INVALID"),
         ("status-revoked", "STATUS_REVOKED"),
         ("truncated", "CBOR_TRUNCATED"),
     ] {
-        let cert = f.cert(case);
-        let out = run(&[
-            "verify",
-            cert.to_str().unwrap_or_default(),
-            "--trust",
-            &f.path("bundle.tbt"),
-            "--status",
-            &f.path("341200.tbs"),
-            "--now",
-            &now,
-            "--json",
-        ]);
+        let out = f.verify(case, &["--status", &status, "--now", &now, "--json"]);
         assert_eq!(out.status.code(), Some(1), "{case}");
         assert_eq!(json(&out)["code"], code, "{case}");
-        let text = run(&[
-            "verify",
-            cert.to_str().unwrap_or_default(),
-            "--trust",
-            &f.path("bundle.tbt"),
-            "--status",
-            &f.path("341200.tbs"),
-            "--now",
-            &now,
-        ]);
-        assert!(
-            stdout(&text).starts_with(&format!("INVALID — {code}")),
-            "{}",
-            stdout(&text)
-        );
+        let text = stdout(&f.verify(case, &["--status", &status, "--now", &now]));
+        assert!(text.starts_with(&format!("INVALID — {code}")), "{text}");
     }
 }
 
 #[test]
 fn unusable_trust_exits_two_and_names_the_code() {
     let f = Files::new("trust");
+    let (now, late) = (NOW.to_string(), (T0 + 3 * YEAR).to_string());
+    let out = f.verify("valid-full-disclosure", &["--now", &late]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("TRUST_BUNDLE_EXPIRED"));
+    let zero_kid = "00000000000000000000000000000000";
+    let out = f.verify(
+        "valid-full-disclosure",
+        &["--now", &now, "--federation-kid", zero_kid],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("TRUST_BUNDLE_UNTRUSTED"));
     let cert = f.cert("valid-full-disclosure");
-    let cert = cert.to_str().unwrap_or_default();
-    let late = (T0 + 3 * YEAR).to_string();
-    let out = run(&[
-        "verify",
-        cert,
-        "--trust",
-        &f.path("bundle.tbt"),
-        "--now",
-        &late,
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("TRUST_BUNDLE_EXPIRED"));
-    let now = NOW.to_string();
-    let out = run(&[
-        "verify",
-        cert,
-        "--trust",
-        &f.path("bundle.tbt"),
-        "--now",
-        &now,
-        "--federation-kid",
-        "00000000000000000000000000000000",
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("TRUST_BUNDLE_UNTRUSTED"));
-    let out = run(&[
-        "verify",
-        cert,
-        "--trust",
-        &f.path("missing.tbt"),
-        "--now",
-        &now,
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
-    let out = run(&["verify", cert, "--trust", cert, "--now", &now]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("TRUST_BUNDLE_INVALID"));
+    for (trust, message) in [
+        (f.path("missing.tbt"), "cannot read"),
+        (cert.clone(), "TRUST_BUNDLE_INVALID"),
+    ] {
+        let out = run(&["verify", &cert, "--trust", &trust, "--now", &now]);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(stderr(&out).contains(message), "{}", stderr(&out));
+    }
 }
 
 #[test]
 fn inspect_shows_content_marked_unverified() {
     let f = Files::new("inspect");
     let cert = f.cert("tampered-payload");
-    let out = run(&["inspect", cert.to_str().unwrap_or_default()]);
+    let out = run(&["inspect", &cert]);
     assert_eq!(out.status.code(), Some(0));
     let text = stdout(&out);
     assert!(
         text.starts_with("NOT VERIFIED") && text.contains("1.2.156.3005.2."),
         "{text}"
     );
-    let out = run(&["inspect", cert.to_str().unwrap_or_default(), "--json"]);
-    assert_eq!(json(&out)["verified"], false);
-    let garbage = f.dir.join("garbage.tbc");
-    std::fs::write(&garbage, b"not cbor").unwrap_or_else(|e| panic!("{e}"));
-    let out = run(&["inspect", garbage.to_str().unwrap_or_default()]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(json(&run(&["inspect", &cert, "--json"]))["verified"], false);
+    let garbage = f.path("garbage.tbc");
+    must(std::fs::write(&garbage, b"not cbor"));
+    assert_eq!(run(&["inspect", &garbage]).status.code(), Some(2));
 }
 
 #[test]
-fn conformance_passes_on_the_committed_vectors() {
+fn conformance_passes_and_exports_usable_files() {
     let vectors = concat!(env!("CARGO_MANIFEST_DIR"), "/../specs/vectors/vectors.json");
-    let out = run(&["conformance", vectors]);
-    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
-    assert!(stdout(&out).contains(" passed, 0 failed"));
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("export");
     let out = run(&[
         "conformance",
         vectors,
         "--export",
-        dir.to_str().unwrap_or_default(),
+        &dir.display().to_string(),
     ]);
-    assert_eq!(out.status.code(), Some(0));
-    let now = NOW.to_string();
-    let cert = dir.join("certificates/valid-renewal.tbc");
-    let bundle = dir.join("bundle.tbt");
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stdout(&out).contains(" passed, 0 failed"));
+    let cert = dir
+        .join("certificates/valid-renewal.tbc")
+        .display()
+        .to_string();
+    let bundle = dir.join("bundle.tbt").display().to_string();
     let out = run(&[
         "verify",
-        cert.to_str().unwrap_or_default(),
+        &cert,
         "--trust",
-        bundle.to_str().unwrap_or_default(),
+        &bundle,
         "--now",
-        &now,
+        &NOW.to_string(),
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
 }
@@ -234,6 +183,6 @@ fn unbuilt_commands_say_so() {
     for command in ["bulk", "audit"] {
         let out = run(&[command, "x"]);
         assert_eq!(out.status.code(), Some(2));
-        assert!(String::from_utf8_lossy(&out.stderr).contains("not built yet"));
+        assert!(stderr(&out).contains("not built yet"));
     }
 }

@@ -109,6 +109,23 @@ pub struct TestFederation {
     pub revoked_from: Time,
 }
 
+/// A seal valid from 30 days before T0 for five years: what most test seals are.
+fn current<'a>(
+    id: &'a str,
+    name: &'a str,
+    agency_name: &'a str,
+    agency17: &'a str,
+) -> SealSpec<'a> {
+    SealSpec {
+        id,
+        name,
+        agency_name,
+        agency17,
+        valid_from: T0 - 30 * DAY,
+        valid_until: T0 + 5 * YEAR,
+    }
+}
+
 struct SealSpec<'a> {
     id: &'a str,
     name: &'a str,
@@ -177,14 +194,12 @@ impl TestFederation {
             "341200",
             "阜阳市",
             &[
-                SealSpec {
-                    id: "FY-AMR-01",
-                    name: "阜阳市市场监督管理局行政审批专用章",
-                    agency_name: FUYANG_AMR,
-                    agency17: "11341200MB0000001",
-                    valid_from: T0 - 30 * DAY,
-                    valid_until: T0 + 5 * YEAR,
-                },
+                current(
+                    "FY-AMR-01",
+                    "阜阳市市场监督管理局行政审批专用章",
+                    FUYANG_AMR,
+                    "11341200MB0000001",
+                ),
                 SealSpec {
                     id: "FY-AMR-OLD",
                     name: "阜阳市市场监督管理局行政审批专用章（旧）",
@@ -193,36 +208,30 @@ impl TestFederation {
                     valid_from: T0 - 3 * YEAR,
                     valid_until: T0 - YEAR,
                 },
-                SealSpec {
-                    id: "FY-AMR-02",
-                    name: "阜阳市市场监督管理局证照专用章",
-                    agency_name: FUYANG_AMR,
-                    agency17: "11341200MB0000001",
-                    valid_from: T0 - 30 * DAY,
-                    valid_until: T0 + 5 * YEAR,
-                },
-                SealSpec {
-                    id: "FY-DATA-01",
-                    name: "阜阳市数据资源管理局行政审批专用章",
-                    agency_name: FUYANG_DATA,
-                    agency17: "11341200MB0000002",
-                    valid_from: T0 - 30 * DAY,
-                    valid_until: T0 + 5 * YEAR,
-                },
+                current(
+                    "FY-AMR-02",
+                    "阜阳市市场监督管理局证照专用章",
+                    FUYANG_AMR,
+                    "11341200MB0000001",
+                ),
+                current(
+                    "FY-DATA-01",
+                    "阜阳市数据资源管理局行政审批专用章",
+                    FUYANG_DATA,
+                    "11341200MB0000002",
+                ),
             ],
         )?;
         let jinan = make_region(
             &federation,
             "370100",
             "济南市",
-            &[SealSpec {
-                id: "JN-SP-01",
-                name: "济南市行政审批服务局行政审批专用章",
-                agency_name: JINAN_APPROVAL,
-                agency17: "11370100MB0000003",
-                valid_from: T0 - 30 * DAY,
-                valid_until: T0 + 5 * YEAR,
-            }],
+            &[current(
+                "JN-SP-01",
+                "济南市行政审批服务局行政审批专用章",
+                JINAN_APPROVAL,
+                "11370100MB0000003",
+            )],
         )?;
         let revoked_from = time(T0 + 100 * DAY)?;
         let revocation = SealRevocation {
