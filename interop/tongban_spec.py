@@ -84,12 +84,12 @@ def _head(data: bytes, pos: int):
     ib = data[pos]
     major, ai = ib >> 5, ib & 31
     size = {24: 1, 25: 2, 26: 4, 27: 8}.get(ai, 0)
-    require(pos + 1 + size <= len(data), "CBOR_TRUNCATED", f"argument cut at {pos}")    # rule 1
     require(ib != 0xFF, "CBOR_MALFORMED", f"break at {pos}")                             # rule 2
     require(major != 7 or ib in (0xF4, 0xF5, 0xF6), "CBOR_UNSUPPORTED", f"simple/float at {pos}")
     require(ai not in (28, 29, 30), "CBOR_MALFORMED", f"reserved info at {pos}")         # rule 4
     if ai == 31:                                                                        # rules 5, 6
         raise Reject("CBOR_MALFORMED" if major in (0, 1, 6) else "CBOR_INDEFINITE_LENGTH", f"at {pos}")
+    require(pos + 1 + size <= len(data), "CBOR_TRUNCATED", f"argument cut at {pos}")    # rule 7
     arg = ai if ai < 24 else int.from_bytes(data[pos + 1:pos + 1 + size], "big")
     require(ai < 24 or arg >= (24 if ai == 24 else 1 << (4 * size)), "CBOR_NON_MINIMAL", f"at {pos}")
     return major, arg, pos + 1 + size
@@ -100,17 +100,17 @@ def _item(data: bytes, pos: int, depth: int, limit: int, tag_ok: bool, is_key: b
     major, arg, pos = _head(data, pos)
     if is_key:  # map keys: integer or text only, reported at the key's head
         require(major in (0, 1, 3), "CBOR_UNSUPPORTED", f"map key of major type {major} at {at}")
-    if major == 6:                                                                        # rule 8
+    if major == 6:                                                                        # rule 9
         require(tag_ok and depth == 1, "CBOR_UNSUPPORTED", f"tag at {at}")
         return _item(data, pos, depth, limit, False, False)  # a tag on a tag is misplaced
     if major in (0, 1, 7):
         return pos
-    require(major not in (4, 5) or depth <= 16, "CBOR_LIMIT_EXCEEDED", f"nesting at {at}")  # rule 9
-    require(arg <= limit, "CBOR_LIMIT_EXCEEDED", f"length {arg} at {at}")                 # rule 10
+    require(major not in (4, 5) or depth <= 16, "CBOR_LIMIT_EXCEEDED", f"nesting at {at}")  # rule 10
+    require(arg <= limit, "CBOR_LIMIT_EXCEEDED", f"length {arg} at {at}")                 # rule 11
     left = len(data) - pos
-    require(arg * (2 if major == 5 else 1) <= left, "CBOR_TRUNCATED", f"length at {at}")  # rule 11
+    require(arg * (2 if major == 5 else 1) <= left, "CBOR_TRUNCATED", f"length at {at}")  # rule 12
     if major in (2, 3):
-        if major == 3:                                                                    # rule 12
+        if major == 3:                                                                    # rule 13
             try:
                 data[pos:pos + arg].decode("utf-8")
             except UnicodeDecodeError:
@@ -291,7 +291,8 @@ def split_identifier(s) -> dict | None:
 
 
 def make_identifier(typ: str, issuer: str, serial: str, version: str = "001") -> str:
-    return f"{IDENTIFIER_PREFIX}{typ}.{issuer}.{serial}.{version}.{mod37_36_check_char(typ + issuer + serial + version)}"
+    check = mod37_36_check_char(typ + issuer + serial + version)
+    return f"{IDENTIFIER_PREFIX}{typ}.{issuer}.{serial}.{version}.{check}"
 
 
 def is_uint(v) -> bool:
@@ -304,7 +305,7 @@ def is_time(v) -> bool:
 
 def is_short_text(v) -> bool:
     return (type(v) is str and 1 <= len(v.encode()) <= 256
-            and not any(ord(c) < 0x20 or ord(c) == 0x7F for c in v))
+            and not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in v))  # category Cc
 
 
 def is_bytes(v, n: int) -> bool:
@@ -349,7 +350,8 @@ def bundle_payload_ok(p) -> bool:
             and is_uint(p["v"]) and p["v"] == 1 and is_uint(p["ver"]) and is_time(p["iat"]) and is_time(p["exp"])
             and p["iat"] < p["exp"] and closed_map(p["fed"], {"name", "pk"}) and is_short_text(p["fed"]["name"])
             and is_bytes(p["fed"]["pk"], 32)
-            and all(type(p[k]) is list and all(type(x) is bytes for x in p[k]) for k in ("regions", "seals", "revocations")))
+            and all(type(p[k]) is list and all(type(x) is bytes for x in p[k])
+                    for k in ("regions", "seals", "revocations")))
 
 
 @dataclass
@@ -386,21 +388,21 @@ def load_trust_bundle(data: bytes, now: int, pinned_federation_kid: bytes | None
     fed_pk = p["fed"]["pk"]                                                                 # 3
     require(not is_small_order(fed_pk), "WEAK_KEY", "federation key")
     require(pinned_federation_kid is None or kid(fed_pk) == pinned_federation_kid, "TRUST_BUNDLE_UNTRUSTED")
-    ts = TrustStore(fed_pk=fed_pk, signer_kid=env.kid, exp=p["exp"])
+    store = TrustStore(fed_pk=fed_pk, signer_kid=env.kid, exp=p["exp"])
     try:
         roots = []
         for raw in p["regions"]:                                                            # 4
             _, r = _signed_object(raw, TYP_REGION, {kid(fed_pk): {"pk": fed_pk}}, region_payload_ok)
-            require(r["rc"] not in ts.regions, "TRUST_BUNDLE_INVALID", f"region {r['rc']} twice")
+            require(r["rc"] not in store.regions, "TRUST_BUNDLE_INVALID", f"region {r['rc']} twice")
             require(not is_small_order(r["pk"]), "WEAK_KEY", f"region {r['rc']}")
-            ts.regions[r["rc"]] = ts.region_by_kid[kid(r["pk"])] = r
+            store.regions[r["rc"]] = store.region_by_kid[kid(r["pk"])] = r
             roots.append(r)
-        signers = {kid(fed_pk): fed_pk, **{k: r["pk"] for k, r in ts.region_by_kid.items()}}  # 5
+        signers = {kid(fed_pk): fed_pk, **{k: r["pk"] for k, r in store.region_by_kid.items()}}  # 5
         require(env.kid in signers, "TRUST_BUNDLE_INVALID", "bundle signer unknown")
         require(verify_strict(data, signers[env.kid]), "TRUST_BUNDLE_INVALID", "bundle signature")
         seals = []
         for raw in p["seals"]:                                                              # 6
-            root, s = _signed_object(raw, TYP_SEAL, ts.region_by_kid, seal_payload_ok)
+            root, s = _signed_object(raw, TYP_SEAL, store.region_by_kid, seal_payload_ok)
             require(s["rc"] == root["rc"], "TRUST_BUNDLE_INVALID", f"seal {s['sid']}: region")
             require(root["vf"] <= s["cd"] < root["vu"], "TRUST_BUNDLE_INVALID", f"seal {s['sid']}: cd")
             require(not is_small_order(s["pk"]), "WEAK_KEY", f"seal {s['sid']}")
@@ -408,20 +410,20 @@ def load_trust_bundle(data: bytes, now: int, pinned_federation_kid: bytes | None
         kids = [kid(x["pk"]) for x in [p["fed"], *roots, *seals]]                            # 7
         sids = [(s["rc"], s["sid"]) for s in seals]
         require(len(set(kids)) == len(kids) and len(set(sids)) == len(sids), "TRUST_BUNDLE_INVALID", "not unique")
-        ts.seals = {kid(s["pk"]): s for s in seals}
+        store.seals = {kid(s["pk"]): s for s in seals}
         for raw in p["revocations"]:                                                        # 8
-            root, r = _signed_object(raw, TYP_REVOCATION, ts.region_by_kid, revocation_payload_ok)
-            seal = ts.seals.get(r["sk"])
+            root, r = _signed_object(raw, TYP_REVOCATION, store.region_by_kid, revocation_payload_ok)
+            seal = store.seals.get(r["sk"])
             require(r["rc"] == root["rc"] and seal is not None and seal["rc"] == r["rc"],
                     "TRUST_BUNDLE_INVALID", "revocation of an unknown seal")
-            require(r["sk"] not in ts.revoked, "TRUST_BUNDLE_INVALID", "second revocation")
-            ts.revoked[r["sk"]] = r["ra"]
+            require(r["sk"] not in store.revoked, "TRUST_BUNDLE_INVALID", "second revocation")
+            store.revoked[r["sk"]] = r["ra"]
     except Reject as e:
         if e.code in ("WEAK_KEY", "TRUST_BUNDLE_INVALID"):
             raise
         raise Reject("TRUST_BUNDLE_INVALID", e.code) from None
-    require(now < ts.exp, "TRUST_BUNDLE_EXPIRED")                                           # 9
-    return ts
+    require(now < store.exp, "TRUST_BUNDLE_EXPIRED")                                           # 9
+    return store
 
 
 # ---------------------------------------------------------------- trust §6: status snapshots
@@ -470,7 +472,7 @@ def load_snapshot(data: bytes, trust: TrustStore) -> Snapshot:
 CLAIM_TYPES = {1: "text", 4: "uint", 5: "uint", 6: "uint", "v": "uint", "id": "text", "tn": "text",
                "an": "text", "rc": "text", "lvl": "text", "pd": "uint", "prev": "map", "sd": "array"}
 REQUIRED_CLAIMS = {1, 5, 6, "v", "id", "tn", "an", "rc", "lvl", "sd"}
-FIELD_NAME = re.compile(r"[a-z0-9_.]{1,64}")
+FIELD_NAME = re.compile(r"holder\.(name|id_type|id_number)|licence\.[a-z0-9_.]{1,56}")  # cert §3, <= 64 bytes
 _PY_TYPE = {"text": str, "uint": int, "map": dict, "array": list}
 
 
@@ -512,7 +514,8 @@ def check_disclosures(raws: list, sd: list) -> list:
             raise Reject("DISCLOSURE_MALFORMED", "CBOR") from None
         require(type(d) is list and len(d) == 3 and is_bytes(d[0], 16) and type(d[1]) is str
                 and FIELD_NAME.fullmatch(d[1]) is not None
-                and (type(d[2]) in (int, bool) or (type(d[2]) is str and len(d[2].encode()) <= 4096)),
+                and (type(d[2]) is bool or (type(d[2]) is int and -2**63 <= d[2] < 2**63)
+                     or (type(d[2]) is str and len(d[2].encode()) <= 4096)),
                 "DISCLOSURE_MALFORMED")
         dg = disclosure_digest(raw)
         require(dg in committed, "DISCLOSURE_MISMATCH", d[1])
@@ -598,6 +601,12 @@ def build_certificate(seed: bytes, claims: dict, fields: list) -> bytes:
         key=okp_private(seed),
     )
     return msg.encode(tag=True)
+
+
+def sign_raw(seed: bytes, protected: bytes, payload: bytes, unprotected: bytes = b"\xa0") -> bytes:
+    """An envelope assembled by hand around exact header/payload bytes (to test verifier leniency)."""
+    msg = Sign1Message(phdr_encoded=protected, payload=payload, key=okp_private(seed))
+    return b"\xd2\x84" + bstr(protected) + unprotected + bstr(payload) + bstr(msg.compute_signature())
 
 
 def with_disclosures(cert: bytes, keep) -> bytes:

@@ -1,1 +1,2 @@
-//! Criterion benchmarks live in benches/.
+//! Criterion benchmarks of Tongban; the benches live in `benches/` and run with
+//! `cargo bench -p tongban-benches`.

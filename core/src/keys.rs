@@ -65,6 +65,10 @@ impl PublicKey {
     pub fn from_bytes(bytes: &[u8]) -> Result<PublicKey, KeyError> {
         let bytes: &[u8; 32] = bytes.try_into().map_err(|_| KeyError::Invalid)?;
         let key = VerifyingKey::from_bytes(bytes).map_err(|_| KeyError::Invalid)?;
+        // Decompression accepts y ≥ p; the spec does not, so the same point has one encoding (and one kid).
+        if key.to_edwards().compress().as_bytes() != bytes {
+            return Err(KeyError::Invalid);
+        }
         if key.is_weak() {
             return Err(KeyError::Weak);
         }
@@ -159,6 +163,15 @@ mod tests {
         order_two[31] = 0x7f;
         assert_eq!(PublicKey::from_bytes(&order_two), Err(KeyError::Weak));
         assert_eq!(PublicKey::from_bytes(&[1u8; 31]), Err(KeyError::Invalid));
+        // y = p + 1 decompresses to the identity (y = 1): refused as non-canonical, before the
+        // weak-key check would refuse the point itself.
+        let mut non_canonical = [0xffu8; 32];
+        non_canonical[0] = 0xee;
+        non_canonical[31] = 0x7f;
+        assert_eq!(
+            PublicKey::from_bytes(&non_canonical),
+            Err(KeyError::Invalid)
+        );
     }
 
     #[test]

@@ -77,6 +77,19 @@ enum Command {
     },
 }
 
+/// Writes to stdout; a closed pipe (`| head`) ends the output quietly instead of panicking.
+fn emit(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
 fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }
@@ -148,7 +161,7 @@ fn conformance(path: &Path, export: Option<&Path>) -> Result<ExitCode> {
     let outcome = vectors::run(&file)?;
     if let Some(dir) = export {
         let written = vectors::export(&file, dir)?;
-        println!("wrote {written} files to {}", dir.display());
+        emit(&format!("wrote {written} files to {}\n", dir.display()))?;
     }
     for failure in &outcome.failures {
         println!("FAIL {failure}");

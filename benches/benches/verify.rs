@@ -1,0 +1,58 @@
+//! Single-certificate verification and its parts, side by side in one run:
+//! `cargo bench -p tongban-benches --bench verify`.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use tongban_core::cert::{self, Claims};
+use tongban_core::envelope::{Envelope, Kind};
+use tongban_core::testkit::{NOW, TestFederation};
+use tongban_core::trust::{StatusTable, TrustStore};
+use tongban_core::values::Time;
+
+fn bench(c: &mut Criterion) {
+    let federation = TestFederation::standard().unwrap_or_else(|e| panic!("{e}"));
+    let now = Time::new(NOW).unwrap_or_else(|| panic!("now"));
+    let bundle = federation.bundle().unwrap_or_else(|e| panic!("{e}"));
+    let trust = TrustStore::load(&bundle, now, None).unwrap_or_else(|e| panic!("{e}"));
+    let seal = federation.amr();
+    let draft = federation
+        .draft(seal, "2026000001")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let issued = cert::issue(
+        &draft,
+        &seal.info,
+        &seal.key,
+        &mut tongban_core::testkit::SeededSalts::new("bench"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let bytes = issued.bytes;
+    let status = StatusTable::default();
+    let envelope = Envelope::open(&bytes, Kind::Certificate).unwrap_or_else(|e| panic!("{e}"));
+    let signed = envelope.signed_bytes();
+
+    let mut group = c.benchmark_group("certificate");
+    group.bench_function("verify (all steps)", |b| {
+        b.iter(|| cert::verify(black_box(&bytes), &trust, &status, now))
+    });
+    group.bench_function("open envelope (steps 1-6)", |b| {
+        b.iter(|| Envelope::open(black_box(&bytes), Kind::Certificate).map(|e| e.kid))
+    });
+    group.bench_function("verify_strict only", |b| {
+        b.iter(|| {
+            seal.info
+                .key
+                .verify_strict(black_box(&signed), &envelope.signature)
+        })
+    });
+    group.bench_function("decode claims (step 9)", |b| {
+        b.iter(|| Claims::decode(black_box(envelope.payload)).map(|c| c.issued))
+    });
+    group.bench_function("load trust bundle", |b| {
+        b.iter(|| TrustStore::load(black_box(&bundle), now, None).map(|t| t.version))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
