@@ -26,6 +26,7 @@ pub enum Kind {
     TrustBundle,
     StatusSnapshot,
     Certificate,
+    LogEntry,
 }
 
 impl Kind {
@@ -37,6 +38,7 @@ impl Kind {
             Kind::TrustBundle => "application/tongban-trust+cbor",
             Kind::StatusSnapshot => "application/tongban-status+cbor",
             Kind::Certificate => "application/tongban-ecert+cwt",
+            Kind::LogEntry => "application/tongban-log-entry+cbor",
         }
     }
 

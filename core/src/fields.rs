@@ -107,6 +107,10 @@ impl<'a> Fields<'a> {
         self.required(key, "a text string", Reader::text)
     }
 
+    pub fn optional_text(&mut self, key: Key<'a>) -> Result<Option<&'a str>, Bad> {
+        self.optional(key, "a text string", Reader::text)
+    }
+
     pub fn short_text(&mut self, key: Key<'a>) -> Result<&'a str, Bad> {
         self.required(key, "a short text", |r| {
             r.text().filter(|t| is_short_text(t))

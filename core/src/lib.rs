@@ -12,6 +12,7 @@ pub mod envelope;
 pub mod fields;
 pub mod ids;
 pub mod keys;
+pub mod log;
 pub mod status;
 pub mod testkit;
 pub mod trust;

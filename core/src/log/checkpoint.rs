@@ -1,0 +1,223 @@
+//! Checkpoints (C2SP tlog-checkpoint) signed as notes, and cosignatures (C2SP tlog-cosignature,
+//! `cosignature/v1`).
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+
+use crate::keys::SecretKey;
+use crate::log::note::{self, Note, NoteError, NoteSignature, NoteVerifier, TYPE_COSIGNATURE_V1};
+
+/// A tree head: `<origin>\n<size>\n<base64 root>\n`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub origin: String,
+    pub size: u64,
+    pub root: [u8; 32],
+}
+
+impl Checkpoint {
+    pub fn body(&self) -> String {
+        format!(
+            "{}\n{}\n{}\n",
+            self.origin,
+            self.size,
+            B64.encode(self.root)
+        )
+    }
+
+    /// Parses a checkpoint body. Tongban checkpoints carry no extension lines, so none are accepted.
+    pub fn parse(text: &str) -> Result<Checkpoint, NoteError> {
+        let bad = NoteError::Malformed;
+        let lines: Vec<&str> = text
+            .strip_suffix('\n')
+            .ok_or(bad("checkpoint must end with a newline"))?
+            .split('\n')
+            .collect();
+        let [origin, size, root] = lines.as_slice() else {
+            return Err(bad("checkpoint must have exactly three lines"));
+        };
+        let canonical = !size.is_empty()
+            && (size == &"0" || !size.starts_with('0'))
+            && size.bytes().all(|b| b.is_ascii_digit());
+        let size = size
+            .parse::<u64>()
+            .ok()
+            .filter(|_| canonical)
+            .ok_or(bad("size"))?;
+        let root = B64
+            .decode(root)
+            .ok()
+            .and_then(|r| <[u8; 32]>::try_from(r).ok())
+            .ok_or(bad("root"))?;
+        if origin.is_empty() {
+            return Err(bad("empty origin"));
+        }
+        Ok(Checkpoint {
+            origin: (*origin).to_owned(),
+            size,
+            root,
+        })
+    }
+
+    /// The checkpoint signed by the log key (`name` is the log's key name, normally the origin).
+    pub fn sign(&self, name: &str, key: &SecretKey) -> Result<String, NoteError> {
+        let text = self.body();
+        let signature = note::sign(&text, name, key)?;
+        Ok(Note {
+            text,
+            signatures: vec![signature],
+        }
+        .to_text())
+    }
+}
+
+/// The message a cosigner signs: `cosignature/v1\ntime <t>\n` followed by the checkpoint body.
+pub fn cosignature_message(time: u64, body: &str) -> String {
+    format!("cosignature/v1\ntime {time}\n{body}")
+}
+
+/// A witness's cosignature line on `body` at `time`.
+pub fn cosign(
+    body: &str,
+    time: u64,
+    name: &str,
+    key: &SecretKey,
+) -> Result<NoteSignature, NoteError> {
+    let verifier = NoteVerifier::new(name, TYPE_COSIGNATURE_V1, key.public().clone())?;
+    let mut blob = time.to_be_bytes().to_vec();
+    blob.extend_from_slice(&key.sign(cosignature_message(time, body).as_bytes()));
+    Ok(NoteSignature {
+        name: name.to_owned(),
+        id: verifier.id,
+        body: blob,
+    })
+}
+
+/// A checkpoint whose log signature verified, with the cosignatures that verified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedCheckpoint {
+    pub checkpoint: Checkpoint,
+    /// (witness name, cosignature time) for each known witness that cosigned.
+    pub cosigned_by: Vec<(String, u64)>,
+}
+
+/// Opens a signed checkpoint: the log's signature must verify; signatures of unknown keys are
+/// ignored; a known witness whose cosignature fails rejects the whole note.
+pub fn open(
+    note_bytes: &[u8],
+    log: &NoteVerifier,
+    witnesses: &[NoteVerifier],
+) -> Result<VerifiedCheckpoint, NoteError> {
+    let note = Note::parse(note_bytes)?;
+    if !note.verify_ed25519(log)? {
+        return Err(NoteError::Unsigned);
+    }
+    let checkpoint = Checkpoint::parse(&note.text)?;
+    if checkpoint.origin != log.name {
+        return Err(NoteError::Malformed("origin is not the log's key name"));
+    }
+    let mut cosigned_by = Vec::new();
+    for witness in witnesses
+        .iter()
+        .filter(|w| w.signature_type == TYPE_COSIGNATURE_V1)
+    {
+        for signature in note.by(witness) {
+            let (time, sig) = signature
+                .body
+                .split_at_checked(8)
+                .ok_or_else(|| NoteError::BadSignature(witness.name.clone()))?;
+            let time = u64::from_be_bytes(
+                time.try_into()
+                    .map_err(|_| NoteError::BadSignature(witness.name.clone()))?,
+            );
+            let sig: &[u8; 64] = sig
+                .try_into()
+                .map_err(|_| NoteError::BadSignature(witness.name.clone()))?;
+            if time > i64::MAX as u64
+                || !witness
+                    .key
+                    .verify_strict(cosignature_message(time, &note.text).as_bytes(), sig)
+            {
+                return Err(NoteError::BadSignature(witness.name.clone()));
+            }
+            cosigned_by.push((witness.name.clone(), time));
+        }
+    }
+    Ok(VerifiedCheckpoint {
+        checkpoint,
+        cosigned_by,
+    })
+}
+
+/// Adds cosignature lines to a signed checkpoint note.
+pub fn add_signatures(
+    note_bytes: &[u8],
+    signatures: &[NoteSignature],
+) -> Result<String, NoteError> {
+    let mut note = Note::parse(note_bytes)?;
+    note.signatures.extend_from_slice(signatures);
+    Ok(note.to_text())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::note::TYPE_ED25519;
+
+    fn key(n: u8) -> SecretKey {
+        SecretKey::from_seed(&[n; 32]).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn sign_open_and_cosign() -> Result<(), Box<dyn std::error::Error>> {
+        let origin = "tongban.example/341200/log/2026";
+        let (log_key, witness_key) = (key(1), key(2));
+        let log = NoteVerifier::new(origin, TYPE_ED25519, log_key.public().clone())?;
+        let witness = NoteVerifier::new(
+            "tongban.example/370100/witness",
+            TYPE_COSIGNATURE_V1,
+            witness_key.public().clone(),
+        )?;
+        let checkpoint = Checkpoint {
+            origin: origin.into(),
+            size: 20852163,
+            root: [7; 32],
+        };
+        let signed = checkpoint.sign(origin, &log_key)?;
+        assert!(signed.starts_with("tongban.example/341200/log/2026\n20852163\nBwcH"));
+        let opened = open(signed.as_bytes(), &log, std::slice::from_ref(&witness))?;
+        assert_eq!(opened.checkpoint, checkpoint);
+        assert!(opened.cosigned_by.is_empty());
+        let cosignature = cosign(
+            &checkpoint.body(),
+            1_679_315_147,
+            &witness.name,
+            &witness_key,
+        )?;
+        let cosigned = add_signatures(signed.as_bytes(), &[cosignature])?;
+        let opened = open(cosigned.as_bytes(), &log, std::slice::from_ref(&witness))?;
+        assert_eq!(
+            opened.cosigned_by,
+            vec![(witness.name.clone(), 1_679_315_147)]
+        );
+        // A cosignature over another time fails the whole note.
+        let mut note = Note::parse(cosigned.as_bytes())?;
+        note.signatures[1].body[7] ^= 1;
+        assert!(open(note.to_text().as_bytes(), &log, &[witness]).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn bodies_are_strict() {
+        for bad in [
+            "o\n1\nAAAA\n",
+            "o\n01\nBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=\n",
+            "o\n1\nBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=\next\n",
+            "o\n1\nBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=",
+            "\n1\nBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=\n",
+        ] {
+            assert!(Checkpoint::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(Checkpoint::parse("o\n0\nBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=\n").is_ok());
+    }
+}

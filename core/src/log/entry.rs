@@ -1,0 +1,316 @@
+//! Log entries (specs/log.md §1): every act of a region node, as a signed envelope of the acting key.
+
+use ciborium::Value;
+
+use crate::cbor::{self, Key};
+use crate::codes::{Code, Failure};
+use crate::encode::{bytes, entry, map_bytes, text, uint};
+use crate::envelope::{BuildError, Envelope, Kind, seal};
+use crate::fields::{Bad, Fields};
+use crate::ids::{Identifier, RegionCode};
+use crate::keys::{KeyId, SecretKey};
+use crate::status::{Operation, State, Termination};
+use crate::values::{ShortText, Time};
+
+/// What happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Act {
+    /// An e-seal (its signed object) was registered; signed by the region root.
+    SealRegistered { seal: Vec<u8> },
+    /// A seal revocation (its signed object); signed by the region root.
+    SealRevoked { revocation: Vec<u8> },
+    /// A certificate was issued; signed by the seal that stamped it. No personal data: the digest
+    /// and identifier only.
+    CertIssued {
+        id: Identifier,
+        digest: [u8; 32],
+        seal: KeyId,
+        issued: Time,
+        /// Operation code: 1 new, 2 renew, 8 transfer in, 9 change.
+        operation: u64,
+        predecessor: Option<Identifier>,
+        promise_deadline: Option<Time>,
+    },
+    /// A status operation; signed by a seal of the issuing agency, or by the region root for the
+    /// node's own acts (a promise lapsing).
+    StatusChanged {
+        id: Identifier,
+        operation: Operation,
+        to: State,
+        reason: Option<ShortText>,
+        /// The receiving region of a transfer out.
+        destination: Option<RegionCode>,
+    },
+    /// The promise of a promise-based certificate was fulfilled; signed like a status change.
+    PromiseFulfilled { id: Identifier },
+    /// A batch of verification receipts, committed by its Merkle root; signed by the region root.
+    Receipts {
+        count: u64,
+        root: [u8; 32],
+        cross_region: u64,
+    },
+}
+
+impl Act {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Act::SealRegistered { .. } => "seal.registered",
+            Act::SealRevoked { .. } => "seal.revoked",
+            Act::CertIssued { .. } => "cert.issued",
+            Act::StatusChanged { .. } => "cert.status",
+            Act::PromiseFulfilled { .. } => "promise.fulfilled",
+            Act::Receipts { .. } => "receipts",
+        }
+    }
+
+    /// The certificate the act concerns, if any.
+    pub fn identifier(&self) -> Option<&Identifier> {
+        match self {
+            Act::CertIssued { id, .. }
+            | Act::StatusChanged { id, .. }
+            | Act::PromiseFulfilled { id } => Some(id),
+            _ => None,
+        }
+    }
+}
+
+/// One log entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogEntry {
+    pub region: RegionCode,
+    pub at: Time,
+    pub act: Act,
+}
+
+/// A decoded entry with the key id that signed it (signature not yet checked against a key).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenedEntry {
+    pub signer: KeyId,
+    pub entry: LogEntry,
+}
+
+fn operation_of(code: u64, to: State) -> Option<Operation> {
+    Some(match code {
+        3 => Operation::Suspend,
+        4 => Operation::Expire,
+        5 => Operation::Terminate(match to {
+            State::Revoked => Termination::Revoke,
+            State::Cancelled => Termination::Cancel,
+            State::RevokedPenalty => Termination::RevokeAsPenalty,
+            State::TransferredOut => Termination::TransferOut,
+            _ => return None,
+        }),
+        6 => Operation::Unsuspend,
+        7 => Operation::Other,
+        10 => Operation::CancelTransferOut,
+        _ => return None,
+    })
+}
+
+impl LogEntry {
+    pub fn payload(&self) -> Result<Vec<u8>, BuildError> {
+        let mut entries = vec![
+            entry("v", uint(1)),
+            entry("t", text(self.act.type_name())),
+            entry("rc", text(self.region.as_str())),
+            entry("at", uint(self.at.seconds())),
+        ];
+        let mut add = |k: &str, v: Value| entries.push(entry(k, v));
+        match &self.act {
+            Act::SealRegistered { seal } => add("obj", bytes(seal)),
+            Act::SealRevoked { revocation } => add("obj", bytes(revocation)),
+            Act::CertIssued {
+                id,
+                digest,
+                seal,
+                issued,
+                operation,
+                predecessor,
+                promise_deadline,
+            } => {
+                add("id", text(id.as_str()));
+                add("d", bytes(digest));
+                add("sk", bytes(&seal.0));
+                add("iat", uint(issued.seconds()));
+                add("op", uint(*operation));
+                if let Some(prev) = predecessor {
+                    add("prev", text(prev.as_str()));
+                }
+                if let Some(pd) = promise_deadline {
+                    add("pd", uint(pd.seconds()));
+                }
+            }
+            Act::StatusChanged {
+                id,
+                operation,
+                to,
+                reason,
+                destination,
+            } => {
+                add("id", text(id.as_str()));
+                add("op", uint(operation.code()));
+                add("to", uint(to.code()));
+                if let Some(reason) = reason {
+                    add("why", text(reason.as_str()));
+                }
+                if let Some(dest) = destination {
+                    add("dest", text(dest.as_str()));
+                }
+            }
+            Act::PromiseFulfilled { id } => add("id", text(id.as_str())),
+            Act::Receipts {
+                count,
+                root,
+                cross_region,
+            } => {
+                add("n", uint(*count));
+                add("root", bytes(root));
+                add("x", uint(*cross_region));
+            }
+        }
+        map_bytes(entries)
+    }
+
+    /// The entry signed by the acting key.
+    pub fn sign(&self, key: &SecretKey) -> Result<Vec<u8>, BuildError> {
+        seal(Kind::LogEntry, key, self.payload()?, &[])
+    }
+
+    /// Decodes an entry (structure and payload rules; the signature is the caller's to check against
+    /// the key the replay state says may act). Failures carry `CLAIMS_INVALID` or a CBOR/COSE code.
+    pub fn open(bytes: &[u8]) -> Result<(Envelope<'_>, LogEntry), Failure> {
+        let envelope = Envelope::open(bytes, Kind::LogEntry)?;
+        cbor::check(envelope.payload, Kind::LogEntry.size_limit(), false)?;
+        let entry = read(envelope.payload).map_err(|b| b.into_failure(Code::ClaimsInvalid))?;
+        Ok((envelope, entry))
+    }
+}
+
+fn identifier(text: &str) -> Result<Identifier, Bad> {
+    Identifier::parse(text).map_err(|e| Bad::new(e.to_string()))
+}
+
+fn read(payload: &[u8]) -> Result<LogEntry, Bad> {
+    let mut f = Fields::whole(payload)?;
+    f.version_1()?;
+    let kind = f.text(Key::Text("t"))?;
+    let region =
+        RegionCode::parse(f.text(Key::Text("rc"))?).map_err(|e| Bad::new(e.to_string()))?;
+    let at = f.time(Key::Text("at"))?;
+    let act = match kind {
+        "seal.registered" => Act::SealRegistered {
+            seal: f.bytes(Key::Text("obj"))?.to_vec(),
+        },
+        "seal.revoked" => Act::SealRevoked {
+            revocation: f.bytes(Key::Text("obj"))?.to_vec(),
+        },
+        "cert.issued" => {
+            let operation = f.uint(Key::Text("op"))?;
+            if !matches!(operation, 1 | 2 | 8 | 9) {
+                return Err(Bad::new(format!("issuing operation {operation}")));
+            }
+            Act::CertIssued {
+                id: identifier(f.text(Key::Text("id"))?)?,
+                digest: f.fixed::<32>(Key::Text("d"))?,
+                seal: KeyId(f.fixed::<16>(Key::Text("sk"))?),
+                issued: f.time(Key::Text("iat"))?,
+                operation,
+                predecessor: f
+                    .optional_text(Key::Text("prev"))?
+                    .map(identifier)
+                    .transpose()?,
+                promise_deadline: f.optional_time(Key::Text("pd"))?,
+            }
+        }
+        "cert.status" => {
+            let id = identifier(f.text(Key::Text("id"))?)?;
+            let code = f.uint(Key::Text("op"))?;
+            let to = State::from_code(f.uint(Key::Text("to"))?)
+                .ok_or_else(|| Bad::new("unknown state"))?;
+            let operation = operation_of(code, to)
+                .ok_or_else(|| Bad::new(format!("operation {code} to state {to}")))?;
+            let reason = f
+                .optional_text(Key::Text("why"))?
+                .map(|r| ShortText::new(r).ok_or_else(|| Bad::new("reason")))
+                .transpose()?;
+            let destination = f
+                .optional_text(Key::Text("dest"))?
+                .map(|d| RegionCode::parse(d).map_err(|e| Bad::new(e.to_string())))
+                .transpose()?;
+            Act::StatusChanged {
+                id,
+                operation,
+                to,
+                reason,
+                destination,
+            }
+        }
+        "promise.fulfilled" => Act::PromiseFulfilled {
+            id: identifier(f.text(Key::Text("id"))?)?,
+        },
+        "receipts" => Act::Receipts {
+            count: f.uint(Key::Text("n"))?,
+            root: f.fixed::<32>(Key::Text("root"))?,
+            cross_region: f.uint(Key::Text("x"))?,
+        },
+        other => return Err(Bad::new(format!("unknown entry type {other:?}"))),
+    };
+    f.finish()?;
+    Ok(LogEntry { region, at, act })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::{NOW, TestFederation, time};
+
+    #[test]
+    fn every_act_round_trips() -> Result<(), Box<dyn std::error::Error>> {
+        let f = TestFederation::standard()?;
+        let seal = f.amr();
+        let id = f.draft(seal, "2026000001")?.id;
+        let region = f.fuyang.certificate.region.clone();
+        let acts = vec![
+            Act::SealRegistered {
+                seal: seal.signed.clone(),
+            },
+            Act::SealRevoked {
+                revocation: f.revocation.clone(),
+            },
+            Act::CertIssued {
+                id: id.clone(),
+                digest: [9; 32],
+                seal: seal.key.public().kid(),
+                issued: time(NOW)?,
+                operation: 2,
+                predecessor: Some(id.clone()),
+                promise_deadline: Some(time(NOW + 5)?),
+            },
+            Act::StatusChanged {
+                id: id.clone(),
+                operation: Operation::Terminate(Termination::TransferOut),
+                to: State::TransferredOut,
+                reason: ShortText::new("moved"),
+                destination: Some(f.jinan.certificate.region.clone()),
+            },
+            Act::PromiseFulfilled { id: id.clone() },
+            Act::Receipts {
+                count: 1000,
+                root: [4; 32],
+                cross_region: 17,
+            },
+        ];
+        for act in acts {
+            let entry = LogEntry {
+                region: region.clone(),
+                at: time(NOW)?,
+                act,
+            };
+            let bytes = entry.sign(&seal.key)?;
+            let (envelope, opened) = LogEntry::open(&bytes)?;
+            assert_eq!(opened, entry);
+            envelope.verify(seal.key.public())?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,8 @@
+//! The transparency log's formats (specs/log.md): entries, RFC 6962 tree proofs, signed notes,
+//! checkpoints, cosignatures and offline receipts.
+
+pub mod checkpoint;
+pub mod entry;
+pub mod note;
+pub mod proof;
+pub mod receipt;
