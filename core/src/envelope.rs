@@ -46,6 +46,8 @@ impl Kind {
         match self {
             Kind::TrustBundle => 16 << 20,
             Kind::StatusSnapshot => 256 << 20,
+            // A tlog-tiles entry bundle prefixes each entry with a uint16 length.
+            Kind::LogEntry => 65_535,
             _ => 65_536,
         }
     }

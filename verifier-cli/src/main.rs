@@ -1,6 +1,7 @@
 //! tongban-verify: verify Tongban e-certificates offline, inspect them, and run the conformance
 //! vectors.
 
+mod audit;
 mod report;
 mod vectors;
 
@@ -70,10 +71,10 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// (not built yet) Replay and audit signed transparency logs.
+    /// Audit signed transparency logs.
     Audit {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
+        #[command(subcommand)]
+        command: AuditCommand,
     },
 }
 
@@ -88,6 +89,46 @@ fn emit(text: &str) -> Result<()> {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
         _ => Ok(()),
     }
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Replay audit bundles (one directory per region log): recompute every root, check every
+    /// checkpoint and entry, derive statuses and statistics.
+    Replay {
+        #[arg(required = true)]
+        bundles: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn audit_replay(bundles: &[PathBuf], json: bool) -> Result<ExitCode> {
+    let mut clean = true;
+    let mut reports = Vec::new();
+    let mut text = String::new();
+    for dir in bundles {
+        let report = audit::replay_dir(dir)?;
+        clean &= report.is_clean();
+        if json {
+            reports.push(audit::json(dir, &report));
+        } else {
+            text.push_str(&audit::text(dir, &report));
+        }
+    }
+    if json {
+        emit(&format!(
+            "{:#}\n",
+            serde_json::json!({"clean": clean, "logs": reports})
+        ))?;
+    } else {
+        emit(&text)?;
+    }
+    Ok(if clean {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_INVALID)
+    })
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
@@ -203,7 +244,9 @@ fn main() -> ExitCode {
         Command::Inspect { file, json } => inspect(file, *json),
         Command::Conformance { vectors, export } => conformance(vectors, export.as_deref()),
         Command::Bulk { .. } => not_built("bulk", 6),
-        Command::Audit { .. } => not_built("audit", 3),
+        Command::Audit {
+            command: AuditCommand::Replay { bundles, json },
+        } => audit_replay(bundles, *json),
     };
     match outcome {
         Ok(code) => code,

@@ -1,6 +1,7 @@
 //! The transparency log's formats (specs/log.md): entries, RFC 6962 tree proofs, signed notes,
 //! checkpoints, cosignatures and offline receipts.
 
+pub mod audit;
 pub mod checkpoint;
 pub mod entry;
 pub mod note;

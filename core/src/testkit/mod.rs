@@ -2,6 +2,7 @@
 //! tests, the benches and the generators share. Never use these keys for anything real: their seeds
 //! are published in specs/vectors/.
 
+pub mod log;
 pub mod raw;
 pub mod vectors;
 

@@ -169,6 +169,15 @@ impl TrustStore {
     /// Loads `bundle` at time `now` (specs/trust.md §5.1). `pinned` is the federation root's kid
     /// when the operator pins it.
     pub fn load(bundle: &[u8], now: Time, pinned: Option<KeyId>) -> Result<TrustStore, Failure> {
+        let store = TrustStore::load_any_time(bundle, pinned)?;
+        // 9: freshness.
+        store.check_fresh(now)?;
+        Ok(store)
+    }
+
+    /// Steps 1–8 without the expiry check: for auditors replaying history, where the question is what
+    /// the bundle certified, not whether it may still be used today.
+    pub fn load_any_time(bundle: &[u8], pinned: Option<KeyId>) -> Result<TrustStore, Failure> {
         // 1–2: envelope and payload.
         let envelope = Envelope::open(bundle, Kind::TrustBundle).map_err(|f| match f.code {
             Code::TooLarge => f,
@@ -272,7 +281,7 @@ impl TrustStore {
             }
             seal.revocation = Some(revocation);
         }
-        let store = TrustStore {
+        Ok(TrustStore {
             version: raw.version,
             issued: raw.issued,
             expires: raw.expires,
@@ -280,10 +289,7 @@ impl TrustStore {
             publisher,
             regions,
             seals,
-        };
-        // 9: freshness.
-        store.check_fresh(now)?;
-        Ok(store)
+        })
     }
 
     /// `TRUST_BUNDLE_EXPIRED` at or after the bundle's expiry.

@@ -1,0 +1,523 @@
+//! Audit replay (specs/log.md §7): recompute a log's tree, check every checkpoint and entry, and derive
+//! every certificate's final state and the statistics. Pure: the caller reads the files.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use crate::envelope::{Envelope, Kind};
+use crate::ids::RegionCode;
+use crate::keys::{KeyId, PublicKey};
+use crate::log::checkpoint::{self, Checkpoint};
+use crate::log::entry::{Act, LogEntry};
+use crate::log::note::NoteVerifier;
+use crate::log::proof::MemoryTree;
+use crate::status::{self, State, Succession};
+use crate::trust::{SealInfo, SealRevocation, TrustStore};
+use crate::values::Time;
+
+/// Entries may be up to this much older than the entry before them (clocks of different signers).
+pub const TIME_TOLERANCE: u64 = 300;
+
+/// What an audit found wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FindingCode {
+    EntryMalformed,
+    EntryRegion,
+    EntrySignature,
+    TimeRegression,
+    SealInvalid,
+    DuplicateIdentifier,
+    UnknownCertificate,
+    TransitionNotAllowed,
+    SealNotValidAtIssue,
+    CheckpointSignature,
+    CheckpointRoot,
+    Equivocation,
+}
+
+impl FindingCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingCode::EntryMalformed => "ENTRY_MALFORMED",
+            FindingCode::EntryRegion => "ENTRY_REGION",
+            FindingCode::EntrySignature => "ENTRY_SIGNATURE",
+            FindingCode::TimeRegression => "TIME_REGRESSION",
+            FindingCode::SealInvalid => "SEAL_INVALID",
+            FindingCode::DuplicateIdentifier => "DUPLICATE_IDENTIFIER",
+            FindingCode::UnknownCertificate => "UNKNOWN_CERTIFICATE",
+            FindingCode::TransitionNotAllowed => "TRANSITION_NOT_ALLOWED",
+            FindingCode::SealNotValidAtIssue => "SEAL_NOT_VALID_AT_ISSUE",
+            FindingCode::CheckpointSignature => "CHECKPOINT_SIGNATURE",
+            FindingCode::CheckpointRoot => "CHECKPOINT_ROOT",
+            FindingCode::Equivocation => "EQUIVOCATION",
+        }
+    }
+}
+
+impl fmt::Display for FindingCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One finding: the code, where (entry index or checkpoint name), and a detail for people.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    pub code: FindingCode,
+    pub entry: Option<u64>,
+    pub checkpoint: Option<String>,
+    pub detail: String,
+}
+
+/// What an auditor is given (specs/log.md §6), already read from disk.
+pub struct AuditInput<'a> {
+    pub log_key: &'a str,
+    pub trust_bundle: &'a [u8],
+    pub entries: &'a [Vec<u8>],
+    /// (name, signed note) of every checkpoint.
+    pub checkpoints: &'a [(String, Vec<u8>)],
+}
+
+/// Counts derived from the entries.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Statistics {
+    pub issued: u64,
+    pub issued_by_type: BTreeMap<String, u64>,
+    pub issued_by_agency: BTreeMap<String, u64>,
+    pub issued_by_month: BTreeMap<String, u64>,
+    pub transferred_in: u64,
+    pub status_changes_by_state: BTreeMap<String, u64>,
+    pub final_states: BTreeMap<String, u64>,
+    pub verifications: u64,
+    pub verifications_cross_region: u64,
+}
+
+/// The outcome of replaying one log.
+#[derive(Clone, Debug, Default)]
+pub struct AuditReport {
+    pub origin: String,
+    pub region: Option<RegionCode>,
+    pub entries: u64,
+    /// Entries replayed before the first bad one (all of them when none is bad).
+    pub replayed: u64,
+    pub checkpoints_verified: usize,
+    pub largest_checkpoint: Option<u64>,
+    pub findings: Vec<Finding>,
+    pub statistics: Statistics,
+    /// Final state of every certificate, by identifier.
+    pub certificates: BTreeMap<String, State>,
+}
+
+impl AuditReport {
+    pub fn is_clean(&self) -> bool {
+        self.findings.is_empty()
+    }
+
+    fn entry_finding(&mut self, index: u64, code: FindingCode, detail: impl Into<String>) {
+        self.findings.push(Finding {
+            code,
+            entry: Some(index),
+            checkpoint: None,
+            detail: detail.into(),
+        });
+    }
+
+    fn checkpoint_finding(&mut self, name: &str, code: FindingCode, detail: impl Into<String>) {
+        self.findings.push(Finding {
+            code,
+            entry: None,
+            checkpoint: Some(name.to_owned()),
+            detail: detail.into(),
+        });
+    }
+}
+
+struct SealState {
+    info: SealInfo,
+    revoked_from: Option<Time>,
+}
+
+struct CertState {
+    state: State,
+    agency: String,
+}
+
+/// Replay state: what the log has established up to the current entry.
+struct Replay<'a> {
+    region: RegionCode,
+    root: &'a PublicKey,
+    seals: HashMap<KeyId, SealState>,
+    certs: HashMap<String, CertState>,
+    last_at: Option<Time>,
+}
+
+type Outcome = Result<(), (FindingCode, String)>;
+
+fn fail<T>(code: FindingCode, detail: impl Into<String>) -> Result<T, (FindingCode, String)> {
+    Err((code, detail.into()))
+}
+
+fn month(time: Time) -> String {
+    time.to_rfc3339()[..7].to_owned()
+}
+
+impl Replay<'_> {
+    /// The key allowed to sign `act`, given the state so far.
+    fn acting_key(&self, signer: KeyId, act: &Act) -> Result<&PublicKey, (FindingCode, String)> {
+        let root = self.root.kid() == signer;
+        let key = match act {
+            Act::SealRegistered { .. } | Act::SealRevoked { .. } | Act::Receipts { .. } => {
+                root.then_some(self.root)
+            }
+            Act::CertIssued { seal, .. } => (signer == *seal)
+                .then(|| self.seals.get(seal).map(|s| &s.info.key))
+                .flatten(),
+            Act::StatusChanged { id, .. } | Act::PromiseFulfilled { id } => {
+                let cert = self
+                    .certs
+                    .get(id.as_str())
+                    .ok_or((FindingCode::UnknownCertificate, id.as_str().to_owned()))?;
+                match self.seals.get(&signer) {
+                    Some(seal) if seal.info.agency.as_str() == cert.agency => Some(&seal.info.key),
+                    _ => root.then_some(self.root),
+                }
+            }
+        };
+        key.map_or_else(
+            || {
+                fail(
+                    FindingCode::EntrySignature,
+                    format!("{signer} may not sign a {} entry here", act.type_name()),
+                )
+            },
+            Ok,
+        )
+    }
+
+    fn apply(&mut self, bytes: &[u8], stats: &mut Statistics) -> Outcome {
+        let (envelope, entry) =
+            LogEntry::open(bytes).or_else(|f| fail(FindingCode::EntryMalformed, f.to_string()))?;
+        if entry.region != self.region {
+            return fail(
+                FindingCode::EntryRegion,
+                format!("entry of region {}", entry.region),
+            );
+        }
+        let key = self.acting_key(envelope.kid, &entry.act)?;
+        envelope
+            .verify(key)
+            .or_else(|f| fail(FindingCode::EntrySignature, f.to_string()))?;
+        if let Some(last) = self.last_at
+            && entry.at.seconds() + TIME_TOLERANCE < last.seconds()
+        {
+            return fail(
+                FindingCode::TimeRegression,
+                format!("at {} after {}", entry.at.to_rfc3339(), last.to_rfc3339()),
+            );
+        }
+        self.last_at = Some(self.last_at.map_or(entry.at, |l| l.max(entry.at)));
+        match entry.act {
+            Act::SealRegistered { seal } => self.register_seal(&seal),
+            Act::SealRevoked { revocation } => self.revoke_seal(&revocation),
+            Act::CertIssued {
+                id,
+                seal,
+                issued,
+                operation,
+                predecessor,
+                ..
+            } => {
+                let seal = self.seals.get(&seal).ok_or((
+                    FindingCode::SealNotValidAtIssue,
+                    "seal not registered".to_owned(),
+                ))?;
+                if !seal.info.valid_at(issued) || seal.revoked_from.is_some_and(|r| issued >= r) {
+                    return fail(
+                        FindingCode::SealNotValidAtIssue,
+                        format!(
+                            "seal {} not usable at {}",
+                            seal.info.id,
+                            issued.to_rfc3339()
+                        ),
+                    );
+                }
+                let agency = seal.info.agency.as_str().to_owned();
+                if self.certs.contains_key(id.as_str()) {
+                    return fail(FindingCode::DuplicateIdentifier, id.as_str().to_owned());
+                }
+                if let (Some(prev), Some(how)) = (predecessor, Succession::from_code(operation))
+                    && let Some(pred) = self.certs.get_mut(prev.as_str())
+                {
+                    pred.state = status::succeed(pred.state, how)
+                        .or_else(|f| fail(FindingCode::TransitionNotAllowed, f.detail))?;
+                }
+                *stats
+                    .issued_by_type
+                    .entry(id.type_code().as_str().to_owned())
+                    .or_default() += 1;
+                *stats.issued_by_agency.entry(agency.clone()).or_default() += 1;
+                *stats.issued_by_month.entry(month(issued)).or_default() += 1;
+                stats.issued += 1;
+                stats.transferred_in += u64::from(operation == Succession::TransferIn.code());
+                self.certs.insert(
+                    id.as_str().to_owned(),
+                    CertState {
+                        state: State::Valid,
+                        agency,
+                    },
+                );
+                Ok(())
+            }
+            Act::StatusChanged {
+                id, operation, to, ..
+            } => {
+                let cert = self
+                    .certs
+                    .get_mut(id.as_str())
+                    .ok_or((FindingCode::UnknownCertificate, id.as_str().to_owned()))?;
+                let next = status::transition(cert.state, operation)
+                    .or_else(|f| fail(FindingCode::TransitionNotAllowed, f.detail))?;
+                if next != to {
+                    return fail(
+                        FindingCode::TransitionNotAllowed,
+                        format!("operation leads to {next}, entry says {to}"),
+                    );
+                }
+                cert.state = next;
+                *stats
+                    .status_changes_by_state
+                    .entry(to.name().to_owned())
+                    .or_default() += 1;
+                Ok(())
+            }
+            Act::PromiseFulfilled { id } => match self.certs.contains_key(id.as_str()) {
+                true => Ok(()),
+                false => fail(FindingCode::UnknownCertificate, id.as_str().to_owned()),
+            },
+            Act::Receipts {
+                count,
+                cross_region,
+                ..
+            } => {
+                if cross_region > count {
+                    return fail(
+                        FindingCode::EntryMalformed,
+                        "more cross-region receipts than receipts",
+                    );
+                }
+                stats.verifications += count;
+                stats.verifications_cross_region += cross_region;
+                Ok(())
+            }
+        }
+    }
+
+    fn region_object<'b>(
+        &self,
+        bytes: &'b [u8],
+        kind: Kind,
+    ) -> Result<Envelope<'b>, (FindingCode, String)> {
+        let envelope = Envelope::open(bytes, kind)
+            .or_else(|f| fail(FindingCode::SealInvalid, f.to_string()))?;
+        if envelope.kid != self.root.kid() {
+            return fail(FindingCode::SealInvalid, "not signed by the region root");
+        }
+        envelope
+            .verify(self.root)
+            .or_else(|f| fail(FindingCode::SealInvalid, f.to_string()))?;
+        Ok(envelope)
+    }
+
+    fn register_seal(&mut self, bytes: &[u8]) -> Outcome {
+        let envelope = self.region_object(bytes, Kind::Seal)?;
+        let info = SealInfo::from_payload(envelope.payload)
+            .or_else(|b| fail(FindingCode::SealInvalid, b.detail))?;
+        if info.region != self.region || self.seals.contains_key(&info.key.kid()) {
+            return fail(
+                FindingCode::SealInvalid,
+                format!("seal {} of another region or registered twice", info.id),
+            );
+        }
+        self.seals.insert(
+            info.key.kid(),
+            SealState {
+                info,
+                revoked_from: None,
+            },
+        );
+        Ok(())
+    }
+
+    fn revoke_seal(&mut self, bytes: &[u8]) -> Outcome {
+        let envelope = self.region_object(bytes, Kind::SealRevocation)?;
+        let revocation = SealRevocation::from_payload(envelope.payload)
+            .or_else(|b| fail(FindingCode::SealInvalid, b.detail))?;
+        let seal = self
+            .seals
+            .get_mut(&revocation.seal)
+            .filter(|_| revocation.region == self.region);
+        match seal {
+            Some(seal) if seal.revoked_from.is_none() => {
+                seal.revoked_from = Some(revocation.revoked_from);
+                Ok(())
+            }
+            _ => fail(
+                FindingCode::SealInvalid,
+                "revocation of an unknown or already revoked seal",
+            ),
+        }
+    }
+}
+
+/// Replays one log. Never panics on hostile input; everything wrong becomes a finding.
+pub fn replay(input: &AuditInput<'_>) -> AuditReport {
+    let mut report = AuditReport {
+        entries: input.entries.len() as u64,
+        ..AuditReport::default()
+    };
+    let setup = NoteVerifier::parse(input.log_key.trim())
+        .map_err(|e| format!("log key: {e}"))
+        .and_then(|log| {
+            TrustStore::load_any_time(input.trust_bundle, None)
+                .map(|t| (log, t))
+                .map_err(|f| format!("trust bundle: {f}"))
+        });
+    let (log, trust) = match setup {
+        Ok(setup) => setup,
+        Err(detail) => {
+            report.checkpoint_finding("(setup)", FindingCode::CheckpointSignature, detail);
+            return report;
+        }
+    };
+    report.origin = log.name.clone();
+    // The tree, from every entry.
+    let mut tree = MemoryTree::default();
+    for entry in input.entries {
+        if tree.append(entry).is_err() {
+            report.entry_finding(
+                tree.size(),
+                FindingCode::EntryMalformed,
+                "tree could not take the entry",
+            );
+            return report;
+        }
+    }
+    check_checkpoints(input, &log, &tree, &mut report);
+    replay_entries(input, &trust, &mut report);
+    report
+}
+
+fn check_checkpoints(
+    input: &AuditInput<'_>,
+    log: &NoteVerifier,
+    tree: &MemoryTree,
+    report: &mut AuditReport,
+) {
+    let mut by_size: BTreeMap<u64, (&str, [u8; 32])> = BTreeMap::new();
+    for (name, note) in input.checkpoints {
+        let head: Checkpoint = match checkpoint::open(note, log, &[]) {
+            Ok(verified) => verified.checkpoint,
+            Err(e) => {
+                report.checkpoint_finding(name, FindingCode::CheckpointSignature, e.to_string());
+                continue;
+            }
+        };
+        if let Some((other, root)) = by_size.get(&head.size)
+            && *root != head.root
+        {
+            report.checkpoint_finding(
+                name,
+                FindingCode::Equivocation,
+                format!(
+                    "same size {} as {other}, different root: the log forked",
+                    head.size
+                ),
+            );
+            continue;
+        }
+        by_size.insert(head.size, (name, head.root));
+        match tree.root(head.size) {
+            Ok(root) if root == head.root => {
+                report.checkpoints_verified += 1;
+                report.largest_checkpoint = report.largest_checkpoint.max(Some(head.size));
+            }
+            Ok(_) => report.checkpoint_finding(
+                name,
+                FindingCode::CheckpointRoot,
+                format!("root at size {} differs from the entries'", head.size),
+            ),
+            Err(_) => report.checkpoint_finding(
+                name,
+                FindingCode::CheckpointRoot,
+                format!("size {} but only {} entries", head.size, tree.size()),
+            ),
+        }
+    }
+}
+
+fn replay_entries(input: &AuditInput<'_>, trust: &TrustStore, report: &mut AuditReport) {
+    let Some(first) = input.entries.first() else {
+        return;
+    };
+    let region = match LogEntry::open(first) {
+        Ok((_, entry)) => entry.region,
+        Err(f) => return report.entry_finding(0, FindingCode::EntryMalformed, f.to_string()),
+    };
+    let Some(root) = trust.region(&region) else {
+        return report.entry_finding(
+            0,
+            FindingCode::EntrySignature,
+            format!("the trust bundle has no root for region {region}"),
+        );
+    };
+    let mut replay = Replay {
+        region: region.clone(),
+        root: &root.key,
+        seals: HashMap::new(),
+        certs: HashMap::new(),
+        last_at: None,
+    };
+    let mut statistics = Statistics::default();
+    for (index, bytes) in input.entries.iter().enumerate() {
+        if let Err((code, detail)) = replay.apply(bytes, &mut statistics) {
+            report.entry_finding(index as u64, code, detail);
+            break;
+        }
+        report.replayed += 1;
+    }
+    for (id, cert) in &replay.certs {
+        *statistics
+            .final_states
+            .entry(cert.state.name().to_owned())
+            .or_default() += 1;
+        report.certificates.insert(id.clone(), cert.state);
+    }
+    report.region = Some(region);
+    report.statistics = statistics;
+}
+
+/// The `entries` file of an audit bundle: each entry as a 4-byte big-endian length and its bytes.
+pub fn encode_entries(entries: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(entries.iter().map(|e| e.len() + 4).sum());
+    for entry in entries {
+        out.extend_from_slice(&(entry.len() as u32).to_be_bytes());
+        out.extend_from_slice(entry);
+    }
+    out
+}
+
+/// Reads an `entries` file; `None` when a length runs past the end or exceeds an entry's limit.
+pub fn decode_entries(mut bytes: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let limit = Kind::LogEntry.size_limit() as usize;
+    let mut entries = Vec::new();
+    while !bytes.is_empty() {
+        let (len, rest) = bytes.split_first_chunk::<4>()?;
+        let len = u32::from_be_bytes(*len) as usize;
+        if len > limit || len > rest.len() {
+            return None;
+        }
+        entries.push(rest[..len].to_vec());
+        bytes = &rest[len..];
+    }
+    Some(entries)
+}

@@ -1,0 +1,183 @@
+//! Audit replay finds every kind of tampering named in specs/log.md §7.
+
+use tongban_core::keys::SecretKey;
+use tongban_core::log::audit::{AuditInput, AuditReport, FindingCode, replay};
+use tongban_core::log::entry::{Act, LogEntry};
+use tongban_core::status::State;
+use tongban_core::testkit::log::{SampleLog, sample};
+use tongban_core::testkit::{NOW, key, time};
+
+fn audit(log: &SampleLog) -> AuditReport {
+    replay(&AuditInput {
+        log_key: &log.vkey,
+        trust_bundle: &log.trust_bundle,
+        entries: &log.entries,
+        checkpoints: &log.checkpoints,
+    })
+}
+
+fn first(report: &AuditReport) -> (FindingCode, Option<u64>) {
+    let f = report
+        .findings
+        .first()
+        .unwrap_or_else(|| panic!("no finding"));
+    (f.code, f.entry)
+}
+
+#[test]
+fn a_clean_log_replays_with_statistics() -> Result<(), Box<dyn std::error::Error>> {
+    let log = sample()?;
+    let report = audit(&log);
+    assert!(report.is_clean(), "{:?}", report.findings);
+    assert_eq!(
+        (
+            report.replayed,
+            report.checkpoints_verified,
+            report.largest_checkpoint
+        ),
+        (11, 3, Some(11))
+    );
+    let s = &report.statistics;
+    assert_eq!(
+        (s.issued, s.verifications, s.verifications_cross_region),
+        (4, 100, 7)
+    );
+    assert_eq!(s.issued_by_month.get("2026-01"), Some(&2));
+    assert_eq!(s.status_changes_by_state.get("revoked"), Some(&1));
+    let states: Vec<State> = report.certificates.values().copied().collect();
+    assert_eq!(
+        states,
+        vec![
+            State::Revoked,
+            State::Suspended,
+            State::Cancelled,
+            State::Valid
+        ]
+    );
+    Ok(())
+}
+
+#[test]
+fn a_tampered_entry_breaks_the_roots_and_its_signature() -> Result<(), Box<dyn std::error::Error>> {
+    let mut log = sample()?;
+    let last = log.entries[5].len() - 70;
+    log.entries[5][last] ^= 1;
+    let report = audit(&log);
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|f| f.code == FindingCode::CheckpointRoot
+                && f.checkpoint.as_deref() == Some("7.checkpoint"))
+    );
+    assert!(report.findings.iter().any(|f| f.entry == Some(5)));
+    Ok(())
+}
+
+#[test]
+fn truncation_is_found() -> Result<(), Box<dyn std::error::Error>> {
+    let mut log = sample()?;
+    log.entries.truncate(9);
+    let report = audit(&log);
+    assert_eq!(report.findings.len(), 1);
+    assert_eq!(report.findings[0].code, FindingCode::CheckpointRoot);
+    assert_eq!(
+        report.findings[0].checkpoint.as_deref(),
+        Some("11.checkpoint")
+    );
+    Ok(())
+}
+
+#[test]
+fn reordering_is_found() -> Result<(), Box<dyn std::error::Error>> {
+    let mut log = sample()?;
+    log.entries.swap(3, 4);
+    let report = audit(&log);
+    assert_eq!(first(&report), (FindingCode::CheckpointRoot, None));
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|f| f.code == FindingCode::UnknownCertificate && f.entry == Some(3))
+    );
+    Ok(())
+}
+
+#[test]
+fn a_forged_entry_is_found() -> Result<(), Box<dyn std::error::Error>> {
+    let mut log = sample()?;
+    let forger = key("forger")?;
+    let (_, genuine) = LogEntry::open(&log.entries[7])?;
+    log.entries[7] = genuine.sign(&forger)?;
+    let cp = log.checkpoint(11)?;
+    log.checkpoints = vec![("11.checkpoint".into(), cp)];
+    let report = audit(&log);
+    assert_eq!(first(&report), (FindingCode::EntrySignature, Some(7)));
+    assert_eq!(report.replayed, 7);
+    Ok(())
+}
+
+#[test]
+fn equivocation_is_found() -> Result<(), Box<dyn std::error::Error>> {
+    let mut log = sample()?;
+    let mut fork = sample()?;
+    fork.entries[10] = LogEntry {
+        region: tongban_core::testkit::region_code("341200")?,
+        at: time(NOW)?,
+        act: Act::Receipts {
+            count: 1,
+            root: [1; 32],
+            cross_region: 0,
+        },
+    }
+    .sign(&SecretKey::from_seed(&tongban_core::testkit::seed(
+        "region 341200 root",
+    ))?)?;
+    log.checkpoints
+        .push(("fork-11.checkpoint".into(), fork.checkpoint(11)?));
+    let report = audit(&log);
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|f| f.code == FindingCode::Equivocation)
+    );
+    Ok(())
+}
+
+#[test]
+fn a_disallowed_transition_is_found() -> Result<(), Box<dyn std::error::Error>> {
+    let mut log = sample()?;
+    let (_, suspend) = LogEntry::open(&log.entries[4])?;
+    let mut bad = suspend.clone();
+    if let Act::StatusChanged { to, .. } = &mut bad.act {
+        *to = State::Revoked;
+    }
+    log.entries[4] = bad.sign(&SecretKey::from_seed(&tongban_core::testkit::seed(
+        "seal 341200 FY-AMR-01",
+    ))?)?;
+    log.checkpoints.clear();
+    let report = audit(&log);
+    assert_eq!(first(&report), (FindingCode::TransitionNotAllowed, Some(4)));
+    Ok(())
+}
+
+#[test]
+fn garbage_never_panics() {
+    let log = sample().unwrap_or_else(|e| panic!("{e}"));
+    let garbage = vec![vec![0xd2, 0x84], vec![], vec![0xff; 100]];
+    let report = replay(&AuditInput {
+        log_key: "not a key",
+        trust_bundle: b"junk",
+        entries: &garbage,
+        checkpoints: &[],
+    });
+    assert!(!report.is_clean());
+    let report = replay(&AuditInput {
+        log_key: &log.vkey,
+        trust_bundle: &log.trust_bundle,
+        entries: &garbage,
+        checkpoints: &[("x".into(), b"junk".to_vec())],
+    });
+    assert!(!report.is_clean());
+}

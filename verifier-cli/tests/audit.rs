@@ -1,0 +1,102 @@
+//! `tongban-verify audit replay` as a process over audit bundle directories.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use tongban_core::log::audit::encode_entries;
+use tongban_core::testkit::log::{SampleLog, sample};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tongban-verify");
+
+fn write_bundle(name: &str, log: &SampleLog) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("audit")
+        .join(name);
+    let checkpoints = dir.join("checkpoints");
+    let _ = std::fs::remove_dir_all(&dir);
+    let write =
+        |path: PathBuf, bytes: &[u8]| std::fs::write(path, bytes).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir_all(&checkpoints).unwrap_or_else(|e| panic!("{e}"));
+    write(dir.join("log.vkey"), format!("{}\n", log.vkey).as_bytes());
+    write(dir.join("trust.tbt"), &log.trust_bundle);
+    write(dir.join("entries"), &encode_entries(&log.entries));
+    for (name, note) in &log.checkpoints {
+        write(checkpoints.join(name), note);
+    }
+    dir
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn log() -> SampleLog {
+    sample().unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn a_clean_bundle_exits_zero_with_statistics() {
+    let dir = write_bundle("clean", &log());
+    let out = run(&["audit", "replay", &dir.display().to_string()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("CLEAN") && text.contains("3 verified, largest size 11"),
+        "{text}"
+    );
+    assert!(text.contains("100 (7 for other regions, 7.0 %)"), "{text}");
+}
+
+#[test]
+fn findings_exit_one_and_name_the_first_bad_entry() {
+    let clean = write_bundle("clean-too", &log());
+    let mut bad = log();
+    bad.entries.swap(3, 4);
+    let bad = write_bundle("reordered", &bad);
+    let out = run(&[
+        "audit",
+        "replay",
+        &clean.display().to_string(),
+        &bad.display().to_string(),
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(v["clean"], false);
+    assert_eq!(v["logs"][0]["clean"], true);
+    let findings = v["logs"][1]["findings"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["code"] == "UNKNOWN_CERTIFICATE" && f["entry"] == 3),
+        "{findings:?}"
+    );
+    let text =
+        String::from_utf8_lossy(&run(&["audit", "replay", &bad.display().to_string()]).stdout)
+            .into_owned();
+    assert!(text.contains("entry 3: UNKNOWN_CERTIFICATE"), "{text}");
+}
+
+#[test]
+fn an_unreadable_bundle_exits_two() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("audit")
+        .join("missing");
+    let out = run(&["audit", "replay", &dir.display().to_string()]);
+    assert_eq!(out.status.code(), Some(2));
+    let broken = write_bundle("broken", &log());
+    std::fs::write(broken.join("entries"), [0, 0, 0, 9, 1]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        run(&["audit", "replay", &broken.display().to_string()])
+            .status
+            .code(),
+        Some(2)
+    );
+}
