@@ -1,10 +1,10 @@
 //! Audit replay finds every kind of tampering named in specs/log.md §7.
 
 use tongban_core::keys::SecretKey;
-use tongban_core::log::audit::{AuditInput, AuditReport, FindingCode, replay};
+use tongban_core::log::audit::{AuditInput, AuditReport, FindingCode, replay, replay_many};
 use tongban_core::log::entry::{Act, LogEntry};
 use tongban_core::status::State;
-use tongban_core::testkit::log::{SampleLog, sample};
+use tongban_core::testkit::log::{SampleLog, sample, transfer_pair};
 use tongban_core::testkit::{NOW, key, time};
 
 fn audit(log: &SampleLog) -> AuditReport {
@@ -180,4 +180,35 @@ fn garbage_never_panics() {
         checkpoints: &[("x".into(), b"junk".to_vec())],
     });
     assert!(!report.is_clean());
+}
+
+fn input(log: &SampleLog) -> AuditInput<'_> {
+    AuditInput {
+        log_key: &log.vkey,
+        trust_bundle: &log.trust_bundle,
+        entries: &log.entries,
+        checkpoints: &log.checkpoints,
+    }
+}
+
+#[test]
+fn logs_of_several_regions_are_cross_checked() -> Result<(), Box<dyn std::error::Error>> {
+    let (fuyang, jinan) = transfer_pair(true)?;
+    let reports = replay_many(&[input(&fuyang), input(&jinan)]);
+    assert!(
+        reports.iter().all(AuditReport::is_clean),
+        "{:?}",
+        reports.iter().map(|r| &r.findings).collect::<Vec<_>>()
+    );
+    assert_eq!(reports[1].statistics.transferred_in, 1);
+    let (fuyang, jinan) = transfer_pair(false)?;
+    let reports = replay_many(&[input(&fuyang), input(&jinan)]);
+    assert!(reports[0].is_clean());
+    assert_eq!(
+        first(&reports[1]),
+        (FindingCode::TransferUnmatched, Some(1))
+    );
+    // Alone, the Jinan log cannot be cross-checked, and is clean.
+    assert!(replay(&input(&jinan)).is_clean());
+    Ok(())
 }

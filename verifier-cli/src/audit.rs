@@ -5,46 +5,71 @@ use std::path::Path;
 
 use anyhow::{Context, Result, anyhow};
 use serde_json::{Value, json};
-use tongban_core::log::audit::{AuditInput, AuditReport, decode_entries, replay};
+use tongban_core::log::audit::{AuditInput, AuditReport, decode_entries, replay_many};
 
-/// Reads and replays one bundle directory.
-pub fn replay_dir(dir: &Path) -> Result<AuditReport> {
-    let read = |name: &str| {
-        std::fs::read(dir.join(name))
-            .with_context(|| format!("cannot read {}", dir.join(name).display()))
-    };
-    let log_key = String::from_utf8(read("log.vkey")?).context("log.vkey is not text")?;
-    let trust = read("trust.tbt")?;
-    let entries = decode_entries(&read("entries")?).ok_or_else(|| {
-        anyhow!(
-            "{}: entries file is not length-prefixed entries",
-            dir.display()
-        )
-    })?;
-    let mut checkpoints = Vec::new();
-    let folder = dir.join("checkpoints");
-    let listing =
-        std::fs::read_dir(&folder).with_context(|| format!("cannot list {}", folder.display()))?;
-    for file in listing {
-        let path = file?.path();
-        if path.extension().is_some_and(|e| e == "checkpoint") {
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            checkpoints.push((
-                name,
-                std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?,
-            ));
+/// One audit bundle directory, read into memory (specs/log.md §6).
+pub struct Bundle {
+    log_key: String,
+    trust: Vec<u8>,
+    entries: Vec<Vec<u8>>,
+    checkpoints: Vec<(String, Vec<u8>)>,
+}
+
+impl Bundle {
+    pub fn read(dir: &Path) -> Result<Bundle> {
+        let read = |name: &str| {
+            std::fs::read(dir.join(name))
+                .with_context(|| format!("cannot read {}", dir.join(name).display()))
+        };
+        let log_key = String::from_utf8(read("log.vkey")?).context("log.vkey is not text")?;
+        let trust = read("trust.tbt")?;
+        let entries = decode_entries(&read("entries")?).ok_or_else(|| {
+            anyhow!(
+                "{}: entries file is not length-prefixed entries",
+                dir.display()
+            )
+        })?;
+        let mut checkpoints = Vec::new();
+        let folder = dir.join("checkpoints");
+        let listing = std::fs::read_dir(&folder)
+            .with_context(|| format!("cannot list {}", folder.display()))?;
+        for file in listing {
+            let path = file?.path();
+            if path.extension().is_some_and(|e| e == "checkpoint") {
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                checkpoints.push((
+                    name,
+                    std::fs::read(&path)
+                        .with_context(|| format!("cannot read {}", path.display()))?,
+                ));
+            }
+        }
+        checkpoints.sort();
+        Ok(Bundle {
+            log_key,
+            trust,
+            entries,
+            checkpoints,
+        })
+    }
+
+    fn input(&self) -> AuditInput<'_> {
+        AuditInput {
+            log_key: &self.log_key,
+            trust_bundle: &self.trust,
+            entries: &self.entries,
+            checkpoints: &self.checkpoints,
         }
     }
-    checkpoints.sort();
-    Ok(replay(&AuditInput {
-        log_key: &log_key,
-        trust_bundle: &trust,
-        entries: &entries,
-        checkpoints: &checkpoints,
-    }))
+}
+
+/// Replays the bundles together, so that transfers between their regions are cross-checked.
+pub fn replay_all(bundles: &[Bundle]) -> Vec<AuditReport> {
+    let inputs: Vec<AuditInput<'_>> = bundles.iter().map(Bundle::input).collect();
+    replay_many(&inputs)
 }
 
 fn counts(map: &BTreeMap<String, u64>) -> String {

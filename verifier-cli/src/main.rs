@@ -103,25 +103,29 @@ enum AuditCommand {
     },
 }
 
-fn audit_replay(bundles: &[PathBuf], json: bool) -> Result<ExitCode> {
-    let mut clean = true;
-    let mut reports = Vec::new();
-    let mut text = String::new();
-    for dir in bundles {
-        let report = audit::replay_dir(dir)?;
-        clean &= report.is_clean();
-        if json {
-            reports.push(audit::json(dir, &report));
-        } else {
-            text.push_str(&audit::text(dir, &report));
-        }
-    }
+fn audit_replay(dirs: &[PathBuf], json: bool) -> Result<ExitCode> {
+    let bundles = dirs
+        .iter()
+        .map(|d| audit::Bundle::read(d))
+        .collect::<Result<Vec<_>>>()?;
+    let reports = audit::replay_all(&bundles);
+    let clean = reports.iter().all(|r| r.is_clean());
     if json {
+        let logs: Vec<_> = dirs
+            .iter()
+            .zip(&reports)
+            .map(|(d, r)| audit::json(d, r))
+            .collect();
         emit(&format!(
             "{:#}\n",
-            serde_json::json!({"clean": clean, "logs": reports})
+            serde_json::json!({"clean": clean, "logs": logs})
         ))?;
     } else {
+        let text: String = dirs
+            .iter()
+            .zip(&reports)
+            .map(|(d, r)| audit::text(d, r))
+            .collect();
         emit(&text)?;
     }
     Ok(if clean {

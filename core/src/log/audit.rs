@@ -1,7 +1,7 @@
 //! Audit replay (specs/log.md §7): recompute a log's tree, check every checkpoint and entry, and derive
 //! every certificate's final state and the statistics. Pure: the caller reads the files.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 use crate::envelope::{Envelope, Kind};
@@ -33,6 +33,7 @@ pub enum FindingCode {
     CheckpointSignature,
     CheckpointRoot,
     Equivocation,
+    TransferUnmatched,
 }
 
 impl FindingCode {
@@ -50,6 +51,7 @@ impl FindingCode {
             FindingCode::CheckpointSignature => "CHECKPOINT_SIGNATURE",
             FindingCode::CheckpointRoot => "CHECKPOINT_ROOT",
             FindingCode::Equivocation => "EQUIVOCATION",
+            FindingCode::TransferUnmatched => "TRANSFER_UNMATCHED",
         }
     }
 }
@@ -106,6 +108,10 @@ pub struct AuditReport {
     pub statistics: Statistics,
     /// Final state of every certificate, by identifier.
     pub certificates: BTreeMap<String, State>,
+    /// Transfers in: (entry index, identifier issued, predecessor identifier).
+    pub transfers_in: Vec<(u64, String, String)>,
+    /// Transfers out: (identifier, receiving region).
+    pub transfers_out: BTreeMap<String, RegionCode>,
 }
 
 impl AuditReport {
@@ -149,6 +155,9 @@ struct Replay<'a> {
     seals: HashMap<KeyId, SealState>,
     certs: HashMap<String, CertState>,
     last_at: Option<Time>,
+    index: u64,
+    transfers_in: Vec<(u64, String, String)>,
+    transfers_out: BTreeMap<String, RegionCode>,
 }
 
 type Outcome = Result<(), (FindingCode, String)>;
@@ -245,7 +254,7 @@ impl Replay<'_> {
                 if self.certs.contains_key(id.as_str()) {
                     return fail(FindingCode::DuplicateIdentifier, id.as_str().to_owned());
                 }
-                if let (Some(prev), Some(how)) = (predecessor, Succession::from_code(operation))
+                if let (Some(prev), Some(how)) = (&predecessor, Succession::from_code(operation))
                     && let Some(pred) = self.certs.get_mut(prev.as_str())
                 {
                     pred.state = status::succeed(pred.state, how)
@@ -258,7 +267,16 @@ impl Replay<'_> {
                 *stats.issued_by_agency.entry(agency.clone()).or_default() += 1;
                 *stats.issued_by_month.entry(month(issued)).or_default() += 1;
                 stats.issued += 1;
-                stats.transferred_in += u64::from(operation == Succession::TransferIn.code());
+                if operation == Succession::TransferIn.code()
+                    && let Some(prev) = &predecessor
+                {
+                    stats.transferred_in += 1;
+                    self.transfers_in.push((
+                        self.index,
+                        id.as_str().to_owned(),
+                        prev.as_str().to_owned(),
+                    ));
+                }
                 self.certs.insert(
                     id.as_str().to_owned(),
                     CertState {
@@ -269,7 +287,11 @@ impl Replay<'_> {
                 Ok(())
             }
             Act::StatusChanged {
-                id, operation, to, ..
+                id,
+                operation,
+                to,
+                destination,
+                ..
             } => {
                 let cert = self
                     .certs
@@ -284,6 +306,9 @@ impl Replay<'_> {
                     );
                 }
                 cert.state = next;
+                if let (State::TransferredOut, Some(dest)) = (next, destination) {
+                    self.transfers_out.insert(id.as_str().to_owned(), dest);
+                }
                 *stats
                     .status_changes_by_state
                     .entry(to.name().to_owned())
@@ -476,9 +501,13 @@ fn replay_entries(input: &AuditInput<'_>, trust: &TrustStore, report: &mut Audit
         seals: HashMap::new(),
         certs: HashMap::new(),
         last_at: None,
+        index: 0,
+        transfers_in: Vec::new(),
+        transfers_out: BTreeMap::new(),
     };
     let mut statistics = Statistics::default();
     for (index, bytes) in input.entries.iter().enumerate() {
+        replay.index = index as u64;
         if let Err((code, detail)) = replay.apply(bytes, &mut statistics) {
             report.entry_finding(index as u64, code, detail);
             break;
@@ -494,6 +523,54 @@ fn replay_entries(input: &AuditInput<'_>, trust: &TrustStore, report: &mut Audit
     }
     report.region = Some(region);
     report.statistics = statistics;
+    report.transfers_in = replay.transfers_in;
+    report.transfers_out = replay.transfers_out;
+}
+
+/// A replayed log's region, what it issued, and where it transferred certificates.
+type LogSummary = (
+    Option<RegionCode>,
+    HashSet<String>,
+    BTreeMap<String, RegionCode>,
+);
+
+/// Replays several regions' logs and cross-checks them: a transfer in whose predecessor belongs to a
+/// replayed region must match that region's transfer out to this region (specs/log.md §7).
+pub fn replay_many(inputs: &[AuditInput<'_>]) -> Vec<AuditReport> {
+    let mut reports: Vec<AuditReport> = inputs.iter().map(replay).collect();
+    let logs: Vec<LogSummary> = reports
+        .iter()
+        .map(|r| {
+            (
+                r.region.clone(),
+                r.certificates.keys().cloned().collect(),
+                r.transfers_out.clone(),
+            )
+        })
+        .collect();
+    for report in &mut reports {
+        let Some(here) = report.region.clone() else {
+            continue;
+        };
+        let mut unmatched = Vec::new();
+        for (index, id, prev) in &report.transfers_in {
+            let origin = logs.iter().find(|(region, issued, _)| {
+                region.as_ref() != Some(&here) && issued.contains(prev)
+            });
+            if let Some((_, _, out)) = origin
+                && out.get(prev) != Some(&here)
+            {
+                unmatched.push((
+                    *index,
+                    format!("{id} transferred in, but {prev} was not transferred out to {here}"),
+                ));
+            }
+        }
+        for (index, detail) in unmatched {
+            report.entry_finding(index, FindingCode::TransferUnmatched, detail);
+        }
+    }
+    reports
 }
 
 /// The `entries` file of an audit bundle: each entry as a 4-byte big-endian length and its bytes.

@@ -15,6 +15,7 @@ pub const ORIGIN: &str = "tongban.example/341200/log/1";
 
 /// Everything an audit bundle holds, in memory.
 pub struct SampleLog {
+    pub origin: String,
     pub log_key: SecretKey,
     pub vkey: String,
     pub trust_bundle: Vec<u8>,
@@ -34,11 +35,11 @@ impl SampleLog {
             .root(size)
             .map_err(|e| BuildError::Invalid(e.to_string()))?;
         Checkpoint {
-            origin: ORIGIN.into(),
+            origin: self.origin.clone(),
             size,
             root,
         }
-        .sign(ORIGIN, &self.log_key)
+        .sign(&self.origin, &self.log_key)
         .map(String::into_bytes)
         .map_err(|e| BuildError::Invalid(e.to_string()))
     }
@@ -140,20 +141,114 @@ pub fn sample() -> Result<SampleLog, BuildError> {
             &amr.key,
         )?,
     ];
-    let log_key = key("log 341200")?;
-    let vkey = NoteVerifier::new(ORIGIN, TYPE_ED25519, log_key.public().clone())
+    finish(&f, ORIGIN, "log 341200", entries, &[3, 7, 11])
+}
+
+fn finish(
+    f: &TestFederation,
+    origin: &str,
+    key_name: &str,
+    entries: Vec<Vec<u8>>,
+    sizes: &[u64],
+) -> Result<SampleLog, BuildError> {
+    let log_key = key(key_name)?;
+    let vkey = NoteVerifier::new(origin, TYPE_ED25519, log_key.public().clone())
         .map_err(|e| BuildError::Invalid(e.to_string()))?
         .to_vkey();
     let mut log = SampleLog {
+        origin: origin.to_owned(),
         log_key,
         vkey,
         trust_bundle: f.bundle()?,
         entries,
         checkpoints: Vec::new(),
     };
-    for size in [3u64, 7, 11] {
+    for &size in sizes {
         let note = log.checkpoint(size)?;
         log.checkpoints.push((format!("{size}.checkpoint"), note));
     }
     Ok(log)
+}
+
+/// Two regions' logs: Fuyang transfers certificate `2026000005` out to Jinan, which issues its
+/// successor (op 08). With `matched = false`, Jinan claims a predecessor Fuyang never transferred.
+pub fn transfer_pair(matched: bool) -> Result<(SampleLog, SampleLog), BuildError> {
+    let f = TestFederation::standard()?;
+    let mut fuyang = sample()?;
+    let amr = f.amr();
+    let (fy, jn) = (
+        f.fuyang.certificate.region.clone(),
+        f.jinan.certificate.region.clone(),
+    );
+    let moved = f.draft(amr, "2026000005")?.id;
+    let other = f.draft(amr, "2026000002")?.id;
+    let issue = |id,
+                 seal: &crate::testkit::TestSeal,
+                 days,
+                 operation,
+                 predecessor|
+     -> Result<Act, BuildError> {
+        Ok(Act::CertIssued {
+            id,
+            digest: [5; 32],
+            seal: seal.key.public().kid(),
+            issued: time(T0 + days * DAY)?,
+            operation,
+            predecessor,
+            promise_deadline: None,
+        })
+    };
+    let entry = |region: &crate::ids::RegionCode, days: u64, act, key: &SecretKey| {
+        LogEntry {
+            region: region.clone(),
+            at: time(T0 + days * DAY)?,
+            act,
+        }
+        .sign(key)
+    };
+    fuyang.entries.push(entry(
+        &fy,
+        110,
+        issue(moved.clone(), amr, 110, 1, None)?,
+        &amr.key,
+    )?);
+    let out = Act::StatusChanged {
+        id: moved.clone(),
+        operation: Operation::Terminate(Termination::TransferOut),
+        to: State::TransferredOut,
+        reason: None,
+        destination: Some(jn.clone()),
+    };
+    fuyang.entries.push(entry(&fy, 111, out, &amr.key)?);
+    let size = fuyang.entries.len() as u64;
+    fuyang
+        .checkpoints
+        .push((format!("{size}.checkpoint"), fuyang.checkpoint(size)?));
+    let seal = &f.jinan.seals[0];
+    let successor = f.draft(seal, "2026100005")?.id;
+    let predecessor = Some(if matched { moved } else { other });
+    let entries = vec![
+        entry(
+            &jn,
+            1,
+            Act::SealRegistered {
+                seal: seal.signed.clone(),
+            },
+            &f.jinan.root,
+        )?,
+        entry(
+            &jn,
+            112,
+            issue(successor, seal, 112, 8, predecessor)?,
+            &seal.key,
+        )?,
+    ];
+    let jinan = finish(
+        &f,
+        "tongban.example/370100/log/1",
+        "log 370100",
+        entries,
+        &[2],
+    )?;
+    Ok((fuyang, jinan))
 }
