@@ -71,6 +71,17 @@ impl Checkpoint {
     }
 }
 
+/// The rule a log obeys before it signs (specs/log.md §3), and a witness before it cosigns
+/// (C2SP tlog-witness): `next` must provably extend `last` — same origin, no smaller, and `proof`
+/// a valid consistency proof from `last` to `next`.
+pub fn extends(last: &Checkpoint, next: &Checkpoint, proof: &[[u8; 32]]) -> bool {
+    last.origin == next.origin
+        && (last.size == 0 && proof.is_empty()
+            || crate::log::proof::verify_consistency(
+                last.size, last.root, next.size, next.root, proof,
+            ))
+}
+
 /// The message a cosigner signs: `cosignature/v1\ntime <t>\n` followed by the checkpoint body.
 pub fn cosignature_message(time: u64, body: &str) -> String {
     format!("cosignature/v1\ntime {time}\n{body}")
@@ -204,6 +215,32 @@ mod tests {
         let mut note = Note::parse(cosigned.as_bytes())?;
         note.signatures[1].body[7] ^= 1;
         assert!(open(note.to_text().as_bytes(), &log, &[witness]).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn only_extensions_are_accepted() -> Result<(), Box<dyn std::error::Error>> {
+        let mut tree = crate::log::proof::MemoryTree::default();
+        for i in 0u8..9 {
+            tree.append(&[i])?;
+        }
+        let at = |size| -> Result<Checkpoint, crate::log::proof::TreeError> {
+            Ok(Checkpoint {
+                origin: "o".into(),
+                size,
+                root: tree.root(size)?,
+            })
+        };
+        assert!(extends(&at(0)?, &at(5)?, &[]));
+        assert!(extends(&at(5)?, &at(9)?, &tree.consistency_proof(5, 9)?));
+        assert!(extends(&at(9)?, &at(9)?, &[]));
+        assert!(!extends(&at(9)?, &at(5)?, &tree.consistency_proof(5, 9)?));
+        let mut fork = at(9)?;
+        fork.root[0] ^= 1;
+        assert!(!extends(&at(5)?, &fork, &tree.consistency_proof(5, 9)?));
+        let mut other = at(9)?;
+        other.origin = "p".into();
+        assert!(!extends(&at(5)?, &other, &tree.consistency_proof(5, 9)?));
         Ok(())
     }
 
