@@ -1,0 +1,138 @@
+//! Development tool for the log's crash test (node/tests/crash.rs), not a command of the node:
+//! opens the log in `<dir>/log.redb` and appends from several threads until killed, printing
+//!
+//! ```text
+//! ack <index> <leaf hash hex> <writer>   for every acknowledged (durable) entry
+//! ```
+//!
+//! flushed line by line, while another thread stores a checkpoint of `"<size> <root hex>"` every
+//! few milliseconds. The test kills it with SIGKILL and checks every printed line against the
+//! reopened log.
+//!
+//! Usage: `tongban-log-stress <dir> [threads]`
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tongban_node::log::{Indexer, Log, LogConfig};
+
+/// Indexes each entry by the writer (process and thread) that appended it, so the crash test also
+/// checks that index rows commit with their entries.
+struct ByWriter;
+
+impl Indexer for ByWriter {
+    fn index_keys(&self, entry: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
+        match entry.split(|&b| b == b' ').nth(1) {
+            Some(writer) => vec![("writer", writer.to_vec())],
+            None => Vec::new(),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(dir) = args.first().map(PathBuf::from) else {
+        eprintln!("usage: tongban-log-stress <dir> [threads]");
+        return ExitCode::from(2);
+    };
+    let threads: usize = match args.get(1).map(|s| s.parse()) {
+        None => 4,
+        Some(Ok(n)) if n > 0 => n,
+        Some(_) => {
+            eprintln!("threads must be a positive number");
+            return ExitCode::from(2);
+        }
+    };
+    let log = match Log::open(
+        &dir.join("log.redb"),
+        LogConfig::default(),
+        Arc::new(ByWriter),
+    ) {
+        Ok(log) => log,
+        Err(e) => {
+            eprintln!("opening the log: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+
+    // Every thread runs until it fails; the first failure ends the process.
+    let (failed, failure) = std::sync::mpsc::channel::<String>();
+    for t in 0..threads {
+        let (log, failed) = (log.clone(), failed.clone());
+        std::thread::spawn(move || {
+            if let Err(e) = append_forever(&log, t) {
+                let _ = failed.send(e);
+            }
+        });
+    }
+    std::thread::spawn(move || {
+        if let Err(e) = checkpoint_forever(&log) {
+            let _ = failed.send(e);
+        }
+    });
+    let reason = failure
+        .recv()
+        .unwrap_or_else(|_| "every thread stopped".into());
+    eprintln!("tongban-log-stress: {reason}");
+    ExitCode::FAILURE
+}
+
+fn append_forever(log: &Log, thread: usize) -> Result<(), String> {
+    let writer = format!("{}-{thread}", std::process::id());
+    let mut rng = Rng(std::process::id() as u64 * 1_000 + thread as u64);
+    let mut seq: u64 = 0;
+    loop {
+        // Mostly single appends, sometimes a few at once, of varying sizes.
+        let count = if rng.next().is_multiple_of(5) {
+            1 + rng.next() % 4
+        } else {
+            1
+        };
+        let entries: Vec<Vec<u8>> = (0..count)
+            .map(|_| {
+                seq += 1;
+                let mut e = format!("stress {writer} {seq} ").into_bytes();
+                let padding = (rng.next() % 400) as usize;
+                e.extend((0..padding).map(|_| rng.next() as u8));
+                e
+            })
+            .collect();
+        let range = log
+            .append_many(entries.clone())
+            .map_err(|e| format!("append: {e}"))?;
+        let mut out = std::io::stdout().lock();
+        for (index, entry) in range.zip(&entries) {
+            let digest = hex::encode(tlog_tiles::record_hash(entry).0);
+            writeln!(out, "ack {index} {digest} {writer}").map_err(|e| format!("stdout: {e}"))?;
+        }
+        out.flush().map_err(|e| format!("stdout: {e}"))?;
+    }
+}
+
+fn checkpoint_forever(log: &Log) -> Result<(), String> {
+    loop {
+        std::thread::sleep(Duration::from_millis(5));
+        let size = log.size().map_err(|e| format!("size: {e}"))?;
+        let root = log.root(size).map_err(|e| format!("root: {e}"))?;
+        // Stands in for a signed note until the node signs checkpoints.
+        let checkpoint = format!("{size} {}", hex::encode(root)).into_bytes();
+        log.store_checkpoint(size, checkpoint)
+            .map_err(|e| format!("checkpoint: {e}"))?;
+    }
+}
+
+/// splitmix64: cheap varied entry contents without a dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,65 @@
+use std::sync::Arc;
+
+/// Everything that can go wrong in the log. Storage failures keep redb's error as the source so an
+/// operator sees the underlying I/O cause.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("entry of {len} bytes exceeds the limit of {max} bytes")]
+    EntryTooLarge { len: usize, max: usize },
+
+    #[error("invalid log configuration: {0}")]
+    Config(String),
+
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    #[error("tree size {requested} is beyond the log's size {size}")]
+    BeyondSize { requested: u64, size: u64 },
+
+    #[error("checkpoint for tree size {requested} refused: {reason}")]
+    CheckpointRefused { requested: u64, reason: String },
+
+    /// The writer thread is gone (the log is shutting down, or the thread died). Nothing the caller
+    /// sent was acknowledged, so nothing acknowledged is lost.
+    #[error("the log writer has stopped")]
+    WriterClosed,
+
+    /// The write transaction holding this request failed and was rolled back: none of the batch's
+    /// entries were stored. Shared by every caller in the batch, hence the `Arc`.
+    #[error("the batch holding this request failed and was rolled back: {0}")]
+    BatchFailed(#[source] Arc<LogError>),
+
+    #[error("the indexer panicked on entry {0}")]
+    IndexerPanicked(u64),
+
+    #[error("the log's storage is inconsistent: {0}")]
+    Corrupt(String),
+
+    #[error("tree computation: {0}")]
+    Tree(#[from] tlog_tiles::tlog::Error),
+
+    #[error("storage: {0}")]
+    Storage(#[from] redb::Error),
+
+    #[error("starting the writer thread: {0}")]
+    Spawn(#[source] std::io::Error),
+}
+
+// redb has one error type per operation; all of them fold into `redb::Error`.
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for LogError {
+            fn from(e: $t) -> Self {
+                LogError::Storage(redb::Error::from(e))
+            }
+        }
+    )*};
+}
+
+from_redb!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);

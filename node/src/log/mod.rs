@@ -1,0 +1,190 @@
+//! The region's transparency log: an append-only sequence of opaque entries with an RFC 6962
+//! Merkle tree over them, stored in one redb file.
+//!
+//! Writes go through a single writer thread that groups every request queued while it is busy
+//! into one write transaction (entries, their stored hashes, index rows and the new size), and
+//! answers the callers only once that transaction is committed with an fsync. Reads are redb read
+//! transactions: snapshots that never wait for the writer.
+//!
+//! The stored hashes follow Go's `golang.org/x/mod/sumdb/tlog` layout (via `tlog_tiles`), so tree
+//! hashes, proofs and C2SP tlog-tiles hash tiles are all plain reads of that table.
+
+mod error;
+mod hashes;
+mod read;
+mod schema;
+mod tiles;
+mod writer;
+
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::mpsc::{self, Sender};
+use std::thread::JoinHandle;
+
+use redb::Database;
+
+pub use error::LogError;
+pub use tiles::{TILE_WIDTH, encode_entry_bundle};
+
+use writer::{Command, Writer};
+
+/// The largest entry an entry bundle can carry: C2SP tlog-tiles prefixes each entry with a
+/// big-endian uint16 length.
+pub const MAX_ENTRY_LIMIT: usize = u16::MAX as usize;
+
+/// Tuning of a log; [`LogConfig::default`] suits a region node.
+#[derive(Clone, Debug)]
+pub struct LogConfig {
+    /// At most this many entries (checkpoints count one each) go into one write transaction. A
+    /// single `append_many` larger than this still commits whole, in a transaction of its own.
+    pub max_batch: usize,
+    /// Largest entry accepted, in bytes; at most [`MAX_ENTRY_LIMIT`].
+    pub max_entry: usize,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            max_batch: 4096,
+            max_entry: MAX_ENTRY_LIMIT,
+        }
+    }
+}
+
+/// Derives the lookup rows of an entry. Index rows are derived data: they are written in the same
+/// transaction as their entry and can be rebuilt from the entries at any time.
+pub trait Indexer: Send + Sync + 'static {
+    /// Index rows for an entry: (index name, key bytes). Written in the same transaction as the
+    /// entry.
+    fn index_keys(&self, entry: &[u8]) -> Vec<(&'static str, Vec<u8>)>;
+}
+
+/// An indexer that indexes nothing, for logs that only need the tree.
+pub struct NoIndex;
+
+impl Indexer for NoIndex {
+    fn index_keys(&self, _entry: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
+        Vec::new()
+    }
+}
+
+/// A handle to an open log. Cloning is cheap and every clone shares the same writer; the writer
+/// stops and the file closes when the last clone is dropped.
+#[derive(Clone)]
+pub struct Log {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Arc<Database>,
+    config: LogConfig,
+    sender: Option<Sender<Command>>,
+    writer: Option<JoinHandle<()>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the channel lets the writer finish what is queued and return.
+        self.sender.take();
+        if let Some(handle) = self.writer.take()
+            && handle.join().is_err()
+        {
+            tracing::error!("the log writer thread panicked");
+        }
+    }
+}
+
+impl Log {
+    /// Opens the log stored in the redb file at `path`, creating it if it does not exist.
+    pub fn open(
+        path: &Path,
+        config: LogConfig,
+        indexer: Arc<dyn Indexer>,
+    ) -> Result<Log, LogError> {
+        if config.max_batch == 0 {
+            return Err(LogError::Config("max_batch must be at least 1".into()));
+        }
+        if config.max_entry == 0 || config.max_entry > MAX_ENTRY_LIMIT {
+            return Err(LogError::Config(format!(
+                "max_entry must be between 1 and {MAX_ENTRY_LIMIT} (an entry bundle's uint16 length), not {}",
+                config.max_entry
+            )));
+        }
+        let db = Arc::new(Database::create(path)?);
+        let size = schema::init(&db)?;
+        tracing::info!(path = %path.display(), size, "log opened");
+
+        let (sender, receiver) = mpsc::channel();
+        let writer = Writer {
+            db: db.clone(),
+            indexer,
+            max_batch: config.max_batch,
+            size,
+        };
+        let handle = std::thread::Builder::new()
+            .name("tongban-log-writer".into())
+            .spawn(move || writer.run(receiver))
+            .map_err(LogError::Spawn)?;
+        Ok(Log {
+            inner: Arc::new(Inner {
+                db,
+                config,
+                sender: Some(sender),
+                writer: Some(handle),
+            }),
+        })
+    }
+
+    /// Appends and returns the entry's index only once the entry is durable (fsynced). Many
+    /// concurrent callers share one write transaction + fsync (group commit).
+    pub fn append(&self, entry: Vec<u8>) -> Result<u64, LogError> {
+        Ok(self.append_many(vec![entry])?.start)
+    }
+
+    /// Appends the entries as consecutive indexes, all in the same transaction, and returns their
+    /// indexes once they are durable.
+    pub fn append_many(&self, entries: Vec<Vec<u8>>) -> Result<Range<u64>, LogError> {
+        let max = self.inner.config.max_entry;
+        if let Some(big) = entries.iter().find(|e| e.len() > max) {
+            return Err(LogError::EntryTooLarge {
+                len: big.len(),
+                max,
+            });
+        }
+        if entries.is_empty() {
+            let size = self.size()?;
+            return Ok(size..size);
+        }
+        self.request(|reply| Command::Append { entries, reply })
+    }
+
+    /// Rebuild every index from the entries (indexes are derived data).
+    pub fn rebuild_indexes(&self) -> Result<(), LogError> {
+        self.request(|reply| Command::RebuildIndexes { reply })
+    }
+
+    /// Persist a signed checkpoint (opaque bytes) for tree size `size`; refuses a size smaller than
+    /// the stored one or larger than the log. The last stored one survives crashes.
+    pub fn store_checkpoint(&self, size: u64, checkpoint: Vec<u8>) -> Result<(), LogError> {
+        self.request(|reply| Command::Checkpoint {
+            size,
+            checkpoint,
+            reply,
+        })
+    }
+
+    /// Sends one command to the writer and waits for its answer.
+    fn request<T>(&self, command: impl FnOnce(writer::Reply<T>) -> Command) -> Result<T, LogError> {
+        let sender = self.inner.sender.as_ref().ok_or(LogError::WriterClosed)?;
+        let (reply, answer) = mpsc::sync_channel(1);
+        sender
+            .send(command(reply))
+            .map_err(|_| LogError::WriterClosed)?;
+        // A dropped reply sender means the writer died before answering.
+        answer.recv().map_err(|_| LogError::WriterClosed)?
+    }
+}
+
+#[cfg(test)]
+mod tests;

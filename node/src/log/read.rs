@@ -1,0 +1,160 @@
+//! Reads: each call runs in one redb read transaction, a snapshot that never waits for the writer.
+//! Sizes are checked against that snapshot before any tlog function sees them, because those
+//! functions assert (panic) on inconsistent arguments.
+
+use std::ops::Range;
+
+use redb::{ReadTransaction, ReadableDatabase};
+use tlog_tiles::{Tile, prove_record, prove_tree, tree_hash};
+
+use super::hashes::TableHashes;
+use super::schema::{CHECKPOINT, CHECKPOINT_LAST, ENTRIES, HASHES, INDEX_ROWS, META, read_size};
+use super::tiles::{TILE_HEIGHT, check_tile, encode_entry_bundle};
+use super::{Log, LogError};
+
+impl Log {
+    fn snapshot(&self) -> Result<(ReadTransaction, u64), LogError> {
+        let txn = self.inner.db.begin_read()?;
+        let size = read_size(&txn.open_table(META)?)?;
+        Ok((txn, size))
+    }
+
+    /// The number of durable entries.
+    pub fn size(&self) -> Result<u64, LogError> {
+        Ok(self.snapshot()?.1)
+    }
+
+    /// The entry at `index`, or `None` past the end of the log.
+    pub fn entry(&self, index: u64) -> Result<Option<Vec<u8>>, LogError> {
+        let txn = self.inner.db.begin_read()?;
+        let entries = txn.open_table(ENTRIES)?;
+        Ok(entries.get(index)?.map(|g| g.value().to_vec()))
+    }
+
+    /// The entries in `range`, which must lie within the log.
+    pub fn entries(&self, range: Range<u64>) -> Result<Vec<Vec<u8>>, LogError> {
+        let (txn, size) = self.snapshot()?;
+        if range.start > range.end {
+            return Err(LogError::InvalidArgument(format!(
+                "entry range {}..{} is reversed",
+                range.start, range.end
+            )));
+        }
+        if range.end > size {
+            return Err(LogError::BeyondSize {
+                requested: range.end,
+                size,
+            });
+        }
+        read_entries(&txn, range)
+    }
+
+    /// The tree hash (root) of the log's first `size` entries; `size` at most the current size.
+    pub fn root(&self, size: u64) -> Result<[u8; 32], LogError> {
+        let (txn, current) = self.snapshot()?;
+        check_size(size, current)?;
+        let table = txn.open_table(HASHES)?;
+        let reader = TableHashes::new(&table);
+        Ok(reader.finish(tree_hash(size, &reader))?.0)
+    }
+
+    /// RFC 6962 inclusion proof (audit path) of entry `index` in the tree of `size` entries.
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<[u8; 32]>, LogError> {
+        let (txn, current) = self.snapshot()?;
+        check_size(size, current)?;
+        if index >= size {
+            return Err(LogError::InvalidArgument(format!(
+                "entry {index} is not in a tree of size {size}"
+            )));
+        }
+        let table = txn.open_table(HASHES)?;
+        let reader = TableHashes::new(&table);
+        let proof = reader.finish(prove_record(size, index, &reader))?;
+        Ok(proof.into_iter().map(|h| h.0).collect())
+    }
+
+    /// RFC 6962 consistency proof from the tree of `old` entries to the tree of `new` entries,
+    /// `1 <= old <= new <= size` (a proof from the empty tree is not defined).
+    pub fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<[u8; 32]>, LogError> {
+        let (txn, current) = self.snapshot()?;
+        check_size(new, current)?;
+        if old == 0 || old > new {
+            return Err(LogError::InvalidArgument(format!(
+                "no consistency proof from size {old} to size {new}: needs 1 <= old <= new"
+            )));
+        }
+        let table = txn.open_table(HASHES)?;
+        let reader = TableHashes::new(&table);
+        let proof = reader.finish(prove_tree(new, old, &reader))?;
+        Ok(proof.into_iter().map(|h| h.0).collect())
+    }
+
+    /// C2SP tlog-tiles hash tile: level `level`, tile index `n`, `width` hashes (1..=256). Stored
+    /// hashes never change, so a tile is the same in every tree that contains it; it must lie within
+    /// the current tree.
+    pub fn hash_tile(&self, level: u8, n: u64, width: u32) -> Result<Vec<u8>, LogError> {
+        let (txn, size) = self.snapshot()?;
+        check_tile(level, n, width, size)?;
+        let table = txn.open_table(HASHES)?;
+        let reader = TableHashes::new(&table);
+        let tile = Tile::new(TILE_HEIGHT, level, n, width, false);
+        reader.finish(tile.read_data(&reader))
+    }
+
+    /// C2SP tlog-tiles entry bundle: entries `n*256 .. n*256+width`, each as a big-endian uint16
+    /// length and the bytes.
+    pub fn entry_bundle(&self, n: u64, width: u32) -> Result<Vec<u8>, LogError> {
+        let (txn, size) = self.snapshot()?;
+        let range = check_tile(0, n, width, size)?;
+        encode_entry_bundle(&read_entries(&txn, range)?)
+    }
+
+    /// Indexes of the entries whose index row `name` has key `key`, ascending.
+    pub fn lookup(&self, name: &'static str, key: &[u8]) -> Result<Vec<u64>, LogError> {
+        let txn = self.inner.db.begin_read()?;
+        let rows = txn.open_table(INDEX_ROWS)?;
+        let mut found = Vec::new();
+        for row in rows.range((name, key, 0)..=(name, key, u64::MAX))? {
+            let (k, _) = row?;
+            found.push(k.value().2);
+        }
+        Ok(found)
+    }
+
+    /// The last stored checkpoint and the tree size it is for.
+    pub fn last_checkpoint(&self) -> Result<Option<(u64, Vec<u8>)>, LogError> {
+        let txn = self.inner.db.begin_read()?;
+        let table = txn.open_table(CHECKPOINT)?;
+        Ok(table.get(CHECKPOINT_LAST)?.map(|g| {
+            let (size, bytes) = g.value();
+            (size, bytes.to_vec())
+        }))
+    }
+}
+
+fn check_size(requested: u64, size: u64) -> Result<(), LogError> {
+    if requested > size {
+        return Err(LogError::BeyondSize { requested, size });
+    }
+    Ok(())
+}
+
+fn read_entries(txn: &ReadTransaction, range: Range<u64>) -> Result<Vec<Vec<u8>>, LogError> {
+    let table = txn.open_table(ENTRIES)?;
+    let mut out = Vec::with_capacity(usize::try_from(range.end - range.start).unwrap_or(0));
+    let expected = range.clone();
+    for (item, want) in table.range(range)?.zip(expected.clone()) {
+        let (index, entry) = item?;
+        if index.value() != want {
+            return Err(LogError::Corrupt(format!("entry {want} is missing")));
+        }
+        out.push(entry.value().to_vec());
+    }
+    if out.len() as u64 != expected.end - expected.start {
+        return Err(LogError::Corrupt(format!(
+            "entries {}..{} are incomplete",
+            expected.start, expected.end
+        )));
+    }
+    Ok(out)
+}

@@ -1,0 +1,100 @@
+//! The redb tables of a log and the checks made when one is opened.
+
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
+use tlog_tiles::stored_hash_count;
+
+use super::LogError;
+
+/// Entry index → entry bytes.
+pub(crate) const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
+/// tlog stored-hash index (Go's `StoredHashIndex` order) → hash. Keeping Go's layout means the
+/// tlog functions read exactly the hashes they were written for, and hash tiles are plain reads.
+pub(crate) const HASHES: TableDefinition<u64, [u8; 32]> = TableDefinition::new("stored_hashes");
+/// (index name, key, entry index) → nothing. The entry index is part of the key so one key can
+/// name many entries and a prefix scan returns them in ascending order.
+pub(crate) const INDEX_ROWS: TableDefinition<(&str, &[u8], u64), ()> =
+    TableDefinition::new("index_rows");
+/// Small named counters: `format` and `size`.
+pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// `last` → (tree size, checkpoint bytes). Only the latest checkpoint is kept.
+pub(crate) const CHECKPOINT: TableDefinition<&str, (u64, &[u8])> =
+    TableDefinition::new("checkpoint");
+
+pub(crate) const META_FORMAT: &str = "format";
+pub(crate) const META_SIZE: &str = "size";
+pub(crate) const CHECKPOINT_LAST: &str = "last";
+
+/// Bumped on any change to the tables' layout, so an old binary never misreads a newer file.
+const FORMAT: u64 = 1;
+
+/// Creates the tables on first use, refuses files of another format, and checks that the size,
+/// the entries and the stored hashes agree. Returns the log's size.
+pub(crate) fn init(db: &Database) -> Result<u64, LogError> {
+    let txn = begin_write(db)?;
+    let size = {
+        let mut meta = txn.open_table(META)?;
+        let format = meta.get(META_FORMAT)?.map(|g| g.value());
+        match format {
+            None => {
+                meta.insert(META_FORMAT, FORMAT)?;
+                meta.insert(META_SIZE, 0)?;
+            }
+            Some(FORMAT) => {}
+            Some(other) => {
+                return Err(LogError::Corrupt(format!(
+                    "log format {other} is not supported (this build reads format {FORMAT})"
+                )));
+            }
+        }
+        let size = meta.get(META_SIZE)?.map(|g| g.value()).ok_or_else(|| {
+            LogError::Corrupt("the log's size is missing from its metadata".into())
+        })?;
+
+        let entries = txn.open_table(ENTRIES)?;
+        let entry_count = entries.len()?;
+        let last_entry = entries.last()?.map(|(k, _)| k.value());
+        if entry_count != size || last_entry.map_or(0, |k| k + 1) != size {
+            return Err(LogError::Corrupt(format!(
+                "size {size} but {entry_count} entries (last index {last_entry:?})"
+            )));
+        }
+        let hashes = txn.open_table(HASHES)?;
+        let hash_count = hashes.len()?;
+        if hash_count != stored_hash_count(size) {
+            return Err(LogError::Corrupt(format!(
+                "size {size} needs {} stored hashes but {hash_count} are stored",
+                stored_hash_count(size)
+            )));
+        }
+        txn.open_table(INDEX_ROWS)?;
+        let checkpoints = txn.open_table(CHECKPOINT)?;
+        if let Some(stored) = checkpoints.get(CHECKPOINT_LAST)?.map(|g| g.value().0)
+            && stored > size
+        {
+            return Err(LogError::Corrupt(format!(
+                "the last checkpoint is for size {stored} but the log has {size} entries"
+            )));
+        }
+        size
+    };
+    txn.commit()?;
+    Ok(size)
+}
+
+/// Every write transaction of the log, with redb's default immediate durability (commit returns
+/// after fsync) and quick repair: the allocator state is saved with each commit and commits are
+/// two-phase, so reopening after a crash takes milliseconds instead of a scan of the whole file
+/// (about 1.3 s per GB measured here), and a torn commit is never chosen by checksum alone. The
+/// extra fsync per commit is spread over a batch by group commit.
+pub(crate) fn begin_write(db: &Database) -> Result<WriteTransaction, LogError> {
+    let mut txn = db.begin_write()?;
+    txn.set_quick_repair(true);
+    Ok(txn)
+}
+
+/// The log's size as seen by one transaction.
+pub(crate) fn read_size(meta: &impl ReadableTable<&'static str, u64>) -> Result<u64, LogError> {
+    meta.get(META_SIZE)?
+        .map(|g| g.value())
+        .ok_or_else(|| LogError::Corrupt("the log's size is missing from its metadata".into()))
+}

@@ -1,0 +1,348 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use tlog_tiles::{Hash, check_record, check_tree, record_hash};
+
+use super::*;
+use std::sync::mpsc;
+
+/// The RFC 6962 test leaves (certificate-transparency-go's merkle test data).
+const LEAVES: [&str; 8] = [
+    "",
+    "00",
+    "10",
+    "2021",
+    "3031",
+    "40414243",
+    "5051525354555657",
+    "606162636465666768696a6b6c6d6e6f",
+];
+
+const ROOTS: [&str; 8] = [
+    "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+    "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
+    "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77",
+    "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+    "4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4",
+    "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef",
+    "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
+    "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
+];
+
+fn h(s: &str) -> [u8; 32] {
+    hex::decode(s).unwrap().try_into().unwrap()
+}
+
+fn hs(list: &[&str]) -> Vec<[u8; 32]> {
+    list.iter().map(|s| h(s)).collect()
+}
+
+fn temp_log(config: LogConfig) -> (tempfile::TempDir, Log) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(&dir.path().join("log.redb"), config, Arc::new(NoIndex)).unwrap();
+    (dir, log)
+}
+
+fn rfc_log() -> (tempfile::TempDir, Log) {
+    let (dir, log) = temp_log(LogConfig::default());
+    for leaf in LEAVES {
+        log.append(hex::decode(leaf).unwrap()).unwrap();
+    }
+    (dir, log)
+}
+
+#[test]
+fn rfc6962_roots_for_sizes_1_to_8() {
+    let (_dir, log) = rfc_log();
+    assert_eq!(log.size().unwrap(), 8);
+    for (i, want) in ROOTS.iter().enumerate() {
+        assert_eq!(log.root(i as u64 + 1).unwrap(), h(want), "size {}", i + 1);
+    }
+    // RFC 6962: the empty tree's hash is SHA-256 of nothing.
+    assert_eq!(
+        log.root(0).unwrap(),
+        h("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+    );
+}
+
+#[test]
+fn rfc6962_inclusion_and_consistency_proofs() {
+    let (_dir, log) = rfc_log();
+    assert_eq!(
+        log.inclusion_proof(0, 8).unwrap(),
+        hs(&[
+            "96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+            "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+            "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
+        ])
+    );
+    assert_eq!(
+        log.inclusion_proof(5, 8).unwrap(),
+        hs(&[
+            "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
+            "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
+            "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+        ])
+    );
+    assert_eq!(
+        log.consistency_proof(2, 5).unwrap(),
+        hs(&[
+            "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+            "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
+        ])
+    );
+    // Every proof in the small tree checks out with the Go port's verifiers.
+    for size in 1..=8u64 {
+        let root = Hash(log.root(size).unwrap());
+        for index in 0..size {
+            let proof: Vec<Hash> = log
+                .inclusion_proof(index, size)
+                .unwrap()
+                .into_iter()
+                .map(Hash)
+                .collect();
+            let leaf = record_hash(&hex::decode(LEAVES[index as usize]).unwrap());
+            check_record(&proof, size, root, index, leaf).unwrap();
+        }
+        for old in 1..=size {
+            let proof: Vec<Hash> = log
+                .consistency_proof(old, size)
+                .unwrap()
+                .into_iter()
+                .map(Hash)
+                .collect();
+            check_tree(&proof, size, root, old, Hash(log.root(old).unwrap())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn out_of_range_requests_are_errors_not_panics() {
+    let (_dir, log) = rfc_log();
+    assert!(matches!(
+        log.root(9),
+        Err(LogError::BeyondSize {
+            requested: 9,
+            size: 8
+        })
+    ));
+    assert!(log.inclusion_proof(8, 8).is_err());
+    assert!(log.inclusion_proof(0, 9).is_err());
+    assert!(log.inclusion_proof(u64::MAX, u64::MAX).is_err());
+    assert!(log.consistency_proof(0, 5).is_err());
+    assert!(log.consistency_proof(6, 5).is_err());
+    assert!(log.consistency_proof(5, 9).is_err());
+    assert!(log.entries(std::ops::Range { start: 3, end: 2 }).is_err());
+    assert!(log.entries(0..9).is_err());
+    assert_eq!(log.entries(8..8).unwrap(), Vec::<Vec<u8>>::new());
+    assert_eq!(log.entry(8).unwrap(), None);
+    assert!(log.hash_tile(0, 0, 9).is_err());
+    assert!(log.hash_tile(0, 0, 0).is_err());
+    assert!(log.hash_tile(0, 0, 257).is_err());
+    assert!(log.hash_tile(1, 0, 1).is_err());
+    assert!(log.hash_tile(8, 0, 1).is_err());
+    assert!(log.hash_tile(255, u64::MAX, 256).is_err());
+    assert!(log.hash_tile(0, u64::MAX, 256).is_err());
+    assert!(log.entry_bundle(0, 9).is_err());
+    assert!(log.entry_bundle(u64::MAX, 256).is_err());
+    assert!(log.entry_bundle(1, 1).is_err());
+}
+
+#[test]
+fn hash_tile_and_entry_bundle_at_level_0() {
+    let (_dir, log) = rfc_log();
+    let tile = log.hash_tile(0, 0, 8).unwrap();
+    let want: Vec<u8> = LEAVES
+        .iter()
+        .flat_map(|l| record_hash(&hex::decode(l).unwrap()).0)
+        .collect();
+    assert_eq!(tile, want);
+    // A partial tile is a prefix of the wider one.
+    assert_eq!(log.hash_tile(0, 0, 3).unwrap(), want[..3 * 32]);
+
+    let bundle = log.entry_bundle(0, 3).unwrap();
+    assert_eq!(bundle, [0, 0, 0, 1, 0x00, 0, 1, 0x10]);
+}
+
+#[test]
+fn hash_tiles_above_level_0_hold_subtree_roots() {
+    let (_dir, log) = temp_log(LogConfig::default());
+    let entries: Vec<Vec<u8>> = (0..600u32).map(|i| i.to_be_bytes().to_vec()).collect();
+    log.append_many(entries.clone()).unwrap();
+    // Level 1, tile 0 holds the roots of entries [256k, 256(k+1)); 600 entries complete two.
+    let tile = log.hash_tile(1, 0, 2).unwrap();
+    assert_eq!(tile.len(), 64);
+    let mut scratch = temp_log(LogConfig::default());
+    scratch.1.append_many(entries[..256].to_vec()).unwrap();
+    assert_eq!(tile[..32], scratch.1.root(256).unwrap());
+    drop(scratch.1);
+    scratch = temp_log(LogConfig::default());
+    scratch.1.append_many(entries[256..512].to_vec()).unwrap();
+    assert_eq!(tile[32..], scratch.1.root(256).unwrap());
+    assert!(log.hash_tile(1, 0, 3).is_err());
+    // Level-0 tile 2 is partial: 88 entries.
+    assert_eq!(log.hash_tile(0, 2, 88).unwrap().len(), 88 * 32);
+    assert!(log.hash_tile(0, 2, 89).is_err());
+    let bundle = log.entry_bundle(2, 88).unwrap();
+    assert_eq!(bundle.len(), 88 * (2 + 4));
+    assert_eq!(bundle[..6], [0, 4, 0, 0, 2, 0]);
+}
+
+#[test]
+fn entry_bundle_encoding() {
+    let encoded = encode_entry_bundle(&[b"ab".to_vec(), vec![], vec![7; 300]]).unwrap();
+    assert_eq!(encoded[..4], [0, 2, b'a', b'b']);
+    assert_eq!(encoded[4..6], [0, 0]);
+    assert_eq!(encoded[6..8], [1, 44]);
+    assert_eq!(encoded.len(), 8 + 300);
+    assert!(encode_entry_bundle(&[vec![0; 65_536]]).is_err());
+}
+
+#[test]
+fn oversized_entries_are_refused_and_nothing_is_written() {
+    let (_dir, log) = temp_log(LogConfig {
+        max_batch: 16,
+        max_entry: 10,
+    });
+    log.append(vec![1; 10]).unwrap();
+    assert!(matches!(
+        log.append(vec![1; 11]),
+        Err(LogError::EntryTooLarge { len: 11, max: 10 })
+    ));
+    assert!(
+        log.append_many(vec![vec![1], vec![2; 11]]).is_err(),
+        "one oversized entry refuses the whole call"
+    );
+    assert_eq!(log.size().unwrap(), 1);
+    assert_eq!(log.append_many(vec![]).unwrap(), 1..1);
+}
+
+#[test]
+fn configurations_that_cannot_work_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.redb");
+    for config in [
+        LogConfig {
+            max_batch: 0,
+            max_entry: 10,
+        },
+        LogConfig {
+            max_batch: 1,
+            max_entry: 65_536,
+        },
+        LogConfig {
+            max_batch: 1,
+            max_entry: 0,
+        },
+    ] {
+        assert!(matches!(
+            Log::open(&path, config, Arc::new(NoIndex)),
+            Err(LogError::Config(_))
+        ));
+    }
+}
+
+#[test]
+fn checkpoints_never_move_backwards_or_past_the_log() {
+    let (_dir, log) = rfc_log();
+    assert_eq!(log.last_checkpoint().unwrap(), None);
+    log.store_checkpoint(5, b"five".to_vec()).unwrap();
+    assert!(matches!(
+        log.store_checkpoint(4, b"four".to_vec()),
+        Err(LogError::CheckpointRefused { requested: 4, .. })
+    ));
+    assert!(matches!(
+        log.store_checkpoint(9, b"nine".to_vec()),
+        Err(LogError::CheckpointRefused { requested: 9, .. })
+    ));
+    assert_eq!(log.last_checkpoint().unwrap(), Some((5, b"five".to_vec())));
+    // Same size again (e.g. with more cosignatures) replaces it.
+    log.store_checkpoint(5, b"five, cosigned".to_vec()).unwrap();
+    log.store_checkpoint(8, b"eight".to_vec()).unwrap();
+    assert_eq!(log.last_checkpoint().unwrap(), Some((8, b"eight".to_vec())));
+}
+
+struct Panicky;
+
+impl Indexer for Panicky {
+    fn index_keys(&self, entry: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
+        assert!(entry != b"boom", "indexer refuses boom");
+        vec![("first", entry[..1.min(entry.len())].to_vec())]
+    }
+}
+
+#[test]
+fn a_failed_batch_fails_its_callers_and_keeps_everything_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(
+        &dir.path().join("log.redb"),
+        LogConfig::default(),
+        Arc::new(Panicky),
+    )
+    .unwrap();
+    log.append(b"a".to_vec()).unwrap();
+    let root = log.root(1).unwrap();
+    let err = log
+        .append_many(vec![b"b".to_vec(), b"boom".to_vec()])
+        .unwrap_err();
+    assert!(matches!(err, LogError::BatchFailed(_)), "{err}");
+    assert_eq!(log.size().unwrap(), 1);
+    assert_eq!(log.root(1).unwrap(), root);
+    assert_eq!(log.lookup("first", b"b").unwrap(), Vec::<u64>::new());
+    // The writer survived and goes on from where the log was.
+    assert_eq!(log.append(b"c".to_vec()).unwrap(), 1);
+    assert_eq!(
+        log.entries(0..2).unwrap(),
+        vec![b"a".to_vec(), b"c".to_vec()]
+    );
+    assert_eq!(log.lookup("first", b"c").unwrap(), vec![1]);
+}
+
+#[test]
+fn a_log_is_shareable_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Log>();
+    assert_send_sync::<LogError>();
+}
+
+/// A log whose writer thread is `writer`, to see what callers get when the writer is gone.
+fn log_with_writer(dir: &tempfile::TempDir, writer: impl FnOnce(mpsc::Receiver<Command>)) -> Log {
+    let db = Arc::new(redb::Database::create(dir.path().join("log.redb")).unwrap());
+    schema::init(&db).unwrap();
+    let (sender, receiver) = mpsc::channel();
+    writer(receiver);
+    Log {
+        inner: Arc::new(Inner {
+            db,
+            config: LogConfig::default(),
+            sender: Some(sender),
+            writer: None,
+        }),
+    }
+}
+
+#[test]
+fn a_writer_that_is_gone_is_an_error_not_a_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = log_with_writer(&dir, drop);
+    assert!(matches!(log.append(vec![1]), Err(LogError::WriterClosed)));
+    assert!(matches!(
+        log.store_checkpoint(0, vec![]),
+        Err(LogError::WriterClosed)
+    ));
+    assert!(matches!(log.rebuild_indexes(), Err(LogError::WriterClosed)));
+    // Reads do not need the writer.
+    assert_eq!(log.size().unwrap(), 0);
+}
+
+#[test]
+fn a_writer_that_dies_holding_a_request_is_an_error_not_a_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = log_with_writer(&dir, |receiver| {
+        // Takes one request and dies without answering, as a panicking writer would.
+        std::thread::spawn(move || drop(receiver.recv()));
+    });
+    assert!(matches!(log.append(vec![1]), Err(LogError::WriterClosed)));
+    assert!(matches!(log.append(vec![1]), Err(LogError::WriterClosed)));
+}

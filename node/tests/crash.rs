@@ -1,0 +1,167 @@
+//! Crash safety: a real process appends from several threads and is killed with SIGKILL at random
+//! moments, again and again on the same directory. After every kill the reopened log must hold
+//! every entry the process acknowledged, with the acknowledged content, a tree that matches its
+//! entries, and a last checkpoint that is consistent with the log.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{Rng, merkle_root, seed};
+use tlog_tiles::record_hash;
+use tongban_node::log::{Log, LogConfig, NoIndex};
+
+const ROUNDS: usize = 40;
+const THREADS: &str = "4";
+
+struct Ack {
+    digest: [u8; 32],
+    writer: String,
+}
+
+/// Parses the complete lines of the stress tool's output; a line cut by the kill is not an ack.
+fn parse_acks(out: &[u8]) -> Vec<(u64, Ack)> {
+    let complete = match out.iter().rposition(|&b| b == b'\n') {
+        Some(end) => &out[..=end],
+        None => return Vec::new(),
+    };
+    String::from_utf8(complete.to_vec())
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let parts: Vec<&str> = line.split(' ').collect();
+            assert!(parts.len() == 4 && parts[0] == "ack", "bad line {line:?}");
+            let digest = hex::decode(parts[2]).unwrap().try_into().unwrap();
+            (
+                parts[1].parse().unwrap(),
+                Ack {
+                    digest,
+                    writer: parts[3].to_string(),
+                },
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn acknowledged_entries_survive_sigkill() {
+    let started = Instant::now();
+    let mut rng = Rng(seed());
+    let dir = tempfile::tempdir().unwrap();
+    let exe = env!("CARGO_BIN_EXE_tongban-log-stress");
+    let mut acked: BTreeMap<u64, [u8; 32]> = BTreeMap::new();
+    let mut checkpoints_seen = 0;
+
+    for round in 0..ROUNDS {
+        let mut child = Command::new(exe)
+            .arg(dir.path())
+            .arg(THREADS)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut out = Vec::new();
+            stdout.read_to_end(&mut out).unwrap();
+            out
+        });
+        let delay = rng.between(20, 300);
+        std::thread::sleep(Duration::from_millis(delay));
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            panic!("round {round}: the stress tool exited by itself ({status}): {err}");
+        }
+        child.kill().unwrap(); // SIGKILL on unix
+        child.wait().unwrap();
+        let round_acks = parse_acks(&reader.join().unwrap());
+
+        let log = Log::open(
+            &dir.path().join("log.redb"),
+            LogConfig::default(),
+            Arc::new(NoIndex),
+        )
+        .unwrap_or_else(|e| panic!("round {round}: reopening after SIGKILL: {e}"));
+        let size = log.size().unwrap();
+        let mut by_writer: HashMap<String, Vec<u64>> = HashMap::new();
+        for (index, ack) in round_acks.iter() {
+            let previous = acked.insert(*index, ack.digest);
+            assert!(
+                previous.is_none(),
+                "round {round}: index {index} acknowledged twice"
+            );
+            by_writer
+                .entry(ack.writer.clone())
+                .or_default()
+                .push(*index);
+        }
+        if let Some((&max, _)) = acked.last_key_value() {
+            assert!(
+                size > max,
+                "round {round}: size {size} but index {max} was acknowledged"
+            );
+        }
+
+        let entries = log.entries(0..size).unwrap();
+        for (&index, digest) in &acked {
+            assert_eq!(
+                &record_hash(&entries[index as usize]).0,
+                digest,
+                "round {round}: entry {index} differs from what was acknowledged"
+            );
+        }
+        assert_eq!(
+            log.root(size).unwrap(),
+            merkle_root(&entries),
+            "round {round}: stored tree disagrees with the entries"
+        );
+        // Index rows committed with their entries.
+        for (writer, indexes) in &by_writer {
+            let found = log.lookup("writer", writer.as_bytes()).unwrap();
+            for index in indexes {
+                assert!(
+                    found.binary_search(index).is_ok(),
+                    "round {round}: entry {index} missing from the writer index"
+                );
+            }
+        }
+        if let Some((cp_size, bytes)) = log.last_checkpoint().unwrap() {
+            checkpoints_seen += 1;
+            assert!(cp_size <= size, "round {round}: checkpoint beyond the log");
+            let text = String::from_utf8(bytes).unwrap();
+            let (claimed_size, claimed_root) = text.split_once(' ').unwrap();
+            assert_eq!(claimed_size.parse::<u64>().unwrap(), cp_size);
+            assert_eq!(
+                claimed_root,
+                hex::encode(log.root(cp_size).unwrap()),
+                "round {round}: checkpoint root is not the log's root at its size"
+            );
+        }
+        eprintln!(
+            "round {round}: killed after {delay} ms, {} acks, size {size}",
+            round_acks.len()
+        );
+    }
+    assert!(
+        acked.len() > 1_000,
+        "only {} acks in all rounds",
+        acked.len()
+    );
+    assert!(checkpoints_seen > 0, "no checkpoint was ever stored");
+    eprintln!(
+        "{ROUNDS} rounds, {} acknowledged entries checked, {:.1} s",
+        acked.len(),
+        started.elapsed().as_secs_f64()
+    );
+}
