@@ -1,7 +1,7 @@
 //! Crash safety: a real process appends from several threads and is killed with SIGKILL at random
 //! moments, again and again on the same directory. After every kill the reopened log must hold
 //! every entry the process acknowledged, with the acknowledged content, a tree that matches its
-//! entries, and a last checkpoint that is consistent with the log.
+//! entries, and every signed checkpoint kept, verifying, and a prefix of the log.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -14,10 +14,21 @@ use std::time::{Duration, Instant};
 
 use common::{Rng, merkle_root, seed};
 use tlog_tiles::record_hash;
+use tongban_core::log::checkpoint;
+use tongban_core::log::note::NoteVerifier;
 use tongban_node::log::{Log, LogConfig, NoIndex};
 
 const ROUNDS: usize = 40;
 const THREADS: &str = "4";
+
+/// The stress tool's log key (a published test seed; see its source).
+fn stress_vkey() -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_tongban-log-stress"))
+        .arg("--vkey")
+        .output()
+        .unwrap();
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
 
 struct Ack {
     digest: [u8; 32],
@@ -136,18 +147,28 @@ fn acknowledged_entries_survive_sigkill() {
                 );
             }
         }
-        if let Some((cp_size, bytes)) = log.last_checkpoint().unwrap() {
-            checkpoints_seen += 1;
-            assert!(cp_size <= size, "round {round}: checkpoint beyond the log");
-            let text = String::from_utf8(bytes).unwrap();
-            let (claimed_size, claimed_root) = text.split_once(' ').unwrap();
-            assert_eq!(claimed_size.parse::<u64>().unwrap(), cp_size);
+        // Every checkpoint ever signed verifies under the log key and is a prefix of this tree: no
+        // acknowledged checkpoint was lost, and none contradicts another.
+        let verifier = NoteVerifier::parse(&stress_vkey()).unwrap();
+        let history = log.checkpoints().unwrap();
+        for (cp_size, note) in &history {
+            let head = checkpoint::open(note, &verifier, &[]).unwrap().checkpoint;
+            assert_eq!(head.size, *cp_size);
+            assert!(
+                head.size <= size,
+                "round {round}: checkpoint beyond the log"
+            );
             assert_eq!(
-                claimed_root,
-                hex::encode(log.root(cp_size).unwrap()),
-                "round {round}: checkpoint root is not the log's root at its size"
+                head.root,
+                log.root(head.size).unwrap(),
+                "round {round}: checkpoint {cp_size} is not a prefix of the log"
             );
         }
+        assert!(
+            history.len() >= checkpoints_seen,
+            "round {round}: a signed checkpoint was lost"
+        );
+        checkpoints_seen = history.len();
         eprintln!(
             "round {round}: killed after {delay} ms, {} acks, size {size}",
             round_acks.len()

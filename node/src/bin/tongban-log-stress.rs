@@ -5,11 +5,12 @@
 //! ack <index> <leaf hash hex> <writer>   for every acknowledged (durable) entry
 //! ```
 //!
-//! flushed line by line, while another thread stores a checkpoint of `"<size> <root hex>"` every
-//! few milliseconds. The test kills it with SIGKILL and checks every printed line against the
-//! reopened log.
+//! flushed line by line, while another thread signs a C2SP checkpoint every few milliseconds
+//! (with a key from a published test seed). The test kills it with SIGKILL and checks every printed
+//! line and every stored checkpoint against the reopened log.
 //!
-//! Usage: `tongban-log-stress <dir> [threads]`
+//! Usage: `tongban-log-stress <dir> [threads]`, or `tongban-log-stress --vkey` to print the
+//! checkpoints' verifier key.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -17,6 +18,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tongban_node::checkpoints::CheckpointSigner;
 use tongban_node::log::{Indexer, Log, LogConfig};
 
 /// Indexes each entry by the writer (process and thread) that appended it, so the crash test also
@@ -32,8 +34,27 @@ impl Indexer for ByWriter {
     }
 }
 
+const ORIGIN: &str = "tongban.example/341200/log/stress";
+
+fn signer() -> Result<CheckpointSigner, String> {
+    let key = tongban_core::testkit::key("log stress").map_err(|e| e.to_string())?;
+    CheckpointSigner::new(ORIGIN, key).map_err(|e| e.to_string())
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--vkey") {
+        return match signer().and_then(|s| s.vkey().map_err(|e| e.to_string())) {
+            Ok(vkey) => {
+                println!("{vkey}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let Some(dir) = args.first().map(PathBuf::from) else {
         eprintln!("usage: tongban-log-stress <dir> [threads]");
         return ExitCode::from(2);
@@ -113,14 +134,10 @@ fn append_forever(log: &Log, thread: usize) -> Result<(), String> {
 }
 
 fn checkpoint_forever(log: &Log) -> Result<(), String> {
+    let signer = signer()?;
     loop {
         std::thread::sleep(Duration::from_millis(5));
-        let size = log.size().map_err(|e| format!("size: {e}"))?;
-        let root = log.root(size).map_err(|e| format!("root: {e}"))?;
-        // Stands in for a signed note until the node signs checkpoints.
-        let checkpoint = format!("{size} {}", hex::encode(root)).into_bytes();
-        log.store_checkpoint(size, checkpoint)
-            .map_err(|e| format!("checkpoint: {e}"))?;
+        signer.sign(log).map_err(|e| format!("checkpoint: {e}"))?;
     }
 }
 

@@ -8,7 +8,10 @@ use redb::{ReadTransaction, ReadableDatabase};
 use tlog_tiles::{Tile, prove_record, prove_tree, tree_hash};
 
 use super::hashes::TableHashes;
-use super::schema::{CHECKPOINT, CHECKPOINT_LAST, ENTRIES, HASHES, INDEX_ROWS, META, read_size};
+use super::schema::{
+    CHECKPOINT, CHECKPOINT_LAST, ENTRIES, HASHES, HISTORY_END, HISTORY_FIRST, INDEX_ROWS, META,
+    read_size,
+};
 use super::tiles::{TILE_HEIGHT, check_tile, encode_entry_bundle};
 use super::{Log, LogError};
 
@@ -129,6 +132,19 @@ impl Log {
             let (size, bytes) = g.value();
             (size, bytes.to_vec())
         }))
+    }
+
+    /// Every checkpoint ever stored, by size ascending (a size stored twice keeps the later one).
+    pub fn checkpoints(&self) -> Result<Vec<(u64, Vec<u8>)>, LogError> {
+        let txn = self.inner.db.begin_read()?;
+        let table = txn.open_table(CHECKPOINT)?;
+        let mut out = Vec::new();
+        for item in table.range(HISTORY_FIRST..HISTORY_END)? {
+            let (_, value) = item?;
+            let (size, bytes) = value.value();
+            out.push((size, bytes.to_vec()));
+        }
+        Ok(out)
     }
 }
 

@@ -16,13 +16,21 @@ pub(crate) const INDEX_ROWS: TableDefinition<(&str, &[u8], u64), ()> =
     TableDefinition::new("index_rows");
 /// Small named counters: `format` and `size`.
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-/// `last` → (tree size, checkpoint bytes). Only the latest checkpoint is kept.
+/// `last` → (tree size, checkpoint bytes) of the latest checkpoint, and [`history_key`]`(size)` →
+/// the same for every size ever checkpointed (auditors need every checkpoint the log signed).
 pub(crate) const CHECKPOINT: TableDefinition<&str, (u64, &[u8])> =
     TableDefinition::new("checkpoint");
 
 pub(crate) const META_FORMAT: &str = "format";
 pub(crate) const META_SIZE: &str = "size";
 pub(crate) const CHECKPOINT_LAST: &str = "last";
+/// History keys sort by size: `h` and the size in 20 digits.
+pub(crate) const HISTORY_FIRST: &str = "h";
+pub(crate) const HISTORY_END: &str = "i";
+
+pub(crate) fn history_key(size: u64) -> String {
+    format!("h{size:020}")
+}
 
 /// Bumped on any change to the tables' layout, so an old binary never misreads a newer file.
 const FORMAT: u64 = 1;

@@ -13,7 +13,7 @@ use tlog_tiles::{Hash, stored_hash_index, stored_hashes};
 use super::hashes::{BatchHashes, TableHashes};
 use super::schema::{
     CHECKPOINT, CHECKPOINT_LAST, ENTRIES, HASHES, INDEX_ROWS, META, META_SIZE, begin_write,
-    read_size,
+    history_key, read_size,
 };
 use super::{Indexer, LogError};
 
@@ -327,5 +327,6 @@ fn store_checkpoint(
         }));
     }
     table.insert(CHECKPOINT_LAST, (requested, checkpoint))?;
+    table.insert(history_key(requested).as_str(), (requested, checkpoint))?;
     Ok(Ok(()))
 }
