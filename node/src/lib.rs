@@ -6,3 +6,4 @@ pub mod checkpoints;
 pub mod entry_index;
 pub mod export;
 pub mod log;
+pub mod tiles_http;

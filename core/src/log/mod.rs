@@ -7,3 +7,4 @@ pub mod entry;
 pub mod note;
 pub mod proof;
 pub mod receipt;
+pub mod tiles;
