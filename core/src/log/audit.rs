@@ -1,22 +1,21 @@
 //! Audit replay (specs/log.md §7): recompute a log's tree, check every checkpoint and entry, and derive
 //! every certificate's final state and the statistics. Pure: the caller reads the files.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 
-use crate::envelope::{Envelope, Kind};
+use crate::envelope::Kind;
 use crate::ids::RegionCode;
-use crate::keys::{KeyId, PublicKey};
 use crate::log::checkpoint::{self, Checkpoint};
 use crate::log::entry::{Act, LogEntry};
 use crate::log::note::NoteVerifier;
 use crate::log::proof::MemoryTree;
-use crate::status::{self, State, Succession};
-use crate::trust::{SealInfo, SealRevocation, TrustStore};
+use crate::log::state::{Applied, RegionState};
+use crate::status::{State, Succession};
+use crate::trust::TrustStore;
 use crate::values::Time;
 
-/// Entries may be up to this much older than the entry before them (clocks of different signers).
-pub const TIME_TOLERANCE: u64 = 300;
+pub use crate::log::state::TIME_TOLERANCE;
 
 /// What an audit found wrong.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -138,259 +137,51 @@ impl AuditReport {
     }
 }
 
-struct SealState {
-    info: SealInfo,
-    revoked_from: Option<Time>,
-}
-
-struct CertState {
-    state: State,
-    agency: String,
-}
-
-/// Replay state: what the log has established up to the current entry.
-struct Replay<'a> {
-    region: RegionCode,
-    root: &'a PublicKey,
-    seals: HashMap<KeyId, SealState>,
-    certs: HashMap<String, CertState>,
-    last_at: Option<Time>,
-    index: u64,
-    transfers_in: Vec<(u64, String, String)>,
-    transfers_out: BTreeMap<String, RegionCode>,
-}
-
-type Outcome = Result<(), (FindingCode, String)>;
-
-fn fail<T>(code: FindingCode, detail: impl Into<String>) -> Result<T, (FindingCode, String)> {
-    Err((code, detail.into()))
-}
-
 fn month(time: Time) -> String {
     time.to_rfc3339()[..7].to_owned()
 }
 
-impl Replay<'_> {
-    /// The key allowed to sign `act`, given the state so far.
-    fn acting_key(&self, signer: KeyId, act: &Act) -> Result<&PublicKey, (FindingCode, String)> {
-        let root = self.root.kid() == signer;
-        let key = match act {
-            Act::SealRegistered { .. } | Act::SealRevoked { .. } | Act::Receipts { .. } => {
-                root.then_some(self.root)
-            }
-            Act::CertIssued { seal, .. } => (signer == *seal)
-                .then(|| self.seals.get(seal).map(|s| &s.info.key))
-                .flatten(),
-            Act::StatusChanged { id, .. } | Act::PromiseFulfilled { id } => {
-                let cert = self
-                    .certs
-                    .get(id.as_str())
-                    .ok_or((FindingCode::UnknownCertificate, id.as_str().to_owned()))?;
-                match self.seals.get(&signer) {
-                    Some(seal) if seal.info.agency.as_str() == cert.agency => Some(&seal.info.key),
-                    _ => root.then_some(self.root),
-                }
-            }
-        };
-        key.map_or_else(
-            || {
-                fail(
-                    FindingCode::EntrySignature,
-                    format!("{signer} may not sign a {} entry here", act.type_name()),
-                )
-            },
-            Ok,
-        )
-    }
-
-    fn apply(&mut self, bytes: &[u8], stats: &mut Statistics) -> Outcome {
-        let (envelope, entry) =
-            LogEntry::open(bytes).or_else(|f| fail(FindingCode::EntryMalformed, f.to_string()))?;
-        if entry.region != self.region {
-            return fail(
-                FindingCode::EntryRegion,
-                format!("entry of region {}", entry.region),
-            );
-        }
-        let key = self.acting_key(envelope.kid, &entry.act)?;
-        envelope
-            .verify(key)
-            .or_else(|f| fail(FindingCode::EntrySignature, f.to_string()))?;
-        if let Some(last) = self.last_at
-            && entry.at.seconds() + TIME_TOLERANCE < last.seconds()
-        {
-            return fail(
-                FindingCode::TimeRegression,
-                format!("at {} after {}", entry.at.to_rfc3339(), last.to_rfc3339()),
-            );
-        }
-        self.last_at = Some(self.last_at.map_or(entry.at, |l| l.max(entry.at)));
-        match entry.act {
-            Act::SealRegistered { seal } => self.register_seal(&seal),
-            Act::SealRevoked { revocation } => self.revoke_seal(&revocation),
-            Act::CertIssued {
-                id,
-                seal,
-                issued,
-                operation,
-                predecessor,
-                ..
-            } => {
-                let seal = self.seals.get(&seal).ok_or((
-                    FindingCode::SealNotValidAtIssue,
-                    "seal not registered".to_owned(),
-                ))?;
-                if !seal.info.valid_at(issued) || seal.revoked_from.is_some_and(|r| issued >= r) {
-                    return fail(
-                        FindingCode::SealNotValidAtIssue,
-                        format!(
-                            "seal {} not usable at {}",
-                            seal.info.id,
-                            issued.to_rfc3339()
-                        ),
-                    );
-                }
-                let agency = seal.info.agency.as_str().to_owned();
-                if self.certs.contains_key(id.as_str()) {
-                    return fail(FindingCode::DuplicateIdentifier, id.as_str().to_owned());
-                }
-                if let (Some(prev), Some(how)) = (&predecessor, Succession::from_code(operation))
-                    && let Some(pred) = self.certs.get_mut(prev.as_str())
-                {
-                    pred.state = status::succeed(pred.state, how)
-                        .or_else(|f| fail(FindingCode::TransitionNotAllowed, f.detail))?;
-                }
+/// Adds what an applied entry contributes to the statistics.
+fn count(applied: &Applied, state: &RegionState, stats: &mut Statistics) {
+    match &applied.entry.act {
+        Act::CertIssued {
+            id,
+            issued,
+            operation,
+            predecessor,
+            ..
+        } => {
+            stats.issued += 1;
+            *stats
+                .issued_by_type
+                .entry(id.type_code().as_str().to_owned())
+                .or_default() += 1;
+            if let Some(cert) = state.cert(id.as_str()) {
                 *stats
-                    .issued_by_type
-                    .entry(id.type_code().as_str().to_owned())
+                    .issued_by_agency
+                    .entry(cert.agency.clone())
                     .or_default() += 1;
-                *stats.issued_by_agency.entry(agency.clone()).or_default() += 1;
-                *stats.issued_by_month.entry(month(issued)).or_default() += 1;
-                stats.issued += 1;
-                if operation == Succession::TransferIn.code()
-                    && let Some(prev) = &predecessor
-                {
-                    stats.transferred_in += 1;
-                    self.transfers_in.push((
-                        self.index,
-                        id.as_str().to_owned(),
-                        prev.as_str().to_owned(),
-                    ));
-                }
-                self.certs.insert(
-                    id.as_str().to_owned(),
-                    CertState {
-                        state: State::Valid,
-                        agency,
-                    },
-                );
-                Ok(())
             }
-            Act::StatusChanged {
-                id,
-                operation,
-                to,
-                destination,
-                ..
-            } => {
-                let cert = self
-                    .certs
-                    .get_mut(id.as_str())
-                    .ok_or((FindingCode::UnknownCertificate, id.as_str().to_owned()))?;
-                let next = status::transition(cert.state, operation)
-                    .or_else(|f| fail(FindingCode::TransitionNotAllowed, f.detail))?;
-                if next != to {
-                    return fail(
-                        FindingCode::TransitionNotAllowed,
-                        format!("operation leads to {next}, entry says {to}"),
-                    );
-                }
-                cert.state = next;
-                if let (State::TransferredOut, Some(dest)) = (next, destination) {
-                    self.transfers_out.insert(id.as_str().to_owned(), dest);
-                }
-                *stats
-                    .status_changes_by_state
-                    .entry(to.name().to_owned())
-                    .or_default() += 1;
-                Ok(())
-            }
-            Act::PromiseFulfilled { id } => match self.certs.contains_key(id.as_str()) {
-                true => Ok(()),
-                false => fail(FindingCode::UnknownCertificate, id.as_str().to_owned()),
-            },
-            Act::Receipts {
-                count,
-                cross_region,
-                ..
-            } => {
-                if cross_region > count {
-                    return fail(
-                        FindingCode::EntryMalformed,
-                        "more cross-region receipts than receipts",
-                    );
-                }
-                stats.verifications += count;
-                stats.verifications_cross_region += cross_region;
-                Ok(())
+            *stats.issued_by_month.entry(month(*issued)).or_default() += 1;
+            if *operation == Succession::TransferIn.code() && predecessor.is_some() {
+                stats.transferred_in += 1;
             }
         }
-    }
-
-    fn region_object<'b>(
-        &self,
-        bytes: &'b [u8],
-        kind: Kind,
-    ) -> Result<Envelope<'b>, (FindingCode, String)> {
-        let envelope = Envelope::open(bytes, kind)
-            .or_else(|f| fail(FindingCode::SealInvalid, f.to_string()))?;
-        if envelope.kid != self.root.kid() {
-            return fail(FindingCode::SealInvalid, "not signed by the region root");
+        Act::StatusChanged { to, .. } => {
+            *stats
+                .status_changes_by_state
+                .entry(to.name().to_owned())
+                .or_default() += 1;
         }
-        envelope
-            .verify(self.root)
-            .or_else(|f| fail(FindingCode::SealInvalid, f.to_string()))?;
-        Ok(envelope)
-    }
-
-    fn register_seal(&mut self, bytes: &[u8]) -> Outcome {
-        let envelope = self.region_object(bytes, Kind::Seal)?;
-        let info = SealInfo::from_payload(envelope.payload)
-            .or_else(|b| fail(FindingCode::SealInvalid, b.detail))?;
-        if info.region != self.region || self.seals.contains_key(&info.key.kid()) {
-            return fail(
-                FindingCode::SealInvalid,
-                format!("seal {} of another region or registered twice", info.id),
-            );
+        Act::Receipts {
+            count,
+            cross_region,
+            ..
+        } => {
+            stats.verifications += count;
+            stats.verifications_cross_region += cross_region;
         }
-        self.seals.insert(
-            info.key.kid(),
-            SealState {
-                info,
-                revoked_from: None,
-            },
-        );
-        Ok(())
-    }
-
-    fn revoke_seal(&mut self, bytes: &[u8]) -> Outcome {
-        let envelope = self.region_object(bytes, Kind::SealRevocation)?;
-        let revocation = SealRevocation::from_payload(envelope.payload)
-            .or_else(|b| fail(FindingCode::SealInvalid, b.detail))?;
-        let seal = self
-            .seals
-            .get_mut(&revocation.seal)
-            .filter(|_| revocation.region == self.region);
-        match seal {
-            Some(seal) if seal.revoked_from.is_none() => {
-                seal.revoked_from = Some(revocation.revoked_from);
-                Ok(())
-            }
-            _ => fail(
-                FindingCode::SealInvalid,
-                "revocation of an unknown or already revoked seal",
-            ),
-        }
+        Act::SealRegistered { .. } | Act::SealRevoked { .. } | Act::PromiseFulfilled { .. } => {}
     }
 }
 
@@ -495,26 +286,19 @@ fn replay_entries(input: &AuditInput<'_>, trust: &TrustStore, report: &mut Audit
             format!("the trust bundle has no root for region {region}"),
         );
     };
-    let mut replay = Replay {
-        region: region.clone(),
-        root: &root.key,
-        seals: HashMap::new(),
-        certs: HashMap::new(),
-        last_at: None,
-        index: 0,
-        transfers_in: Vec::new(),
-        transfers_out: BTreeMap::new(),
-    };
+    let mut state = RegionState::new(region.clone(), root.key.clone());
     let mut statistics = Statistics::default();
     for (index, bytes) in input.entries.iter().enumerate() {
-        replay.index = index as u64;
-        if let Err((code, detail)) = replay.apply(bytes, &mut statistics) {
-            report.entry_finding(index as u64, code, detail);
-            break;
+        match state.apply(bytes) {
+            Ok(applied) => count(&applied, &state, &mut statistics),
+            Err(rejection) => {
+                report.entry_finding(index as u64, rejection.code, rejection.detail);
+                break;
+            }
         }
         report.replayed += 1;
     }
-    for (id, cert) in &replay.certs {
+    for (id, cert) in state.certs() {
         *statistics
             .final_states
             .entry(cert.state.name().to_owned())
@@ -523,8 +307,8 @@ fn replay_entries(input: &AuditInput<'_>, trust: &TrustStore, report: &mut Audit
     }
     report.region = Some(region);
     report.statistics = statistics;
-    report.transfers_in = replay.transfers_in;
-    report.transfers_out = replay.transfers_out;
+    report.transfers_in = state.transfers_in().to_vec();
+    report.transfers_out = state.transfers_out().clone();
 }
 
 /// A replayed log's region, what it issued, and where it transferred certificates.

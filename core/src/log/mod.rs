@@ -7,4 +7,5 @@ pub mod entry;
 pub mod note;
 pub mod proof;
 pub mod receipt;
+pub mod state;
 pub mod tiles;

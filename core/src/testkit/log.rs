@@ -59,6 +59,7 @@ pub fn sample() -> Result<SampleLog, BuildError> {
         .sign(signer)
     };
     let id = |serial: &str| f.draft(amr, serial).map(|d| d.id);
+    // The renewal (2026000004) is issued on a promise, fulfilled later in the log.
     let issued =
         |serial: &str, days: u64, operation: u64, predecessor| -> Result<Act, BuildError> {
             Ok(Act::CertIssued {
@@ -67,8 +68,11 @@ pub fn sample() -> Result<SampleLog, BuildError> {
                 seal: amr.key.public().kid(),
                 issued: at(days)?,
                 operation,
+                promise_deadline: match predecessor {
+                    Some(_) => Some(at(days + 30)?),
+                    None => None,
+                },
                 predecessor,
-                promise_deadline: None,
             })
         };
     let root = &f.fuyang.root;

@@ -1,0 +1,487 @@
+//! A region's state as its log establishes it, entry by entry (specs/log.md §1, §7): the seals, the
+//! certificates and their status. Audit replay and the node both apply entries through
+//! [`RegionState::apply`], so the rules that decide whether an act is allowed exist once.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::envelope::{Envelope, Kind};
+use crate::ids::{Identifier, RegionCode};
+use crate::keys::{KeyId, PublicKey};
+use crate::log::audit::FindingCode;
+use crate::log::entry::{Act, LogEntry};
+use crate::status::{self, State, Succession};
+use crate::trust::{SealInfo, SealRevocation};
+use crate::values::Time;
+
+/// Entries may be up to this much older than the entry before them (clocks of different signers).
+pub const TIME_TOLERANCE: u64 = 300;
+
+/// Why an entry cannot follow the state: a finding code and a detail for people.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {detail}")]
+pub struct Rejection {
+    pub code: FindingCode,
+    pub detail: String,
+}
+
+fn reject<T>(code: FindingCode, detail: impl Into<String>) -> Result<T, Rejection> {
+    Err(Rejection {
+        code,
+        detail: detail.into(),
+    })
+}
+
+/// A registered seal and, once revoked, the time its revocation takes effect.
+#[derive(Clone, Debug)]
+pub struct SealRecord {
+    pub info: SealInfo,
+    /// The signed seal object as logged.
+    pub signed: Vec<u8>,
+    pub revoked_from: Option<Time>,
+    /// The signed revocation as logged.
+    pub revocation: Option<Vec<u8>>,
+}
+
+impl SealRecord {
+    /// Whether a certificate stamped at `time` may use this seal.
+    pub fn usable_at(&self, time: Time) -> bool {
+        self.info.valid_at(time) && self.revoked_from.is_none_or(|r| time < r)
+    }
+}
+
+/// A certificate as the log knows it: no personal data, only what the entries carry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertRecord {
+    pub state: State,
+    /// The USCC of the agency whose seal stamped it.
+    pub agency: String,
+    pub seal: KeyId,
+    pub digest: [u8; 32],
+    pub issued: Time,
+    pub predecessor: Option<Identifier>,
+    pub promise_deadline: Option<Time>,
+    pub promise_fulfilled: bool,
+    /// Log index of the issuance entry, and of the last entry that changed this record.
+    pub issued_at_index: u64,
+    pub changed_at_index: u64,
+    /// When the current state was entered.
+    pub changed: Time,
+}
+
+/// What applying an entry established, for callers that count (audit statistics).
+#[derive(Clone, Debug)]
+pub struct Applied {
+    pub signer: KeyId,
+    pub entry: LogEntry,
+}
+
+/// The state of one region's log after some prefix of its entries.
+#[derive(Clone, Debug)]
+pub struct RegionState {
+    region: RegionCode,
+    root: PublicKey,
+    seals: HashMap<KeyId, SealRecord>,
+    certs: HashMap<String, CertRecord>,
+    last_at: Option<Time>,
+    size: u64,
+    transfers_in: Vec<(u64, String, String)>,
+    transfers_out: BTreeMap<String, RegionCode>,
+}
+
+impl RegionState {
+    /// The empty log of `region`, whose root key is `root`.
+    pub fn new(region: RegionCode, root: PublicKey) -> RegionState {
+        RegionState {
+            region,
+            root,
+            seals: HashMap::new(),
+            certs: HashMap::new(),
+            last_at: None,
+            size: 0,
+            transfers_in: Vec::new(),
+            transfers_out: BTreeMap::new(),
+        }
+    }
+
+    pub fn region(&self) -> &RegionCode {
+        &self.region
+    }
+
+    pub fn root(&self) -> &PublicKey {
+        &self.root
+    }
+
+    /// How many entries have been applied (the index the next entry gets).
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The latest `"at"` applied.
+    pub fn last_at(&self) -> Option<Time> {
+        self.last_at
+    }
+
+    pub fn seal(&self, kid: &KeyId) -> Option<&SealRecord> {
+        self.seals.get(kid)
+    }
+
+    pub fn seals(&self) -> impl Iterator<Item = &SealRecord> {
+        self.seals.values()
+    }
+
+    pub fn cert(&self, id: &str) -> Option<&CertRecord> {
+        self.certs.get(id)
+    }
+
+    pub fn certs(&self) -> impl Iterator<Item = (&String, &CertRecord)> {
+        self.certs.iter()
+    }
+
+    /// Transfers in: (entry index, identifier issued, predecessor identifier).
+    pub fn transfers_in(&self) -> &[(u64, String, String)] {
+        &self.transfers_in
+    }
+
+    /// Transfers out: identifier → receiving region.
+    pub fn transfers_out(&self) -> &BTreeMap<String, RegionCode> {
+        &self.transfers_out
+    }
+
+    /// Applies the next entry of the log. On a rejection the state is unchanged, so a node can
+    /// try an act here before it logs it.
+    pub fn apply(&mut self, bytes: &[u8]) -> Result<Applied, Rejection> {
+        let (envelope, entry) = LogEntry::open(bytes)
+            .or_else(|f| reject(FindingCode::EntryMalformed, f.to_string()))?;
+        if entry.region != self.region {
+            return reject(
+                FindingCode::EntryRegion,
+                format!("entry of region {}", entry.region),
+            );
+        }
+        let key = self.acting_key(envelope.kid, &entry.act)?;
+        envelope
+            .verify(key)
+            .or_else(|f| reject(FindingCode::EntrySignature, f.to_string()))?;
+        if let Some(last) = self.last_at
+            && entry.at.seconds() + TIME_TOLERANCE < last.seconds()
+        {
+            return reject(
+                FindingCode::TimeRegression,
+                format!("at {} after {}", entry.at.to_rfc3339(), last.to_rfc3339()),
+            );
+        }
+        // Every check above and in `act` happens before the first change to the state.
+        self.act(&entry)?;
+        self.last_at = Some(self.last_at.map_or(entry.at, |l| l.max(entry.at)));
+        self.size += 1;
+        Ok(Applied {
+            signer: envelope.kid,
+            entry,
+        })
+    }
+
+    /// The key allowed to sign `act`, given the state so far.
+    fn acting_key(&self, signer: KeyId, act: &Act) -> Result<&PublicKey, Rejection> {
+        let root = self.root.kid() == signer;
+        let key = match act {
+            Act::SealRegistered { .. } | Act::SealRevoked { .. } | Act::Receipts { .. } => {
+                root.then_some(&self.root)
+            }
+            Act::CertIssued { seal, .. } => (signer == *seal)
+                .then(|| self.seals.get(seal).map(|s| &s.info.key))
+                .flatten(),
+            Act::StatusChanged { id, .. } | Act::PromiseFulfilled { id } => {
+                let cert = self.known(id)?;
+                match self.seals.get(&signer) {
+                    Some(seal) if seal.info.agency.as_str() == cert.agency => Some(&seal.info.key),
+                    _ => root.then_some(&self.root),
+                }
+            }
+        };
+        key.map_or_else(
+            || {
+                reject(
+                    FindingCode::EntrySignature,
+                    format!("{signer} may not sign a {} entry here", act.type_name()),
+                )
+            },
+            Ok,
+        )
+    }
+
+    fn known(&self, id: &Identifier) -> Result<&CertRecord, Rejection> {
+        self.certs
+            .get(id.as_str())
+            .map_or_else(|| reject(FindingCode::UnknownCertificate, id.as_str()), Ok)
+    }
+
+    fn act(&mut self, entry: &LogEntry) -> Result<(), Rejection> {
+        let index = self.size;
+        match &entry.act {
+            Act::SealRegistered { seal } => self.register_seal(seal),
+            Act::SealRevoked { revocation } => self.revoke_seal(revocation),
+            Act::CertIssued {
+                id,
+                digest,
+                seal,
+                issued,
+                operation,
+                predecessor,
+                promise_deadline,
+            } => {
+                let record = self.seals.get(seal).map_or_else(
+                    || reject(FindingCode::SealNotValidAtIssue, "seal not registered"),
+                    Ok,
+                )?;
+                if !record.usable_at(*issued) {
+                    return reject(
+                        FindingCode::SealNotValidAtIssue,
+                        format!(
+                            "seal {} not usable at {}",
+                            record.info.id,
+                            issued.to_rfc3339()
+                        ),
+                    );
+                }
+                let agency = record.info.agency.as_str().to_owned();
+                if self.certs.contains_key(id.as_str()) {
+                    return reject(FindingCode::DuplicateIdentifier, id.as_str());
+                }
+                let succession = Succession::from_code(*operation);
+                let predecessor_state = match (predecessor, succession) {
+                    (Some(prev), Some(how)) => match self.certs.get(prev.as_str()) {
+                        Some(pred) => Some(
+                            status::succeed(pred.state, how)
+                                .or_else(|f| reject(FindingCode::TransitionNotAllowed, f.detail))?,
+                        ),
+                        // A predecessor of another region (transfer in) is not in this log.
+                        None => None,
+                    },
+                    _ => None,
+                };
+                if let (Some(prev), Some(next)) = (predecessor, predecessor_state)
+                    && let Some(pred) = self.certs.get_mut(prev.as_str())
+                {
+                    pred.state = next;
+                    pred.changed_at_index = index;
+                    pred.changed = entry.at;
+                }
+                if succession == Some(Succession::TransferIn)
+                    && let Some(prev) = predecessor
+                {
+                    self.transfers_in.push((
+                        index,
+                        id.as_str().to_owned(),
+                        prev.as_str().to_owned(),
+                    ));
+                }
+                self.certs.insert(
+                    id.as_str().to_owned(),
+                    CertRecord {
+                        state: State::Valid,
+                        agency,
+                        seal: *seal,
+                        digest: *digest,
+                        issued: *issued,
+                        predecessor: predecessor.clone(),
+                        promise_deadline: *promise_deadline,
+                        promise_fulfilled: false,
+                        issued_at_index: index,
+                        changed_at_index: index,
+                        changed: entry.at,
+                    },
+                );
+                Ok(())
+            }
+            Act::StatusChanged {
+                id,
+                operation,
+                to,
+                destination,
+                ..
+            } => {
+                let cert = self.known(id)?;
+                let next = status::transition(cert.state, *operation)
+                    .or_else(|f| reject(FindingCode::TransitionNotAllowed, f.detail))?;
+                if next != *to {
+                    return reject(
+                        FindingCode::TransitionNotAllowed,
+                        format!("operation leads to {next}, entry says {to}"),
+                    );
+                }
+                if let (State::TransferredOut, Some(dest)) = (next, destination) {
+                    self.transfers_out
+                        .insert(id.as_str().to_owned(), dest.clone());
+                }
+                if let Some(cert) = self.certs.get_mut(id.as_str()) {
+                    cert.state = next;
+                    cert.changed_at_index = index;
+                    cert.changed = entry.at;
+                }
+                Ok(())
+            }
+            Act::PromiseFulfilled { id } => {
+                let cert = self.known(id)?;
+                if cert.promise_deadline.is_none()
+                    || cert.promise_fulfilled
+                    || cert.state.is_terminal()
+                {
+                    return reject(
+                        FindingCode::TransitionNotAllowed,
+                        format!("{id} has no open promise"),
+                    );
+                }
+                if let Some(cert) = self.certs.get_mut(id.as_str()) {
+                    cert.promise_fulfilled = true;
+                    cert.changed_at_index = index;
+                }
+                Ok(())
+            }
+            Act::Receipts {
+                count,
+                cross_region,
+                ..
+            } => match cross_region > count {
+                true => reject(
+                    FindingCode::EntryMalformed,
+                    "more cross-region receipts than receipts",
+                ),
+                false => Ok(()),
+            },
+        }
+    }
+
+    fn region_object<'b>(&self, bytes: &'b [u8], kind: Kind) -> Result<Envelope<'b>, Rejection> {
+        let envelope = Envelope::open(bytes, kind)
+            .or_else(|f| reject(FindingCode::SealInvalid, f.to_string()))?;
+        if envelope.kid != self.root.kid() {
+            return reject(FindingCode::SealInvalid, "not signed by the region root");
+        }
+        envelope
+            .verify(&self.root)
+            .or_else(|f| reject(FindingCode::SealInvalid, f.to_string()))?;
+        Ok(envelope)
+    }
+
+    fn register_seal(&mut self, bytes: &[u8]) -> Result<(), Rejection> {
+        let envelope = self.region_object(bytes, Kind::Seal)?;
+        let info = SealInfo::from_payload(envelope.payload)
+            .or_else(|b| reject(FindingCode::SealInvalid, b.detail))?;
+        if info.region != self.region || self.seals.contains_key(&info.key.kid()) {
+            return reject(
+                FindingCode::SealInvalid,
+                format!("seal {} of another region or registered twice", info.id),
+            );
+        }
+        self.seals.insert(
+            info.key.kid(),
+            SealRecord {
+                info,
+                signed: bytes.to_vec(),
+                revoked_from: None,
+                revocation: None,
+            },
+        );
+        Ok(())
+    }
+
+    fn revoke_seal(&mut self, bytes: &[u8]) -> Result<(), Rejection> {
+        let envelope = self.region_object(bytes, Kind::SealRevocation)?;
+        let revocation = SealRevocation::from_payload(envelope.payload)
+            .or_else(|b| reject(FindingCode::SealInvalid, b.detail))?;
+        let seal = self
+            .seals
+            .get_mut(&revocation.seal)
+            .filter(|_| revocation.region == self.region);
+        match seal {
+            Some(seal) if seal.revoked_from.is_none() => {
+                seal.revoked_from = Some(revocation.revoked_from);
+                seal.revocation = Some(bytes.to_vec());
+                Ok(())
+            }
+            _ => reject(
+                FindingCode::SealInvalid,
+                "revocation of an unknown or already revoked seal",
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::log::sample;
+    use crate::testkit::region_code;
+
+    type Replayed = (RegionState, Vec<Vec<u8>>);
+
+    fn replayed() -> Result<Replayed, Box<dyn std::error::Error>> {
+        let log = sample()?;
+        let root = crate::testkit::key("region 341200 root")?.public().clone();
+        let mut state = RegionState::new(region_code("341200")?, root);
+        for entry in &log.entries {
+            state.apply(entry)?;
+        }
+        Ok((state, log.entries))
+    }
+
+    #[test]
+    fn the_sample_log_establishes_its_certificates() -> Result<(), Box<dyn std::error::Error>> {
+        let (state, entries) = replayed()?;
+        assert_eq!(state.size(), entries.len() as u64);
+        let renewed = state
+            .certs()
+            .find(|(_, c)| c.promise_deadline.is_some())
+            .ok_or("the sample's renewal carries a promise")?;
+        assert!(renewed.1.promise_fulfilled);
+        assert!(renewed.1.predecessor.is_some());
+        Ok(())
+    }
+
+    #[test]
+    fn a_rejected_entry_changes_nothing() -> Result<(), Box<dyn std::error::Error>> {
+        let (mut state, entries) = replayed()?;
+        let snapshot = |s: &RegionState| format!("{:?}", s.certs().collect::<BTreeMap<_, _>>());
+        let before = snapshot(&state);
+        // Fulfilling the same promise twice.
+        let fulfilment = entries.last().ok_or("sample is empty")?;
+        let twice = state.apply(fulfilment).map(|_| ());
+        assert_eq!(
+            twice.map_err(|r| r.code),
+            Err(FindingCode::TransitionNotAllowed)
+        );
+        assert_eq!(state.size(), entries.len() as u64);
+        assert_eq!(snapshot(&state), before);
+
+        // Issuing the same identifier twice, right after the first issuance.
+        let issuance = entries
+            .iter()
+            .position(|e| {
+                matches!(
+                    LogEntry::open(e),
+                    Ok((
+                        _,
+                        LogEntry {
+                            act: Act::CertIssued { .. },
+                            ..
+                        }
+                    ))
+                )
+            })
+            .ok_or("sample has an issuance")?;
+        let root = crate::testkit::key("region 341200 root")?.public().clone();
+        let mut early = RegionState::new(region_code("341200")?, root);
+        for entry in &entries[..=issuance] {
+            early.apply(entry)?;
+        }
+        let before = snapshot(&early);
+        let again = early.apply(&entries[issuance]).map(|_| ());
+        assert_eq!(
+            again.map_err(|r| r.code),
+            Err(FindingCode::DuplicateIdentifier)
+        );
+        assert_eq!(early.size(), issuance as u64 + 1);
+        assert_eq!(snapshot(&early), before);
+        Ok(())
+    }
+}
