@@ -135,6 +135,16 @@ impl<'a> Fields<'a> {
         })
     }
 
+    pub fn optional_fixed<const N: usize>(&mut self, key: Key<'a>) -> Result<Option<[u8; N]>, Bad> {
+        self.optional(key, &format!("a {N}-byte string"), |r| {
+            r.bytes().and_then(|b| b.try_into().ok())
+        })
+    }
+
+    pub fn bool(&mut self, key: Key<'a>) -> Result<bool, Bad> {
+        self.required(key, "a boolean", Reader::bool)
+    }
+
     /// A public key; a weak one is named as such (`WEAK_KEY`).
     pub fn public_key(&mut self, key: Key<'a>) -> Result<PublicKey, Bad> {
         let bytes = self.bytes(key)?;

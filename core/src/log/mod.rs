@@ -9,3 +9,4 @@ pub mod proof;
 pub mod receipt;
 pub mod state;
 pub mod tiles;
+pub mod verification;

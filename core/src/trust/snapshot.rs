@@ -234,6 +234,36 @@ impl StatusTable {
         self.regions.insert(snapshot.region, status);
     }
 
+    /// Records one certificate's current state in `region`'s list, as a node does for its own
+    /// region from its log (no signed snapshot involved). State 01 removes it from the list.
+    pub fn record(&mut self, region: &RegionCode, entry: StatusEntry, as_of: Time) {
+        let status = self.live(region, as_of);
+        if entry.state == State::Valid {
+            status.entries.remove(entry.id.as_str());
+        } else {
+            status.entries.insert(entry.id.as_str().to_owned(), entry);
+        }
+    }
+
+    /// Records a fulfilled promise in `region`'s live list.
+    pub fn record_fulfilled(&mut self, region: &RegionCode, id: &str, as_of: Time) {
+        self.live(region, as_of).fulfilled.insert(id.to_owned());
+    }
+
+    fn live(&mut self, region: &RegionCode, as_of: Time) -> &mut RegionStatus {
+        let status = self
+            .regions
+            .entry(region.clone())
+            .or_insert_with(|| RegionStatus {
+                version: 0,
+                issued: as_of,
+                entries: HashMap::new(),
+                fulfilled: HashSet::new(),
+            });
+        status.issued = status.issued.max(as_of);
+        status
+    }
+
     pub fn lookup(&self, region: &RegionCode, id: &str) -> Lookup<'_> {
         match self.regions.get(region) {
             None => Lookup::Unknown,
