@@ -2,8 +2,17 @@
 //! test's stress tool) build on. Today: the durable transparency log, checkpoint signing under the
 //! extend-only rule, the Tongban entry indexes, and the audit export.
 
+pub mod api;
 pub mod checkpoints;
+pub mod config;
+pub mod credentials;
 pub mod entry_index;
 pub mod export;
+pub mod home;
+pub mod keyfile;
 pub mod log;
+pub mod metrics;
+pub mod receipts;
+pub mod refusal;
+pub mod region;
 pub mod tiles_http;

@@ -1,11 +1,197 @@
-//! tongban-node: a region node. Not built yet: the node is issue #4 (on top of the log, issue #3).
+//! tongban-node: a region node. `init` creates a node directory; `run` serves it.
 
-use std::process::ExitCode;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
-fn main() -> ExitCode {
-    eprintln!(
-        "tongban-node: not built yet — the region node is tracked in issue #4; \
-         today only tongban-verify (offline verification) works"
-    );
-    ExitCode::from(2)
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use tongban_node::api::{self, App};
+use tongban_node::config::HttpConfig;
+use tongban_node::home::{Home, InitOptions, init};
+use tongban_node::metrics::Metrics;
+use tongban_node::receipts::Receipts;
+use tongban_node::region::{Region, now};
+
+#[derive(Parser)]
+#[command(name = "tongban-node", version, about = "A Tongban region node")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a node directory: keys (0600), region root certificate, config, operator token.
+    Init {
+        /// GB/T 2260 division code of the region, e.g. 341200.
+        #[arg(long)]
+        region: String,
+        /// The region's name, e.g. 阜阳市.
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        dir: PathBuf,
+        /// The federation's name (the first part of log origins).
+        #[arg(long, default_value = "tongban.local")]
+        federation: String,
+        /// Key file of the federation root, to certify this region's root. Without it the node
+        /// makes a federation of its own, with the federation root key in <dir>/keys.
+        #[arg(long)]
+        federation_key: Option<PathBuf>,
+        /// Address the HTTP API listens on.
+        #[arg(long, default_value = "127.0.0.1:8341")]
+        listen: SocketAddr,
+    },
+    /// Serve the node in <dir>.
+    Run {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Overrides the configured listen address (port 0 picks a free port).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tongban-node: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Init {
+            region,
+            name,
+            dir,
+            federation,
+            federation_key,
+            listen,
+        } => {
+            let home = Home::new(&dir);
+            let made = init(
+                &home,
+                &InitOptions {
+                    region: &region,
+                    name: &name,
+                    federation_name: &federation,
+                    federation_key: federation_key.as_deref(),
+                    http: HttpConfig {
+                        listen,
+                        ..HttpConfig::default()
+                    },
+                    now: now().map_err(|r| anyhow::anyhow!(r))?,
+                },
+            )?;
+            println!("initialised region {region} in {}", dir.display());
+            println!("region root key id: {}", made.region_root.kid().to_hex());
+            println!(
+                "operator token (shown once, keep it safe): {}",
+                made.operator_token
+            );
+            Ok(())
+        }
+        Command::Run { dir, listen } => serve(&Home::new(&dir), listen),
+    }
+}
+
+fn serve(home: &Home, listen: Option<SocketAddr>) -> Result<()> {
+    let region = Arc::new(Region::open(home).context("opening the node")?);
+    let receipts = Receipts::start(region.clone()).context("starting the receipt signer")?;
+    let metrics = Arc::new(Metrics::default());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let address = listen.unwrap_or(region.config.http.listen);
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("listening on {address}"))?;
+        let bound = listener.local_addr()?;
+        // Tests and the testnet read this line to find the node.
+        println!(
+            "tongban-node {} listening on http://{bound}",
+            region.code().as_str()
+        );
+        spawn_housekeeping(region.clone(), metrics.clone());
+        let app = api::router(App {
+            region,
+            receipts,
+            metrics,
+        });
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown())
+            .await
+            .context("serving HTTP")
+    })
+}
+
+/// Checkpoints on an interval, and the node's own act of lapsing promises past their deadline.
+fn spawn_housekeeping(region: Arc<Region>, metrics: Arc<Metrics>) {
+    let every = Duration::from_millis(region.config.log.checkpoint_interval_ms.max(10));
+    let checkpoints = region.clone();
+    tokio::spawn(async move {
+        let mut last = std::time::Instant::now();
+        loop {
+            tokio::time::sleep(every).await;
+            let node = checkpoints.clone();
+            match tokio::task::spawn_blocking(move || node.checkpoint()).await {
+                Ok(Ok(Some(_))) => last = std::time::Instant::now(),
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "signing a checkpoint"),
+                Err(e) => tracing::error!(error = %e, "the checkpoint task failed"),
+            }
+            metrics
+                .checkpoint_age
+                .set(i64::try_from(last.elapsed().as_secs()).unwrap_or(i64::MAX));
+        }
+    });
+    let every = Duration::from_millis(region.config.promises.check_interval_ms.max(10));
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            let node = region.clone();
+            match tokio::task::spawn_blocking(move || node.lapse_promises()).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => tracing::info!(lapsed = n, "promises lapsed at their deadline"),
+                Ok(Err(e)) => tracing::error!(error = %e, "lapsing promises"),
+                Err(e) => tracing::error!(error = %e, "the promise task failed"),
+            }
+        }
+    });
+}
+
+async fn shutdown() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot watch SIGTERM");
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    tracing::info!("shutting down");
 }

@@ -11,7 +11,7 @@ use crate::log::audit::FindingCode;
 use crate::log::entry::{Act, LogEntry};
 use crate::status::{self, State, Succession};
 use crate::trust::{SealInfo, SealRevocation};
-use crate::values::Time;
+use crate::values::{ShortText, Time};
 
 /// Entries may be up to this much older than the entry before them (clocks of different signers).
 pub const TIME_TOLERANCE: u64 = 300;
@@ -66,6 +66,8 @@ pub struct CertRecord {
     pub changed_at_index: u64,
     /// When the current state was entered.
     pub changed: Time,
+    /// The reason given with the last status change, if any.
+    pub reason: Option<ShortText>,
 }
 
 /// What applying an entry established, for callers that count (audit statistics).
@@ -289,6 +291,7 @@ impl RegionState {
                         issued_at_index: index,
                         changed_at_index: index,
                         changed: entry.at,
+                        reason: None,
                     },
                 );
                 Ok(())
@@ -298,7 +301,7 @@ impl RegionState {
                 operation,
                 to,
                 destination,
-                ..
+                reason,
             } => {
                 let cert = self.known(id)?;
                 let next = status::transition(cert.state, *operation)
@@ -317,6 +320,7 @@ impl RegionState {
                     cert.state = next;
                     cert.changed_at_index = index;
                     cert.changed = entry.at;
+                    cert.reason = reason.clone();
                 }
                 Ok(())
             }

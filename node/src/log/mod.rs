@@ -27,6 +27,7 @@ use redb::Database;
 pub use error::LogError;
 pub use tiles::{TILE_WIDTH, encode_entry_bundle};
 
+pub use writer::Blob;
 use writer::{Command, Writer};
 
 /// The largest entry an entry bundle can carry: C2SP tlog-tiles prefixes each entry with a
@@ -145,6 +146,22 @@ impl Log {
     /// Appends the entries as consecutive indexes, all in the same transaction, and returns their
     /// indexes once they are durable.
     pub fn append_many(&self, entries: Vec<Vec<u8>>) -> Result<Range<u64>, LogError> {
+        if entries.is_empty() {
+            let size = self.size()?;
+            return Ok(size..size);
+        }
+        self.submit(entries, Vec::new())?.wait()
+    }
+
+    /// Queues entries, with blobs they name by digest, for the next group commit and returns at
+    /// once; [`Pending::wait`] answers once they are durable. Entries submitted one after another
+    /// get increasing indexes in submission order, which lets a caller that holds a lock while it
+    /// submits keep its own state in log order without holding the lock across the fsync.
+    pub fn submit(
+        &self,
+        entries: Vec<Vec<u8>>,
+        blobs: Vec<Blob>,
+    ) -> Result<Pending<Range<u64>>, LogError> {
         let max = self.inner.config.max_entry;
         if let Some(big) = entries.iter().find(|e| e.len() > max) {
             return Err(LogError::EntryTooLarge {
@@ -153,10 +170,13 @@ impl Log {
             });
         }
         if entries.is_empty() {
-            let size = self.size()?;
-            return Ok(size..size);
+            return Err(LogError::InvalidArgument("nothing to append".into()));
         }
-        self.request(|reply| Command::Append { entries, reply })
+        self.send(|reply| Command::Append {
+            entries,
+            blobs,
+            reply,
+        })
     }
 
     /// Rebuild every index from the entries (indexes are derived data).
@@ -176,13 +196,30 @@ impl Log {
 
     /// Sends one command to the writer and waits for its answer.
     fn request<T>(&self, command: impl FnOnce(writer::Reply<T>) -> Command) -> Result<T, LogError> {
+        self.send(command)?.wait()
+    }
+
+    fn send<T>(
+        &self,
+        command: impl FnOnce(writer::Reply<T>) -> Command,
+    ) -> Result<Pending<T>, LogError> {
         let sender = self.inner.sender.as_ref().ok_or(LogError::WriterClosed)?;
         let (reply, answer) = mpsc::sync_channel(1);
         sender
             .send(command(reply))
             .map_err(|_| LogError::WriterClosed)?;
+        Ok(Pending(answer))
+    }
+}
+
+/// The writer's answer to come for a submitted command.
+pub struct Pending<T>(mpsc::Receiver<Result<T, LogError>>);
+
+impl<T> Pending<T> {
+    /// Blocks until the command is committed (durable) or has failed.
+    pub fn wait(self) -> Result<T, LogError> {
         // A dropped reply sender means the writer died before answering.
-        answer.recv().map_err(|_| LogError::WriterClosed)?
+        self.0.recv().map_err(|_| LogError::WriterClosed)?
     }
 }
 

@@ -9,8 +9,8 @@ use tlog_tiles::{Tile, prove_record, prove_tree, tree_hash};
 
 use super::hashes::TableHashes;
 use super::schema::{
-    CHECKPOINT, CHECKPOINT_LAST, ENTRIES, HASHES, HISTORY_END, HISTORY_FIRST, INDEX_ROWS, META,
-    read_size,
+    BLOBS, CHECKPOINT, CHECKPOINT_LAST, ENTRIES, HASHES, HISTORY_END, HISTORY_FIRST, INDEX_ROWS,
+    META, read_size,
 };
 use super::tiles::{TILE_HEIGHT, check_tile, encode_entry_bundle};
 use super::{Log, LogError};
@@ -113,6 +113,13 @@ impl Log {
     }
 
     /// Indexes of the entries whose index row `name` has key `key`, ascending.
+    /// The bytes stored under `digest` by [`Log::submit`], if any.
+    pub fn blob(&self, digest: &[u8; 32]) -> Result<Option<Vec<u8>>, LogError> {
+        let txn = self.inner.db.begin_read()?;
+        let table = txn.open_table(BLOBS)?;
+        Ok(table.get(digest)?.map(|g| g.value().to_vec()))
+    }
+
     pub fn lookup(&self, name: &'static str, key: &[u8]) -> Result<Vec<u64>, LogError> {
         let txn = self.inner.db.begin_read()?;
         let rows = txn.open_table(INDEX_ROWS)?;

@@ -14,6 +14,10 @@ pub(crate) const HASHES: TableDefinition<u64, [u8; 32]> = TableDefinition::new("
 /// name many entries and a prefix scan returns them in ascending order.
 pub(crate) const INDEX_ROWS: TableDefinition<(&str, &[u8], u64), ()> =
     TableDefinition::new("index_rows");
+/// Certificate digest → the certificate bytes an entry commits to by that digest. Not derived and
+/// not published: the entries hold digests only, the personal data lives here, written in the same
+/// transaction as the entry that names it.
+pub(crate) const BLOBS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("blobs");
 /// Small named counters: `format` and `size`.
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// `last` → (tree size, checkpoint bytes) of the latest checkpoint, and [`history_key`]`(size)` →
@@ -75,6 +79,7 @@ pub(crate) fn init(db: &Database) -> Result<u64, LogError> {
             )));
         }
         txn.open_table(INDEX_ROWS)?;
+        txn.open_table(BLOBS)?;
         let checkpoints = txn.open_table(CHECKPOINT)?;
         if let Some(stored) = checkpoints.get(CHECKPOINT_LAST)?.map(|g| g.value().0)
             && stored > size

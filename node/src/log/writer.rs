@@ -12,16 +12,20 @@ use tlog_tiles::{Hash, stored_hash_index, stored_hashes};
 
 use super::hashes::{BatchHashes, TableHashes};
 use super::schema::{
-    CHECKPOINT, CHECKPOINT_LAST, ENTRIES, HASHES, INDEX_ROWS, META, META_SIZE, begin_write,
+    BLOBS, CHECKPOINT, CHECKPOINT_LAST, ENTRIES, HASHES, INDEX_ROWS, META, META_SIZE, begin_write,
     history_key, read_size,
 };
 use super::{Indexer, LogError};
 
 pub(crate) type Reply<T> = SyncSender<Result<T, LogError>>;
 
+/// Bytes stored beside the entries, under the digest an entry names them by.
+pub type Blob = ([u8; 32], Vec<u8>);
+
 pub(crate) enum Command {
     Append {
         entries: Vec<Vec<u8>>,
+        blobs: Vec<Blob>,
         reply: Reply<Range<u64>>,
     },
     Checkpoint {
@@ -194,7 +198,10 @@ impl Writer {
             let mut size = self.size;
             for command in batch {
                 match command {
-                    Command::Append { entries, .. } => {
+                    Command::Append { entries, blobs, .. } => {
+                        for (digest, bytes) in blobs {
+                            tables.blobs.insert(digest, bytes.as_slice())?;
+                        }
                         let start = size;
                         for entry in entries {
                             let new = {
@@ -288,6 +295,7 @@ struct Tables<'t> {
     index_rows: Table<'t, (&'static str, &'static [u8], u64), ()>,
     meta: Table<'t, &'static str, u64>,
     checkpoint: Table<'t, &'static str, (u64, &'static [u8])>,
+    blobs: Table<'t, [u8; 32], &'static [u8]>,
 }
 
 impl<'t> Tables<'t> {
@@ -298,6 +306,7 @@ impl<'t> Tables<'t> {
             index_rows: txn.open_table(INDEX_ROWS)?,
             meta: txn.open_table(META)?,
             checkpoint: txn.open_table(CHECKPOINT)?,
+            blobs: txn.open_table(BLOBS)?,
         })
     }
 }

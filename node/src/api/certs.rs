@@ -1,0 +1,291 @@
+//! An agency's requests on its certificates.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tongban_core::cert::{FieldName, FieldValue, Holder, HolderIdType, TrustLevel, present};
+use tongban_core::ids::TypeCode;
+use tongban_core::status::{Operation, Succession, Termination};
+
+use super::input::{self, Body};
+use super::{App, agency, blocking};
+use crate::metrics::TypeLabel;
+use crate::refusal::{Kind, Refusal};
+use crate::region::{CertificateSpec, IssuedCertificate, Lineage};
+
+/// Most decoy digests a request may ask for.
+const MAX_DECOYS: usize = 32;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HolderRequest {
+    name: String,
+    id_type: String,
+    id_number: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssueRequest {
+    /// Key id of the seal to stamp with (32 hex digits).
+    seal: String,
+    /// New certificates only: the 21-character type code and the agency's serial.
+    type_code: Option<String>,
+    serial: Option<String>,
+    type_name: String,
+    valid_from: Option<u64>,
+    valid_until: Option<u64>,
+    level: String,
+    promise_deadline: Option<u64>,
+    holder: HolderRequest,
+    #[serde(default)]
+    licence: BTreeMap<String, Value>,
+    #[serde(default)]
+    decoys: usize,
+}
+
+fn field_value(name: &str, value: &Value) -> Result<FieldValue, Refusal> {
+    match value {
+        Value::String(s) => Ok(FieldValue::Text(s.clone())),
+        Value::Bool(b) => Ok(FieldValue::Bool(*b)),
+        Value::Number(n) => n
+            .as_i64()
+            .map(FieldValue::Int)
+            .ok_or_else(|| Refusal::invalid(format!("licence.{name}: integers only"))),
+        _ => Err(Refusal::invalid(format!(
+            "licence.{name}: text, integer or boolean"
+        ))),
+    }
+}
+
+fn spec(request: IssueRequest) -> Result<CertificateSpec, Refusal> {
+    let id_type = HolderIdType::parse(&request.holder.id_type)
+        .ok_or_else(|| Refusal::invalid("holder.id_type: USCC, RESIDENT_ID, PASSPORT or OTHER"))?;
+    if !id_type.accepts(&request.holder.id_number) {
+        let code = match id_type {
+            HolderIdType::Uscc => "USCC_INVALID",
+            _ => "HOLDER_ID_INVALID",
+        };
+        return Err(Refusal::new(
+            Kind::Invalid,
+            code,
+            format!("holder.id_number is not a valid {}", id_type.as_str()),
+        ));
+    }
+    if request.decoys > MAX_DECOYS {
+        return Err(Refusal::invalid(format!("decoys: at most {MAX_DECOYS}")));
+    }
+    let mut licence = Vec::with_capacity(request.licence.len());
+    for (name, value) in &request.licence {
+        let field = FieldName::parse(&format!("licence.{name}"))
+            .ok_or_else(|| Refusal::invalid(format!("licence.{name}: not a valid field name")))?;
+        licence.push((field, field_value(name, value)?));
+    }
+    Ok(CertificateSpec {
+        seal: input::kid("seal", &request.seal)?,
+        type_name: input::short_text("type_name", &request.type_name)?,
+        valid_from: input::optional_time("valid_from", request.valid_from)?,
+        valid_until: input::optional_time("valid_until", request.valid_until)?,
+        level: TrustLevel::parse(&request.level)
+            .ok_or_else(|| Refusal::invalid("level: A, B, C or D"))?,
+        promise_deadline: input::optional_time("promise_deadline", request.promise_deadline)?,
+        holder: Holder {
+            name: input::short_text("holder.name", &request.holder.name)?,
+            id_type,
+            id_number: request.holder.id_number,
+        },
+        licence,
+        decoys: request.decoys,
+    })
+}
+
+fn issued_json(app: &App, issued: &IssuedCertificate) -> Value {
+    app.metrics
+        .issued
+        .get_or_create(&TypeLabel {
+            type_code: issued.id.type_code().as_str().to_owned(),
+        })
+        .inc();
+    json!({
+        "id": issued.id.as_str(),
+        "digest": hex::encode(issued.digest),
+        "certificate": B64.encode(&issued.bytes),
+        "log_index": issued.log_index,
+    })
+}
+
+pub async fn issue(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Body(request): Body<IssueRequest>,
+) -> Result<(StatusCode, Json<Value>), Refusal> {
+    let agency = agency(&app, &headers)?;
+    let (Some(type_code), Some(serial)) = (request.type_code.clone(), request.serial.clone())
+    else {
+        return Err(Refusal::invalid(
+            "type_code and serial are required for a new certificate",
+        ));
+    };
+    let type_code = TypeCode::parse(&type_code).map_err(|e| {
+        Refusal::new(
+            Kind::Invalid,
+            "IDENTIFIER_INVALID",
+            format!("type_code: {e}"),
+        )
+    })?;
+    let spec = spec(request)?;
+    let region = app.region.clone();
+    let issued =
+        blocking(move || region.issue(&agency, Lineage::New { type_code, serial }, spec)).await?;
+    Ok((StatusCode::CREATED, Json(issued_json(&app, &issued))))
+}
+
+async fn successor(
+    app: App,
+    headers: HeaderMap,
+    id: String,
+    request: IssueRequest,
+    how: Succession,
+) -> Result<(StatusCode, Json<Value>), Refusal> {
+    let agency = agency(&app, &headers)?;
+    let of = input::identifier(&id)?;
+    if request.type_code.is_some() || request.serial.is_some() {
+        return Err(Refusal::invalid(
+            "a renewal or change keeps its predecessor's type_code and serial; omit them",
+        ));
+    }
+    let spec = spec(request)?;
+    let region = app.region.clone();
+    let issued =
+        blocking(move || region.issue(&agency, Lineage::Successor { of, how }, spec)).await?;
+    Ok((StatusCode::CREATED, Json(issued_json(&app, &issued))))
+}
+
+pub async fn renew(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Body(request): Body<IssueRequest>,
+) -> Result<(StatusCode, Json<Value>), Refusal> {
+    successor(app, headers, id, request, Succession::Renew).await
+}
+
+pub async fn change(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Body(request): Body<IssueRequest>,
+) -> Result<(StatusCode, Json<Value>), Refusal> {
+    successor(app, headers, id, request, Succession::Change).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusRequest {
+    operation: String,
+    reason: Option<String>,
+}
+
+fn operation(name: &str) -> Result<Operation, Refusal> {
+    Ok(match name {
+        "suspend" => Operation::Suspend,
+        "unsuspend" => Operation::Unsuspend,
+        "revoke" => Operation::Terminate(Termination::Revoke),
+        "cancel" => Operation::Terminate(Termination::Cancel),
+        "revoke_penalty" => Operation::Terminate(Termination::RevokeAsPenalty),
+        "expire" => Operation::Expire,
+        "other" => Operation::Other,
+        _ => {
+            return Err(Refusal::invalid(
+                "operation: suspend, unsuspend, revoke, cancel, revoke_penalty, expire or other",
+            ));
+        }
+    })
+}
+
+pub async fn change_status(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Body(request): Body<StatusRequest>,
+) -> Result<Json<Value>, Refusal> {
+    let agency = agency(&app, &headers)?;
+    let id = input::identifier(&id)?;
+    let operation = operation(&request.operation)?;
+    let reason = request
+        .reason
+        .as_deref()
+        .map(|r| input::short_text("reason", r))
+        .transpose()?;
+    let region = app.region.clone();
+    let key = id.clone();
+    let (state, index) =
+        blocking(move || region.change_status(&agency, &key, operation, reason)).await?;
+    Ok(Json(json!({
+        "id": id.as_str(),
+        "state": state.code(),
+        "state_name": state.name(),
+        "log_index": index,
+    })))
+}
+
+pub async fn fulfil(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Refusal> {
+    let agency = agency(&app, &headers)?;
+    let id = input::identifier(&id)?;
+    let region = app.region.clone();
+    let key = id.clone();
+    let index = blocking(move || region.fulfil(&agency, &key)).await?;
+    Ok(Json(
+        json!({"id": id.as_str(), "promise_fulfilled": true, "log_index": index}),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FetchQuery {
+    /// Comma-separated field names to disclose; absent: all.
+    disclose: Option<String>,
+}
+
+pub async fn fetch(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(query): Query<FetchQuery>,
+) -> Result<Json<Value>, Refusal> {
+    let agency = agency(&app, &headers)?;
+    let id = input::identifier(&id)?;
+    let record = app.region.certificate(id.as_str())?;
+    if record.agency != agency {
+        return Err(Refusal::forbidden(
+            "the certificate belongs to another agency",
+        ));
+    }
+    let region = app.region.clone();
+    let bytes = blocking(move || region.certificate_bytes(&record)).await?;
+    let wanted: Option<Vec<String>> = query.disclose.map(|d| {
+        d.split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    });
+    let presented = match &wanted {
+        None => bytes,
+        Some(names) => present(&bytes, |name| names.iter().any(|n| n == name.as_str()))
+            .map_err(|f| Refusal::internal(f.to_string()))?,
+    };
+    Ok(Json(json!({
+        "id": id.as_str(),
+        "certificate": B64.encode(&presented),
+    })))
+}

@@ -1,0 +1,200 @@
+//! The node's HTTP API (specs/api.yaml): routes, authentication, RFC 9457 problem responses,
+//! request limits and latency metrics. Handlers are thin: they parse, call the region service,
+//! and shape its answer.
+
+mod admin;
+mod certs;
+mod input;
+mod public;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+
+use crate::credentials::Principal;
+use crate::metrics::{AuthLabel, Metrics, RouteLabel};
+use crate::receipts::Receipts;
+use crate::refusal::{Kind, Refusal};
+use crate::region::Region;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct App {
+    pub region: Arc<Region>,
+    pub receipts: Receipts,
+    pub metrics: Arc<Metrics>,
+}
+
+pub fn router(app: App) -> Router {
+    let max_body = app.region.config.http.max_body_bytes;
+    let api = Router::new()
+        .route("/healthz", get(public::healthz))
+        .route("/metrics", get(public::metrics))
+        .route("/v1/verify", post(public::verify))
+        .route("/v1/trust-bundle", get(public::trust_bundle))
+        .route("/v1/status-snapshot", get(public::status_snapshot))
+        .route("/v1/audit/log.vkey", get(public::log_vkey))
+        .route("/v1/audit/checkpoints", get(public::checkpoints))
+        .route("/v1/certificates/{id}/status", get(public::status))
+        .route("/v1/certificates/{id}/receipt", get(public::receipt))
+        .route(
+            "/v1/admin/agencies",
+            post(admin::register_agency).get(admin::agencies),
+        )
+        .route(
+            "/v1/admin/seals",
+            post(admin::create_seal).get(admin::seals),
+        )
+        .route("/v1/admin/seals/{kid}/revoke", post(admin::revoke_seal))
+        .route("/v1/certificates", post(certs::issue))
+        .route("/v1/certificates/{id}", get(certs::fetch))
+        .route("/v1/certificates/{id}/renew", post(certs::renew))
+        .route("/v1/certificates/{id}/change", post(certs::change))
+        .route("/v1/certificates/{id}/status", post(certs::change_status))
+        .route("/v1/certificates/{id}/fulfil", post(certs::fulfil))
+        .fallback(public::not_found)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(app.clone(), observe))
+        .with_state(app.clone());
+    api.merge(crate::tiles_http::router(app.region.log().clone()))
+}
+
+/// Records each request's latency under its route pattern (never the raw path, whose identifiers
+/// would make the label set unbounded).
+async fn observe(State(app): State<App>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    app.metrics
+        .latency
+        .get_or_create(&RouteLabel {
+            route,
+            status: response.status().as_u16(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let status = match self.kind {
+            Kind::Invalid => StatusCode::BAD_REQUEST,
+            Kind::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Kind::Forbidden => StatusCode::FORBIDDEN,
+            Kind::NotFound => StatusCode::NOT_FOUND,
+            Kind::Conflict => StatusCode::CONFLICT,
+            Kind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status.is_server_error() {
+            tracing::error!(code = self.code, detail = %self.detail, "request failed");
+        }
+        let body = json!({
+            "type": format!("urn:tongban:problem:{}", self.code),
+            "title": self.code,
+            "status": status.as_u16(),
+            "detail": self.detail,
+            "code": self.code,
+        });
+        let mut response = (status, body.to_string()).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/problem+json"),
+        );
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
+/// Who is calling, from the bearer token; counts refusals.
+fn principal(app: &App, headers: &HeaderMap) -> Result<Principal, Refusal> {
+    let refuse = |reason: &str, code: &'static str, detail: &str| {
+        app.metrics
+            .auth_refused
+            .get_or_create(&AuthLabel {
+                reason: reason.to_owned(),
+            })
+            .inc();
+        Refusal::new(Kind::Unauthenticated, code, detail)
+    };
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(refuse(
+            "missing",
+            "TOKEN_MISSING",
+            "this request needs a bearer token",
+        ));
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            refuse(
+                "malformed",
+                "TOKEN_INVALID",
+                "Authorization must be `Bearer <token>`",
+            )
+        })?;
+    app.region
+        .credentials
+        .authenticate(token.trim())
+        .ok_or_else(|| refuse("unknown", "TOKEN_INVALID", "the token is not valid"))
+}
+
+/// The calling agency's USCC; the operator and others are refused.
+fn agency(app: &App, headers: &HeaderMap) -> Result<String, Refusal> {
+    match principal(app, headers)? {
+        Principal::Agency { uscc, .. } => Ok(uscc),
+        Principal::Operator => {
+            app.metrics
+                .auth_refused
+                .get_or_create(&AuthLabel {
+                    reason: "role".to_owned(),
+                })
+                .inc();
+            Err(Refusal::forbidden("this request needs an agency's token"))
+        }
+    }
+}
+
+fn operator(app: &App, headers: &HeaderMap) -> Result<(), Refusal> {
+    match principal(app, headers)? {
+        Principal::Operator => Ok(()),
+        Principal::Agency { .. } => {
+            app.metrics
+                .auth_refused
+                .get_or_create(&AuthLabel {
+                    reason: "role".to_owned(),
+                })
+                .inc();
+            Err(Refusal::forbidden(
+                "this request needs the operator's token",
+            ))
+        }
+    }
+}
+
+/// Runs blocking work (the log's durability waits) off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, Refusal> + Send + 'static,
+) -> Result<T, Refusal> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Refusal::internal(format!("a worker failed: {e}")))?
+}

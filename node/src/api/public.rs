@@ -1,0 +1,242 @@
+//! Requests anyone may make: verification with receipts, trust and status documents, a
+//! certificate's status and inclusion receipt, the audit documents, health and metrics.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tongban_core::cert::{StatusView, Verification};
+use tongban_core::ids::RegionCode;
+use tongban_core::log::receipt::Receipt;
+use tongban_core::log::verification::ReceiptItem;
+
+use super::input::{self, Body};
+use super::{App, blocking};
+use crate::metrics::ResultLabel;
+use crate::refusal::{Kind, Refusal};
+
+pub async fn healthz(State(app): State<App>) -> Result<Json<Value>, Refusal> {
+    let size = app.region.log().size()?;
+    Ok(Json(
+        json!({"status": "ok", "region": app.region.code().as_str(), "log_size": size}),
+    ))
+}
+
+pub async fn metrics(State(app): State<App>) -> Result<Response, Refusal> {
+    let size = app.region.log().size()?;
+    app.metrics
+        .log_size
+        .set(i64::try_from(size).unwrap_or(i64::MAX));
+    let text = app
+        .metrics
+        .render()
+        .map_err(|e| Refusal::internal(e.to_string()))?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
+pub async fn not_found() -> Refusal {
+    Refusal::not_found("no such endpoint")
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    /// The certificate, standard base64.
+    certificate: String,
+    /// 16 bytes in hex, echoed in the signed receipt.
+    nonce: Option<String>,
+    /// The asking region, when another region asks.
+    requester_region: Option<String>,
+}
+
+fn status_json(view: &StatusView) -> Value {
+    match view {
+        StatusView::Unknown => json!({"known": false}),
+        StatusView::Valid { as_of } => json!({"known": true, "state": 1, "as_of": as_of.seconds()}),
+        StatusView::Listed {
+            state,
+            since,
+            as_of,
+            ..
+        } => {
+            json!({"known": true, "state": state.code(), "state_name": state.name(), "since": since.seconds(), "as_of": as_of.seconds()})
+        }
+    }
+}
+
+pub async fn verify(
+    State(app): State<App>,
+    Body(request): Body<VerifyRequest>,
+) -> Result<Json<Value>, Refusal> {
+    let bytes = input::base64("certificate", &request.certificate)?;
+    let nonce = request
+        .nonce
+        .as_deref()
+        .map(|n| {
+            hex::decode(n)
+                .ok()
+                .and_then(|b| <[u8; 16]>::try_from(b).ok())
+                .ok_or_else(|| Refusal::invalid("nonce: 32 hex digits"))
+        })
+        .transpose()?;
+    let requester = request
+        .requester_region
+        .as_deref()
+        .map(|r| {
+            RegionCode::parse(r).map_err(|e| Refusal::invalid(format!("requester_region: {e}")))
+        })
+        .transpose()?;
+    let (verification, state): (Verification, _) = app.region.verify(&bytes)?;
+    app.metrics
+        .verified
+        .get_or_create(&ResultLabel {
+            code: verification.code.as_str().to_owned(),
+        })
+        .inc();
+    let digest = verification
+        .digest
+        .unwrap_or_else(|| *blake3::hash(&bytes).as_bytes());
+    let item = ReceiptItem {
+        region: app.region.code().clone(),
+        at: crate::region::now()?,
+        digest,
+        id: verification.claims.as_ref().map(|c| c.id.clone()),
+        valid: verification.is_valid(),
+        code: verification.code,
+        state,
+        requester: requester.clone(),
+        nonce,
+    }
+    .encode()
+    .map_err(|e| Refusal::internal(e.to_string()))?;
+    let cross = requester.is_some_and(|r| &r != app.region.code());
+    let receipt = app.receipts.receipt(item, cross).await?;
+    let receipt = receipt
+        .encode()
+        .map_err(|e| Refusal::internal(e.to_string()))?;
+    Ok(Json(json!({
+        "verdict": verification.verdict.as_str(),
+        "code": verification.code.as_str(),
+        "detail": verification.detail,
+        "id": verification.claims.as_ref().map(|c| c.id.as_str().to_owned()),
+        "status": status_json(&verification.status),
+        "disclosed": verification.disclosed.iter().map(|(n, _)| n.as_str().to_owned()).collect::<Vec<_>>(),
+        "receipt": B64.encode(receipt),
+    })))
+}
+
+pub async fn trust_bundle(State(app): State<App>) -> Result<Response, Refusal> {
+    let bundle = app.region.view()?.bundle.clone();
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/cose; cose-type=\"cose-sign1\"",
+        )],
+        bundle.as_ref().clone(),
+    )
+        .into_response())
+}
+
+pub async fn status_snapshot(State(app): State<App>) -> Result<Response, Refusal> {
+    let region = app.region.clone();
+    let snapshot = blocking(move || region.status_snapshot()).await?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/cose; cose-type=\"cose-sign1\"",
+        )],
+        snapshot,
+    )
+        .into_response())
+}
+
+pub async fn log_vkey(State(app): State<App>) -> Result<Response, Refusal> {
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{}\n", app.region.log_vkey()?),
+    )
+        .into_response())
+}
+
+/// Every checkpoint the log signed, oldest first: what `audit replay <node URL>` checks.
+pub async fn checkpoints(State(app): State<App>) -> Result<Json<Value>, Refusal> {
+    let region = app.region.clone();
+    let notes = blocking(move || Ok(region.log().checkpoints()?)).await?;
+    let notes: Vec<Value> = notes
+        .into_iter()
+        .map(|(size, note)| json!({"size": size, "note": String::from_utf8_lossy(&note)}))
+        .collect();
+    Ok(Json(json!({"checkpoints": notes})))
+}
+
+pub async fn status(
+    State(app): State<App>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Refusal> {
+    let id = input::identifier(&id)?;
+    let record = app.region.certificate(id.as_str())?;
+    Ok(Json(json!({
+        "id": id.as_str(),
+        "state": record.state.code(),
+        "state_name": record.state.name(),
+        "since": record.changed.seconds(),
+        "reason": record.reason.as_ref().map(|r| r.as_str().to_owned()),
+        "issued": record.issued.seconds(),
+        "digest": hex::encode(record.digest),
+        "predecessor": record.predecessor.as_ref().map(|p| p.as_str().to_owned()),
+        "promise_deadline": record.promise_deadline.map(|t| t.seconds()),
+        "promise_fulfilled": record.promise_fulfilled,
+        "issued_at_index": record.issued_at_index,
+        "changed_at_index": record.changed_at_index,
+    })))
+}
+
+/// An offline receipt (C2SP tlog-proof) for the certificate's issuance entry, against a
+/// checkpoint that covers it (signed now if the latest does not).
+pub async fn receipt(State(app): State<App>, Path(id): Path<String>) -> Result<Response, Refusal> {
+    let id = input::identifier(&id)?;
+    let record = app.region.certificate(id.as_str())?;
+    let index = record.issued_at_index;
+    let region = app.region.clone();
+    let text = blocking(move || {
+        let log = region.log();
+        let covered = log.last_checkpoint()?.is_some_and(|(size, _)| size > index);
+        if !covered {
+            region.checkpoint()?;
+        }
+        let (size, note) = log.last_checkpoint()?.ok_or_else(|| {
+            Refusal::new(Kind::Unavailable, "CHECKPOINT_REFUSED", "no checkpoint")
+        })?;
+        if size <= index {
+            return Err(Refusal::new(
+                Kind::Unavailable,
+                "CHECKPOINT_REFUSED",
+                "the entry is not yet durable",
+            ));
+        }
+        let entry = log
+            .entry(index)?
+            .ok_or_else(|| Refusal::internal("the issuance entry is missing"))?;
+        Ok(Receipt {
+            entry,
+            index,
+            proof: log.inclusion_proof(index, size)?,
+            checkpoint: String::from_utf8(note)
+                .map_err(|_| Refusal::internal("checkpoint is not UTF-8"))?,
+        }
+        .to_text())
+    })
+    .await?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
+}

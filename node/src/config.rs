@@ -1,0 +1,104 @@
+//! The node's configuration file, `config.toml` in its directory. Every tuning value has a default
+//! that suits a region node; `init` writes them out so an operator sees what can be changed.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// GB/T 2260 division code of the region.
+    pub region: String,
+    /// The region's name, as the region root certificate names it.
+    pub name: String,
+    pub federation: FederationConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub log: LogSection,
+    #[serde(default)]
+    pub receipts: ReceiptsConfig,
+    #[serde(default)]
+    pub promises: PromisesConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FederationConfig {
+    /// The federation's name: the first part of every log origin.
+    pub name: String,
+    /// The federation root's public key, hex.
+    pub root_key: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8341)),
+            max_body_bytes: 256 * 1024,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// The log generation: a new one starts a new origin and tree (specs/log.md §3).
+    pub generation: u64,
+    /// How often a checkpoint is signed when the log has grown.
+    pub checkpoint_interval_ms: u64,
+    /// Most entries one group commit takes.
+    pub max_batch: usize,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            generation: 1,
+            checkpoint_interval_ms: 1000,
+            max_batch: 4096,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReceiptsConfig {
+    /// How long a receipt batch gathers verifications after its first one.
+    pub window_us: u64,
+    /// Most receipts one batch holds.
+    pub max_batch: usize,
+}
+
+impl Default for ReceiptsConfig {
+    fn default() -> Self {
+        ReceiptsConfig {
+            window_us: 2000,
+            max_batch: 4096,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PromisesConfig {
+    /// How often lapsed promises are looked for.
+    pub check_interval_ms: u64,
+}
+
+impl Default for PromisesConfig {
+    fn default() -> Self {
+        PromisesConfig {
+            check_interval_ms: 1000,
+        }
+    }
+}

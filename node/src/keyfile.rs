@@ -1,0 +1,125 @@
+//! Private keys as files: the 32-byte Ed25519 seed in hex, mode 0600, written durably. A node
+//! refuses a key file that others can read, as ssh does.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use tongban_core::keys::SecretKey;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is readable or writable by others (mode {mode:o}); run chmod 600 on it")]
+    Exposed { path: PathBuf, mode: u32 },
+    #[error("{path} does not hold a 64-hex-digit Ed25519 seed")]
+    Malformed { path: PathBuf },
+    #[error("{path} holds a key this implementation refuses (weak or non-canonical)")]
+    Refused { path: PathBuf },
+    #[error("the system's random source failed: {0}")]
+    Random(String),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyFileError + '_ {
+    move |source| KeyFileError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// `N` bytes from the operating system's CSPRNG.
+pub fn random<const N: usize>() -> Result<[u8; N], KeyFileError> {
+    let mut out = [0u8; N];
+    getrandom::fill(&mut out).map_err(|e| KeyFileError::Random(e.to_string()))?;
+    Ok(out)
+}
+
+/// A new key from the operating system's CSPRNG.
+pub fn generate() -> Result<SecretKey, KeyFileError> {
+    loop {
+        // A seed whose public key core refuses is astronomically unlikely; draw again if so.
+        if let Ok(key) = SecretKey::from_seed(&random::<32>()?) {
+            return Ok(key);
+        }
+    }
+}
+
+/// Writes `key` to a new file at `path` (never over an existing one) with mode 0600, and makes the
+/// file and its directory entry durable before returning.
+pub fn write(path: &Path, key: &SecretKey) -> Result<(), KeyFileError> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io(path))?;
+    file.write_all(format!("{}\n", hex::encode(key.seed())).as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(io(path))?;
+    sync_dir(path)
+}
+
+/// Makes the directory entry of `path` durable (a new file's name survives a crash only then).
+pub fn sync_dir(path: &Path) -> Result<(), KeyFileError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}
+
+/// Reads the key at `path`, refusing a file that group or others may access.
+pub fn read(path: &Path) -> Result<SecretKey, KeyFileError> {
+    let mode = std::fs::metadata(path).map_err(io(path))?.mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(KeyFileError::Exposed {
+            path: path.to_owned(),
+            mode,
+        });
+    }
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    let seed: [u8; 32] = hex::decode(text.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| KeyFileError::Malformed {
+            path: path.to_owned(),
+        })?;
+    SecretKey::from_seed(&seed).map_err(|_| KeyFileError::Refused {
+        path: path.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn written_keys_are_private_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.key");
+        let key = generate().unwrap();
+        write(&path, &key).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
+        assert_eq!(read(&path).unwrap().public(), key.public());
+        assert!(matches!(write(&path, &key), Err(KeyFileError::Io { .. })));
+    }
+
+    #[test]
+    fn a_key_others_can_read_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.key");
+        write(&path, &generate().unwrap()).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(matches!(
+            read(&path),
+            Err(KeyFileError::Exposed { mode: 0o644, .. })
+        ));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::write(&path, "not hex").unwrap();
+        assert!(matches!(read(&path), Err(KeyFileError::Malformed { .. })));
+    }
+}

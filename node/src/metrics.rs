@@ -1,0 +1,99 @@
+//! Prometheus metrics: issued and verified certificates by type and result, refused
+//! authentications, request latency by route, log size and checkpoint age.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TypeLabel {
+    pub type_code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabel {
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AuthLabel {
+    pub reason: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub issued: Family<TypeLabel, Counter>,
+    pub verified: Family<ResultLabel, Counter>,
+    pub auth_refused: Family<AuthLabel, Counter>,
+    pub latency: Family<RouteLabel, Histogram>,
+    pub log_size: Gauge,
+    pub checkpoint_age: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("tongban");
+        let issued = Family::<TypeLabel, Counter>::default();
+        let verified = Family::<ResultLabel, Counter>::default();
+        let auth_refused = Family::<AuthLabel, Counter>::default();
+        // 50 µs … about 1.6 s.
+        let latency = Family::<RouteLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.00005, 2.0, 16))
+        });
+        let log_size = Gauge::default();
+        let checkpoint_age = Gauge::default();
+        registry.register(
+            "certificates_issued",
+            "Certificates issued, by type code",
+            issued.clone(),
+        );
+        registry.register(
+            "verifications",
+            "Verifications answered, by result code",
+            verified.clone(),
+        );
+        registry.register(
+            "auth_refused",
+            "Requests refused for a missing or wrong token",
+            auth_refused.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Request latency by route and status",
+            latency.clone(),
+        );
+        registry.register("log_size", "Entries in the region log", log_size.clone());
+        registry.register(
+            "checkpoint_age_seconds",
+            "Seconds since the last checkpoint was signed",
+            checkpoint_age.clone(),
+        );
+        Metrics {
+            registry,
+            issued,
+            verified,
+            auth_refused,
+            latency,
+            log_size,
+            checkpoint_age,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn render(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}

@@ -1,0 +1,884 @@
+//! The region node's service: every act (seal registered or revoked, certificate issued, status
+//! changed, promise fulfilled or lapsed, receipts) is checked against the state the log
+//! establishes, signed by the acting key, applied and submitted to the log under one lock, and
+//! acknowledged only once durable. Verification reads a view kept beside that state.
+//!
+//! The state is derived from the log alone: at start the node replays every entry through core's
+//! `RegionState`, the same rules an auditor runs. An act's effect becomes visible in the view when
+//! it is submitted, up to one group commit (milliseconds) before it is durable. Should the log fail
+//! to commit an act already applied, the state would be ahead of the log: the node then refuses
+//! every further write until it is restarted and has replayed its log.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
+
+use tongban_core::cert::{self, Draft, Holder, Predecessor, TrustLevel, Verification};
+use tongban_core::cert::{FieldName, FieldValue};
+use tongban_core::codes::Code;
+use tongban_core::ids::{Identifier, IssuerCode, RegionCode, TypeCode};
+use tongban_core::keys::{KeyId, SecretKey};
+use tongban_core::log::entry::{Act, LogEntry};
+use tongban_core::log::state::{Applied, CertRecord, RegionState};
+use tongban_core::status::{self, Operation, State, Succession, Termination};
+use tongban_core::trust::{
+    BundleContents, FederationRoot, MediaType, Picture, SealId, SealInfo, SealRevocation, SealType,
+    StatusEntry, StatusSnapshot, StatusTable, TrustStore,
+};
+use tongban_core::values::{ShortText, Time};
+
+use crate::checkpoints::CheckpointSigner;
+use crate::credentials::Credentials;
+use crate::entry_index::EntryIndexer;
+use crate::home::{Home, HomeError, Loaded, load};
+use crate::keyfile::{self, random};
+use crate::log::{Blob, Log, LogConfig, Pending};
+use crate::refusal::{Kind, Refusal};
+
+/// How long a trust bundle the node publishes stays valid.
+const BUNDLE_VALIDITY: u64 = 7 * 24 * 3600;
+/// The reason recorded when a promise lapses (specs/status.md §4).
+pub const PROMISE_LAPSED: &str = "promise_lapsed";
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Home(#[from] HomeError),
+    #[error(transparent)]
+    Log(#[from] crate::log::LogError),
+    #[error("the log does not replay at entry {index}: {detail}")]
+    Replay { index: u64, detail: String },
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// Seconds since the Unix epoch, now.
+pub fn now() -> Result<Time, Refusal> {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .and_then(|d| Time::new(d.as_secs()))
+        .ok_or_else(|| Refusal::internal("the system clock is outside the supported range"))
+}
+
+/// A submitted receipts entry: its bytes, its index, and the durability to wait for.
+pub type SubmittedReceipts = (Vec<u8>, u64, Pending<std::ops::Range<u64>>);
+
+/// What the log's writes need, kept under one lock so acts enter the log in the order they were
+/// checked.
+struct Sequencer {
+    state: RegionState,
+    seal_keys: HashMap<KeyId, Arc<SecretKey>>,
+    /// Open promises by deadline.
+    promises: BTreeSet<(Time, String)>,
+}
+
+/// What readers and verifiers see.
+pub struct View {
+    pub trust: Arc<TrustStore>,
+    pub bundle: Arc<Vec<u8>>,
+    pub status: StatusTable,
+    pub certs: HashMap<String, CertRecord>,
+}
+
+/// A new certificate's content, checked by the API layer.
+#[derive(Clone, Debug)]
+pub struct CertificateSpec {
+    pub seal: KeyId,
+    pub type_name: ShortText,
+    pub valid_from: Option<Time>,
+    pub valid_until: Option<Time>,
+    pub level: TrustLevel,
+    pub promise_deadline: Option<Time>,
+    pub holder: Holder,
+    pub licence: Vec<(FieldName, FieldValue)>,
+    pub decoys: usize,
+}
+
+/// Which identifier a new certificate gets.
+#[derive(Clone, Debug)]
+pub enum Lineage {
+    /// A first version: `<type>.<agency USCC>.<serial>.001`.
+    New { type_code: TypeCode, serial: String },
+    /// The next version of `of` (renewal or change).
+    Successor { of: Identifier, how: Succession },
+}
+
+/// An issued certificate as the API returns it.
+#[derive(Clone, Debug)]
+pub struct IssuedCertificate {
+    pub id: Identifier,
+    pub digest: [u8; 32],
+    pub bytes: Vec<u8>,
+    pub log_index: u64,
+}
+
+/// A new seal, as the operator asks for it.
+#[derive(Clone, Debug)]
+pub struct SealSpec {
+    pub agency: tongban_core::ids::Uscc,
+    pub agency_name: ShortText,
+    pub id: SealId,
+    pub seal_type: SealType,
+    pub name: ShortText,
+    pub valid_from: Option<Time>,
+    pub valid_until: Time,
+    pub picture: Vec<u8>,
+    pub media_type: MediaType,
+}
+
+pub struct Region {
+    code: RegionCode,
+    origin: String,
+    log: Log,
+    signer: CheckpointSigner,
+    root: SecretKey,
+    federation: FederationRoot,
+    region_cert: Vec<u8>,
+    seal_dir: PathBuf,
+    seq: Mutex<Sequencer>,
+    view: RwLock<View>,
+    poisoned: AtomicBool,
+    pub credentials: Credentials,
+    pub config: crate::config::Config,
+    pub node_key: SecretKey,
+}
+
+fn lock_failed() -> Refusal {
+    Refusal::internal("an internal lock was poisoned by a panic")
+}
+
+impl Region {
+    /// Opens the node in `home`: reads its keys, replays its log into the state, loads the keys of
+    /// its seals.
+    pub fn open(home: &Home) -> Result<Region, OpenError> {
+        let Loaded {
+            config,
+            region,
+            federation_name,
+            federation_key,
+            region_root,
+            region_cert,
+            log_key,
+            node_key,
+        } = load(home)?;
+        let origin = format!(
+            "{}/{}/log/{}",
+            config.federation.name, config.region, config.log.generation
+        );
+        let signer = CheckpointSigner::new(&origin, log_key)
+            .map_err(|e| OpenError::Setup(format!("log origin {origin:?}: {e}")))?;
+        let log = Log::open(
+            &home.log(),
+            LogConfig {
+                max_batch: config.log.max_batch,
+                ..LogConfig::default()
+            },
+            Arc::new(EntryIndexer),
+        )?;
+        let mut seq = Sequencer {
+            state: RegionState::new(region.clone(), region_root.public().clone()),
+            seal_keys: HashMap::new(),
+            promises: BTreeSet::new(),
+        };
+        let size = log.size()?;
+        let mut start = 0;
+        while start < size {
+            let end = size.min(start + 4096);
+            for (offset, entry) in log.entries(start..end)?.iter().enumerate() {
+                let applied = seq.state.apply(entry).map_err(|r| OpenError::Replay {
+                    index: start + offset as u64,
+                    detail: r.to_string(),
+                })?;
+                track_promises(&mut seq, &applied);
+            }
+            start = end;
+        }
+        for entry in std::fs::read_dir(home.seal_keys())
+            .map_err(|e| OpenError::Setup(format!("{}: {e}", home.seal_keys().display())))?
+        {
+            let path = entry.map_err(|e| OpenError::Setup(e.to_string()))?.path();
+            let key = keyfile::read(&path).map_err(|e| OpenError::Setup(e.to_string()))?;
+            seq.seal_keys.insert(key.public().kid(), Arc::new(key));
+        }
+        let credentials =
+            Credentials::open(&home.credentials()).map_err(|e| OpenError::Setup(e.to_string()))?;
+        let federation = FederationRoot {
+            name: federation_name,
+            key: federation_key,
+        };
+        let mut status = StatusTable::default();
+        let mut certs = HashMap::new();
+        for (id, record) in seq.state.certs() {
+            record_status(&mut status, &region, id, record);
+            certs.insert(id.clone(), record.clone());
+        }
+        let (bundle, trust) = trust_of(&seq.state, &federation, &region_cert, &region_root)
+            .map_err(|r| OpenError::Setup(r.to_string()))?;
+        let region = Region {
+            code: region,
+            origin,
+            log,
+            signer,
+            root: region_root,
+            federation,
+            region_cert,
+            seal_dir: home.seal_keys(),
+            seq: Mutex::new(seq),
+            view: RwLock::new(View {
+                trust: Arc::new(trust),
+                bundle: Arc::new(bundle),
+                status,
+                certs,
+            }),
+            poisoned: AtomicBool::new(false),
+            credentials,
+            config,
+            node_key,
+        };
+        tracing::info!(region = %region.code, entries = size, origin = %region.origin, "region state replayed from the log");
+        Ok(region)
+    }
+
+    pub fn code(&self) -> &RegionCode {
+        &self.code
+    }
+
+    pub fn log(&self) -> &Log {
+        &self.log
+    }
+
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    pub fn log_vkey(&self) -> Result<String, Refusal> {
+        self.signer
+            .vkey()
+            .map_err(|e| Refusal::internal(e.to_string()))
+    }
+
+    pub fn view(&self) -> Result<RwLockReadGuard<'_, View>, Refusal> {
+        self.view.read().map_err(|_| lock_failed())
+    }
+
+    fn sequencer(&self) -> Result<MutexGuard<'_, Sequencer>, Refusal> {
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(Refusal::new(
+                Kind::Unavailable,
+                "STORAGE_UNAVAILABLE",
+                "a write failed after it was applied; restart the node to replay its log",
+            ));
+        }
+        self.seq.lock().map_err(|_| lock_failed())
+    }
+
+    fn poison(&self, why: &str) {
+        tracing::error!(why, "refusing further writes until restart");
+        self.poisoned.store(true, Ordering::Release);
+    }
+
+    /// Applies a signed entry to the state, submits it to the log and updates the view, all under
+    /// the sequencer lock; the caller waits for durability after releasing it.
+    fn submit(
+        &self,
+        seq: &mut Sequencer,
+        entry: Vec<u8>,
+        blobs: Vec<Blob>,
+    ) -> Result<(u64, Pending<std::ops::Range<u64>>), Refusal> {
+        let applied = seq.state.apply(&entry)?;
+        let index = seq.state.size() - 1;
+        let pending = match self.log.submit(vec![entry], blobs) {
+            Ok(pending) => pending,
+            Err(e) => {
+                self.poison("the log refused an applied entry");
+                return Err(e.into());
+            }
+        };
+        track_promises(seq, &applied);
+        self.reflect(&seq.state, &applied)?;
+        Ok((index, pending))
+    }
+
+    /// Waits until a submitted entry is durable.
+    fn durable(&self, index: u64, pending: Pending<std::ops::Range<u64>>) -> Result<u64, Refusal> {
+        match pending.wait() {
+            Ok(range) if range.start == index => Ok(index),
+            Ok(range) => {
+                self.poison("the log gave an entry another index than the state");
+                Err(Refusal::internal(format!(
+                    "entry logged at {} but applied as {index}",
+                    range.start
+                )))
+            }
+            Err(e) => {
+                self.poison("a commit failed after its entry was applied");
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Signs `act` with `key`, then submits and waits.
+    fn act(
+        &self,
+        seq: MutexGuard<'_, Sequencer>,
+        act: Act,
+        key: &SecretKey,
+    ) -> Result<u64, Refusal> {
+        self.act_with(seq, act, key, Vec::new())
+    }
+
+    fn act_with(
+        &self,
+        mut seq: MutexGuard<'_, Sequencer>,
+        act: Act,
+        key: &SecretKey,
+        blobs: Vec<Blob>,
+    ) -> Result<u64, Refusal> {
+        let entry = LogEntry {
+            region: self.code.clone(),
+            at: now()?,
+            act,
+        }
+        .sign(key)
+        .map_err(|e| Refusal::internal(e.to_string()))?;
+        let (index, pending) = self.submit(&mut seq, entry, blobs)?;
+        drop(seq);
+        self.durable(index, pending)
+    }
+
+    /// Updates the view after an applied entry.
+    fn reflect(&self, state: &RegionState, applied: &Applied) -> Result<(), Refusal> {
+        match &applied.entry.act {
+            Act::SealRegistered { .. } | Act::SealRevoked { .. } => self.refresh_trust(state),
+            Act::CertIssued {
+                id, predecessor, ..
+            } => {
+                let mut view = self.view.write().map_err(|_| lock_failed())?;
+                for id in std::iter::once(id).chain(predecessor.iter()) {
+                    if let Some(record) = state.cert(id.as_str()) {
+                        record_status(&mut view.status, &self.code, id.as_str(), record);
+                        view.certs.insert(id.as_str().to_owned(), record.clone());
+                    }
+                }
+                Ok(())
+            }
+            Act::StatusChanged { id, .. } | Act::PromiseFulfilled { id } => {
+                let mut view = self.view.write().map_err(|_| lock_failed())?;
+                if let Some(record) = state.cert(id.as_str()) {
+                    record_status(&mut view.status, &self.code, id.as_str(), record);
+                    view.certs.insert(id.as_str().to_owned(), record.clone());
+                }
+                Ok(())
+            }
+            Act::Receipts { .. } => Ok(()),
+        }
+    }
+
+    /// Rebuilds the published trust bundle (after a seal change) and the trust store verifiers use.
+    fn refresh_trust(&self, state: &RegionState) -> Result<(), Refusal> {
+        let (bundle, trust) = trust_of(state, &self.federation, &self.region_cert, &self.root)?;
+        let mut view = self.view.write().map_err(|_| lock_failed())?;
+        view.trust = Arc::new(trust);
+        view.bundle = Arc::new(bundle);
+        Ok(())
+    }
+
+    // ---- the operator's acts ----
+
+    /// Creates a seal for a registered agency: its key file first (durable), then the logged,
+    /// root-signed seal.
+    pub fn create_seal(&self, spec: SealSpec) -> Result<(SealInfo, u64), Refusal> {
+        let now = now()?;
+        let key = keyfile::generate().map_err(|e| Refusal::internal(e.to_string()))?;
+        let info = SealInfo {
+            id: spec.id,
+            seal_type: spec.seal_type,
+            name: spec.name,
+            agency_name: spec.agency_name,
+            agency: spec.agency,
+            region: self.code.clone(),
+            key: key.public().clone(),
+            created: now,
+            valid_from: spec.valid_from.unwrap_or(now),
+            valid_until: spec.valid_until,
+            picture: Picture::of(&spec.picture, spec.media_type),
+        };
+        if info.valid_from >= info.valid_until {
+            return Err(Refusal::invalid("valid_from must precede valid_until"));
+        }
+        let signed = info
+            .sign(&self.root)
+            .map_err(|e| Refusal::invalid(e.to_string()))?;
+        let mut seq = self.sequencer()?;
+        if seq.state.seals().any(|s| s.info.id == info.id) {
+            return Err(Refusal::new(
+                Kind::Conflict,
+                "SEAL_EXISTS",
+                format!("a seal with id {} exists", info.id),
+            ));
+        }
+        keyfile::write(
+            &self
+                .seal_dir
+                .join(format!("{}.key", info.key.kid().to_hex())),
+            &key,
+        )
+        .map_err(|e| Refusal::internal(e.to_string()))?;
+        seq.seal_keys.insert(info.key.kid(), Arc::new(key));
+        let index = self.act(seq, Act::SealRegistered { seal: signed }, &self.root)?;
+        Ok((info, index))
+    }
+
+    /// Revokes a seal from `from`: certificates it stamped at or after `from` become invalid.
+    pub fn revoke_seal(&self, kid: KeyId, from: Time, reason: ShortText) -> Result<u64, Refusal> {
+        let seq = self.sequencer()?;
+        if seq.state.seal(&kid).is_none() {
+            return Err(Refusal::code(
+                Kind::NotFound,
+                Code::KidUnknown,
+                kid.to_string(),
+            ));
+        }
+        let revocation = SealRevocation {
+            region: self.code.clone(),
+            seal: kid,
+            revoked_from: from,
+            reason,
+        }
+        .sign(&self.root)
+        .map_err(|e| Refusal::internal(e.to_string()))?;
+        self.act(seq, Act::SealRevoked { revocation }, &self.root)
+    }
+
+    // ---- an agency's acts ----
+
+    /// Issues a certificate stamped with one of `agency`'s seals.
+    pub fn issue(
+        &self,
+        agency: &str,
+        lineage: Lineage,
+        spec: CertificateSpec,
+    ) -> Result<IssuedCertificate, Refusal> {
+        let mut seq = self.sequencer()?;
+        let seal = seq.state.seal(&spec.seal).ok_or_else(|| {
+            Refusal::code(Kind::NotFound, Code::KidUnknown, spec.seal.to_string())
+        })?;
+        if seal.info.agency.as_str() != agency {
+            return Err(Refusal::forbidden("the seal belongs to another agency"));
+        }
+        let info = seal.info.clone();
+        let key = seq.seal_keys.get(&spec.seal).cloned().ok_or_else(|| {
+            Refusal::new(
+                Kind::Conflict,
+                "SEAL_KEY_MISSING",
+                "this node does not hold the seal's key",
+            )
+        })?;
+        let (id, predecessor) = match lineage {
+            Lineage::New { type_code, serial } => (
+                Identifier::new(
+                    type_code,
+                    IssuerCode::Uscc(info.agency.clone()),
+                    &serial,
+                    "001",
+                )
+                .map_err(|e| {
+                    Refusal::code(Kind::Invalid, Code::IdentifierInvalid, e.to_string())
+                })?,
+                None,
+            ),
+            Lineage::Successor { of, how } => {
+                let old = seq
+                    .state
+                    .cert(of.as_str())
+                    .ok_or_else(|| Refusal::not_found(of.as_str()))?;
+                if old.agency != agency {
+                    return Err(Refusal::forbidden(
+                        "the certificate belongs to another agency",
+                    ));
+                }
+                status::succeed(old.state, how).map_err(|f| {
+                    Refusal::new(Kind::Conflict, "TRANSITION_NOT_ALLOWED", f.detail)
+                })?;
+                (next_version(&of)?, Some(Predecessor { id: of, how }))
+            }
+        };
+        let now = now()?;
+        let draft = Draft {
+            id: id.clone(),
+            type_name: spec.type_name,
+            issued: now,
+            valid_from: spec.valid_from.unwrap_or(now),
+            valid_until: spec.valid_until,
+            level: spec.level,
+            promise_deadline: spec.promise_deadline,
+            predecessor: predecessor.clone(),
+            holder: spec.holder,
+            licence: spec.licence,
+            decoys: spec.decoys,
+        };
+        let mut salt_error = None;
+        let mut salts = || {
+            random::<16>().unwrap_or_else(|e| {
+                salt_error = Some(e);
+                [0; 16]
+            })
+        };
+        let issued = cert::issue(&draft, &info, &key, &mut salts)
+            .map_err(|e| Refusal::invalid(e.to_string()))?;
+        if let Some(e) = salt_error {
+            return Err(Refusal::internal(e.to_string()));
+        }
+        let entry = LogEntry {
+            region: self.code.clone(),
+            at: now,
+            act: Act::CertIssued {
+                id: id.clone(),
+                digest: issued.digest,
+                seal: spec.seal,
+                issued: now,
+                operation: predecessor.as_ref().map_or(1, |p| p.how.code()),
+                predecessor: predecessor.map(|p| p.id),
+                promise_deadline: spec.promise_deadline,
+            },
+        }
+        .sign(&key)
+        .map_err(|e| Refusal::internal(e.to_string()))?;
+        let (index, pending) =
+            self.submit(&mut seq, entry, vec![(issued.digest, issued.bytes.clone())])?;
+        drop(seq);
+        let log_index = self.durable(index, pending)?;
+        Ok(IssuedCertificate {
+            id,
+            digest: issued.digest,
+            bytes: issued.bytes,
+            log_index,
+        })
+    }
+
+    /// A key of `agency` to sign its acts on `id` with.
+    fn agency_key(
+        seq: &Sequencer,
+        agency: &str,
+        id: &Identifier,
+    ) -> Result<Arc<SecretKey>, Refusal> {
+        let cert = seq
+            .state
+            .cert(id.as_str())
+            .ok_or_else(|| Refusal::not_found(id.as_str()))?;
+        if cert.agency != agency {
+            return Err(Refusal::forbidden(
+                "the certificate belongs to another agency",
+            ));
+        }
+        // The stamping seal if the node holds it, else any seal of the agency it holds.
+        seq.seal_keys
+            .get(&cert.seal)
+            .or_else(|| {
+                seq.state
+                    .seals()
+                    .filter(|s| s.info.agency.as_str() == agency)
+                    .find_map(|s| seq.seal_keys.get(&s.info.key.kid()))
+            })
+            .cloned()
+            .ok_or_else(|| {
+                Refusal::new(
+                    Kind::Conflict,
+                    "SEAL_KEY_MISSING",
+                    "this node holds no seal key of the agency",
+                )
+            })
+    }
+
+    /// A status operation by the issuing agency.
+    pub fn change_status(
+        &self,
+        agency: &str,
+        id: &Identifier,
+        operation: Operation,
+        reason: Option<ShortText>,
+    ) -> Result<(State, u64), Refusal> {
+        let seq = self.sequencer()?;
+        let key = Self::agency_key(&seq, agency, id)?;
+        let from = seq
+            .state
+            .cert(id.as_str())
+            .map(|c| c.state)
+            .ok_or_else(|| Refusal::not_found(id.as_str()))?;
+        let to = status::transition(from, operation)
+            .map_err(|f| Refusal::new(Kind::Conflict, "TRANSITION_NOT_ALLOWED", f.detail))?;
+        if to == State::Other && reason.is_none() {
+            return Err(Refusal::invalid("state 99 (other) needs a reason"));
+        }
+        let act = Act::StatusChanged {
+            id: id.clone(),
+            operation,
+            to,
+            reason,
+            destination: None,
+        };
+        Ok((to, self.act(seq, act, &key)?))
+    }
+
+    /// Records that a promise-based certificate's promise was kept.
+    pub fn fulfil(&self, agency: &str, id: &Identifier) -> Result<u64, Refusal> {
+        let seq = self.sequencer()?;
+        let key = Self::agency_key(&seq, agency, id)?;
+        self.act(seq, Act::PromiseFulfilled { id: id.clone() }, &key)
+    }
+
+    /// The node's own act: every promise whose deadline has passed unfulfilled lapses (operation 05
+    /// → revoked, reason `promise_lapsed`). Returns how many lapsed.
+    pub fn lapse_promises(&self) -> Result<usize, Refusal> {
+        let now = now()?;
+        let due: Vec<String> = {
+            let seq = self.sequencer()?;
+            seq.promises
+                .iter()
+                .take_while(|(deadline, _)| *deadline <= now)
+                .map(|(_, id)| id.clone())
+                .collect()
+        };
+        let reason = ShortText::new(PROMISE_LAPSED).ok_or_else(|| Refusal::internal("reason"))?;
+        let mut lapsed = 0;
+        for id in due {
+            let seq = self.sequencer()?;
+            let open = seq.state.cert(&id).is_some_and(|c| {
+                !c.promise_fulfilled
+                    && !c.state.is_terminal()
+                    && c.promise_deadline.is_some_and(|d| d <= now)
+            });
+            if !open {
+                continue;
+            }
+            let id = Identifier::parse(&id).map_err(|e| Refusal::internal(e.to_string()))?;
+            let act = Act::StatusChanged {
+                id,
+                operation: Operation::Terminate(Termination::Revoke),
+                to: State::Revoked,
+                reason: Some(reason.clone()),
+                destination: None,
+            };
+            self.act(seq, act, &self.root)?;
+            lapsed += 1;
+        }
+        Ok(lapsed)
+    }
+
+    /// Logs a batch of verification receipts, committed by `root`; returns the entry and its index
+    /// once durable.
+    pub fn log_receipts(
+        &self,
+        count: u64,
+        root: [u8; 32],
+        cross_region: u64,
+    ) -> Result<SubmittedReceipts, Refusal> {
+        let mut seq = self.sequencer()?;
+        let entry = LogEntry {
+            region: self.code.clone(),
+            at: now()?,
+            act: Act::Receipts {
+                count,
+                root,
+                cross_region,
+            },
+        }
+        .sign(&self.root)
+        .map_err(|e| Refusal::internal(e.to_string()))?;
+        let (index, pending) = self.submit(&mut seq, entry.clone(), Vec::new())?;
+        Ok((entry, index, pending))
+    }
+
+    /// Waits for a receipts entry submitted by [`Region::log_receipts`].
+    pub fn receipts_durable(
+        &self,
+        index: u64,
+        pending: Pending<std::ops::Range<u64>>,
+    ) -> Result<u64, Refusal> {
+        self.durable(index, pending)
+    }
+
+    // ---- reads ----
+
+    /// Verifies a certificate against the node's trust and live status.
+    pub fn verify(&self, bytes: &[u8]) -> Result<(Verification, Option<State>), Refusal> {
+        let now = now()?;
+        let view = self.view()?;
+        let verification = cert::verify(bytes, &view.trust, &view.status, now);
+        let state = verification
+            .claims
+            .as_ref()
+            .and_then(|c| view.certs.get(c.id.as_str()))
+            .map(|r| r.state);
+        Ok((verification, state))
+    }
+
+    pub fn certificate(&self, id: &str) -> Result<CertRecord, Refusal> {
+        self.view()?
+            .certs
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Refusal::not_found(id))
+    }
+
+    /// The stored certificate bytes (every disclosure attached).
+    pub fn certificate_bytes(&self, record: &CertRecord) -> Result<Vec<u8>, Refusal> {
+        self.log
+            .blob(&record.digest)?
+            .ok_or_else(|| Refusal::internal("the certificate's bytes are missing from the store"))
+    }
+
+    /// This region's status snapshot, signed now.
+    pub fn status_snapshot(&self) -> Result<Vec<u8>, Refusal> {
+        let now = now()?;
+        let view = self.view()?;
+        let mut snapshot = StatusSnapshot {
+            region: self.code.clone(),
+            version: self.log.size()?,
+            issued: now,
+            entries: Vec::new(),
+            fulfilled: Vec::new(),
+        };
+        for (id, record) in &view.certs {
+            let parse = || Identifier::parse(id).map_err(|e| Refusal::internal(e.to_string()));
+            if record.state != State::Valid {
+                snapshot.entries.push(StatusEntry {
+                    id: parse()?,
+                    state: record.state,
+                    since: record.changed,
+                    note: status_note(record),
+                });
+            }
+            if record.promise_fulfilled {
+                snapshot.fulfilled.push(parse()?);
+            }
+        }
+        drop(view);
+        snapshot.normalise();
+        snapshot
+            .sign(&self.root)
+            .map_err(|e| Refusal::internal(e.to_string()))
+    }
+
+    /// Signs a checkpoint when the log has grown since the last one (or none exists).
+    pub fn checkpoint(&self) -> Result<Option<String>, Refusal> {
+        let size = self.log.size()?;
+        let last = self.log.last_checkpoint()?.map(|(s, _)| s);
+        if last.is_some_and(|l| l >= size) {
+            return Ok(None);
+        }
+        self.signer
+            .sign(&self.log)
+            .map(Some)
+            .map_err(|e| Refusal::new(Kind::Unavailable, "CHECKPOINT_REFUSED", e.to_string()))
+    }
+
+    /// The seals registered in this region, with whether this node holds their key.
+    pub fn seals(&self) -> Result<Vec<(SealInfo, Option<Time>)>, Refusal> {
+        let seq = self.seq.lock().map_err(|_| lock_failed())?;
+        let mut seals: Vec<_> = seq
+            .state
+            .seals()
+            .map(|s| (s.info.clone(), s.revoked_from))
+            .collect();
+        seals.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+        Ok(seals)
+    }
+}
+
+/// A certificate's snapshot note: the reason, for state 99 only (trust.md §6).
+fn status_note(record: &CertRecord) -> Option<ShortText> {
+    match record.state {
+        State::Other => record.reason.clone().or_else(|| ShortText::new("other")),
+        _ => None,
+    }
+}
+
+fn record_status(table: &mut StatusTable, region: &RegionCode, id: &str, record: &CertRecord) {
+    let Ok(identifier) = Identifier::parse(id) else {
+        return;
+    };
+    table.record(
+        region,
+        StatusEntry {
+            id: identifier,
+            state: record.state,
+            since: record.changed,
+            note: status_note(record),
+        },
+        record.changed,
+    );
+    if record.promise_fulfilled {
+        table.record_fulfilled(region, id, record.changed);
+    }
+}
+
+fn track_promises(seq: &mut Sequencer, applied: &Applied) {
+    let Some(id) = applied.entry.act.identifier() else {
+        return;
+    };
+    let Some(record) = seq.state.cert(id.as_str()) else {
+        return;
+    };
+    if let Some(deadline) = record.promise_deadline {
+        let key = (deadline, id.as_str().to_owned());
+        if record.promise_fulfilled || record.state.is_terminal() {
+            seq.promises.remove(&key);
+        } else {
+            seq.promises.insert(key);
+        }
+    }
+}
+
+/// The identifier of the next version: same type, issuer and serial, version + 1.
+fn next_version(id: &Identifier) -> Result<Identifier, Refusal> {
+    let version: u16 = id
+        .version()
+        .parse()
+        .map_err(|_| Refusal::internal("identifier version"))?;
+    if version >= 999 {
+        return Err(Refusal::new(
+            Kind::Conflict,
+            "VERSION_EXHAUSTED",
+            "the certificate is at version 999",
+        ));
+    }
+    Identifier::new(
+        id.type_code().clone(),
+        id.issuer().clone(),
+        id.serial(),
+        &format!("{:03}", version + 1),
+    )
+    .map_err(|e| Refusal::internal(e.to_string()))
+}
+
+/// The region's trust bundle as of `state`, signed by the region root, and its trust store.
+fn trust_of(
+    state: &RegionState,
+    federation: &FederationRoot,
+    region_cert: &[u8],
+    root: &SecretKey,
+) -> Result<(Vec<u8>, TrustStore), Refusal> {
+    let now = now()?;
+    let expires = Time::new(now.seconds() + BUNDLE_VALIDITY)
+        .ok_or_else(|| Refusal::internal("bundle expiry beyond the time range"))?;
+    let mut seals: Vec<_> = state.seals().collect();
+    seals.sort_by_key(|s| s.info.key.kid());
+    let bundle = BundleContents {
+        version: state.size(),
+        issued: now,
+        expires,
+        federation: federation.clone(),
+        regions: vec![region_cert.to_vec()],
+        seals: seals.iter().map(|s| s.signed.clone()).collect(),
+        revocations: seals.iter().filter_map(|s| s.revocation.clone()).collect(),
+    }
+    .sign(root)
+    .map_err(|e| Refusal::internal(e.to_string()))?;
+    let trust = TrustStore::load(&bundle, now, Some(federation.key.kid())).map_err(|f| {
+        Refusal::internal(format!("the node's own trust bundle does not load: {f}"))
+    })?;
+    Ok((bundle, trust))
+}
