@@ -1,0 +1,81 @@
+//! SIGKILL during an issuance burst loses no acknowledged certificate: after each restart every
+//! certificate the node answered 201 for is there, with its bytes, and still verifies.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod node_process;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use node_process::{AGENCY_A, Node, certificate};
+use serde_json::json;
+
+#[test]
+fn killed_mid_burst_keeps_every_acknowledged_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = Node::init(dir.path());
+    node.start();
+    let (token, seal) = node.agency_with_seal(AGENCY_A, "FY-AMR-1");
+    let acked: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    for round in 0..3u64 {
+        let node_ref = Arc::new(Node {
+            dir: node.dir.clone(),
+            operator: node.operator.clone(),
+            child: None,
+            addr: node.addr.clone(),
+        });
+        let workers: Vec<_> = (0..8u64)
+            .map(|worker| {
+                let (node, token, seal, acked) =
+                    (node_ref.clone(), token.clone(), seal.clone(), acked.clone());
+                std::thread::spawn(move || {
+                    for n in 0.. {
+                        let serial = format!("R{round}W{worker}N{n}");
+                        let body = certificate(&seal, &serial).to_string();
+                        let Ok(reply) = node.try_request(
+                            "POST",
+                            "/v1/certificates",
+                            Some(&token),
+                            Some(body.as_bytes()),
+                        ) else {
+                            return;
+                        };
+                        if reply.status == 201 {
+                            let json = reply.json();
+                            acked.lock().unwrap().push((
+                                json["id"].as_str().unwrap().to_owned(),
+                                json["certificate"].as_str().unwrap().to_owned(),
+                            ));
+                        }
+                    }
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(300 + 250 * round));
+        node.kill9();
+        for worker in workers {
+            worker.join().unwrap();
+        }
+        node.start();
+        let acked = acked.lock().unwrap();
+        assert!(
+            !acked.is_empty(),
+            "round {round}: nothing was acknowledged before the kill"
+        );
+        for (id, cert) in acked.iter() {
+            let status = node.get(&format!("/v1/certificates/{id}/status"), None);
+            assert_eq!(
+                status.status, 200,
+                "round {round}: acknowledged {id} is missing"
+            );
+            let fetched = node.get(&format!("/v1/certificates/{id}"), Some(&token));
+            assert_eq!(fetched.json()["certificate"].as_str(), Some(cert.as_str()));
+        }
+        let verified = node.post("/v1/verify", None, &json!({"certificate": acked[0].1}));
+        assert_eq!(verified.json()["code"], "OK");
+        eprintln!(
+            "round {round}: {} acknowledged certificates survived",
+            acked.len()
+        );
+    }
+}

@@ -1,0 +1,231 @@
+//! A real `tongban-node` process on loopback, and a small HTTP/1.1 client to drive it.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_tongban-node");
+pub const AGENCY_A: &str = "11341200MB0000001F";
+/// Another valid USCC (GB 32100 check character computed).
+pub const AGENCY_B: &str = "11341200MB0000002J";
+pub const TYPE_CODE: &str = "11100000000013338W001";
+pub const HOLDER_USCC: &str = "91341200MA2T00001L";
+
+pub struct Node {
+    pub dir: PathBuf,
+    pub operator: String,
+    pub child: Option<Child>,
+    pub addr: String,
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: String,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+    pub fn code(&self) -> String {
+        self.json()["code"].as_str().unwrap_or_default().to_owned()
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+impl Node {
+    /// `tongban-node init` in `dir` (a fresh directory).
+    pub fn init(dir: &Path) -> Node {
+        let out = Command::new(BIN)
+            .args(["init", "--region", "341200", "--name", "阜阳市", "--dir"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let operator = stdout
+            .split_whitespace()
+            .find(|w| w.starts_with("tb_"))
+            .expect("init prints the operator token")
+            .to_owned();
+        // Promises are checked often so the lapse test does not wait long.
+        let config = dir.join("config.toml");
+        let text = std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("check_interval_ms = 1000", "check_interval_ms = 100");
+        std::fs::write(&config, text).unwrap();
+        Node {
+            dir: dir.to_owned(),
+            operator,
+            child: None,
+            addr: String::new(),
+        }
+    }
+
+    /// Starts `tongban-node run` and waits until it listens.
+    pub fn start(&mut self) {
+        let mut child = Command::new(BIN)
+            .args(["run", "--listen", "127.0.0.1:0", "--dir"])
+            .arg(&self.dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        self.addr = line
+            .split("http://")
+            .nth(1)
+            .expect("run prints its address")
+            .trim()
+            .to_owned();
+        self.child = Some(child);
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&[u8]>,
+    ) -> Reply {
+        self.try_request(method, path, token, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    /// Like `request`, but a connection that fails (a killed node) is an error, not a panic.
+    pub fn try_request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&[u8]>,
+    ) -> std::io::Result<Reply> {
+        let mut stream = TcpStream::connect(&self.addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+            self.addr
+        );
+        if let Some(token) = token {
+            head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+        }
+        if let Some(body) = body {
+            head.push_str(&format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                body.len()
+            ));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes())?;
+        if let Some(body) = body {
+            stream.write_all(body)?;
+        }
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw)?;
+        let broken = || std::io::Error::other("no complete response");
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .ok_or_else(broken)?;
+        let headers = String::from_utf8_lossy(&raw[..split]).to_lowercase();
+        let status = headers
+            .get(9..12)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(broken)?;
+        let mut body = raw[split + 4..].to_vec();
+        if headers.contains("transfer-encoding: chunked") {
+            body = dechunk(&body);
+        }
+        Ok(Reply {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    pub fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        self.request("GET", path, token, None)
+    }
+
+    pub fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Reply {
+        self.request("POST", path, token, Some(body.to_string().as_bytes()))
+    }
+
+    /// Registers an agency and a seal for it; returns (agency token, seal kid).
+    pub fn agency_with_seal(&self, uscc: &str, seal_id: &str) -> (String, String) {
+        let agency = self.post(
+            "/v1/admin/agencies",
+            Some(&self.operator),
+            &serde_json::json!({"uscc": uscc, "name": format!("机构{seal_id}")}),
+        );
+        assert_eq!(agency.status, 201, "{}", agency.text());
+        let seal = self.post(
+            "/v1/admin/seals",
+            Some(&self.operator),
+            &serde_json::json!({
+                "agency_uscc": uscc, "seal_id": seal_id, "seal_type": "approval",
+                "name": "行政审批专用章", "valid_until": 2_000_000_000u64,
+                "picture": "cG5n", "media_type": "image/png"
+            }),
+        );
+        assert_eq!(seal.status, 201, "{}", seal.text());
+        (
+            agency.json()["token"].as_str().unwrap().to_owned(),
+            seal.json()["kid"].as_str().unwrap().to_owned(),
+        )
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn dechunk(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(end) = body.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&body[..end]).unwrap().trim(), 16).unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&body[end + 2..end + 2 + size]);
+        body = &body[end + 4 + size..];
+    }
+}
+
+/// An issuance request body.
+pub fn certificate(seal: &str, serial: &str) -> Value {
+    serde_json::json!({
+        "seal": seal, "type_code": TYPE_CODE, "serial": serial, "type_name": "营业执照",
+        "level": "A",
+        "holder": {"name": "阜阳市通办示范科技有限公司", "id_type": "USCC", "id_number": HOLDER_USCC},
+        "licence": {"capital": 1000000, "scope": "软件开发"}
+    })
+}
