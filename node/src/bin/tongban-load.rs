@@ -96,8 +96,12 @@ fn phase(
     let started = Instant::now();
     let workers: Vec<_> = (0..args.connections)
         .map(|worker| {
-            let (stop, host, token, make_body) =
-                (stop.clone(), args.url.clone(), token.clone(), make_body.clone());
+            let (stop, host, token, make_body) = (
+                stop.clone(),
+                args.url.clone(),
+                token.clone(),
+                make_body.clone(),
+            );
             std::thread::spawn(move || -> Result<Vec<Duration>> {
                 let mut conn = Conn::open(&host)?;
                 let mut latencies = Vec::new();
@@ -120,7 +124,11 @@ fn phase(
     stop.store(true, Ordering::Relaxed);
     let mut all = Vec::new();
     for worker in workers {
-        all.extend(worker.join().map_err(|_| anyhow::anyhow!("a worker panicked"))??);
+        all.extend(
+            worker
+                .join()
+                .map_err(|_| anyhow::anyhow!("a worker panicked"))??,
+        );
     }
     let elapsed = started.elapsed();
     all.sort();
@@ -145,7 +153,9 @@ fn main() -> Result<()> {
     let run = std::process::id();
     // A USCC unique to this run: 17 characters and its GB 32100 check character.
     const CHARS: &[u8] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
-    const WEIGHTS: [usize; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
+    const WEIGHTS: [usize; 17] = [
+        1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
+    ];
     let first17 = format!("11341200MB{:07}", run % 10_000_000);
     let sum: usize = first17
         .bytes()
@@ -153,12 +163,22 @@ fn main() -> Result<()> {
         .map(|(c, w)| CHARS.iter().position(|x| *x == c).unwrap_or(0) * w)
         .sum();
     let uscc = format!("{first17}{}", CHARS[(31 - sum % 31) % 31] as char);
-    let agency = call(&args.url, "/v1/admin/agencies", &args.operator_token, &json!({"uscc": uscc, "name": "压测机构"}))?;
+    let agency = call(
+        &args.url,
+        "/v1/admin/agencies",
+        &args.operator_token,
+        &json!({"uscc": uscc, "name": "压测机构"}),
+    )?;
     let token = agency["token"].as_str().context("agency token")?.to_owned();
-    let seal = call(&args.url, "/v1/admin/seals", &args.operator_token, &json!({
-        "agency_uscc": uscc, "seal_id": format!("LOAD-{run}"), "seal_type": "approval",
-        "name": "行政审批专用章", "valid_until": 2_000_000_000u64, "picture": "cG5n", "media_type": "image/png"
-    }))?;
+    let seal = call(
+        &args.url,
+        "/v1/admin/seals",
+        &args.operator_token,
+        &json!({
+            "agency_uscc": uscc, "seal_id": format!("LOAD-{run}"), "seal_type": "approval",
+            "name": "行政审批专用章", "valid_until": 2_000_000_000u64, "picture": "cG5n", "media_type": "image/png"
+        }),
+    )?;
     let kid = seal["kid"].as_str().context("seal kid")?.to_owned();
     let body = move |serial: String| {
         json!({
@@ -168,17 +188,35 @@ fn main() -> Result<()> {
             "licence": {"capital": 1000000}
         })
     };
-    let issued = call(&args.url, "/v1/certificates", &token, &body(format!("L{run}")))?;
-    let certificate = issued["certificate"].as_str().context("certificate")?.to_owned();
+    let issued = call(
+        &args.url,
+        "/v1/certificates",
+        &token,
+        &body(format!("L{run}")),
+    )?;
+    let certificate = issued["certificate"]
+        .as_str()
+        .context("certificate")?
+        .to_owned();
     let verify_body = json!({"certificate": certificate}).to_string().into_bytes();
 
-    let (latencies, elapsed) = phase(&args, "/v1/verify", None, Arc::new(move |_, _| verify_body.clone()), 200)?;
+    let (latencies, elapsed) = phase(
+        &args,
+        "/v1/verify",
+        None,
+        Arc::new(move |_, _| verify_body.clone()),
+        200,
+    )?;
     report("verify (with receipts)", &latencies, elapsed);
     let (latencies, elapsed) = phase(
         &args,
         "/v1/certificates",
         Some(token),
-        Arc::new(move |worker, n| body(format!("L{run}W{worker}N{n}")).to_string().into_bytes()),
+        Arc::new(move |worker, n| {
+            body(format!("L{run}W{worker}N{n}"))
+                .to_string()
+                .into_bytes()
+        }),
         201,
     )?;
     report("issue (durable)", &latencies, elapsed);
