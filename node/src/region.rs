@@ -62,6 +62,9 @@ pub fn now() -> Result<Time, Refusal> {
         .ok_or_else(|| Refusal::internal("the system clock is outside the supported range"))
 }
 
+/// The seal's description and key, the new identifier and its predecessor.
+type IssuancePlan = (SealInfo, Arc<SecretKey>, Identifier, Option<Predecessor>);
+
 /// A submitted receipts entry: its bytes, its index, and the durability to wait for.
 pub type SubmittedReceipts = (Vec<u8>, u64, Pending<std::ops::Range<u64>>);
 
@@ -461,50 +464,11 @@ impl Region {
         lineage: Lineage,
         spec: CertificateSpec,
     ) -> Result<IssuedCertificate, Refusal> {
-        let mut seq = self.sequencer()?;
-        let seal = seq.state.seal(&spec.seal).ok_or_else(|| {
-            Refusal::code(Kind::NotFound, Code::KidUnknown, spec.seal.to_string())
-        })?;
-        if seal.info.agency.as_str() != agency {
-            return Err(Refusal::forbidden("the seal belongs to another agency"));
-        }
-        let info = seal.info.clone();
-        let key = seq.seal_keys.get(&spec.seal).cloned().ok_or_else(|| {
-            Refusal::new(
-                Kind::Conflict,
-                "SEAL_KEY_MISSING",
-                "this node does not hold the seal's key",
-            )
-        })?;
-        let (id, predecessor) = match lineage {
-            Lineage::New { type_code, serial } => (
-                Identifier::new(
-                    type_code,
-                    IssuerCode::Uscc(info.agency.clone()),
-                    &serial,
-                    "001",
-                )
-                .map_err(|e| {
-                    Refusal::code(Kind::Invalid, Code::IdentifierInvalid, e.to_string())
-                })?,
-                None,
-            ),
-            Lineage::Successor { of, how } => {
-                let old = seq
-                    .state
-                    .cert(of.as_str())
-                    .ok_or_else(|| Refusal::not_found(of.as_str()))?;
-                if old.agency != agency {
-                    return Err(Refusal::forbidden(
-                        "the certificate belongs to another agency",
-                    ));
-                }
-                status::succeed(old.state, how).map_err(|f| {
-                    Refusal::new(Kind::Conflict, "TRANSITION_NOT_ALLOWED", f.detail)
-                })?;
-                (next_version(&of)?, Some(Predecessor { id: of, how }))
-            }
-        };
+        // The checks that name the refusal are made against the state first; the certificate is
+        // then built and signed without the lock (the costly part), and `submit` applies the
+        // entry under the lock, where the log's rules decide again against the latest state
+        // (a duplicate identifier or a seal revoked meanwhile is refused there).
+        let (info, key, id, predecessor) = self.issuance_plan(agency, lineage, &spec)?;
         let now = now()?;
         let draft = Draft {
             id: id.clone(),
@@ -546,6 +510,7 @@ impl Region {
         }
         .sign(&key)
         .map_err(|e| Refusal::internal(e.to_string()))?;
+        let mut seq = self.sequencer()?;
         let (index, pending) =
             self.submit(&mut seq, entry, vec![(issued.digest, issued.bytes.clone())])?;
         drop(seq);
@@ -558,6 +523,57 @@ impl Region {
         })
     }
 
+    /// What an issuance needs from the state: the seal, its key, the new identifier and its
+    /// predecessor, checked for this agency.
+    fn issuance_plan(
+        &self,
+        agency: &str,
+        lineage: Lineage,
+        spec: &CertificateSpec,
+    ) -> Result<IssuancePlan, Refusal> {
+        let seq = self.sequencer()?;
+        let seal = seq.state.seal(&spec.seal).ok_or_else(|| {
+            Refusal::code(Kind::NotFound, Code::KidUnknown, spec.seal.to_string())
+        })?;
+        if seal.info.agency.as_str() != agency {
+            return Err(Refusal::forbidden("the seal belongs to another agency"));
+        }
+        let info = seal.info.clone();
+        let key = seq.seal_keys.get(&spec.seal).cloned().ok_or_else(|| {
+            Refusal::new(
+                Kind::Conflict,
+                "SEAL_KEY_MISSING",
+                "this node does not hold the seal's key",
+            )
+        })?;
+        let (id, predecessor) = match lineage {
+            Lineage::New { type_code, serial } => (
+                Identifier::new(
+                    type_code,
+                    IssuerCode::Uscc(info.agency.clone()),
+                    &serial,
+                    "001",
+                )
+                .map_err(|e| {
+                    Refusal::code(Kind::Invalid, Code::IdentifierInvalid, e.to_string())
+                })?,
+                None,
+            ),
+            Lineage::Successor { of, how } => {
+                let old = seq
+                    .state
+                    .cert(of.as_str())
+                    .ok_or_else(|| Refusal::not_found(of.as_str()))?;
+                check_owner(old, agency)?;
+                status::succeed(old.state, how).map_err(|f| {
+                    Refusal::new(Kind::Conflict, "TRANSITION_NOT_ALLOWED", f.detail)
+                })?;
+                (next_version(&of)?, Some(Predecessor { id: of, how }))
+            }
+        };
+        Ok((info, key, id, predecessor))
+    }
+
     /// A key of `agency` to sign its acts on `id` with.
     fn agency_key(
         seq: &Sequencer,
@@ -568,11 +584,7 @@ impl Region {
             .state
             .cert(id.as_str())
             .ok_or_else(|| Refusal::not_found(id.as_str()))?;
-        if cert.agency != agency {
-            return Err(Refusal::forbidden(
-                "the certificate belongs to another agency",
-            ));
-        }
+        check_owner(cert, agency)?;
         // The stamping seal if the node holds it, else any seal of the agency it holds.
         seq.seal_keys
             .get(&cert.seal)
@@ -785,6 +797,16 @@ impl Region {
             .collect();
         seals.sort_by(|a, b| a.0.id.cmp(&b.0.id));
         Ok(seals)
+    }
+}
+
+/// Only the issuing agency may act on, or read the personal data of, its certificates.
+pub fn check_owner(record: &CertRecord, agency: &str) -> Result<(), Refusal> {
+    match record.agency == agency {
+        true => Ok(()),
+        false => Err(Refusal::forbidden(
+            "the certificate belongs to another agency",
+        )),
     }
 }
 

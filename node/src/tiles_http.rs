@@ -3,8 +3,8 @@
 //! HTTP API mounts this router.
 
 use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::extract::State;
+use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tongban_core::log::tiles::{TILE_WIDTH, TilePath};
@@ -71,8 +71,10 @@ async fn checkpoint(State(log): State<Log>) -> Response {
     }
 }
 
-async fn tile(State(log): State<Log>, Path(path): Path<String>) -> Response {
-    let Some(tile) = TilePath::parse(&path) else {
+/// Parses the raw (still percent-encoded) path, so an encoded spelling such as `0%2F000` is not a
+/// second URL for a tile.
+async fn tile(State(log): State<Log>, uri: Uri) -> Response {
+    let Some(tile) = uri.path().strip_prefix("/tile/").and_then(TilePath::parse) else {
         return (StatusCode::NOT_FOUND, "not a tile path\n").into_response();
     };
     let read = move |log: &Log| match tile.level {

@@ -294,6 +294,7 @@ fn a_node_serves_its_whole_api_and_refuses_what_it_must() {
         .unwrap();
     assert_eq!(node.get("/checkpoint", None).status, 200);
     assert_eq!(node.get("/tile/entries/000.p/1", None).status, 200);
+    assert_eq!(node.get("/tile/0%2F000.p%2F1", None).status, 404);
     assert!(
         !node.get("/v1/audit/checkpoints", None).json()["checkpoints"]
             .as_array()

@@ -17,7 +17,7 @@ use super::input::{self, Body};
 use super::{App, agency, blocking};
 use crate::metrics::TypeLabel;
 use crate::refusal::{Kind, Refusal};
-use crate::region::{CertificateSpec, IssuedCertificate, Lineage};
+use crate::region::{CertificateSpec, IssuedCertificate, Lineage, check_owner};
 
 /// Most decoy digests a request may ask for.
 const MAX_DECOYS: usize = 32;
@@ -266,11 +266,7 @@ pub async fn fetch(
     let agency = agency(&app, &headers)?;
     let id = input::identifier(&id)?;
     let record = app.region.certificate(id.as_str())?;
-    if record.agency != agency {
-        return Err(Refusal::forbidden(
-            "the certificate belongs to another agency",
-        ));
-    }
+    check_owner(&record, &agency)?;
     let region = app.region.clone();
     let bytes = blocking(move || region.certificate_bytes(&record)).await?;
     let wanted: Option<Vec<String>> = query.disclose.map(|d| {

@@ -122,16 +122,25 @@ impl IntoResponse for Refusal {
     }
 }
 
+/// Counts a refused authentication and builds its refusal.
+fn refuse_auth(app: &App, reason: &str, refusal: Refusal) -> Refusal {
+    app.metrics
+        .auth_refused
+        .get_or_create(&AuthLabel {
+            reason: reason.to_owned(),
+        })
+        .inc();
+    refusal
+}
+
 /// Who is calling, from the bearer token; counts refusals.
 fn principal(app: &App, headers: &HeaderMap) -> Result<Principal, Refusal> {
     let refuse = |reason: &str, code: &'static str, detail: &str| {
-        app.metrics
-            .auth_refused
-            .get_or_create(&AuthLabel {
-                reason: reason.to_owned(),
-            })
-            .inc();
-        Refusal::new(Kind::Unauthenticated, code, detail)
+        refuse_auth(
+            app,
+            reason,
+            Refusal::new(Kind::Unauthenticated, code, detail),
+        )
     };
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Err(refuse(
@@ -161,32 +170,22 @@ fn principal(app: &App, headers: &HeaderMap) -> Result<Principal, Refusal> {
 fn agency(app: &App, headers: &HeaderMap) -> Result<String, Refusal> {
     match principal(app, headers)? {
         Principal::Agency { uscc, .. } => Ok(uscc),
-        Principal::Operator => {
-            app.metrics
-                .auth_refused
-                .get_or_create(&AuthLabel {
-                    reason: "role".to_owned(),
-                })
-                .inc();
-            Err(Refusal::forbidden("this request needs an agency's token"))
-        }
+        Principal::Operator => Err(refuse_auth(
+            app,
+            "role",
+            Refusal::forbidden("this request needs an agency's token"),
+        )),
     }
 }
 
 fn operator(app: &App, headers: &HeaderMap) -> Result<(), Refusal> {
     match principal(app, headers)? {
         Principal::Operator => Ok(()),
-        Principal::Agency { .. } => {
-            app.metrics
-                .auth_refused
-                .get_or_create(&AuthLabel {
-                    reason: "role".to_owned(),
-                })
-                .inc();
-            Err(Refusal::forbidden(
-                "this request needs the operator's token",
-            ))
-        }
+        Principal::Agency { .. } => Err(refuse_auth(
+            app,
+            "role",
+            Refusal::forbidden("this request needs the operator's token"),
+        )),
     }
 }
 

@@ -151,18 +151,12 @@ fn report(name: &str, latencies: &[Duration], elapsed: Duration) {
 fn main() -> Result<()> {
     let args = Args::parse();
     let run = std::process::id();
-    // A USCC unique to this run: 17 characters and its GB 32100 check character.
-    const CHARS: &[u8] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
-    const WEIGHTS: [usize; 17] = [
-        1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
-    ];
+    // A USCC unique to this run.
     let first17 = format!("11341200MB{:07}", run % 10_000_000);
-    let sum: usize = first17
-        .bytes()
-        .zip(WEIGHTS)
-        .map(|(c, w)| CHARS.iter().position(|x| *x == c).unwrap_or(0) * w)
-        .sum();
-    let uscc = format!("{first17}{}", CHARS[(31 - sum % 31) % 31] as char);
+    let uscc = format!(
+        "{first17}{}",
+        tongban_core::ids::uscc::check_char(&first17)?
+    );
     let agency = call(
         &args.url,
         "/v1/admin/agencies",
