@@ -6,6 +6,7 @@ use crate::cert::claims::Claims;
 use crate::cert::disclosure::{Disclosure, FieldName, FieldValue};
 use crate::codes::{Code, Failure};
 use crate::envelope::{Envelope, Kind};
+use crate::ids::RegionCode;
 use crate::keys::KeyId;
 use crate::status::State;
 use crate::trust::{Lookup, SealEntry, StatusTable, TrustStore};
@@ -87,27 +88,62 @@ impl Verification {
 }
 
 /// Verifies `bytes` against `trust` and `status` at time `now`.
-pub fn verify(bytes: &[u8], trust: &TrustStore, status: &StatusTable, now: Time) -> Verification {
+pub fn verify(
+    bytes: &[u8],
+    trust: &TrustStore,
+    status: &impl StatusSource,
+    now: Time,
+) -> Verification {
     let mut result = Verification::new();
-    match run(bytes, trust, status, now, &mut result) {
-        Ok(()) => {
-            result.verdict = Verdict::Valid;
-            result.code = Code::Ok;
-            result.detail = "every check passed".into();
-        }
-        Err(failure) => {
-            result.verdict = Verdict::Invalid;
-            result.code = failure.code;
-            result.detail = failure.detail;
+    let outcome = run(bytes, trust, status, now, &mut result);
+    result.settle(outcome);
+    result
+}
+
+/// Steps 9–16 for a certificate whose envelope passed steps 1–6, whose seal was found (step 7) and
+/// whose signature verified under that seal's key (step 8). This is the second half of [`verify`],
+/// shared with the bulk verifier, which checks step 8 in batches; step 0 is the caller's.
+pub fn verify_signed(
+    envelope: &Envelope<'_>,
+    seal: &SealEntry,
+    status: &impl StatusSource,
+    now: Time,
+) -> Verification {
+    let mut result = Verification::new();
+    result.kid = Some(envelope.kid);
+    let outcome = finish(envelope, seal, status, now, &mut result);
+    result.settle(outcome);
+    result
+}
+
+impl Verification {
+    fn settle(&mut self, outcome: Result<(), Failure>) {
+        match outcome {
+            Ok(()) => {
+                self.verdict = Verdict::Valid;
+                self.code = Code::Ok;
+                self.detail = "every check passed".into();
+            }
+            Err(failure) => {
+                self.verdict = Verdict::Invalid;
+                self.code = failure.code;
+                self.detail = failure.detail;
+            }
         }
     }
-    result
+}
+
+/// Step 7: the seal whose key id the protected header names, looked up by `lookup` (the trust
+/// store's table, or the bulk verifier's table prepared from it).
+pub fn find_seal<T>(kid: &KeyId, lookup: impl FnOnce(&KeyId) -> Option<T>) -> Result<T, Failure> {
+    lookup(kid)
+        .ok_or_else(|| Failure::new(Code::KidUnknown, format!("no e-seal with key id {kid}")))
 }
 
 fn run(
     bytes: &[u8],
     trust: &TrustStore,
-    status: &StatusTable,
+    status: &impl StatusSource,
     now: Time,
     out: &mut Verification,
 ) -> Result<(), Failure> {
@@ -118,22 +154,28 @@ fn run(
     out.kid = Some(envelope.kid);
     out.digest = Some(envelope.digest());
     // 7
-    let seal = trust.seal(&envelope.kid).ok_or_else(|| {
-        Failure::new(
-            Code::KidUnknown,
-            format!("no e-seal with key id {}", envelope.kid),
-        )
-    })?;
+    let seal = find_seal(&envelope.kid, |kid| trust.seal(kid))?;
     out.seal = Some((
         seal.info.id.as_str().to_owned(),
         seal.info.name.as_str().to_owned(),
     ));
     // 8
     envelope.verify(&seal.info.key)?;
+    finish(&envelope, seal, status, now, out)
+}
+
+/// Steps 9–15, once the signature holds.
+fn finish(
+    envelope: &Envelope<'_>,
+    seal: &SealEntry,
+    status: &impl StatusSource,
+    now: Time,
+    out: &mut Verification,
+) -> Result<(), Failure> {
     // 9
     let claims = Claims::decode(envelope.payload)?;
     // 10
-    let disclosed = check_disclosures(&envelope, &claims)?;
+    let disclosed = check_disclosures(envelope, &claims)?;
     out.undisclosed = claims.digests.len() - disclosed.len();
     out.disclosed = disclosed.into_iter().map(|d| (d.name, d.value)).collect();
     let claims = out.claims.insert(claims);
@@ -142,6 +184,35 @@ fn run(
     check_validity(claims, now)?;
     // 14–15
     check_status(claims, status, now, &mut out.status)
+}
+
+/// What a verifier knows of certificates' states: the status snapshots it holds, in whatever
+/// structure (the single path's [`StatusTable`], the bulk verifier's compact index). Both answer
+/// these two questions, and [`check_status`] turns the answers into the code of steps 14–15.
+pub trait StatusSource {
+    /// The state of `id` in the snapshot of `region`, if one is held.
+    fn view(&self, region: &RegionCode, id: &str) -> StatusView;
+    /// Whether the snapshot of `region` lists `id` as a fulfilled promise.
+    fn promise_fulfilled(&self, region: &RegionCode, id: &str) -> bool;
+}
+
+impl StatusSource for StatusTable {
+    fn view(&self, region: &RegionCode, id: &str) -> StatusView {
+        match self.lookup(region, id) {
+            Lookup::Unknown => StatusView::Unknown,
+            Lookup::Valid { as_of } => StatusView::Valid { as_of },
+            Lookup::Listed { entry, as_of } => StatusView::Listed {
+                state: entry.state,
+                since: entry.since,
+                note: entry.note.clone(),
+                as_of,
+            },
+        }
+    }
+
+    fn promise_fulfilled(&self, region: &RegionCode, id: &str) -> bool {
+        StatusTable::promise_fulfilled(self, region, id)
+    }
 }
 
 fn check_disclosures(envelope: &Envelope<'_>, claims: &Claims) -> Result<Vec<Disclosure>, Failure> {
@@ -240,21 +311,12 @@ fn check_validity(claims: &Claims, now: Time) -> Result<(), Failure> {
 
 fn check_status(
     claims: &Claims,
-    status: &StatusTable,
+    status: &impl StatusSource,
     now: Time,
     view: &mut StatusView,
 ) -> Result<(), Failure> {
     let id = claims.id.as_str();
-    *view = match status.lookup(&claims.region, id) {
-        Lookup::Unknown => StatusView::Unknown,
-        Lookup::Valid { as_of } => StatusView::Valid { as_of },
-        Lookup::Listed { entry, as_of } => StatusView::Listed {
-            state: entry.state,
-            since: entry.since,
-            note: entry.note.clone(),
-            as_of,
-        },
-    };
+    *view = status.view(&claims.region, id);
     if let StatusView::Listed { state, .. } = view {
         return Err(Failure::new(
             state.verification_code(),
