@@ -133,9 +133,16 @@ pub struct Disclosure {
     pub bytes: Vec<u8>,
 }
 
-/// The digest of a disclosure's exact bytes.
+/// The digest of a disclosure's exact bytes: `blake3::derive_key(DISCLOSURE_CONTEXT, bytes)`,
+/// with the context hashed once per process instead of once per disclosure (a verifier computes
+/// several digests per certificate).
 pub fn digest(bytes: &[u8]) -> [u8; 32] {
-    blake3::derive_key(DISCLOSURE_CONTEXT, bytes)
+    use blake3::hazmat::{ContextKey, HasherExt, hash_derive_key_context};
+    static CONTEXT_KEY: std::sync::OnceLock<ContextKey> = std::sync::OnceLock::new();
+    let key = CONTEXT_KEY.get_or_init(|| hash_derive_key_context(DISCLOSURE_CONTEXT));
+    let mut hasher = blake3::Hasher::new_from_context_key(key);
+    hasher.update(bytes);
+    *hasher.finalize().as_bytes()
 }
 
 impl Disclosure {
@@ -164,6 +171,18 @@ impl Disclosure {
     /// Reads a received disclosure (the shape part of step 10): `DISCLOSURE_MALFORMED` unless its
     /// bytes are strict CBOR of `[bstr .size 16, field name, value]`.
     pub fn open(bytes: &[u8]) -> Result<Disclosure, Failure> {
+        let (name, value) = Disclosure::read(bytes)?;
+        Ok(Disclosure {
+            name,
+            value,
+            digest: digest(bytes),
+            bytes: bytes.to_vec(),
+        })
+    }
+
+    /// The name and value of a received disclosure, checked as [`Disclosure::open`] does, without
+    /// keeping a copy of its bytes.
+    pub fn read(bytes: &[u8]) -> Result<(FieldName, FieldValue), Failure> {
         let malformed = |what: &str| Failure::new(Code::DisclosureMalformed, what.to_owned());
         cbor::check(bytes, DISCLOSURE_LIMIT, false)
             .map_err(|f| malformed(&format!("not accepted CBOR: {f}")))?;
@@ -191,12 +210,7 @@ impl Disclosure {
         if !value.valid() {
             return Err(malformed("text value longer than 4096 bytes"));
         }
-        Ok(Disclosure {
-            name,
-            value,
-            digest: digest(bytes),
-            bytes: bytes.to_vec(),
-        })
+        Ok((name, value))
     }
 }
 
@@ -236,6 +250,10 @@ mod tests {
         assert_eq!(
             made.digest,
             blake3::derive_key("tongban v1 disclosure", &made.bytes)
+        );
+        assert_eq!(
+            digest(b""),
+            blake3::derive_key("tongban v1 disclosure", b"")
         );
         Ok(())
     }

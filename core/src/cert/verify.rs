@@ -1,9 +1,7 @@
 //! Verifying an e-certificate: specs/verification.md §2, step by step.
 
-use std::collections::HashSet;
-
 use crate::cert::claims::Claims;
-use crate::cert::disclosure::{Disclosure, FieldName, FieldValue};
+use crate::cert::disclosure::{self, Disclosure, FieldName, FieldValue};
 use crate::codes::{Code, Failure};
 use crate::envelope::{Envelope, Kind};
 use crate::ids::RegionCode;
@@ -177,7 +175,7 @@ fn finish(
     // 10
     let disclosed = check_disclosures(envelope, &claims)?;
     out.undisclosed = claims.digests.len() - disclosed.len();
-    out.disclosed = disclosed.into_iter().map(|d| (d.name, d.value)).collect();
+    out.disclosed = disclosed;
     let claims = out.claims.insert(claims);
     // 11–13
     check_seal(claims, seal)?;
@@ -215,31 +213,34 @@ impl StatusSource for StatusTable {
     }
 }
 
-fn check_disclosures(envelope: &Envelope<'_>, claims: &Claims) -> Result<Vec<Disclosure>, Failure> {
-    let mut seen_digests = HashSet::new();
-    let mut seen_names = HashSet::new();
-    let mut opened = Vec::with_capacity(envelope.disclosures.len());
+/// Step 10. At most 256 disclosures travel with a certificate, so earlier ones are looked up by
+/// scanning: cheaper than hashing for the handful a certificate usually carries.
+fn check_disclosures(
+    envelope: &Envelope<'_>,
+    claims: &Claims,
+) -> Result<Vec<(FieldName, FieldValue)>, Failure> {
+    let mut digests: Vec<[u8; 32]> = Vec::with_capacity(envelope.disclosures.len());
+    let mut opened: Vec<(FieldName, FieldValue)> = Vec::with_capacity(envelope.disclosures.len());
     for (i, bytes) in envelope.disclosures.iter().enumerate() {
-        let disclosure = Disclosure::open(bytes).map_err(|mut f| {
+        let (name, value) = Disclosure::read(bytes).map_err(|mut f| {
             f.detail = format!("disclosure {i}: {}", f.detail);
             f
         })?;
-        if claims.digests.binary_search(&disclosure.digest).is_err() {
+        let digest = disclosure::digest(bytes);
+        if claims.digests.binary_search(&digest).is_err() {
             return Err(Failure::new(
                 Code::DisclosureMismatch,
-                format!("disclosure {i} ({}) is not committed", disclosure.name),
+                format!("disclosure {i} ({name}) is not committed"),
             ));
         }
-        if !seen_digests.insert(disclosure.digest) || !seen_names.insert(disclosure.name.clone()) {
+        if digests.contains(&digest) || opened.iter().any(|(n, _)| *n == name) {
             return Err(Failure::new(
                 Code::DisclosureDuplicate,
-                format!(
-                    "disclosure {i} ({}) repeats an earlier one",
-                    disclosure.name
-                ),
+                format!("disclosure {i} ({name}) repeats an earlier one"),
             ));
         }
-        opened.push(disclosure);
+        digests.push(digest);
+        opened.push((name, value));
     }
     Ok(opened)
 }
