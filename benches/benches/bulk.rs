@@ -1,0 +1,240 @@
+//! The bulk verifier against its limit and against the naive path, side by side in one run:
+//! `cargo bench -p tongban-benches --bench bulk`.
+//!
+//! - (a) `verify_batch` alone over pre-decoded signatures, in batches of the pipeline's size: the
+//!   limit, on one thread and on two;
+//! - (b) the full bulk pipeline (decode, seal table, batch signatures, claims, disclosures, status,
+//!   ordered results) on one thread and on two, and one batch call without the pipeline;
+//! - (c) the naive path: coset decode and `verify_strict`, one certificate at a time;
+//! - the verified-digest cache, cold (every certificate new) and warm (every one a repeat).
+//!
+//! Each iteration verifies the same 2,048 valid certificates of 16 regions and 32 seals.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use coset::{CoseSign1, TaggedCborSerializable};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use ed25519_dalek::{Signature, VerifyingKey};
+use tongban_core::bulk::{CompactStatus, Config, DigestCache, FastVerifier, Scratch, pipeline};
+use tongban_core::envelope::{Envelope, Kind};
+use tongban_core::keys::KeyId;
+use tongban_core::testkit::NOW;
+use tongban_core::testkit::bulk::{Mix, generate};
+use tongban_core::trust::TrustStore;
+use tongban_core::values::Time;
+
+const COUNT: u64 = 2048;
+
+fn must<T, E: std::fmt::Display>(result: Result<T, E>) -> T {
+    result.unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Pre-decoded signatures for (a): messages, signatures and decompressed keys.
+struct Decoded {
+    messages: Vec<Vec<u8>>,
+    signatures: Vec<Signature>,
+    keys: Vec<VerifyingKey>,
+}
+
+fn raw_batches(decoded: &Decoded, range: std::ops::Range<usize>, batch: usize) {
+    let messages: Vec<&[u8]> = decoded.messages[range.clone()]
+        .iter()
+        .map(Vec::as_slice)
+        .collect();
+    let signatures = &decoded.signatures[range.clone()];
+    let keys = &decoded.keys[range];
+    for ((m, s), k) in messages
+        .chunks(batch)
+        .zip(signatures.chunks(batch))
+        .zip(keys.chunks(batch))
+    {
+        must(ed25519_dalek::verify_batch(m, s, k));
+    }
+}
+
+fn run_pipeline(
+    verifier: &FastVerifier,
+    cache: Option<&DigestCache>,
+    config: &Config,
+    certificates: &[Vec<u8>],
+) -> u64 {
+    let input = certificates
+        .iter()
+        .map(|c| Ok::<_, std::convert::Infallible>(((), c.clone())));
+    let mut valid = 0u64;
+    let summary = must(pipeline::run(verifier, cache, config, input, |(), o| {
+        valid += u64::from(o.code == tongban_core::Code::Ok);
+        Ok(())
+    }));
+    assert_eq!(valid, summary.certificates);
+    valid
+}
+
+fn bench(c: &mut Criterion) {
+    let now = Time::new(NOW).unwrap_or_else(|| panic!("now"));
+    let set = must(generate(COUNT, &Mix::valid(), 16));
+    let trust = must(TrustStore::load(&set.bundle, now, None));
+    let verifier = must(FastVerifier::new(&trust, CompactStatus::default(), now));
+    let certificates: Vec<Vec<u8>> = set.certificates.iter().map(|c| c.bytes.clone()).collect();
+    let config = Config::new(1);
+    let batch = config.batch_size;
+    let mut decoded = Decoded {
+        messages: Vec::new(),
+        signatures: Vec::new(),
+        keys: Vec::new(),
+    };
+    for bytes in &certificates {
+        let envelope = must(Envelope::open(bytes, Kind::Certificate));
+        let seal = verifier
+            .seals()
+            .get(&envelope.kid)
+            .unwrap_or_else(|| panic!("seal"));
+        decoded.messages.push(envelope.signed_bytes());
+        decoded
+            .signatures
+            .push(Signature::from_bytes(&envelope.signature));
+        decoded.keys.push(seal.key);
+    }
+    let n = certificates.len();
+
+    let mut group = c.benchmark_group("bulk");
+    group.throughput(Throughput::Elements(COUNT));
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(6));
+    group.warm_up_time(Duration::from_secs(2));
+    group.bench_function("a raw verify_batch, 1 thread", |b| {
+        b.iter(|| raw_batches(black_box(&decoded), 0..n, batch))
+    });
+    group.bench_function("a raw verify_batch, 2 threads", |b| {
+        b.iter(|| {
+            std::thread::scope(|s| {
+                s.spawn(|| raw_batches(&decoded, 0..n / 2, batch));
+                raw_batches(&decoded, n / 2..n, batch);
+            })
+        })
+    });
+    group.bench_function("b bulk pipeline, 1 thread", |b| {
+        b.iter(|| run_pipeline(&verifier, None, &Config::new(1), black_box(&certificates)))
+    });
+    group.bench_function("b bulk pipeline, 2 threads", |b| {
+        b.iter(|| run_pipeline(&verifier, None, &Config::new(2), black_box(&certificates)))
+    });
+    group.bench_function("b FastVerifier::verify_batch, no pipeline", |b| {
+        let mut scratch = Scratch::default();
+        b.iter(|| {
+            let mut out = Vec::with_capacity(n);
+            for chunk in certificates.chunks(batch) {
+                let slices: Vec<&[u8]> = chunk.iter().map(Vec::as_slice).collect();
+                verifier.verify_batch(black_box(&slices), None, &mut scratch, &mut out);
+            }
+            out.len()
+        })
+    });
+    group.bench_function("c naive coset + verify_strict", |b| {
+        b.iter(|| {
+            let mut valid = 0u64;
+            for bytes in black_box(&certificates) {
+                let sign1 = must(CoseSign1::from_tagged_slice(bytes));
+                let kid = KeyId::from_slice(&sign1.protected.header.key_id)
+                    .unwrap_or_else(|| panic!("kid"));
+                let seal = trust.seal(&kid).unwrap_or_else(|| panic!("seal"));
+                let signature: [u8; 64] = sign1
+                    .signature
+                    .as_slice()
+                    .try_into()
+                    .unwrap_or_else(|_| panic!("signature"));
+                let tbs = sign1.tbs_data(b"");
+                valid += u64::from(seal.info.key.verify_strict(&tbs, &signature));
+            }
+            assert_eq!(valid, COUNT);
+            valid
+        })
+    });
+    group.finish();
+
+    // Where the time of (b) beyond (a) goes: the stages around the signature check.
+    let mut group = c.benchmark_group("bulk stages");
+    group.throughput(Throughput::Elements(COUNT));
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(3));
+    group.warm_up_time(Duration::from_secs(1));
+    group.bench_function("steps 1-7: open envelope, find seal", |b| {
+        b.iter(|| {
+            certificates
+                .iter()
+                .filter(|c| {
+                    Envelope::open(black_box(c), Kind::Certificate)
+                        .is_ok_and(|e| verifier.seals().get(&e.kid).is_some())
+                })
+                .count()
+        })
+    });
+    let opened: Vec<_> = certificates
+        .iter()
+        .map(|c| {
+            let envelope = must(Envelope::open(c, Kind::Certificate));
+            let seal = verifier
+                .seals()
+                .get(&envelope.kid)
+                .unwrap_or_else(|| panic!("seal"));
+            (envelope, seal)
+        })
+        .collect();
+    group.bench_function("steps 9-16: verify_signed", |b| {
+        b.iter(|| {
+            opened
+                .iter()
+                .filter(|(e, s)| {
+                    tongban_core::cert::verify_signed(e, &s.entry, verifier.status(), now)
+                        .is_valid()
+                })
+                .count()
+        })
+    });
+    group.bench_function("cache key: BLAKE3 of the bytes", |b| {
+        b.iter(|| {
+            certificates
+                .iter()
+                .map(|c| DigestCache::key(black_box(c))[0] as usize)
+                .sum::<usize>()
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("bulk cache");
+    group.throughput(Throughput::Elements(COUNT));
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(5));
+    group.warm_up_time(Duration::from_secs(1));
+    group.bench_function("pipeline, 1 thread, no cache", |b| {
+        b.iter(|| run_pipeline(&verifier, None, &Config::new(1), black_box(&certificates)))
+    });
+    group.bench_function("pipeline, 1 thread, cold cache (all new)", |b| {
+        b.iter(|| {
+            let cache = DigestCache::new(1 << 16);
+            run_pipeline(
+                &verifier,
+                Some(&cache),
+                &Config::new(1),
+                black_box(&certificates),
+            )
+        })
+    });
+    let warm = DigestCache::new(1 << 16);
+    run_pipeline(&verifier, Some(&warm), &Config::new(1), &certificates);
+    group.bench_function("pipeline, 1 thread, warm cache (all repeats)", |b| {
+        b.iter(|| {
+            run_pipeline(
+                &verifier,
+                Some(&warm),
+                &Config::new(1),
+                black_box(&certificates),
+            )
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
