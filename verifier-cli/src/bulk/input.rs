@@ -55,8 +55,9 @@ pub enum InputError {
 /// Where one certificate came from.
 #[derive(Clone, Debug)]
 pub struct Position {
-    /// The input as named on the command line, or a file inside a named directory.
-    pub input: std::sync::Arc<str>,
+    /// The input as named on the command line, or a file inside a named directory, as a JSON
+    /// string literal (made once per input, not once per certificate).
+    pub input_json: std::sync::Arc<str>,
     /// The certificate's number within that input, from 0.
     pub index: u64,
 }
@@ -181,10 +182,11 @@ pub fn from_reader(
         }
         other => other,
     };
-    let input: std::sync::Arc<str> = name.into();
+    let input: std::sync::Arc<str> = super::json_string(name).into();
     Ok(match format {
         Format::Jsonl => Box::new(JsonLines {
             reader,
+            name: name.to_owned(),
             input,
             line: 0,
             index: 0,
@@ -193,6 +195,7 @@ pub fn from_reader(
         }),
         _ => Box::new(Stream {
             reader,
+            name: name.to_owned(),
             input,
             index: 0,
             offset: 0,
@@ -204,6 +207,9 @@ pub fn from_reader(
 /// A bulk stream: records of a 4-byte big-endian length and that many bytes.
 struct Stream {
     reader: Box<dyn BufRead>,
+    /// The input's name, for errors.
+    name: String,
+    /// The input's name as a JSON string, for result lines.
     input: std::sync::Arc<str>,
     index: u64,
     offset: u64,
@@ -213,7 +219,7 @@ struct Stream {
 impl Stream {
     fn truncated(&self) -> InputError {
         InputError::StreamTruncated {
-            input: self.input.to_string(),
+            input: self.name.clone(),
             index: self.index,
             offset: self.offset,
         }
@@ -226,7 +232,7 @@ impl Stream {
             let read = match self.reader.read(&mut prefix[got..]) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(unreadable(&self.input)(e)),
+                Err(e) => return Err(unreadable(&self.name)(e)),
             };
             if read == 0 {
                 return if got == 0 {
@@ -240,7 +246,7 @@ impl Stream {
         let length = u64::from(u32::from_be_bytes(prefix));
         if length > MAX_RECORD as u64 {
             return Err(InputError::RecordTooLong {
-                input: self.input.to_string(),
+                input: self.name.clone(),
                 index: self.index,
                 offset: self.offset,
                 length,
@@ -251,7 +257,7 @@ impl Stream {
             if e.kind() == io::ErrorKind::UnexpectedEof {
                 self.truncated()
             } else {
-                unreadable(&self.input)(e)
+                unreadable(&self.name)(e)
             }
         })?;
         self.offset += 4 + length;
@@ -269,7 +275,7 @@ impl Iterator for Stream {
         match self.next_record() {
             Ok(Some(record)) => {
                 let position = Position {
-                    input: self.input.clone(),
+                    input_json: self.input.clone(),
                     index: self.index,
                 };
                 self.index += 1;
@@ -290,6 +296,9 @@ impl Iterator for Stream {
 /// JSON lines: each non-blank line a JSON string holding a certificate in padded base64.
 struct JsonLines {
     reader: Box<dyn BufRead>,
+    /// The input's name, for errors.
+    name: String,
+    /// The input's name as a JSON string, for result lines.
     input: std::sync::Arc<str>,
     line: u64,
     index: u64,
@@ -310,7 +319,7 @@ impl JsonLines {
         let mut limited = (&mut self.reader).take(MAX_LINE as u64 + 1);
         let read = limited
             .read_until(b'\n', &mut self.buffer)
-            .map_err(unreadable(&self.input))?;
+            .map_err(unreadable(&self.name))?;
         if read == 0 {
             return Ok(Line::End);
         }
@@ -319,7 +328,7 @@ impl JsonLines {
             // Skip the rest of the line in bounded pieces.
             loop {
                 let (skip, found) = {
-                    let available = self.reader.fill_buf().map_err(unreadable(&self.input))?;
+                    let available = self.reader.fill_buf().map_err(unreadable(&self.name))?;
                     if available.is_empty() {
                         break;
                     }
@@ -340,7 +349,7 @@ impl JsonLines {
 
     fn invalid(&self, reason: impl Into<String>) -> InputError {
         InputError::Line {
-            input: self.input.to_string(),
+            input: self.name.clone(),
             line: self.line,
             reason: reason.into(),
         }
@@ -384,7 +393,7 @@ impl Iterator for JsonLines {
         match self.next_record() {
             Ok(Some(record)) => {
                 let position = Position {
-                    input: self.input.clone(),
+                    input_json: self.input.clone(),
                     index: self.index,
                 };
                 self.index += 1;
@@ -452,7 +461,7 @@ impl Iterator for Directory {
             match self.read(&path) {
                 Ok(Some(bytes)) => {
                     let position = Position {
-                        input: path.display().to_string().into(),
+                        input_json: super::json_string(&path.display().to_string()).into(),
                         index: 0,
                     };
                     return Some(Ok((position, bytes)));

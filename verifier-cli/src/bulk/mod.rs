@@ -81,18 +81,36 @@ impl Tally {
     }
 }
 
-/// One result line (specs/bulk.md §3).
-fn line(position: &Position, outcome: &Outcome) -> String {
-    let mut text = json!({
-        "input": &*position.input,
-        "index": position.index,
-        "id": outcome.id.as_deref(),
-        "verdict": outcome.verdict.as_str(),
-        "code": outcome.code.as_str(),
-    })
-    .to_string();
-    text.push('\n');
-    text
+/// Appends one result line (specs/bulk.md §3). Written by hand rather than through
+/// `serde_json::Value`: at a hundred thousand lines a second the formatting would otherwise take a
+/// noticeable share of a core.
+fn line(out: &mut String, position: &Position, outcome: &Outcome) {
+    use std::fmt::Write as _;
+    let id = match outcome.id.as_deref() {
+        None => "null".to_owned(),
+        Some(id) => json_string(id),
+    };
+    // Writing to a String cannot fail.
+    let _ = writeln!(
+        out,
+        "{{\"input\":{},\"index\":{},\"id\":{id},\"verdict\":\"{}\",\"code\":\"{}\"}}",
+        position.input_json,
+        position.index,
+        outcome.verdict.as_str(),
+        outcome.code.as_str(),
+    );
+}
+
+/// `text` as a JSON string literal.
+pub fn json_string(text: &str) -> String {
+    if text
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'/'))
+    {
+        format!("\"{text}\"")
+    } else {
+        serde_json::Value::from(text).to_string()
+    }
 }
 
 fn progress(args: &BulkArgs) -> Option<ProgressBar> {
@@ -146,6 +164,7 @@ pub fn run(args: &BulkArgs) -> Result<ExitCode> {
     let mut tally = Tally::default();
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut text = String::with_capacity(256);
     let result = pipeline::run(
         &verifier,
         cache.as_ref(),
@@ -156,8 +175,9 @@ pub fn run(args: &BulkArgs) -> Result<ExitCode> {
             if let Some(bar) = &bar {
                 bar.inc(1);
             }
-            out.write_all(line(&position, &outcome).as_bytes())
-                .map_err(Stop::Output)
+            text.clear();
+            line(&mut text, &position, &outcome);
+            out.write_all(text.as_bytes()).map_err(Stop::Output)
         },
     );
     let flushed = out.flush();
@@ -203,4 +223,36 @@ pub fn run(args: &BulkArgs) -> Result<ExitCode> {
     } else {
         ExitCode::from(EXIT_INVALID)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn result_lines_are_json_whatever_the_names() {
+        for name in ["certs.tbb", "-", "证照/\"quoted\"\\dir\n.tbb", "a b.tbc"] {
+            let position = Position {
+                input_json: json_string(name).into(),
+                index: 7,
+            };
+            for id in [None, Some("1.2.156.3005.2.X.Y.Z.001.Q")] {
+                let outcome = Outcome {
+                    verdict: Verdict::Invalid,
+                    code: tongban_core::Code::Expired,
+                    id: id.map(Into::into),
+                };
+                let mut text = String::new();
+                line(&mut text, &position, &outcome);
+                assert!(text.ends_with('\n'));
+                let parsed: serde_json::Value =
+                    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+                assert_eq!(parsed["input"], name);
+                assert_eq!(parsed["index"], 7);
+                assert_eq!(parsed["id"].as_str(), id);
+                assert_eq!(parsed["verdict"], "invalid");
+                assert_eq!(parsed["code"], "EXPIRED");
+            }
+        }
+    }
 }
