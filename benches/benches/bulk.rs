@@ -131,6 +131,42 @@ fn bench(c: &mut Criterion) {
             out.len()
         })
     });
+    let mixed = must(generate(
+        COUNT,
+        &must(Mix::parse(
+            "valid=90,revoked=3,expired=3,tampered=2,foreign=1,malformed=1",
+        )),
+        16,
+    ));
+    let mixed_trust = must(TrustStore::load(&mixed.bundle, now, None));
+    let mut mixed_status = CompactStatus::default();
+    for bytes in &mixed.snapshots {
+        mixed_status.add(must(tongban_core::trust::StatusSnapshot::load(
+            bytes,
+            &mixed_trust,
+        )));
+    }
+    let mixed_verifier = must(FastVerifier::new(&mixed_trust, mixed_status, now));
+    let mixed_certificates: Vec<Vec<u8>> =
+        mixed.certificates.iter().map(|c| c.bytes.clone()).collect();
+    group.bench_function("b bulk pipeline, 1 thread, gen's default mix", |b| {
+        b.iter(|| {
+            let input = mixed_certificates
+                .iter()
+                .map(|c| Ok::<_, std::convert::Infallible>(((), c.clone())));
+            must(pipeline::run(
+                &mixed_verifier,
+                None,
+                &Config::new(1),
+                input,
+                |(), o| {
+                    black_box(o);
+                    Ok(())
+                },
+            ))
+            .certificates
+        })
+    });
     group.bench_function("c naive coset + verify_strict", |b| {
         b.iter(|| {
             let mut valid = 0u64;
