@@ -7,7 +7,7 @@ pub mod issue;
 pub mod verify;
 
 pub use claims::{Claims, Predecessor, TrustLevel};
-pub use disclosure::{Disclosure, FieldName, FieldValue, HolderIdType};
+pub use disclosure::{Disclosure, FieldName, FieldValue, FieldValueRef, HolderIdType};
 pub use issue::{Draft, Holder, Issued, SaltSource, issue, present};
 pub use verify::{
     Inspection, StatusSource, StatusView, Verdict, Verification, find_seal, inspect, verify,

@@ -1,7 +1,7 @@
 //! Verifying an e-certificate: specs/verification.md §2, step by step.
 
 use crate::cert::claims::Claims;
-use crate::cert::disclosure::{self, Disclosure, FieldName, FieldValue};
+use crate::cert::disclosure::{self, Disclosure, FieldName, FieldValue, FieldValueRef};
 use crate::codes::{Code, Failure};
 use crate::envelope::{Envelope, Kind};
 use crate::ids::RegionCode;
@@ -100,7 +100,9 @@ pub fn verify(
 
 /// Steps 9–16 for a certificate whose envelope passed steps 1–6, whose seal was found (step 7) and
 /// whose signature verified under that seal's key (step 8). This is the second half of [`verify`],
-/// shared with the bulk verifier, which checks step 8 in batches; step 0 is the caller's.
+/// shared with the bulk verifier, which checks step 8 in batches; step 0 is the caller's. The
+/// verdict, code, claims and status are [`verify`]'s; the disclosed fields are checked but not
+/// kept (`disclosed` stays empty), nor are the digest and seal names filled in.
 pub fn verify_signed(
     envelope: &Envelope<'_>,
     seal: &SealEntry,
@@ -109,7 +111,7 @@ pub fn verify_signed(
 ) -> Verification {
     let mut result = Verification::new();
     result.kid = Some(envelope.kid);
-    let outcome = finish(envelope, seal, status, now, &mut result);
+    let outcome = finish(envelope, seal, status, now, Fields::Skip, &mut result);
     result.settle(outcome);
     result
 }
@@ -159,7 +161,15 @@ fn run(
     ));
     // 8
     envelope.verify(&seal.info.key)?;
-    finish(&envelope, seal, status, now, out)
+    finish(&envelope, seal, status, now, Fields::Record, out)
+}
+
+/// Whether a verification keeps the disclosed fields (the single path reports them; the bulk
+/// path reports only verdict, code and identifier, and skips copying them).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fields {
+    Record,
+    Skip,
 }
 
 /// Steps 9–15, once the signature holds.
@@ -168,6 +178,7 @@ fn finish(
     seal: &SealEntry,
     status: &impl StatusSource,
     now: Time,
+    fields: Fields,
     out: &mut Verification,
 ) -> Result<(), Failure> {
     // 9
@@ -175,7 +186,12 @@ fn finish(
     // 10
     let disclosed = check_disclosures(envelope, &claims)?;
     out.undisclosed = claims.digests.len() - disclosed.len();
-    out.disclosed = disclosed;
+    if fields == Fields::Record {
+        out.disclosed = disclosed
+            .into_iter()
+            .filter_map(|(name, value)| FieldName::parse(name).map(|n| (n, value.to_owned())))
+            .collect();
+    }
     let claims = out.claims.insert(claims);
     // 11–13
     check_seal(claims, seal)?;
@@ -214,15 +230,16 @@ impl StatusSource for StatusTable {
 }
 
 /// Step 10. At most 256 disclosures travel with a certificate, so earlier ones are looked up by
-/// scanning: cheaper than hashing for the handful a certificate usually carries.
-fn check_disclosures(
-    envelope: &Envelope<'_>,
+/// scanning: cheaper than hashing for the handful a certificate usually carries. Returns the
+/// opened fields, borrowed from the received bytes.
+fn check_disclosures<'a>(
+    envelope: &Envelope<'a>,
     claims: &Claims,
-) -> Result<Vec<(FieldName, FieldValue)>, Failure> {
+) -> Result<Vec<(&'a str, FieldValueRef<'a>)>, Failure> {
     let mut digests: Vec<[u8; 32]> = Vec::with_capacity(envelope.disclosures.len());
-    let mut opened: Vec<(FieldName, FieldValue)> = Vec::with_capacity(envelope.disclosures.len());
+    let mut opened: Vec<(&str, FieldValueRef<'_>)> = Vec::with_capacity(envelope.disclosures.len());
     for (i, bytes) in envelope.disclosures.iter().enumerate() {
-        let (name, value) = Disclosure::read(bytes).map_err(|mut f| {
+        let (name, value) = Disclosure::read_borrowed(bytes).map_err(|mut f| {
             f.detail = format!("disclosure {i}: {}", f.detail);
             f
         })?;
