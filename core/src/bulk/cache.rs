@@ -38,6 +38,15 @@ impl Shard {
     }
 }
 
+fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
+    shard.lock().unwrap_or_else(|poisoned| {
+        // A thread panicked while holding the shard: forget what it held rather than trust it.
+        let mut guard = poisoned.into_inner();
+        *guard = Shard::default();
+        guard
+    })
+}
+
 /// A bounded, thread-safe verified-digest cache.
 pub struct DigestCache {
     shards: Vec<Mutex<Shard>>,
@@ -69,13 +78,7 @@ impl DigestCache {
     }
 
     fn shard(&self, key: &[u8; 32]) -> MutexGuard<'_, Shard> {
-        let shard = &self.shards[usize::from(key[0]) % SHARDS];
-        shard.lock().unwrap_or_else(|poisoned| {
-            // A thread panicked while holding the shard: forget what it held rather than trust it.
-            let mut guard = poisoned.into_inner();
-            *guard = Shard::default();
-            guard
-        })
+        lock(&self.shards[usize::from(key[0]) % SHARDS])
     }
 
     /// The outcome recorded for `key` under `context`, if any.
@@ -118,11 +121,10 @@ impl DigestCache {
 
     /// Outcomes held now.
     pub fn len(&self) -> usize {
-        (0..SHARDS)
-            .map(|i| {
-                let mut key = [0u8; 32];
-                key[0] = i as u8;
-                let shard = self.shard(&key);
+        self.shards
+            .iter()
+            .map(|shard| {
+                let shard = lock(shard);
                 shard.current.len() + shard.previous.len()
             })
             .sum()
