@@ -119,9 +119,15 @@ fn progress(args: &BulkArgs) -> Option<ProgressBar> {
     }
     let bar = ProgressBar::new_spinner();
     let style = ProgressStyle::with_template(
-        "{spinner} {human_pos} certificates  {per_sec}  {elapsed_precise}",
+        "{spinner} {human_pos} certificates  {rate}  {elapsed_precise}",
     )
-    .ok()?;
+    .ok()?
+    .with_key(
+        "rate",
+        |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = write!(w, "{:.0}/s", state.per_sec());
+        },
+    );
     bar.set_style(style);
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
     Some(bar)
