@@ -152,13 +152,18 @@ impl<'a> Envelope<'a> {
 /// `["Signature1", protected, h'', payload]`, encoded with shortest heads (RFC 9052 §4.4).
 pub fn sig_structure(protected: &[u8], payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(protected.len() + payload.len() + 24);
+    write_sig_structure(&mut out, protected, payload);
+    out
+}
+
+/// Appends the Sig_structure to `out`: the bulk verifier builds a batch's messages in one buffer.
+pub fn write_sig_structure(out: &mut Vec<u8>, protected: &[u8], payload: &[u8]) {
     out.push(0x84);
     out.push(0x6a);
     out.extend_from_slice(b"Signature1");
-    cbor::write_bytes(&mut out, protected);
+    cbor::write_bytes(out, protected);
     out.push(0x40);
-    cbor::write_bytes(&mut out, payload);
-    out
+    cbor::write_bytes(out, payload);
 }
 
 fn read_protected(protected: &[u8], kind: Kind) -> Result<KeyId, Failure> {

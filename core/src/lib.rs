@@ -4,6 +4,7 @@
 //! signed envelope, trust bundles, e-seals, e-certificates with selective disclosure, the status
 //! model, and the verification algorithm of `specs/verification.md`.
 
+pub mod bulk;
 pub mod cbor;
 pub mod cert;
 pub mod codes;

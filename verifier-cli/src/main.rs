@@ -2,6 +2,8 @@
 //! vectors.
 
 mod audit;
+mod bulk;
+mod generate;
 mod report;
 mod vectors;
 
@@ -16,8 +18,8 @@ use tongban_core::trust::{StatusSnapshot, StatusTable, TrustStore};
 use tongban_core::values::Time;
 
 /// Exit codes: 0 valid (or every case passed), 1 invalid (or a case failed), 2 could not check.
-const EXIT_INVALID: u8 = 1;
-const EXIT_ERROR: u8 = 2;
+pub(crate) const EXIT_INVALID: u8 = 1;
+pub(crate) const EXIT_ERROR: u8 = 2;
 
 #[derive(Parser)]
 #[command(
@@ -66,11 +68,10 @@ enum Command {
         #[arg(long)]
         export: Option<PathBuf>,
     },
-    /// (not built yet) Verify millions of certificates through the fast path.
-    Bulk {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
-    },
+    /// Verify many certificates through the fast path; one JSON line per certificate.
+    Bulk(bulk::BulkArgs),
+    /// Make a large test set (stream, trust bundle, status snapshots) from the fixed test keys.
+    Gen(generate::GenArgs),
     /// Audit signed transparency logs.
     Audit {
         #[command(subcommand)]
@@ -135,11 +136,11 @@ fn audit_replay(dirs: &[PathBuf], json: bool) -> Result<ExitCode> {
     })
 }
 
-fn read(path: &Path) -> Result<Vec<u8>> {
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
-fn now_or(now: Option<u64>) -> Result<Time> {
+pub(crate) fn now_or(now: Option<u64>) -> Result<Time> {
     let seconds = match now {
         Some(s) => s,
         None => std::time::SystemTime::now()
@@ -148,6 +149,14 @@ fn now_or(now: Option<u64>) -> Result<Time> {
             .as_secs(),
     };
     Time::new(seconds).ok_or_else(|| anyhow!("time {seconds} out of range"))
+}
+
+/// The `--federation-kid` option's key id.
+pub(crate) fn pinned_kid(federation_kid: Option<&str>) -> Result<Option<KeyId>> {
+    federation_kid
+        .map(|k| hex::decode(k).ok().and_then(|b| KeyId::from_slice(&b)))
+        .map(|k| k.ok_or_else(|| anyhow!("--federation-kid must be 32 hex digits")))
+        .transpose()
 }
 
 fn verify(
@@ -159,10 +168,7 @@ fn verify(
     json: bool,
 ) -> Result<ExitCode> {
     let now = now_or(now)?;
-    let pinned = federation_kid
-        .map(|k| hex::decode(k).ok().and_then(|b| KeyId::from_slice(&b)))
-        .map(|k| k.ok_or_else(|| anyhow!("--federation-kid must be 32 hex digits")))
-        .transpose()?;
+    let pinned = pinned_kid(federation_kid)?;
     let store = TrustStore::load(&read(trust)?, now, pinned)
         .map_err(|f| anyhow!("trust bundle {}: {f}", trust.display()))?;
     let mut table = StatusTable::default();
@@ -229,11 +235,6 @@ fn conformance(path: &Path, export: Option<&Path>) -> Result<ExitCode> {
     })
 }
 
-fn not_built(command: &str, issue: u32) -> Result<ExitCode> {
-    eprintln!("tongban-verify {command}: not built yet (tracked in issue #{issue})");
-    Ok(ExitCode::from(EXIT_ERROR))
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match &cli.command {
@@ -247,7 +248,8 @@ fn main() -> ExitCode {
         } => verify(file, trust, status, *now, federation_kid.as_deref(), *json),
         Command::Inspect { file, json } => inspect(file, *json),
         Command::Conformance { vectors, export } => conformance(vectors, export.as_deref()),
-        Command::Bulk { .. } => not_built("bulk", 6),
+        Command::Bulk(args) => bulk::run(args),
+        Command::Gen(args) => generate::run(args),
         Command::Audit {
             command: AuditCommand::Replay { bundles, json },
         } => audit_replay(bundles, *json),

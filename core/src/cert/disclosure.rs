@@ -31,12 +31,17 @@ pub struct FieldName(String);
 
 impl FieldName {
     pub fn parse(name: &str) -> Option<FieldName> {
+        FieldName::is_valid(name).then(|| FieldName(name.to_owned()))
+    }
+
+    /// Whether `name` is a valid field name (certificate.md §3).
+    pub fn is_valid(name: &str) -> bool {
         let charset = name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.');
         let known = matches!(name, HOLDER_NAME | HOLDER_ID_TYPE | HOLDER_ID_NUMBER)
             || (name.len() > LICENCE_PREFIX.len() && name.starts_with(LICENCE_PREFIX));
-        (charset && known && name.len() <= MAX_NAME).then(|| FieldName(name.to_owned()))
+        charset && known && name.len() <= MAX_NAME
     }
 
     pub fn as_str(&self) -> &str {
@@ -47,6 +52,24 @@ impl FieldName {
 impl fmt::Display for FieldName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// A field's value as it lies in a received disclosure's bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldValueRef<'a> {
+    Text(&'a str),
+    Int(i64),
+    Bool(bool),
+}
+
+impl FieldValueRef<'_> {
+    pub fn to_owned(self) -> FieldValue {
+        match self {
+            FieldValueRef::Text(t) => FieldValue::Text(t.to_owned()),
+            FieldValueRef::Int(i) => FieldValue::Int(i),
+            FieldValueRef::Bool(b) => FieldValue::Bool(b),
+        }
     }
 }
 
@@ -133,9 +156,16 @@ pub struct Disclosure {
     pub bytes: Vec<u8>,
 }
 
-/// The digest of a disclosure's exact bytes.
+/// The digest of a disclosure's exact bytes: `blake3::derive_key(DISCLOSURE_CONTEXT, bytes)`,
+/// with the context hashed once per process instead of once per disclosure (a verifier computes
+/// several digests per certificate).
 pub fn digest(bytes: &[u8]) -> [u8; 32] {
-    blake3::derive_key(DISCLOSURE_CONTEXT, bytes)
+    use blake3::hazmat::{ContextKey, HasherExt, hash_derive_key_context};
+    static CONTEXT_KEY: std::sync::OnceLock<ContextKey> = std::sync::OnceLock::new();
+    let key = CONTEXT_KEY.get_or_init(|| hash_derive_key_context(DISCLOSURE_CONTEXT));
+    let mut hasher = blake3::Hasher::new_from_context_key(key);
+    hasher.update(bytes);
+    *hasher.finalize().as_bytes()
 }
 
 impl Disclosure {
@@ -164,6 +194,24 @@ impl Disclosure {
     /// Reads a received disclosure (the shape part of step 10): `DISCLOSURE_MALFORMED` unless its
     /// bytes are strict CBOR of `[bstr .size 16, field name, value]`.
     pub fn open(bytes: &[u8]) -> Result<Disclosure, Failure> {
+        let (name, value) = Disclosure::read(bytes)?;
+        Ok(Disclosure {
+            name,
+            value,
+            digest: digest(bytes),
+            bytes: bytes.to_vec(),
+        })
+    }
+
+    /// The name and value of a received disclosure, checked as [`Disclosure::open`] does.
+    pub fn read(bytes: &[u8]) -> Result<(FieldName, FieldValue), Failure> {
+        let (name, value) = Disclosure::read_borrowed(bytes)?;
+        Ok((FieldName(name.to_owned()), value.to_owned()))
+    }
+
+    /// [`Disclosure::read`] without copying anything out of `bytes`: what a verifier that reports
+    /// no fields (the bulk verifier) needs to check step 10.
+    pub fn read_borrowed(bytes: &[u8]) -> Result<(&str, FieldValueRef<'_>), Failure> {
         let malformed = |what: &str| Failure::new(Code::DisclosureMalformed, what.to_owned());
         cbor::check(bytes, DISCLOSURE_LIMIT, false)
             .map_err(|f| malformed(&format!("not accepted CBOR: {f}")))?;
@@ -176,27 +224,22 @@ impl Disclosure {
         }
         let name = reader
             .text()
-            .and_then(FieldName::parse)
+            .filter(|n| FieldName::is_valid(n))
             .ok_or_else(|| malformed("field name invalid"))?;
         let value = if let Some(text) = reader.clone().text() {
             reader.text();
-            FieldValue::Text(text.to_owned())
+            if text.len() > MAX_VALUE_TEXT {
+                return Err(malformed("text value longer than 4096 bytes"));
+            }
+            FieldValueRef::Text(text)
         } else if let Some(i) = reader.int() {
-            FieldValue::Int(i)
+            FieldValueRef::Int(i)
         } else if let Some(b) = reader.bool() {
-            FieldValue::Bool(b)
+            FieldValueRef::Bool(b)
         } else {
             return Err(malformed("value is not text, integer or boolean"));
         };
-        if !value.valid() {
-            return Err(malformed("text value longer than 4096 bytes"));
-        }
-        Ok(Disclosure {
-            name,
-            value,
-            digest: digest(bytes),
-            bytes: bytes.to_vec(),
-        })
+        Ok((name, value))
     }
 }
 
@@ -236,6 +279,10 @@ mod tests {
         assert_eq!(
             made.digest,
             blake3::derive_key("tongban v1 disclosure", &made.bytes)
+        );
+        assert_eq!(
+            digest(b""),
+            blake3::derive_key("tongban v1 disclosure", b"")
         );
         Ok(())
     }

@@ -7,6 +7,9 @@ pub mod issue;
 pub mod verify;
 
 pub use claims::{Claims, Predecessor, TrustLevel};
-pub use disclosure::{Disclosure, FieldName, FieldValue, HolderIdType};
+pub use disclosure::{Disclosure, FieldName, FieldValue, FieldValueRef, HolderIdType};
 pub use issue::{Draft, Holder, Issued, SaltSource, issue, present};
-pub use verify::{Inspection, StatusView, Verdict, Verification, inspect, verify};
+pub use verify::{
+    Inspection, StatusSource, StatusView, Verdict, Verification, find_seal, inspect, verify,
+    verify_signed,
+};

@@ -1,11 +1,10 @@
 //! Verifying an e-certificate: specs/verification.md §2, step by step.
 
-use std::collections::HashSet;
-
 use crate::cert::claims::Claims;
-use crate::cert::disclosure::{Disclosure, FieldName, FieldValue};
+use crate::cert::disclosure::{self, Disclosure, FieldName, FieldValue, FieldValueRef};
 use crate::codes::{Code, Failure};
 use crate::envelope::{Envelope, Kind};
+use crate::ids::RegionCode;
 use crate::keys::KeyId;
 use crate::status::State;
 use crate::trust::{Lookup, SealEntry, StatusTable, TrustStore};
@@ -87,27 +86,64 @@ impl Verification {
 }
 
 /// Verifies `bytes` against `trust` and `status` at time `now`.
-pub fn verify(bytes: &[u8], trust: &TrustStore, status: &StatusTable, now: Time) -> Verification {
+pub fn verify(
+    bytes: &[u8],
+    trust: &TrustStore,
+    status: &impl StatusSource,
+    now: Time,
+) -> Verification {
     let mut result = Verification::new();
-    match run(bytes, trust, status, now, &mut result) {
-        Ok(()) => {
-            result.verdict = Verdict::Valid;
-            result.code = Code::Ok;
-            result.detail = "every check passed".into();
-        }
-        Err(failure) => {
-            result.verdict = Verdict::Invalid;
-            result.code = failure.code;
-            result.detail = failure.detail;
+    let outcome = run(bytes, trust, status, now, &mut result);
+    result.settle(outcome);
+    result
+}
+
+/// Steps 9–16 for a certificate whose envelope passed steps 1–6, whose seal was found (step 7) and
+/// whose signature verified under that seal's key (step 8). This is the second half of [`verify`],
+/// shared with the bulk verifier, which checks step 8 in batches; step 0 is the caller's. The
+/// verdict, code, claims and status are [`verify`]'s; the disclosed fields are checked but not
+/// kept (`disclosed` stays empty), nor are the digest and seal names filled in.
+pub fn verify_signed(
+    envelope: &Envelope<'_>,
+    seal: &SealEntry,
+    status: &impl StatusSource,
+    now: Time,
+) -> Verification {
+    let mut result = Verification::new();
+    result.kid = Some(envelope.kid);
+    let outcome = finish(envelope, seal, status, now, Fields::Skip, &mut result);
+    result.settle(outcome);
+    result
+}
+
+impl Verification {
+    fn settle(&mut self, outcome: Result<(), Failure>) {
+        match outcome {
+            Ok(()) => {
+                self.verdict = Verdict::Valid;
+                self.code = Code::Ok;
+                self.detail = "every check passed".into();
+            }
+            Err(failure) => {
+                self.verdict = Verdict::Invalid;
+                self.code = failure.code;
+                self.detail = failure.detail;
+            }
         }
     }
-    result
+}
+
+/// Step 7: the seal whose key id the protected header names, looked up by `lookup` (the trust
+/// store's table, or the bulk verifier's table prepared from it).
+pub fn find_seal<T>(kid: &KeyId, lookup: impl FnOnce(&KeyId) -> Option<T>) -> Result<T, Failure> {
+    lookup(kid)
+        .ok_or_else(|| Failure::new(Code::KidUnknown, format!("no e-seal with key id {kid}")))
 }
 
 fn run(
     bytes: &[u8],
     trust: &TrustStore,
-    status: &StatusTable,
+    status: &impl StatusSource,
     now: Time,
     out: &mut Verification,
 ) -> Result<(), Failure> {
@@ -118,24 +154,44 @@ fn run(
     out.kid = Some(envelope.kid);
     out.digest = Some(envelope.digest());
     // 7
-    let seal = trust.seal(&envelope.kid).ok_or_else(|| {
-        Failure::new(
-            Code::KidUnknown,
-            format!("no e-seal with key id {}", envelope.kid),
-        )
-    })?;
+    let seal = find_seal(&envelope.kid, |kid| trust.seal(kid))?;
     out.seal = Some((
         seal.info.id.as_str().to_owned(),
         seal.info.name.as_str().to_owned(),
     ));
     // 8
     envelope.verify(&seal.info.key)?;
+    finish(&envelope, seal, status, now, Fields::Record, out)
+}
+
+/// Whether a verification keeps the disclosed fields (the single path reports them; the bulk
+/// path reports only verdict, code and identifier, and skips copying them).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fields {
+    Record,
+    Skip,
+}
+
+/// Steps 9–15, once the signature holds.
+fn finish(
+    envelope: &Envelope<'_>,
+    seal: &SealEntry,
+    status: &impl StatusSource,
+    now: Time,
+    fields: Fields,
+    out: &mut Verification,
+) -> Result<(), Failure> {
     // 9
     let claims = Claims::decode(envelope.payload)?;
     // 10
-    let disclosed = check_disclosures(&envelope, &claims)?;
+    let disclosed = check_disclosures(envelope, &claims)?;
     out.undisclosed = claims.digests.len() - disclosed.len();
-    out.disclosed = disclosed.into_iter().map(|d| (d.name, d.value)).collect();
+    if fields == Fields::Record {
+        out.disclosed = disclosed
+            .into_iter()
+            .filter_map(|(name, value)| FieldName::parse(name).map(|n| (n, value.to_owned())))
+            .collect();
+    }
     let claims = out.claims.insert(claims);
     // 11–13
     check_seal(claims, seal)?;
@@ -144,31 +200,64 @@ fn run(
     check_status(claims, status, now, &mut out.status)
 }
 
-fn check_disclosures(envelope: &Envelope<'_>, claims: &Claims) -> Result<Vec<Disclosure>, Failure> {
-    let mut seen_digests = HashSet::new();
-    let mut seen_names = HashSet::new();
-    let mut opened = Vec::with_capacity(envelope.disclosures.len());
+/// What a verifier knows of certificates' states: the status snapshots it holds, in whatever
+/// structure (the single path's [`StatusTable`], the bulk verifier's compact index). Both answer
+/// these two questions, and [`check_status`] turns the answers into the code of steps 14–15.
+pub trait StatusSource {
+    /// The state of `id` in the snapshot of `region`, if one is held.
+    fn view(&self, region: &RegionCode, id: &str) -> StatusView;
+    /// Whether the snapshot of `region` lists `id` as a fulfilled promise.
+    fn promise_fulfilled(&self, region: &RegionCode, id: &str) -> bool;
+}
+
+impl StatusSource for StatusTable {
+    fn view(&self, region: &RegionCode, id: &str) -> StatusView {
+        match self.lookup(region, id) {
+            Lookup::Unknown => StatusView::Unknown,
+            Lookup::Valid { as_of } => StatusView::Valid { as_of },
+            Lookup::Listed { entry, as_of } => StatusView::Listed {
+                state: entry.state,
+                since: entry.since,
+                note: entry.note.clone(),
+                as_of,
+            },
+        }
+    }
+
+    fn promise_fulfilled(&self, region: &RegionCode, id: &str) -> bool {
+        StatusTable::promise_fulfilled(self, region, id)
+    }
+}
+
+/// Step 10. At most 256 disclosures travel with a certificate, so earlier ones are looked up by
+/// scanning: cheaper than hashing for the handful a certificate usually carries. Returns the
+/// opened fields, borrowed from the received bytes.
+fn check_disclosures<'a>(
+    envelope: &Envelope<'a>,
+    claims: &Claims,
+) -> Result<Vec<(&'a str, FieldValueRef<'a>)>, Failure> {
+    let mut digests: Vec<[u8; 32]> = Vec::with_capacity(envelope.disclosures.len());
+    let mut opened: Vec<(&str, FieldValueRef<'_>)> = Vec::with_capacity(envelope.disclosures.len());
     for (i, bytes) in envelope.disclosures.iter().enumerate() {
-        let disclosure = Disclosure::open(bytes).map_err(|mut f| {
+        let (name, value) = Disclosure::read_borrowed(bytes).map_err(|mut f| {
             f.detail = format!("disclosure {i}: {}", f.detail);
             f
         })?;
-        if claims.digests.binary_search(&disclosure.digest).is_err() {
+        let digest = disclosure::digest(bytes);
+        if claims.digests.binary_search(&digest).is_err() {
             return Err(Failure::new(
                 Code::DisclosureMismatch,
-                format!("disclosure {i} ({}) is not committed", disclosure.name),
+                format!("disclosure {i} ({name}) is not committed"),
             ));
         }
-        if !seen_digests.insert(disclosure.digest) || !seen_names.insert(disclosure.name.clone()) {
+        if digests.contains(&digest) || opened.iter().any(|(n, _)| *n == name) {
             return Err(Failure::new(
                 Code::DisclosureDuplicate,
-                format!(
-                    "disclosure {i} ({}) repeats an earlier one",
-                    disclosure.name
-                ),
+                format!("disclosure {i} ({name}) repeats an earlier one"),
             ));
         }
-        opened.push(disclosure);
+        digests.push(digest);
+        opened.push((name, value));
     }
     Ok(opened)
 }
@@ -240,21 +329,12 @@ fn check_validity(claims: &Claims, now: Time) -> Result<(), Failure> {
 
 fn check_status(
     claims: &Claims,
-    status: &StatusTable,
+    status: &impl StatusSource,
     now: Time,
     view: &mut StatusView,
 ) -> Result<(), Failure> {
     let id = claims.id.as_str();
-    *view = match status.lookup(&claims.region, id) {
-        Lookup::Unknown => StatusView::Unknown,
-        Lookup::Valid { as_of } => StatusView::Valid { as_of },
-        Lookup::Listed { entry, as_of } => StatusView::Listed {
-            state: entry.state,
-            since: entry.since,
-            note: entry.note.clone(),
-            as_of,
-        },
-    };
+    *view = status.view(&claims.region, id);
     if let StatusView::Listed { state, .. } = view {
         return Err(Failure::new(
             state.verification_code(),

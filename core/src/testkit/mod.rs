@@ -2,6 +2,7 @@
 //! tests, the benches and the generators share. Never use these keys for anything real: their seeds
 //! are published in specs/vectors/.
 
+pub mod bulk;
 pub mod log;
 pub mod raw;
 pub mod vectors;
@@ -111,7 +112,7 @@ pub struct TestFederation {
 }
 
 /// A seal valid from 30 days before T0 for five years: what most test seals are.
-fn current<'a>(
+pub(crate) fn current<'a>(
     id: &'a str,
     name: &'a str,
     agency_name: &'a str,
@@ -127,16 +128,16 @@ fn current<'a>(
     }
 }
 
-struct SealSpec<'a> {
-    id: &'a str,
-    name: &'a str,
-    agency_name: &'a str,
-    agency17: &'a str,
-    valid_from: u64,
-    valid_until: u64,
+pub(crate) struct SealSpec<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) name: &'a str,
+    pub(crate) agency_name: &'a str,
+    pub(crate) agency17: &'a str,
+    pub(crate) valid_from: u64,
+    pub(crate) valid_until: u64,
 }
 
-fn make_region(
+pub(crate) fn make_region(
     federation: &SecretKey,
     code: &str,
     name: &str,

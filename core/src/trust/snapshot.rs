@@ -202,6 +202,12 @@ struct RegionStatus {
     fulfilled: HashSet<String>,
 }
 
+/// Whether a snapshot of version `incoming` replaces the one held (of version `held`, if any): the
+/// highest version wins, and of two with the same version the first loaded stays.
+pub fn supersedes(held: Option<u64>, incoming: u64) -> bool {
+    held.is_none_or(|held| incoming > held)
+}
+
 /// The snapshots a verifier holds, one per region (the highest version wins).
 #[derive(Default)]
 pub struct StatusTable {
@@ -210,11 +216,10 @@ pub struct StatusTable {
 
 impl StatusTable {
     pub fn add(&mut self, snapshot: StatusSnapshot) {
-        if self
-            .regions
-            .get(&snapshot.region)
-            .is_some_and(|held| held.version >= snapshot.version)
-        {
+        if !supersedes(
+            self.regions.get(&snapshot.region).map(|h| h.version),
+            snapshot.version,
+        ) {
             return;
         }
         let status = RegionStatus {

@@ -1,0 +1,75 @@
+//! The seal table: prepared once per trust bundle, looked up by kid once per certificate.
+
+use std::collections::HashMap;
+
+use ed25519_dalek::VerifyingKey;
+
+use crate::bulk::screen::{KeyClass, classify_key};
+use crate::codes::{Code, Failure};
+use crate::keys::KeyId;
+use crate::trust::{SealEntry, TrustStore};
+
+/// One seal, with what the fast path needs precomputed.
+#[derive(Clone, Debug)]
+pub struct PreparedSeal {
+    pub entry: SealEntry,
+    /// The decompressed key (decompression costs microseconds: once per seal, not per certificate).
+    pub key: VerifyingKey,
+    /// Whether its signatures may be batched (specs/bulk.md §4).
+    pub batchable: bool,
+}
+
+/// Every e-seal of a trust bundle, by key id. A weak key never enters it.
+#[derive(Clone, Debug)]
+pub struct SealTable {
+    seals: HashMap<KeyId, PreparedSeal>,
+}
+
+impl SealTable {
+    /// Prepares the table from a loaded trust store. The store already refused weak keys when it
+    /// loaded the bundle (`WEAK_KEY`); the screen runs again here so that the batch path's safety
+    /// does not rest on a check made elsewhere.
+    pub fn prepare(trust: &TrustStore) -> Result<SealTable, Failure> {
+        let mut seals = HashMap::new();
+        for entry in trust.seals() {
+            seals.insert(entry.info.key.kid(), prepare_seal(entry.clone())?);
+        }
+        Ok(SealTable { seals })
+    }
+
+    pub fn get(&self, kid: &KeyId) -> Option<&PreparedSeal> {
+        self.seals.get(kid)
+    }
+
+    pub fn len(&self) -> usize {
+        self.seals.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.seals.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &PreparedSeal> {
+        self.seals.values()
+    }
+}
+
+/// Screens one seal's key: weak keys are refused with `WEAK_KEY`.
+pub fn prepare_seal(entry: SealEntry) -> Result<PreparedSeal, Failure> {
+    let key = *entry.info.key.verifying_key();
+    let batchable = match classify_key(&key) {
+        KeyClass::Weak => {
+            return Err(Failure::new(
+                Code::WeakKey,
+                format!("seal {} has a small-order key", entry.info.id),
+            ));
+        }
+        KeyClass::StrictOnly => false,
+        KeyClass::Batchable => true,
+    };
+    Ok(PreparedSeal {
+        entry,
+        key,
+        batchable,
+    })
+}
