@@ -499,3 +499,95 @@ fn input_errors_stop_the_run_after_what_was_read() -> TestResult {
     );
     Ok(())
 }
+
+/// A signature whose `R` carries a torsion point of order 2, made by the holder of the seal's key
+/// (specs/bulk.md §4.4): `R = r·B + T`, `S = r + k·a` with `k = H(R ‖ A ‖ M)`. Strict verification
+/// refuses it; the batch equation accepts it whenever its random coefficient is even.
+fn torsion_signature(key: &tongban_core::keys::SecretKey, message: &[u8]) -> [u8; 64] {
+    use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
+    use curve25519_dalek::scalar::Scalar;
+    use sha2::{Digest, Sha512};
+
+    let expanded = Sha512::digest(key.seed());
+    let mut a_bytes = [0u8; 32];
+    a_bytes.copy_from_slice(&expanded[..32]);
+    a_bytes[0] &= 248;
+    a_bytes[31] &= 127;
+    a_bytes[31] |= 64;
+    let a = Scalar::from_bytes_mod_order(a_bytes);
+    let r = Scalar::from_bytes_mod_order_wide(&Sha512::digest(b"torsion nonce").into());
+    let big_r = (ED25519_BASEPOINT_POINT * r + EIGHT_TORSION[4]).compress();
+    let mut hasher = Sha512::new();
+    hasher.update(big_r.as_bytes());
+    hasher.update(key.public().as_bytes());
+    hasher.update(message);
+    let k = Scalar::from_bytes_mod_order_wide(&hasher.finalize().into());
+    let s = r + k * a;
+    let mut signature = [0u8; 64];
+    signature[..32].copy_from_slice(big_r.as_bytes());
+    signature[32..].copy_from_slice(s.as_bytes());
+    signature
+}
+
+#[test]
+fn exact_mode_closes_the_torsion_gap_the_batch_leaves_open() -> TestResult {
+    let set = set(64, "valid=1", 2)?;
+    let federation = tongban_core::testkit::bulk::BulkFederation::new(2)?;
+    let at = now(NOW)?;
+    let (trust, table, _) = load(&set.bundle, &[])?;
+    let mut certificates = bytes_of(&set);
+    let envelope = Envelope::open(&certificates[7], Kind::Certificate)?;
+    let seal = federation
+        .regions
+        .iter()
+        .flat_map(|r| r.seals.iter())
+        .find(|s| s.key.public().kid() == envelope.kid)
+        .ok_or("the certificate's seal")?;
+    let signature = torsion_signature(
+        &seal.key,
+        &sig_structure(envelope.protected, envelope.payload),
+    );
+    let mut crafted = certificates[7].clone();
+    let tail = crafted.len() - 64;
+    crafted[tail..].copy_from_slice(&signature);
+    // The crafted signature is not a forgery by anyone else: the equation holds up to T.
+    assert_eq!(
+        single(&crafted, &trust, &table, at).code,
+        Code::SignatureInvalid
+    );
+    certificates[7] = crafted;
+    let slices: Vec<&[u8]> = certificates.iter().map(Vec::as_slice).collect();
+    let expected: Vec<Outcome> = certificates
+        .iter()
+        .map(|c| single(c, &trust, &table, at))
+        .collect();
+
+    // The batch path: each run draws fresh coefficients, so over 40 runs it accepts the crafted
+    // signature at least once (each run with probability 1/2). Should this ever stop, the gap is
+    // closed and specs/bulk.md §4.4 must say so.
+    let mut accepted = 0;
+    for _ in 0..40 {
+        let verifier = FastVerifier::new(&trust, CompactStatus::default(), at)?;
+        let mut out = Vec::new();
+        verifier.verify_batch(&slices, None, &mut Scratch::default(), &mut out);
+        if out[7].code == Code::Ok {
+            accepted += 1;
+        }
+    }
+    assert!(
+        accepted > 0,
+        "the batch path never accepted the crafted signature"
+    );
+
+    // Exact mode gives the single path's answer on every run.
+    for _ in 0..10 {
+        let verifier = FastVerifier::new(&trust, CompactStatus::default(), at)?.exact(true);
+        let mut scratch = Scratch::default();
+        let mut out = Vec::new();
+        verifier.verify_batch(&slices, None, &mut scratch, &mut out);
+        assert_eq!(out, expected);
+        assert_eq!(scratch.stats.batch_calls, 0);
+        assert_eq!(scratch.stats.strict, 64);
+    }
+    Ok(())
+}

@@ -160,6 +160,12 @@ fn every_line_has_the_single_paths_code() {
     let valid = expected.iter().filter(|c| **c == "OK").count();
     assert_eq!(summary["valid"], valid);
     assert_eq!(summary["codes"]["OK"], valid);
+    // --exact: the same lines, every signature checked one by one.
+    let exact = set.bulk(&[&set.path("certificates.tbb")], &["--exact"]);
+    assert_eq!(exact.status.code(), Some(1), "{}", stderr(&exact));
+    assert_eq!(codes(&exact), expected);
+    let signatures = &crate::summary(&exact)["signatures"];
+    assert_eq!(signatures["batch_calls"], 0, "{signatures}");
     // Each kind is in the set, and tongban-verify verify agrees on a certificate of each code.
     let manifest: serde_json::Value = must(serde_json::from_slice(&must(std::fs::read(
         set.dir.join("manifest.json"),

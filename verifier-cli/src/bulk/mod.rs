@@ -46,6 +46,11 @@ pub struct BulkArgs {
     /// repeats without checking them again (0: no cache).
     #[arg(long, default_value_t = 0)]
     cache: usize,
+    /// Check every signature one by one with strict verification, as `verify` does, instead of
+    /// in batches: slower, but equal to `verify` even on signatures an issuer crafted to be judged
+    /// differently by batch verification (specs/bulk.md §4.4).
+    #[arg(long)]
+    exact: bool,
     /// How files and standard input are laid out.
     #[arg(long, value_enum, default_value = "auto")]
     format: Format,
@@ -151,7 +156,8 @@ pub fn run(args: &BulkArgs) -> Result<ExitCode> {
         status.add(snapshot);
     }
     let verifier = FastVerifier::new(&trust, status, now)
-        .map_err(|f| anyhow!("trust bundle {}: {f}", args.trust.display()))?;
+        .map_err(|f| anyhow!("trust bundle {}: {f}", args.trust.display()))?
+        .exact(args.exact);
     drop(trust);
     let threads = match args.threads {
         Some(0) => return Err(anyhow!("--threads must be at least 1")),
