@@ -2,7 +2,8 @@
 //! `cargo bench -p tongban-benches --bench bulk`.
 //!
 //! - (a) `verify_batch` alone over pre-decoded signatures, in batches of the pipeline's size: the
-//!   limit, on one thread and on two;
+//!   limit, on one thread and on two; and (a′) the bulk path's own batch equation alone over the
+//!   same signatures (it gathers the terms of one seal key: specs/bulk.md §4);
 //! - (b) the full bulk pipeline (decode, seal table, batch signatures, claims, disclosures, status,
 //!   ordered results) on one thread and on two, and one batch call without the pipeline;
 //! - (c) the naive path: coset decode and `verify_strict`, one certificate at a time;
@@ -16,7 +17,10 @@ use std::time::Duration;
 use coset::{CoseSign1, TaggedCborSerializable};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ed25519_dalek::{Signature, VerifyingKey};
-use tongban_core::bulk::{CompactStatus, Config, DigestCache, FastVerifier, Scratch, pipeline};
+use tongban_core::bulk::equation::{Equation, Term};
+use tongban_core::bulk::{
+    CompactStatus, Config, DigestCache, FastVerifier, PreparedSeal, Scratch, pipeline,
+};
 use tongban_core::envelope::{Envelope, Kind};
 use tongban_core::keys::KeyId;
 use tongban_core::testkit::NOW;
@@ -31,13 +35,30 @@ fn must<T, E: std::fmt::Display>(result: Result<T, E>) -> T {
 }
 
 /// Pre-decoded signatures for (a): messages, signatures and decompressed keys.
-struct Decoded {
+struct Decoded<'a> {
     messages: Vec<Vec<u8>>,
     signatures: Vec<Signature>,
     keys: Vec<VerifyingKey>,
+    signature_bytes: Vec<[u8; 64]>,
+    seals: Vec<&'a PreparedSeal>,
 }
 
-fn raw_batches(decoded: &Decoded, range: std::ops::Range<usize>, batch: usize) {
+/// (a′): the bulk path's batch equation alone, over the same pre-decoded signatures.
+fn raw_equation(decoded: &Decoded<'_>, range: std::ops::Range<usize>, batch: usize) {
+    let mut equation = Equation::default();
+    let terms: Vec<Term<'_>> = range
+        .map(|i| Term {
+            message: &decoded.messages[i],
+            signature: &decoded.signature_bytes[i],
+            seal: decoded.seals[i],
+        })
+        .collect();
+    for chunk in terms.chunks(batch) {
+        assert!(equation.holds(&[0x5a; 32], chunk));
+    }
+}
+
+fn raw_batches(decoded: &Decoded<'_>, range: std::ops::Range<usize>, batch: usize) {
     let messages: Vec<&[u8]> = decoded.messages[range.clone()]
         .iter()
         .map(Vec::as_slice)
@@ -83,6 +104,8 @@ fn bench(c: &mut Criterion) {
         messages: Vec::new(),
         signatures: Vec::new(),
         keys: Vec::new(),
+        signature_bytes: Vec::new(),
+        seals: Vec::new(),
     };
     for bytes in &certificates {
         let envelope = must(Envelope::open(bytes, Kind::Certificate));
@@ -95,6 +118,8 @@ fn bench(c: &mut Criterion) {
             .signatures
             .push(Signature::from_bytes(&envelope.signature));
         decoded.keys.push(seal.key);
+        decoded.signature_bytes.push(envelope.signature);
+        decoded.seals.push(seal);
     }
     let n = certificates.len();
 
@@ -113,6 +138,9 @@ fn bench(c: &mut Criterion) {
                 raw_batches(&decoded, n / 2..n, batch);
             })
         })
+    });
+    group.bench_function("a' raw gathered equation, 1 thread", |b| {
+        b.iter(|| raw_equation(black_box(&decoded), 0..n, batch))
     });
     group.bench_function("b bulk pipeline, 1 thread", |b| {
         b.iter(|| run_pipeline(&verifier, None, &Config::new(1), black_box(&certificates)))
@@ -268,7 +296,7 @@ fn bench(c: &mut Criterion) {
 /// that load from other processes on a shared machine hits all of them alike; the medians of the
 /// per-round figures and ratios are printed. These are the figures the README quotes.
 fn interleaved(
-    decoded: &Decoded,
+    decoded: &Decoded<'_>,
     batch: usize,
     verifier: &FastVerifier,
     trust: &TrustStore,
@@ -288,9 +316,10 @@ fn interleaved(
         "b bulk pipeline, 2 threads",
         "c naive coset + verify_strict",
         "b verify_batch calls, no threads",
+        "a' raw gathered equation, 1 thread",
     ];
     let mut scratch = Scratch::default();
-    let mut rates: Vec<[f64; 6]> = Vec::with_capacity(ROUNDS);
+    let mut rates: Vec<[f64; 7]> = Vec::with_capacity(ROUNDS);
     for _ in 0..ROUNDS {
         let a1 = time(&mut || raw_batches(decoded, 0..n, batch));
         let a2 = time(&mut || {
@@ -315,7 +344,8 @@ fn interleaved(
                 verifier.verify_batch(&slices, None, &mut scratch, &mut out);
             }
         });
-        rates.push([a1, a2, b1, b2, c, b0]);
+        let a_own = time(&mut || raw_equation(decoded, 0..n, batch));
+        rates.push([a1, a2, b1, b2, c, b0, a_own]);
     }
     let median = |mut values: Vec<f64>| {
         values.sort_by(f64::total_cmp);
@@ -340,6 +370,8 @@ fn interleaved(
     ratio("(b) 2 threads / (b) 1 thread", 3, 2, 1.0);
     ratio("(a) 2 threads / (a) 1 thread", 1, 0, 1.0);
     ratio("(b) no threads / (a) 1 thread", 5, 0, 1.0);
+    ratio("(b) 1 thread / (a') 1 thread", 2, 6, 1.0);
+    ratio("(a') 1 thread / (a) 1 thread", 6, 0, 1.0);
 }
 
 fn naive(trust: &TrustStore, certificates: &[Vec<u8>]) -> u64 {

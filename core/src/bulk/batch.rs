@@ -1,10 +1,9 @@
 //! The fast path over one batch of certificates: the single path's stages, with step 8 done by
-//! `ed25519_dalek::verify_batch` for the batch instead of `verify_strict` per certificate.
-
-use ed25519_dalek::{Signature, VerifyingKey};
+//! the batch equation ([`equation`](crate::bulk::equation)) instead of `verify_strict` per certificate.
 
 use crate::bulk::Outcome;
 use crate::bulk::cache::DigestCache;
+use crate::bulk::equation::{Equation, Term};
 use crate::bulk::screen::batchable_signature;
 use crate::bulk::seals::{PreparedSeal, SealTable};
 use crate::bulk::status::CompactStatus;
@@ -29,6 +28,9 @@ pub struct FastVerifier {
     /// from the single path that no cheap screen catches is closed, at the single path's cost
     /// per signature.
     exact: bool,
+    /// Keys the batch coefficients (specs/bulk.md §4.4); public (the context) unless the caller
+    /// gives a secret one.
+    coefficient_key: [u8; 32],
 }
 
 /// Counts of what the signature stage did, for the summary and the tests.
@@ -36,7 +38,7 @@ pub struct FastVerifier {
 pub struct SignatureStats {
     /// Signatures accepted by a passing batch.
     pub batched: u64,
-    /// `verify_batch` calls, including those on halves of failed batches.
+    /// Batch equation checks, including those on halves of failed batches.
     pub batch_calls: u64,
     /// Batch calls that failed.
     pub batch_failures: u64,
@@ -60,9 +62,7 @@ impl SignatureStats {
 #[derive(Default)]
 pub struct Scratch {
     messages: Vec<u8>,
-    ranges: Vec<(usize, usize)>,
-    signatures: Vec<Signature>,
-    keys: Vec<VerifyingKey>,
+    equation: Equation,
     /// Running estimate of the share of batchable signatures that turn out bad.
     bad_rate: f64,
     pub stats: SignatureStats,
@@ -118,10 +118,18 @@ impl FastVerifier {
             now,
             context,
             exact: false,
+            coefficient_key: context,
         })
     }
 
     /// Checks every signature with `verify_strict` instead of in batches (specs/bulk.md §4.4).
+    /// Keys the derivation of the batch coefficients with a secret (say 32 random bytes per run),
+    /// so that no signer can predict them (specs/bulk.md §4.4).
+    pub fn coefficient_key(mut self, key: [u8; 32]) -> FastVerifier {
+        self.coefficient_key = key;
+        self
+    }
+
     /// Outcomes of the two modes can differ (that is the point), so they have distinct cache
     /// contexts.
     pub fn exact(mut self, exact: bool) -> FastVerifier {
@@ -201,7 +209,7 @@ impl FastVerifier {
                 item.signature = Some(strict(item, scratch));
             }
         } else {
-            check_signatures(&mut pending, scratch);
+            check_signatures(&mut pending, &self.coefficient_key, scratch);
         }
         // Steps 9–16, exactly as the single path.
         for item in pending {
@@ -238,9 +246,9 @@ impl FastVerifier {
 }
 
 /// Decides step 8 for every pending certificate: screened signatures of batchable seals go
-/// through `verify_batch`, halving failed batches; everything else, and every signature of a
+/// through the batch equation, halving failed batches; everything else, and every signature of a
 /// failed batch of fewer than [`STRICT_BELOW`], is checked with `verify_strict`.
-fn check_signatures(pending: &mut [Pending<'_>], scratch: &mut Scratch) {
+fn check_signatures(pending: &mut [Pending<'_>], key: &[u8; 32], scratch: &mut Scratch) {
     let mut batch: Vec<usize> = Vec::with_capacity(pending.len());
     for (i, item) in pending.iter_mut().enumerate() {
         if item.seal.batchable && batchable_signature(&item.envelope.signature) {
@@ -251,7 +259,7 @@ fn check_signatures(pending: &mut [Pending<'_>], scratch: &mut Scratch) {
     }
     let chunk = scratch.chunk(batch.len());
     for part in batch.chunks(chunk) {
-        bisect(pending, part, false, scratch);
+        bisect(pending, part, false, key, scratch);
     }
     let bad = batch
         .iter()
@@ -268,7 +276,13 @@ fn strict(item: &Pending<'_>, scratch: &mut Scratch) -> Result<(), Failure> {
 
 /// Checks the signatures `indices` of `pending`. `known_bad`: the caller already saw them fail
 /// together, so go straight to the halves.
-fn bisect(pending: &mut [Pending<'_>], indices: &[usize], known_bad: bool, scratch: &mut Scratch) {
+fn bisect(
+    pending: &mut [Pending<'_>],
+    indices: &[usize],
+    known_bad: bool,
+    key: &[u8; 32],
+    scratch: &mut Scratch,
+) {
     if indices.is_empty() {
         return;
     }
@@ -278,7 +292,7 @@ fn bisect(pending: &mut [Pending<'_>], indices: &[usize], known_bad: bool, scrat
         }
         return;
     }
-    if !known_bad && batch_passes(pending, indices, scratch) {
+    if !known_bad && batch_passes(pending, indices, key, scratch) {
         for &i in indices {
             pending[i].signature = Some(Ok(()));
         }
@@ -286,39 +300,40 @@ fn bisect(pending: &mut [Pending<'_>], indices: &[usize], known_bad: bool, scrat
         return;
     }
     let (left, right) = indices.split_at(indices.len() / 2);
-    let left_passed = left.len() >= STRICT_BELOW && batch_passes(pending, left, scratch);
+    let left_passed = left.len() >= STRICT_BELOW && batch_passes(pending, left, key, scratch);
     if left_passed {
         for &i in left {
             pending[i].signature = Some(Ok(()));
         }
         scratch.stats.batched += left.len() as u64;
         // The whole failed and the left half passed: the right half holds a bad signature.
-        bisect(pending, right, true, scratch);
+        bisect(pending, right, true, key, scratch);
     } else {
-        bisect(pending, left, left.len() >= STRICT_BELOW, scratch);
-        bisect(pending, right, false, scratch);
+        bisect(pending, left, left.len() >= STRICT_BELOW, key, scratch);
+        bisect(pending, right, false, key, scratch);
     }
 }
 
-fn batch_passes(pending: &[Pending<'_>], indices: &[usize], scratch: &mut Scratch) -> bool {
-    scratch.ranges.clear();
-    scratch.signatures.clear();
-    scratch.keys.clear();
-    for &i in indices {
-        let item = &pending[i];
-        scratch.ranges.push(item.message);
-        scratch
-            .signatures
-            .push(Signature::from_bytes(&item.envelope.signature));
-        scratch.keys.push(item.seal.key);
-    }
-    let messages: Vec<&[u8]> = scratch
-        .ranges
+fn batch_passes(
+    pending: &[Pending<'_>],
+    indices: &[usize],
+    key: &[u8; 32],
+    scratch: &mut Scratch,
+) -> bool {
+    let terms: Vec<Term<'_>> = indices
         .iter()
-        .map(|&(start, end)| scratch.messages.get(start..end).unwrap_or_default())
+        .map(|&i| {
+            let item = &pending[i];
+            let (start, end) = item.message;
+            Term {
+                message: scratch.messages.get(start..end).unwrap_or_default(),
+                signature: &item.envelope.signature,
+                seal: item.seal,
+            }
+        })
         .collect();
     scratch.stats.batch_calls += 1;
-    let passed = ed25519_dalek::verify_batch(&messages, &scratch.signatures, &scratch.keys).is_ok();
+    let passed = scratch.equation.holds(key, &terms);
     if !passed {
         scratch.stats.batch_failures += 1;
     }

@@ -5,8 +5,8 @@
 //! The single path's stages are reused as they are: steps 1–6 ([`Envelope::open`]), step 7
 //! ([`find_seal`](crate::cert::find_seal), over a [`SealTable`] prepared once per bundle),
 //! steps 9–16 ([`verify_signed`](crate::cert::verify_signed), over a [`CompactStatus`]). Only
-//! step 8 differs: signatures that pass the [`screen`] are checked together with
-//! `ed25519_dalek::verify_batch`, and a failed batch is halved until `verify_strict` (the single
+//! step 8 differs: signatures that pass the [`screen`] are checked together by the batch
+//! [`equation`] (`ed25519_dalek::verify_batch`'s, with each seal key's terms gathered), and a failed batch is halved until `verify_strict` (the single
 //! path's check) names the culprits. A [`DigestCache`] answers repeated certificates, and
 //! [`pipeline`] spreads batches over threads with bounded memory.
 //!
@@ -14,6 +14,7 @@
 
 pub mod batch;
 pub mod cache;
+pub mod equation;
 pub mod pipeline;
 pub mod screen;
 pub mod seals;

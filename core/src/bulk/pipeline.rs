@@ -31,7 +31,7 @@ pub struct Config {
 }
 
 impl Config {
-    /// `threads` workers with the defaults: batches of 256 (where `verify_batch` gains most of
+    /// `threads` workers with the defaults: batches of 256 (where the batch equation gains most of
     /// its speed), at most 1 MiB per batch, and two batches per worker plus one being read.
     pub fn new(threads: usize) -> Config {
         let threads = threads.max(1);

@@ -1,7 +1,7 @@
 //! Which keys and signatures may go into a batch (specs/bulk.md §4).
 //!
-//! `ed25519_dalek::verify_batch` checks one random linear combination of the cofactorless
-//! equations. Strict verification (specs/encoding.md §2.2) also refuses things that equation lets
+//! The batch [`equation`](crate::bulk::equation) checks one random linear combination of the
+//! cofactorless equations. Strict verification (specs/encoding.md §2.2) also refuses things that equation lets
 //! through: a small-order key, `S ≥ L`, a non-canonical or small-order `R`, and a key with a
 //! torsion component (where the random coefficient can cancel the torsion). Everything the screen
 //! can decide cheaply is decided here, so that what enters a batch is what strict verification

@@ -17,6 +17,9 @@ pub struct PreparedSeal {
     pub key: VerifyingKey,
     /// Whether its signatures may be batched (specs/bulk.md §4).
     pub batchable: bool,
+    /// Its position in the table (0 to len − 1): lets the batch equation gather a seal's terms
+    /// without hashing its kid.
+    pub slot: usize,
 }
 
 /// Every e-seal of a trust bundle, by key id. A weak key never enters it.
@@ -31,8 +34,8 @@ impl SealTable {
     /// does not rest on a check made elsewhere.
     pub fn prepare(trust: &TrustStore) -> Result<SealTable, Failure> {
         let mut seals = HashMap::new();
-        for entry in trust.seals() {
-            seals.insert(entry.info.key.kid(), prepare_seal(entry.clone())?);
+        for (slot, entry) in trust.seals().enumerate() {
+            seals.insert(entry.info.key.kid(), prepare_seal(entry.clone(), slot)?);
         }
         Ok(SealTable { seals })
     }
@@ -55,7 +58,7 @@ impl SealTable {
 }
 
 /// Screens one seal's key: weak keys are refused with `WEAK_KEY`.
-pub fn prepare_seal(entry: SealEntry) -> Result<PreparedSeal, Failure> {
+pub fn prepare_seal(entry: SealEntry, slot: usize) -> Result<PreparedSeal, Failure> {
     let key = *entry.info.key.verifying_key();
     let batchable = match classify_key(&key) {
         KeyClass::Weak => {
@@ -71,5 +74,6 @@ pub fn prepare_seal(entry: SealEntry) -> Result<PreparedSeal, Failure> {
         entry,
         key,
         batchable,
+        slot,
     })
 }

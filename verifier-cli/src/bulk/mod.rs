@@ -59,6 +59,15 @@ pub struct BulkArgs {
     no_progress: bool,
 }
 
+/// A secret key for this run's batch coefficients, so that no issuer can predict them
+/// (specs/bulk.md §4.4).
+fn coefficient_key() -> Result<[u8; 32]> {
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key)
+        .map_err(|e| anyhow!("no randomness for the batch coefficients: {e}"))?;
+    Ok(key)
+}
+
 /// Why a run stopped early.
 #[derive(Debug, thiserror::Error)]
 enum Stop {
@@ -157,7 +166,8 @@ pub fn run(args: &BulkArgs) -> Result<ExitCode> {
     }
     let verifier = FastVerifier::new(&trust, status, now)
         .map_err(|f| anyhow!("trust bundle {}: {f}", args.trust.display()))?
-        .exact(args.exact);
+        .exact(args.exact)
+        .coefficient_key(coefficient_key()?);
     drop(trust);
     let threads = match args.threads {
         Some(0) => return Err(anyhow!("--threads must be at least 1")),
