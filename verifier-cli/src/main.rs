@@ -107,6 +107,30 @@ enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Write a node's log as an audit bundle directory (specs/log.md §6), for replay later or
+    /// elsewhere.
+    Export {
+        /// The node's URL (http:// or https://).
+        node: String,
+        /// A new (or empty) directory.
+        dir: PathBuf,
+        /// Seconds each request to the node may take, from connecting to the last byte.
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+        timeout: u64,
+    },
+}
+
+fn audit_export(node: &str, dir: &Path, timeout: u64) -> Result<ExitCode> {
+    let log = audit::AuditLog::fetch(node, std::time::Duration::from_secs(timeout))?;
+    log.write_dir(dir)?;
+    emit(&format!(
+        "wrote {} entries and {} checkpoints of {} to {}\n",
+        log.entries(),
+        log.checkpoints(),
+        log.source,
+        dir.display()
+    ))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn audit_replay(sources: &[PathBuf], timeout: u64, json: bool) -> Result<ExitCode> {
@@ -264,6 +288,9 @@ fn main() -> ExitCode {
                     json,
                 },
         } => audit_replay(sources, *timeout, *json),
+        Command::Audit {
+            command: AuditCommand::Export { node, dir, timeout },
+        } => audit_export(node, dir, *timeout),
     };
     match outcome {
         Ok(code) => code,

@@ -256,6 +256,38 @@ fn a_live_node_replays_clean_alone_and_beside_a_bundle_and_a_stopped_one_cannot_
     );
     assert_eq!(log["certificates"][&issued[0]], 2);
 
+    // Exported as a bundle, the log replays to the same report.
+    let exported = scratch("exported");
+    let out = Command::new(VERIFY)
+        .args(["audit", "export", &node.url])
+        .arg(&exported)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!("wrote {size} entries and ")),
+        "{}",
+        stdout(&out)
+    );
+    let again = replay(&[&exported.display().to_string(), "--json"]);
+    assert_eq!(again.status.code(), Some(0), "{}", stdout(&again));
+    let again: Value = serde_json::from_slice(&again.stdout).unwrap();
+    for key in [
+        "statistics",
+        "certificates",
+        "entries",
+        "checkpoints_verified",
+    ] {
+        assert_eq!(again["logs"][0][key], log[key], "{key}");
+    }
+    let out = Command::new(VERIFY)
+        .args(["audit", "export", &node.url])
+        .arg(&exported)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "exporting over a bundle");
+    assert!(stderr(&out).contains("is not empty"), "{}", stderr(&out));
+
     // A bundle directory of another region and the node in one call; text for people.
     let bundle = write_bundle("beside-node", &sample().unwrap());
     let bundle = bundle.display().to_string();
@@ -468,7 +500,7 @@ fn what_a_node_serves_wrongly_is_refused_or_reported() {
     );
     let text = stdout(&replay(&[&forked]));
     assert!(
-        text.contains("checkpoint (GET /checkpoint): EQUIVOCATION"),
+        text.contains("checkpoint served-latest.checkpoint: EQUIVOCATION"),
         "{text}"
     );
 

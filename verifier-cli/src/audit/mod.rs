@@ -10,9 +10,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
-use tongban_core::log::audit::{AuditInput, AuditReport, decode_entries, replay_many};
+use tongban_core::log::audit::{
+    AuditInput, AuditReport, decode_entries, encode_entries, replay_many,
+};
 use tongban_core::log::tiles::TilePath;
 
+pub use node::HashTiles;
 pub use report::{json, text};
 
 /// Where a log is read from.
@@ -50,8 +53,51 @@ impl AuditLog {
     pub fn read(source: &Source, timeout: Duration) -> Result<AuditLog> {
         match source {
             Source::Dir(dir) => AuditLog::read_dir(dir),
-            Source::Node(url) => Ok(node::fetch(url, timeout)?),
+            Source::Node(url) => Ok(node::fetch(url, timeout, HashTiles::Check)?),
         }
+    }
+
+    /// Reads a node's log without its hash tiles, for [`AuditLog::write_dir`].
+    pub fn fetch(url: &str, timeout: Duration) -> Result<AuditLog> {
+        if !node::is_url(url) {
+            return Err(anyhow!("{url}: not a node URL (http:// or https://)"));
+        }
+        Ok(node::fetch(url, timeout, HashTiles::Skip)?)
+    }
+
+    /// Writes the log as an audit bundle (specs/log.md §6) into `dir`, which must not exist or be
+    /// empty, so that no checkpoint of another log is mixed in.
+    pub fn write_dir(&self, dir: &Path) -> Result<()> {
+        if std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some()) {
+            return Err(anyhow!(
+                "{} is not empty: export into a new directory",
+                dir.display()
+            ));
+        }
+        let checkpoints = dir.join("checkpoints");
+        std::fs::create_dir_all(&checkpoints)
+            .with_context(|| format!("cannot create {}", checkpoints.display()))?;
+        let write = |path: PathBuf, bytes: &[u8]| {
+            std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))
+        };
+        write(
+            dir.join("log.vkey"),
+            format!("{}\n", self.log_key.trim_end()).as_bytes(),
+        )?;
+        write(dir.join("trust.tbt"), &self.trust)?;
+        write(dir.join("entries"), &encode_entries(&self.entries))?;
+        for (name, note) in &self.checkpoints {
+            write(checkpoints.join(name), note)?;
+        }
+        Ok(())
+    }
+
+    pub fn entries(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn checkpoints(&self) -> usize {
+        self.checkpoints.len()
     }
 
     /// Reads an audit bundle directory (specs/log.md §6).

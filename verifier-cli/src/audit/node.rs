@@ -55,7 +55,7 @@ struct ListedCheckpoint {
 }
 
 /// The hash tiles of a tree of `size` entries, level by level: full tiles, then the partial one.
-fn hash_tiles(size: u64) -> Vec<TilePath> {
+fn tiles_of_tree(size: u64) -> Vec<TilePath> {
     let mut tiles = Vec::new();
     for level in 0..=MAX_LEVEL {
         let nodes = size >> (8 * u32::from(level));
@@ -83,8 +83,18 @@ fn tiles_of(count: u64) -> impl Iterator<Item = (u64, u32)> {
     full.chain(partial)
 }
 
+/// Whether to read the node's hash tiles too (an audit bundle has none to keep).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum HashTiles {
+    Check,
+    Skip,
+}
+
+/// The name under which a `/checkpoint` note that is not in the list is kept.
+pub const SERVED_CHECKPOINT: &str = "served-latest.checkpoint";
+
 /// Reads the log of the node at `url`, as of the largest checkpoint it lists.
-pub fn fetch(url: &str, timeout: Duration) -> Result<AuditLog, FetchError> {
+pub fn fetch(url: &str, timeout: Duration, hash_tiles: HashTiles) -> Result<AuditLog, FetchError> {
     let base = base(url)?;
     let client = Client::new(timeout);
     let at = |path: &str| format!("{base}{path}");
@@ -118,7 +128,7 @@ pub fn fetch(url: &str, timeout: Duration) -> Result<AuditLog, FetchError> {
         && !checkpoints.iter().any(|(_, note)| *note == latest)
     {
         // Not in the list: checked like the others, so a fork served to tile clients shows.
-        checkpoints.push(("(GET /checkpoint)".into(), latest));
+        checkpoints.push((SERVED_CHECKPOINT.into(), latest));
     }
 
     let mut entries = Vec::new();
@@ -139,7 +149,11 @@ pub fn fetch(url: &str, timeout: Duration) -> Result<AuditLog, FetchError> {
     }
 
     let mut tiles = Vec::new();
-    for path in hash_tiles(size) {
+    let wanted = match hash_tiles {
+        HashTiles::Check => tiles_of_tree(size),
+        HashTiles::Skip => Vec::new(),
+    };
+    for path in wanted {
         let bytes = client.get(
             &at(&format!("/tile/{}", path.to_path())),
             u64::from(path.width) * 32,
@@ -184,13 +198,17 @@ mod tests {
 
     #[test]
     fn tiles_cover_the_tree_and_nothing_more() {
-        assert!(hash_tiles(0).is_empty());
-        let paths =
-            |size| -> Vec<String> { hash_tiles(size).into_iter().map(|t| t.to_path()).collect() };
+        assert!(tiles_of_tree(0).is_empty());
+        let paths = |size| -> Vec<String> {
+            tiles_of_tree(size)
+                .into_iter()
+                .map(|t| t.to_path())
+                .collect()
+        };
         assert_eq!(paths(11), ["0/000.p/11"]);
         assert_eq!(paths(256), ["0/000", "1/000.p/1"]);
         assert_eq!(paths(600), ["0/000", "0/001", "0/002.p/88", "1/000.p/2"]);
-        assert_eq!(hash_tiles(70_000).len(), 274 + 2 + 1);
+        assert_eq!(tiles_of_tree(70_000).len(), 274 + 2 + 1);
         let entries: Vec<(u64, u32)> = tiles_of(513).collect();
         assert_eq!(entries, [(0, 256), (1, 256), (2, 1)]);
     }
