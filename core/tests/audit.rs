@@ -13,6 +13,7 @@ fn audit(log: &SampleLog) -> AuditReport {
         trust_bundle: &log.trust_bundle,
         entries: &log.entries,
         checkpoints: &log.checkpoints,
+        hash_tiles: &[],
     })
 }
 
@@ -171,6 +172,7 @@ fn garbage_never_panics() {
         trust_bundle: b"junk",
         entries: &garbage,
         checkpoints: &[],
+        hash_tiles: &[],
     });
     assert!(!report.is_clean());
     let report = replay(&AuditInput {
@@ -178,6 +180,7 @@ fn garbage_never_panics() {
         trust_bundle: &log.trust_bundle,
         entries: &garbage,
         checkpoints: &[("x".into(), b"junk".to_vec())],
+        hash_tiles: &[],
     });
     assert!(!report.is_clean());
 }
@@ -188,6 +191,7 @@ fn input(log: &SampleLog) -> AuditInput<'_> {
         trust_bundle: &log.trust_bundle,
         entries: &log.entries,
         checkpoints: &log.checkpoints,
+        hash_tiles: &[],
     }
 }
 
@@ -210,5 +214,59 @@ fn logs_of_several_regions_are_cross_checked() -> Result<(), Box<dyn std::error:
     );
     // Alone, the Jinan log cannot be cross-checked, and is clean.
     assert!(replay(&input(&jinan)).is_clean());
+    Ok(())
+}
+
+#[test]
+fn served_hash_tiles_must_be_the_recomputed_trees() -> Result<(), Box<dyn std::error::Error>> {
+    use tongban_core::log::proof::MemoryTree;
+    use tongban_core::log::tiles::TilePath;
+    let log = sample()?;
+    let mut tree = MemoryTree::default();
+    for e in &log.entries {
+        tree.append(e)?;
+    }
+    let path = |level, width| TilePath {
+        level: Some(level),
+        index: 0,
+        width,
+    };
+    let good = tree.tile(0, 0, 11)?;
+    let with = |tiles: &[(TilePath, Vec<u8>)]| {
+        replay(&AuditInput {
+            hash_tiles: tiles,
+            ..input(&log)
+        })
+    };
+    assert!(with(&[(path(0, 11), good.clone())]).is_clean());
+    let mut flipped = good.clone();
+    flipped[5 * 32 + 3] ^= 1;
+    let short = good[..10 * 32].to_vec();
+    let entries = TilePath {
+        level: None,
+        index: 0,
+        width: 11,
+    };
+    for (tiles, says) in [
+        (vec![(path(0, 11), flipped)], "hash 5 (node 5 at height 0)"),
+        (
+            vec![(path(0, 11), short)],
+            "320 bytes where 11 hashes take 352",
+        ),
+        (vec![(path(0, 12), good.clone())], "beyond the tree of 11"),
+        (vec![(path(1, 1), good.clone())], "beyond the tree of 11"),
+        (vec![(entries, good.clone())], "an entry bundle"),
+    ] {
+        let report = with(&tiles);
+        let f = report
+            .findings
+            .first()
+            .unwrap_or_else(|| panic!("no finding for {says}"));
+        assert_eq!(f.code, FindingCode::TileHash);
+        assert!(f.detail.contains(says), "{}", f.detail);
+        assert_eq!(f.tile.as_deref(), Some(tiles[0].0.to_path().as_str()));
+        // The entries themselves replay as before: the tile is the only finding.
+        assert_eq!((report.findings.len(), report.replayed), (1, 11));
+    }
     Ok(())
 }

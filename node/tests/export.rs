@@ -57,6 +57,7 @@ fn exported_bundle_replays_clean() {
         trust_bundle: &trust,
         entries: &entries,
         checkpoints: &checkpoints,
+        hash_tiles: &[],
     });
     assert!(report.is_clean(), "{:?}", report.findings);
     assert_eq!(

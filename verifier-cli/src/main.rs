@@ -94,38 +94,68 @@ fn emit(text: &str) -> Result<()> {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Replay audit bundles (one directory per region log): recompute every root, check every
-    /// checkpoint and entry, derive statuses and statistics.
+    /// Replay region logs, each an audit bundle directory or a node's URL (http:// or https://):
+    /// recompute every root, check every checkpoint, entry and (from a node) hash tile, derive
+    /// statuses and statistics.
     Replay {
-        #[arg(required = true)]
-        bundles: Vec<PathBuf>,
+        /// Audit bundle directories and node URLs, one per region log.
+        #[arg(required = true, value_name = "BUNDLE_DIR|NODE_URL")]
+        sources: Vec<PathBuf>,
+        /// Seconds each request to a node may take, from connecting to the last byte.
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+        timeout: u64,
         #[arg(long)]
         json: bool,
     },
+    /// Write a node's log as an audit bundle directory (specs/log.md §6), for replay later or
+    /// elsewhere.
+    Export {
+        /// The node's URL (http:// or https://).
+        node: String,
+        /// A new (or empty) directory.
+        dir: PathBuf,
+        /// Seconds each request to the node may take, from connecting to the last byte.
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+        timeout: u64,
+    },
 }
 
-fn audit_replay(dirs: &[PathBuf], json: bool) -> Result<ExitCode> {
-    let bundles = dirs
+fn audit_export(node: &str, dir: &Path, timeout: u64) -> Result<ExitCode> {
+    let log = audit::AuditLog::fetch(node, std::time::Duration::from_secs(timeout))?;
+    log.write_dir(dir)?;
+    emit(&format!(
+        "wrote {} entries and {} checkpoints of {} to {}\n",
+        log.entries(),
+        log.checkpoints(),
+        log.source,
+        dir.display()
+    ))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn audit_replay(sources: &[PathBuf], timeout: u64, json: bool) -> Result<ExitCode> {
+    let timeout = std::time::Duration::from_secs(timeout);
+    let logs = sources
         .iter()
-        .map(|d| audit::Bundle::read(d))
+        .map(|s| audit::AuditLog::read(&audit::Source::from_arg(s), timeout))
         .collect::<Result<Vec<_>>>()?;
-    let reports = audit::replay_all(&bundles);
+    let reports = audit::replay_all(&logs);
     let clean = reports.iter().all(|r| r.is_clean());
     if json {
-        let logs: Vec<_> = dirs
+        let logs: Vec<_> = logs
             .iter()
             .zip(&reports)
-            .map(|(d, r)| audit::json(d, r))
+            .map(|(l, r)| audit::json(&l.source, r))
             .collect();
         emit(&format!(
             "{:#}\n",
             serde_json::json!({"clean": clean, "logs": logs})
         ))?;
     } else {
-        let text: String = dirs
+        let text: String = logs
             .iter()
             .zip(&reports)
-            .map(|(d, r)| audit::text(d, r))
+            .map(|(l, r)| audit::text(&l.source, r))
             .collect();
         emit(&text)?;
     }
@@ -251,8 +281,16 @@ fn main() -> ExitCode {
         Command::Bulk(args) => bulk::run(args),
         Command::Gen(args) => generate::run(args),
         Command::Audit {
-            command: AuditCommand::Replay { bundles, json },
-        } => audit_replay(bundles, *json),
+            command:
+                AuditCommand::Replay {
+                    sources,
+                    timeout,
+                    json,
+                },
+        } => audit_replay(sources, *timeout, *json),
+        Command::Audit {
+            command: AuditCommand::Export { node, dir, timeout },
+        } => audit_export(node, dir, *timeout),
     };
     match outcome {
         Ok(code) => code,

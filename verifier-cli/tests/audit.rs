@@ -100,3 +100,66 @@ fn an_unreadable_bundle_exits_two() {
         Some(2)
     );
 }
+
+/// Each kind of damage issue 3 names, through the command: exit 1 and the finding's code in the
+/// report for people.
+#[test]
+fn tampering_truncation_forgery_and_equivocation_are_each_reported() {
+    use tongban_core::keys::SecretKey;
+    use tongban_core::log::entry::{Act, LogEntry};
+    use tongban_core::testkit::{NOW, key, region_code, seed, time};
+
+    let mut tampered = log();
+    let at = tampered.entries[5].len() - 70;
+    tampered.entries[5][at] ^= 1;
+
+    let mut truncated = log();
+    truncated.entries.truncate(9);
+
+    let mut forged = log();
+    let (_, genuine) = LogEntry::open(&forged.entries[7]).unwrap_or_else(|e| panic!("{e}"));
+    forged.entries[7] = genuine
+        .sign(&key("forger").unwrap_or_else(|e| panic!("{e}")))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let head = forged.checkpoint(11).unwrap_or_else(|e| panic!("{e}"));
+    forged.checkpoints = vec![("11.checkpoint".into(), head)];
+
+    let mut equivocating = log();
+    let mut fork = log();
+    fork.entries[10] = LogEntry {
+        region: region_code("341200").unwrap_or_else(|e| panic!("{e}")),
+        at: time(NOW).unwrap_or_else(|e| panic!("{e}")),
+        act: Act::Receipts {
+            count: 1,
+            root: [1; 32],
+            cross_region: 0,
+        },
+    }
+    .sign(&SecretKey::from_seed(&seed("region 341200 root")).unwrap_or_else(|e| panic!("{e}")))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let head = fork.checkpoint(11).unwrap_or_else(|e| panic!("{e}"));
+    equivocating
+        .checkpoints
+        .push(("fork-11.checkpoint".into(), head));
+
+    for (name, damaged, says) in [
+        (
+            "tampered",
+            tampered,
+            "checkpoint 7.checkpoint: CHECKPOINT_ROOT",
+        ),
+        (
+            "truncated",
+            truncated,
+            "checkpoint 11.checkpoint: CHECKPOINT_ROOT",
+        ),
+        ("forged", forged, "entry 7: ENTRY_SIGNATURE"),
+        ("equivocating", equivocating, "EQUIVOCATION"),
+    ] {
+        let dir = write_bundle(name, &damaged);
+        let out = run(&["audit", "replay", &dir.display().to_string()]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{name}: {text}");
+        assert!(text.contains(says), "{name}: {text}");
+    }
+}

@@ -11,6 +11,7 @@ use crate::log::entry::{Act, LogEntry};
 use crate::log::note::NoteVerifier;
 use crate::log::proof::MemoryTree;
 use crate::log::state::{Applied, RegionState};
+use crate::log::tiles::{TILE_WIDTH, TilePath};
 use crate::status::{State, Succession};
 use crate::trust::TrustStore;
 use crate::values::Time;
@@ -33,6 +34,7 @@ pub enum FindingCode {
     CheckpointRoot,
     Equivocation,
     TransferUnmatched,
+    TileHash,
 }
 
 impl FindingCode {
@@ -51,6 +53,7 @@ impl FindingCode {
             FindingCode::CheckpointRoot => "CHECKPOINT_ROOT",
             FindingCode::Equivocation => "EQUIVOCATION",
             FindingCode::TransferUnmatched => "TRANSFER_UNMATCHED",
+            FindingCode::TileHash => "TILE_HASH",
         }
     }
 }
@@ -61,12 +64,15 @@ impl fmt::Display for FindingCode {
     }
 }
 
-/// One finding: the code, where (entry index or checkpoint name), and a detail for people.
+/// One finding: the code, where (entry index, checkpoint name or tile path), and a detail for
+/// people.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Finding {
     pub code: FindingCode,
     pub entry: Option<u64>,
     pub checkpoint: Option<String>,
+    /// A hash tile's path after `tile/`, e.g. `0/001.p/7`.
+    pub tile: Option<String>,
     pub detail: String,
 }
 
@@ -77,6 +83,9 @@ pub struct AuditInput<'a> {
     pub entries: &'a [Vec<u8>],
     /// (name, signed note) of every checkpoint.
     pub checkpoints: &'a [(String, Vec<u8>)],
+    /// Hash tiles a node served for this log (none from an audit bundle): each must equal the
+    /// tile of the tree recomputed from the entries.
+    pub hash_tiles: &'a [(TilePath, Vec<u8>)],
 }
 
 /// Counts derived from the entries.
@@ -103,6 +112,8 @@ pub struct AuditReport {
     pub replayed: u64,
     pub checkpoints_verified: usize,
     pub largest_checkpoint: Option<u64>,
+    /// Hash tiles found equal to the recomputed tree's.
+    pub tiles_verified: usize,
     pub findings: Vec<Finding>,
     pub statistics: Statistics,
     /// Final state of every certificate, by identifier.
@@ -123,6 +134,7 @@ impl AuditReport {
             code,
             entry: Some(index),
             checkpoint: None,
+            tile: None,
             detail: detail.into(),
         });
     }
@@ -132,6 +144,17 @@ impl AuditReport {
             code,
             entry: None,
             checkpoint: Some(name.to_owned()),
+            tile: None,
+            detail: detail.into(),
+        });
+    }
+
+    fn tile_finding(&mut self, tile: TilePath, detail: impl Into<String>) {
+        self.findings.push(Finding {
+            code: FindingCode::TileHash,
+            entry: None,
+            checkpoint: None,
+            tile: Some(tile.to_path()),
             detail: detail.into(),
         });
     }
@@ -219,6 +242,7 @@ pub fn replay(input: &AuditInput<'_>) -> AuditReport {
         }
     }
     check_checkpoints(input, &log, &tree, &mut report);
+    check_hash_tiles(input, &tree, &mut report);
     replay_entries(input, &trust, &mut report);
     report
 }
@@ -267,6 +291,47 @@ fn check_checkpoints(
                 FindingCode::CheckpointRoot,
                 format!("size {} but only {} entries", head.size, tree.size()),
             ),
+        }
+    }
+}
+
+/// A node's hash tiles are what tile clients build proofs from: each must be the recomputed
+/// tree's.
+fn check_hash_tiles(input: &AuditInput<'_>, tree: &MemoryTree, report: &mut AuditReport) {
+    for (tile, served) in input.hash_tiles {
+        let Some(level) = tile.level else {
+            report.tile_finding(*tile, "an entry bundle where a hash tile was expected");
+            continue;
+        };
+        match tree.tile(level, tile.index, tile.width) {
+            Err(e) => report.tile_finding(*tile, e.to_string()),
+            Ok(want) if served.len() != want.len() => report.tile_finding(
+                *tile,
+                format!(
+                    "{} bytes where {} hashes take {}",
+                    served.len(),
+                    tile.width,
+                    want.len()
+                ),
+            ),
+            Ok(want) => {
+                let Some(i) = served
+                    .chunks(32)
+                    .zip(want.chunks(32))
+                    .position(|(s, w)| s != w)
+                else {
+                    report.tiles_verified += 1;
+                    continue;
+                };
+                let node = tile.index.saturating_mul(u64::from(TILE_WIDTH)) + i as u64;
+                report.tile_finding(
+                    *tile,
+                    format!(
+                        "hash {i} (node {node} at height {}) differs from the tree recomputed from the entries",
+                        8 * u32::from(level)
+                    ),
+                );
+            }
         }
     }
 }

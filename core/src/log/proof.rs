@@ -116,6 +116,29 @@ impl MemoryTree {
             .map_err(tree_error)
     }
 
+    /// The C2SP tlog-tiles hash tile `level`/`index` of `width` hashes, as the tree's own hashes
+    /// give it: what a node must serve at `/tile/<level>/<index>[.p/<width>]`.
+    pub fn tile(&self, level: u8, index: u64, width: u32) -> Result<Vec<u8>, TreeError> {
+        use crate::log::tiles::{MAX_LEVEL, TILE_WIDTH};
+        if !(1..=TILE_WIDTH).contains(&width) || level > MAX_LEVEL {
+            return Err(TreeError(format!(
+                "no tile of level {level} and width {width}"
+            )));
+        }
+        // The tile's last node must exist at its level, which has size >> 8·level complete nodes;
+        // u128 because a hostile index times 256 does not fit in u64.
+        let nodes = u128::from(index) * u128::from(TILE_WIDTH) + u128::from(width);
+        if nodes > u128::from(self.size >> (8 * u32::from(level))) {
+            return Err(TreeError(format!(
+                "tile {level}/{index} of width {width} is beyond the tree of {} entries",
+                self.size
+            )));
+        }
+        tlog_tiles::Tile::new(8, level, index, width, false)
+            .read_data(self)
+            .map_err(tree_error)
+    }
+
     pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<[u8; 32]>, TreeError> {
         if index >= size || size > self.size {
             return Err(TreeError(format!(
@@ -267,6 +290,42 @@ mod tests {
                     assert!(!verify_consistency(old, tree.root(old)?, size, root, &bad));
                 }
             }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn hash_tiles_hold_leaf_hashes_and_subtree_roots() -> Result<(), TreeError> {
+        let entries: Vec<Vec<u8>> = (0u32..600).map(|i| i.to_be_bytes().to_vec()).collect();
+        let mut tree = MemoryTree::default();
+        for e in &entries {
+            tree.append(e)?;
+        }
+        let level0 = tree.tile(0, 2, 88)?;
+        let want: Vec<u8> = entries[512..].iter().flat_map(|e| leaf_hash(e)).collect();
+        assert_eq!(level0, want);
+        // Level 1 holds the roots of whole 256-entry subtrees: two of them in 600 entries.
+        let level1 = tree.tile(1, 0, 2)?;
+        for (k, root) in level1.chunks(32).enumerate() {
+            let mut sub = MemoryTree::default();
+            for e in &entries[256 * k..256 * (k + 1)] {
+                sub.append(e)?;
+            }
+            assert_eq!(root, sub.root(256)?);
+        }
+        for (level, index, width) in [
+            (1u8, 0u64, 3u32),
+            (0, 2, 89),
+            (0, 3, 1),
+            (0, 0, 0),
+            (0, 0, 257),
+            (8, 0, 1),
+            (7, u64::MAX, 256),
+        ] {
+            assert!(
+                tree.tile(level, index, width).is_err(),
+                "{level}/{index}/{width}"
+            );
         }
         Ok(())
     }

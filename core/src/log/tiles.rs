@@ -84,9 +84,110 @@ impl TilePath {
     }
 }
 
+/// Why bytes are not the entry bundle asked for.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EntryBundleError {
+    #[error("entry {index} is {len} bytes; an entry bundle holds at most 65,535")]
+    EntryTooLarge { index: usize, len: usize },
+    #[error("entry {index}'s length runs past the end of the bundle")]
+    Truncated { index: usize },
+    #[error("{found} entries where the tile's width is {width}")]
+    Width { found: usize, width: u32 },
+}
+
+/// A C2SP tlog-tiles entry bundle: each entry as a big-endian uint16 length and its bytes.
+pub fn encode_entry_bundle(entries: &[Vec<u8>]) -> Result<Vec<u8>, EntryBundleError> {
+    let mut out = Vec::with_capacity(entries.iter().map(|e| e.len() + 2).sum());
+    for (index, entry) in entries.iter().enumerate() {
+        let len = u16::try_from(entry.len()).map_err(|_| EntryBundleError::EntryTooLarge {
+            index,
+            len: entry.len(),
+        })?;
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(entry);
+    }
+    Ok(out)
+}
+
+/// Reads an entry bundle that must hold exactly `width` entries (a tile's width), nothing after.
+pub fn decode_entry_bundle(mut bytes: &[u8], width: u32) -> Result<Vec<Vec<u8>>, EntryBundleError> {
+    let mut entries = Vec::with_capacity(width.min(TILE_WIDTH) as usize);
+    while !bytes.is_empty() {
+        let index = entries.len();
+        if index >= width as usize {
+            // Counting the rest only to say how many there were.
+            return Err(EntryBundleError::Width {
+                found: index + count_rest(bytes),
+                width,
+            });
+        }
+        let (len, rest) = bytes
+            .split_first_chunk::<2>()
+            .ok_or(EntryBundleError::Truncated { index })?;
+        let len = usize::from(u16::from_be_bytes(*len));
+        let entry = rest
+            .get(..len)
+            .ok_or(EntryBundleError::Truncated { index })?;
+        entries.push(entry.to_vec());
+        bytes = &rest[len..];
+    }
+    if entries.len() != width as usize {
+        return Err(EntryBundleError::Width {
+            found: entries.len(),
+            width,
+        });
+    }
+    Ok(entries)
+}
+
+/// How many length-prefixed entries `bytes` starts with (a partial last one counts).
+fn count_rest(mut bytes: &[u8]) -> usize {
+    let mut n = 0;
+    while let Some((len, rest)) = bytes.split_first_chunk::<2>() {
+        n += 1;
+        bytes = rest
+            .get(usize::from(u16::from_be_bytes(*len))..)
+            .unwrap_or(&[]);
+    }
+    n + usize::from(!bytes.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entry_bundles_round_trip_and_refuse_what_is_not_one() {
+        let entries = vec![b"ab".to_vec(), vec![], vec![7; 300]];
+        let bytes = encode_entry_bundle(&entries).unwrap_or_default();
+        assert_eq!(bytes[..4], [0, 2, b'a', b'b']);
+        assert_eq!(bytes[4..8], [0, 0, 1, 44]);
+        assert_eq!(decode_entry_bundle(&bytes, 3), Ok(entries));
+        assert_eq!(
+            decode_entry_bundle(&bytes, 2),
+            Err(EntryBundleError::Width { found: 3, width: 2 })
+        );
+        assert_eq!(
+            decode_entry_bundle(&bytes, 4),
+            Err(EntryBundleError::Width { found: 3, width: 4 })
+        );
+        assert_eq!(
+            decode_entry_bundle(&bytes[..bytes.len() - 1], 3),
+            Err(EntryBundleError::Truncated { index: 2 })
+        );
+        assert_eq!(
+            decode_entry_bundle(&[0], 1),
+            Err(EntryBundleError::Truncated { index: 0 })
+        );
+        assert_eq!(decode_entry_bundle(&[], 0), Ok(vec![]));
+        assert_eq!(
+            encode_entry_bundle(&[vec![], vec![0; 65_536]]),
+            Err(EntryBundleError::EntryTooLarge {
+                index: 1,
+                len: 65_536
+            })
+        );
+    }
 
     #[test]
     fn c2sp_examples_and_round_trips() {

@@ -2,6 +2,8 @@
 
 use std::ops::Range;
 
+use tongban_core::log::tiles::{self, EntryBundleError};
+
 use super::LogError;
 
 pub(crate) const TILE_HEIGHT: u8 = 8;
@@ -38,17 +40,14 @@ pub(crate) fn check_tile(level: u8, n: u64, width: u32, size: u64) -> Result<Ran
     Ok(first..end)
 }
 
-/// Encodes entries as a C2SP tlog-tiles entry bundle: each as a big-endian uint16 length followed
-/// by its bytes.
+/// Encodes entries as a C2SP tlog-tiles entry bundle (the format is core's, so auditors read what
+/// the node writes).
 pub fn encode_entry_bundle(entries: &[Vec<u8>]) -> Result<Vec<u8>, LogError> {
-    let mut out = Vec::with_capacity(entries.iter().map(|e| e.len() + 2).sum());
-    for entry in entries {
-        let len = u16::try_from(entry.len()).map_err(|_| LogError::EntryTooLarge {
-            len: entry.len(),
+    tiles::encode_entry_bundle(entries).map_err(|e| match e {
+        EntryBundleError::EntryTooLarge { len, .. } => LogError::EntryTooLarge {
+            len,
             max: usize::from(u16::MAX),
-        })?;
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(entry);
-    }
-    Ok(out)
+        },
+        other => LogError::InvalidArgument(other.to_string()),
+    })
 }
