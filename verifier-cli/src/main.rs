@@ -104,6 +104,10 @@ enum AuditCommand {
         /// Seconds each request to a node may take, from connecting to the last byte.
         #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
         timeout: u64,
+        /// Refuse (exit 2) any source whose trust bundle is not published by the federation root
+        /// with this key id (32 hex digits): without it a log is only checked against itself.
+        #[arg(long)]
+        federation_kid: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -133,12 +137,23 @@ fn audit_export(node: &str, dir: &Path, timeout: u64) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn audit_replay(sources: &[PathBuf], timeout: u64, json: bool) -> Result<ExitCode> {
+fn audit_replay(
+    sources: &[PathBuf],
+    timeout: u64,
+    federation_kid: Option<&str>,
+    json: bool,
+) -> Result<ExitCode> {
     let timeout = std::time::Duration::from_secs(timeout);
+    let pinned = pinned_kid(federation_kid)?;
     let logs = sources
         .iter()
         .map(|s| audit::AuditLog::read(&audit::Source::from_arg(s), timeout))
         .collect::<Result<Vec<_>>>()?;
+    if let Some(kid) = pinned {
+        for log in &logs {
+            log.check_federation(kid)?;
+        }
+    }
     let reports = audit::replay_all(&logs);
     let clean = reports.iter().all(|r| r.is_clean());
     if json {
@@ -285,9 +300,10 @@ fn main() -> ExitCode {
                 AuditCommand::Replay {
                     sources,
                     timeout,
+                    federation_kid,
                     json,
                 },
-        } => audit_replay(sources, *timeout, *json),
+        } => audit_replay(sources, *timeout, federation_kid.as_deref(), *json),
         Command::Audit {
             command: AuditCommand::Export { node, dir, timeout },
         } => audit_export(node, dir, *timeout),

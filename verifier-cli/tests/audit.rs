@@ -163,3 +163,30 @@ fn tampering_truncation_forgery_and_equivocation_are_each_reported() {
         assert!(text.contains(says), "{name}: {text}");
     }
 }
+
+#[test]
+fn a_pinned_federation_refuses_a_log_of_another() {
+    let log = log();
+    let dir = write_bundle("pinned", &log);
+    let dir = dir.display().to_string();
+    let trust = tongban_core::trust::TrustStore::load_any_time(&log.trust_bundle, None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let right = trust.federation.key.kid().to_hex();
+    let out = run(&["audit", "replay", &dir, "--federation-kid", &right]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let wrong = "00".repeat(16);
+    let out = run(&["audit", "replay", &dir, "--federation-kid", &wrong]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&dir) && stderr.contains("trust bundle"),
+        "{stderr}"
+    );
+    let out = run(&["audit", "replay", &dir, "--federation-kid", "xyz"]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -10,10 +10,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
+use tongban_core::keys::KeyId;
 use tongban_core::log::audit::{
     AuditInput, AuditReport, decode_entries, encode_entries, replay_many,
 };
 use tongban_core::log::tiles::TilePath;
+use tongban_core::trust::TrustStore;
 
 pub use node::HashTiles;
 pub use report::{json, text};
@@ -141,6 +143,13 @@ impl AuditLog {
             checkpoints,
             hash_tiles: Vec::new(),
         })
+    }
+
+    /// Refuses a log whose trust bundle the pinned federation root did not publish.
+    pub fn check_federation(&self, kid: KeyId) -> Result<()> {
+        TrustStore::load_any_time(&self.trust, Some(kid))
+            .map(drop)
+            .map_err(|f| anyhow!("{}: trust bundle: {f}", self.source))
     }
 
     fn input(&self) -> AuditInput<'_> {
