@@ -73,7 +73,11 @@ impl Default for LogSection {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReceiptsConfig {
-    /// How long a receipt batch gathers verifications after its first one.
+    /// How many receipt batches may wait for the log at once. While they wait, verifications
+    /// queue for the next batch, which is cut as soon as one of them is durable.
+    pub in_flight: usize,
+    /// How long a batch that may be cut still waits for more verifications (0: not at all). A
+    /// longer wait makes fewer, larger `receipts` entries at the cost of latency.
     pub window_us: u64,
     /// Most receipts one batch holds.
     pub max_batch: usize,
@@ -82,7 +86,8 @@ pub struct ReceiptsConfig {
 impl Default for ReceiptsConfig {
     fn default() -> Self {
         ReceiptsConfig {
-            window_us: 2000,
+            in_flight: 1,
+            window_us: 0,
             max_batch: 4096,
         }
     }
