@@ -2,12 +2,11 @@
 //! verifications into one tree and logs its root; a completer thread waits for that entry to be
 //! durable and hands each verifier its receipt.
 //!
-//! Batches size themselves to the load: at most `in_flight` batches wait for the log at once, and
-//! the collector cuts the next one as soon as a slot frees, with every verification that queued
-//! meanwhile. A verification therefore waits about one commit for its batch to be cut and one
-//! for it to be durable, whatever the load; under load batches grow instead of waits, so signing
-//! and syncing never cap verification throughput. A lone verification on an idle node is logged
-//! at once (or after `window_us`, if set, to gather company).
+//! At most `in_flight` batches wait for the log at once; the collector cuts the next one once a
+//! slot is free and its window (`window_us` after its first verification) has passed, with every
+//! verification that queued meanwhile. Under load batches grow instead of waits, so signing and
+//! syncing never cap verification throughput; with one slot and no window, a lone verification
+//! waits for one commit only.
 
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
@@ -135,12 +134,13 @@ struct Batches {
 impl Batches {
     fn collect(&self, region: &Region) {
         while let Ok(first) = self.incoming.recv() {
+            let deadline = Instant::now() + self.window;
             // Wait for a slot: verifications queue meanwhile and join this batch.
             if self.slots.recv().is_err() {
                 return;
             }
             let slot = Slot(self.free.clone());
-            let requests = self.gather(first);
+            let requests = self.gather(first, deadline);
             let cross = requests.iter().filter(|r| r.cross_region).count() as u64;
             let (items, replies): (Vec<_>, Vec<_>) =
                 requests.into_iter().map(|r| (r.item, r.reply)).unzip();
@@ -176,10 +176,9 @@ impl Batches {
         }
     }
 
-    /// `first` and every verification queued behind it, up to `max`; with a `window`, also those
-    /// arriving within it.
-    fn gather(&self, first: Request) -> Vec<Request> {
-        let deadline = Instant::now() + self.window;
+    /// `first` and every verification queued behind it, up to `max`, and those arriving until
+    /// `deadline`.
+    fn gather(&self, first: Request, deadline: Instant) -> Vec<Request> {
         let mut requests = vec![first];
         while requests.len() < self.max {
             let next = match self.incoming.try_recv() {
