@@ -5,8 +5,8 @@
 #   node/tests/schemathesis.sh <path to tongban-node> <python venv with schemathesis>
 #
 # It builds nothing: pass a built binary (e.g. target/debug/tongban-node) and a venv made with
-# `python3 -m venv V && V/bin/pip install -r node/tests/requirements-schemathesis.txt`. It inits a node in a temporary directory,
-# starts it on a free loopback port, registers an agency with a seal and one certificate (so that
+# `python3 -m venv V && V/bin/pip install -r node/tests/requirements-schemathesis.txt`. It inits a
+# node in a temporary directory, starts it on a free loopback port, registers an agency with a seal and one certificate (so that
 # authenticated and certificate requests can succeed), runs schemathesis with a bounded number of
 # examples, stops the node and exits non-zero if schemathesis failed.
 #
