@@ -5,15 +5,17 @@
 #   node/tests/schemathesis.sh <path to tongban-node> <python venv with schemathesis>
 #
 # It builds nothing: pass a built binary (e.g. target/debug/tongban-node) and a venv made with
-# `python3 -m venv V && V/bin/pip install -r node/tests/requirements-schemathesis.txt`. It inits a
-# node in a temporary directory, starts it on a free loopback port, registers an agency with a seal and one certificate (so that
-# authenticated and certificate requests can succeed), runs schemathesis with a bounded number of
-# examples, stops the node and exits non-zero if schemathesis failed.
+# `python3 -m venv V && V/bin/pip install -r node/tests/requirements-schemathesis.txt`. It inits
+# a node in a temporary directory, starts it on a free loopback port, registers an agency with a
+# seal and one certificate (so that authenticated and certificate requests can succeed), runs
+# schemathesis with a bounded number of examples, stops the node and exits non-zero if
+# schemathesis failed.
 #
-# Environment: ST_MAX_EXAMPLES examples per operation and phase (default 100: 1.5 to several minutes
-# on 2 cores with a debug build, as busy as the machine is); ST_SEED (default 1) for a reproducible run; ST_TIMEOUT seconds
-# before schemathesis is stopped and the run fails (default 600); ST_EXTRA extra arguments for
-# `st run`; ST_REPORT_DIR to keep schemathesis' report (an ndjson event log) there.
+# Environment: ST_MAX_EXAMPLES examples per operation and phase (default 100: 1.5 to several
+# minutes on 2 cores with a debug build, as busy as the machine is); ST_SEED (default 1) for a
+# reproducible run; ST_TIMEOUT seconds before schemathesis is stopped and the run fails (default
+# 600); ST_EXTRA extra arguments for `st run`; ST_REPORT_DIR to keep schemathesis' report (an
+# ndjson event log) there.
 #
 # Whatever happens (a failure, a signal, the timeout), the node is stopped and the temporary
 # directory removed; the exit status is non-zero on any finding, any node error and any failure
