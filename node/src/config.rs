@@ -73,7 +73,14 @@ impl Default for LogSection {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReceiptsConfig {
-    /// How long a receipt batch gathers verifications after its first one.
+    /// How many receipt batches may wait for the log at once. While they all wait, verifications
+    /// queue for the next batch, which is cut as soon as one of them is durable.
+    pub in_flight: usize,
+    /// How long a batch gathers verifications after its first one, once it may be cut (0: it
+    /// takes what has queued and goes). The defaults (4 batches, 2 ms) suit heavy load: fewer,
+    /// larger batches cost less to sign and commit. `in_flight = 1`, `window_us = 0` answers a
+    /// lone verification about 2 ms sooner, at about 5–10 % less peak throughput (measured with
+    /// 32 connections on 2 cores).
     pub window_us: u64,
     /// Most receipts one batch holds.
     pub max_batch: usize,
@@ -82,6 +89,7 @@ pub struct ReceiptsConfig {
 impl Default for ReceiptsConfig {
     fn default() -> Self {
         ReceiptsConfig {
+            in_flight: 4,
             window_us: 2000,
             max_batch: 4096,
         }

@@ -17,6 +17,8 @@ pub enum Kind {
     Forbidden,
     /// 404
     NotFound,
+    /// 405: a known path, a method it does not serve.
+    MethodNotAllowed,
     /// 409: the request is well formed but the log's state refuses it.
     Conflict,
     /// 413

@@ -20,7 +20,7 @@ use tongban_core::codes::Code;
 use tongban_core::ids::{Identifier, IssuerCode, RegionCode, TypeCode};
 use tongban_core::keys::{KeyId, SecretKey};
 use tongban_core::log::entry::{Act, LogEntry};
-use tongban_core::log::state::{Applied, CertRecord, RegionState};
+use tongban_core::log::state::{Applied, CertRecord, RegionState, SealRecord};
 use tongban_core::status::{self, Operation, State, Succession, Termination};
 use tongban_core::trust::{
     BundleContents, FederationRoot, MediaType, Picture, SealId, SealInfo, SealRevocation, SealType,
@@ -115,6 +115,30 @@ pub struct IssuedCertificate {
     pub digest: [u8; 32],
     pub bytes: Vec<u8>,
     pub log_index: u64,
+}
+
+/// A seal rotation, as the operator asks for it.
+#[derive(Clone, Debug)]
+pub struct Rotation {
+    /// The seal to replace.
+    pub old: KeyId,
+    /// The new seal's id (unique in the region, as every seal's).
+    pub id: SealId,
+    /// The new seal's validity; absent: from now, until the old seal's end.
+    pub valid_from: Option<Time>,
+    pub valid_until: Option<Time>,
+    /// From when the old seal is revoked; absent: the second after the rotation.
+    pub revoke_from: Option<Time>,
+    pub reason: ShortText,
+}
+
+/// What a rotation logged.
+#[derive(Clone, Debug)]
+pub struct Rotated {
+    pub seal: SealInfo,
+    pub registered_at: u64,
+    pub revoked_from: Time,
+    pub revoked_at: u64,
 }
 
 /// A new seal, as the operator asks for it.
@@ -291,17 +315,31 @@ impl Region {
         blobs: Vec<Blob>,
     ) -> Result<(u64, Pending<std::ops::Range<u64>>), Refusal> {
         let applied = seq.state.apply(&entry)?;
-        let index = seq.state.size() - 1;
-        let pending = match self.log.submit(vec![entry], blobs) {
+        self.log_applied(seq, vec![(entry, applied)], blobs)
+    }
+
+    /// Submits entries already applied to the state, in one log submission (so they commit in
+    /// one transaction: all durable or none), and updates the view; returns the first's index.
+    fn log_applied(
+        &self,
+        seq: &mut Sequencer,
+        entries: Vec<(Vec<u8>, Applied)>,
+        blobs: Vec<Blob>,
+    ) -> Result<(u64, Pending<std::ops::Range<u64>>), Refusal> {
+        let first = seq.state.size() - entries.len() as u64;
+        let (bytes, applied): (Vec<_>, Vec<_>) = entries.into_iter().unzip();
+        let pending = match self.log.submit(bytes, blobs) {
             Ok(pending) => pending,
             Err(e) => {
                 self.poison("the log refused an applied entry");
                 return Err(e.into());
             }
         };
-        track_promises(seq, &applied);
-        self.reflect(&seq.state, &applied)?;
-        Ok((index, pending))
+        for applied in &applied {
+            track_promises(seq, applied);
+            self.reflect(&seq.state, applied)?;
+        }
+        Ok((first, pending))
     }
 
     /// Waits until a submitted entry is durable.
@@ -437,22 +475,114 @@ impl Region {
     /// Revokes a seal from `from`: certificates it stamped at or after `from` become invalid.
     pub fn revoke_seal(&self, kid: KeyId, from: Time, reason: ShortText) -> Result<u64, Refusal> {
         let seq = self.sequencer()?;
-        if seq.state.seal(&kid).is_none() {
-            return Err(Refusal::code(
-                Kind::NotFound,
-                Code::KidUnknown,
-                kid.to_string(),
-            ));
-        }
-        let revocation = SealRevocation {
+        live_seal(&seq.state, &kid)?;
+        let revocation = self.revocation(kid, from, reason)?;
+        self.act(seq, Act::SealRevoked { revocation }, &self.root)
+    }
+
+    fn revocation(&self, kid: KeyId, from: Time, reason: ShortText) -> Result<Vec<u8>, Refusal> {
+        SealRevocation {
             region: self.code.clone(),
             seal: kid,
             revoked_from: from,
             reason,
         }
         .sign(&self.root)
-        .map_err(|e| Refusal::internal(e.to_string()))?;
-        self.act(seq, Act::SealRevoked { revocation }, &self.root)
+        .map_err(|e| Refusal::internal(e.to_string()))
+    }
+
+    /// Replaces a seal: a new seal for the same agency (a new key, its file durable first, with
+    /// the old seal's type, name and picture) is registered and the old one revoked from
+    /// `rotation.revoke_from` (default: the next second), as two entries of one log submission, so both are
+    /// durable or neither is. The new seal is registered first: the agency is never without one.
+    pub fn rotate_seal(&self, rotation: Rotation) -> Result<Rotated, Refusal> {
+        let now = now()?;
+        let key = keyfile::generate().map_err(|e| Refusal::internal(e.to_string()))?;
+        let mut seq = self.sequencer()?;
+        let old = live_seal(&seq.state, &rotation.old)?.info.clone();
+        if seq.state.seals().any(|s| s.info.id == rotation.id) {
+            return Err(Refusal::new(
+                Kind::Conflict,
+                "SEAL_EXISTS",
+                format!("a seal with id {} exists", rotation.id),
+            ));
+        }
+        let info = SealInfo {
+            id: rotation.id,
+            seal_type: old.seal_type,
+            name: old.name.clone(),
+            agency_name: old.agency_name.clone(),
+            agency: old.agency.clone(),
+            region: self.code.clone(),
+            key: key.public().clone(),
+            created: now,
+            valid_from: rotation.valid_from.unwrap_or(now),
+            valid_until: rotation.valid_until.unwrap_or(old.valid_until),
+            picture: old.picture.clone(),
+        };
+        if info.valid_from >= info.valid_until {
+            return Err(Refusal::invalid(
+                "valid_from must precede valid_until (the old seal's, when absent)",
+            ));
+        }
+        let signed = info
+            .sign(&self.root)
+            .map_err(|e| Refusal::invalid(e.to_string()))?;
+        // By default the old seal is revoked from the next second: every certificate it stamped
+        // up to now (times are whole seconds) stays valid, and it stamps no more, since this node
+        // issues with no seal that has a revocation on record (`issue`).
+        let revoked_from = match rotation.revoke_from {
+            Some(from) => from,
+            None => Time::new(now.seconds() + 1)
+                .ok_or_else(|| Refusal::internal("the clock is at the end of the time range"))?,
+        };
+        let revocation = self.revocation(rotation.old, revoked_from, rotation.reason)?;
+        let entry = |act| {
+            LogEntry {
+                region: self.code.clone(),
+                at: now,
+                act,
+            }
+            .sign(&self.root)
+            .map_err(|e| Refusal::internal(e.to_string()))
+        };
+        let register = entry(Act::SealRegistered { seal: signed })?;
+        let revoke = entry(Act::SealRevoked { revocation })?;
+        let kid = info.key.kid();
+        keyfile::write(&self.seal_dir.join(format!("{}.key", kid.to_hex())), &key)
+            .map_err(|e| Refusal::internal(e.to_string()))?;
+        seq.seal_keys.insert(kid, Arc::new(key));
+        let registered = seq.state.apply(&register)?;
+        let revoked = match seq.state.apply(&revoke) {
+            Ok(revoked) => revoked,
+            Err(rejection) => {
+                // Not expected (the old seal was checked live above, under this lock); the new
+                // seal is already in the state, so it is logged alone to keep state and log one.
+                let (index, pending) =
+                    self.log_applied(&mut seq, vec![(register, registered)], Vec::new())?;
+                drop(seq);
+                self.durable(index, pending)?;
+                let mut refusal = Refusal::from(rejection);
+                refusal.detail = format!(
+                    "the new seal {kid} is registered (entry {index}) but the old one is not revoked: {}",
+                    refusal.detail
+                );
+                return Err(refusal);
+            }
+        };
+        let (index, pending) = self.log_applied(
+            &mut seq,
+            vec![(register, registered), (revoke, revoked)],
+            Vec::new(),
+        )?;
+        drop(seq);
+        let index = self.durable(index, pending)?;
+        Ok(Rotated {
+            seal: info,
+            registered_at: index,
+            revoked_from,
+            revoked_at: index + 1,
+        })
     }
 
     // ---- an agency's acts ----
@@ -511,6 +641,10 @@ impl Region {
         .sign(&key)
         .map_err(|e| Refusal::internal(e.to_string()))?;
         let mut seq = self.sequencer()?;
+        // Again under the lock: a rotation or revocation logged while the certificate was built.
+        if let Some(seal) = seq.state.seal(&spec.seal) {
+            refuse_revoked(seal)?;
+        }
         let (index, pending) =
             self.submit(&mut seq, entry, vec![(issued.digest, issued.bytes.clone())])?;
         drop(seq);
@@ -538,6 +672,7 @@ impl Region {
         if seal.info.agency.as_str() != agency {
             return Err(Refusal::forbidden("the seal belongs to another agency"));
         }
+        refuse_revoked(seal)?;
         let info = seal.info.clone();
         let key = seq.seal_keys.get(&spec.seal).cloned().ok_or_else(|| {
             Refusal::new(
@@ -585,15 +720,26 @@ impl Region {
             .cert(id.as_str())
             .ok_or_else(|| Refusal::not_found(id.as_str()))?;
         check_owner(cert, agency)?;
-        // The stamping seal if the node holds it, else any seal of the agency it holds.
-        seq.seal_keys
-            .get(&cert.seal)
+        // The stamping seal if the node holds it and it is not revoked, else another unrevoked
+        // seal of the agency the node holds (the one that replaced it, after a rotation), else
+        // any held seal of the agency: the log accepts a status act signed by any of them.
+        let held = |seal: &SealRecord| seq.seal_keys.get(&seal.info.key.kid());
+        let agency_seals = || {
+            seq.state
+                .seals()
+                .filter(move |s| s.info.agency.as_str() == agency)
+        };
+        let stamping = seq.state.seal(&cert.seal);
+        stamping
+            .filter(|s| s.revoked_from.is_none())
+            .and_then(held)
             .or_else(|| {
-                seq.state
-                    .seals()
-                    .filter(|s| s.info.agency.as_str() == agency)
-                    .find_map(|s| seq.seal_keys.get(&s.info.key.kid()))
+                agency_seals()
+                    .filter(|s| s.revoked_from.is_none())
+                    .find_map(held)
             })
+            .or_else(|| stamping.and_then(held))
+            .or_else(|| agency_seals().find_map(held))
             .cloned()
             .ok_or_else(|| {
                 Refusal::new(
@@ -797,6 +943,41 @@ impl Region {
             .collect();
         seals.sort_by(|a, b| a.0.id.cmp(&b.0.id));
         Ok(seals)
+    }
+}
+
+/// A registered seal that is not revoked yet: `404 KID_UNKNOWN` or `409 SEAL_ALREADY_REVOKED`
+/// otherwise (a seal is revoked once; the log would refuse a second revocation as
+/// `SEAL_INVALID`, which would not tell the operator what happened).
+fn live_seal<'a>(state: &'a RegionState, kid: &KeyId) -> Result<&'a SealRecord, Refusal> {
+    let seal = state
+        .seal(kid)
+        .ok_or_else(|| Refusal::code(Kind::NotFound, Code::KidUnknown, kid.to_string()))?;
+    match seal.revoked_from {
+        None => Ok(seal),
+        Some(from) => Err(Refusal::new(
+            Kind::Conflict,
+            "SEAL_ALREADY_REVOKED",
+            format!("seal {kid} is revoked from {}", from.to_rfc3339()),
+        )),
+    }
+}
+
+/// This node stamps nothing with a seal that has a revocation on record, even one that takes
+/// effect later (a rotated seal's, by default the second after the rotation): the revocation's
+/// time says which certificates it stamped stay valid, not that it may go on stamping.
+fn refuse_revoked(seal: &SealRecord) -> Result<(), Refusal> {
+    match seal.revoked_from {
+        None => Ok(()),
+        Some(from) => Err(Refusal::new(
+            Kind::Conflict,
+            "SEAL_NOT_VALID_AT_ISSUE",
+            format!(
+                "seal {} is revoked from {}; issue with another seal of the agency",
+                seal.info.id,
+                from.to_rfc3339()
+            ),
+        )),
     }
 }
 

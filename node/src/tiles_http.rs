@@ -19,6 +19,8 @@ pub fn router(log: Log) -> Router {
     Router::new()
         .route("/checkpoint", get(checkpoint))
         .route("/tile/{*path}", get(tile))
+        // Like the rest of the API: a problem document and an `Allow` header.
+        .method_not_allowed_fallback(crate::api::method_not_allowed)
         .with_state(log)
 }
 

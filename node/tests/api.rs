@@ -352,3 +352,334 @@ fn a_node_serves_its_whole_api_and_refuses_what_it_must() {
     assert_eq!(before, after);
     assert_eq!(verify(&node, &cert)["code"], code_before);
 }
+
+/// Asserts a problem document with this status and code.
+fn problem(reply: &node_process::Reply, status: u16, code: &str) {
+    assert_eq!(
+        (reply.status, reply.code().as_str()),
+        (status, code),
+        "{}",
+        reply.text()
+    );
+    assert_eq!(
+        reply.header("content-type").as_deref(),
+        Some("application/problem+json")
+    );
+}
+
+fn issue(node: &Node, token: &str, seal: &str, serial: &str) -> node_process::Reply {
+    node.post("/v1/certificates", Some(token), &certificate(seal, serial))
+}
+
+#[test]
+fn paths_queries_and_methods_are_refused_as_problems_and_the_token_comes_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = Node::init(dir.path());
+    node.start();
+    let (a, seal_a) = node.agency_with_seal(AGENCY_A, "FY-AMR-1");
+    let issued = issue(&node, &a, &seal_a, "2026000001");
+    assert_eq!(issued.status, 201, "{}", issued.text());
+    let id = issued.json()["id"].as_str().unwrap().to_owned();
+
+    // A path parameter that is not UTF-8 once percent-decoded is refused as the field it is.
+    problem(
+        &node.get("/v1/certificates/%FF/status", None),
+        400,
+        "IDENTIFIER_INVALID",
+    );
+    problem(
+        &node.post("/v1/certificates/%FF%FE/fulfil", Some(&a), &json!({})),
+        400,
+        "IDENTIFIER_INVALID",
+    );
+    problem(
+        &node.post(
+            "/v1/admin/seals/%FF/revoke",
+            Some(&node.operator),
+            &json!({"reason": "x"}),
+        ),
+        400,
+        "INVALID_REQUEST",
+    );
+    // A query string with an unknown or repeated parameter.
+    problem(
+        &node.get(&format!("/v1/certificates/{id}?bogus=1"), Some(&a)),
+        400,
+        "MALFORMED_QUERY",
+    );
+    problem(
+        &node.get(
+            &format!("/v1/certificates/{id}?disclose=holder.name&disclose=licence.scope"),
+            Some(&a),
+        ),
+        400,
+        "MALFORMED_QUERY",
+    );
+    assert_eq!(
+        node.get(&format!("/v1/certificates/{id}?disclose="), Some(&a))
+            .status,
+        200
+    );
+
+    // A method a known path does not serve: 405, a problem, and what it does serve.
+    let reply = node.request("DELETE", "/v1/verify", None, None);
+    problem(&reply, 405, "METHOD_NOT_ALLOWED");
+    assert_eq!(reply.header("allow").as_deref(), Some("post"));
+    let reply = node.request("PUT", &format!("/v1/certificates/{id}/status"), None, None);
+    problem(&reply, 405, "METHOD_NOT_ALLOWED");
+    assert_eq!(reply.header("allow").as_deref(), Some("get,head,post"));
+    let reply = node.request("POST", "/checkpoint", None, Some(b"{}"));
+    problem(&reply, 405, "METHOD_NOT_ALLOWED");
+    assert_eq!(reply.header("allow").as_deref(), Some("get,head"));
+    problem(
+        &node.request("GET", "/v1/admin/seals/00/rotate", None, None),
+        405,
+        "METHOD_NOT_ALLOWED",
+    );
+
+    // The token is checked before the path, the query and the body: a caller without a valid
+    // one, or with one of the wrong role, learns nothing from how they would have been judged.
+    problem(
+        &node.request("POST", "/v1/certificates", None, Some(b"{not json")),
+        401,
+        "TOKEN_MISSING",
+    );
+    problem(
+        &node.request(
+            "POST",
+            "/v1/admin/agencies",
+            Some("tb_unknown"),
+            Some(b"{not json"),
+        ),
+        401,
+        "TOKEN_INVALID",
+    );
+    problem(
+        &node.request("POST", "/v1/admin/seals", Some(&a), Some(b"[]")),
+        403,
+        "FORBIDDEN",
+    );
+    problem(
+        &node.request(
+            "POST",
+            &format!("/v1/certificates/{id}/renew"),
+            Some(&node.operator),
+            Some(b"{}"),
+        ),
+        403,
+        "FORBIDDEN",
+    );
+    problem(
+        &node.post("/v1/certificates/%FF/fulfil", None, &json!({})),
+        401,
+        "TOKEN_MISSING",
+    );
+    problem(
+        &node.post("/v1/admin/seals/%FF/revoke", Some(&a), &json!({})),
+        403,
+        "FORBIDDEN",
+    );
+    problem(
+        &node.get(&format!("/v1/certificates/{id}?bogus=1"), None),
+        401,
+        "TOKEN_MISSING",
+    );
+    // An oversized body is not even read without a token: the node answers at the headers.
+    let head = format!(
+        "POST /v1/certificates HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: 100000000\r\n\r\n",
+        node.addr
+    );
+    problem(&node.raw(head.as_bytes()), 401, "TOKEN_MISSING");
+
+    // A seal is revoked once, and the second attempt says so before reaching the log.
+    let revoke = |kid: &str| {
+        node.post(
+            &format!("/v1/admin/seals/{kid}/revoke"),
+            Some(&node.operator),
+            &json!({"reason": "印章遗失"}),
+        )
+    };
+    let size = node.get("/healthz", None).json()["log_size"].clone();
+    problem(
+        &revoke("00112233445566778899aabbccddeeff"),
+        404,
+        "KID_UNKNOWN",
+    );
+    let first = revoke(&seal_a);
+    assert_eq!(first.status, 200, "{}", first.text());
+    let size_after = node.get("/healthz", None).json()["log_size"].clone();
+    assert_eq!(size_after, json!(size.as_u64().unwrap() + 1));
+    problem(&revoke(&seal_a), 409, "SEAL_ALREADY_REVOKED");
+    problem(
+        &node.post(
+            &format!("/v1/admin/seals/{seal_a}/rotate"),
+            Some(&node.operator),
+            &json!({"seal_id": "FY-AMR-2", "reason": "x"}),
+        ),
+        409,
+        "SEAL_ALREADY_REVOKED",
+    );
+    assert_eq!(node.get("/healthz", None).json()["log_size"], size_after);
+}
+
+#[test]
+fn a_rotated_seal_keeps_its_certificates_valid_and_stamps_no_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = Node::init(dir.path());
+    node.start();
+    let (a, old) = node.agency_with_seal(AGENCY_A, "FY-AMR-1");
+    let (b, seal_b) = node.agency_with_seal(AGENCY_B, "FY-OTHER-1");
+    let before = issue(&node, &a, &old, "2026000001");
+    assert_eq!(before.status, 201, "{}", before.text());
+    let before = before.json();
+    let before_cert = before["certificate"].as_str().unwrap().to_owned();
+    let before_id = before["id"].as_str().unwrap().to_owned();
+    let rotate = |token: Option<&str>, kid: &str, body: serde_json::Value| {
+        node.post(&format!("/v1/admin/seals/{kid}/rotate"), token, &body)
+    };
+    let body = json!({"seal_id": "FY-AMR-2", "reason": "年度更换"});
+
+    // Refusals, in the order the spec lists them.
+    problem(&rotate(None, &old, body.clone()), 401, "TOKEN_MISSING");
+    problem(&rotate(Some(&a), &old, body.clone()), 403, "FORBIDDEN");
+    problem(
+        &rotate(Some(&node.operator), "xyz", body.clone()),
+        400,
+        "INVALID_REQUEST",
+    );
+    problem(
+        &rotate(
+            Some(&node.operator),
+            &old,
+            json!({"seal_id": "FY AMR", "reason": "x"}),
+        ),
+        400,
+        "INVALID_REQUEST",
+    );
+    problem(
+        &rotate(
+            Some(&node.operator),
+            "00112233445566778899aabbccddeeff",
+            body.clone(),
+        ),
+        404,
+        "KID_UNKNOWN",
+    );
+    problem(
+        &rotate(
+            Some(&node.operator),
+            &old,
+            json!({"seal_id": "FY-OTHER-1", "reason": "x"}),
+        ),
+        409,
+        "SEAL_EXISTS",
+    );
+    problem(
+        &rotate(
+            Some(&node.operator),
+            &old,
+            json!({"seal_id": "FY-AMR-2", "reason": "x", "valid_until": 1_000_000_000u64}),
+        ),
+        400,
+        "INVALID_REQUEST",
+    );
+
+    // The rotation: a new seal like the old one, the old revoked from the next second.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let reply = rotate(Some(&node.operator), &old, body.clone());
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    let rotated = reply.json();
+    let new = rotated["seal"]["kid"].as_str().unwrap().to_owned();
+    assert_ne!(new, old);
+    assert_eq!(rotated["seal"]["seal_id"], "FY-AMR-2");
+    assert_eq!(rotated["seal"]["agency_uscc"], AGENCY_A);
+    assert_eq!(rotated["seal"]["name"], "行政审批专用章");
+    assert_eq!(rotated["seal"]["valid_until"], 2_000_000_000u64);
+    assert_eq!(rotated["seal"]["revoked_from"], json!(null));
+    assert_eq!(rotated["revoked"]["kid"], json!(old));
+    let revoked_from = rotated["revoked"]["revoked_from"].as_u64().unwrap();
+    assert!((now + 1..=now + 3).contains(&revoked_from), "{rotated}");
+    assert_eq!(
+        rotated["revoked"]["log_index"].as_u64().unwrap(),
+        rotated["seal"]["log_index"].as_u64().unwrap() + 1
+    );
+
+    // What the old seal stamped before stays valid; it stamps no more; the new one does.
+    assert_eq!(verify(&node, &before_cert)["code"], "OK");
+    problem(
+        &issue(&node, &a, &old, "2026000002"),
+        409,
+        "SEAL_NOT_VALID_AT_ISSUE",
+    );
+    let after = issue(&node, &a, &new, "2026000003");
+    assert_eq!(after.status, 201, "{}", after.text());
+    let after_cert = after.json()["certificate"].as_str().unwrap().to_owned();
+    assert_eq!(verify(&node, &after_cert)["code"], "OK");
+    // The old seal's certificates can still be managed (signed with a live seal of the agency).
+    let reply = node.post(
+        &format!("/v1/certificates/{before_id}/status"),
+        Some(&a),
+        &json!({"operation": "suspend"}),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(verify(&node, &before_cert)["code"], "STATUS_SUSPENDED");
+    problem(
+        &rotate(
+            Some(&node.operator),
+            &old,
+            json!({"seal_id": "FY-AMR-3", "reason": "x"}),
+        ),
+        409,
+        "SEAL_ALREADY_REVOKED",
+    );
+
+    // A rotation from an earlier time (a compromised key): what it stamped since is invalid.
+    let b_cert = issue(&node, &b, &seal_b, "2026000001");
+    assert_eq!(b_cert.status, 201, "{}", b_cert.text());
+    let b_cert = b_cert.json();
+    let b_status = node
+        .get(
+            &format!("/v1/certificates/{}/status", b_cert["id"].as_str().unwrap()),
+            None,
+        )
+        .json();
+    let reply = rotate(
+        Some(&node.operator),
+        &seal_b,
+        json!({"seal_id": "FY-OTHER-2", "reason": "私钥泄露", "from": b_status["issued"]}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    assert_eq!(
+        verify(&node, b_cert["certificate"].as_str().unwrap())["code"],
+        "SEAL_REVOKED"
+    );
+
+    // The trust bundle carries both seals and the revocation; all of it survives kill -9 (the
+    // new seal's key included).
+    let bundle = node.get("/v1/trust-bundle", None).body;
+    let trust = TrustStore::load_any_time(&bundle, None).unwrap();
+    assert_eq!(trust.seals().count(), 4);
+    let seals = node.get("/v1/admin/seals", Some(&node.operator)).json();
+    let revoked: Vec<_> = seals["seals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| !s["revoked_from"].is_null())
+        .map(|s| s["seal_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(revoked, ["FY-AMR-1", "FY-OTHER-1"]);
+    node.kill9();
+    node.start();
+    assert_eq!(verify(&node, &before_cert)["code"], "STATUS_SUSPENDED");
+    assert_eq!(verify(&node, &after_cert)["code"], "OK");
+    problem(
+        &issue(&node, &a, &old, "2026000004"),
+        409,
+        "SEAL_NOT_VALID_AT_ISSUE",
+    );
+    assert_eq!(issue(&node, &a, &new, "2026000005").status, 201);
+}

@@ -5,14 +5,21 @@
 #   node/tests/schemathesis.sh <path to tongban-node> <python venv with schemathesis>
 #
 # It builds nothing: pass a built binary (e.g. target/debug/tongban-node) and a venv made with
-# `python3 -m venv V && V/bin/pip install schemathesis`. It inits a node in a temporary directory,
-# starts it on a free loopback port, registers an agency with a seal and one certificate (so that
-# authenticated and certificate requests can succeed), runs schemathesis with a bounded number of
-# examples, stops the node and exits non-zero if schemathesis failed.
+# `python3 -m venv V && V/bin/pip install -r node/tests/requirements-schemathesis.txt`. It inits
+# a node in a temporary directory, starts it on a free loopback port, registers an agency with a
+# seal and one certificate (so that authenticated and certificate requests can succeed), runs
+# schemathesis with a bounded number of examples, stops the node and exits non-zero if
+# schemathesis failed.
 #
-# Environment: ST_MAX_EXAMPLES examples per operation and phase (default 100: about a minute on 2
-# cores with a debug build); ST_SEED (default 1) for a reproducible run; ST_EXTRA extra arguments
-# for `st run`; ST_REPORT_DIR to keep schemathesis' report (an ndjson event log) there.
+# Environment: ST_MAX_EXAMPLES examples per operation and phase (default 100: 1.5 to several
+# minutes on 2 cores with a debug build, as busy as the machine is); ST_SEED (default 1) for a
+# reproducible run; ST_TIMEOUT seconds before schemathesis is stopped and the run fails (default
+# 600); ST_EXTRA extra arguments for `st run`; ST_REPORT_DIR to keep schemathesis' report (an
+# ndjson event log) there.
+#
+# Whatever happens (a failure, a signal, the timeout), the node is stopped and the temporary
+# directory removed; the exit status is non-zero on any finding, any node error and any failure
+# of the script itself. Needs bash, coreutils (timeout, mktemp, realpath), sed, grep, and Python 3.
 set -euo pipefail
 
 if [[ $# -ne 2 ]]; then
@@ -30,9 +37,19 @@ for f in "$node_bin" "$python" "$st" "$spec"; do
 done
 max_examples=${ST_MAX_EXAMPLES:-100}
 seed=${ST_SEED:-1}
+st_timeout=${ST_TIMEOUT:-600}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/tongban-st.XXXXXX")
 node_pid=
+st_pid=
+# Stops schemathesis (through `timeout`, which passes the signal on) if it still runs.
+stop_st() {
+    if [[ -n $st_pid ]] && kill -0 "$st_pid" 2>/dev/null; then
+        kill -TERM "$st_pid" 2>/dev/null || true
+        wait "$st_pid" 2>/dev/null || true
+    fi
+    st_pid=
+}
 stop_node() {
     if [[ -n $node_pid ]] && kill -0 "$node_pid" 2>/dev/null; then
         kill -TERM "$node_pid" 2>/dev/null || true
@@ -46,11 +63,15 @@ stop_node() {
     node_pid=
 }
 cleanup() {
+    stop_st
     stop_node
     rm -rf "$work"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM HUP PIPE
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 141' PIPE
+trap 'exit 143' TERM
 
 # --- a node -----------------------------------------------------------------------------------
 "$node_bin" init --region 341200 --name 阜阳市 --dir "$work/node" --listen 127.0.0.1:0 \
@@ -197,27 +218,37 @@ PY
 report_args=()
 if [[ -n ${ST_REPORT_DIR:-} ]]; then
     mkdir -p "$ST_REPORT_DIR"
-    report_args=(--report ndjson --report-dir "$ST_REPORT_DIR")
+    report_args=(--report ndjson --report-dir "$(realpath "$ST_REPORT_DIR")")
 fi
 # shellcheck disable=SC2206
 extra=(${ST_EXTRA:-})
 status=0
-(
-    cd "$work"
-    TONGBAN_OPERATOR_TOKEN=$operator TONGBAN_AGENCY_TOKEN=$agency TONGBAN_SEAL_KID=$kid \
-        SCHEMATHESIS_HOOKS=hooks PYTHONPATH="$work" \
-        timeout --kill-after=10 900 "$st" --config-file "$work/schemathesis.toml" run "$spec" \
+# In the background, waited for: a signal to this script then interrupts the wait and the EXIT trap
+# stops schemathesis and the node (a foreground command would delay the trap until it ended).
+# Schemathesis keeps its hypothesis database in the working directory: the temporary one.
+# One worker: with two, CPython 3.11 before 3.11.8 can fail hypothesis' concurrent `ast.parse`
+# calls with "AST constructor recursion depth mismatch" (CPython issue 106905), a crash of the
+# tool, not a finding.
+cd "$work"
+TONGBAN_OPERATOR_TOKEN=$operator TONGBAN_AGENCY_TOKEN=$agency TONGBAN_SEAL_KID=$kid \
+    SCHEMATHESIS_HOOKS=hooks PYTHONPATH="$work" \
+    timeout --kill-after=10 "$st_timeout" "$st" --config-file "$work/schemathesis.toml" run "$spec" \
         --url "$base" \
         --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
         --phases examples,coverage,fuzzing,stateful \
         --max-examples "$max_examples" \
         --seed "$seed" \
-        --workers 2 \
+        --workers 1 \
         --request-timeout 30 \
         --suppress-health-check all \
         --warnings off \
-        "${report_args[@]}" "${extra[@]}"
-) || status=$?
+        "${report_args[@]}" "${extra[@]}" &
+st_pid=$!
+wait "$st_pid" || status=$?
+st_pid=
+if [[ $status -eq 124 || $status -eq 137 ]]; then
+    echo "schemathesis.sh: schemathesis did not finish within ${st_timeout}s" >&2
+fi
 
 stop_node
 if [[ -s $work/node.err ]] && grep -q -E 'panicked|ERROR' "$work/node.err"; then

@@ -1,17 +1,17 @@
 //! The operator's requests: agencies and their seals.
 
 use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tongban_core::trust::{MediaType, SealId, SealInfo, SealType};
 
-use super::input::{self, Body};
-use super::{App, blocking, operator};
+use super::input::{self, Body, Kid};
+use super::{App, Operator, blocking};
 use crate::credentials::CredentialError;
 use crate::refusal::{Kind, Refusal};
-use crate::region::SealSpec;
+use crate::region::{Rotation, SealSpec};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -22,10 +22,9 @@ pub struct AgencyRequest {
 
 pub async fn register_agency(
     State(app): State<App>,
-    headers: HeaderMap,
+    _: Operator,
     Body(request): Body<AgencyRequest>,
 ) -> Result<(StatusCode, Json<Value>), Refusal> {
-    operator(&app, &headers)?;
     let uscc = input::uscc(&request.uscc)?;
     let name = input::short_text("name", &request.name)?;
     let region = app.region.clone();
@@ -47,8 +46,7 @@ pub async fn register_agency(
     ))
 }
 
-pub async fn agencies(State(app): State<App>, headers: HeaderMap) -> Result<Json<Value>, Refusal> {
-    operator(&app, &headers)?;
+pub async fn agencies(State(app): State<App>, _: Operator) -> Result<Json<Value>, Refusal> {
     Ok(Json(json!({"agencies": app.region.credentials.agencies()})))
 }
 
@@ -81,10 +79,9 @@ fn seal_json(info: &SealInfo, revoked_from: Option<u64>) -> Value {
 
 pub async fn create_seal(
     State(app): State<App>,
-    headers: HeaderMap,
+    _: Operator,
     Body(request): Body<SealRequest>,
 ) -> Result<(StatusCode, Json<Value>), Refusal> {
-    operator(&app, &headers)?;
     let agency = input::uscc(&request.agency_uscc)?;
     let registered = app
         .region
@@ -116,8 +113,7 @@ pub async fn create_seal(
     Ok((StatusCode::CREATED, Json(body)))
 }
 
-pub async fn seals(State(app): State<App>, headers: HeaderMap) -> Result<Json<Value>, Refusal> {
-    operator(&app, &headers)?;
+pub async fn seals(State(app): State<App>, _: Operator) -> Result<Json<Value>, Refusal> {
     let seals = app.region.seals()?;
     Ok(Json(json!({
         "seals": seals.iter().map(|(info, revoked)| seal_json(info, revoked.map(|t| t.seconds()))).collect::<Vec<_>>()
@@ -133,12 +129,10 @@ pub struct RevokeRequest {
 
 pub async fn revoke_seal(
     State(app): State<App>,
-    headers: HeaderMap,
-    Path(kid): Path<String>,
+    _: Operator,
+    Kid(kid): Kid,
     Body(request): Body<RevokeRequest>,
 ) -> Result<Json<Value>, Refusal> {
-    operator(&app, &headers)?;
-    let kid = input::kid("kid", &kid)?;
     let from = match request.from {
         Some(seconds) => input::time("from", seconds)?,
         None => crate::region::now()?,
@@ -148,5 +142,47 @@ pub async fn revoke_seal(
     let index = blocking(move || region.revoke_seal(kid, from, reason)).await?;
     Ok(Json(
         json!({"kid": kid.to_hex(), "revoked_from": from.seconds(), "log_index": index}),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateRequest {
+    seal_id: String,
+    valid_from: Option<u64>,
+    valid_until: Option<u64>,
+    from: Option<u64>,
+    reason: String,
+}
+
+pub async fn rotate_seal(
+    State(app): State<App>,
+    _: Operator,
+    Kid(old): Kid,
+    Body(request): Body<RotateRequest>,
+) -> Result<(StatusCode, Json<Value>), Refusal> {
+    let rotation = Rotation {
+        old,
+        id: SealId::parse(&request.seal_id)
+            .ok_or_else(|| Refusal::invalid("seal_id: 1–64 characters of [0-9A-Za-z-]"))?,
+        valid_from: input::optional_time("valid_from", request.valid_from)?,
+        valid_until: input::optional_time("valid_until", request.valid_until)?,
+        revoke_from: input::optional_time("from", request.from)?,
+        reason: input::short_text("reason", &request.reason)?,
+    };
+    let region = app.region.clone();
+    let rotated = blocking(move || region.rotate_seal(rotation)).await?;
+    let mut seal = seal_json(&rotated.seal, None);
+    seal["log_index"] = json!(rotated.registered_at);
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "seal": seal,
+            "revoked": {
+                "kid": old.to_hex(),
+                "revoked_from": rotated.revoked_from.seconds(),
+                "log_index": rotated.revoked_at,
+            },
+        })),
     ))
 }

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::Deserialize;
@@ -13,8 +13,8 @@ use tongban_core::cert::{FieldName, FieldValue, Holder, HolderIdType, TrustLevel
 use tongban_core::ids::TypeCode;
 use tongban_core::status::{Operation, Succession, Termination};
 
-use super::input::{self, Body};
-use super::{App, agency, blocking};
+use super::input::{self, Body, CertId, Query};
+use super::{Agency, App, blocking};
 use crate::metrics::TypeLabel;
 use crate::refusal::{Kind, Refusal};
 use crate::region::{CertificateSpec, IssuedCertificate, Lineage, check_owner};
@@ -122,10 +122,9 @@ fn issued_json(app: &App, issued: &IssuedCertificate) -> Value {
 
 pub async fn issue(
     State(app): State<App>,
-    headers: HeaderMap,
+    Agency(agency): Agency,
     Body(request): Body<IssueRequest>,
 ) -> Result<(StatusCode, Json<Value>), Refusal> {
-    let agency = agency(&app, &headers)?;
     let (Some(type_code), Some(serial)) = (request.type_code.clone(), request.serial.clone())
     else {
         return Err(Refusal::invalid(
@@ -148,13 +147,11 @@ pub async fn issue(
 
 async fn successor(
     app: App,
-    headers: HeaderMap,
-    id: String,
+    agency: String,
+    of: tongban_core::ids::Identifier,
     request: IssueRequest,
     how: Succession,
 ) -> Result<(StatusCode, Json<Value>), Refusal> {
-    let agency = agency(&app, &headers)?;
-    let of = input::identifier(&id)?;
     if request.type_code.is_some() || request.serial.is_some() {
         return Err(Refusal::invalid(
             "a renewal or change keeps its predecessor's type_code and serial; omit them",
@@ -169,20 +166,20 @@ async fn successor(
 
 pub async fn renew(
     State(app): State<App>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    Agency(agency): Agency,
+    CertId(id): CertId,
     Body(request): Body<IssueRequest>,
 ) -> Result<(StatusCode, Json<Value>), Refusal> {
-    successor(app, headers, id, request, Succession::Renew).await
+    successor(app, agency, id, request, Succession::Renew).await
 }
 
 pub async fn change(
     State(app): State<App>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    Agency(agency): Agency,
+    CertId(id): CertId,
     Body(request): Body<IssueRequest>,
 ) -> Result<(StatusCode, Json<Value>), Refusal> {
-    successor(app, headers, id, request, Succession::Change).await
+    successor(app, agency, id, request, Succession::Change).await
 }
 
 #[derive(Deserialize)]
@@ -211,12 +208,10 @@ fn operation(name: &str) -> Result<Operation, Refusal> {
 
 pub async fn change_status(
     State(app): State<App>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    Agency(agency): Agency,
+    CertId(id): CertId,
     Body(request): Body<StatusRequest>,
 ) -> Result<Json<Value>, Refusal> {
-    let agency = agency(&app, &headers)?;
-    let id = input::identifier(&id)?;
     let operation = operation(&request.operation)?;
     let reason = request
         .reason
@@ -237,11 +232,9 @@ pub async fn change_status(
 
 pub async fn fulfil(
     State(app): State<App>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    Agency(agency): Agency,
+    CertId(id): CertId,
 ) -> Result<Json<Value>, Refusal> {
-    let agency = agency(&app, &headers)?;
-    let id = input::identifier(&id)?;
     let region = app.region.clone();
     let key = id.clone();
     let index = blocking(move || region.fulfil(&agency, &key)).await?;
@@ -259,12 +252,10 @@ pub struct FetchQuery {
 
 pub async fn fetch(
     State(app): State<App>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    Agency(agency): Agency,
+    CertId(id): CertId,
     Query(query): Query<FetchQuery>,
 ) -> Result<Json<Value>, Refusal> {
-    let agency = agency(&app, &headers)?;
-    let id = input::identifier(&id)?;
     let record = app.region.certificate(id.as_str())?;
     check_owner(&record, &agency)?;
     let region = app.region.clone();

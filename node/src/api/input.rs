@@ -1,9 +1,11 @@
-//! Request bodies and fields: JSON that fails to parse, is too large or has unknown fields is
-//! refused as problem+json, and every field is checked into a core type before a handler uses it.
+//! Request bodies, paths, queries and fields: JSON that fails to parse, is too large or has unknown
+//! fields, a path parameter that does not decode and a query string that does not fit are refused
+//! as problem+json, and every field is checked into a core type before a handler uses it.
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::de::DeserializeOwned;
@@ -23,6 +25,66 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(value)) => Ok(Body(value)),
             Err(rejection) => Err(refusal(&rejection)),
+        }
+    }
+}
+
+/// The path's certificate identifier (`{id}`), checked: `IDENTIFIER_INVALID` when it is not one,
+/// not valid UTF-8 once percent-decoded included.
+pub struct CertId(pub Identifier);
+
+impl<S: Send + Sync> FromRequestParts<S> for CertId {
+    type Rejection = Refusal;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Refusal> {
+        let text = path_text(parts, state).await.map_err(|detail| {
+            Refusal::new(
+                Kind::Invalid,
+                tongban_core::Code::IdentifierInvalid.as_str(),
+                format!("id: {detail}"),
+            )
+        })?;
+        identifier(&text).map(CertId)
+    }
+}
+
+/// The path's seal key id (`{kid}`), checked: `INVALID_REQUEST` when it is not 32 hex digits.
+pub struct Kid(pub KeyId);
+
+impl<S: Send + Sync> FromRequestParts<S> for Kid {
+    type Rejection = Refusal;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Refusal> {
+        let text = path_text(parts, state)
+            .await
+            .map_err(|detail| Refusal::invalid(format!("kid: {detail}")))?;
+        kid("kid", &text).map(Kid)
+    }
+}
+
+/// The route's one path parameter, percent-decoded; why not, for the refusal's detail.
+async fn path_text<S: Send + Sync>(parts: &mut Parts, state: &S) -> Result<String, String> {
+    match Path::<String>::from_request_parts(parts, state).await {
+        Ok(Path(text)) => Ok(text),
+        Err(rejection) => Err(rejection.body_text()),
+    }
+}
+
+/// A closed query string (`T` denies unknown fields): anything that does not deserialize, an
+/// unknown or repeated parameter included, is `400 MALFORMED_QUERY`.
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = Refusal;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Refusal> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Query(value)),
+            Err(rejection) => Err(Refusal::new(
+                Kind::Invalid,
+                "MALFORMED_QUERY",
+                rejection.body_text(),
+            )),
         }
     }
 }

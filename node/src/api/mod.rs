@@ -11,8 +11,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -53,12 +54,14 @@ pub fn router(app: App) -> Router {
             post(admin::create_seal).get(admin::seals),
         )
         .route("/v1/admin/seals/{kid}/revoke", post(admin::revoke_seal))
+        .route("/v1/admin/seals/{kid}/rotate", post(admin::rotate_seal))
         .route("/v1/certificates", post(certs::issue))
         .route("/v1/certificates/{id}", get(certs::fetch))
         .route("/v1/certificates/{id}/renew", post(certs::renew))
         .route("/v1/certificates/{id}/change", post(certs::change))
         .route("/v1/certificates/{id}/status", post(certs::change_status))
         .route("/v1/certificates/{id}/fulfil", post(certs::fulfil))
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(public::not_found)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(app.clone(), observe))
@@ -92,6 +95,7 @@ impl IntoResponse for Refusal {
             Kind::Unauthenticated => StatusCode::UNAUTHORIZED,
             Kind::Forbidden => StatusCode::FORBIDDEN,
             Kind::NotFound => StatusCode::NOT_FOUND,
+            Kind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Kind::Conflict => StatusCode::CONFLICT,
             Kind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -120,6 +124,15 @@ impl IntoResponse for Refusal {
         }
         response
     }
+}
+
+/// A known path asked with a method it does not serve. The router adds the `Allow` header.
+pub async fn method_not_allowed(method: Method) -> Refusal {
+    Refusal::new(
+        Kind::MethodNotAllowed,
+        "METHOD_NOT_ALLOWED",
+        format!("this path does not serve {method}; the Allow header lists what it does"),
+    )
 }
 
 /// Counts a refused authentication and builds its refusal.
@@ -166,26 +179,41 @@ fn principal(app: &App, headers: &HeaderMap) -> Result<Principal, Refusal> {
         .ok_or_else(|| refuse("unknown", "TOKEN_INVALID", "the token is not valid"))
 }
 
-/// The calling agency's USCC; the operator and others are refused.
-fn agency(app: &App, headers: &HeaderMap) -> Result<String, Refusal> {
-    match principal(app, headers)? {
-        Principal::Agency { uscc, .. } => Ok(uscc),
-        Principal::Operator => Err(refuse_auth(
-            app,
-            "role",
-            Refusal::forbidden("this request needs an agency's token"),
-        )),
+/// The calling agency, by its USCC: an extractor that refuses every other caller. Handlers take
+/// it before their path, query and body, so the token is checked first and a caller without one
+/// learns nothing from how its request would have been validated.
+pub struct Agency(pub String);
+
+impl FromRequestParts<App> for Agency {
+    type Rejection = Refusal;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Refusal> {
+        match principal(app, &parts.headers)? {
+            Principal::Agency { uscc, .. } => Ok(Agency(uscc)),
+            Principal::Operator => Err(refuse_auth(
+                app,
+                "role",
+                Refusal::forbidden("this request needs an agency's token"),
+            )),
+        }
     }
 }
 
-fn operator(app: &App, headers: &HeaderMap) -> Result<(), Refusal> {
-    match principal(app, headers)? {
-        Principal::Operator => Ok(()),
-        Principal::Agency { .. } => Err(refuse_auth(
-            app,
-            "role",
-            Refusal::forbidden("this request needs the operator's token"),
-        )),
+/// The operator: an extractor that refuses every other caller (checked first, as [`Agency`]).
+pub struct Operator;
+
+impl FromRequestParts<App> for Operator {
+    type Rejection = Refusal;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Refusal> {
+        match principal(app, &parts.headers)? {
+            Principal::Operator => Ok(Operator),
+            Principal::Agency { .. } => Err(refuse_auth(
+                app,
+                "role",
+                Refusal::forbidden("this request needs the operator's token"),
+            )),
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! certificate's status and inclusion receipt, the audit documents, health and metrics.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -14,7 +14,7 @@ use tongban_core::ids::RegionCode;
 use tongban_core::log::receipt::Receipt;
 use tongban_core::log::verification::ReceiptItem;
 
-use super::input::{self, Body};
+use super::input::{self, Body, CertId};
 use super::{App, blocking};
 use crate::metrics::ResultLabel;
 use crate::refusal::{Kind, Refusal};
@@ -180,11 +180,7 @@ pub async fn checkpoints(State(app): State<App>) -> Result<Json<Value>, Refusal>
     Ok(Json(json!({"checkpoints": notes})))
 }
 
-pub async fn status(
-    State(app): State<App>,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, Refusal> {
-    let id = input::identifier(&id)?;
+pub async fn status(State(app): State<App>, CertId(id): CertId) -> Result<Json<Value>, Refusal> {
     let record = app.region.certificate(id.as_str())?;
     Ok(Json(json!({
         "id": id.as_str(),
@@ -204,8 +200,7 @@ pub async fn status(
 
 /// An offline receipt (C2SP tlog-proof) for the certificate's issuance entry, against a
 /// checkpoint that covers it (signed now if the latest does not).
-pub async fn receipt(State(app): State<App>, Path(id): Path<String>) -> Result<Response, Refusal> {
-    let id = input::identifier(&id)?;
+pub async fn receipt(State(app): State<App>, CertId(id): CertId) -> Result<Response, Refusal> {
     let record = app.region.certificate(id.as_str())?;
     let index = record.issued_at_index;
     let region = app.region.clone();

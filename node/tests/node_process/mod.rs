@@ -30,6 +30,14 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// The value of header `name` (lowercase), if present.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.lines().find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            (key.trim() == name).then(|| value.trim().to_owned())
+        })
+    }
+
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
@@ -122,8 +130,6 @@ impl Node {
         token: Option<&str>,
         body: Option<&[u8]>,
     ) -> std::io::Result<Reply> {
-        let mut stream = TcpStream::connect(&self.addr)?;
-        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
         let mut head = format!(
             "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
             self.addr
@@ -138,10 +144,24 @@ impl Node {
             ));
         }
         head.push_str("\r\n");
-        stream.write_all(head.as_bytes())?;
+        let mut request = head.into_bytes();
         if let Some(body) = body {
-            stream.write_all(body)?;
+            request.extend_from_slice(body);
         }
+        self.try_raw(&request)
+    }
+
+    /// Sends `request` as is (the whole HTTP/1.1 request, headers and any body) and reads the
+    /// answer until the node closes the connection.
+    pub fn raw(&self, request: &[u8]) -> Reply {
+        self.try_raw(request)
+            .unwrap_or_else(|e| panic!("{}: {e}", String::from_utf8_lossy(request)))
+    }
+
+    pub fn try_raw(&self, request: &[u8]) -> std::io::Result<Reply> {
+        let mut stream = TcpStream::connect(&self.addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        stream.write_all(request)?;
         let mut raw = Vec::new();
         stream.read_to_end(&mut raw)?;
         let broken = || std::io::Error::other("no complete response");
