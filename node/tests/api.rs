@@ -295,12 +295,34 @@ fn a_node_serves_its_whole_api_and_refuses_what_it_must() {
     assert_eq!(node.get("/checkpoint", None).status, 200);
     assert_eq!(node.get("/tile/entries/000.p/1", None).status, 200);
     assert_eq!(node.get("/tile/0%2F000.p%2F1", None).status, 404);
-    assert!(
-        !node.get("/v1/audit/checkpoints", None).json()["checkpoints"]
-            .as_array()
-            .unwrap()
-            .is_empty()
-    );
+    let all = node.get("/v1/audit/checkpoints", None).json();
+    let all = all["checkpoints"].as_array().unwrap().clone();
+    assert!(!all.is_empty());
+    // Page by page, one at a time: the same checkpoints, oldest first, then no `next`.
+    let mut paged = Vec::new();
+    let mut path = "/v1/audit/checkpoints?limit=1".to_owned();
+    loop {
+        let page = node.get(&path, None).json();
+        paged.extend(page["checkpoints"].as_array().unwrap().iter().cloned());
+        match page["next"].as_u64() {
+            Some(next) => path = format!("/v1/audit/checkpoints?limit=1&after={next}"),
+            None => break,
+        }
+        assert!(paged.len() <= all.len() + 1, "paging does not end");
+    }
+    // Checkpoints signed since `all` was read may follow it.
+    assert!(paged.len() >= all.len());
+    assert_eq!(paged[..all.len()], all[..]);
+    let page = node.get(&format!("/v1/audit/checkpoints?after={}", u64::MAX), None);
+    assert_eq!(page.json()["checkpoints"].as_array().map(Vec::len), Some(0));
+    for bad in ["limit=0", "limit=1001", "after=-1", "page=2"] {
+        let reply = node.get(&format!("/v1/audit/checkpoints?{bad}"), None);
+        assert_eq!(
+            (reply.status, reply.code().as_str()),
+            (400, "MALFORMED_QUERY"),
+            "{bad}"
+        );
+    }
     assert_eq!(node.get("/v1/status-snapshot", None).status, 200);
 
     // Seal revocation from now: later issuance with it is refused.

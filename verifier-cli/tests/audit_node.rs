@@ -504,6 +504,49 @@ fn what_a_node_serves_wrongly_is_refused_or_reported() {
         "{text}"
     );
 
+    // The list in pages of one: read to the end, the same clean replay.
+    let mut paged = served_sample();
+    let listed: Vec<Value> = log
+        .checkpoints
+        .iter()
+        .map(|(name, note)| {
+            let size: u64 = name.trim_end_matches(".checkpoint").parse().unwrap();
+            json!({"size": size, "note": String::from_utf8_lossy(note)})
+        })
+        .collect();
+    let page = |i: usize| {
+        let mut body = json!({"checkpoints": [listed[i].clone()]});
+        if i + 1 < listed.len() {
+            body["next"] = listed[i]["size"].clone();
+        }
+        Answer::Body(200, body.to_string().into_bytes())
+    };
+    paged.insert("/v1/audit/checkpoints".to_owned(), page(0));
+    for i in 1..listed.len() {
+        let after = listed[i - 1]["size"].as_u64().unwrap();
+        paged.insert(format!("/v1/audit/checkpoints?after={after}"), page(i));
+    }
+    let out = replay(&[&serve(paged)]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("3 verified, largest size 11"),
+        "{}",
+        stdout(&out)
+    );
+    // A `next` that does not move forward would keep a reader in a loop.
+    let mut looping = served_sample();
+    let first = listed[0]["size"].as_u64().unwrap();
+    let again = json!({"checkpoints": [listed[0].clone()], "next": first}).to_string();
+    looping.insert(
+        "/v1/audit/checkpoints".to_owned(),
+        Answer::Body(200, again.clone().into_bytes()),
+    );
+    looping.insert(
+        format!("/v1/audit/checkpoints?after={first}"),
+        Answer::Body(200, again.into_bytes()),
+    );
+    let looping = serve(looping);
+
     let big = vec![b'x'; 5 << 10];
     let refused = [
         (
@@ -544,6 +587,7 @@ fn what_a_node_serves_wrongly_is_refused_or_reported() {
             vec!["--timeout", "1"],
             "NODE_TIMEOUT",
         ),
+        (looping, vec![], "RESPONSE_MALFORMED"),
         ("http://127.0.0.1:1".to_owned(), vec![], "NODE_UNREACHABLE"),
         (
             "http://node.example/?x".to_owned(),

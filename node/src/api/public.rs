@@ -14,7 +14,7 @@ use tongban_core::ids::RegionCode;
 use tongban_core::log::receipt::Receipt;
 use tongban_core::log::verification::ReceiptItem;
 
-use super::input::{self, Body, CertId};
+use super::input::{self, Body, CertId, Query};
 use super::{App, blocking};
 use crate::metrics::ResultLabel;
 use crate::refusal::{Kind, Refusal};
@@ -169,15 +169,45 @@ pub async fn log_vkey(State(app): State<App>) -> Result<Response, Refusal> {
         .into_response())
 }
 
-/// Every checkpoint the log signed, oldest first: what `audit replay <node URL>` checks.
-pub async fn checkpoints(State(app): State<App>) -> Result<Json<Value>, Refusal> {
+/// Most checkpoints one page of `/v1/audit/checkpoints` holds (about 200 bytes each).
+pub const CHECKPOINT_PAGE: usize = 1000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointsQuery {
+    /// Only checkpoints of tree sizes above this one.
+    after: Option<u64>,
+    /// At most this many (1 to [`CHECKPOINT_PAGE`]; default the most).
+    limit: Option<usize>,
+}
+
+/// The checkpoints the log signed, oldest first, a page at a time: what `audit replay <node URL>`
+/// checks. `next` (the last size of the page) is present while more may follow.
+pub async fn checkpoints(
+    State(app): State<App>,
+    Query(query): Query<CheckpointsQuery>,
+) -> Result<Json<Value>, Refusal> {
+    let limit = query.limit.unwrap_or(CHECKPOINT_PAGE);
+    if !(1..=CHECKPOINT_PAGE).contains(&limit) {
+        return Err(Refusal::new(
+            Kind::Invalid,
+            "MALFORMED_QUERY",
+            format!("limit must be 1 to {CHECKPOINT_PAGE}"),
+        ));
+    }
     let region = app.region.clone();
-    let notes = blocking(move || Ok(region.log().checkpoints()?)).await?;
+    let notes = blocking(move || Ok(region.log().checkpoints_after(query.after, limit)?)).await?;
+    let full = notes.len() == limit;
+    let next = notes.last().map(|(size, _)| *size).filter(|_| full);
     let notes: Vec<Value> = notes
         .into_iter()
         .map(|(size, note)| json!({"size": size, "note": String::from_utf8_lossy(&note)}))
         .collect();
-    Ok(Json(json!({"checkpoints": notes})))
+    let mut page = json!({"checkpoints": notes});
+    if let Some(next) = next {
+        page["next"] = json!(next);
+    }
+    Ok(Json(page))
 }
 
 pub async fn status(State(app): State<App>, CertId(id): CertId) -> Result<Json<Value>, Refusal> {

@@ -10,7 +10,7 @@ use tlog_tiles::{Tile, prove_record, prove_tree, tree_hash};
 use super::hashes::TableHashes;
 use super::schema::{
     BLOBS, CHECKPOINT, CHECKPOINT_LAST, ENTRIES, HASHES, HISTORY_END, HISTORY_FIRST, INDEX_ROWS,
-    META, read_size,
+    META, history_key, read_size,
 };
 use super::tiles::{TILE_HEIGHT, check_tile, encode_entry_bundle};
 use super::{Log, LogError};
@@ -143,10 +143,26 @@ impl Log {
 
     /// Every checkpoint ever stored, by size ascending (a size stored twice keeps the later one).
     pub fn checkpoints(&self) -> Result<Vec<(u64, Vec<u8>)>, LogError> {
+        self.checkpoints_after(None, usize::MAX)
+    }
+
+    /// At most `limit` checkpoints of sizes above `after` (all sizes when `None`), oldest first:
+    /// one page of the history, which grows with every checkpoint the log signs.
+    pub fn checkpoints_after(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, LogError> {
         let txn = self.inner.db.begin_read()?;
         let table = txn.open_table(CHECKPOINT)?;
+        let first = match after.map(|size| size.checked_add(1)) {
+            None => HISTORY_FIRST.to_owned(),
+            Some(Some(next)) => history_key(next),
+            // Nothing is above the largest size.
+            Some(None) => return Ok(Vec::new()),
+        };
         let mut out = Vec::new();
-        for item in table.range(HISTORY_FIRST..HISTORY_END)? {
+        for item in table.range(first.as_str()..HISTORY_END)?.take(limit) {
             let (_, value) = item?;
             let (size, bytes) = value.value();
             out.push((size, bytes.to_vec()));

@@ -13,8 +13,8 @@ use super::http::{Client, FetchError};
 
 /// `/v1/audit/log.vkey`: one verifier key line.
 const MAX_VKEY: u64 = 4 << 10;
-/// `/v1/audit/checkpoints`: every checkpoint ever signed (about a million at this bound).
-const MAX_CHECKPOINT_LIST: u64 = 256 << 20;
+/// One page of `/v1/audit/checkpoints` (at most 1,000 notes of a few hundred bytes).
+const MAX_CHECKPOINT_PAGE: u64 = 4 << 20;
 /// The longest entry a tlog-tiles entry bundle can hold.
 const MAX_ENTRY: u64 = u16::MAX as u64;
 
@@ -46,12 +46,48 @@ fn base(url: &str) -> Result<String, FetchError> {
 #[derive(Deserialize)]
 struct CheckpointList {
     checkpoints: Vec<ListedCheckpoint>,
+    /// Present while more may follow: the `after` of the next page.
+    next: Option<u64>,
 }
 
 #[derive(Deserialize)]
 struct ListedCheckpoint {
     size: u64,
     note: String,
+}
+
+/// Every checkpoint the node lists, page by page (specs/log.md §7.1). A page that does not move
+/// forward is malformed: a node cannot keep the reader in a loop.
+fn checkpoint_list(
+    client: &Client,
+    at: &dyn Fn(&str) -> String,
+) -> Result<Vec<ListedCheckpoint>, FetchError> {
+    let mut all = Vec::new();
+    let mut after: Option<u64> = None;
+    loop {
+        let path = match after {
+            None => "/v1/audit/checkpoints".to_owned(),
+            Some(size) => format!("/v1/audit/checkpoints?after={size}"),
+        };
+        let page: CheckpointList =
+            serde_json::from_slice(&client.get(&at(&path), MAX_CHECKPOINT_PAGE)?).map_err(|e| {
+                FetchError::Malformed {
+                    url: at(&path),
+                    detail: format!("not a page of the checkpoint list ({e})"),
+                }
+            })?;
+        all.extend(page.checkpoints);
+        match page.next {
+            None => return Ok(all),
+            Some(next) if after.is_none_or(|a| next > a) => after = Some(next),
+            Some(next) => {
+                return Err(FetchError::Malformed {
+                    url: at(&path),
+                    detail: format!("next page after {next} does not move forward"),
+                });
+            }
+        }
+    }
 }
 
 /// The hash tiles of a tree of `size` entries, level by level: full tiles, then the partial one.
@@ -112,15 +148,9 @@ pub fn fetch(url: &str, timeout: Duration, hash_tiles: HashTiles) -> Result<Audi
     let trust = client.get(&at("/v1/trust-bundle"), Kind::TrustBundle.size_limit())?;
     // Before the list, so that the list (signed later) holds every checkpoint up to this one.
     let latest = client.get_unless_missing(&at("/checkpoint"), MAX_NOTE as u64)?;
-    let list: CheckpointList =
-        serde_json::from_slice(&client.get(&at("/v1/audit/checkpoints"), MAX_CHECKPOINT_LIST)?)
-            .map_err(|e| FetchError::Malformed {
-                url: at("/v1/audit/checkpoints"),
-                detail: format!("not the checkpoint list ({e})"),
-            })?;
-    let size = list.checkpoints.iter().map(|c| c.size).max().unwrap_or(0);
+    let list = checkpoint_list(&client, &at)?;
+    let size = list.iter().map(|c| c.size).max().unwrap_or(0);
     let mut checkpoints: Vec<(String, Vec<u8>)> = list
-        .checkpoints
         .into_iter()
         .map(|c| (format!("{:020}.checkpoint", c.size), c.note.into_bytes()))
         .collect();
