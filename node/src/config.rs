@@ -77,10 +77,10 @@ pub struct ReceiptsConfig {
     /// queue for the next batch, which is cut as soon as one of them is durable.
     pub in_flight: usize,
     /// How long a batch gathers verifications after its first one, once it may be cut (0: it
-    /// takes what has queued and goes). With the defaults (one batch, no window) a verification
-    /// waits for the commit under way and its own, no fixed window on top; a window and more
-    /// batches in flight make fewer, larger batches, cheaper to sign and commit when the CPU is
-    /// the limit (e.g. `in_flight = 4`, `window_us = 2000`, this node's former behaviour).
+    /// takes what has queued and goes). The defaults (4 batches, 2 ms) make fewer, larger batches,
+    /// cheaper to sign and commit; `in_flight = 1`, `window_us = 0` saves a lone verification
+    /// the window's wait. Under load (32 connections, 2 cores shared with other work) the
+    /// defaults gave more verifications/s in 12 of 19 back-to-back pairs of runs.
     pub window_us: u64,
     /// Most receipts one batch holds.
     pub max_batch: usize,
@@ -89,8 +89,8 @@ pub struct ReceiptsConfig {
 impl Default for ReceiptsConfig {
     fn default() -> Self {
         ReceiptsConfig {
-            in_flight: 1,
-            window_us: 0,
+            in_flight: 4,
+            window_us: 2000,
             max_batch: 4096,
         }
     }
