@@ -62,7 +62,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Kid {
     }
 }
 
-/// The route's one path parameter, percent-decoded; why not, for the refusal's detail.
+/// The route's one path parameter, percent-decoded; or the reason it is not, for a refusal.
 async fn path_text<S: Send + Sync>(parts: &mut Parts, state: &S) -> Result<String, String> {
     match Path::<String>::from_request_parts(parts, state).await {
         Ok(Path(text)) => Ok(text),
