@@ -375,7 +375,11 @@ impl Region {
                 }
                 Ok(())
             }
-            Act::Receipts { .. } => Ok(()),
+            // Facts about other parties' objects, committed by digest: nothing in the view.
+            Act::Receipts { .. }
+            | Act::ShareAnswered { .. }
+            | Act::ShareReceived { .. }
+            | Act::ProofReceived { .. } => Ok(()),
         }
     }
 
@@ -407,6 +411,7 @@ impl Region {
             valid_from: spec.valid_from.unwrap_or(now),
             valid_until: spec.valid_until,
             picture: Picture::of(&spec.picture, spec.media_type),
+            share_types: Vec::new(),
         };
         if info.valid_from >= info.valid_until {
             return Err(Refusal::invalid("valid_from must precede valid_until"));

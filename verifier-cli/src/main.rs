@@ -218,9 +218,11 @@ fn conformance(path: &Path, export: Option<&Path>) -> Result<ExitCode> {
         println!("FAIL {failure}");
     }
     println!(
-        "conformance: {} certificate and {} trust bundle cases from {}",
+        "conformance: {} certificate, {} trust bundle, {} copy and {} proof cases from {}",
         file.certificates.len(),
         file.trust_bundles.len(),
+        file.copies.len(),
+        file.proofs.len(),
         path.display()
     );
     println!(
