@@ -5,6 +5,7 @@ mod audit;
 mod bulk;
 mod generate;
 mod report;
+mod sharing;
 mod vectors;
 
 use std::path::{Path, PathBuf};
@@ -76,6 +77,16 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Purpose-bound copies (加注件): verify one as presented by an agency, or inspect it.
+    Copy {
+        #[command(subcommand)]
+        command: sharing::CopyCommand,
+    },
+    /// Cross-region verification proofs (核验回执): verify one offline, or inspect it.
+    Proof {
+        #[command(subcommand)]
+        command: sharing::ProofCommand,
     },
 }
 
@@ -255,6 +266,8 @@ fn main() -> ExitCode {
         Command::Audit {
             command: AuditCommand::Replay { bundles, json },
         } => audit_replay(bundles, *json),
+        Command::Copy { command } => sharing::copy(command),
+        Command::Proof { command } => sharing::proof(command),
     };
     match outcome {
         Ok(code) => code,
