@@ -36,6 +36,9 @@ use crate::keyfile::{self, random};
 use crate::log::{Blob, Log, LogConfig, Pending};
 use crate::refusal::{Kind, Refusal};
 
+mod share;
+pub use share::{EvidencePolicy, ShareAnswer, ShareAsk, TrustElements};
+
 /// How long a trust bundle the node publishes stays valid.
 const BUNDLE_VALIDITY: u64 = 7 * 24 * 3600;
 /// The reason recorded when a promise lapses (specs/status.md §4).
@@ -106,6 +109,9 @@ pub enum Lineage {
     New { type_code: TypeCode, serial: String },
     /// The next version of `of` (renewal or change).
     Successor { of: Identifier, how: Succession },
+    /// The successor of `of`, another region's certificate transferred out to this one
+    /// (specs/sharing.md §5.2): `<of's type>.<agency USCC>.<serial>.001`.
+    TransferIn { of: Identifier, serial: String },
 }
 
 /// An issued certificate as the API returns it.
@@ -129,6 +135,8 @@ pub struct SealSpec {
     pub valid_until: Time,
     pub picture: Vec<u8>,
     pub media_type: MediaType,
+    /// The sharing scope (specs/trust.md §3 `"ct"`), sorted and unique; empty: none.
+    pub share_types: Vec<TypeCode>,
 }
 
 pub struct Region {
@@ -411,7 +419,7 @@ impl Region {
             valid_from: spec.valid_from.unwrap_or(now),
             valid_until: spec.valid_until,
             picture: Picture::of(&spec.picture, spec.media_type),
-            share_types: Vec::new(),
+            share_types: spec.share_types,
         };
         if info.valid_from >= info.valid_until {
             return Err(Refusal::invalid("valid_from must precede valid_until"));
@@ -575,6 +583,20 @@ impl Region {
                 })?;
                 (next_version(&of)?, Some(Predecessor { id: of, how }))
             }
+            Lineage::TransferIn { of, serial } => {
+                // The predecessor lives in another region's log; the caller checked its proof.
+                let id = Identifier::new(
+                    of.type_code().clone(),
+                    IssuerCode::Uscc(info.agency.clone()),
+                    &serial,
+                    "001",
+                )
+                .map_err(|e| {
+                    Refusal::code(Kind::Invalid, Code::IdentifierInvalid, e.to_string())
+                })?;
+                let how = Succession::TransferIn;
+                (id, Some(Predecessor { id: of, how }))
+            }
         };
         Ok((info, key, id, predecessor))
     }
@@ -617,6 +639,18 @@ impl Region {
         operation: Operation,
         reason: Option<ShortText>,
     ) -> Result<(State, u64), Refusal> {
+        self.status_act(agency, id, operation, reason, None)
+    }
+
+    /// A status operation; `destination` is the receiving region of a transfer out.
+    fn status_act(
+        &self,
+        agency: &str,
+        id: &Identifier,
+        operation: Operation,
+        reason: Option<ShortText>,
+        destination: Option<RegionCode>,
+    ) -> Result<(State, u64), Refusal> {
         let seq = self.sequencer()?;
         let key = Self::agency_key(&seq, agency, id)?;
         let from = seq
@@ -634,7 +668,7 @@ impl Region {
             operation,
             to,
             reason,
-            destination: None,
+            destination,
         };
         Ok((to, self.act(seq, act, &key)?))
     }
