@@ -328,9 +328,22 @@ def region_payload_ok(p) -> bool:
             and is_time(p["vf"]) and is_time(p["vu"]) and p["vf"] < p["vu"])
 
 
+def is_type_code(s) -> bool:
+    """cert §1: the 21-character type part: a USCC, then 3 digits."""
+    return (type(s) is str and len(s) == 21 and s.isascii() and is_uscc(s[:18])
+            and re.fullmatch(r"[0-9]{3}", s[18:]) is not None)
+
+
+def sharing_scope_ok(ct) -> bool:
+    """trust §3 "ct": 1-64 type codes, sorted bytewise ascending, unique."""
+    return (type(ct) is list and 1 <= len(ct) <= 64 and all(is_type_code(t) for t in ct)
+            and all(a.encode() < b.encode() for a, b in zip(ct, ct[1:])))
+
+
 def seal_payload_ok(p) -> bool:
     keys = {"v", "sid", "st", "sn", "an", "au", "rc", "pk", "cd", "vf", "vu", "pic"}
-    return (closed_map(p, keys) and is_uint(p["v"]) and p["v"] == 1
+    return (closed_map(p, keys, {"ct"}) and is_uint(p["v"]) and p["v"] == 1
+            and ("ct" not in p or sharing_scope_ok(p["ct"]))
             and type(p["sid"]) is str and re.fullmatch(r"[0-9A-Za-z-]{1,64}", p["sid"]) is not None
             and type(p["st"]) is str and p["st"] in SEAL_TYPES and is_short_text(p["sn"]) and is_short_text(p["an"])
             and is_uscc(p["au"]) and is_region_code(p["rc"]) and is_bytes(p["pk"], 32)

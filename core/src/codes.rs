@@ -81,6 +81,16 @@ codes! {
     WeakKey => "WEAK_KEY", "a trust bundle certifies a small-order public key";
     StatusSnapshotInvalid => "STATUS_SNAPSHOT_INVALID", "a status snapshot failed to load";
     TransitionNotAllowed => "TRANSITION_NOT_ALLOWED", "a status operation refused by the transition rules";
+    RegionMismatch => "REGION_MISMATCH", "an object names a region other than its signer's or the one it was sent to";
+    CertificateNotLogged => "CERTIFICATE_NOT_LOGGED", "the issuing region's log holds no issuance of this certificate";
+    ProofMismatch => "PROOF_MISMATCH", "a verification proof's parts disagree with each other or with the request";
+    LogProofInvalid => "LOG_PROOF_INVALID", "a log key, checkpoint, cosignature quorum or inclusion proof does not verify";
+    ShareNotAuthorised => "SHARE_NOT_AUTHORISED", "the requesting seal's sharing scope does not cover the certificate's type";
+    ShareRequestStale => "SHARE_REQUEST_STALE", "a share request's time is too far from the answering node's clock";
+    ShareFieldUnavailable => "SHARE_FIELD_UNAVAILABLE", "a requested field is not among the certificate's disclosures";
+    CopyExpired => "COPY_EXPIRED", "at or after the purpose-bound copy's expiry";
+    CopyWrongRecipient => "COPY_WRONG_RECIPIENT", "the copy is presented by a party other than its recipient";
+    CopyMismatch => "COPY_MISMATCH", "the copy's certificate is not the one requested, or discloses other fields";
 }
 
 impl fmt::Display for Code {

@@ -27,6 +27,12 @@ pub enum Kind {
     StatusSnapshot,
     Certificate,
     LogEntry,
+    /// A region's signed answer to another region's verification request (specs/sharing.md §3).
+    VerificationProof,
+    /// An agency's request for chosen fields of another region's certificate (sharing.md §4.1).
+    ShareRequest,
+    /// A purpose-bound copy (加注件, sharing.md §4.3).
+    Copy,
 }
 
 impl Kind {
@@ -39,6 +45,9 @@ impl Kind {
             Kind::StatusSnapshot => "application/tongban-status+cbor",
             Kind::Certificate => "application/tongban-ecert+cwt",
             Kind::LogEntry => "application/tongban-log-entry+cbor",
+            Kind::VerificationProof => "application/tongban-verification-proof+cbor",
+            Kind::ShareRequest => "application/tongban-share-request+cbor",
+            Kind::Copy => "application/tongban-copy+cbor",
         }
     }
 
@@ -48,6 +57,10 @@ impl Kind {
             Kind::StatusSnapshot => 256 << 20,
             // A tlog-tiles entry bundle prefixes each entry with a uint16 length.
             Kind::LogEntry => 65_535,
+            // A receipt and two tlog-proofs, each of which carries a whole log entry in base64.
+            Kind::VerificationProof => 512 << 10,
+            // A share request and a certificate, each up to 64 KiB.
+            Kind::Copy => 256 << 10,
             _ => 65_536,
         }
     }

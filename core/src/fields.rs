@@ -193,6 +193,20 @@ impl<'a> Fields<'a> {
         })
     }
 
+    /// An optional array whose every element `read` accepts.
+    pub fn optional_array<T>(
+        &mut self,
+        key: Key<'a>,
+        what: &str,
+        read: impl FnMut(&mut Reader<'a>) -> Option<T>,
+    ) -> Result<Option<Vec<T>>, Bad> {
+        if self.entries.iter().any(|(k, _)| *k == key) {
+            self.array(key, what, read).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
     /// `"v"` must be 1: the only version this implementation knows.
     pub fn version_1(&mut self) -> Result<(), Bad> {
         match self.uint(Key::Text("v"))? {

@@ -14,6 +14,7 @@ pub mod fields;
 pub mod ids;
 pub mod keys;
 pub mod log;
+pub mod sharing;
 pub mod status;
 pub mod testkit;
 pub mod trust;

@@ -35,6 +35,8 @@ pub struct Refusal {
     pub kind: Kind,
     pub code: &'static str,
     pub detail: String,
+    /// The log entry that recorded this refusal, when the node logs it (a refused share request).
+    pub log_index: Option<u64>,
 }
 
 impl Refusal {
@@ -43,7 +45,14 @@ impl Refusal {
             kind,
             code,
             detail: detail.into(),
+            log_index: None,
         }
+    }
+
+    /// The same refusal, recorded in the log at `index`.
+    pub fn logged_at(mut self, index: u64) -> Refusal {
+        self.log_index = Some(index);
+        self
     }
 
     pub fn invalid(detail: impl Into<String>) -> Refusal {

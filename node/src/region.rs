@@ -36,6 +36,9 @@ use crate::keyfile::{self, random};
 use crate::log::{Blob, Log, LogConfig, Pending};
 use crate::refusal::{Kind, Refusal};
 
+mod share;
+pub use share::{EvidencePolicy, ShareAnswer, ShareAsk, TrustElements};
+
 /// How long a trust bundle the node publishes stays valid.
 const BUNDLE_VALIDITY: u64 = 7 * 24 * 3600;
 /// The reason recorded when a promise lapses (specs/status.md §4).
@@ -106,6 +109,9 @@ pub enum Lineage {
     New { type_code: TypeCode, serial: String },
     /// The next version of `of` (renewal or change).
     Successor { of: Identifier, how: Succession },
+    /// The successor of `of`, another region's certificate transferred out to this one
+    /// (specs/sharing.md §5.2): `<of's type>.<agency USCC>.<serial>.001`.
+    TransferIn { of: Identifier, serial: String },
 }
 
 /// An issued certificate as the API returns it.
@@ -153,6 +159,8 @@ pub struct SealSpec {
     pub valid_until: Time,
     pub picture: Vec<u8>,
     pub media_type: MediaType,
+    /// The sharing scope (specs/trust.md §3 `"ct"`), sorted and unique; empty: none.
+    pub share_types: Vec<TypeCode>,
 }
 
 pub struct Region {
@@ -413,7 +421,11 @@ impl Region {
                 }
                 Ok(())
             }
-            Act::Receipts { .. } => Ok(()),
+            // Facts about other parties' objects, committed by digest: nothing in the view.
+            Act::Receipts { .. }
+            | Act::ShareAnswered { .. }
+            | Act::ShareReceived { .. }
+            | Act::ProofReceived { .. } => Ok(()),
         }
     }
 
@@ -445,6 +457,7 @@ impl Region {
             valid_from: spec.valid_from.unwrap_or(now),
             valid_until: spec.valid_until,
             picture: Picture::of(&spec.picture, spec.media_type),
+            share_types: spec.share_types,
         };
         if info.valid_from >= info.valid_until {
             return Err(Refusal::invalid("valid_from must precede valid_until"));
@@ -519,6 +532,8 @@ impl Region {
             valid_from: rotation.valid_from.unwrap_or(now),
             valid_until: rotation.valid_until.unwrap_or(old.valid_until),
             picture: old.picture.clone(),
+            // The agency may ask other regions for what it could ask for before.
+            share_types: old.share_types.clone(),
         };
         if info.valid_from >= info.valid_until {
             return Err(Refusal::invalid(
@@ -705,6 +720,20 @@ impl Region {
                 })?;
                 (next_version(&of)?, Some(Predecessor { id: of, how }))
             }
+            Lineage::TransferIn { of, serial } => {
+                // The predecessor lives in another region's log; the caller checked its proof.
+                let id = Identifier::new(
+                    of.type_code().clone(),
+                    IssuerCode::Uscc(info.agency.clone()),
+                    &serial,
+                    "001",
+                )
+                .map_err(|e| {
+                    Refusal::code(Kind::Invalid, Code::IdentifierInvalid, e.to_string())
+                })?;
+                let how = Succession::TransferIn;
+                (id, Some(Predecessor { id: of, how }))
+            }
         };
         Ok((info, key, id, predecessor))
     }
@@ -758,6 +787,18 @@ impl Region {
         operation: Operation,
         reason: Option<ShortText>,
     ) -> Result<(State, u64), Refusal> {
+        self.status_act(agency, id, operation, reason, None)
+    }
+
+    /// A status operation; `destination` is the receiving region of a transfer out.
+    fn status_act(
+        &self,
+        agency: &str,
+        id: &Identifier,
+        operation: Operation,
+        reason: Option<ShortText>,
+        destination: Option<RegionCode>,
+    ) -> Result<(State, u64), Refusal> {
         let seq = self.sequencer()?;
         let key = Self::agency_key(&seq, agency, id)?;
         let from = seq
@@ -775,7 +816,7 @@ impl Region {
             operation,
             to,
             reason,
-            destination: None,
+            destination,
         };
         Ok((to, self.act(seq, act, &key)?))
     }

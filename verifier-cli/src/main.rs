@@ -5,6 +5,7 @@ mod audit;
 mod bulk;
 mod generate;
 mod report;
+mod sharing;
 mod vectors;
 
 use std::path::{Path, PathBuf};
@@ -76,6 +77,16 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Purpose-bound copies (加注件): verify one as presented by an agency, or inspect it.
+    Copy {
+        #[command(subcommand)]
+        command: sharing::CopyCommand,
+    },
+    /// Cross-region verification proofs (核验回执): verify one offline, or inspect it.
+    Proof {
+        #[command(subcommand)]
+        command: sharing::ProofCommand,
     },
 }
 
@@ -263,9 +274,11 @@ fn conformance(path: &Path, export: Option<&Path>) -> Result<ExitCode> {
         println!("FAIL {failure}");
     }
     println!(
-        "conformance: {} certificate and {} trust bundle cases from {}",
+        "conformance: {} certificate, {} trust bundle, {} copy and {} proof cases from {}",
         file.certificates.len(),
         file.trust_bundles.len(),
+        file.copies.len(),
+        file.proofs.len(),
         path.display()
     );
     println!(
@@ -307,6 +320,8 @@ fn main() -> ExitCode {
         Command::Audit {
             command: AuditCommand::Export { node, dir, timeout },
         } => audit_export(node, dir, *timeout),
+        Command::Copy { command } => sharing::copy(command),
+        Command::Proof { command } => sharing::proof(command),
     };
     match outcome {
         Ok(code) => code,

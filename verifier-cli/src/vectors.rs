@@ -6,7 +6,10 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use tongban_core::Code;
 use tongban_core::cert::FieldValue;
+use tongban_core::ids::{RegionCode, Uscc};
 use tongban_core::keys::KeyId;
+use tongban_core::sharing::Party;
+use tongban_core::testkit::sharing::{run_copy, run_proof};
 #[cfg(test)]
 use tongban_core::testkit::vectors::VectorSet;
 use tongban_core::testkit::vectors::{run_bundle, run_certificate};
@@ -21,6 +24,52 @@ pub struct VectorFile {
     pub status_snapshots: Vec<SnapshotEntry>,
     pub certificates: Vec<CertificateCase>,
     pub trust_bundles: Vec<BundleCase>,
+    #[serde(default)]
+    pub copies: Vec<CopyCase>,
+    #[serde(default)]
+    pub proofs: Vec<ProofCase>,
+}
+
+#[derive(Serialize, Deserialize, PartialEq, Debug)]
+pub struct Presenter {
+    pub region: String,
+    pub agency: String,
+}
+
+#[derive(Serialize, Deserialize, PartialEq, Debug)]
+pub struct CopyCase {
+    pub name: String,
+    pub description: String,
+    pub now: u64,
+    pub status_snapshots: Vec<String>,
+    pub presenter: Presenter,
+    pub copy: String,
+    pub expect: CopyExpectation,
+}
+
+#[derive(Serialize, Deserialize, PartialEq, Debug)]
+pub struct CopyExpectation {
+    pub verdict: String,
+    pub code: String,
+}
+
+#[derive(Serialize, Deserialize, PartialEq, Debug)]
+pub struct ProofCase {
+    pub name: String,
+    pub description: String,
+    pub now: u64,
+    pub requester: String,
+    pub nonce: Option<String>,
+    pub proof: String,
+    pub expect: ProofExpectation,
+}
+
+#[derive(Serialize, Deserialize, PartialEq, Debug)]
+pub struct ProofExpectation {
+    /// The code of verifying the proof.
+    pub code: String,
+    /// The code the proof reports for the certificate, when the proof is authentic.
+    pub answer: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, PartialEq, Debug)]
@@ -152,6 +201,41 @@ impl VectorFile {
                     },
                 })
                 .collect(),
+            copies: set
+                .copies
+                .iter()
+                .map(|c| CopyCase {
+                    name: c.name.into(),
+                    description: c.description.into(),
+                    now: c.now,
+                    status_snapshots: c.snapshots.iter().map(|s| (*s).into()).collect(),
+                    presenter: Presenter {
+                        region: c.presenter.region.as_str().into(),
+                        agency: c.presenter.agency.as_str().into(),
+                    },
+                    copy: hex::encode(&c.bytes),
+                    expect: CopyExpectation {
+                        verdict: verdict_of(c.code).into(),
+                        code: c.code.as_str().into(),
+                    },
+                })
+                .collect(),
+            proofs: set
+                .proofs
+                .iter()
+                .map(|p| ProofCase {
+                    name: p.name.into(),
+                    description: p.description.into(),
+                    now: p.now,
+                    requester: p.requester.as_str().into(),
+                    nonce: p.nonce.map(hex::encode),
+                    proof: hex::encode(&p.bytes),
+                    expect: ProofExpectation {
+                        code: p.code.as_str().into(),
+                        answer: p.answer.map(|a| a.as_str().into()),
+                    },
+                })
+                .collect(),
         }
     }
 }
@@ -232,15 +316,67 @@ pub fn run(file: &VectorFile) -> Result<Outcome> {
             ));
         }
     }
+    for case in &file.copies {
+        let bytes = unhex(&case.name, &case.copy)?;
+        let names: Vec<&str> = case.status_snapshots.iter().map(String::as_str).collect();
+        let presenter = Party {
+            region: RegionCode::parse(&case.presenter.region)
+                .with_context(|| format!("{}: presenter region", case.name))?,
+            agency: Uscc::parse(&case.presenter.agency)
+                .with_context(|| format!("{}: presenter agency", case.name))?,
+        };
+        let code = run_copy(
+            &bundle,
+            &snapshot_refs,
+            &names,
+            case.now,
+            &presenter,
+            &bytes,
+        );
+        if code.as_str() == case.expect.code && verdict_of(code) == case.expect.verdict {
+            outcome.passed += 1;
+        } else {
+            outcome.failures.push(format!(
+                "{}: got {code}, expected {}",
+                case.name, case.expect.code
+            ));
+        }
+    }
+    for case in &file.proofs {
+        let bytes = unhex(&case.name, &case.proof)?;
+        let requester = RegionCode::parse(&case.requester)
+            .with_context(|| format!("{}: requester", case.name))?;
+        let nonce = match &case.nonce {
+            None => None,
+            Some(nonce) => Some(
+                <[u8; 16]>::try_from(unhex(&case.name, nonce)?)
+                    .ok()
+                    .with_context(|| format!("{}: nonce is not 16 bytes", case.name))?,
+            ),
+        };
+        let (code, answer) = run_proof(&bundle, case.now, &requester, nonce, &bytes);
+        let answer = answer.map(|a| a.as_str().to_owned());
+        if code.as_str() == case.expect.code && answer == case.expect.answer {
+            outcome.passed += 1;
+        } else {
+            outcome.failures.push(format!(
+                "{}: got {code} (answer {answer:?}), expected {} (answer {:?})",
+                case.name, case.expect.code, case.expect.answer
+            ));
+        }
+    }
     Ok(outcome)
 }
 
-/// Writes the vectors as files: `bundle.tbt`, `status-<region>.tbs`, `certificates/<case>.tbc`.
-/// Returns how many files were written.
+/// Writes the vectors as files: `bundle.tbt`, `status-<region>.tbs`, `certificates/<case>.tbc`,
+/// `copies/<case>.tbcopy`, `proofs/<case>.tbproof`. Returns how many files were written.
 pub fn export(file: &VectorFile, dir: &Path) -> Result<usize> {
     let certificates = dir.join("certificates");
-    std::fs::create_dir_all(&certificates)
-        .with_context(|| format!("cannot create {}", certificates.display()))?;
+    let (copies, proofs) = (dir.join("copies"), dir.join("proofs"));
+    for folder in [&certificates, &copies, &proofs] {
+        std::fs::create_dir_all(folder)
+            .with_context(|| format!("cannot create {}", folder.display()))?;
+    }
     let mut written = 0;
     let mut write = |path: PathBuf, text: &str| -> Result<()> {
         std::fs::write(&path, unhex(&path.display().to_string(), text)?)
@@ -260,6 +396,12 @@ pub fn export(file: &VectorFile, dir: &Path) -> Result<usize> {
             certificates.join(format!("{}.tbc", case.name)),
             &case.certificate,
         )?;
+    }
+    for case in &file.copies {
+        write(copies.join(format!("{}.tbcopy", case.name)), &case.copy)?;
+    }
+    for case in &file.proofs {
+        write(proofs.join(format!("{}.tbproof", case.name)), &case.proof)?;
     }
     Ok(written)
 }
@@ -301,8 +443,12 @@ mod tests {
         );
         assert_eq!(
             outcome.passed,
-            file.certificates.len() + file.trust_bundles.len()
+            file.certificates.len()
+                + file.trust_bundles.len()
+                + file.copies.len()
+                + file.proofs.len()
         );
+        assert!(!file.copies.is_empty() && !file.proofs.is_empty());
         Ok(())
     }
 

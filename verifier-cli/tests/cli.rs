@@ -184,3 +184,152 @@ fn bulk_usage_errors_exit_two() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--trust"), "{}", stderr(&out));
 }
+
+/// A copy or proof case of the vectors, written into the test's folder.
+fn sharing_file(f: &Files, name: &str) -> String {
+    let bytes = f
+        .set
+        .copies
+        .iter()
+        .find(|c| c.name == name)
+        .map(|c| &c.bytes)
+        .or_else(|| {
+            f.set
+                .proofs
+                .iter()
+                .find(|p| p.name == name)
+                .map(|p| &p.bytes)
+        })
+        .unwrap_or_else(|| panic!("no case {name}"));
+    let path = f.path(name);
+    must(std::fs::write(&path, bytes));
+    path
+}
+
+#[test]
+fn copies_verify_for_their_recipient_only() {
+    let f = Files::new("copies");
+    let (trust, now) = (f.path("bundle.tbt"), NOW.to_string());
+    let recipient = {
+        let case = f.set.copies.iter().find(|c| c.name == "copy-valid");
+        let p = &case.unwrap_or_else(|| panic!("copy-valid")).presenter;
+        format!("{}:{}", p.region, p.agency.as_str())
+    };
+    let copy = sharing_file(&f, "copy-valid");
+    let verify = |file: &str, recipient: &str, now: &str, extra: &[&str]| {
+        let mut args = vec![
+            "copy",
+            "verify",
+            file,
+            "--trust",
+            &trust,
+            "--recipient",
+            recipient,
+            "--now",
+            now,
+        ];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    let out = verify(&copy, &recipient, &now, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("VALID"), "{text}");
+    assert!(
+        text.contains("企业跨省迁移登记") && text.contains("holder.name"),
+        "{text}"
+    );
+    let value = json(&verify(&copy, &recipient, &now, &["--json"]));
+    assert_eq!(value["code"], "OK");
+    assert_eq!(value["request"]["fields"].as_array().map(Vec::len), Some(2));
+    // Another presenter; after the expiry; a tampered copy.
+    let other = format!(
+        "370100:{}",
+        must(tongban_core::testkit::make_uscc("11370100MB0000009")).as_str()
+    );
+    let wrong = verify(&copy, &other, &now, &["--json"]);
+    assert_eq!(wrong.status.code(), Some(1));
+    assert_eq!(json(&wrong)["code"], "COPY_WRONG_RECIPIENT");
+    let later = (NOW + 40 * 86_400).to_string();
+    assert_eq!(
+        json(&verify(&copy, &recipient, &later, &["--json"]))["code"],
+        "COPY_EXPIRED"
+    );
+    let tampered = sharing_file(&f, "copy-tampered-field");
+    assert_eq!(
+        json(&verify(&tampered, &recipient, &now, &["--json"]))["code"],
+        "SIGNATURE_INVALID"
+    );
+    // Usage errors and unreadable input exit 2.
+    assert_eq!(verify(&copy, "370100", &now, &[]).status.code(), Some(2));
+    let inspected = run(&["copy", "inspect", &copy]);
+    assert_eq!(inspected.status.code(), Some(0));
+    assert!(stdout(&inspected).starts_with("NOT VERIFIED"));
+    assert_eq!(
+        json(&run(&["copy", "inspect", &copy, "--json"]))["verified"],
+        false
+    );
+    let garbage = f.path("garbage.tbcopy");
+    must(std::fs::write(&garbage, b"not cbor"));
+    assert_eq!(run(&["copy", "inspect", &garbage]).status.code(), Some(2));
+}
+
+#[test]
+fn proofs_verify_offline_and_report_the_answer() {
+    let f = Files::new("proofs");
+    let (trust, now) = (f.path("bundle.tbt"), NOW.to_string());
+    let nonce = "5a".repeat(16);
+    let verify = |name: &str, requester: &str, extra: &[&str]| {
+        let file = sharing_file(&f, name);
+        let mut args = vec![
+            "proof",
+            "verify",
+            &file,
+            "--trust",
+            &trust,
+            "--requester",
+            requester,
+            "--now",
+            &now,
+        ];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    let out = verify("proof-valid", "370100", &["--nonce", &nonce]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stdout(&out).starts_with("AUTHENTIC"), "{}", stdout(&out));
+    // Authentic, but the certificate was transferred out: exit 1, answer in the JSON.
+    let out = verify("proof-transferred-out", "370100", &["--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let value = json(&out);
+    assert_eq!(value["authentic"], true);
+    assert_eq!(value["answer"]["code"], "STATUS_TRANSFERRED_OUT");
+    assert_eq!(value["transferred_to"], "370100");
+    let text = stdout(&verify("proof-transferred-out", "370100", &[]));
+    assert!(text.contains("to region 370100"), "{text}");
+    // Not authentic: another requester, another nonce.
+    let out = verify("proof-valid", "341200", &["--json"]);
+    assert_eq!(
+        (out.status.code(), json(&out)["code"].clone()),
+        (Some(1), "PROOF_MISMATCH".into())
+    );
+    let out = verify(
+        "proof-valid",
+        "370100",
+        &["--nonce", &"00".repeat(16), "--json"],
+    );
+    assert_eq!(json(&out)["code"], "PROOF_MISMATCH");
+    // A quorum no witness meets.
+    let out = verify("proof-valid", "370100", &["--quorum", "1", "--json"]);
+    assert_eq!(json(&out)["code"], "LOG_PROOF_INVALID");
+    assert_eq!(
+        verify("proof-valid", "370100", &["--nonce", "zz"])
+            .status
+            .code(),
+        Some(2)
+    );
+    let file = sharing_file(&f, "proof-valid");
+    let inspected = run(&["proof", "inspect", &file, "--json"]);
+    assert_eq!(inspected.status.code(), Some(0));
+    assert_eq!(json(&inspected)["answer"]["code"], "OK");
+}

@@ -1,13 +1,13 @@
 //! Audit replay (specs/log.md §7): recompute a log's tree, check every checkpoint and entry, and derive
 //! every certificate's final state and the statistics. Pure: the caller reads the files.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 use crate::envelope::Kind;
 use crate::ids::RegionCode;
 use crate::log::checkpoint::{self, Checkpoint};
-use crate::log::entry::{Act, LogEntry};
+use crate::log::entry::{Act, LogEntry, ShareOutcome};
 use crate::log::note::NoteVerifier;
 use crate::log::proof::MemoryTree;
 use crate::log::state::{Applied, RegionState};
@@ -35,6 +35,7 @@ pub enum FindingCode {
     Equivocation,
     TransferUnmatched,
     TileHash,
+    ShareInvalid,
 }
 
 impl FindingCode {
@@ -54,6 +55,7 @@ impl FindingCode {
             FindingCode::Equivocation => "EQUIVOCATION",
             FindingCode::TransferUnmatched => "TRANSFER_UNMATCHED",
             FindingCode::TileHash => "TILE_HASH",
+            FindingCode::ShareInvalid => "SHARE_INVALID",
         }
     }
 }
@@ -100,6 +102,16 @@ pub struct Statistics {
     pub final_states: BTreeMap<String, u64>,
     pub verifications: u64,
     pub verifications_cross_region: u64,
+    /// Purpose-bound copies given (`share.answered` with `OK`), and of those to other regions.
+    pub shares_given: u64,
+    pub shares_given_cross_region: u64,
+    /// Authenticated share requests refused, by code.
+    pub shares_refused: BTreeMap<String, u64>,
+    /// Copies received, and of those from other regions.
+    pub copies_received: u64,
+    pub copies_received_cross_region: u64,
+    /// Verification proofs received from other regions.
+    pub proofs_received: u64,
 }
 
 /// The outcome of replaying one log.
@@ -204,6 +216,29 @@ fn count(applied: &Applied, state: &RegionState, stats: &mut Statistics) {
             stats.verifications += count;
             stats.verifications_cross_region += cross_region;
         }
+        Act::ShareAnswered {
+            requester, outcome, ..
+        } => match outcome {
+            ShareOutcome::Given { .. } => {
+                stats.shares_given += 1;
+                if requester != state.region() {
+                    stats.shares_given_cross_region += 1;
+                }
+            }
+            ShareOutcome::Refused(code) => {
+                *stats
+                    .shares_refused
+                    .entry(code.as_str().to_owned())
+                    .or_default() += 1;
+            }
+        },
+        Act::ShareReceived { provider, .. } => {
+            stats.copies_received += 1;
+            if provider != state.region() {
+                stats.copies_received_cross_region += 1;
+            }
+        }
+        Act::ProofReceived { .. } => stats.proofs_received += 1,
         Act::SealRegistered { .. } | Act::SealRevoked { .. } | Act::PromiseFulfilled { .. } => {}
     }
 }
@@ -397,12 +432,30 @@ pub fn replay_many(inputs: &[AuditInput<'_>]) -> Vec<AuditReport> {
             )
         })
         .collect();
-    for report in &mut reports {
+    // Which log transferred each predecessor in first: (report, entry index). Logs are in no time
+    // order with each other, so "first" is by the order the logs were given, then by index.
+    let mut taken: HashMap<String, (usize, u64)> = HashMap::new();
+    for (n, report) in reports.iter().enumerate() {
+        for (index, _, prev) in &report.transfers_in {
+            taken.entry(prev.clone()).or_insert((n, *index));
+        }
+    }
+    for (n, report) in reports.iter_mut().enumerate() {
         let Some(here) = report.region.clone() else {
             continue;
         };
         let mut unmatched = Vec::new();
         for (index, id, prev) in &report.transfers_in {
+            if let Some(&(first, _)) = taken.get(prev)
+                && first != n
+            {
+                let other = logs[first].0.as_ref().map_or("?", |r| r.as_str());
+                unmatched.push((
+                    *index,
+                    format!("{id} transferred in, but region {other} transferred {prev} in first"),
+                ));
+                continue;
+            }
             let origin = logs.iter().find(|(region, issued, _)| {
                 region.as_ref() != Some(&here) && issued.contains(prev)
             });
@@ -411,7 +464,9 @@ pub fn replay_many(inputs: &[AuditInput<'_>]) -> Vec<AuditReport> {
             {
                 unmatched.push((
                     *index,
-                    format!("{id} transferred in, but {prev} was not transferred out to {here}"),
+                    format!(
+                        "{id} transferred in, but {prev} does not end transferred out to {here}"
+                    ),
                 ));
             }
         }

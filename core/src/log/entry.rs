@@ -7,7 +7,7 @@ use crate::codes::{Code, Failure};
 use crate::encode::{bytes, entry, map_bytes, text, uint};
 use crate::envelope::{BuildError, Envelope, Kind, seal};
 use crate::fields::{Bad, Fields};
-use crate::ids::{Identifier, RegionCode};
+use crate::ids::{Identifier, RegionCode, Uscc};
 use crate::keys::{KeyId, SecretKey};
 use crate::status::{Operation, State, Termination};
 use crate::values::{ShortText, Time};
@@ -49,6 +49,58 @@ pub enum Act {
         root: [u8; 32],
         cross_region: u64,
     },
+    /// An authenticated share request answered (specs/sharing.md §4.2): a copy given, or a
+    /// refusal; signed by the region root. Digests only: no purpose, case id or field value.
+    ShareAnswered {
+        /// The requesting region and agency, and the kid of the seal that signed the request.
+        requester: RegionCode,
+        agency: Uscc,
+        seal: KeyId,
+        id: Identifier,
+        /// Object digest of the request.
+        request: [u8; 32],
+        outcome: ShareOutcome,
+    },
+    /// A purpose-bound copy received and verified (sharing.md §4.5); signed by the region root.
+    ShareReceived {
+        provider: RegionCode,
+        /// The recipient agency.
+        agency: Uscc,
+        id: Identifier,
+        request: [u8; 32],
+        copy: [u8; 32],
+        expires: Time,
+    },
+    /// A verification proof received from another region and verified (sharing.md §3.5); signed by
+    /// the region root.
+    ProofReceived {
+        from: RegionCode,
+        /// The certificate digest the proof is about.
+        digest: [u8; 32],
+        id: Option<Identifier>,
+        /// The code the proof reports for the certificate.
+        code: Code,
+        /// Object digest of the proof.
+        proof: [u8; 32],
+    },
+}
+
+/// How a share request was answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShareOutcome {
+    /// A copy was given: its object digest and expiry.
+    Given { copy: [u8; 32], expires: Time },
+    /// Refused with this code (never `OK`).
+    Refused(Code),
+}
+
+impl ShareOutcome {
+    pub fn code(self) -> Code {
+        match self {
+            ShareOutcome::Given { .. } => Code::Ok,
+            ShareOutcome::Refused(code) => code,
+        }
+    }
 }
 
 impl Act {
@@ -60,6 +112,9 @@ impl Act {
             Act::StatusChanged { .. } => "cert.status",
             Act::PromiseFulfilled { .. } => "promise.fulfilled",
             Act::Receipts { .. } => "receipts",
+            Act::ShareAnswered { .. } => "share.answered",
+            Act::ShareReceived { .. } => "share.received",
+            Act::ProofReceived { .. } => "proof.received",
         }
     }
 
@@ -68,7 +123,10 @@ impl Act {
         match self {
             Act::CertIssued { id, .. }
             | Act::StatusChanged { id, .. }
-            | Act::PromiseFulfilled { id } => Some(id),
+            | Act::PromiseFulfilled { id }
+            | Act::ShareAnswered { id, .. }
+            | Act::ShareReceived { id, .. } => Some(id),
+            Act::ProofReceived { id, .. } => id.as_ref(),
             _ => None,
         }
     }
@@ -167,6 +225,61 @@ impl LogEntry {
                 add("root", bytes(root));
                 add("x", uint(*cross_region));
             }
+            Act::ShareAnswered {
+                requester,
+                agency,
+                seal,
+                id,
+                request,
+                outcome,
+            } => {
+                add("rq", text(requester.as_str()));
+                add("ra", text(agency.as_str()));
+                add("sk", bytes(&seal.0));
+                add("id", text(id.as_str()));
+                add("rd", bytes(request));
+                add("c", text(outcome.code().as_str()));
+                match outcome {
+                    ShareOutcome::Given { copy, expires } => {
+                        add("cd", bytes(copy));
+                        add("exp", uint(expires.seconds()));
+                    }
+                    ShareOutcome::Refused(Code::Ok) => {
+                        return Err(BuildError::Invalid("a refusal needs a refusal code".into()));
+                    }
+                    ShareOutcome::Refused(_) => {}
+                }
+            }
+            Act::ShareReceived {
+                provider,
+                agency,
+                id,
+                request,
+                copy,
+                expires,
+            } => {
+                add("src", text(provider.as_str()));
+                add("ra", text(agency.as_str()));
+                add("id", text(id.as_str()));
+                add("rd", bytes(request));
+                add("cd", bytes(copy));
+                add("exp", uint(expires.seconds()));
+            }
+            Act::ProofReceived {
+                from,
+                digest,
+                id,
+                code,
+                proof,
+            } => {
+                add("src", text(from.as_str()));
+                add("d", bytes(digest));
+                if let Some(id) = id {
+                    add("id", text(id.as_str()));
+                }
+                add("c", text(code.as_str()));
+                add("pd", bytes(proof));
+            }
         }
         map_bytes(entries)
     }
@@ -190,6 +303,18 @@ fn identifier(text: &str) -> Result<Identifier, Bad> {
     Identifier::parse(text).map_err(|e| Bad::new(e.to_string()))
 }
 
+fn region_code(text: &str) -> Result<RegionCode, Bad> {
+    RegionCode::parse(text).map_err(|e| Bad::new(e.to_string()))
+}
+
+fn uscc(text: &str) -> Result<Uscc, Bad> {
+    Uscc::parse(text).map_err(|e| Bad::new(e.to_string()))
+}
+
+fn code(text: &str) -> Result<Code, Bad> {
+    Code::parse(text).ok_or_else(|| Bad::new(format!("{text:?} is not a registered code")))
+}
+
 fn read(payload: &[u8]) -> Result<LogEntry, Bad> {
     let mut f = Fields::whole(payload)?;
     f.version_1()?;
@@ -209,16 +334,24 @@ fn read(payload: &[u8]) -> Result<LogEntry, Bad> {
             if !matches!(operation, 1 | 2 | 8 | 9) {
                 return Err(Bad::new(format!("issuing operation {operation}")));
             }
+            let predecessor = f
+                .optional_text(Key::Text("prev"))?
+                .map(identifier)
+                .transpose()?;
+            // A successor names its predecessor; a new certificate has none.
+            if predecessor.is_some() != (operation != 1) {
+                return Err(Bad::new(format!(
+                    "issuing operation {operation} with{} a predecessor",
+                    if predecessor.is_some() { "" } else { "out" }
+                )));
+            }
             Act::CertIssued {
                 id: identifier(f.text(Key::Text("id"))?)?,
                 digest: f.fixed::<32>(Key::Text("d"))?,
                 seal: KeyId(f.fixed::<16>(Key::Text("sk"))?),
                 issued: f.time(Key::Text("iat"))?,
                 operation,
-                predecessor: f
-                    .optional_text(Key::Text("prev"))?
-                    .map(identifier)
-                    .transpose()?,
+                predecessor,
                 promise_deadline: f.optional_time(Key::Text("pd"))?,
             }
         }
@@ -237,6 +370,15 @@ fn read(payload: &[u8]) -> Result<LogEntry, Bad> {
                 .optional_text(Key::Text("dest"))?
                 .map(|d| RegionCode::parse(d).map_err(|e| Bad::new(e.to_string())))
                 .transpose()?;
+            // Only a transfer out names where to, and it always does.
+            let transfer_out = operation == Operation::Terminate(Termination::TransferOut);
+            if destination.is_some() != transfer_out {
+                return Err(Bad::new(if transfer_out {
+                    "a transfer out without its destination"
+                } else {
+                    "a destination on an operation other than a transfer out"
+                }));
+            }
             Act::StatusChanged {
                 id,
                 operation,
@@ -252,6 +394,45 @@ fn read(payload: &[u8]) -> Result<LogEntry, Bad> {
             count: f.uint(Key::Text("n"))?,
             root: f.fixed::<32>(Key::Text("root"))?,
             cross_region: f.uint(Key::Text("x"))?,
+        },
+        "share.answered" => {
+            let code = code(f.text(Key::Text("c"))?)?;
+            let copy = f.optional_fixed::<32>(Key::Text("cd"))?;
+            let expires = f.optional_time(Key::Text("exp"))?;
+            let outcome = match (code, copy, expires) {
+                (Code::Ok, Some(copy), Some(expires)) => ShareOutcome::Given { copy, expires },
+                (Code::Ok, _, _) => {
+                    return Err(Bad::new("a copy given without its digest or expiry"));
+                }
+                (code, None, None) => ShareOutcome::Refused(code),
+                _ => return Err(Bad::new("a refusal with a copy's digest or expiry")),
+            };
+            Act::ShareAnswered {
+                requester: region_code(f.text(Key::Text("rq"))?)?,
+                agency: uscc(f.text(Key::Text("ra"))?)?,
+                seal: KeyId(f.fixed::<16>(Key::Text("sk"))?),
+                id: identifier(f.text(Key::Text("id"))?)?,
+                request: f.fixed::<32>(Key::Text("rd"))?,
+                outcome,
+            }
+        }
+        "share.received" => Act::ShareReceived {
+            provider: region_code(f.text(Key::Text("src"))?)?,
+            agency: uscc(f.text(Key::Text("ra"))?)?,
+            id: identifier(f.text(Key::Text("id"))?)?,
+            request: f.fixed::<32>(Key::Text("rd"))?,
+            copy: f.fixed::<32>(Key::Text("cd"))?,
+            expires: f.time(Key::Text("exp"))?,
+        },
+        "proof.received" => Act::ProofReceived {
+            from: region_code(f.text(Key::Text("src"))?)?,
+            digest: f.fixed::<32>(Key::Text("d"))?,
+            id: f
+                .optional_text(Key::Text("id"))?
+                .map(identifier)
+                .transpose()?,
+            code: code(f.text(Key::Text("c"))?)?,
+            proof: f.fixed::<32>(Key::Text("pd"))?,
         },
         other => return Err(Bad::new(format!("unknown entry type {other:?}"))),
     };
@@ -299,6 +480,47 @@ mod tests {
                 root: [4; 32],
                 cross_region: 17,
             },
+            Act::ShareAnswered {
+                requester: f.jinan.certificate.region.clone(),
+                agency: f.jinan.seals[0].info.agency.clone(),
+                seal: f.jinan.seals[0].key.public().kid(),
+                id: id.clone(),
+                request: [1; 32],
+                outcome: ShareOutcome::Given {
+                    copy: [2; 32],
+                    expires: time(NOW + 30)?,
+                },
+            },
+            Act::ShareAnswered {
+                requester: f.jinan.certificate.region.clone(),
+                agency: f.jinan.seals[0].info.agency.clone(),
+                seal: f.jinan.seals[0].key.public().kid(),
+                id: id.clone(),
+                request: [1; 32],
+                outcome: ShareOutcome::Refused(Code::ShareNotAuthorised),
+            },
+            Act::ShareReceived {
+                provider: f.jinan.certificate.region.clone(),
+                agency: seal.info.agency.clone(),
+                id: id.clone(),
+                request: [3; 32],
+                copy: [4; 32],
+                expires: time(NOW + 60)?,
+            },
+            Act::ProofReceived {
+                from: f.jinan.certificate.region.clone(),
+                digest: [5; 32],
+                id: Some(id.clone()),
+                code: Code::StatusTransferredOut,
+                proof: [6; 32],
+            },
+            Act::ProofReceived {
+                from: f.jinan.certificate.region.clone(),
+                digest: [5; 32],
+                id: None,
+                code: Code::SignatureInvalid,
+                proof: [6; 32],
+            },
         ];
         for act in acts {
             let entry = LogEntry {
@@ -311,6 +533,89 @@ mod tests {
             assert_eq!(opened, entry);
             envelope.verify(seal.key.public())?;
         }
+        Ok(())
+    }
+
+    fn opens(entry: &LogEntry, key: &SecretKey) -> Result<(), Failure> {
+        let bytes = entry
+            .sign(key)
+            .map_err(|e| Failure::new(Code::ClaimsInvalid, e.to_string()))?;
+        LogEntry::open(&bytes).map(|_| ())
+    }
+
+    #[test]
+    fn predecessors_and_destinations_only_where_they_belong()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let f = TestFederation::standard()?;
+        let seal = f.amr();
+        let id = f.draft(seal, "2026000001")?.id;
+        let issued = |operation, predecessor| LogEntry {
+            region: f.fuyang.certificate.region.clone(),
+            at: time(NOW).unwrap_or_else(|e| panic!("{e}")),
+            act: Act::CertIssued {
+                id: id.clone(),
+                digest: [9; 32],
+                seal: seal.key.public().kid(),
+                issued: time(NOW).unwrap_or_else(|e| panic!("{e}")),
+                operation,
+                predecessor,
+                promise_deadline: None,
+            },
+        };
+        let prev = Some(f.draft(seal, "2026000002")?.id);
+        assert!(opens(&issued(1, None), &seal.key).is_ok());
+        assert!(opens(&issued(8, prev.clone()), &seal.key).is_ok());
+        for bad in [issued(1, prev.clone()), issued(2, None), issued(8, None)] {
+            let refused = opens(&bad, &seal.key).map_err(|f| f.code);
+            assert_eq!(refused, Err(Code::ClaimsInvalid));
+        }
+        let status = |operation, to, destination| LogEntry {
+            region: f.fuyang.certificate.region.clone(),
+            at: time(NOW).unwrap_or_else(|e| panic!("{e}")),
+            act: Act::StatusChanged {
+                id: id.clone(),
+                operation,
+                to,
+                reason: None,
+                destination,
+            },
+        };
+        let out = Operation::Terminate(Termination::TransferOut);
+        let jinan = Some(f.jinan.certificate.region.clone());
+        assert!(
+            opens(
+                &status(out, State::TransferredOut, jinan.clone()),
+                &seal.key
+            )
+            .is_ok()
+        );
+        assert!(opens(&status(out, State::TransferredOut, None), &seal.key).is_err());
+        assert!(
+            opens(
+                &status(Operation::Suspend, State::Suspended, jinan),
+                &seal.key
+            )
+            .is_err()
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_refusal_cannot_say_ok() -> Result<(), Box<dyn std::error::Error>> {
+        let f = TestFederation::standard()?;
+        let entry = LogEntry {
+            region: f.fuyang.certificate.region.clone(),
+            at: time(NOW)?,
+            act: Act::ShareAnswered {
+                requester: f.jinan.certificate.region.clone(),
+                agency: f.jinan.seals[0].info.agency.clone(),
+                seal: f.jinan.seals[0].key.public().kid(),
+                id: f.draft(f.amr(), "2026000001")?.id,
+                request: [1; 32],
+                outcome: ShareOutcome::Refused(Code::Ok),
+            },
+        };
+        assert!(entry.sign(&f.fuyang.root).is_err());
         Ok(())
     }
 }

@@ -2,13 +2,13 @@
 //! certificates and their status. Audit replay and the node both apply entries through
 //! [`RegionState::apply`], so the rules that decide whether an act is allowed exist once.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::envelope::{Envelope, Kind};
 use crate::ids::{Identifier, RegionCode};
 use crate::keys::{KeyId, PublicKey};
 use crate::log::audit::FindingCode;
-use crate::log::entry::{Act, LogEntry};
+use crate::log::entry::{Act, LogEntry, ShareOutcome};
 use crate::status::{self, State, Succession};
 use crate::trust::{SealInfo, SealRevocation};
 use crate::values::{ShortText, Time};
@@ -87,6 +87,8 @@ pub struct RegionState {
     last_at: Option<Time>,
     size: u64,
     transfers_in: Vec<(u64, String, String)>,
+    /// Predecessors already transferred in: each may be only once.
+    transferred_predecessors: HashSet<String>,
     transfers_out: BTreeMap<String, RegionCode>,
 }
 
@@ -101,6 +103,7 @@ impl RegionState {
             last_at: None,
             size: 0,
             transfers_in: Vec::new(),
+            transferred_predecessors: HashSet::new(),
             transfers_out: BTreeMap::new(),
         }
     }
@@ -144,7 +147,7 @@ impl RegionState {
         &self.transfers_in
     }
 
-    /// Transfers out: identifier → receiving region.
+    /// Certificates transferred out and not taken back: identifier → receiving region.
     pub fn transfers_out(&self) -> &BTreeMap<String, RegionCode> {
         &self.transfers_out
     }
@@ -186,9 +189,12 @@ impl RegionState {
     fn acting_key(&self, signer: KeyId, act: &Act) -> Result<&PublicKey, Rejection> {
         let root = self.root.kid() == signer;
         let key = match act {
-            Act::SealRegistered { .. } | Act::SealRevoked { .. } | Act::Receipts { .. } => {
-                root.then_some(&self.root)
-            }
+            Act::SealRegistered { .. }
+            | Act::SealRevoked { .. }
+            | Act::Receipts { .. }
+            | Act::ShareAnswered { .. }
+            | Act::ShareReceived { .. }
+            | Act::ProofReceived { .. } => root.then_some(&self.root),
             Act::CertIssued { seal, .. } => (signer == *seal)
                 .then(|| self.seals.get(seal).map(|s| &s.info.key))
                 .flatten(),
@@ -251,14 +257,27 @@ impl RegionState {
                 }
                 let succession = Succession::from_code(*operation);
                 let predecessor_state = match (predecessor, succession) {
-                    (Some(prev), Some(how)) => match self.certs.get(prev.as_str()) {
-                        Some(pred) => Some(
-                            status::succeed(pred.state, how)
-                                .or_else(|f| reject(FindingCode::TransitionNotAllowed, f.detail))?,
-                        ),
-                        // A predecessor of another region (transfer in) is not in this log.
-                        None => None,
-                    },
+                    // The predecessor of a transfer in lives in another region's log; this log
+                    // can only see that it is not one of its own and not taken twice.
+                    (Some(prev), Some(Succession::TransferIn)) => {
+                        if self.certs.contains_key(prev.as_str()) {
+                            return reject(
+                                FindingCode::TransitionNotAllowed,
+                                format!("{prev} is this region's own: nothing to transfer in"),
+                            );
+                        }
+                        if self.transferred_predecessors.contains(prev.as_str()) {
+                            return reject(
+                                FindingCode::TransitionNotAllowed,
+                                format!("{prev} was already transferred in"),
+                            );
+                        }
+                        None
+                    }
+                    (Some(prev), Some(how)) => Some(
+                        status::succeed(self.known(prev)?.state, how)
+                            .or_else(|f| reject(FindingCode::TransitionNotAllowed, f.detail))?,
+                    ),
                     _ => None,
                 };
                 if let (Some(prev), Some(next)) = (predecessor, predecessor_state)
@@ -276,6 +295,8 @@ impl RegionState {
                         id.as_str().to_owned(),
                         prev.as_str().to_owned(),
                     ));
+                    self.transferred_predecessors
+                        .insert(prev.as_str().to_owned());
                 }
                 self.certs.insert(
                     id.as_str().to_owned(),
@@ -312,9 +333,21 @@ impl RegionState {
                         format!("operation leads to {next}, entry says {to}"),
                     );
                 }
-                if let (State::TransferredOut, Some(dest)) = (next, destination) {
-                    self.transfers_out
-                        .insert(id.as_str().to_owned(), dest.clone());
+                if destination.as_ref() == Some(&self.region) {
+                    return reject(
+                        FindingCode::TransitionNotAllowed,
+                        "a transfer out to the log's own region",
+                    );
+                }
+                match (next, destination) {
+                    (State::TransferredOut, Some(dest)) => {
+                        self.transfers_out
+                            .insert(id.as_str().to_owned(), dest.clone());
+                    }
+                    // Taken back (operation 10): no longer on its way anywhere.
+                    _ => {
+                        self.transfers_out.remove(id.as_str());
+                    }
                 }
                 if let Some(cert) = self.certs.get_mut(id.as_str()) {
                     cert.state = next;
@@ -352,6 +385,25 @@ impl RegionState {
                 ),
                 false => Ok(()),
             },
+            Act::ShareAnswered {
+                id,
+                outcome: ShareOutcome::Given { .. },
+                ..
+            } => {
+                let cert = self.known(id)?;
+                if cert.state != State::Valid {
+                    return reject(
+                        FindingCode::ShareInvalid,
+                        format!("a copy of {id} given in state {}", cert.state),
+                    );
+                }
+                Ok(())
+            }
+            // A refusal, a copy received, a proof received: facts about other parties' objects,
+            // which this log commits to by digest and does not interpret.
+            Act::ShareAnswered { .. } | Act::ShareReceived { .. } | Act::ProofReceived { .. } => {
+                Ok(())
+            }
         }
     }
 

@@ -211,6 +211,7 @@ fn region(federation: &SecretKey, code: &str, name: &str) -> Result<TestRegion, 
             agency17,
             valid_from: T0 - 30 * DAY,
             valid_until: T0 + 5 * YEAR,
+            share_types: &[],
         })
         .collect();
     make_region(federation, code, name, &specs)

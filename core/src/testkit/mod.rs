@@ -5,6 +5,7 @@
 pub mod bulk;
 pub mod log;
 pub mod raw;
+pub mod sharing;
 pub mod vectors;
 
 use crate::cert::{Draft, Holder, HolderIdType, SaltSource, TrustLevel};
@@ -125,6 +126,7 @@ pub(crate) fn current<'a>(
         agency17,
         valid_from: T0 - 30 * DAY,
         valid_until: T0 + 5 * YEAR,
+        share_types: &[],
     }
 }
 
@@ -135,6 +137,8 @@ pub(crate) struct SealSpec<'a> {
     pub(crate) agency17: &'a str,
     pub(crate) valid_from: u64,
     pub(crate) valid_until: u64,
+    /// Type codes of the seal's sharing scope (specs/sharing.md §2).
+    pub(crate) share_types: &'a [&'a str],
 }
 
 pub(crate) fn make_region(
@@ -168,6 +172,11 @@ pub(crate) fn make_region(
             valid_from: time(spec.valid_from)?,
             valid_until: time(spec.valid_until)?,
             picture: Picture::of(picture.as_bytes(), MediaType::Png),
+            share_types: spec
+                .share_types
+                .iter()
+                .map(|t| TypeCode::parse(t).map_err(|e| BuildError::Invalid(e.to_string())))
+                .collect::<Result<_, _>>()?,
         };
         let signed = info.sign(&root)?;
         made.push(TestSeal {
@@ -209,6 +218,7 @@ impl TestFederation {
                     agency17: "11341200MB0000001",
                     valid_from: T0 - 3 * YEAR,
                     valid_until: T0 - YEAR,
+                    share_types: &[],
                 },
                 current(
                     "FY-AMR-02",
@@ -228,12 +238,16 @@ impl TestFederation {
             &federation,
             "370100",
             "济南市",
-            &[current(
-                "JN-SP-01",
-                "济南市行政审批服务局行政审批专用章",
-                JINAN_APPROVAL,
-                "11370100MB0000003",
-            )],
+            &[SealSpec {
+                // Jinan's approval bureau may ask other regions for business licences' fields.
+                share_types: &[BUSINESS_LICENCE],
+                ..current(
+                    "JN-SP-01",
+                    "济南市行政审批服务局行政审批专用章",
+                    JINAN_APPROVAL,
+                    "11370100MB0000003",
+                )
+            }],
         )?;
         let revoked_from = time(T0 + 100 * DAY)?;
         let revocation = SealRevocation {

@@ -58,6 +58,9 @@ pub struct VectorSet {
     pub snapshots: Vec<(&'static str, Vec<u8>)>,
     pub certificates: Vec<CertCase>,
     pub bundles: Vec<BundleCase>,
+    /// Purpose-bound copies and verification proofs (specs/sharing.md).
+    pub copies: Vec<crate::testkit::sharing::CopyCase>,
+    pub proofs: Vec<crate::testkit::sharing::ProofCase>,
 }
 
 fn named(name: String, role: &'static str, key: &SecretKey) -> NamedKey {
@@ -982,6 +985,8 @@ pub fn generate() -> Result<VectorSet, BuildError> {
         keys: keys(&f),
         certificates: certificate_cases(&f)?,
         bundles: bundle_cases(&f, &bundle)?,
+        copies: crate::testkit::sharing::copy_cases()?,
+        proofs: crate::testkit::sharing::proof_cases()?,
         bundle,
         snapshots,
     })

@@ -318,6 +318,11 @@ impl TrustStore {
     pub fn regions(&self) -> &[RegionRoot] {
         &self.regions
     }
+
+    /// The region root whose key has this id.
+    pub fn region_by_kid(&self, kid: &KeyId) -> Option<&RegionRoot> {
+        self.regions.iter().find(|r| r.key.kid() == *kid)
+    }
 }
 
 fn root_of(regions: &[RegionRoot], kid: KeyId) -> Result<&RegionRoot, Failure> {

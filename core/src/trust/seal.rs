@@ -8,12 +8,14 @@ use crate::cbor::Key;
 use crate::encode::{bytes, entry, map, map_bytes, text, uint};
 use crate::envelope::{BuildError, Kind, seal};
 use crate::fields::{Bad, Fields};
-use crate::ids::{RegionCode, Uscc};
+use crate::ids::{RegionCode, TypeCode, Uscc};
 use crate::keys::{PublicKey, SecretKey};
 use crate::values::{ShortText, Time};
 
 /// Largest seal picture, in bytes.
 pub const MAX_PICTURE_SIZE: u64 = 16 << 20;
+/// Most certificate types one seal's sharing scope may list.
+pub const MAX_SHARE_TYPES: usize = 64;
 
 /// A seal id (esID): 1–64 characters of `[0-9A-Za-z-]`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -115,9 +117,17 @@ pub struct SealInfo {
     pub valid_from: Time,
     pub valid_until: Time,
     pub picture: Picture,
+    /// Sharing scope (用证范围, `"ct"`): the certificate types whose fields the agency may request
+    /// from other regions with this seal (specs/sharing.md §2). Sorted, unique; empty: none.
+    pub share_types: Vec<TypeCode>,
 }
 
 impl SealInfo {
+    /// Whether the seal's sharing scope covers certificates of `type_code`.
+    pub fn may_request(&self, type_code: &TypeCode) -> bool {
+        self.share_types.binary_search(type_code).is_ok()
+    }
+
     /// Whether the seal may stamp at `time` (revocation aside).
     pub fn valid_at(&self, time: Time) -> bool {
         self.valid_from <= time && time < self.valid_until
@@ -129,7 +139,7 @@ impl SealInfo {
             entry("mt", text(self.picture.media_type.as_str())),
             entry("sz", uint(self.picture.size)),
         ])?;
-        map_bytes(vec![
+        let mut entries = vec![
             entry("v", uint(1)),
             entry("sid", text(self.id.as_str())),
             entry("st", text(self.seal_type.as_str())),
@@ -142,7 +152,12 @@ impl SealInfo {
             entry("vf", uint(self.valid_from.seconds())),
             entry("vu", uint(self.valid_until.seconds())),
             entry("pic", picture),
-        ])
+        ];
+        if !self.share_types.is_empty() {
+            let types = self.share_types.iter().map(|t| text(t.as_str())).collect();
+            entries.push(entry("ct", Value::Array(types)));
+        }
+        map_bytes(entries)
     }
 
     /// The e-seal, signed by the root of the seal's region.
@@ -157,6 +172,19 @@ impl SealInfo {
         }
         if !(1..=MAX_PICTURE_SIZE).contains(&self.picture.size) {
             return Err(Bad::new("picture size out of range"));
+        }
+        if self.share_types.len() > MAX_SHARE_TYPES {
+            return Err(Bad::new(
+                "more than 64 certificate types in the sharing scope",
+            ));
+        }
+        // Bytewise order of the codes' text: TypeCode orders by its text first.
+        if self
+            .share_types
+            .windows(2)
+            .any(|w| w[0].as_str() >= w[1].as_str())
+        {
+            return Err(Bad::new("sharing scope must be sorted and unique"));
         }
         Ok(())
     }
@@ -175,7 +203,19 @@ impl SealInfo {
         let valid_from = fields.time(Key::Text("vf"))?;
         let valid_until = fields.time(Key::Text("vu"))?;
         let mut picture = fields.map(Key::Text("pic"))?;
+        let share_types =
+            fields.optional_array(Key::Text("ct"), "an array of texts", |r| r.text())?;
         fields.finish()?;
+        let share_types = match share_types {
+            None => Vec::new(),
+            Some(types) if types.is_empty() => {
+                return Err(Bad::new("an empty sharing scope must be left out"));
+            }
+            Some(types) => types
+                .into_iter()
+                .map(|t| TypeCode::parse(t).map_err(|e| Bad::new(format!("sharing scope: {e}"))))
+                .collect::<Result<Vec<_>, _>>()?,
+        };
         let digest = picture.fixed::<32>(Key::Text("d"))?;
         let media_type = picture.text(Key::Text("mt"))?;
         let size = picture.uint(Key::Text("sz"))?;
@@ -197,6 +237,7 @@ impl SealInfo {
                     .ok_or_else(|| Bad::new("picture media type"))?,
                 size,
             },
+            share_types,
         };
         info.check()?;
         Ok(info)

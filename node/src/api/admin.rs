@@ -5,6 +5,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tongban_core::ids::TypeCode;
+use tongban_core::trust::seal::MAX_SHARE_TYPES;
 use tongban_core::trust::{MediaType, SealId, SealInfo, SealType};
 
 use super::input::{self, Body, Kid};
@@ -61,6 +63,10 @@ pub struct SealRequest {
     valid_until: u64,
     picture: String,
     media_type: String,
+    /// Certificate type codes whose fields the agency may request from other regions with this
+    /// seal (its sharing scope, specs/trust.md §3).
+    #[serde(default)]
+    share_types: Vec<String>,
 }
 
 fn seal_json(info: &SealInfo, revoked_from: Option<u64>) -> Value {
@@ -74,7 +80,32 @@ fn seal_json(info: &SealInfo, revoked_from: Option<u64>) -> Value {
         "valid_from": info.valid_from.seconds(),
         "valid_until": info.valid_until.seconds(),
         "revoked_from": revoked_from,
+        "share_types": info.share_types.iter().map(|t| t.as_str().to_owned()).collect::<Vec<_>>(),
     })
+}
+
+/// A seal's sharing scope: type codes, sorted and unique, at most 64.
+fn share_types(types: &[String]) -> Result<Vec<TypeCode>, Refusal> {
+    let mut parsed = types
+        .iter()
+        .map(|t| {
+            TypeCode::parse(t).map_err(|e| {
+                Refusal::new(
+                    Kind::Invalid,
+                    "IDENTIFIER_INVALID",
+                    format!("share_types: {e}"),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    parsed.sort();
+    parsed.dedup();
+    if parsed.len() > MAX_SHARE_TYPES {
+        return Err(Refusal::invalid(format!(
+            "share_types: at most {MAX_SHARE_TYPES} type codes"
+        )));
+    }
+    Ok(parsed)
 }
 
 pub async fn create_seal(
@@ -105,6 +136,7 @@ pub async fn create_seal(
         media_type: MediaType::parse(&request.media_type).ok_or_else(|| {
             Refusal::invalid("media_type: image/png, image/svg+xml, image/jpeg or application/ofd")
         })?,
+        share_types: share_types(&request.share_types)?,
     };
     let region = app.region.clone();
     let (info, index) = blocking(move || region.create_seal(spec)).await?;

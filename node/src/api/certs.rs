@@ -10,14 +10,14 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tongban_core::cert::{FieldName, FieldValue, Holder, HolderIdType, TrustLevel, present};
-use tongban_core::ids::TypeCode;
+use tongban_core::ids::{RegionCode, TypeCode};
 use tongban_core::status::{Operation, Succession, Termination};
 
 use super::input::{self, Body, CertId, Query};
 use super::{Agency, App, blocking};
 use crate::metrics::TypeLabel;
 use crate::refusal::{Kind, Refusal};
-use crate::region::{CertificateSpec, IssuedCertificate, Lineage, check_owner};
+use crate::region::{CertificateSpec, EvidencePolicy, IssuedCertificate, Lineage, check_owner};
 
 /// Most decoy digests a request may ask for.
 const MAX_DECOYS: usize = 32;
@@ -187,6 +187,8 @@ pub async fn change(
 pub struct StatusRequest {
     operation: String,
     reason: Option<String>,
+    /// The receiving region of a transfer out (`transfer_out` only).
+    destination: Option<String>,
 }
 
 fn operation(name: &str) -> Result<Operation, Refusal> {
@@ -198,9 +200,12 @@ fn operation(name: &str) -> Result<Operation, Refusal> {
         "revoke_penalty" => Operation::Terminate(Termination::RevokeAsPenalty),
         "expire" => Operation::Expire,
         "other" => Operation::Other,
+        "transfer_out" => Operation::Terminate(Termination::TransferOut),
+        "cancel_transfer_out" => Operation::CancelTransferOut,
         _ => {
             return Err(Refusal::invalid(
-                "operation: suspend, unsuspend, revoke, cancel, revoke_penalty, expire or other",
+                "operation: suspend, unsuspend, revoke, cancel, revoke_penalty, expire, other, \
+                 transfer_out or cancel_transfer_out",
             ));
         }
     })
@@ -218,10 +223,28 @@ pub async fn change_status(
         .as_deref()
         .map(|r| input::short_text("reason", r))
         .transpose()?;
+    let transfer_out = operation == Operation::Terminate(Termination::TransferOut);
+    let destination = match (request.destination.as_deref(), transfer_out) {
+        (Some(d), true) => {
+            Some(RegionCode::parse(d).map_err(|e| Refusal::invalid(format!("destination: {e}")))?)
+        }
+        (None, true) => {
+            return Err(Refusal::invalid(
+                "destination: a transfer out names the receiving region",
+            ));
+        }
+        (Some(_), false) => {
+            return Err(Refusal::invalid("destination: only a transfer out has one"));
+        }
+        (None, false) => None,
+    };
     let region = app.region.clone();
     let key = id.clone();
-    let (state, index) =
-        blocking(move || region.change_status(&agency, &key, operation, reason)).await?;
+    let (state, index) = blocking(move || match destination {
+        Some(destination) => region.transfer_out(&agency, &key, destination, reason),
+        None => region.change_status(&agency, &key, operation, reason),
+    })
+    .await?;
     Ok(Json(json!({
         "id": id.as_str(),
         "state": state.code(),
@@ -241,6 +264,61 @@ pub async fn fulfil(
     Ok(Json(
         json!({"id": id.as_str(), "promise_fulfilled": true, "log_index": index}),
     ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferInRequest {
+    /// The origin region's verification proof of the predecessor (specs/sharing.md §5.2),
+    /// standard base64.
+    proof: String,
+    /// The nonce this region sent with its proof request (32 hex digits), when known.
+    nonce: Option<String>,
+    /// The successor: its serial, and the content of a new certificate (no type code: it is the
+    /// predecessor's).
+    certificate: IssueRequest,
+}
+
+/// `POST /v1/certificates/transfer-in`: an agency issues the successor of another region's
+/// certificate transferred out to this region, on that region's proof.
+pub async fn transfer_in(
+    State(app): State<App>,
+    Agency(agency): Agency,
+    Body(request): Body<TransferInRequest>,
+) -> Result<(StatusCode, Json<Value>), Refusal> {
+    let proof = input::base64("proof", &request.proof)?;
+    let nonce = request
+        .nonce
+        .as_deref()
+        .map(|n| {
+            hex::decode(n)
+                .ok()
+                .and_then(|b| <[u8; 16]>::try_from(b).ok())
+                .ok_or_else(|| Refusal::invalid("nonce: 32 hex digits"))
+        })
+        .transpose()?;
+    if request.certificate.type_code.is_some() {
+        return Err(Refusal::invalid(
+            "certificate.type_code: a transferred-in certificate keeps its predecessor's type",
+        ));
+    }
+    let serial = request
+        .certificate
+        .serial
+        .clone()
+        .ok_or_else(|| Refusal::invalid("certificate.serial is required"))?;
+    let spec = spec(request.certificate)?;
+    let region = app.region.clone();
+    let issued = blocking(move || {
+        let federation = region.view()?.trust.clone();
+        let policy = EvidencePolicy {
+            nonce,
+            ..EvidencePolicy::default()
+        };
+        region.transfer_in(&agency, &proof, &federation, &policy, serial, spec)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(issued_json(&app, &issued))))
 }
 
 #[derive(Deserialize)]

@@ -6,6 +6,7 @@ mod admin;
 mod certs;
 mod input;
 mod public;
+mod share;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -61,6 +62,10 @@ pub fn router(app: App) -> Router {
         .route("/v1/certificates/{id}/change", post(certs::change))
         .route("/v1/certificates/{id}/status", post(certs::change_status))
         .route("/v1/certificates/{id}/fulfil", post(certs::fulfil))
+        .route("/v1/certificates/transfer-in", post(certs::transfer_in))
+        .route("/v1/verify/proof", post(share::proof))
+        .route("/v1/shares", post(share::share))
+        .route("/v1/copies/verify", post(share::verify_copy))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(public::not_found)
         .layer(DefaultBodyLimit::max(max_body))
@@ -104,13 +109,16 @@ impl IntoResponse for Refusal {
         if status.is_server_error() {
             tracing::error!(code = self.code, detail = %self.detail, "request failed");
         }
-        let body = json!({
+        let mut body = json!({
             "type": format!("urn:tongban:problem:{}", self.code),
             "title": self.code,
             "status": status.as_u16(),
             "detail": self.detail,
             "code": self.code,
         });
+        if let Some(index) = self.log_index {
+            body["log_index"] = json!(index);
+        }
         let mut response = (status, body.to_string()).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,

@@ -73,6 +73,22 @@ pub fn text(source: &str, r: &AuditReport) -> String {
                 s.verifications, s.verifications_cross_region
             ),
         ),
+        (
+            "copies given",
+            format!(
+                "{} ({} to other regions)",
+                s.shares_given, s.shares_given_cross_region
+            ),
+        ),
+        ("shares refused", counts(&s.shares_refused)),
+        (
+            "copies received",
+            format!(
+                "{} ({} from other regions)",
+                s.copies_received, s.copies_received_cross_region
+            ),
+        ),
+        ("proofs received", s.proofs_received.to_string()),
     ];
     for (k, v) in rows {
         out.push_str(&format!("  {k:16}{v}\n"));
@@ -104,6 +120,10 @@ pub fn json(source: &str, r: &AuditReport) -> Value {
             "issued_by_month": s.issued_by_month, "transferred_in": s.transferred_in,
             "status_changes_by_state": s.status_changes_by_state, "final_states": s.final_states,
             "verifications": s.verifications, "verifications_cross_region": s.verifications_cross_region,
+            "shares_given": s.shares_given, "shares_given_cross_region": s.shares_given_cross_region,
+            "shares_refused": s.shares_refused, "copies_received": s.copies_received,
+            "copies_received_cross_region": s.copies_received_cross_region,
+            "proofs_received": s.proofs_received,
         },
         "certificates": r.certificates.iter().map(|(id, st)| (id.clone(), json!(st.code()))).collect::<serde_json::Map<_, _>>(),
     })

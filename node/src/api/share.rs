@@ -1,0 +1,215 @@
+//! Cross-region acts over HTTP (specs/sharing.md): a verification proof for another region, an
+//! agency's share request, and verifying a purpose-bound copy as its presenter.
+//!
+//! This node alone reaches only its own region: a share request for another region needs the
+//! federation transport, and is refused as unreachable until a node has it.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tongban_core::cert::FieldValue;
+use tongban_core::codes::Code;
+use tongban_core::ids::RegionCode;
+use tongban_core::sharing::copy::CopyVerification;
+use tongban_core::sharing::proof::inspect_proof;
+use tongban_core::sharing::{ProofRequest, object_digest};
+
+use super::input::{self, Body};
+use super::{Agency, App, blocking};
+use crate::refusal::{Kind, Refusal};
+use crate::region::{ShareAnswer, ShareAsk};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProofBody {
+    /// The certificate, standard base64 (best without disclosures).
+    certificate: String,
+    /// 16 bytes in hex.
+    nonce: String,
+    /// The asking region.
+    requester_region: String,
+}
+
+fn nonce(text: &str) -> Result<[u8; 16], Refusal> {
+    hex::decode(text)
+        .ok()
+        .and_then(|b| <[u8; 16]>::try_from(b).ok())
+        .ok_or_else(|| Refusal::invalid("nonce: 32 hex digits"))
+}
+
+fn region(field: &str, text: &str) -> Result<RegionCode, Refusal> {
+    RegionCode::parse(text).map_err(|e| Refusal::invalid(format!("{field}: {e}")))
+}
+
+/// `POST /v1/verify/proof`: this region's signed answer for another region (specs/sharing.md §3).
+pub async fn proof(
+    State(app): State<App>,
+    Body(body): Body<ProofBody>,
+) -> Result<Json<Value>, Refusal> {
+    let certificate = input::base64("certificate", &body.certificate)?;
+    let request = ProofRequest {
+        certificate,
+        nonce: nonce(&body.nonce)?,
+    }
+    .encode()
+    .map_err(|e| Refusal::new(Kind::TooLarge, "TOO_LARGE", e.to_string()))?;
+    let requester = region("requester_region", &body.requester_region)?;
+    let proof = app
+        .region
+        .answer_verification_request(&app.receipts, &requester, &request)
+        .await?;
+    // What the proof says, read back from the bytes just signed.
+    let inspection = inspect_proof(&proof).map_err(|f| Refusal::internal(f.to_string()))?;
+    let answer = inspection
+        .item
+        .map_err(|f| Refusal::internal(f.to_string()))?;
+    Ok(Json(json!({
+        "verdict": if answer.valid { "valid" } else { "invalid" },
+        "code": answer.code.as_str(),
+        "state": answer.state.map(|s| s.code()),
+        "proof": B64.encode(&proof),
+        "digest": hex::encode(object_digest(&proof)),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShareBody {
+    /// Key id of the seal to sign the request with (32 hex digits).
+    seal: String,
+    /// The region that issued the certificate.
+    region: String,
+    id: String,
+    fields: Vec<String>,
+    purpose: String,
+    case: String,
+}
+
+/// The HTTP status of a logged refusal's code.
+fn refusal_kind(code: Code) -> Kind {
+    match code {
+        Code::ShareNotAuthorised
+        | Code::SealNotYetValid
+        | Code::SealExpired
+        | Code::SealRevoked => Kind::Forbidden,
+        Code::CertificateNotLogged => Kind::NotFound,
+        Code::RegionMismatch | Code::ShareRequestStale => Kind::Invalid,
+        _ => Kind::Conflict,
+    }
+}
+
+/// `POST /v1/shares`: an agency asks for fields of a certificate, for a purpose and a case
+/// (specs/sharing.md §4). Answered here when this region issued it.
+pub async fn share(
+    State(app): State<App>,
+    Agency(agency): Agency,
+    Body(body): Body<ShareBody>,
+) -> Result<(StatusCode, Json<Value>), Refusal> {
+    let fields = body
+        .fields
+        .iter()
+        .map(|f| {
+            tongban_core::cert::FieldName::parse(f)
+                .ok_or_else(|| Refusal::invalid(format!("fields: {f:?} is not a field name")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if fields.is_empty() || fields.len() > 256 {
+        return Err(Refusal::invalid("fields: 1 to 256 field names"));
+    }
+    let ask = ShareAsk {
+        seal: input::kid("seal", &body.seal)?,
+        to: region("region", &body.region)?,
+        id: input::identifier(&body.id)?,
+        fields,
+        purpose: input::short_text("purpose", &body.purpose)?,
+        case: input::short_text("case", &body.case)?,
+    };
+    if &ask.to != app.region.code() {
+        return Err(Refusal::new(
+            Kind::Unavailable,
+            "REGION_UNREACHABLE",
+            format!(
+                "region {} is another region's: this node has no federation transport to reach it",
+                ask.to
+            ),
+        ));
+    }
+    let region = app.region.clone();
+    let (copy, answered, received, verification) = blocking(move || {
+        let request = region.share_request(&agency, ask)?;
+        let federation = region.view()?.trust.clone();
+        match region.answer_share_request(&request, &federation)? {
+            ShareAnswer::Given { copy, log_index } => {
+                let (verification, received) =
+                    region.record_copy_received(&copy, &federation, &agency)?;
+                Ok((copy, log_index, received, verification))
+            }
+            ShareAnswer::Refused { failure, log_index } => {
+                Err(
+                    Refusal::code(refusal_kind(failure.code), failure.code, failure.detail)
+                        .logged_at(log_index),
+                )
+            }
+        }
+    })
+    .await?;
+    let mut body = copy_json(&verification);
+    body["copy"] = json!(B64.encode(&copy));
+    body["log_index"] = json!(answered);
+    body["received_log_index"] = json!(received);
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CopyBody {
+    /// The purpose-bound copy, standard base64.
+    copy: String,
+}
+
+fn field_json(value: &FieldValue) -> Value {
+    match value {
+        FieldValue::Text(t) => json!(t),
+        FieldValue::Int(i) => json!(i),
+        FieldValue::Bool(b) => json!(b),
+    }
+}
+
+fn copy_json(v: &CopyVerification) -> Value {
+    let certificate = v.certificate.as_ref();
+    json!({
+        "verdict": v.verdict.as_str(),
+        "code": v.code.as_str(),
+        "detail": v.detail,
+        "digest": hex::encode(v.digest),
+        "provider": v.provider.as_ref().map(|r| r.as_str().to_owned()),
+        "recipient": v.recipient.as_ref().map(|(p, name)| json!({
+            "region": p.region.as_str(), "agency": p.agency.as_str(), "agency_name": name.as_str(),
+        })),
+        "purpose": v.request.as_ref().map(|r| r.purpose.as_str().to_owned()),
+        "case": v.request.as_ref().map(|r| r.case.as_str().to_owned()),
+        "id": v.request.as_ref().map(|r| r.id.as_str().to_owned()),
+        "issued": v.issued.map(|t| t.seconds()),
+        "expires": v.expires.map(|t| t.seconds()),
+        "fields": certificate.map(|c| c.disclosed.iter().map(|(n, value)| json!({
+            "name": n.as_str(), "value": field_json(value),
+        })).collect::<Vec<_>>()).unwrap_or_default(),
+    })
+}
+
+/// `POST /v1/copies/verify`: the calling agency presents a copy (specs/sharing.md §4.4); valid
+/// only when it is the copy's recipient.
+pub async fn verify_copy(
+    State(app): State<App>,
+    Agency(agency): Agency,
+    Body(body): Body<CopyBody>,
+) -> Result<Json<Value>, Refusal> {
+    let copy = input::base64("copy", &body.copy)?;
+    let federation = app.region.view()?.trust.clone();
+    let verification = app.region.check_copy(&copy, &federation, &agency)?;
+    Ok(Json(copy_json(&verification)))
+}

@@ -1,0 +1,532 @@
+//! The node's cross-region acts (specs/sharing.md), without the network: answering another
+//! region's verification and share requests, recording the proofs and copies this region receives,
+//! and transferring certificates out and in. The federation transport calls these from its
+//! request handlers; the HTTP API calls them for what one node can do alone.
+//!
+//! Every function takes the federation's trust (`federation`: the roots and seals of every member
+//! region) explicitly: which regions a node trusts is the federation layer's to decide.
+
+use std::sync::Arc;
+
+use tongban_core::cert::{self, FieldName};
+use tongban_core::codes::{Code, Failure};
+use tongban_core::ids::{Identifier, RegionCode, Uscc};
+use tongban_core::keys::KeyId;
+use tongban_core::log::entry::{Act, LogEntry, ShareOutcome};
+use tongban_core::log::note::NoteVerifier;
+use tongban_core::log::receipt::Receipt;
+use tongban_core::log::state::CertRecord;
+use tongban_core::sharing::copy::{CopyContents, CopyVerification, check_fields_available};
+use tongban_core::sharing::proof::answer_item;
+use tongban_core::sharing::{
+    OpenedRequest, Party, ProofContents, ProofExpectation, ProofRequest, ShareRequest,
+    VerifiedProof, object_digest, verify_copy, verify_proof,
+};
+use tongban_core::status::{Operation, State, Termination};
+use tongban_core::trust::TrustStore;
+use tongban_core::values::{ShortText, Time};
+
+use super::{CertificateSpec, IssuedCertificate, Lineage, Region, lock_failed, now};
+use crate::entry_index::BY_IDENTIFIER;
+use crate::keyfile::random;
+use crate::receipts::Receipts;
+use crate::refusal::{Kind, Refusal};
+
+/// How long a purpose-bound copy this node gives stays valid (the spec allows up to 90 days).
+pub const COPY_LIFETIME: u64 = 30 * 86_400;
+
+/// What an agency of this region asks another region (or this one) for.
+#[derive(Clone, Debug)]
+pub struct ShareAsk {
+    /// The seal to sign the request with: one of the agency's, with a sharing scope.
+    pub seal: KeyId,
+    pub to: RegionCode,
+    pub id: Identifier,
+    pub fields: Vec<FieldName>,
+    pub purpose: ShortText,
+    pub case: ShortText,
+}
+
+/// The answer to an authenticated share request; both kinds are logged.
+#[derive(Clone, Debug)]
+pub enum ShareAnswer {
+    /// The copy, handed out once its `share.answered` entry is durable at `log_index`.
+    Given { copy: Vec<u8>, log_index: u64 },
+    /// Refused with `failure`'s code, logged at `log_index`.
+    Refused { failure: Failure, log_index: u64 },
+}
+
+/// What the node requires of a verification proof it relies on.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EvidencePolicy<'a> {
+    /// The nonce this node sent, when it knows it.
+    pub nonce: Option<[u8; 16]>,
+    /// Witness cosigner keys and how many must have cosigned (specs/sharing.md §3.4 step 13).
+    pub witnesses: &'a [NoteVerifier],
+    pub quorum: usize,
+}
+
+/// The signed objects of this region's trust: what a federation-wide trust bundle takes from it.
+#[derive(Clone, Debug)]
+pub struct TrustElements {
+    pub region_certificate: Vec<u8>,
+    pub seals: Vec<Vec<u8>>,
+    pub revocations: Vec<Vec<u8>>,
+}
+
+fn refused(kind: Kind, failure: Failure) -> Refusal {
+    Refusal::code(kind, failure.code, failure.detail)
+}
+
+impl Region {
+    /// This region's root certificate, seals and seal revocations, as signed and logged.
+    pub fn trust_elements(&self) -> Result<TrustElements, Refusal> {
+        let seq = self.seq.lock().map_err(|_| lock_failed())?;
+        let mut seals: Vec<_> = seq.state.seals().collect();
+        seals.sort_by_key(|s| s.info.key.kid());
+        Ok(TrustElements {
+            region_certificate: self.region_cert.clone(),
+            seals: seals.iter().map(|s| s.signed.clone()).collect(),
+            revocations: seals.iter().filter_map(|s| s.revocation.clone()).collect(),
+        })
+    }
+
+    /// Signs a root act of this node and waits until it is durable.
+    fn root_act(&self, act: Act) -> Result<u64, Refusal> {
+        let seq = self.sequencer()?;
+        self.act(seq, act, &self.root)
+    }
+
+    // ---- purpose-bound sharing (specs/sharing.md §4) ----
+
+    /// An agency's share request, signed with its seal `ask.seal` (specs/sharing.md §4.1).
+    pub fn share_request(&self, agency: &str, ask: ShareAsk) -> Result<Vec<u8>, Refusal> {
+        let key = {
+            let seq = self.sequencer()?;
+            let seal = seq.state.seal(&ask.seal).ok_or_else(|| {
+                Refusal::code(Kind::NotFound, Code::KidUnknown, ask.seal.to_string())
+            })?;
+            if seal.info.agency.as_str() != agency {
+                return Err(Refusal::forbidden("the seal belongs to another agency"));
+            }
+            seq.seal_keys.get(&ask.seal).cloned().ok_or_else(|| {
+                Refusal::new(
+                    Kind::Conflict,
+                    "SEAL_KEY_MISSING",
+                    "this node does not hold the seal's key",
+                )
+            })?
+        };
+        let mut fields = ask.fields;
+        fields.sort();
+        fields.dedup();
+        ShareRequest {
+            to: ask.to,
+            id: ask.id,
+            fields,
+            purpose: ask.purpose,
+            case: ask.case,
+            at: now()?,
+            nonce: random::<16>().map_err(|e| Refusal::internal(e.to_string()))?,
+        }
+        .sign(&key)
+        .map_err(|e| Refusal::invalid(e.to_string()))
+    }
+
+    /// Answers a share request (specs/sharing.md §4.2). A request that is not authentic is
+    /// refused unlogged (`Err`); every authenticated one is answered and logged, the copy handed
+    /// out only once its entry is durable.
+    pub fn answer_share_request(
+        &self,
+        request: &[u8],
+        federation: &TrustStore,
+    ) -> Result<ShareAnswer, Refusal> {
+        let now = now()?;
+        let opened = ShareRequest::open(request, federation).map_err(|f| {
+            let kind = match f.code {
+                Code::TooLarge => Kind::TooLarge,
+                _ => Kind::Invalid,
+            };
+            refused(kind, f)
+        })?;
+        let (answer, result) = match self.copy_for(&opened, request, now)? {
+            Ok((copy, expires)) => (
+                ShareOutcome::Given {
+                    copy: object_digest(&copy),
+                    expires,
+                },
+                Ok(copy),
+            ),
+            Err(failure) => (ShareOutcome::Refused(failure.code), Err(failure)),
+        };
+        let requester = opened.requester();
+        let log_index = self.root_act(Act::ShareAnswered {
+            requester: requester.region,
+            agency: requester.agency,
+            seal: opened.seal.info.key.kid(),
+            id: opened.request.id.clone(),
+            request: opened.digest,
+            outcome: answer,
+        })?;
+        Ok(match result {
+            Ok(copy) => ShareAnswer::Given { copy, log_index },
+            Err(failure) => ShareAnswer::Refused { failure, log_index },
+        })
+    }
+
+    /// Steps 2–6 of specs/sharing.md §4.2: the copy and its expiry, or the refusal to log. The
+    /// outer error is the node's own failure (storage), which is not an answer.
+    fn copy_for(
+        &self,
+        opened: &OpenedRequest,
+        request: &[u8],
+        now: Time,
+    ) -> Result<Result<(Vec<u8>, Time), Failure>, Refusal> {
+        if let Err(failure) = opened.authorise(&self.code, now) {
+            return Ok(Err(failure));
+        }
+        let id = &opened.request.id;
+        let Some(record) = self.view()?.certs.get(id.as_str()).cloned() else {
+            return Ok(Err(Failure::new(
+                Code::CertificateNotLogged,
+                format!("this region's log holds no certificate {id}"),
+            )));
+        };
+        let stored = self.certificate_bytes(&record)?;
+        let verification = {
+            let view = self.view()?;
+            cert::verify(&stored, &view.trust, &view.status, now)
+        };
+        if !verification.is_valid() {
+            return Ok(Err(Failure::new(verification.code, verification.detail)));
+        }
+        if let Err(failure) = check_fields_available(&stored, &opened.request.fields) {
+            return Ok(Err(failure));
+        }
+        let expires = Time::new(now.seconds() + COPY_LIFETIME)
+            .ok_or_else(|| Refusal::internal("copy expiry beyond the time range"))?;
+        let copy = CopyContents::of(
+            self.code.clone(),
+            request.to_vec(),
+            &stored,
+            &opened.request.fields,
+            now,
+            expires,
+        )
+        .and_then(|c| c.sign(&self.root))
+        .map_err(|e| Refusal::internal(e.to_string()))?;
+        Ok(Ok((copy, expires)))
+    }
+
+    /// Verifies a copy this region's agency `recipient` received and logs it (specs/sharing.md
+    /// §4.5). A copy that does not verify is refused with its code and not logged.
+    pub fn record_copy_received(
+        &self,
+        copy: &[u8],
+        federation: &TrustStore,
+        recipient: &str,
+    ) -> Result<(CopyVerification, u64), Refusal> {
+        let verification = self.check_copy(copy, federation, recipient)?;
+        if !verification.is_valid() {
+            return Err(Refusal::code(
+                Kind::Invalid,
+                verification.code,
+                verification.detail,
+            ));
+        }
+        let (Some(provider), Some(request), Some(request_digest), Some(expires)) = (
+            verification.provider.clone(),
+            verification.request.as_ref(),
+            verification.request_digest,
+            verification.expires,
+        ) else {
+            return Err(Refusal::internal("a valid copy without its parts"));
+        };
+        let index = self.root_act(Act::ShareReceived {
+            provider,
+            agency: Uscc::parse(recipient).map_err(|e| Refusal::invalid(e.to_string()))?,
+            id: request.id.clone(),
+            request: request_digest,
+            copy: verification.digest,
+            expires,
+        })?;
+        Ok((verification, index))
+    }
+
+    /// Verifies a copy as presented by `presenter`, an agency of this region (specs/sharing.md
+    /// §4.4), against `federation` and the status this node holds.
+    pub fn check_copy(
+        &self,
+        copy: &[u8],
+        federation: &TrustStore,
+        presenter: &str,
+    ) -> Result<CopyVerification, Refusal> {
+        let presenter = Party {
+            region: self.code.clone(),
+            agency: Uscc::parse(presenter).map_err(|e| Refusal::invalid(e.to_string()))?,
+        };
+        let now = now()?;
+        let view = self.view()?;
+        Ok(verify_copy(copy, federation, &view.status, now, &presenter))
+    }
+
+    // ---- cross-region verification proofs (specs/sharing.md §3) ----
+
+    /// Answers another region's proof request (specs/sharing.md §3.2): verifies the certificate
+    /// against this node's trust and live status, logs the answer in a receipt batch, and signs
+    /// the proof with the region root.
+    pub async fn answer_verification_request(
+        self: &Arc<Self>,
+        receipts: &Receipts,
+        requester: &RegionCode,
+        request: &[u8],
+    ) -> Result<Vec<u8>, Refusal> {
+        let request = ProofRequest::decode(request).map_err(|f| {
+            let kind = match f.code {
+                Code::TooLarge => Kind::TooLarge,
+                _ => Kind::Invalid,
+            };
+            refused(kind, f)
+        })?;
+        let now = now()?;
+        let (verification, record) = {
+            let view = self.view()?;
+            let verification = cert::verify(&request.certificate, &view.trust, &view.status, now);
+            let record = verification
+                .claims
+                .as_ref()
+                .and_then(|c| view.certs.get(c.id.as_str()))
+                .cloned();
+            (verification, record)
+        };
+        let item = answer_item(
+            &self.code,
+            &request.certificate,
+            &verification,
+            record.as_ref(),
+            requester,
+            request.nonce,
+            now,
+        );
+        let encoded = item
+            .encode()
+            .map_err(|e| Refusal::internal(e.to_string()))?;
+        let receipt = receipts
+            .receipt(encoded, requester != &self.code)
+            .await?
+            .encode()
+            .map_err(|e| Refusal::internal(e.to_string()))?;
+        // The log's evidence only for the very certificate it recorded (same digest).
+        let logged = record.filter(|r| Some(r.digest) == verification.digest);
+        let id = item.id.clone();
+        let region = self.clone();
+        let work = move || {
+            let (issuance, status) = match (logged, id) {
+                (Some(record), Some(id)) => region.log_evidence(&record, &id)?,
+                _ => (None, None),
+            };
+            ProofContents {
+                region: region.code.clone(),
+                receipt,
+                log_key: region.log_vkey()?,
+                issuance,
+                status,
+            }
+            .sign(&region.root)
+            .map_err(|e| Refusal::internal(e.to_string()))
+        };
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| Refusal::internal(format!("a worker failed: {e}")))?
+    }
+
+    /// Receipts of a certificate's issuance entry and, when its current state was set by a
+    /// `cert.status` entry, of that entry, against one checkpoint that covers both.
+    fn log_evidence(
+        &self,
+        record: &CertRecord,
+        id: &Identifier,
+    ) -> Result<(Option<Receipt>, Option<Receipt>), Refusal> {
+        let log = self.log();
+        let mut status_index = None;
+        for index in log
+            .lookup(BY_IDENTIFIER, id.as_str().as_bytes())?
+            .into_iter()
+            .rev()
+        {
+            let Some(bytes) = log.entry(index)? else {
+                continue;
+            };
+            if let Ok((
+                _,
+                LogEntry {
+                    act: Act::StatusChanged { to, .. },
+                    ..
+                },
+            )) = LogEntry::open(&bytes)
+            {
+                status_index = (to == record.state).then_some(index);
+                break;
+            }
+        }
+        let newest = status_index.unwrap_or(record.issued_at_index);
+        let covered = log
+            .last_checkpoint()?
+            .is_some_and(|(size, _)| size > newest);
+        if !covered {
+            self.checkpoint()?;
+        }
+        let (size, note) = log.last_checkpoint()?.ok_or_else(|| {
+            Refusal::new(Kind::Unavailable, "CHECKPOINT_REFUSED", "no checkpoint")
+        })?;
+        if size <= newest {
+            return Err(Refusal::new(
+                Kind::Unavailable,
+                "CHECKPOINT_REFUSED",
+                "the certificate's entries are not yet in a checkpoint",
+            ));
+        }
+        let checkpoint =
+            String::from_utf8(note).map_err(|_| Refusal::internal("checkpoint is not UTF-8"))?;
+        let receipt = |index: u64| -> Result<Receipt, Refusal> {
+            Ok(Receipt {
+                entry: log
+                    .entry(index)?
+                    .ok_or_else(|| Refusal::internal("a logged entry is missing"))?,
+                index,
+                proof: log.inclusion_proof(index, size)?,
+                checkpoint: checkpoint.clone(),
+            })
+        };
+        Ok((
+            Some(receipt(record.issued_at_index)?),
+            status_index.map(receipt).transpose()?,
+        ))
+    }
+
+    /// Verifies a proof this region asked for and logs it as evidence received (specs/sharing.md
+    /// §3.5). A proof that is not authentic is refused with its code and not logged.
+    pub fn record_verification_evidence(
+        &self,
+        proof: &[u8],
+        federation: &TrustStore,
+        policy: &EvidencePolicy<'_>,
+    ) -> Result<(VerifiedProof, u64), Refusal> {
+        let verified = self.check_proof(proof, federation, policy)?;
+        let index = self.root_act(Act::ProofReceived {
+            from: verified.region.clone(),
+            digest: verified.item.digest,
+            id: verified.item.id.clone(),
+            code: verified.item.code,
+            proof: verified.digest,
+        })?;
+        Ok((verified, index))
+    }
+
+    fn check_proof(
+        &self,
+        proof: &[u8],
+        federation: &TrustStore,
+        policy: &EvidencePolicy<'_>,
+    ) -> Result<VerifiedProof, Refusal> {
+        let expect = ProofExpectation {
+            requester: &self.code,
+            nonce: policy.nonce,
+            witnesses: policy.witnesses,
+            quorum: policy.quorum,
+        };
+        verify_proof(proof, federation, now()?, &expect).map_err(|f| refused(Kind::Invalid, f))
+    }
+
+    // ---- transfers (specs/sharing.md §5) ----
+
+    /// The issuing agency transfers `id` out to `destination` (operation 05 → 06).
+    pub fn transfer_out(
+        &self,
+        agency: &str,
+        id: &Identifier,
+        destination: RegionCode,
+        reason: Option<ShortText>,
+    ) -> Result<(State, u64), Refusal> {
+        if destination == self.code {
+            return Err(Refusal::code(
+                Kind::Invalid,
+                Code::RegionMismatch,
+                "a certificate is transferred out to another region",
+            ));
+        }
+        self.status_act(
+            agency,
+            id,
+            Operation::Terminate(Termination::TransferOut),
+            reason,
+            Some(destination),
+        )
+    }
+
+    /// An agency of this region issues the successor of another region's certificate, given that
+    /// region's proof that it transferred it out to this one (specs/sharing.md §5.2). The proof is
+    /// logged (`proof.received`) before the successor's `cert.issued` entry.
+    pub fn transfer_in(
+        &self,
+        agency: &str,
+        proof: &[u8],
+        federation: &TrustStore,
+        policy: &EvidencePolicy<'_>,
+        serial: String,
+        spec: CertificateSpec,
+    ) -> Result<IssuedCertificate, Refusal> {
+        let verified = self.check_proof(proof, federation, policy)?;
+        let item = &verified.item;
+        let predecessor = match &item.id {
+            Some(id)
+                if item.code == Code::StatusTransferredOut
+                    && item.state == Some(State::TransferredOut)
+                    && verified.transferred_to() == Some(&self.code) =>
+            {
+                id.clone()
+            }
+            _ => {
+                return Err(Refusal::new(
+                    Kind::Conflict,
+                    "TRANSFER_NOT_CONFIRMED",
+                    format!(
+                        "region {} answered {} without a transfer out to {}",
+                        verified.region, item.code, self.code
+                    ),
+                ));
+            }
+        };
+        {
+            let seq = self.sequencer()?;
+            if seq.state.cert(predecessor.as_str()).is_some()
+                || seq
+                    .state
+                    .transfers_in()
+                    .iter()
+                    .any(|(_, _, p)| p == predecessor.as_str())
+            {
+                return Err(Refusal::new(
+                    Kind::Conflict,
+                    "TRANSITION_NOT_ALLOWED",
+                    format!("{predecessor} was already transferred in, or is this region's own"),
+                ));
+            }
+        }
+        self.root_act(Act::ProofReceived {
+            from: verified.region.clone(),
+            digest: item.digest,
+            id: Some(predecessor.clone()),
+            code: item.code,
+            proof: verified.digest,
+        })?;
+        self.issue(
+            agency,
+            Lineage::TransferIn {
+                of: predecessor,
+                serial,
+            },
+            spec,
+        )
+    }
+}
