@@ -27,6 +27,7 @@ pub enum Kind {
     StatusSnapshot,
     Certificate,
     LogEntry,
+    Membership,
 }
 
 impl Kind {
@@ -39,6 +40,7 @@ impl Kind {
             Kind::StatusSnapshot => "application/tongban-status+cbor",
             Kind::Certificate => "application/tongban-ecert+cwt",
             Kind::LogEntry => "application/tongban-log-entry+cbor",
+            Kind::Membership => "application/tongban-membership+cbor",
         }
     }
 
@@ -48,6 +50,7 @@ impl Kind {
             Kind::StatusSnapshot => 256 << 20,
             // A tlog-tiles entry bundle prefixes each entry with a uint16 length.
             Kind::LogEntry => 65_535,
+            Kind::Membership => 1 << 20,
             _ => 65_536,
         }
     }
