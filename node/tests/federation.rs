@@ -1,0 +1,143 @@
+//! Real `tongban-node` processes on loopback forming a federation (specs/federation.md): the
+//! membership gate, replication of trust and status (verify offline in another region, revocation
+//! everywhere within a second), catch-up after a restart, witnessing with a quorum, and
+//! equivocation detected by every member.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod federation_process;
+mod node_process;
+
+use std::time::{Duration, Instant};
+
+use federation_process::{
+    Federation, connected_to, enable_p2p, genesis, init, log_size, member_file, metric,
+    p2p_address, peer_id, replica_size, status, wait_for,
+};
+use node_process::{AGENCY_A, Node, certificate};
+use serde_json::{Value, json};
+use tongban_core::trust::TrustStore;
+
+fn verify(node: &Node, cert: &str) -> Value {
+    let reply = node.post("/v1/verify", None, &json!({"certificate": cert}));
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    reply.json()
+}
+
+fn issue(node: &Node, token: &str, seal: &str, serial: &str) -> (String, String) {
+    let reply = node.post("/v1/certificates", Some(token), &certificate(seal, serial));
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    let json = reply.json();
+    (
+        json["id"].as_str().unwrap().to_owned(),
+        json["certificate"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[test]
+fn members_connect_and_a_peer_outside_the_federation_is_refused() {
+    let federation = Federation::start(&["341200", "370100", "110000"], 0);
+    let a = &federation.nodes[0];
+    assert_eq!(status(a)["membership_version"], 1);
+
+    // A node of another federation (its own root) dials A: both sides close the connection.
+    let dir = tempfile::tempdir().unwrap();
+    let mut outsider = init(&dir.path().join("x"), "440300", None);
+    let own = dir.path().join("own.tbm");
+    genesis(
+        &outsider.dir.join("keys/federation-root.key"),
+        0,
+        &[member_file(&outsider)],
+        &own,
+    );
+    enable_p2p(&outsider, &own);
+    outsider.start_with(&["--bootstrap".into(), federation.bootstrap.clone()]);
+    p2p_address(&outsider);
+    wait_for(Duration::from_secs(10), "A to refuse the outsider", || {
+        (metric(
+            a,
+            "tongban_p2p_connections_refused_total{reason=\"not_member\"}",
+        ) >= 1.0)
+            .then_some(())
+    });
+    assert!(!connected_to(a, &[peer_id(&outsider)]));
+    assert!(
+        status(&outsider)["connected"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn trust_and_status_replicate_and_a_restarted_node_catches_up() {
+    let mut federation = Federation::start(&["341200", "370100", "110000"], 1);
+    let (a, b) = (&federation.nodes[0], &federation.nodes[1]);
+    let (token, seal) = a.agency_with_seal(AGENCY_A, "FY-AMR-1");
+    let (id, cert) = issue(a, &token, &seal, "2026000001");
+
+    // Issued in A, verified in B from its replica of A's log (B never asks A).
+    let answer = wait_for(
+        Duration::from_secs(5),
+        "B to verify A's certificate",
+        || {
+            let answer = verify(b, &cert);
+            (answer["code"] == "OK").then_some(answer)
+        },
+    );
+    assert_eq!(answer["id"], json!(id));
+    // The federation-wide trust bundle of B holds A's seal and loads offline.
+    let bundle = b.get("/v1/federation/trust-bundle", None).body;
+    let trust = TrustStore::load_any_time(&bundle, None).unwrap();
+    assert_eq!(trust.regions().len(), 3);
+    assert_eq!(trust.seals().count(), 1);
+
+    // Revoked in A: B refuses it within a second of A's acknowledgement.
+    let revoke = a.post(
+        &format!("/v1/certificates/{id}/status"),
+        Some(&token),
+        &json!({"operation": "revoke"}),
+    );
+    assert_eq!(revoke.status, 200, "{}", revoke.text());
+    let acknowledged = Instant::now();
+    wait_for(Duration::from_secs(5), "B to see the revocation", || {
+        (verify(b, &cert)["code"] == "STATUS_REVOKED").then_some(())
+    });
+    let latency = acknowledged.elapsed();
+    eprintln!("revocation visible in B {latency:?} after A acknowledged it");
+    assert!(latency < Duration::from_secs(1), "took {latency:?}");
+
+    // B stops; A keeps issuing; B restarts and converges with nothing lost.
+    federation.nodes[1].kill9();
+    let a = &federation.nodes[0];
+    let mut certs = Vec::new();
+    for serial in 2..12 {
+        certs.push(issue(a, &token, &seal, &format!("20260000{serial:02}")).1);
+    }
+    let target = log_size(a);
+    federation.restart(1);
+    let (a, b, c) = (
+        &federation.nodes[0],
+        &federation.nodes[1],
+        &federation.nodes[2],
+    );
+    wait_for(Duration::from_secs(20), "B to catch up with A", || {
+        (replica_size(b, "341200") >= target).then_some(())
+    });
+    wait_for(Duration::from_secs(10), "C to hold A's log", || {
+        (replica_size(c, "341200") >= target).then_some(())
+    });
+    for cert in &certs {
+        assert_eq!(verify(b, cert)["code"], "OK");
+    }
+    // Witnessing: A's checkpoints reach their quorum of one cosignature.
+    wait_for(
+        Duration::from_secs(10),
+        "a cosigned checkpoint of A",
+        || {
+            let reply = a.get("/v1/federation/checkpoint", None);
+            (reply.status == 200 && reply.text().matches("\n— ").count() >= 2).then_some(())
+        },
+    );
+    assert!(metric(a, "tongban_witness_rounds_total{code=\"quorum\"}") >= 1.0);
+    assert!(status(b)["misbehaving"].as_object().unwrap().is_empty());
+}
