@@ -141,3 +141,82 @@ fn trust_and_status_replicate_and_a_restarted_node_catches_up() {
     assert!(metric(a, "tongban_witness_rounds_total{code=\"quorum\"}") >= 1.0);
     assert!(status(b)["misbehaving"].as_object().unwrap().is_empty());
 }
+
+/// Signs a checkpoint of `node`'s log with its log key: what an equivocating region would do.
+fn forge_checkpoint(node: &Node, origin: &str, size: u64, root: [u8; 32]) -> String {
+    use tongban_core::keys::SecretKey;
+    use tongban_core::log::checkpoint::Checkpoint;
+    let seed = std::fs::read_to_string(node.dir.join("keys/log.key")).unwrap();
+    let seed: [u8; 32] = hex::decode(seed.trim()).unwrap().try_into().unwrap();
+    let key = SecretKey::from_seed(&seed).unwrap();
+    Checkpoint {
+        origin: origin.to_owned(),
+        size,
+        root,
+    }
+    .sign(origin, &key)
+    .unwrap()
+}
+
+#[test]
+fn an_equivocating_member_is_detected_by_every_other() {
+    let federation = Federation::start(&["341200", "370100", "110000", "310000"], 2);
+    let (a, b) = (&federation.nodes[0], &federation.nodes[1]);
+    let (token, seal) = a.agency_with_seal(AGENCY_A, "FY-AMR-1");
+    issue(a, &token, &seal, "2026000001");
+    let size = log_size(a);
+    // B witnesses A's log up to its current size.
+    let region_of_a = |s: &Value| s["regions"]["341200"].clone();
+    let held = wait_for(
+        Duration::from_secs(10),
+        "B to cosign A's checkpoint",
+        || {
+            let held = region_of_a(&status(b));
+            (held["witnessed"].as_u64() == Some(size)).then_some(held)
+        },
+    );
+    let origin = held["origin"].as_str().unwrap().to_owned();
+
+    // A (its log key) signs a second checkpoint of that size with another root, and asks B.
+    let forged = forge_checkpoint(a, &origin, size, [7; 32]);
+    let body = format!("old {size}\n\n{forged}");
+    let reply = b.request("POST", "/add-checkpoint", None, Some(body.as_bytes()));
+    assert_eq!(reply.status, 422, "{}", reply.text());
+    assert!(reply.text().starts_with("EQUIVOCATION"), "{}", reply.text());
+
+    // Every node, A included, marks A misbehaving from the evidence B published.
+    for node in &federation.nodes {
+        let marked = wait_for(
+            Duration::from_secs(10),
+            "the evidence to reach every node",
+            || {
+                let status = status(node);
+                let mark = status["misbehaving"]["341200"].clone();
+                (!mark.is_null()).then_some(mark)
+            },
+        );
+        let evidence = marked["evidence"].as_array().unwrap();
+        assert!(evidence.iter().any(|n| n.as_str() == Some(forged.as_str())));
+        assert_eq!(
+            metric(node, "tongban_federation_misbehaving{region=\"341200\"}"),
+            1.0
+        );
+    }
+    // B no longer cosigns for A.
+    let next = forge_checkpoint(a, &origin, size + 1, [8; 32]);
+    let reply = b.request(
+        "POST",
+        "/add-checkpoint",
+        None,
+        Some(format!("old {size}\n\n{next}").as_bytes()),
+    );
+    assert_eq!(reply.status, 403, "{}", reply.text());
+    // A well-formed request from a stranger's log is not witnessed.
+    let reply = b.request(
+        "POST",
+        "/add-checkpoint",
+        None,
+        Some(b"old 0\n\nnot a note\n"),
+    );
+    assert!(reply.status >= 400);
+}
