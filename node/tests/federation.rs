@@ -220,3 +220,96 @@ fn an_equivocating_member_is_detected_by_every_other() {
     );
     assert!(reply.status >= 400);
 }
+
+#[test]
+fn a_new_membership_version_adds_and_removes_members() {
+    let mut federation = Federation::start(&["341200", "370100"], 0);
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = init(
+        &dir.path().join("c"),
+        "110000",
+        Some(&federation.federation_key),
+    );
+    let v2 = dir.path().join("v2.tbm");
+    let key = federation.federation_key.display().to_string();
+    let current = federation.membership.display().to_string();
+    let member = member_file(&c).display().to_string();
+    federation_process::tongban(&[
+        "federation",
+        "update",
+        "--key",
+        &key,
+        "--current",
+        &current,
+        "--add",
+        &member,
+        "--out",
+        v2.to_str().unwrap(),
+    ]);
+    let a = &federation.nodes[0];
+    let (token, seal) = a.agency_with_seal(AGENCY_A, "FY-AMR-1");
+    let (_, cert) = issue(a, &token, &seal, "2026000001");
+    // The operator hands A version 2; A adopts it and gossips it to B.
+    let signed = std::fs::read(&v2).unwrap();
+    use base64::Engine;
+    let body = json!({"membership": base64::engine::general_purpose::STANDARD.encode(&signed)});
+    assert_eq!(
+        a.post("/v1/admin/federation/membership", None, &body)
+            .status,
+        401
+    );
+    let reply = a.post("/v1/admin/federation/membership", Some(&a.operator), &body);
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["membership_version"], 2);
+    let b = &federation.nodes[1];
+    wait_for(Duration::from_secs(10), "B to adopt version 2", || {
+        (status(b)["membership_version"] == 2).then_some(())
+    });
+    // Version 1 again is refused as a fork of nothing new; a forged one is refused.
+    let v1 = std::fs::read(&federation.membership).unwrap();
+    let old = json!({"membership": base64::engine::general_purpose::STANDARD.encode(&v1)});
+    assert_eq!(
+        a.post("/v1/admin/federation/membership", Some(&a.operator), &old)
+            .status,
+        200
+    );
+    assert_eq!(status(a)["membership_version"], 2);
+
+    // The new member joins with version 2, catches up on A's log and verifies A's certificate.
+    enable_p2p(&c, &v2);
+    c.start_with(&["--bootstrap".into(), federation.bootstrap.clone()]);
+    let size = log_size(a);
+    wait_for(Duration::from_secs(20), "C to replicate A", || {
+        (replica_size(&c, "341200") >= size).then_some(())
+    });
+    assert_eq!(verify(&c, &cert)["code"], "OK");
+
+    // Version 3 removes B: A and C close their connections to it.
+    let v3 = dir.path().join("v3.tbm");
+    federation_process::tongban(&[
+        "federation",
+        "update",
+        "--key",
+        &key,
+        "--current",
+        v2.to_str().unwrap(),
+        "--remove",
+        "370100",
+        "--out",
+        v3.to_str().unwrap(),
+    ]);
+    let body = json!({"membership": base64::engine::general_purpose::STANDARD.encode(std::fs::read(&v3).unwrap())});
+    let reply = federation.nodes[0].post(
+        "/v1/admin/federation/membership",
+        Some(&federation.nodes[0].operator),
+        &body,
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let b_id = peer_id(&federation.nodes[1]);
+    for node in [&federation.nodes[0], &c] {
+        wait_for(Duration::from_secs(10), "B to be disconnected", || {
+            (!connected_to(node, std::slice::from_ref(&b_id))).then_some(())
+        });
+    }
+    federation.nodes[1].kill9();
+}

@@ -209,10 +209,16 @@ impl Federation {
     }
 
     fn replicated_seals(&self) -> Result<(Vec<Vec<u8>>, Vec<Vec<u8>>), FederationError> {
+        let membership = self.membership();
         let replicas = self.replicas()?;
         let mut seals = Vec::new();
         let mut revocations = Vec::new();
-        for slot in replicas.values() {
+        // A member removed from the membership no longer has its root in the bundle, so neither
+        // do its seals (its replica stays, as history).
+        for slot in replicas
+            .values()
+            .filter(|s| membership.member(s.member.region()).is_some())
+        {
             let mut records: Vec<_> = slot.replica.state().seals().collect();
             records.sort_by_key(|s| s.info.key.kid());
             seals.extend(records.iter().map(|s| s.signed.clone()));
