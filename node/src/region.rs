@@ -66,6 +66,9 @@ pub fn now() -> Result<Time, Refusal> {
 /// The seal's description and key, the new identifier and its predecessor.
 type IssuancePlan = (SealInfo, Arc<SecretKey>, Identifier, Option<Predecessor>);
 
+/// Signed seals and signed seal revocations, as logged.
+pub type SignedSeals = (Vec<Vec<u8>>, Vec<Vec<u8>>);
+
 /// A submitted receipts entry: its bytes, its index, and the durability to wait for.
 pub type SubmittedReceipts = (Vec<u8>, u64, Pending<std::ops::Range<u64>>);
 
@@ -818,7 +821,7 @@ impl Region {
     }
 
     /// The signed seals and seal revocations this region's log registered.
-    pub fn signed_seals(&self) -> Result<(Vec<Vec<u8>>, Vec<Vec<u8>>), Refusal> {
+    pub fn signed_seals(&self) -> Result<SignedSeals, Refusal> {
         let seq = self.seq.lock().map_err(|_| lock_failed())?;
         let mut seals: Vec<_> = seq.state.seals().collect();
         seals.sort_by_key(|s| s.info.key.kid());

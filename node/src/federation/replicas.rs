@@ -208,7 +208,7 @@ impl Federation {
         Ok(())
     }
 
-    fn replicated_seals(&self) -> Result<(Vec<Vec<u8>>, Vec<Vec<u8>>), FederationError> {
+    fn replicated_seals(&self) -> Result<crate::region::SignedSeals, FederationError> {
         let membership = self.membership();
         let replicas = self.replicas()?;
         let mut seals = Vec::new();

@@ -387,14 +387,12 @@ impl Runner {
                 peer_id,
                 info,
                 ..
-            })) => {
-                if self.members.contains(&peer_id) {
-                    for address in info.listen_addrs {
-                        self.swarm
-                            .behaviour_mut()
-                            .kad
-                            .add_address(&peer_id, address);
-                    }
+            })) if self.members.contains(&peer_id) => {
+                for address in info.listen_addrs {
+                    self.swarm
+                        .behaviour_mut()
+                        .kad
+                        .add_address(&peer_id, address);
                 }
             }
             SwarmEvent::ConnectionEstablished {

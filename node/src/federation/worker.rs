@@ -424,7 +424,7 @@ impl Federation {
                 WitnessAnswer::Refused(r) => Response::refused(&r),
             }),
             Request::Membership { since } => {
-                self.store.memberships().map_err(internal).and_then(|all| {
+                self.store.memberships().map_err(internal).map(|all| {
                     let versions = all
                         .into_iter()
                         .filter_map(|b| {
@@ -433,7 +433,7 @@ impl Federation {
                         })
                         .take(MAX_VERSIONS)
                         .collect();
-                    Ok(Response::Memberships { versions })
+                    Response::Memberships { versions }
                 })
             }
         };
