@@ -36,7 +36,7 @@ fn rejected(node: &Node, code: &str) -> f64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn forged_and_oversized_gossip_is_dropped_and_not_forwarded() {
+async fn strangers_are_refused_and_forged_or_oversized_gossip_is_not_forwarded() {
     let dir = tempfile::tempdir().unwrap();
     let regions = ["341200", "370100", "110000", "500000"];
     let first = init(&dir.path().join(regions[0]), regions[0], None);
@@ -89,6 +89,57 @@ async fn forged_and_oversized_gossip_is_dropped_and_not_forwarded() {
         (replica_size(b, "341200") >= size).then_some(())
     });
     let b_address: Multiaddr = p2p_address(b).parse().unwrap();
+
+    // A stranger (a key no membership lists) connects to B: B closes the connection once the
+    // handshake names it, before any protocol runs, and counts it.
+    let refused_before = metric(
+        b,
+        "tongban_p2p_connections_refused_total{reason=\"not_member\"}",
+    );
+    let mut stranger = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|_| libp2p::ping::Behaviour::default())
+        .unwrap()
+        .build();
+    stranger.dial(b_address.clone()).unwrap();
+    let stranger_done = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let libp2p::swarm::SwarmEvent::ConnectionClosed { .. } =
+                stranger.select_next_some().await
+            {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(
+        stranger_done.is_ok(),
+        "B kept the stranger's connection open"
+    );
+    let b_addr = b.addr.clone();
+    tokio::task::spawn_blocking(move || {
+        let b = Node {
+            dir: Default::default(),
+            operator: String::new(),
+            child: None,
+            addr: b_addr,
+        };
+        wait_for(Duration::from_secs(10), "B to count the refusal", || {
+            (metric(
+                &b,
+                "tongban_p2p_connections_refused_total{reason=\"not_member\"}",
+            ) > refused_before)
+                .then_some(())
+        });
+    })
+    .await
+    .unwrap();
 
     // The rogue: a gossipsub peer with the rogue member's node key, connected to B only, not
     // listening, speaking no Kademlia or identify, so A and C cannot reach it.
