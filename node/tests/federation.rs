@@ -15,7 +15,8 @@ use federation_process::{
 };
 use node_process::{AGENCY_A, Node, certificate};
 use serde_json::{Value, json};
-use tongban_core::trust::TrustStore;
+use tongban_core::status::State;
+use tongban_core::trust::{StatusSnapshot, TrustStore};
 
 fn verify(node: &Node, cert: &str) -> Value {
     let reply = node.post("/v1/verify", None, &json!({"certificate": cert}));
@@ -111,6 +112,24 @@ fn trust_and_status_replicate_and_a_restarted_node_catches_up() {
     let latency = acknowledged.elapsed();
     eprintln!("revocation visible in B {latency:?} after A acknowledged it");
     assert!(latency < Duration::from_secs(1), "took {latency:?}");
+    // B serves A's status snapshot, signed by A's root: with B's federation bundle an offline
+    // verifier sees the revocation.
+    let reply = b.get("/v1/federation/status-snapshots/341200", None);
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let bundle = b.get("/v1/federation/trust-bundle", None).body;
+    let trust = TrustStore::load_any_time(&bundle, None).unwrap();
+    let snapshot = StatusSnapshot::load(&reply.body, &trust).unwrap();
+    assert_eq!(snapshot.region.as_str(), "341200");
+    assert!(
+        snapshot
+            .entries
+            .iter()
+            .any(|e| e.id.as_str() == id && e.state == State::Revoked)
+    );
+    assert_eq!(
+        b.get("/v1/federation/status-snapshots/440300", None).status,
+        404
+    );
 
     // B stops; A keeps issuing; B restarts and converges with nothing lost.
     federation.nodes[1].kill9();

@@ -30,6 +30,8 @@ pub enum Request {
     Cosign { body: Vec<u8> },
     /// Membership versions after `since`.
     Membership { since: u64 },
+    /// `region`'s latest status snapshot (trust.md §6), signed by its root.
+    Snapshot { region: RegionCode },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,6 +50,8 @@ pub enum Response {
     Conflict { size: u64 },
     /// Signed membership versions, oldest first.
     Memberships { versions: Vec<Vec<u8>> },
+    /// A signed status snapshot.
+    Snapshot { snapshot: Vec<u8> },
     /// Refused, with a stable code.
     Refused { code: String, detail: String },
 }
@@ -93,6 +97,10 @@ impl Request {
                 e.push(entry("t", text("membership")));
                 e.push(entry("since", uint(*since)));
             }
+            Request::Snapshot { region } => {
+                e.push(entry("t", text("snapshot")));
+                e.push(entry("rc", text(region.as_str())));
+            }
         }
         map_bytes(e)
     }
@@ -114,6 +122,10 @@ impl Request {
             },
             "membership" => Request::Membership {
                 since: f.uint(Key::Text("since")).map_err(malformed)?,
+            },
+            "snapshot" => Request::Snapshot {
+                region: RegionCode::parse(f.text(Key::Text("rc")).map_err(malformed)?)
+                    .map_err(|e| Refused::new(Reason::Malformed, e.to_string()))?,
             },
             other => return refuse(Reason::Malformed, format!("unknown request {other:?}")),
         };
@@ -165,6 +177,10 @@ impl Response {
                     "m",
                     Value::Array(versions.iter().map(|x| bytes(x)).collect()),
                 ));
+            }
+            Response::Snapshot { snapshot } => {
+                e.push(entry("t", text("snapshot")));
+                e.push(entry("st", bytes(snapshot)));
             }
             Response::Refused { code, detail } => {
                 e.push(entry("t", text("refused")));
@@ -226,6 +242,9 @@ impl Response {
                 }
                 Response::Memberships { versions }
             }
+            "snapshot" => Response::Snapshot {
+                snapshot: f.bytes(Key::Text("st")).map_err(malformed)?.to_vec(),
+            },
             "refused" => Response::Refused {
                 code: f.text(Key::Text("code")).map_err(malformed)?.to_owned(),
                 detail: f.text(Key::Text("detail")).map_err(malformed)?.to_owned(),
@@ -253,6 +272,9 @@ mod tests {
                 body: b"old 0\n\nnote".to_vec(),
             },
             Request::Membership { since: 2 },
+            Request::Snapshot {
+                region: region_code("370100")?,
+            },
         ];
         for request in requests {
             assert_eq!(Request::decode(&request.encode()?)?, request);

@@ -38,6 +38,7 @@ pub fn router(federation: Arc<Federation>) -> Router {
         .route("/v1/federation/membership", get(membership))
         .route("/v1/federation/checkpoint", get(cosigned))
         .route("/v1/federation/regions/{rc}", get(region))
+        .route("/v1/federation/status-snapshots/{rc}", get(status_snapshot))
         .route("/v1/admin/federation/membership", post(new_membership))
         .route("/add-checkpoint", post(add_checkpoint))
         .layer(DefaultBodyLimit::max(2 << 20))
@@ -107,6 +108,23 @@ async fn trust_bundle(State(f): State<Arc<Federation>>) -> Result<Response, Refu
         .map_err(internal)?
         .map_err(internal)?;
     Ok(cose(bundle))
+}
+
+/// A member's status snapshot, signed by its root (trust.md §6): `tongban-verify --status` loads
+/// it with the federation trust bundle.
+async fn status_snapshot(
+    State(f): State<Arc<Federation>>,
+    Path(rc): Path<String>,
+) -> Result<Response, Refusal> {
+    let code = RegionCode::parse(&rc).map_err(|e| Refusal::invalid(e.to_string()))?;
+    if f.membership().member(&code).is_none() {
+        return Err(Refusal::not_found(format!("{rc} is not a member")));
+    }
+    let snapshot = f
+        .status_snapshot(&code)
+        .await
+        .map_err(|e| Refusal::new(Kind::Unavailable, "SNAPSHOT_UNAVAILABLE", e))?;
+    Ok(cose(snapshot))
 }
 
 async fn membership(State(f): State<Arc<Federation>>) -> Response {

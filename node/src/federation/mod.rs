@@ -74,6 +74,8 @@ pub struct Federation {
     /// Other regions' certificate status, live from the replicas.
     status: RwLock<StatusTable>,
     misbehaving: Mutex<BTreeMap<String, Misbehaviour>>,
+    /// The latest status snapshot fetched of each other region (trust.md §6), with its version.
+    snapshots: Mutex<HashMap<RegionCode, (u64, Vec<u8>)>>,
     store: Store,
     metrics: Arc<Metrics>,
     commands: mpsc::UnboundedSender<Command>,
@@ -222,6 +224,7 @@ impl Federation {
             replicas: Mutex::new(HashMap::new()),
             status: RwLock::new(StatusTable::default()),
             misbehaving: Mutex::new(misbehaving),
+            snapshots: Mutex::new(HashMap::new()),
             store,
             metrics,
             commands: started.commands,
@@ -310,6 +313,72 @@ impl Federation {
 
     pub fn home_dir(&self) -> &Path {
         &self.home.dir
+    }
+
+    /// `region`'s latest status snapshot, signed by its root: this region's is signed now; another
+    /// region's is fetched from its node, checked against its root, and kept, so the last one is
+    /// still served while that node cannot be reached.
+    pub async fn status_snapshot(&self, region: &RegionCode) -> Result<Vec<u8>, String> {
+        if region == &self.own {
+            let node = self.region.clone();
+            return tokio::task::spawn_blocking(move || node.status_snapshot())
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|r| r.to_string());
+        }
+        let fetched = match self.peer_of(region) {
+            Some(peer) => tasks::request(
+                self,
+                peer,
+                &tongban_core::federation::wire::Request::Snapshot {
+                    region: region.clone(),
+                },
+            )
+            .await
+            .and_then(|answer| match answer {
+                tongban_core::federation::wire::Response::Snapshot { snapshot } => {
+                    self.keep_snapshot(region, snapshot)
+                }
+                other => Err(format!("unexpected answer {other:?}")),
+            }),
+            None => Err(format!("{region} is not a member")),
+        };
+        fetched.or_else(|e| {
+            tracing::debug!(%region, error = %e, "status snapshot not fetched; serving the last one");
+            self.held_snapshot(region)
+                .ok_or_else(|| format!("no status snapshot of {region}: {e}"))
+        })
+    }
+
+    /// The snapshot last kept for `region`.
+    fn held_snapshot(&self, region: &RegionCode) -> Option<Vec<u8>> {
+        self.snapshots
+            .lock()
+            .ok()?
+            .get(region)
+            .map(|(_, s)| s.clone())
+    }
+
+    /// Checks a snapshot of `region` against its root and keeps it unless an older version.
+    fn keep_snapshot(&self, region: &RegionCode, bytes: Vec<u8>) -> Result<Vec<u8>, String> {
+        let trust = self
+            .trust
+            .read()
+            .map(|t| t.clone())
+            .map_err(|_| "poisoned".to_owned())?;
+        let snapshot =
+            tongban_core::trust::StatusSnapshot::load(&bytes, &trust).map_err(|f| f.to_string())?;
+        if &snapshot.region != region {
+            return Err(format!("a snapshot of {} instead", snapshot.region));
+        }
+        let mut held = self.snapshots.lock().map_err(|_| "poisoned".to_owned())?;
+        match held.get(region) {
+            Some((version, kept)) if *version > snapshot.version => Ok(kept.clone()),
+            _ => {
+                held.insert(region.clone(), (snapshot.version, bytes.clone()));
+                Ok(bytes)
+            }
+        }
     }
 }
 

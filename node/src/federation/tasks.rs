@@ -31,7 +31,7 @@ pub(super) fn spawn(federation: Arc<Federation>, catch_up: mpsc::UnboundedReceiv
 }
 
 /// Sends a request to `peer` through the swarm and waits for the answer.
-async fn request(
+pub(super) async fn request(
     federation: &Federation,
     peer: PeerId,
     request: &Request,

@@ -423,6 +423,15 @@ impl Federation {
                 WitnessAnswer::Conflict(size) => Response::Conflict { size },
                 WitnessAnswer::Refused(r) => Response::refused(&r),
             }),
+            Request::Snapshot { region } if region == self.own => self
+                .region
+                .status_snapshot()
+                .map(|snapshot| Response::Snapshot { snapshot })
+                .map_err(internal),
+            Request::Snapshot { region } => self
+                .held_snapshot(&region)
+                .map(|snapshot| Response::Snapshot { snapshot })
+                .ok_or_else(|| Refused::new(Reason::Gap, format!("no snapshot of {region} held"))),
             Request::Membership { since } => {
                 self.store.memberships().map_err(internal).map(|all| {
                     let versions = all
