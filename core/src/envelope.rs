@@ -33,6 +33,7 @@ pub enum Kind {
     ShareRequest,
     /// A purpose-bound copy (加注件, sharing.md §4.3).
     Copy,
+    Membership,
 }
 
 impl Kind {
@@ -48,6 +49,7 @@ impl Kind {
             Kind::VerificationProof => "application/tongban-verification-proof+cbor",
             Kind::ShareRequest => "application/tongban-share-request+cbor",
             Kind::Copy => "application/tongban-copy+cbor",
+            Kind::Membership => "application/tongban-membership+cbor",
         }
     }
 
@@ -61,6 +63,7 @@ impl Kind {
             Kind::VerificationProof => 512 << 10,
             // A share request and a certificate, each up to 64 KiB.
             Kind::Copy => 256 << 10,
+            Kind::Membership => 1 << 20,
             _ => 65_536,
         }
     }

@@ -10,6 +10,7 @@ pub mod cert;
 pub mod codes;
 pub mod encode;
 pub mod envelope;
+pub mod federation;
 pub mod fields;
 pub mod ids;
 pub mod keys;

@@ -21,6 +21,9 @@ pub struct Config {
     pub receipts: ReceiptsConfig,
     #[serde(default)]
     pub promises: PromisesConfig,
+    /// The federation (specs/federation.md §7); without it the node runs alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p2p: Option<P2pConfig>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -109,4 +112,30 @@ impl Default for PromisesConfig {
             check_interval_ms: 1000,
         }
     }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct P2pConfig {
+    /// libp2p multiaddrs to listen on, e.g. `/ip4/0.0.0.0/tcp/4341`.
+    pub listen: Vec<String>,
+    /// The membership file (specs/federation.md §2), relative to the node directory.
+    pub membership: std::path::PathBuf,
+    /// Peers to dial at start, as multiaddrs (with `/p2p/<PeerId>` where known).
+    #[serde(default)]
+    pub bootstrap: Vec<String>,
+    /// How long a cosigning round waits for witnesses.
+    #[serde(default = "default_cosign_timeout")]
+    pub cosign_timeout_ms: u64,
+    /// How often each other region's node is asked for entries the replica misses.
+    #[serde(default = "default_catch_up")]
+    pub catch_up_interval_ms: u64,
+}
+
+fn default_cosign_timeout() -> u64 {
+    5000
+}
+
+fn default_catch_up() -> u64 {
+    2000
 }

@@ -58,6 +58,15 @@ impl Home {
     pub fn node_key(&self) -> PathBuf {
         self.keys().join("node.key")
     }
+    pub fn witness_key(&self) -> PathBuf {
+        self.keys().join("witness.key")
+    }
+    pub fn federation_store(&self) -> PathBuf {
+        self.dir.join("federation.redb")
+    }
+    pub fn replicas(&self) -> PathBuf {
+        self.dir.join("replicas")
+    }
     pub fn seal_keys(&self) -> PathBuf {
         self.keys().join("seals")
     }
@@ -137,6 +146,7 @@ pub fn init(home: &Home, options: &InitOptions<'_>) -> Result<Initialised, HomeE
     keyfile::write(&home.region_root_key(), &root)?;
     keyfile::write(&home.log_key(), &keyfile::generate()?)?;
     keyfile::write(&home.node_key(), &keyfile::generate()?)?;
+    keyfile::write(&home.witness_key(), &keyfile::generate()?)?;
     let until = Time::new(options.now.seconds() + ROOT_VALIDITY)
         .ok_or_else(|| invalid(&home.region_cert(), "validity beyond the time range"))?;
     let certificate = RegionRoot {
@@ -163,6 +173,7 @@ pub fn init(home: &Home, options: &InitOptions<'_>) -> Result<Initialised, HomeE
         log: LogSection::default(),
         receipts: ReceiptsConfig::default(),
         promises: PromisesConfig::default(),
+        p2p: None,
     };
     let text =
         toml::to_string_pretty(&config).map_err(|e| invalid(&home.config(), e.to_string()))?;

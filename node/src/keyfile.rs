@@ -66,7 +66,11 @@ pub fn write(path: &Path, key: &SecretKey) -> Result<(), KeyFileError> {
 
 /// Makes the directory entry of `path` durable (a new file's name survives a crash only then).
 pub fn sync_dir(path: &Path) -> Result<(), KeyFileError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    // A bare file name's parent is the empty path: the current directory.
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }
 

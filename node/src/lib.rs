@@ -8,6 +8,7 @@ pub mod config;
 pub mod credentials;
 pub mod entry_index;
 pub mod export;
+pub mod federation;
 pub mod home;
 pub mod keyfile;
 pub mod log;

@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use tongban_node::api::{self, App};
 use tongban_node::config::HttpConfig;
+use tongban_node::federation::Federation;
 use tongban_node::home::{Home, InitOptions, init};
 use tongban_node::metrics::Metrics;
 use tongban_node::receipts::Receipts;
@@ -51,6 +52,58 @@ enum Command {
         /// Overrides the configured listen address (port 0 picks a free port).
         #[arg(long)]
         listen: Option<SocketAddr>,
+        /// More federation peers to dial at start (multiaddrs with /p2p/<PeerId>).
+        #[arg(long)]
+        bootstrap: Vec<String>,
+    },
+    /// The federation's membership (specs/federation.md §7).
+    #[command(subcommand)]
+    Federation(FederationCommand),
+}
+
+#[derive(Subcommand)]
+enum FederationCommand {
+    /// Prints this node's member description (JSON) for the federation's operator.
+    Member {
+        #[arg(long)]
+        dir: PathBuf,
+        /// A libp2p multiaddr where the node listens, e.g. /ip4/192.0.2.7/tcp/4341.
+        #[arg(long)]
+        address: Vec<String>,
+    },
+    /// Signs version 1 of a membership with the federation root key.
+    Genesis {
+        /// The federation root key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// The federation's name (the first part of every log origin).
+        #[arg(long)]
+        name: String,
+        /// Cosignatures of other members a checkpoint needs before it is published.
+        #[arg(long, default_value_t = 0)]
+        quorum: u64,
+        /// Member description files.
+        #[arg(long, required = true)]
+        member: Vec<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Signs the next version with members added (or replaced) and removed.
+    Update {
+        #[arg(long)]
+        key: PathBuf,
+        /// The version held now.
+        #[arg(long)]
+        current: PathBuf,
+        #[arg(long)]
+        add: Vec<PathBuf>,
+        /// Region codes to remove.
+        #[arg(long)]
+        remove: Vec<String>,
+        #[arg(long)]
+        quorum: Option<u64>,
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -104,11 +157,55 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Run { dir, listen } => serve(&Home::new(&dir), listen),
+        Command::Run {
+            dir,
+            listen,
+            bootstrap,
+        } => serve(&Home::new(&dir), listen, &bootstrap),
+        Command::Federation(command) => federation(command),
     }
 }
 
-fn serve(home: &Home, listen: Option<SocketAddr>) -> Result<()> {
+fn federation(command: FederationCommand) -> Result<()> {
+    use tongban_node::federation::cli;
+    let summary = |m: tongban_core::federation::Membership, out: &std::path::Path| {
+        println!(
+            "membership {} version {} ({} members, quorum {}) written to {}",
+            m.name.as_str(),
+            m.version,
+            m.members.len(),
+            m.quorum,
+            out.display()
+        );
+    };
+    match command {
+        FederationCommand::Member { dir, address } => {
+            let member = cli::member(&Home::new(&dir), address)?;
+            println!("{}", serde_json::to_string_pretty(&member)?);
+        }
+        FederationCommand::Genesis {
+            key,
+            name,
+            quorum,
+            member,
+            out,
+        } => summary(cli::genesis(&key, &name, quorum, &member, &out)?, &out),
+        FederationCommand::Update {
+            key,
+            current,
+            add,
+            remove,
+            quorum,
+            out,
+        } => summary(
+            cli::next(&key, &current, &add, &remove, quorum, &out)?,
+            &out,
+        ),
+    }
+    Ok(())
+}
+
+fn serve(home: &Home, listen: Option<SocketAddr>, bootstrap: &[String]) -> Result<()> {
     let region = Arc::new(Region::open(home).context("opening the node")?);
     let receipts = Receipts::start(region.clone()).context("starting the receipt signer")?;
     let metrics = Arc::new(Metrics::default());
@@ -128,11 +225,21 @@ fn serve(home: &Home, listen: Option<SocketAddr>) -> Result<()> {
             region.code().as_str()
         );
         spawn_housekeeping(region.clone(), metrics.clone());
-        let app = api::router(App {
+        let federation = match region.config.p2p {
+            Some(_) => Some(
+                Federation::start(home, region.clone(), metrics.clone(), bootstrap)
+                    .context("joining the federation")?,
+            ),
+            None => None,
+        };
+        let mut app = api::router(App {
             region,
             receipts,
             metrics,
         });
+        if let Some(federation) = federation {
+            app = app.merge(tongban_node::federation::http::router(federation));
+        }
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown())
             .await

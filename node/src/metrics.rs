@@ -30,6 +30,16 @@ pub struct AuthLabel {
     pub reason: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RegionLabel {
+    pub region: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub issued: Family<TypeLabel, Counter>,
@@ -38,6 +48,14 @@ pub struct Metrics {
     pub latency: Family<RouteLabel, Histogram>,
     pub log_size: Gauge,
     pub checkpoint_age: Gauge,
+    /// The federation (specs/federation.md).
+    pub p2p_refused: Family<ReasonLabel, Counter>,
+    pub p2p_connected: Gauge,
+    pub gossip_accepted: Counter,
+    pub gossip_rejected: Family<ResultLabel, Counter>,
+    pub misbehaving: Family<RegionLabel, Gauge>,
+    pub replica_size: Family<RegionLabel, Gauge>,
+    pub witness_rounds: Family<ResultLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -78,6 +96,48 @@ impl Default for Metrics {
             "Seconds since the last checkpoint was signed",
             checkpoint_age.clone(),
         );
+        let p2p_refused = Family::<ReasonLabel, Counter>::default();
+        let p2p_connected = Gauge::default();
+        let gossip_accepted = Counter::default();
+        let gossip_rejected = Family::<ResultLabel, Counter>::default();
+        let misbehaving = Family::<RegionLabel, Gauge>::default();
+        let replica_size = Family::<RegionLabel, Gauge>::default();
+        let witness_rounds = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "p2p_connections_refused",
+            "Connections closed because the peer is not a member's node",
+            p2p_refused.clone(),
+        );
+        registry.register(
+            "p2p_connected_peers",
+            "Members' nodes connected",
+            p2p_connected.clone(),
+        );
+        registry.register(
+            "gossip_accepted",
+            "Gossip messages accepted and forwarded",
+            gossip_accepted.clone(),
+        );
+        registry.register(
+            "gossip_rejected",
+            "Gossip messages dropped, by code",
+            gossip_rejected.clone(),
+        );
+        registry.register(
+            "federation_misbehaving",
+            "1 for each member marked misbehaving",
+            misbehaving.clone(),
+        );
+        registry.register(
+            "replica_size",
+            "Entries of each other region's log held",
+            replica_size.clone(),
+        );
+        registry.register(
+            "witness_rounds",
+            "Cosigning rounds for this node's checkpoints, by result",
+            witness_rounds.clone(),
+        );
         Metrics {
             registry,
             issued,
@@ -86,6 +146,13 @@ impl Default for Metrics {
             latency,
             log_size,
             checkpoint_age,
+            p2p_refused,
+            p2p_connected,
+            gossip_accepted,
+            gossip_rejected,
+            misbehaving,
+            replica_size,
+            witness_rounds,
         }
     }
 }

@@ -12,11 +12,12 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard};
 
 use tongban_core::cert::{self, Draft, Holder, Predecessor, TrustLevel, Verification};
 use tongban_core::cert::{FieldName, FieldValue};
 use tongban_core::codes::Code;
+use tongban_core::envelope::{Envelope, Kind as EnvelopeKind};
 use tongban_core::ids::{Identifier, IssuerCode, RegionCode, TypeCode};
 use tongban_core::keys::{KeyId, SecretKey};
 use tongban_core::log::entry::{Act, LogEntry};
@@ -67,6 +68,9 @@ pub fn now() -> Result<Time, Refusal> {
 
 /// The seal's description and key, the new identifier and its predecessor.
 type IssuancePlan = (SealInfo, Arc<SecretKey>, Identifier, Option<Predecessor>);
+
+/// Signed seals and signed seal revocations, as logged.
+pub type SignedSeals = (Vec<Vec<u8>>, Vec<Vec<u8>>);
 
 /// A submitted receipts entry: its bytes, its index, and the durability to wait for.
 pub type SubmittedReceipts = (Vec<u8>, u64, Pending<std::ops::Range<u64>>);
@@ -163,6 +167,12 @@ pub struct SealSpec {
     pub share_types: Vec<TypeCode>,
 }
 
+/// Verifies certificates of other regions from what the federation replicated
+/// (specs/federation.md §5).
+pub trait PeerVerifier: Send + Sync {
+    fn verify(&self, bytes: &[u8], now: Time) -> Verification;
+}
+
 pub struct Region {
     code: RegionCode,
     origin: String,
@@ -178,6 +188,9 @@ pub struct Region {
     pub credentials: Credentials,
     pub config: crate::config::Config,
     pub node_key: SecretKey,
+    /// Woken whenever entries became durable: the federation publishes them then.
+    pub appended: tokio::sync::Notify,
+    peers: OnceLock<Arc<dyn PeerVerifier>>,
 }
 
 fn lock_failed() -> Refusal {
@@ -271,6 +284,8 @@ impl Region {
             credentials,
             config,
             node_key,
+            appended: tokio::sync::Notify::new(),
+            peers: OnceLock::new(),
         };
         tracing::info!(region = %region.code, entries = size, origin = %region.origin, "region state replayed from the log");
         Ok(region)
@@ -353,7 +368,10 @@ impl Region {
     /// Waits until a submitted entry is durable.
     fn durable(&self, index: u64, pending: Pending<std::ops::Range<u64>>) -> Result<u64, Refusal> {
         match pending.wait() {
-            Ok(range) if range.start == index => Ok(index),
+            Ok(range) if range.start == index => {
+                self.appended.notify_one();
+                Ok(index)
+            }
             Ok(range) => {
                 self.poison("the log gave an entry another index than the state");
                 Err(Refusal::internal(format!(
@@ -905,6 +923,14 @@ impl Region {
     pub fn verify(&self, bytes: &[u8]) -> Result<(Verification, Option<State>), Refusal> {
         let now = now()?;
         let view = self.view()?;
+        // A seal this region does not know may be another member's: the federation's replicas
+        // decide (their state codes are not this log's, so none is returned).
+        if let Some(peers) = self.peers.get()
+            && let Ok(envelope) = Envelope::open(bytes, EnvelopeKind::Certificate)
+            && view.trust.seal(&envelope.kid).is_none()
+        {
+            return Ok((peers.verify(bytes, now), None));
+        }
         let verification = cert::verify(bytes, &view.trust, &view.status, now);
         let state = verification
             .claims
@@ -974,6 +1000,24 @@ impl Region {
             .map_err(|e| Refusal::new(Kind::Unavailable, "CHECKPOINT_REFUSED", e.to_string()))
     }
 
+    /// Lets the federation verify other regions' certificates for this node.
+    pub fn attach_peers(&self, peers: Arc<dyn PeerVerifier>) {
+        if self.peers.set(peers).is_err() {
+            tracing::warn!("a peer verifier was already attached");
+        }
+    }
+
+    /// The signed seals and seal revocations this region's log registered.
+    pub fn signed_seals(&self) -> Result<SignedSeals, Refusal> {
+        let seq = self.seq.lock().map_err(|_| lock_failed())?;
+        let mut seals: Vec<_> = seq.state.seals().collect();
+        seals.sort_by_key(|s| s.info.key.kid());
+        Ok((
+            seals.iter().map(|s| s.signed.clone()).collect(),
+            seals.iter().filter_map(|s| s.revocation.clone()).collect(),
+        ))
+    }
+
     /// The seals registered in this region, with whether this node holds their key.
     pub fn seals(&self) -> Result<Vec<(SealInfo, Option<Time>)>, Refusal> {
         let seq = self.seq.lock().map_err(|_| lock_failed())?;
@@ -1040,7 +1084,12 @@ fn status_note(record: &CertRecord) -> Option<ShortText> {
     }
 }
 
-fn record_status(table: &mut StatusTable, region: &RegionCode, id: &str, record: &CertRecord) {
+pub(crate) fn record_status(
+    table: &mut StatusTable,
+    region: &RegionCode,
+    id: &str,
+    record: &CertRecord,
+) {
     let Ok(identifier) = Identifier::parse(id) else {
         return;
     };

@@ -3,6 +3,7 @@
 //! are published in specs/vectors/.
 
 pub mod bulk;
+pub mod federation;
 pub mod log;
 pub mod raw;
 pub mod sharing;

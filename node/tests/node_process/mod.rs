@@ -85,9 +85,15 @@ impl Node {
 
     /// Starts `tongban-node run` and waits until it listens.
     pub fn start(&mut self) {
+        self.start_with(&[]);
+    }
+
+    /// Starts `tongban-node run` with more arguments and waits until it listens.
+    pub fn start_with(&mut self, extra: &[String]) {
         let mut child = Command::new(BIN)
             .args(["run", "--listen", "127.0.0.1:0", "--dir"])
             .arg(&self.dir)
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

@@ -1,0 +1,75 @@
+//! The right edge of an RFC 6962 tree: the roots of its perfect subtrees, largest first (at most
+//! 64 hashes). It is enough to append leaves and compute the root, so a node can check a batch of
+//! another region's entries against a signed checkpoint before it applies or stores any of them.
+
+use tlog_tiles::{Hash, node_hash};
+
+use crate::log::proof::{empty_root, leaf_hash};
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Frontier {
+    size: u64,
+    /// (height, hash) of each perfect subtree on the right edge, largest (leftmost) first.
+    peaks: Vec<(u32, [u8; 32])>,
+}
+
+impl Frontier {
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Appends an entry (its leaf hash is computed here).
+    pub fn push(&mut self, entry: &[u8]) {
+        self.push_leaf(leaf_hash(entry));
+    }
+
+    pub fn push_leaf(&mut self, leaf: [u8; 32]) {
+        let mut carry = (0u32, leaf);
+        while let Some(&(height, left)) = self.peaks.last() {
+            if height != carry.0 {
+                break;
+            }
+            self.peaks.pop();
+            carry = (height + 1, node_hash(Hash(left), Hash(carry.1)).0);
+        }
+        self.peaks.push(carry);
+        self.size += 1;
+    }
+
+    /// The RFC 6962 root of the entries pushed so far.
+    pub fn root(&self) -> [u8; 32] {
+        let mut peaks = self.peaks.iter().rev();
+        let Some(&(_, mut root)) = peaks.next() else {
+            return empty_root();
+        };
+        for &(_, left) in peaks {
+            root = node_hash(Hash(left), Hash(root)).0;
+        }
+        root
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::proof::MemoryTree;
+
+    #[test]
+    fn matches_the_tree_at_every_size() -> Result<(), Box<dyn std::error::Error>> {
+        let (mut tree, mut frontier) = (MemoryTree::default(), Frontier::default());
+        assert_eq!(frontier.root(), tree.root(0)?);
+        for i in 0u32..300 {
+            let entry = i.to_be_bytes();
+            tree.append(&entry)?;
+            frontier.push(&entry);
+            assert_eq!(
+                frontier.root(),
+                tree.root(u64::from(i) + 1)?,
+                "size {}",
+                i + 1
+            );
+            assert!(frontier.peaks.len() <= 64);
+        }
+        Ok(())
+    }
+}

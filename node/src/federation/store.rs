@@ -1,0 +1,132 @@
+//! What the federation keeps durably besides the replicas: every membership version seen, the
+//! witness's last cosigned checkpoint per origin (it must never cosign a fork, crash or not), the
+//! members marked misbehaving with their evidence, and the node's own latest cosigned checkpoint.
+//! One redb file, `federation.redb`; each write is one fsynced transaction.
+
+use std::path::Path;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use tongban_core::federation::witness::Witnessed;
+
+/// Membership version → its signed bytes.
+const MEMBERSHIPS: TableDefinition<u64, &[u8]> = TableDefinition::new("memberships");
+/// Origin → (size, root, note) last cosigned.
+const WITNESSED: TableDefinition<&str, (u64, [u8; 32], &[u8])> = TableDefinition::new("witnessed");
+/// Region code → the misbehaviour record (JSON: reason and evidence).
+const MISBEHAVING: TableDefinition<&str, &[u8]> = TableDefinition::new("misbehaving");
+/// `own` → (size, note) of the node's latest checkpoint with its quorum of cosignatures.
+const COSIGNED: TableDefinition<&str, (u64, &[u8])> = TableDefinition::new("cosigned");
+
+#[derive(Debug, thiserror::Error)]
+#[error("federation store: {0}")]
+pub struct StoreError(String);
+
+fn fail(e: impl std::fmt::Display) -> StoreError {
+    StoreError(e.to_string())
+}
+
+pub struct Store {
+    db: Database,
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let db = Database::create(path).map_err(fail)?;
+        let txn = db.begin_write().map_err(fail)?;
+        txn.open_table(MEMBERSHIPS).map_err(fail)?;
+        txn.open_table(WITNESSED).map_err(fail)?;
+        txn.open_table(MISBEHAVING).map_err(fail)?;
+        txn.open_table(COSIGNED).map_err(fail)?;
+        txn.commit().map_err(fail)?;
+        Ok(Store { db })
+    }
+
+    fn write(
+        &self,
+        change: impl FnOnce(&redb::WriteTransaction) -> Result<(), redb::Error>,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(fail)?;
+        change(&txn).map_err(fail)?;
+        txn.commit().map_err(fail)
+    }
+
+    /// Every stored membership version, oldest first.
+    pub fn memberships(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(fail)?;
+        let table = txn.open_table(MEMBERSHIPS).map_err(fail)?;
+        table
+            .iter()
+            .map_err(fail)?
+            .map(|row| row.map(|(_, v)| v.value().to_vec()).map_err(fail))
+            .collect()
+    }
+
+    pub fn add_membership(&self, version: u64, signed: &[u8]) -> Result<(), StoreError> {
+        self.write(|txn| {
+            txn.open_table(MEMBERSHIPS)?.insert(version, signed)?;
+            Ok(())
+        })
+    }
+
+    pub fn witnessed(&self, origin: &str) -> Result<Option<Witnessed>, StoreError> {
+        let txn = self.db.begin_read().map_err(fail)?;
+        let table = txn.open_table(WITNESSED).map_err(fail)?;
+        Ok(table.get(origin).map_err(fail)?.map(|g| {
+            let (size, root, note) = g.value();
+            Witnessed {
+                size,
+                root,
+                note: note.to_vec(),
+            }
+        }))
+    }
+
+    /// Stores the witness's new head for `origin`; durable when this returns.
+    pub fn set_witnessed(&self, origin: &str, head: &Witnessed) -> Result<(), StoreError> {
+        self.write(|txn| {
+            txn.open_table(WITNESSED)?
+                .insert(origin, (head.size, head.root, head.note.as_slice()))?;
+            Ok(())
+        })
+    }
+
+    pub fn misbehaving(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let txn = self.db.begin_read().map_err(fail)?;
+        let table = txn.open_table(MISBEHAVING).map_err(fail)?;
+        table
+            .iter()
+            .map_err(fail)?
+            .map(|row| {
+                row.map(|(k, v)| (k.value().to_owned(), v.value().to_vec()))
+                    .map_err(fail)
+            })
+            .collect()
+    }
+
+    /// Records a misbehaving member; the first record stays.
+    pub fn mark_misbehaving(&self, region: &str, record: &[u8]) -> Result<(), StoreError> {
+        self.write(|txn| {
+            let mut table = txn.open_table(MISBEHAVING)?;
+            if table.get(region)?.is_none() {
+                table.insert(region, record)?;
+            }
+            Ok(())
+        })
+    }
+
+    pub fn cosigned(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        let txn = self.db.begin_read().map_err(fail)?;
+        let table = txn.open_table(COSIGNED).map_err(fail)?;
+        Ok(table
+            .get("own")
+            .map_err(fail)?
+            .map(|g| (g.value().0, g.value().1.to_vec())))
+    }
+
+    pub fn set_cosigned(&self, size: u64, note: &[u8]) -> Result<(), StoreError> {
+        self.write(|txn| {
+            txn.open_table(COSIGNED)?.insert("own", (size, note))?;
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,633 @@
+//! The federation's worker: one thread that judges gossip, applies entries to the replicas in
+//! order, answers requests (catch-up, witnessing, membership) and applies catch-up answers. It is
+//! the only writer of the replicas and the witness state, so their updates never interleave.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use libp2p::PeerId;
+use libp2p::gossipsub::MessageAcceptance;
+use tokio::sync::mpsc;
+use tongban_core::federation::gossip::{self, Body, Gossip};
+use tongban_core::federation::membership::Succession;
+use tongban_core::federation::replica::Replica;
+use tongban_core::federation::wire::{
+    MAX_CATCH_UP_BYTES, MAX_CATCH_UP_ENTRIES, MAX_VERSIONS, Request, Response,
+};
+use tongban_core::federation::witness::{self, AddCheckpoint, Outcome};
+use tongban_core::federation::{Membership, Reason, Refused};
+use tongban_core::ids::RegionCode;
+use tongban_core::log::checkpoint::Checkpoint;
+use tongban_core::log::note::Note;
+
+use super::replicas::{Slot, is_quiet};
+use super::swarm::{Command, Inbound};
+use super::{Federation, FederationError, Misbehaviour, peer_map};
+use crate::log::Log;
+use crate::metrics::ResultLabel;
+use crate::region::now;
+
+/// What a witness answers (specs/federation.md §6.1), whichever transport asked.
+pub enum WitnessAnswer {
+    Cosigned(String),
+    Conflict(u64),
+    Refused(Refused),
+}
+
+pub(super) fn spawn(
+    federation: Arc<Federation>,
+    mut inbound: mpsc::UnboundedReceiver<Inbound>,
+) -> Result<(), FederationError> {
+    std::thread::Builder::new()
+        .name("tongban-federation".into())
+        .spawn(move || {
+            while let Some(item) = inbound.blocking_recv() {
+                match item {
+                    Inbound::Gossip {
+                        id,
+                        source,
+                        author,
+                        data,
+                    } => {
+                        let acceptance = federation.judge_gossip(author, &data);
+                        let _ = federation.commands.send(Command::Validate {
+                            id,
+                            source,
+                            acceptance,
+                        });
+                    }
+                    Inbound::Request {
+                        peer,
+                        bytes,
+                        channel,
+                    } => {
+                        let response = federation.answer(peer, &bytes);
+                        match response.encode() {
+                            Ok(bytes) => {
+                                let _ = federation
+                                    .commands
+                                    .send(Command::Respond { channel, bytes });
+                            }
+                            Err(e) => tracing::error!(error = %e, "encoding a response"),
+                        }
+                    }
+                    Inbound::CatchUp {
+                        region,
+                        bytes,
+                        done,
+                    } => {
+                        if let Err(r) = federation.apply_catch_up(&region, &bytes) {
+                            tracing::debug!(%region, refused = %r, "catch-up answer not applied");
+                        }
+                        let _ = done.send(());
+                    }
+                }
+                if federation.trust_dirty.swap(false, Ordering::AcqRel)
+                    && let Err(e) = federation.refresh_trust()
+                {
+                    tracing::error!(error = %e, "rebuilding the trust store");
+                }
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| super::setup(format!("starting the federation worker: {e}")))
+}
+
+fn internal(e: impl std::fmt::Display) -> Refused {
+    Refused::new(Reason::Malformed, format!("internal: {e}"))
+}
+
+/// Entries `[from, end)` of `log`, at most the catch-up limits, with `end ≤ limit`.
+fn batch(log: &Log, from: u64, limit: u64) -> Result<Vec<Vec<u8>>, Refused> {
+    let end = limit.min(from + MAX_CATCH_UP_ENTRIES as u64);
+    let mut entries = log.entries(from..end).map_err(internal)?;
+    let mut bytes = 0;
+    let keep = entries
+        .iter()
+        .take_while(|e| {
+            bytes += e.len();
+            bytes <= MAX_CATCH_UP_BYTES
+        })
+        .count()
+        .max(1);
+    entries.truncate(keep);
+    Ok(entries)
+}
+
+impl Federation {
+    fn count(&self, outcome: &Result<(), Refused>) {
+        match outcome {
+            Ok(()) => {
+                self.metrics.gossip_accepted.inc();
+            }
+            Err(r) => {
+                self.metrics
+                    .gossip_rejected
+                    .get_or_create(&ResultLabel {
+                        code: r.code.as_str().to_owned(),
+                    })
+                    .inc();
+            }
+        }
+    }
+
+    /// specs/federation.md §4.1: accept (forward), ignore (drop quietly) or reject (drop, penalise).
+    fn judge_gossip(&self, author: Option<PeerId>, data: &[u8]) -> MessageAcceptance {
+        let outcome = self.check_gossip(author, data);
+        self.count(&outcome);
+        match outcome {
+            Ok(()) => MessageAcceptance::Accept,
+            Err(r) if is_quiet(&r) || r.code == Reason::Misbehaving => {
+                tracing::debug!(refused = %r, "gossip ignored");
+                MessageAcceptance::Ignore
+            }
+            Err(r) => {
+                tracing::warn!(refused = %r, author = ?author, "gossip rejected");
+                MessageAcceptance::Reject
+            }
+        }
+    }
+
+    fn check_gossip(&self, author: Option<PeerId>, data: &[u8]) -> Result<(), Refused> {
+        if data.len() > gossip::MAX_GOSSIP {
+            return Err(Refused::new(
+                Reason::TooLarge,
+                format!("{} bytes; the limit is {}", data.len(), gossip::MAX_GOSSIP),
+            ));
+        }
+        let not_member = || Refused::new(Reason::NotMember, format!("author {author:?}"));
+        let author = author.ok_or_else(not_member)?;
+        let region = self.region_of(&author).ok_or_else(not_member)?;
+        let membership = self.membership();
+        let member = membership.member(&region).ok_or_else(not_member)?;
+        let now = now().map_err(internal)?;
+        let message = gossip::check(data, member, &membership, &self.federation_key, now)?;
+        match message.body {
+            Body::Log {
+                first,
+                entries,
+                checkpoint,
+            } => self.on_log(&region, first, entries, checkpoint),
+            Body::Evidence { accused, a, b } => {
+                self.mark_misbehaving(
+                    accused.as_str(),
+                    Misbehaviour {
+                        reason: format!("equivocation evidence published by {region}"),
+                        evidence: Some(text_pair(&a, &b)),
+                    },
+                );
+                Ok(())
+            }
+            Body::Membership { signed } => self.on_membership(&signed, Some(author)),
+        }
+    }
+
+    fn on_log(
+        &self,
+        region: &RegionCode,
+        first: u64,
+        entries: Vec<Vec<u8>>,
+        checkpoint: Option<Vec<u8>>,
+    ) -> Result<(), Refused> {
+        if region == &self.own {
+            return Ok(());
+        }
+        if self.is_misbehaving(region.as_str()) {
+            return Err(Refused::new(Reason::Misbehaving, region.as_str()));
+        }
+        let mut replicas = self.replicas().map_err(internal)?;
+        let slot = replicas
+            .get_mut(region)
+            .ok_or_else(|| Refused::new(Reason::NotMember, format!("no replica of {region}")))?;
+        if !entries.is_empty() {
+            let size = slot.replica.size();
+            let fresh = self.held_prefix(slot, first, &entries)?;
+            if first > size {
+                let _ = self.catch_up.send(region.clone());
+                return Err(Refused::new(
+                    Reason::Gap,
+                    format!("entries from {first}, the replica holds {size}"),
+                ));
+            }
+            let new = &entries[fresh..];
+            let progress = slot.replica.apply_published(size, new);
+            let applied = new[..progress.applied.len()].to_vec();
+            self.commit(slot, applied, &progress).map_err(internal)?;
+            if let Some(refused) = progress.refused {
+                drop(replicas);
+                self.mark_misbehaving(
+                    region.as_str(),
+                    Misbehaviour {
+                        reason: format!(
+                            "its node published an entry its own log rules refuse: {refused}"
+                        ),
+                        evidence: None,
+                    },
+                );
+                return Err(refused);
+            }
+        }
+        if let Some(note) = checkpoint {
+            self.on_checkpoint(slot, &note)?;
+        }
+        Ok(())
+    }
+
+    /// How many of `entries` (starting at `first`) the replica already holds; refuses, and marks
+    /// the region misbehaving, when they differ from what it holds.
+    fn held_prefix(&self, slot: &Slot, first: u64, entries: &[Vec<u8>]) -> Result<usize, Refused> {
+        let size = slot.replica.size();
+        if first >= size {
+            return Ok(0);
+        }
+        let held_end = size.min(first + entries.len() as u64);
+        let held = slot.log.entries(first..held_end).map_err(internal)?;
+        if let Some(i) = held.iter().zip(entries).position(|(a, b)| a != b) {
+            let index = first + i as u64;
+            self.mark_misbehaving(
+                slot.member.region().as_str(),
+                Misbehaviour {
+                    reason: format!("two different entries at index {index}"),
+                    evidence: None,
+                },
+            );
+            return Err(Refused::new(
+                Reason::EntryConflict,
+                format!("entry {index} differs from the one held"),
+            ));
+        }
+        Ok(held.len())
+    }
+
+    /// A verified checkpoint of the slot's log: equivocation against those known, confirmation
+    /// against the replica, or a reason to catch up.
+    fn on_checkpoint(&self, slot: &mut Slot, note: &[u8]) -> Result<(), Refused> {
+        let witnesses = gossip::witnesses(&self.membership())?;
+        let head = slot.replica.open_checkpoint(note, &witnesses)?.checkpoint;
+        let region = slot.member.region().clone();
+        for (known, known_note) in slot.verified.iter().chain(slot.latest.iter()) {
+            if known.size == head.size && known.root != head.root {
+                let (a, b) = (known_note.clone(), note.to_vec());
+                self.equivocation(&region, &a, &b);
+                return Err(Refused::new(Reason::Equivocation, region.as_str()));
+            }
+        }
+        if head.size <= slot.replica.size() {
+            let root = slot.root_at(head.size).map_err(internal)?;
+            if let Err(r) = Replica::confirms(&head, root) {
+                self.mark_misbehaving(
+                    region.as_str(),
+                    Misbehaviour {
+                        reason: r.to_string(),
+                        evidence: None,
+                    },
+                );
+                return Err(r);
+            }
+            if slot
+                .verified
+                .as_ref()
+                .is_none_or(|(v, _)| v.size < head.size)
+            {
+                // Kept with the replica, so catch-up answers survive a restart.
+                if let Err(e) = slot.log.store_checkpoint(head.size, note.to_vec()) {
+                    tracing::warn!(error = %e, "storing a replica checkpoint");
+                }
+                slot.verified = Some((head.clone(), note.to_vec()));
+            }
+        } else {
+            let _ = self.catch_up.send(region);
+        }
+        if slot.latest.as_ref().is_none_or(|(l, _)| l.size < head.size) {
+            slot.latest = Some((head, note.to_vec()));
+        }
+        Ok(())
+    }
+
+    /// Records, marks and publishes equivocation evidence against `region`.
+    fn equivocation(&self, region: &RegionCode, a: &[u8], b: &[u8]) {
+        let fresh = self.mark_misbehaving(
+            region.as_str(),
+            Misbehaviour {
+                reason: "equivocation: two checkpoints of one size with different roots".into(),
+                evidence: Some(text_pair(a, b)),
+            },
+        );
+        if fresh {
+            self.publish(tongban_core::federation::gossip::Body::Evidence {
+                accused: region.clone(),
+                a: a.to_vec(),
+                b: b.to_vec(),
+            });
+        }
+    }
+
+    /// Publishes a message of this node on the federation's topic.
+    pub(super) fn publish(&self, body: Body) {
+        let message = now().map(|at| Gossip {
+            region: self.own.clone(),
+            at,
+            body,
+        });
+        match message
+            .map_err(|r| r.to_string())
+            .and_then(|m| m.encode().map_err(|e| e.to_string()))
+        {
+            Ok(bytes) => {
+                let _ = self.commands.send(Command::Publish(bytes));
+            }
+            Err(e) => tracing::error!(error = %e, "building a gossip message"),
+        }
+    }
+
+    /// A membership received (gossip or operator): adopted when it is the next version.
+    pub(super) fn on_membership(&self, signed: &[u8], from: Option<PeerId>) -> Result<(), Refused> {
+        let received = Membership::open(signed, &self.federation_key)?;
+        let held = self.membership();
+        match received.succeeds(&held) {
+            Ok(Succession::Same | Succession::Older) => Ok(()),
+            Ok(Succession::Next) => self.adopt(received),
+            Err(r) if r.code == Reason::MembershipNotExtending => {
+                if let Some(peer) = from {
+                    self.fetch_memberships(peer, held.version);
+                }
+                Err(Refused::new(Reason::Gap, r.detail))
+            }
+            Err(r) => Err(r),
+        }
+    }
+
+    fn adopt(&self, next: Membership) -> Result<(), Refused> {
+        let peers = peer_map(&next).map_err(internal)?;
+        self.store
+            .add_membership(next.version, next.bytes())
+            .map_err(internal)?;
+        let _ = self
+            .commands
+            .send(Command::Members(peers.keys().copied().collect()));
+        *self.peers.write().map_err(internal)? = peers;
+        let version = next.version;
+        let next = Arc::new(next);
+        *self.membership.write().map_err(internal)? = next.clone();
+        for member in &next.members {
+            self.open_replica(member).map_err(internal)?;
+        }
+        self.trust_dirty.store(true, Ordering::Release);
+        tracing::info!(version, "membership version adopted");
+        Ok(())
+    }
+
+    /// Asks `peer` for the membership versions after `since` and applies them in order.
+    fn fetch_memberships(&self, peer: PeerId, since: u64) {
+        let Ok(bytes) = (Request::Membership { since }).encode() else {
+            return;
+        };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        if self
+            .commands
+            .send(Command::Request { peer, bytes, reply })
+            .is_err()
+        {
+            return;
+        }
+        let federation = self.this.get().and_then(std::sync::Weak::upgrade);
+        self.runtime.spawn(async move {
+            let Ok(Ok(bytes)) = answer.await else {
+                return;
+            };
+            let Some(federation) = federation else {
+                return;
+            };
+            if let Ok(Response::Memberships { versions }) = Response::decode(&bytes) {
+                for version in versions {
+                    if let Err(r) = federation.on_membership(&version, None) {
+                        tracing::warn!(refused = %r, "membership version from a peer");
+                        break;
+                    }
+                }
+            }
+        });
+    }
+
+    /// Answers a request of `peer` (a member's node: the gate let it in).
+    fn answer(&self, peer: PeerId, bytes: &[u8]) -> Response {
+        let request = match Request::decode(bytes) {
+            Ok(request) => request,
+            Err(r) => return Response::refused(&r),
+        };
+        let answer = match request {
+            Request::Entries { region, from } if region == self.own => self.own_entries(from),
+            Request::Entries { region, from } => self.replica_entries(&region, from),
+            Request::Cosign { body } => Ok(match self.witness_add(&body) {
+                WitnessAnswer::Cosigned(lines) => Response::Cosigned { lines },
+                WitnessAnswer::Conflict(size) => Response::Conflict { size },
+                WitnessAnswer::Refused(r) => Response::refused(&r),
+            }),
+            Request::Snapshot { region } if region == self.own => self
+                .region
+                .status_snapshot()
+                .map(|snapshot| Response::Snapshot { snapshot })
+                .map_err(internal),
+            Request::Snapshot { region } => self
+                .held_snapshot(&region)
+                .map(|snapshot| Response::Snapshot { snapshot })
+                .ok_or_else(|| Refused::new(Reason::Gap, format!("no snapshot of {region} held"))),
+            Request::Membership { since } => {
+                self.store.memberships().map_err(internal).map(|all| {
+                    let versions = all
+                        .into_iter()
+                        .filter_map(|b| {
+                            let m = Membership::open(&b, &self.federation_key).ok()?;
+                            (m.version > since).then_some(b)
+                        })
+                        .take(MAX_VERSIONS)
+                        .collect();
+                    Response::Memberships { versions }
+                })
+            }
+        };
+        answer.unwrap_or_else(|r| {
+            tracing::debug!(%peer, refused = %r, "request refused");
+            Response::refused(&r)
+        })
+    }
+
+    fn own_entries(&self, from: u64) -> Result<Response, Refused> {
+        // A fresh checkpoint covers everything durable, so a peer never waits for the next tick.
+        self.region.checkpoint().map_err(internal)?;
+        let log = self.region.log();
+        let (size, note) = log
+            .last_checkpoint()
+            .map_err(internal)?
+            .ok_or_else(|| Refused::new(Reason::Gap, "no checkpoint yet"))?;
+        self.serve(log, from, size, note)
+    }
+
+    fn replica_entries(&self, region: &RegionCode, from: u64) -> Result<Response, Refused> {
+        let replicas = self.replicas().map_err(internal)?;
+        let slot = replicas
+            .get(region)
+            .ok_or_else(|| Refused::new(Reason::NotMember, format!("no replica of {region}")))?;
+        let (head, note) = slot
+            .verified
+            .clone()
+            .ok_or_else(|| Refused::new(Reason::Gap, "no verified checkpoint of that log"))?;
+        self.serve(&slot.log, from, head.size, note)
+    }
+
+    fn serve(&self, log: &Log, from: u64, size: u64, note: Vec<u8>) -> Result<Response, Refused> {
+        if from >= size {
+            return Err(Refused::new(Reason::Gap, format!("nothing after {size}")));
+        }
+        let entries = batch(log, from, size)?;
+        let end = from + entries.len() as u64;
+        let proof = match end < size {
+            true => log.consistency_proof(end, size).map_err(internal)?,
+            false => Vec::new(),
+        };
+        Ok(Response::Entries {
+            first: from,
+            entries,
+            checkpoint: note,
+            proof,
+        })
+    }
+
+    /// specs/federation.md §6.1.
+    pub fn witness_add(&self, body: &[u8]) -> WitnessAnswer {
+        match self.witness_decide(body) {
+            Ok(answer) => answer,
+            Err(r) => WitnessAnswer::Refused(r),
+        }
+    }
+
+    fn witness_decide(&self, body: &[u8]) -> Result<WitnessAnswer, Refused> {
+        let request = AddCheckpoint::parse(body)?;
+        let note = Note::parse(&request.note)
+            .map_err(|e| Refused::new(Reason::CheckpointInvalid, e.to_string()))?;
+        let origin = Checkpoint::parse(&note.text)
+            .map_err(|e| Refused::new(Reason::CheckpointInvalid, e.to_string()))?
+            .origin;
+        let membership = self.membership();
+        let member = membership
+            .members
+            .iter()
+            .find(|m| m.origin(&self.name) == origin)
+            .ok_or_else(|| Refused::new(Reason::NotMember, format!("unknown origin {origin}")))?;
+        let region = member.region().clone();
+        if region == self.own {
+            return Err(Refused::new(
+                Reason::NotMember,
+                "a node does not witness its own log",
+            ));
+        }
+        if self.is_misbehaving(region.as_str()) {
+            return Err(Refused::new(Reason::Misbehaving, region.as_str()));
+        }
+        let log = member.log_verifier(&self.name)?;
+        let held = self.store.witnessed(&origin).map_err(internal)?;
+        match witness::add_checkpoint(&request, &log, held.as_ref())? {
+            Outcome::Conflict { held } => Ok(WitnessAnswer::Conflict(held)),
+            Outcome::Equivocation(evidence) => {
+                self.equivocation(&region, &evidence.notes.0, &evidence.notes.1);
+                Err(Refused::new(
+                    Reason::Equivocation,
+                    format!("{origin} signed two checkpoints of size {}", evidence.size),
+                ))
+            }
+            Outcome::Cosign { checkpoint, next } => {
+                {
+                    let replicas = self.replicas().map_err(internal)?;
+                    if let Some(slot) = replicas.get(&region)
+                        && slot.replica.size() >= checkpoint.size
+                    {
+                        let root = slot.root_at(checkpoint.size).map_err(internal)?;
+                        if let Err(r) = Replica::confirms(&checkpoint, root) {
+                            drop(replicas);
+                            self.mark_misbehaving(
+                                region.as_str(),
+                                Misbehaviour {
+                                    reason: r.to_string(),
+                                    evidence: None,
+                                },
+                            );
+                            return Err(r);
+                        }
+                    }
+                }
+                self.store.set_witnessed(&origin, &next).map_err(internal)?;
+                let me = membership
+                    .member(&self.own)
+                    .ok_or_else(|| internal("this node is not in the membership"))?;
+                let time = now().map_err(internal)?.seconds();
+                let line = witness::cosignature(
+                    &checkpoint,
+                    time,
+                    &me.witness_name(&self.name),
+                    &self.witness,
+                )?;
+                Ok(WitnessAnswer::Cosigned(line))
+            }
+        }
+    }
+
+    /// Applies a catch-up answer for `region` (specs/federation.md §5.2).
+    fn apply_catch_up(&self, region: &RegionCode, bytes: &[u8]) -> Result<(), Refused> {
+        let Response::Entries {
+            first,
+            entries,
+            checkpoint,
+            proof,
+        } = Response::decode(bytes)?
+        else {
+            return Ok(());
+        };
+        if self.is_misbehaving(region.as_str()) {
+            return Err(Refused::new(Reason::Misbehaving, region.as_str()));
+        }
+        let witnesses = gossip::witnesses(&self.membership())?;
+        let mut replicas = self.replicas().map_err(internal)?;
+        let slot = replicas
+            .get_mut(region)
+            .ok_or_else(|| Refused::new(Reason::NotMember, region.as_str()))?;
+        let head = slot
+            .replica
+            .open_checkpoint(&checkpoint, &witnesses)?
+            .checkpoint;
+        let size = slot.replica.size();
+        if first > size {
+            return Err(Refused::new(
+                Reason::Gap,
+                format!("answer from {first}, replica at {size}"),
+            ));
+        }
+        let fresh = (size - first).min(entries.len() as u64) as usize;
+        let rest = &entries[fresh..];
+        if !rest.is_empty() {
+            let progress = slot.replica.apply_proven(size, rest, &head, &proof)?;
+            let applied = rest[..progress.applied.len()].to_vec();
+            self.commit(slot, applied, &progress).map_err(internal)?;
+            if let Some(refused) = progress.refused {
+                drop(replicas);
+                self.mark_misbehaving(
+                    region.as_str(),
+                    Misbehaviour {
+                        reason: format!(
+                            "its log, proven by its checkpoint, breaks the log rules: {refused}"
+                        ),
+                        evidence: None,
+                    },
+                );
+                return Err(refused);
+            }
+        }
+        self.on_checkpoint(slot, &checkpoint)
+    }
+}
+
+fn text_pair(a: &[u8], b: &[u8]) -> (String, String) {
+    (
+        String::from_utf8_lossy(a).into_owned(),
+        String::from_utf8_lossy(b).into_owned(),
+    )
+}
