@@ -2,6 +2,7 @@
 
 use serde_json::{Value, json};
 use tongban_core::cert::{Claims, Inspection, StatusView, Verification};
+use tongban_core::codes::Code;
 use tongban_core::values::Time;
 
 use crate::vectors::field_json;
@@ -99,18 +100,19 @@ fn table(rows: &[(String, String)]) -> String {
         .collect()
 }
 
+/// The first line(s) of a human-readable result: `VALID — <valid>`, or the code, what it means
+/// and why.
+pub fn verdict_line(valid: bool, what: &str, code: Code, detail: &str) -> String {
+    if valid {
+        format!("VALID — {what}\n")
+    } else {
+        format!("INVALID — {code}: {}\n  why: {detail}\n", code.about())
+    }
+}
+
 /// The human-readable result of `verify`.
 pub fn verification_text(v: &Verification) -> String {
-    let mut out = if v.is_valid() {
-        "VALID — every check passed\n".to_owned()
-    } else {
-        format!(
-            "INVALID — {}: {}\n  why: {}\n",
-            v.code,
-            v.code.about(),
-            v.detail
-        )
-    };
+    let mut out = verdict_line(v.is_valid(), "every check passed", v.code, &v.detail);
     let mut rows = Vec::new();
     if let Some(c) = &v.claims {
         claims_lines(c, &mut rows);

@@ -200,16 +200,12 @@ fn copy_json(v: &CopyVerification) -> Value {
 }
 
 fn copy_text(v: &CopyVerification) -> String {
-    let mut out = if v.is_valid() {
-        "VALID — purpose-bound copy (加注件), every check passed\n".to_owned()
-    } else {
-        format!(
-            "INVALID — {}: {}\n  why: {}\n",
-            v.code,
-            v.code.about(),
-            v.detail
-        )
-    };
+    let mut out = report::verdict_line(
+        v.is_valid(),
+        "purpose-bound copy (加注件), every check passed",
+        v.code,
+        &v.detail,
+    );
     let mut table = Vec::new();
     if let Some(provider) = &v.provider {
         table.push(("provided by", format!("region {provider}")));

@@ -287,16 +287,7 @@ pub async fn transfer_in(
     Body(request): Body<TransferInRequest>,
 ) -> Result<(StatusCode, Json<Value>), Refusal> {
     let proof = input::base64("proof", &request.proof)?;
-    let nonce = request
-        .nonce
-        .as_deref()
-        .map(|n| {
-            hex::decode(n)
-                .ok()
-                .and_then(|b| <[u8; 16]>::try_from(b).ok())
-                .ok_or_else(|| Refusal::invalid("nonce: 32 hex digits"))
-        })
-        .transpose()?;
+    let nonce = input::nonce(request.nonce.as_deref())?;
     if request.certificate.type_code.is_some() {
         return Err(Refusal::invalid(
             "certificate.type_code: a transferred-in certificate keeps its predecessor's type",

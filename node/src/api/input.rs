@@ -148,6 +148,19 @@ pub fn uscc(text: &str) -> Result<Uscc, Refusal> {
     })
 }
 
+/// A `nonce`: 32 hex digits (16 bytes), echoed in a verification receipt.
+pub fn nonce_required(text: &str) -> Result<[u8; 16], Refusal> {
+    hex::decode(text)
+        .ok()
+        .and_then(|b| <[u8; 16]>::try_from(b).ok())
+        .ok_or_else(|| Refusal::invalid("nonce: 32 hex digits"))
+}
+
+/// An optional `nonce`, as [`nonce_required`].
+pub fn nonce(text: Option<&str>) -> Result<Option<[u8; 16]>, Refusal> {
+    text.map(nonce_required).transpose()
+}
+
 pub fn base64(field: &str, text: &str) -> Result<Vec<u8>, Refusal> {
     B64.decode(text)
         .map_err(|_| Refusal::invalid(format!("{field}: not standard base64")))

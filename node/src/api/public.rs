@@ -80,16 +80,7 @@ pub async fn verify(
     Body(request): Body<VerifyRequest>,
 ) -> Result<Json<Value>, Refusal> {
     let bytes = input::base64("certificate", &request.certificate)?;
-    let nonce = request
-        .nonce
-        .as_deref()
-        .map(|n| {
-            hex::decode(n)
-                .ok()
-                .and_then(|b| <[u8; 16]>::try_from(b).ok())
-                .ok_or_else(|| Refusal::invalid("nonce: 32 hex digits"))
-        })
-        .transpose()?;
+    let nonce = input::nonce(request.nonce.as_deref())?;
     let requester = request
         .requester_region
         .as_deref()

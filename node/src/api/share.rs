@@ -34,13 +34,6 @@ pub struct ProofBody {
     requester_region: String,
 }
 
-fn nonce(text: &str) -> Result<[u8; 16], Refusal> {
-    hex::decode(text)
-        .ok()
-        .and_then(|b| <[u8; 16]>::try_from(b).ok())
-        .ok_or_else(|| Refusal::invalid("nonce: 32 hex digits"))
-}
-
 fn region(field: &str, text: &str) -> Result<RegionCode, Refusal> {
     RegionCode::parse(text).map_err(|e| Refusal::invalid(format!("{field}: {e}")))
 }
@@ -53,7 +46,7 @@ pub async fn proof(
     let certificate = input::base64("certificate", &body.certificate)?;
     let request = ProofRequest {
         certificate,
-        nonce: nonce(&body.nonce)?,
+        nonce: input::nonce_required(&body.nonce)?,
     }
     .encode()
     .map_err(|e| Refusal::new(Kind::TooLarge, "TOO_LARGE", e.to_string()))?;
