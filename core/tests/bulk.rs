@@ -577,15 +577,13 @@ fn exact_mode_closes_the_torsion_gap_the_batch_leaves_open() -> TestResult {
         .map(|c| single(c, &trust, &table, at))
         .collect();
 
-    // Exact mode gives the single path's answer on every run.
-    for _ in 0..10 {
-        let verifier = FastVerifier::new(&trust, CompactStatus::default(), at)?.exact(true);
-        let mut scratch = Scratch::default();
-        let mut out = Vec::new();
-        verifier.verify_batch(&slices, None, &mut scratch, &mut out);
-        assert_eq!(out, expected);
-        assert_eq!(scratch.stats.batch_calls, 0);
-        assert_eq!(scratch.stats.strict, 64);
-    }
+    // Exact mode gives the single path's answer (it draws no coefficients, so one run shows it).
+    let verifier = FastVerifier::new(&trust, CompactStatus::default(), at)?.exact(true);
+    let mut scratch = Scratch::default();
+    let mut out = Vec::new();
+    verifier.verify_batch(&slices, None, &mut scratch, &mut out);
+    assert_eq!(out, expected);
+    assert_eq!(scratch.stats.batch_calls, 0);
+    assert_eq!(scratch.stats.strict, 64);
     Ok(())
 }

@@ -81,19 +81,23 @@ impl Equation {
         }
         let mut stream = transcript.finalize_xof();
         let mut basepoint = Scalar::ZERO;
-        for (i, term) in terms.iter().enumerate() {
+        // Taken out while `gather` borrows `self`; put back for the next batch.
+        let hrams = std::mem::take(&mut self.hrams);
+        let signature_s = std::mem::take(&mut self.s);
+        let mut gathered = true;
+        for ((term, hram), s) in terms.iter().zip(&hrams).zip(&signature_s) {
             let mut z = [0u8; 16];
             stream.fill(&mut z);
             let z = Scalar::from(u128::from_le_bytes(z));
-            let (Some(hram), Some(s)) = (self.hrams.get(i), self.s.get(i)) else {
-                return false;
-            };
             basepoint += z * s;
             self.scalars.push(z);
             let k = Scalar::from_bytes_mod_order_wide(hram);
-            if !self.gather(term.seal, z * k) {
-                return false;
-            }
+            gathered &= self.gather(term.seal, z * k);
+        }
+        self.hrams = hrams;
+        self.s = signature_s;
+        if !gathered {
+            return false;
         }
         if let Some(first) = self.scalars.first_mut() {
             *first = -basepoint;
