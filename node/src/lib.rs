@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod checkpoints;
+pub mod cli;
 pub mod config;
 pub mod credentials;
 pub mod entry_index;

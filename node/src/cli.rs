@@ -1,0 +1,317 @@
+//! The `tongban-node` command line: `init` creates a node directory, `run` serves it,
+//! `federation …` signs memberships. A library module so that `tongban-testnet` can run the very
+//! same node by re-executing itself (one binary to build); this is the binary edge, hence anyhow.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use crate::api::{self, App};
+use crate::config::HttpConfig;
+use crate::federation::Federation;
+use crate::home::{Home, InitOptions, init};
+use crate::metrics::Metrics;
+use crate::receipts::Receipts;
+use crate::region::{Region, now};
+
+#[derive(Parser)]
+#[command(name = "tongban-node", version, about = "A Tongban region node")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a node directory: keys (0600), region root certificate, config, operator token.
+    Init {
+        /// GB/T 2260 division code of the region, e.g. 341200.
+        #[arg(long)]
+        region: String,
+        /// The region's name, e.g. 阜阳市.
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        dir: PathBuf,
+        /// The federation's name (the first part of log origins).
+        #[arg(long, default_value = "tongban.local")]
+        federation: String,
+        /// Key file of the federation root, to certify this region's root. Without it the node
+        /// makes a federation of its own, with the federation root key in <dir>/keys.
+        #[arg(long)]
+        federation_key: Option<PathBuf>,
+        /// Address the HTTP API listens on.
+        #[arg(long, default_value = "127.0.0.1:8341")]
+        listen: SocketAddr,
+    },
+    /// Serve the node in <dir>.
+    Run {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Overrides the configured listen address (port 0 picks a free port).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// More federation peers to dial at start (multiaddrs with /p2p/<PeerId>).
+        #[arg(long)]
+        bootstrap: Vec<String>,
+    },
+    /// The federation's membership (specs/federation.md §7).
+    #[command(subcommand)]
+    Federation(FederationCommand),
+}
+
+#[derive(Subcommand)]
+enum FederationCommand {
+    /// Prints this node's member description (JSON) for the federation's operator.
+    Member {
+        #[arg(long)]
+        dir: PathBuf,
+        /// A libp2p multiaddr where the node listens, e.g. /ip4/192.0.2.7/tcp/4341.
+        #[arg(long)]
+        address: Vec<String>,
+    },
+    /// Signs version 1 of a membership with the federation root key.
+    Genesis {
+        /// The federation root key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// The federation's name (the first part of every log origin).
+        #[arg(long)]
+        name: String,
+        /// Cosignatures of other members a checkpoint needs before it is published.
+        #[arg(long, default_value_t = 0)]
+        quorum: u64,
+        /// Member description files.
+        #[arg(long, required = true)]
+        member: Vec<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Signs the next version with members added (or replaced) and removed.
+    Update {
+        #[arg(long)]
+        key: PathBuf,
+        /// The version held now.
+        #[arg(long)]
+        current: PathBuf,
+        #[arg(long)]
+        add: Vec<PathBuf>,
+        /// Region codes to remove.
+        #[arg(long)]
+        remove: Vec<String>,
+        #[arg(long)]
+        quorum: Option<u64>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// Runs `tongban-node` with `args` (the first is the program name), as its `main` does.
+pub fn main<I, T>(args: I) -> std::process::ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init()
+        // Already set (a host program installed one): logs go there.
+        .ok();
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tongban-node: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Init {
+            region,
+            name,
+            dir,
+            federation,
+            federation_key,
+            listen,
+        } => {
+            let home = Home::new(&dir);
+            let made = init(
+                &home,
+                &InitOptions {
+                    region: &region,
+                    name: &name,
+                    federation_name: &federation,
+                    federation_key: federation_key.as_deref(),
+                    http: HttpConfig {
+                        listen,
+                        ..HttpConfig::default()
+                    },
+                    now: now().map_err(|r| anyhow::anyhow!(r))?,
+                },
+            )?;
+            println!("initialised region {region} in {}", dir.display());
+            println!("region root key id: {}", made.region_root.kid().to_hex());
+            println!(
+                "operator token (shown once, keep it safe): {}",
+                made.operator_token
+            );
+            Ok(())
+        }
+        Command::Run {
+            dir,
+            listen,
+            bootstrap,
+        } => serve(&Home::new(&dir), listen, &bootstrap),
+        Command::Federation(command) => federation(command),
+    }
+}
+
+fn federation(command: FederationCommand) -> Result<()> {
+    use crate::federation::cli;
+    let summary = |m: tongban_core::federation::Membership, out: &std::path::Path| {
+        println!(
+            "membership {} version {} ({} members, quorum {}) written to {}",
+            m.name.as_str(),
+            m.version,
+            m.members.len(),
+            m.quorum,
+            out.display()
+        );
+    };
+    match command {
+        FederationCommand::Member { dir, address } => {
+            let member = cli::member(&Home::new(&dir), address)?;
+            println!("{}", serde_json::to_string_pretty(&member)?);
+        }
+        FederationCommand::Genesis {
+            key,
+            name,
+            quorum,
+            member,
+            out,
+        } => summary(cli::genesis(&key, &name, quorum, &member, &out)?, &out),
+        FederationCommand::Update {
+            key,
+            current,
+            add,
+            remove,
+            quorum,
+            out,
+        } => summary(
+            cli::next(&key, &current, &add, &remove, quorum, &out)?,
+            &out,
+        ),
+    }
+    Ok(())
+}
+
+fn serve(home: &Home, listen: Option<SocketAddr>, bootstrap: &[String]) -> Result<()> {
+    let region = Arc::new(Region::open(home).context("opening the node")?);
+    let receipts = Receipts::start(region.clone()).context("starting the receipt signer")?;
+    let metrics = Arc::new(Metrics::default());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let address = listen.unwrap_or(region.config.http.listen);
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("listening on {address}"))?;
+        let bound = listener.local_addr()?;
+        // Tests and the testnet read this line to find the node.
+        println!(
+            "tongban-node {} listening on http://{bound}",
+            region.code().as_str()
+        );
+        spawn_housekeeping(region.clone(), metrics.clone());
+        let federation = match region.config.p2p {
+            Some(_) => Some(
+                Federation::start(home, region.clone(), metrics.clone(), bootstrap)
+                    .context("joining the federation")?,
+            ),
+            None => None,
+        };
+        let mut app = api::router(App {
+            region,
+            receipts,
+            metrics,
+        });
+        if let Some(federation) = federation {
+            app = app.merge(crate::federation::http::router(federation));
+        }
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown())
+            .await
+            .context("serving HTTP")
+    })
+}
+
+/// Checkpoints on an interval, and the node's own act of lapsing promises past their deadline.
+fn spawn_housekeeping(region: Arc<Region>, metrics: Arc<Metrics>) {
+    let every = Duration::from_millis(region.config.log.checkpoint_interval_ms.max(10));
+    let checkpoints = region.clone();
+    tokio::spawn(async move {
+        let mut last = std::time::Instant::now();
+        loop {
+            tokio::time::sleep(every).await;
+            let node = checkpoints.clone();
+            match tokio::task::spawn_blocking(move || node.checkpoint()).await {
+                Ok(Ok(Some(_))) => last = std::time::Instant::now(),
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "signing a checkpoint"),
+                Err(e) => tracing::error!(error = %e, "the checkpoint task failed"),
+            }
+            metrics
+                .checkpoint_age
+                .set(i64::try_from(last.elapsed().as_secs()).unwrap_or(i64::MAX));
+        }
+    });
+    let every = Duration::from_millis(region.config.promises.check_interval_ms.max(10));
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            let node = region.clone();
+            match tokio::task::spawn_blocking(move || node.lapse_promises()).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => tracing::info!(lapsed = n, "promises lapsed at their deadline"),
+                Ok(Err(e)) => tracing::error!(error = %e, "lapsing promises"),
+                Err(e) => tracing::error!(error = %e, "the promise task failed"),
+            }
+        }
+    });
+}
+
+async fn shutdown() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot watch SIGTERM");
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    tracing::info!("shutting down");
+}
