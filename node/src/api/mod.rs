@@ -21,6 +21,7 @@ use axum::routing::{get, post};
 use serde_json::json;
 
 use crate::credentials::Principal;
+use crate::federation::Federation;
 use crate::metrics::{AuthLabel, Metrics, RouteLabel};
 use crate::receipts::Receipts;
 use crate::refusal::{Kind, Refusal};
@@ -32,6 +33,8 @@ pub struct App {
     pub region: Arc<Region>,
     pub receipts: Receipts,
     pub metrics: Arc<Metrics>,
+    /// The federation, when the node is a member: how it reaches other regions.
+    pub federation: Option<Arc<Federation>>,
 }
 
 pub fn router(app: App) -> Router {
@@ -64,6 +67,7 @@ pub fn router(app: App) -> Router {
         .route("/v1/certificates/{id}/fulfil", post(certs::fulfil))
         .route("/v1/certificates/transfer-in", post(certs::transfer_in))
         .route("/v1/verify/proof", post(share::proof))
+        .route("/v1/proofs", post(share::ask_proof))
         .route("/v1/shares", post(share::share))
         .route("/v1/copies/verify", post(share::verify_copy))
         .method_not_allowed_fallback(method_not_allowed)
