@@ -1,7 +1,8 @@
 //! Cross-region acts between real `tongban-node` processes of a four-member federation, carried
 //! by the federation's request-response protocol (specs/federation.md §5.3, specs/sharing.md):
 //! Jinan asks Fuyang for a verification proof and for a purpose-bound copy; an unauthorised
-//! agency's request is refused and the refusal logged; an unreachable region is reported so.
+//! agency's request is refused and the refusal logged; a certificate transferred from Fuyang to
+//! Jinan is seen so by Suqian; an unreachable region is reported so.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod federation_process;
@@ -166,6 +167,48 @@ fn regions_exchange_proofs_and_purpose_bound_copies_over_the_federation() {
     };
     assert_eq!(outcome, ShareOutcome::Refused(Code::ShareNotAuthorised));
     assert_eq!(agency.as_str(), JINAN_OTHER);
+
+    // Transferred out to Jinan (转出), taken in there on Fuyang's proof (转入), and both acts seen
+    // by Suqian from its replicas.
+    let moved = a.post(
+        "/v1/certificates",
+        Some(&fuyang_token),
+        &certificate(&fuyang_seal, "2026000002"),
+    );
+    assert_eq!(moved.status, 201, "{}", moved.text());
+    let moved = moved.json()["certificate"].as_str().unwrap().to_owned();
+    let moved_id = tongban_core::cert::inspect(&B64.decode(&moved).unwrap())
+        .unwrap()
+        .claims
+        .unwrap()
+        .id;
+    let reply = a.post(
+        &format!("/v1/certificates/{}/status", moved_id.as_str()),
+        Some(&fuyang_token),
+        &json!({"operation": "transfer_out", "destination": "370100", "reason": "企业迁址"}),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let (status, answer) = ask_proof(b, &jinan_token, &moved);
+    assert_eq!(
+        (status, &answer["code"]),
+        (201, &json!("STATUS_TRANSFERRED_OUT")),
+        "{answer}"
+    );
+    let mut successor = certificate(&jinan_seal, "2026100001");
+    successor.as_object_mut().unwrap().remove("type_code");
+    let reply = b.post(
+        "/v1/certificates/transfer-in",
+        Some(&jinan_token),
+        &json!({"proof": answer["proof"], "certificate": successor}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    let successor = reply.json()["certificate"].as_str().unwrap().to_owned();
+    let suqian = &federation.nodes[2];
+    wait_for(Duration::from_secs(10), "Suqian to see both acts", || {
+        (verify_code(suqian, &successor) == "OK"
+            && verify_code(suqian, &moved) == "STATUS_TRANSFERRED_OUT")
+            .then_some(())
+    });
 
     // Revoked in Fuyang: a new proof says so.
     let revoke = a.post(

@@ -20,6 +20,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
+use tongban_core::trust::TrustStore;
+
 use crate::credentials::Principal;
 use crate::federation::Federation;
 use crate::metrics::{AuthLabel, Metrics, RouteLabel};
@@ -35,6 +37,21 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// The federation, when the node is a member: how it reaches other regions.
     pub federation: Option<Arc<Federation>>,
+}
+
+impl App {
+    /// What other regions' signed objects are checked against: the federation's trust (every
+    /// member's root and seals, this region's included), or this region's alone outside one.
+    /// Blocking: it loads a freshly signed bundle.
+    fn cross_region_trust(&self) -> Result<Arc<TrustStore>, Refusal> {
+        match &self.federation {
+            Some(federation) => federation
+                .full_trust()
+                .map(Arc::new)
+                .map_err(|e| Refusal::internal(e.to_string())),
+            None => Ok(self.region.view()?.trust.clone()),
+        }
+    }
 }
 
 pub fn router(app: App) -> Router {

@@ -174,12 +174,10 @@ async fn share_remote(
         Shared::Copy { copy, log_index } => (copy, log_index),
         Shared::Declined(refusal) => return Err(refusal),
     };
-    let region = app.region.clone();
+    let app = app.clone();
     let (verification, received, copy) = blocking(move || {
-        let trust = federation
-            .full_trust()
-            .map_err(|e| Refusal::internal(e.to_string()))?;
-        let (verification, received) = region.record_copy_received(&copy, &trust, &agency)?;
+        let trust = app.cross_region_trust()?;
+        let (verification, received) = app.region.record_copy_received(&copy, &trust, &agency)?;
         Ok((verification, received, copy))
     })
     .await?;
@@ -274,19 +272,9 @@ pub async fn verify_copy(
     Body(body): Body<CopyBody>,
 ) -> Result<Json<Value>, Refusal> {
     let copy = input::base64("copy", &body.copy)?;
-    let region = app.region.clone();
-    let federation = app.federation.clone();
     let verification = blocking(move || {
-        // Another region's copy needs its root and this region's seals together.
-        let trust = match federation {
-            Some(federation) => Arc::new(
-                federation
-                    .full_trust()
-                    .map_err(|e| Refusal::internal(e.to_string()))?,
-            ),
-            None => region.view()?.trust.clone(),
-        };
-        region.check_copy(&copy, &trust, &agency)
+        let trust = app.cross_region_trust()?;
+        app.region.check_copy(&copy, &trust, &agency)
     })
     .await?;
     Ok(Json(copy_json(&verification)))
