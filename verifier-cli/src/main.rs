@@ -3,6 +3,7 @@
 
 mod audit;
 mod bulk;
+mod fetch;
 mod generate;
 mod report;
 mod sharing;
@@ -73,6 +74,9 @@ enum Command {
     Bulk(bulk::BulkArgs),
     /// Make a large test set (stream, trust bundle, status snapshots) from the fixed test keys.
     Gen(generate::GenArgs),
+    /// Download a node's federation-wide trust bundle and every member region's status
+    /// snapshot, checked, for offline verification.
+    Fetch(fetch::FetchArgs),
     /// Audit signed transparency logs.
     Audit {
         #[command(subcommand)]
@@ -308,6 +312,7 @@ fn main() -> ExitCode {
         Command::Conformance { vectors, export } => conformance(vectors, export.as_deref()),
         Command::Bulk(args) => bulk::run(args),
         Command::Gen(args) => generate::run(args),
+        Command::Fetch(args) => fetch::run(args),
         Command::Audit {
             command:
                 AuditCommand::Replay {
