@@ -337,9 +337,10 @@ impl Region {
         &self,
         seq: &mut Sequencer,
         entry: Vec<u8>,
+        signer: &SecretKey,
         blobs: Vec<Blob>,
     ) -> Result<(u64, Pending<std::ops::Range<u64>>), Refusal> {
-        let applied = seq.state.apply(&entry)?;
+        let applied = seq.state.apply_own(&entry, signer.public())?;
         self.log_applied(seq, vec![(entry, applied)], blobs)
     }
 
@@ -412,7 +413,7 @@ impl Region {
         }
         .sign(key)
         .map_err(|e| Refusal::internal(e.to_string()))?;
-        let (index, pending) = self.submit(&mut seq, entry, blobs)?;
+        let (index, pending) = self.submit(&mut seq, entry, key, blobs)?;
         drop(seq);
         self.durable(index, pending)
     }
@@ -587,8 +588,8 @@ impl Region {
         keyfile::write(&self.seal_dir.join(format!("{}.key", kid.to_hex())), &key)
             .map_err(|e| Refusal::internal(e.to_string()))?;
         seq.seal_keys.insert(kid, Arc::new(key));
-        let registered = seq.state.apply(&register)?;
-        let revoked = match seq.state.apply(&revoke) {
+        let registered = seq.state.apply_own(&register, self.root.public())?;
+        let revoked = match seq.state.apply_own(&revoke, self.root.public()) {
             Ok(revoked) => revoked,
             Err(rejection) => {
                 // Not expected (the old seal was checked live above, under this lock); the new
@@ -680,8 +681,12 @@ impl Region {
         if let Some(seal) = seq.state.seal(&spec.seal) {
             refuse_revoked(seal)?;
         }
-        let (index, pending) =
-            self.submit(&mut seq, entry, vec![(issued.digest, issued.bytes.clone())])?;
+        let (index, pending) = self.submit(
+            &mut seq,
+            entry,
+            &key,
+            vec![(issued.digest, issued.bytes.clone())],
+        )?;
         drop(seq);
         let log_index = self.durable(index, pending)?;
         Ok(IssuedCertificate {
@@ -906,7 +911,7 @@ impl Region {
         }
         .sign(&self.root)
         .map_err(|e| Refusal::internal(e.to_string()))?;
-        let (index, pending) = self.submit(&mut seq, entry.clone(), Vec::new())?;
+        let (index, pending) = self.submit(&mut seq, entry.clone(), &self.root, Vec::new())?;
         Ok((entry, index, pending))
     }
 
