@@ -1,13 +1,8 @@
-//! tongban-verify: verify Tongban e-certificates offline, inspect them, and run the conformance
-//! vectors.
+//! The `tongban-verify` command line. A library module so that `tongban-testnet` can run the very
+//! same audit replay by re-executing itself (one binary to build); this is the binary edge, hence
+//! anyhow.
 
-mod audit;
-mod bulk;
-mod generate;
-mod report;
-mod sharing;
-mod vectors;
-
+use crate::{audit, bulk, generate, report, sharing, vectors};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -91,7 +86,7 @@ enum Command {
 }
 
 /// Writes to stdout; a closed pipe (`| head`) ends the output quietly instead of panicking.
-fn emit(text: &str) -> Result<()> {
+pub(crate) fn emit(text: &str) -> Result<()> {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
     match stdout
@@ -293,8 +288,16 @@ fn conformance(path: &Path, export: Option<&Path>) -> Result<ExitCode> {
     })
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
+/// Runs `tongban-verify` with `args` (the first is the program name), as its `main` does.
+pub fn main<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let outcome = match &cli.command {
         Command::Verify {
             file,
