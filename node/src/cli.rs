@@ -7,8 +7,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
 use crate::api::{self, App};
 use crate::config::HttpConfig;
 use crate::federation::Federation;
@@ -16,6 +14,8 @@ use crate::home::{Home, InitOptions, init};
 use crate::metrics::Metrics;
 use crate::receipts::Receipts;
 use crate::region::{Region, now};
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(name = "tongban-node", version, about = "A Tongban region node")]
@@ -240,8 +240,14 @@ fn serve(home: &Home, listen: Option<SocketAddr>, bootstrap: &[String]) -> Resul
         spawn_housekeeping(region.clone(), metrics.clone());
         let federation = match region.config.p2p {
             Some(_) => Some(
-                Federation::start(home, region.clone(), metrics.clone(), bootstrap)
-                    .context("joining the federation")?,
+                Federation::start(
+                    home,
+                    region.clone(),
+                    receipts.clone(),
+                    metrics.clone(),
+                    bootstrap,
+                )
+                .context("joining the federation")?,
             ),
             None => None,
         };
@@ -249,6 +255,7 @@ fn serve(home: &Home, listen: Option<SocketAddr>, bootstrap: &[String]) -> Resul
             region,
             receipts,
             metrics,
+            federation: federation.clone(),
         });
         if let Some(federation) = federation {
             app = app.merge(crate::federation::http::router(federation));

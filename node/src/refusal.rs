@@ -29,6 +29,22 @@ pub enum Kind {
     Internal,
 }
 
+impl Kind {
+    /// The kind of a refusal with a sharing code (specs/sharing.md §6), whichever region gave it.
+    pub fn of_sharing(code: Code) -> Kind {
+        match code {
+            Code::ShareNotAuthorised
+            | Code::SealNotYetValid
+            | Code::SealExpired
+            | Code::SealRevoked => Kind::Forbidden,
+            Code::CertificateNotLogged => Kind::NotFound,
+            Code::TooLarge => Kind::TooLarge,
+            Code::RegionMismatch | Code::ShareRequestStale => Kind::Invalid,
+            _ => Kind::Conflict,
+        }
+    }
+}
+
 #[derive(Clone, Debug, thiserror::Error)]
 #[error("{code}: {detail}")]
 pub struct Refusal {

@@ -171,6 +171,8 @@ pub struct SealSpec {
 /// (specs/federation.md §5).
 pub trait PeerVerifier: Send + Sync {
     fn verify(&self, bytes: &[u8], now: Time) -> Verification;
+    /// Other regions' certificate status, as replicated.
+    fn status(&self) -> Result<std::sync::RwLockReadGuard<'_, StatusTable>, Refusal>;
 }
 
 pub struct Region {

@@ -92,6 +92,7 @@ fn trust_and_status_replicate_and_a_restarted_node_catches_up() {
         },
     );
     assert_eq!(answer["id"], json!(id));
+    assert_eq!(answer["warnings"], json!([]));
     // The federation-wide trust bundle of B holds A's seal and loads offline.
     let bundle = b.get("/v1/federation/trust-bundle", None).body;
     let trust = TrustStore::load_any_time(&bundle, None).unwrap();
@@ -221,7 +222,7 @@ fn an_equivocating_member_is_detected_by_every_other() {
     let federation = Federation::start(&["341200", "370100", "110000", "310000"], 2);
     let (a, b) = (&federation.nodes[0], &federation.nodes[1]);
     let (token, seal) = a.agency_with_seal(AGENCY_A, "FY-AMR-1");
-    issue(a, &token, &seal, "2026000001");
+    let (_, cert) = issue(a, &token, &seal, "2026000001");
     let size = log_size(a);
     // B witnesses A's log up to its current size.
     let region_of_a = |s: &Value| s["regions"]["341200"].clone();
@@ -260,6 +261,8 @@ fn an_equivocating_member_is_detected_by_every_other() {
             1.0
         );
     }
+    // B's answers about A's certificates say so.
+    assert_eq!(verify(b, &cert)["warnings"], json!(["REGION_MISBEHAVING"]));
     // B no longer cosigns for A.
     let next = forge_checkpoint(a, &origin, size + 1, [8; 32]);
     let reply = b.request(

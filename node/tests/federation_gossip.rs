@@ -15,18 +15,9 @@ use federation_process::{
 use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, ValidationMode};
 use libp2p::{Multiaddr, noise, tcp, yamux};
-use node_process::{AGENCY_A, Node, certificate};
+use node_process::{AGENCY_A, Node, certificate, now};
 use tongban_core::federation::gossip::{Body, Gossip, MAX_GOSSIP};
 use tongban_core::ids::RegionCode;
-use tongban_core::values::Time;
-
-fn now() -> Time {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    Time::new(secs).unwrap()
-}
 
 fn rejected(node: &Node, code: &str) -> f64 {
     metric(

@@ -213,7 +213,7 @@ async fn ask_proof_raw(w: &World, certificate: &[u8], nonce: [u8; 16]) -> Vec<u8
     .unwrap();
     w.fuyang
         .region
-        .answer_verification_request(&w.fuyang.receipts, w.jinan.region.code(), &request)
+        .answer_verification_request(&w.fuyang.receipts, w.jinan.region.code(), &request, None)
         .await
         .unwrap()
 }
@@ -350,7 +350,7 @@ async fn a_copy_is_given_to_an_authorised_agency_and_refusals_are_logged() {
     let ShareAnswer::Given { copy, log_index } = w
         .fuyang
         .region
-        .answer_share_request(&request, &w.trust)
+        .answer_share_request(&request, &w.trust, w.jinan.region.code())
         .unwrap()
     else {
         panic!("the authorised agency gets its copy")
@@ -398,7 +398,7 @@ async fn a_copy_is_given_to_an_authorised_agency_and_refusals_are_logged() {
     let ShareAnswer::Refused { failure, log_index } = w
         .fuyang
         .region
-        .answer_share_request(&request, &w.trust)
+        .answer_share_request(&request, &w.trust, w.jinan.region.code())
         .unwrap()
     else {
         panic!("refused")
@@ -424,7 +424,7 @@ async fn a_copy_is_given_to_an_authorised_agency_and_refusals_are_logged() {
     let answer = w
         .fuyang
         .region
-        .answer_share_request(&request, &w.trust)
+        .answer_share_request(&request, &w.trust, w.jinan.region.code())
         .unwrap();
     assert!(
         matches!(answer, ShareAnswer::Refused { ref failure, .. } if failure.code == Code::ShareFieldUnavailable)
@@ -444,7 +444,7 @@ async fn a_copy_is_given_to_an_authorised_agency_and_refusals_are_logged() {
     let answer = w
         .fuyang
         .region
-        .answer_share_request(&request, &w.trust)
+        .answer_share_request(&request, &w.trust, w.jinan.region.code())
         .unwrap();
     assert!(
         matches!(answer, ShareAnswer::Refused { ref failure, .. } if failure.code == Code::CertificateNotLogged)
@@ -457,9 +457,17 @@ async fn a_copy_is_given_to_an_authorised_agency_and_refusals_are_logged() {
     let refused = w
         .fuyang
         .region
-        .answer_share_request(&forged, &w.trust)
+        .answer_share_request(&forged, &w.trust, w.jinan.region.code())
         .unwrap_err();
     assert_eq!(refused.code, "SIGNATURE_INVALID");
+    assert_eq!(w.fuyang.region.log().size().unwrap(), size);
+    // A genuine request relayed by another region's node: the copy would go to that node.
+    let refused = w
+        .fuyang
+        .region
+        .answer_share_request(&request, &w.trust, &code("110000"))
+        .unwrap_err();
+    assert_eq!(refused.code, "REGION_MISMATCH");
     assert_eq!(w.fuyang.region.log().size().unwrap(), size);
     // Only the seal's own agency may sign with it.
     let refused = w

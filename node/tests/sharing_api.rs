@@ -7,50 +7,16 @@ mod node_process;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use node_process::{AGENCY_A, Node, TYPE_CODE, certificate};
+use node_process::{AGENCY_A, Node, TYPE_CODE, certificate, now};
 use serde_json::{Value, json};
 use tongban_core::codes::Code;
 use tongban_core::ids::RegionCode;
 use tongban_core::sharing::{ProofExpectation, verify_proof};
 use tongban_core::trust::TrustStore;
-use tongban_core::values::Time;
 
 /// Agencies that use data (USCCs with their check characters).
 const AGENCY_C: &str = "11341200MB0000004Q";
 const AGENCY_D: &str = "11341200MB0000005U";
-
-fn now() -> Time {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    Time::new(secs).unwrap()
-}
-
-/// Registers `uscc` and gives it a seal with `share_types`; returns (token, seal kid).
-fn agency(node: &Node, uscc: &str, seal_id: &str, share_types: &[&str]) -> (String, String) {
-    let agency = node.post(
-        "/v1/admin/agencies",
-        Some(&node.operator),
-        &json!({"uscc": uscc, "name": format!("机构{seal_id}")}),
-    );
-    assert_eq!(agency.status, 201, "{}", agency.text());
-    let seal = node.post(
-        "/v1/admin/seals",
-        Some(&node.operator),
-        &json!({
-            "agency_uscc": uscc, "seal_id": seal_id, "seal_type": "approval",
-            "name": "行政审批专用章", "valid_until": 2_000_000_000u64,
-            "picture": "cG5n", "media_type": "image/png", "share_types": share_types,
-        }),
-    );
-    assert_eq!(seal.status, 201, "{}", seal.text());
-    assert_eq!(seal.json()["share_types"], json!(share_types));
-    (
-        agency.json()["token"].as_str().unwrap().to_owned(),
-        seal.json()["kid"].as_str().unwrap().to_owned(),
-    )
-}
 
 fn share(seal: &str, region: &str, id: &str, fields: &[&str]) -> Value {
     json!({
@@ -64,9 +30,9 @@ fn agencies_share_purpose_bound_copies_and_the_node_proves_and_transfers() {
     let dir = tempfile::tempdir().unwrap();
     let mut node = Node::init(dir.path());
     node.start();
-    let (a, seal_a) = agency(&node, AGENCY_A, "FY-AMR-1", &[]);
-    let (c, seal_c) = agency(&node, AGENCY_C, "FY-TAX-1", &[TYPE_CODE]);
-    let (d, seal_d) = agency(&node, AGENCY_D, "FY-OTHER-1", &[]);
+    let (a, seal_a) = node.agency_with_scope(AGENCY_A, "FY-AMR-1", &[]);
+    let (c, seal_c) = node.agency_with_scope(AGENCY_C, "FY-TAX-1", &[TYPE_CODE]);
+    let (d, seal_d) = node.agency_with_scope(AGENCY_D, "FY-OTHER-1", &[]);
     let bad = node.post(
         "/v1/admin/seals",
         Some(&node.operator),

@@ -229,6 +229,23 @@ impl StatusSource for StatusTable {
     }
 }
 
+/// Two sources of status asked in turn: the second answers for regions the first holds no
+/// snapshot of (a node's own log first, then what the federation replicated of other regions).
+pub struct Layered<'a, A: StatusSource, B: StatusSource>(pub &'a A, pub &'a B);
+
+impl<A: StatusSource, B: StatusSource> StatusSource for Layered<'_, A, B> {
+    fn view(&self, region: &RegionCode, id: &str) -> StatusView {
+        match self.0.view(region, id) {
+            StatusView::Unknown => self.1.view(region, id),
+            known => known,
+        }
+    }
+
+    fn promise_fulfilled(&self, region: &RegionCode, id: &str) -> bool {
+        self.0.promise_fulfilled(region, id) || self.1.promise_fulfilled(region, id)
+    }
+}
+
 /// Step 10. At most 256 disclosures travel with a certificate, so earlier ones are looked up by
 /// scanning: cheaper than hashing for the handful a certificate usually carries. Returns the
 /// opened fields, borrowed from the received bytes.
@@ -386,4 +403,47 @@ pub fn inspect(bytes: &[u8]) -> Result<Inspection, Failure> {
         claims,
         disclosures,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::region_code;
+
+    /// Knows one region, where every certificate is valid and `.2` says the promises.
+    struct One(RegionCode, Time, bool);
+
+    impl StatusSource for One {
+        fn view(&self, region: &RegionCode, _: &str) -> StatusView {
+            if region == &self.0 {
+                StatusView::Valid { as_of: self.1 }
+            } else {
+                StatusView::Unknown
+            }
+        }
+
+        fn promise_fulfilled(&self, region: &RegionCode, _: &str) -> bool {
+            region == &self.0 && self.2
+        }
+    }
+
+    #[test]
+    fn layered_asks_the_second_source_only_for_regions_the_first_does_not_know()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let (a, b, c) = (
+            region_code("341200")?,
+            region_code("370100")?,
+            region_code("321300")?,
+        );
+        let at = Time::new(1_784_937_600).ok_or("time")?;
+        let own = One(a.clone(), at, false);
+        let peers = One(b.clone(), at, true);
+        let layered = Layered(&own, &peers);
+        assert!(matches!(layered.view(&a, "x"), StatusView::Valid { .. }));
+        assert!(matches!(layered.view(&b, "x"), StatusView::Valid { .. }));
+        assert_eq!(layered.view(&c, "x"), StatusView::Unknown);
+        assert!(!layered.promise_fulfilled(&a, "x"));
+        assert!(layered.promise_fulfilled(&b, "x"));
+        Ok(())
+    }
 }

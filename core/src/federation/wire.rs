@@ -1,5 +1,6 @@
 //! Request/response messages between two members' nodes (specs/federation.md §5): catch-up by log
-//! index with a proof against a signed checkpoint, witnessing, and membership history.
+//! index with a proof against a signed checkpoint, witnessing, membership history, and carrying
+//! the cross-region acts of specs/sharing.md (verification proofs and share requests).
 
 use ciborium::Value;
 
@@ -11,8 +12,9 @@ use crate::fields::{Bad, Fields};
 use crate::ids::RegionCode;
 use crate::log::proof::MAX_PROOF;
 
-/// Largest request, in bytes.
-pub const MAX_REQUEST: usize = 64 * 1024;
+/// Largest request, in bytes: room for a proof request (at most 65,600 bytes, sharing.md §3.1)
+/// or a share request (at most 65,536) with the message's own keys.
+pub const MAX_REQUEST: usize = 72 * 1024;
 /// Largest response, in bytes.
 pub const MAX_RESPONSE: usize = 8 << 20;
 /// A catch-up response carries at most this many entries…
@@ -32,6 +34,11 @@ pub enum Request {
     Membership { since: u64 },
     /// `region`'s latest status snapshot (trust.md §6), signed by its root.
     Snapshot { region: RegionCode },
+    /// A proof request (sharing.md §3.1) for the asked node's region to answer; the asking
+    /// region is the one whose node sent it.
+    Proof { request: Vec<u8> },
+    /// A signed share request (sharing.md §4.1), exactly as the requesting agency's seal signed it.
+    Share { request: Vec<u8> },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,6 +59,18 @@ pub enum Response {
     Memberships { versions: Vec<Vec<u8>> },
     /// A signed status snapshot.
     Snapshot { snapshot: Vec<u8> },
+    /// A verification proof (sharing.md §3.3).
+    Proof { proof: Vec<u8> },
+    /// A purpose-bound copy (sharing.md §4.3), whose `share.answered` entry is durable at
+    /// `log_index` of the provider's log.
+    Copy { copy: Vec<u8>, log_index: u64 },
+    /// An authenticated share request refused with a sharing code; the refusal is logged at
+    /// `log_index` of the provider's log (sharing.md §4.2).
+    Declined {
+        code: String,
+        detail: String,
+        log_index: u64,
+    },
     /// Refused, with a stable code.
     Refused { code: String, detail: String },
 }
@@ -101,8 +120,20 @@ impl Request {
                 e.push(entry("t", text("snapshot")));
                 e.push(entry("rc", text(region.as_str())));
             }
+            Request::Proof { request } => {
+                e.push(entry("t", text("proof")));
+                e.push(entry("rq", bytes(request)));
+            }
+            Request::Share { request } => {
+                e.push(entry("t", text("share")));
+                e.push(entry("rq", bytes(request)));
+            }
         }
-        map_bytes(e)
+        let encoded = map_bytes(e)?;
+        if encoded.len() > MAX_REQUEST {
+            return Err(BuildError::Invalid("request over the size limit".into()));
+        }
+        Ok(encoded)
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Request, Refused> {
@@ -126,6 +157,12 @@ impl Request {
             "snapshot" => Request::Snapshot {
                 region: RegionCode::parse(f.text(Key::Text("rc")).map_err(malformed)?)
                     .map_err(|e| Refused::new(Reason::Malformed, e.to_string()))?,
+            },
+            "proof" => Request::Proof {
+                request: f.bytes(Key::Text("rq")).map_err(malformed)?.to_vec(),
+            },
+            "share" => Request::Share {
+                request: f.bytes(Key::Text("rq")).map_err(malformed)?.to_vec(),
             },
             other => return refuse(Reason::Malformed, format!("unknown request {other:?}")),
         };
@@ -181,6 +218,25 @@ impl Response {
             Response::Snapshot { snapshot } => {
                 e.push(entry("t", text("snapshot")));
                 e.push(entry("st", bytes(snapshot)));
+            }
+            Response::Proof { proof } => {
+                e.push(entry("t", text("proof")));
+                e.push(entry("p", bytes(proof)));
+            }
+            Response::Copy { copy, log_index } => {
+                e.push(entry("t", text("copy")));
+                e.push(entry("copy", bytes(copy)));
+                e.push(entry("li", uint(*log_index)));
+            }
+            Response::Declined {
+                code,
+                detail,
+                log_index,
+            } => {
+                e.push(entry("t", text("declined")));
+                e.push(entry("code", text(code)));
+                e.push(entry("detail", text(detail)));
+                e.push(entry("li", uint(*log_index)));
             }
             Response::Refused { code, detail } => {
                 e.push(entry("t", text("refused")));
@@ -245,6 +301,18 @@ impl Response {
             "snapshot" => Response::Snapshot {
                 snapshot: f.bytes(Key::Text("st")).map_err(malformed)?.to_vec(),
             },
+            "proof" => Response::Proof {
+                proof: f.bytes(Key::Text("p")).map_err(malformed)?.to_vec(),
+            },
+            "copy" => Response::Copy {
+                copy: f.bytes(Key::Text("copy")).map_err(malformed)?.to_vec(),
+                log_index: f.uint(Key::Text("li")).map_err(malformed)?,
+            },
+            "declined" => Response::Declined {
+                code: f.text(Key::Text("code")).map_err(malformed)?.to_owned(),
+                detail: f.text(Key::Text("detail")).map_err(malformed)?.to_owned(),
+                log_index: f.uint(Key::Text("li")).map_err(malformed)?,
+            },
             "refused" => Response::Refused {
                 code: f.text(Key::Text("code")).map_err(malformed)?.to_owned(),
                 detail: f.text(Key::Text("detail")).map_err(malformed)?.to_owned(),
@@ -275,6 +343,12 @@ mod tests {
             Request::Snapshot {
                 region: region_code("370100")?,
             },
+            Request::Proof {
+                request: vec![0xa0; 65_600],
+            },
+            Request::Share {
+                request: vec![0xd2, 0x84],
+            },
         ];
         for request in requests {
             assert_eq!(Request::decode(&request.encode()?)?, request);
@@ -292,6 +366,18 @@ mod tests {
             Response::Conflict { size: 9 },
             Response::Memberships {
                 versions: vec![vec![0xa0]],
+            },
+            Response::Proof {
+                proof: vec![0xd2; 3],
+            },
+            Response::Copy {
+                copy: vec![0xd2; 5],
+                log_index: 12,
+            },
+            Response::Declined {
+                code: "SHARE_NOT_AUTHORISED".into(),
+                detail: "type 111".into(),
+                log_index: 13,
             },
             Response::Refused {
                 code: "LOG_GAP".into(),

@@ -299,14 +299,17 @@ pub async fn transfer_in(
         .clone()
         .ok_or_else(|| Refusal::invalid("certificate.serial is required"))?;
     let spec = spec(request.certificate)?;
-    let region = app.region.clone();
+    let service = app.clone();
     let issued = blocking(move || {
-        let federation = region.view()?.trust.clone();
+        // The proof is the origin region's: signed by its root.
+        let trust = service.cross_region_trust()?;
         let policy = EvidencePolicy {
             nonce,
             ..EvidencePolicy::default()
         };
-        region.transfer_in(&agency, &proof, &federation, &policy, serial, spec)
+        service
+            .region
+            .transfer_in(&agency, &proof, &trust, &policy, serial, spec)
     })
     .await?;
     Ok((StatusCode::CREATED, Json(issued_json(&app, &issued))))

@@ -20,7 +20,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
+use tongban_core::trust::TrustStore;
+
 use crate::credentials::Principal;
+use crate::federation::Federation;
 use crate::metrics::{AuthLabel, Metrics, RouteLabel};
 use crate::receipts::Receipts;
 use crate::refusal::{Kind, Refusal};
@@ -32,6 +35,23 @@ pub struct App {
     pub region: Arc<Region>,
     pub receipts: Receipts,
     pub metrics: Arc<Metrics>,
+    /// The federation, when the node is a member: how it reaches other regions.
+    pub federation: Option<Arc<Federation>>,
+}
+
+impl App {
+    /// What other regions' signed objects are checked against: the federation's trust (every
+    /// member's root and seals, this region's included), or this region's alone outside one.
+    /// Blocking: it loads a freshly signed bundle.
+    fn cross_region_trust(&self) -> Result<Arc<TrustStore>, Refusal> {
+        match &self.federation {
+            Some(federation) => federation
+                .full_trust()
+                .map(Arc::new)
+                .map_err(|e| Refusal::internal(e.to_string())),
+            None => Ok(self.region.view()?.trust.clone()),
+        }
+    }
 }
 
 pub fn router(app: App) -> Router {
@@ -64,6 +84,7 @@ pub fn router(app: App) -> Router {
         .route("/v1/certificates/{id}/fulfil", post(certs::fulfil))
         .route("/v1/certificates/transfer-in", post(certs::transfer_in))
         .route("/v1/verify/proof", post(share::proof))
+        .route("/v1/proofs", post(share::ask_proof))
         .route("/v1/shares", post(share::share))
         .route("/v1/copies/verify", post(share::verify_copy))
         .method_not_allowed_fallback(method_not_allowed)

@@ -116,6 +116,13 @@ pub async fn verify(
     let receipt = receipt
         .encode()
         .map_err(|e| Refusal::internal(e.to_string()))?;
+    // The verdict rests on what was applied of the region's log before it was marked; the caller
+    // still learns that the federation caught that region misbehaving (federation.md §6.4).
+    let misbehaving = verification.claims.as_ref().is_some_and(|c| {
+        app.federation
+            .as_ref()
+            .is_some_and(|f| f.is_misbehaving(c.region.as_str()))
+    });
     Ok(Json(json!({
         "verdict": verification.verdict.as_str(),
         "code": verification.code.as_str(),
@@ -124,6 +131,7 @@ pub async fn verify(
         "status": status_json(&verification.status),
         "disclosed": verification.disclosed.iter().map(|(n, _)| n.as_str().to_owned()).collect::<Vec<_>>(),
         "receipt": B64.encode(receipt),
+        "warnings": if misbehaving { vec!["REGION_MISBEHAVING"] } else { vec![] },
     })))
 }
 

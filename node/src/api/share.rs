@@ -1,8 +1,8 @@
 //! Cross-region acts over HTTP (specs/sharing.md): a verification proof for another region, an
-//! agency's share request, and verifying a purpose-bound copy as its presenter.
-//!
-//! This node alone reaches only its own region: a share request for another region needs the
-//! federation transport, and is refused as unreachable until a node has it.
+//! agency's request for another region's proof or copy (carried by the federation), and verifying
+//! a purpose-bound copy as its presenter.
+
+use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
@@ -12,7 +12,6 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tongban_core::cert::FieldValue;
-use tongban_core::codes::Code;
 use tongban_core::ids::RegionCode;
 use tongban_core::sharing::copy::CopyVerification;
 use tongban_core::sharing::proof::inspect_proof;
@@ -20,6 +19,7 @@ use tongban_core::sharing::{ProofRequest, object_digest};
 
 use super::input::{self, Body};
 use super::{Agency, App, blocking};
+use crate::federation::{Federation, Shared};
 use crate::refusal::{Kind, Refusal};
 use crate::region::{ShareAnswer, ShareAsk};
 
@@ -53,7 +53,7 @@ pub async fn proof(
     let requester = region("requester_region", &body.requester_region)?;
     let proof = app
         .region
-        .answer_verification_request(&app.receipts, &requester, &request)
+        .answer_verification_request(&app.receipts, &requester, &request, None)
         .await?;
     // What the proof says, read back from the bytes just signed.
     let inspection = inspect_proof(&proof).map_err(|f| Refusal::internal(f.to_string()))?;
@@ -80,19 +80,6 @@ pub struct ShareBody {
     fields: Vec<String>,
     purpose: String,
     case: String,
-}
-
-/// The HTTP status of a logged refusal's code.
-fn refusal_kind(code: Code) -> Kind {
-    match code {
-        Code::ShareNotAuthorised
-        | Code::SealNotYetValid
-        | Code::SealExpired
-        | Code::SealRevoked => Kind::Forbidden,
-        Code::CertificateNotLogged => Kind::NotFound,
-        Code::RegionMismatch | Code::ShareRequestStale => Kind::Invalid,
-        _ => Kind::Conflict,
-    }
 }
 
 /// `POST /v1/shares`: an agency asks for fields of a certificate, for a purpose and a case
@@ -122,20 +109,13 @@ pub async fn share(
         case: input::short_text("case", &body.case)?,
     };
     if &ask.to != app.region.code() {
-        return Err(Refusal::new(
-            Kind::Unavailable,
-            "REGION_UNREACHABLE",
-            format!(
-                "region {} is another region's: this node has no federation transport to reach it",
-                ask.to
-            ),
-        ));
+        return share_remote(&app, agency, ask).await;
     }
     let region = app.region.clone();
     let (copy, answered, received, verification) = blocking(move || {
         let request = region.share_request(&agency, ask)?;
         let federation = region.view()?.trust.clone();
-        match region.answer_share_request(&request, &federation)? {
+        match region.answer_share_request(&request, &federation, region.code())? {
             ShareAnswer::Given { copy, log_index } => {
                 let (verification, received) =
                     region.record_copy_received(&copy, &federation, &agency)?;
@@ -143,18 +123,108 @@ pub async fn share(
             }
             ShareAnswer::Refused { failure, log_index } => {
                 Err(
-                    Refusal::code(refusal_kind(failure.code), failure.code, failure.detail)
+                    Refusal::code(Kind::of_sharing(failure.code), failure.code, failure.detail)
                         .logged_at(log_index),
                 )
             }
         }
     })
     .await?;
-    let mut body = copy_json(&verification);
-    body["copy"] = json!(B64.encode(&copy));
+    Ok(copy_created(&copy, &verification, answered, received))
+}
+
+/// The answer to an agency that received a copy: the copy, what it says, where both logs hold it.
+fn copy_created(
+    copy: &[u8],
+    verification: &CopyVerification,
+    answered: u64,
+    received: u64,
+) -> (StatusCode, Json<Value>) {
+    let mut body = copy_json(verification);
+    body["copy"] = json!(B64.encode(copy));
     body["log_index"] = json!(answered);
     body["received_log_index"] = json!(received);
-    Ok((StatusCode::CREATED, Json(body)))
+    (StatusCode::CREATED, Json(body))
+}
+
+/// The federation that reaches `region`, or why there is none.
+fn federation_for(app: &App, region: &RegionCode) -> Result<Arc<Federation>, Refusal> {
+    app.federation.clone().ok_or_else(|| {
+        Refusal::new(
+            Kind::Unavailable,
+            "REGION_UNREACHABLE",
+            format!("region {region} is another region's, and this node is in no federation"),
+        )
+    })
+}
+
+/// A share request for another region: signed here with the agency's seal, answered there, and
+/// the copy verified and logged here as received.
+async fn share_remote(
+    app: &App,
+    agency: String,
+    ask: ShareAsk,
+) -> Result<(StatusCode, Json<Value>), Refusal> {
+    let federation = federation_for(app, &ask.to)?;
+    let to = ask.to.clone();
+    let region = app.region.clone();
+    let signer = agency.clone();
+    let request = blocking(move || region.share_request(&signer, ask)).await?;
+    let (copy, answered) = match federation.ask_share(&to, request).await? {
+        Shared::Copy { copy, log_index } => (copy, log_index),
+        Shared::Declined(refusal) => return Err(refusal),
+    };
+    let app = app.clone();
+    let (verification, received, copy) = blocking(move || {
+        let trust = app.cross_region_trust()?;
+        let (verification, received) = app.region.record_copy_received(&copy, &trust, &agency)?;
+        Ok((verification, received, copy))
+    })
+    .await?;
+    Ok(copy_created(&copy, &verification, answered, received))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AskProofBody {
+    /// The certificate, standard base64 (its disclosures are not sent).
+    certificate: String,
+}
+
+/// `POST /v1/proofs`: an agency of this region asks the region that issued a certificate for a
+/// verification proof (specs/sharing.md §3); the proof is verified and logged here as evidence
+/// received.
+pub async fn ask_proof(
+    State(app): State<App>,
+    Agency(_agency): Agency,
+    Body(body): Body<AskProofBody>,
+) -> Result<(StatusCode, Json<Value>), Refusal> {
+    let certificate = input::base64("certificate", &body.certificate)?;
+    let issuer = tongban_core::cert::inspect(&certificate)
+        .and_then(|i| i.claims)
+        .map_err(Refusal::from_failure)?
+        .region;
+    let federation = federation_for(&app, &issuer)?;
+    let asked = federation.ask_proof(&certificate).await?;
+    let item = &asked.verified.item;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "region": asked.verified.region.as_str(),
+            "verdict": if item.valid { "valid" } else { "invalid" },
+            "code": item.code.as_str(),
+            "state": item.state.map(|s| s.code()),
+            "at": item.at.seconds(),
+            "cosignatures": asked
+                .verified
+                .checkpoint
+                .as_ref()
+                .map_or(0, |c| c.cosigned_by.len()),
+            "proof": B64.encode(&asked.proof),
+            "digest": hex::encode(asked.verified.digest),
+            "log_index": asked.log_index,
+        })),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -202,7 +272,10 @@ pub async fn verify_copy(
     Body(body): Body<CopyBody>,
 ) -> Result<Json<Value>, Refusal> {
     let copy = input::base64("copy", &body.copy)?;
-    let federation = app.region.view()?.trust.clone();
-    let verification = app.region.check_copy(&copy, &federation, &agency)?;
+    let verification = blocking(move || {
+        let trust = app.cross_region_trust()?;
+        app.region.check_copy(&copy, &trust, &agency)
+    })
+    .await?;
     Ok(Json(copy_json(&verification)))
 }

@@ -7,6 +7,7 @@ pub mod cli;
 mod codec;
 pub mod http;
 mod replicas;
+mod sharing;
 pub mod store;
 pub mod swarm;
 mod tasks;
@@ -29,9 +30,11 @@ use crate::config::P2pConfig;
 use crate::home::Home;
 use crate::keyfile;
 use crate::metrics::{Metrics, RegionLabel};
+use crate::receipts::Receipts;
 use crate::region::Region;
 
 pub use replicas::Slot;
+pub use sharing::{AskedProof, Shared};
 use store::Store;
 use swarm::{Command, Inbound};
 
@@ -59,6 +62,8 @@ pub struct Misbehaviour {
 pub struct Federation {
     pub name: String,
     region: Arc<Region>,
+    /// The region's receipt batches, where proofs given to other regions are logged.
+    receipts: Receipts,
     own: RegionCode,
     federation_key: PublicKey,
     root: SecretKey,
@@ -135,6 +140,7 @@ impl Federation {
     pub fn start(
         home: &Home,
         region: Arc<Region>,
+        receipts: Receipts,
         metrics: Arc<Metrics>,
         extra_bootstrap: &[String],
     ) -> Result<Arc<Federation>, FederationError> {
@@ -234,6 +240,7 @@ impl Federation {
             home: home.clone(),
             local: started.local,
             region: region.clone(),
+            receipts,
             runtime: tokio::runtime::Handle::current(),
             this: OnceLock::new(),
         });

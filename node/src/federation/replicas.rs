@@ -12,13 +12,14 @@ use tongban_core::federation::{Member, Membership, Reason, Refused};
 use tongban_core::log::checkpoint::Checkpoint;
 use tongban_core::log::entry::Act;
 use tongban_core::log::state::Applied;
-use tongban_core::trust::{BundleContents, FederationRoot, TrustStore};
+use tongban_core::trust::{BundleContents, FederationRoot, StatusTable, TrustStore};
 use tongban_core::values::{ShortText, Time};
 
 use super::{Federation, FederationError, setup};
 use crate::entry_index::EntryIndexer;
 use crate::log::{Log, LogConfig};
 use crate::metrics::RegionLabel;
+use crate::refusal::Refusal;
 use crate::region::{now, record_status};
 
 /// How long the federation-wide trust bundles this node builds stay valid.
@@ -234,6 +235,17 @@ impl Federation {
     /// The federation-wide trust bundle (specs/federation.md §5): every member's root, every seal
     /// and revocation of this region and of the replicas, signed by this region's root.
     pub fn trust_bundle(&self) -> Result<Vec<u8>, FederationError> {
+        Ok(self.full_bundle()?.0)
+    }
+
+    /// The federation-wide trust, loaded: what this node checks other regions' signed objects
+    /// against when they involve this region's own seals too (a copy answering a request one of
+    /// them signed).
+    pub fn full_trust(&self) -> Result<TrustStore, FederationError> {
+        Ok(self.full_bundle()?.1)
+    }
+
+    fn full_bundle(&self) -> Result<(Vec<u8>, TrustStore), FederationError> {
         let (mut seals, mut revocations) = self
             .region
             .signed_seals()
@@ -241,14 +253,13 @@ impl Federation {
         let (others, other_revocations) = self.replicated_seals()?;
         seals.extend(others);
         revocations.extend(other_revocations);
-        Ok(bundle(
+        bundle(
             &self.membership(),
             federation_root(self)?,
             &self.root,
             seals,
             revocations,
-        )?
-        .0)
+        )
     }
 
     /// Applies `progress`'s entries durably to the slot's log and updates what derives from them.
@@ -293,6 +304,12 @@ impl crate::region::PeerVerifier for Federation {
             Ok(status) => cert::verify(bytes, &trust, &*status, now),
             Err(e) => cert::verify(bytes, &trust, &*e.into_inner(), now),
         }
+    }
+
+    fn status(&self) -> Result<std::sync::RwLockReadGuard<'_, StatusTable>, Refusal> {
+        self.status
+            .read()
+            .map_err(|_| Refusal::internal("an internal lock was poisoned by a panic"))
     }
 }
 

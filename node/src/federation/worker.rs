@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 
 use libp2p::PeerId;
 use libp2p::gossipsub::MessageAcceptance;
+use libp2p::request_response::ResponseChannel;
 use tokio::sync::mpsc;
 use tongban_core::federation::gossip::{self, Body, Gossip};
 use tongban_core::federation::membership::Succession;
@@ -60,17 +61,16 @@ pub(super) fn spawn(
                         peer,
                         bytes,
                         channel,
-                    } => {
-                        let response = federation.answer(peer, &bytes);
-                        match response.encode() {
-                            Ok(bytes) => {
-                                let _ = federation
-                                    .commands
-                                    .send(Command::Respond { channel, bytes });
-                            }
-                            Err(e) => tracing::error!(error = %e, "encoding a response"),
+                    } => match Request::decode(&bytes) {
+                        // Both wait for the log: answered off this thread.
+                        Ok(request @ (Request::Proof { .. } | Request::Share { .. })) => {
+                            federation.answer_later(peer, request, channel);
                         }
-                    }
+                        Ok(request) => {
+                            federation.respond(channel, &federation.answer(peer, request))
+                        }
+                        Err(r) => federation.respond(channel, &Response::refused(&r)),
+                    },
                     Inbound::CatchUp {
                         region,
                         bytes,
@@ -409,12 +409,18 @@ impl Federation {
         });
     }
 
+    /// Sends `response` on `channel` through the swarm.
+    pub(super) fn respond(&self, channel: ResponseChannel<Vec<u8>>, response: &Response) {
+        match response.encode() {
+            Ok(bytes) => {
+                let _ = self.commands.send(Command::Respond { channel, bytes });
+            }
+            Err(e) => tracing::error!(error = %e, "encoding a response"),
+        }
+    }
+
     /// Answers a request of `peer` (a member's node: the gate let it in).
-    fn answer(&self, peer: PeerId, bytes: &[u8]) -> Response {
-        let request = match Request::decode(bytes) {
-            Ok(request) => request,
-            Err(r) => return Response::refused(&r),
-        };
+    fn answer(&self, peer: PeerId, request: Request) -> Response {
         let answer = match request {
             Request::Entries { region, from } if region == self.own => self.own_entries(from),
             Request::Entries { region, from } => self.replica_entries(&region, from),
@@ -445,6 +451,9 @@ impl Federation {
                     Response::Memberships { versions }
                 })
             }
+            Request::Proof { .. } | Request::Share { .. } => Err(internal(
+                "proof and share requests are answered off the worker thread",
+            )),
         };
         answer.unwrap_or_else(|r| {
             tracing::debug!(%peer, refused = %r, "request refused");

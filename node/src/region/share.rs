@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use tongban_core::cert::verify::Layered;
 use tongban_core::cert::{self, FieldName};
 use tongban_core::codes::{Code, Failure};
 use tongban_core::ids::{Identifier, RegionCode, Uscc};
@@ -23,7 +24,7 @@ use tongban_core::sharing::{
     VerifiedProof, object_digest, verify_copy, verify_proof,
 };
 use tongban_core::status::{Operation, State, Termination};
-use tongban_core::trust::TrustStore;
+use tongban_core::trust::{StatusTable, TrustStore};
 use tongban_core::values::{ShortText, Time};
 
 use super::{CertificateSpec, IssuedCertificate, Lineage, Region, lock_failed, now};
@@ -133,13 +134,15 @@ impl Region {
         .map_err(|e| Refusal::invalid(e.to_string()))
     }
 
-    /// Answers a share request (specs/sharing.md §4.2). A request that is not authentic is
-    /// refused unlogged (`Err`); every authenticated one is answered and logged, the copy handed
-    /// out only once its entry is durable.
+    /// Answers a share request that region `sender`'s node delivered (specs/sharing.md §4.2). A
+    /// request that is not authentic, or that another region's node relays, is refused unlogged
+    /// (`Err`): the copy goes back to the sender, so only the requester's own region may ask.
+    /// Every other one is answered and logged, the copy handed out only once its entry is durable.
     pub fn answer_share_request(
         &self,
         request: &[u8],
         federation: &TrustStore,
+        sender: &RegionCode,
     ) -> Result<ShareAnswer, Refusal> {
         let now = now()?;
         let opened = ShareRequest::open(request, federation).map_err(|f| {
@@ -149,6 +152,17 @@ impl Region {
             };
             refused(kind, f)
         })?;
+        let requester = opened.requester();
+        if &requester.region != sender {
+            return Err(Refusal::code(
+                Kind::Forbidden,
+                Code::RegionMismatch,
+                format!(
+                    "a request of region {}'s agency delivered by region {sender}'s node",
+                    requester.region
+                ),
+            ));
+        }
         let (answer, result) = match self.copy_for(&opened, request, now)? {
             Ok((copy, expires)) => (
                 ShareOutcome::Given {
@@ -159,7 +173,6 @@ impl Region {
             ),
             Err(failure) => (ShareOutcome::Refused(failure.code), Err(failure)),
         };
-        let requester = opened.requester();
         let log_index = self.root_act(Act::ShareAnswered {
             requester: requester.region,
             agency: requester.agency,
@@ -267,19 +280,26 @@ impl Region {
         };
         let now = now()?;
         let view = self.view()?;
-        Ok(verify_copy(copy, federation, &view.status, now, &presenter))
+        // The certificate inside is usually another region's: its status is the federation's.
+        let peers = self.peers.get().map(|p| p.status()).transpose()?;
+        let none = StatusTable::default();
+        let status = Layered(&view.status, peers.as_deref().unwrap_or(&none));
+        Ok(verify_copy(copy, federation, &status, now, &presenter))
     }
 
     // ---- cross-region verification proofs (specs/sharing.md §3) ----
 
     /// Answers another region's proof request (specs/sharing.md §3.2): verifies the certificate
     /// against this node's trust and live status, logs the answer in a receipt batch, and signs
-    /// the proof with the region root.
+    /// the proof with the region root. `cosigned` is the latest checkpoint the federation's
+    /// witnesses cosigned (size, note), used when it covers the certificate's entries so that the
+    /// asker sees the cosignatures.
     pub async fn answer_verification_request(
         self: &Arc<Self>,
         receipts: &Receipts,
         requester: &RegionCode,
         request: &[u8],
+        cosigned: Option<(u64, Vec<u8>)>,
     ) -> Result<Vec<u8>, Refusal> {
         let request = ProofRequest::decode(request).map_err(|f| {
             let kind = match f.code {
@@ -322,7 +342,7 @@ impl Region {
         let region = self.clone();
         let work = move || {
             let (issuance, status) = match (logged, id) {
-                (Some(record), Some(id)) => region.log_evidence(&record, &id)?,
+                (Some(record), Some(id)) => region.log_evidence(&record, &id, cosigned)?,
                 _ => (None, None),
             };
             ProofContents {
@@ -341,11 +361,13 @@ impl Region {
     }
 
     /// Receipts of a certificate's issuance entry and, when its current state was set by a
-    /// `cert.status` entry, of that entry, against one checkpoint that covers both.
+    /// `cert.status` entry, of that entry, against one checkpoint that covers both: `cosigned`
+    /// when it does, else the latest signed checkpoint (a new one if that does not either).
     fn log_evidence(
         &self,
         record: &CertRecord,
         id: &Identifier,
+        cosigned: Option<(u64, Vec<u8>)>,
     ) -> Result<(Option<Receipt>, Option<Receipt>), Refusal> {
         let log = self.log();
         let mut status_index = None;
@@ -370,15 +392,20 @@ impl Region {
             }
         }
         let newest = status_index.unwrap_or(record.issued_at_index);
-        let covered = log
-            .last_checkpoint()?
-            .is_some_and(|(size, _)| size > newest);
-        if !covered {
-            self.checkpoint()?;
-        }
-        let (size, note) = log.last_checkpoint()?.ok_or_else(|| {
-            Refusal::new(Kind::Unavailable, "CHECKPOINT_REFUSED", "no checkpoint")
-        })?;
+        let (size, note) = match cosigned.filter(|(size, _)| *size > newest) {
+            Some(cosigned) => cosigned,
+            None => {
+                let covered = log
+                    .last_checkpoint()?
+                    .is_some_and(|(size, _)| size > newest);
+                if !covered {
+                    self.checkpoint()?;
+                }
+                log.last_checkpoint()?.ok_or_else(|| {
+                    Refusal::new(Kind::Unavailable, "CHECKPOINT_REFUSED", "no checkpoint")
+                })?
+            }
+        };
         if size <= newest {
             return Err(Refusal::new(
                 Kind::Unavailable,

@@ -201,6 +201,17 @@ impl Node {
 
     /// Registers an agency and a seal for it; returns (agency token, seal kid).
     pub fn agency_with_seal(&self, uscc: &str, seal_id: &str) -> (String, String) {
+        self.agency_with_scope(uscc, seal_id, &[])
+    }
+
+    /// Registers an agency and a seal that may ask for certificates of `share_types`; returns
+    /// (agency token, seal kid).
+    pub fn agency_with_scope(
+        &self,
+        uscc: &str,
+        seal_id: &str,
+        share_types: &[&str],
+    ) -> (String, String) {
         let agency = self.post(
             "/v1/admin/agencies",
             Some(&self.operator),
@@ -213,10 +224,11 @@ impl Node {
             &serde_json::json!({
                 "agency_uscc": uscc, "seal_id": seal_id, "seal_type": "approval",
                 "name": "行政审批专用章", "valid_until": 2_000_000_000u64,
-                "picture": "cG5n", "media_type": "image/png"
+                "picture": "cG5n", "media_type": "image/png", "share_types": share_types,
             }),
         );
         assert_eq!(seal.status, 201, "{}", seal.text());
+        assert_eq!(seal.json()["share_types"], serde_json::json!(share_types));
         (
             agency.json()["token"].as_str().unwrap().to_owned(),
             seal.json()["kid"].as_str().unwrap().to_owned(),
@@ -244,6 +256,15 @@ fn dechunk(mut body: &[u8]) -> Vec<u8> {
         out.extend_from_slice(&body[end + 2..end + 2 + size]);
         body = &body[end + 4 + size..];
     }
+}
+
+/// Now, in whole seconds.
+pub fn now() -> tongban_core::values::Time {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    tongban_core::values::Time::new(secs).unwrap()
 }
 
 /// An issuance request body.

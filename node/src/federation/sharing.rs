@@ -1,0 +1,233 @@
+//! Cross-region acts carried over the federation (specs/sharing.md, specs/federation.md §5.3):
+//! answering other regions' proof and share requests, and asking other regions on behalf of this
+//! region's agencies. The rules are the region's (`crate::region::share`); this module moves the
+//! requests and answers and decides which region is asking (the sender's node key, certified by
+//! the membership).
+
+use std::sync::Arc;
+
+use libp2p::PeerId;
+use libp2p::request_response::ResponseChannel;
+use tongban_core::cert;
+use tongban_core::codes::Code;
+use tongban_core::federation::gossip;
+use tongban_core::federation::wire::{Request, Response};
+use tongban_core::ids::RegionCode;
+use tongban_core::sharing::{ProofRequest, VerifiedProof};
+
+use super::{Federation, tasks};
+use crate::keyfile::random;
+use crate::refusal::{Kind, Refusal};
+use crate::region::{EvidencePolicy, ShareAnswer};
+
+/// A verification proof this region asked for, verified and logged as evidence received.
+pub struct AskedProof {
+    pub proof: Vec<u8>,
+    pub verified: VerifiedProof,
+    /// The `proof.received` entry in this region's log.
+    pub log_index: u64,
+}
+
+/// Another region's answer to a share request.
+pub enum Shared {
+    /// The copy, and its `share.answered` entry in the provider's log.
+    Copy { copy: Vec<u8>, log_index: u64 },
+    /// Refused with a sharing code; the refusal carries the index of the `share.answered` entry
+    /// in the provider's log that recorded it.
+    Declined(Refusal),
+}
+
+fn poisoned() -> Refusal {
+    Refusal::internal("an internal lock was poisoned by a panic")
+}
+
+fn unreachable(region: &RegionCode, why: impl std::fmt::Display) -> Refusal {
+    Refusal::new(
+        Kind::Unavailable,
+        "REGION_UNREACHABLE",
+        format!("region {region}'s node: {why}"),
+    )
+}
+
+/// Another region's refusal as this node's: its code when it is one of the specs' registry,
+/// else `REMOTE_REFUSED` with the code in the detail (a code this version does not know).
+fn remote_refusal(region: &RegionCode, code: &str, detail: &str) -> Refusal {
+    match Code::parse(code) {
+        Some(code) => Refusal::code(
+            Kind::of_sharing(code),
+            code,
+            format!("region {region}: {detail}"),
+        ),
+        None => Refusal::new(
+            Kind::Conflict,
+            "REMOTE_REFUSED",
+            format!("region {region} refused with {code}: {detail}"),
+        ),
+    }
+}
+
+impl Federation {
+    /// Answers a proof or share request of `peer` off the worker thread (both wait for the log)
+    /// and sends the response through the swarm.
+    pub(super) fn answer_later(
+        &self,
+        peer: PeerId,
+        request: Request,
+        channel: ResponseChannel<Vec<u8>>,
+    ) {
+        let Some(federation) = self.this.get().and_then(std::sync::Weak::upgrade) else {
+            return;
+        };
+        self.runtime.spawn(async move {
+            let response = match federation.region_of(&peer) {
+                None => Response::Refused {
+                    code: "NOT_MEMBER".into(),
+                    detail: "the sender is no member's node".into(),
+                },
+                Some(sender) => match request {
+                    Request::Proof { request } => federation.answer_proof(&sender, request).await,
+                    Request::Share { request } => {
+                        federation.clone().answer_share(sender, request).await
+                    }
+                    _ => Response::Refused {
+                        code: "MALFORMED".into(),
+                        detail: "not a proof or share request".into(),
+                    },
+                },
+            };
+            federation.respond(channel, &response);
+        });
+    }
+
+    /// specs/sharing.md §3.2 for the region whose node sent the request.
+    async fn answer_proof(&self, requester: &RegionCode, request: Vec<u8>) -> Response {
+        let cosigned = match self.store.cosigned() {
+            Ok(cosigned) => cosigned,
+            Err(e) => {
+                tracing::error!(error = %e, "reading the cosigned checkpoint");
+                None
+            }
+        };
+        match self
+            .region
+            .answer_verification_request(&self.receipts, requester, &request, cosigned)
+            .await
+        {
+            Ok(proof) => Response::Proof { proof },
+            Err(r) => {
+                tracing::info!(%requester, refused = %r, "proof request refused");
+                Response::Refused {
+                    code: r.code.to_owned(),
+                    detail: r.detail,
+                }
+            }
+        }
+    }
+
+    /// specs/sharing.md §4.2, for a request the sender's region must have signed.
+    async fn answer_share(self: Arc<Self>, sender: RegionCode, request: Vec<u8>) -> Response {
+        let work = move || -> Result<ShareAnswer, Refusal> {
+            let trust = self.trust.read().map_err(|_| poisoned())?.clone();
+            self.region.answer_share_request(&request, &trust, &sender)
+        };
+        let answer = tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| Refusal::internal(format!("a worker failed: {e}")))
+            .and_then(|r| r);
+        match answer {
+            Ok(ShareAnswer::Given { copy, log_index }) => Response::Copy { copy, log_index },
+            Ok(ShareAnswer::Refused { failure, log_index }) => Response::Declined {
+                code: failure.code.as_str().to_owned(),
+                detail: failure.detail,
+                log_index,
+            },
+            Err(r) => Response::Refused {
+                code: r.code.to_owned(),
+                detail: r.detail,
+            },
+        }
+    }
+
+    /// Sends `request` to `region`'s node and waits for the answer.
+    async fn ask(&self, region: &RegionCode, request: &Request) -> Result<Response, Refusal> {
+        if region == &self.own {
+            return Err(Refusal::code(
+                Kind::Invalid,
+                Code::RegionMismatch,
+                "this region's own: it needs no other region's answer",
+            ));
+        }
+        let peer = self
+            .peer_of(region)
+            .ok_or_else(|| unreachable(region, "not a member of the federation"))?;
+        tasks::request(self, peer, request)
+            .await
+            .map_err(|e| unreachable(region, e))
+    }
+
+    /// Asks the region that issued `certificate` for a verification proof (specs/sharing.md §3),
+    /// verifies it and logs it as evidence received (§3.5). The certificate goes without its
+    /// disclosures: the answer does not depend on them.
+    pub async fn ask_proof(self: &Arc<Self>, certificate: &[u8]) -> Result<AskedProof, Refusal> {
+        let claims = cert::inspect(certificate)
+            .and_then(|i| i.claims)
+            .map_err(Refusal::from_failure)?;
+        let stripped = cert::present(certificate, |_| false).map_err(Refusal::from_failure)?;
+        let nonce = random::<16>().map_err(|e| Refusal::internal(e.to_string()))?;
+        let request = ProofRequest {
+            certificate: stripped,
+            nonce,
+        }
+        .encode()
+        .map_err(|e| Refusal::new(Kind::TooLarge, "TOO_LARGE", e.to_string()))?;
+        let region = claims.region;
+        let proof = match self.ask(&region, &Request::Proof { request }).await? {
+            Response::Proof { proof } => proof,
+            Response::Refused { code, detail } => {
+                return Err(remote_refusal(&region, &code, &detail));
+            }
+            other => return Err(unreachable(&region, format!("answered {other:?}"))),
+        };
+        let federation = self.clone();
+        let work = move || {
+            let trust = federation.trust.read().map_err(|_| poisoned())?.clone();
+            let witnesses = gossip::witnesses(&federation.membership())
+                .map_err(|r| Refusal::internal(r.to_string()))?;
+            // Cosignature lines present must verify; how many there are is reported, not
+            // required: a certificate issued since the last witnessing round comes with a fresh
+            // checkpoint its witnesses have not seen yet.
+            let policy = EvidencePolicy {
+                nonce: Some(nonce),
+                witnesses: &witnesses,
+                quorum: 0,
+            };
+            let (verified, log_index) = federation
+                .region
+                .record_verification_evidence(&proof, &trust, &policy)?;
+            Ok(AskedProof {
+                proof,
+                verified,
+                log_index,
+            })
+        };
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| Refusal::internal(format!("a worker failed: {e}")))?
+    }
+
+    /// Sends an agency's signed share request to region `to` (specs/sharing.md §4).
+    pub async fn ask_share(&self, to: &RegionCode, request: Vec<u8>) -> Result<Shared, Refusal> {
+        match self.ask(to, &Request::Share { request }).await? {
+            Response::Copy { copy, log_index } => Ok(Shared::Copy { copy, log_index }),
+            Response::Declined {
+                code,
+                detail,
+                log_index,
+            } => Ok(Shared::Declined(
+                remote_refusal(to, &code, &detail).logged_at(log_index),
+            )),
+            Response::Refused { code, detail } => Err(remote_refusal(to, &code, &detail)),
+            other => Err(unreachable(to, format!("answered {other:?}"))),
+        }
+    }
+}
