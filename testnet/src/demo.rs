@@ -764,6 +764,23 @@ fn audit(story: &mut Story) -> Result<Shown> {
         }
         bail!("the replay found problems (exit {})", out.status);
     }
+    // Consistent across the federation: every node's replica of every other region's log
+    // reaches the size the auditor replayed from that region's own node.
+    let mut replicas = 0;
+    for log in report["logs"].as_array().into_iter().flatten() {
+        let region = log["region"].as_str().unwrap_or_default();
+        let size = log["entries"].as_u64().unwrap_or(0);
+        for i in 0..net.len() {
+            if net.node(i).region != region {
+                net.wait_replicas(i, &[(region.to_owned(), size)], Duration::from_secs(10))?;
+                replicas += 1;
+            }
+        }
+    }
+    lines.push(format!(
+        "all {replicas} replicas (every node's copy of every other region's log) hold the \
+         replayed logs"
+    ));
     Ok(Shown {
         lines,
         figure: format!(
