@@ -138,6 +138,14 @@ fn agencies_share_purpose_bound_copies_and_the_node_proves_and_transfers() {
         &share(&seal_c, "341200", &id, &["Name"]),
     );
     assert_eq!(reply.status, 400);
+    // A proof is asked of another region only; this node is in no federation anyway.
+    let reply = node.post("/v1/proofs", Some(&c), &json!({"certificate": cert_b64}));
+    assert_eq!(
+        (reply.status, reply.code().as_str()),
+        (400, "REGION_MISMATCH")
+    );
+    let reply = node.post("/v1/proofs", None, &json!({"certificate": cert_b64}));
+    assert_eq!(reply.status, 401);
 
     // A verification proof for another region, checked offline against the node's trust bundle.
     let trust_bytes = node.get("/v1/trust-bundle", None).body;

@@ -2,7 +2,7 @@
 //! same audit replay by re-executing itself (one binary to build); this is the binary edge, hence
 //! anyhow.
 
-use crate::{audit, bulk, generate, report, sharing, vectors};
+use crate::{audit, bulk, fetch, generate, report, sharing, vectors};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -68,6 +68,9 @@ enum Command {
     Bulk(bulk::BulkArgs),
     /// Make a large test set (stream, trust bundle, status snapshots) from the fixed test keys.
     Gen(generate::GenArgs),
+    /// Download a node's federation-wide trust bundle and every member region's status
+    /// snapshot, checked, for offline verification.
+    Fetch(fetch::FetchArgs),
     /// Audit signed transparency logs.
     Audit {
         #[command(subcommand)]
@@ -311,6 +314,7 @@ where
         Command::Conformance { vectors, export } => conformance(vectors, export.as_deref()),
         Command::Bulk(args) => bulk::run(args),
         Command::Gen(args) => generate::run(args),
+        Command::Fetch(args) => fetch::run(args),
         Command::Audit {
             command:
                 AuditCommand::Replay {

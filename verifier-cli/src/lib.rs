@@ -4,6 +4,7 @@
 mod audit;
 mod bulk;
 pub mod cli;
+mod fetch;
 mod generate;
 mod report;
 mod sharing;

@@ -10,6 +10,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
 use tongban_core::log::audit::encode_entries;
 use tongban_core::log::proof::MemoryTree;
@@ -37,6 +39,33 @@ fn node_bin() -> PathBuf {
         bin.display()
     );
     bin
+}
+
+/// Makes the node in `dir` the only member of the federation its `init` created.
+fn federate(dir: &Path) {
+    let member = Command::new(node_bin())
+        .args(["federation", "member", "--dir"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(member.status.success(), "{}", stderr(&member));
+    std::fs::write(dir.join("member.json"), &member.stdout).unwrap();
+    let genesis = Command::new(node_bin())
+        .args(["federation", "genesis", "--name", "tongban.local", "--key"])
+        .arg(dir.join("keys/federation-root.key"))
+        .arg("--member")
+        .arg(dir.join("member.json"))
+        .arg("--out")
+        .arg(dir.join("federation.tbm"))
+        .output()
+        .unwrap();
+    assert!(genesis.status.success(), "{}", stderr(&genesis));
+    let config = dir.join("config.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(
+        "\n[p2p]\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\nmembership = \"federation.tbm\"\n",
+    );
+    std::fs::write(&config, text).unwrap();
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -74,6 +103,12 @@ struct Node {
 
 impl Node {
     fn start(name: &str, region: &str, region_name: &str) -> Node {
+        Node::start_with(name, region, region_name, false)
+    }
+
+    /// With `federated`, the node is the one member of a federation of its own (its p2p routes
+    /// serve the federation-wide bundle and snapshots).
+    fn start_with(name: &str, region: &str, region_name: &str, federated: bool) -> Node {
         let dir = scratch(name);
         let init = Command::new(node_bin())
             .args(["init", "--region", region, "--name", region_name, "--dir"])
@@ -93,6 +128,9 @@ impl Node {
             "checkpoint_interval_ms = 100",
         );
         std::fs::write(&config, text).unwrap();
+        if federated {
+            federate(&dir);
+        }
         let mut child = Command::new(node_bin())
             .args(["run", "--listen", "127.0.0.1:0", "--dir"])
             .arg(&dir)
@@ -176,7 +214,9 @@ impl Drop for Node {
 
 /// Issues `count` certificates with a new agency's seal, suspends the first and verifies the
 /// second; returns the identifiers.
-fn activity(node: &Node, count: usize) -> Vec<String> {
+/// Registers an agency and seal, issues `count` certificates and suspends the first; returns
+/// their identifiers and certificates (base64).
+fn activity(node: &Node, count: usize) -> (Vec<String>, Vec<String>) {
     let agency = node.post(
         "/v1/admin/agencies",
         Some(&node.operator),
@@ -216,13 +256,13 @@ fn activity(node: &Node, count: usize) -> Vec<String> {
     );
     let verified = node.post("/v1/verify", None, &json!({"certificate": certificates[1]}));
     assert_eq!(verified["code"], "OK");
-    issued
+    (issued, certificates)
 }
 
 #[test]
 fn a_live_node_replays_clean_alone_and_beside_a_bundle_and_a_stopped_one_cannot_be_read() {
     let node = Node::start("fuyang", "341200", "阜阳市");
-    let issued = activity(&node, 3);
+    let (issued, _) = activity(&node, 3);
     let size = node.checkpointed();
 
     let out = replay(&[&node.url, "--json"]);
@@ -602,4 +642,76 @@ fn what_a_node_serves_wrongly_is_refused_or_reported() {
         assert_eq!(out.status.code(), Some(2), "{url}: {}", stdout(&out));
         assert!(stderr(&out).contains(code), "{url}: {}", stderr(&out));
     }
+}
+
+fn tongban(args: &[&str]) -> Output {
+    Command::new(VERIFY).args(args).output().unwrap()
+}
+
+#[test]
+fn fetch_downloads_checked_trust_and_status_for_offline_verification() {
+    for federated in [false, true] {
+        let name = if federated {
+            "fetch-federated"
+        } else {
+            "fetch-alone"
+        };
+        let node = Node::start_with(name, "341200", "阜阳市", federated);
+        let (_, certificates) = activity(&node, 2);
+        let dir = scratch(&format!("{name}-out"));
+        let dir_arg = dir.to_str().unwrap();
+        let out = tongban(&["fetch", &node.url, dir_arg]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(
+            stdout(&out).contains("341200 阜阳市: status snapshot"),
+            "{}",
+            stdout(&out)
+        );
+        // The first certificate was suspended: offline, with the fetched files, it says so.
+        let check = |b64: &str| {
+            let file = dir.join("certificate.tbc");
+            std::fs::write(&file, B64.decode(b64).unwrap()).unwrap();
+            let out = tongban(&[
+                "verify",
+                file.to_str().unwrap(),
+                "--trust",
+                dir.join("bundle.tbt").to_str().unwrap(),
+                "--status",
+                dir.join("status-341200.tbs").to_str().unwrap(),
+                "--json",
+            ]);
+            let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+            report["code"].as_str().unwrap().to_owned()
+        };
+        assert_eq!(check(&certificates[0]), "STATUS_SUSPENDED");
+        assert_eq!(check(&certificates[1]), "OK");
+        // Into a directory that is not empty; pinned to another federation root.
+        let out = tongban(&["fetch", &node.url, dir_arg]);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(stderr(&out).contains("not empty"), "{}", stderr(&out));
+        let other = scratch(&format!("{name}-other"));
+        let out = tongban(&[
+            "fetch",
+            &node.url,
+            other.to_str().unwrap(),
+            "--federation-kid",
+            "00112233445566778899aabbccddeeff",
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+        assert!(!other.join("bundle.tbt").exists());
+    }
+    // Nobody listening.
+    let out = tongban(&[
+        "fetch",
+        "http://127.0.0.1:9",
+        scratch("fetch-down").to_str().unwrap(),
+        "--timeout",
+        "5",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("NODE_UNREACHABLE"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -204,6 +204,13 @@ pub async fn ask_proof(
         .and_then(|i| i.claims)
         .map_err(Refusal::from_failure)?
         .region;
+    if &issuer == app.region.code() {
+        return Err(Refusal::code(
+            Kind::Invalid,
+            tongban_core::codes::Code::RegionMismatch,
+            "this region's own certificate: verify it with /v1/verify",
+        ));
+    }
     let federation = federation_for(&app, &issuer)?;
     let asked = federation.ask_proof(&certificate).await?;
     let item = &asked.verified.item;

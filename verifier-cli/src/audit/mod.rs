@@ -2,8 +2,8 @@
 //! their nodes (§7), and report what core's replay finds. Both ways build the same input; the rules
 //! are core's alone.
 
-mod http;
-mod node;
+pub(crate) mod http;
+pub(crate) mod node;
 mod report;
 
 use std::path::{Path, PathBuf};

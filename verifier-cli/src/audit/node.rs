@@ -25,7 +25,7 @@ pub fn is_url(arg: &str) -> bool {
 }
 
 /// A node's base URL, without a trailing `/`; request paths are appended to it.
-fn base(url: &str) -> Result<String, FetchError> {
+pub(crate) fn base(url: &str) -> Result<String, FetchError> {
     let invalid = |why: &str| FetchError::UrlInvalid {
         url: url.to_owned(),
         why: why.to_owned(),
