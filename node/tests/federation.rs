@@ -168,6 +168,39 @@ fn trust_and_status_replicate_and_a_restarted_node_catches_up() {
     assert!(status(b)["misbehaving"].as_object().unwrap().is_empty());
 }
 
+/// Sends `signal` (e.g. `-STOP`) to `node`'s process with kill(1).
+fn signal(node: &Node, signal: &str) {
+    let pid = node.child.as_ref().unwrap().id().to_string();
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {signal} {pid}");
+}
+
+#[test]
+fn checkpoints_reach_their_quorum_while_a_witness_is_stopped() {
+    let federation = Federation::start(&["341200", "370100", "110000"], 1);
+    let (a, c) = (&federation.nodes[0], &federation.nodes[2]);
+    // C neither answers nor sends: each of A's witnessing rounds waits for it in vain.
+    signal(c, "-STOP");
+    let (token, seal) = a.agency_with_seal(AGENCY_A, "FY-AMR-1");
+    issue(a, &token, &seal, "2026000001");
+    let size = log_size(a);
+    let covered = wait_for(
+        Duration::from_secs(20),
+        "A's checkpoint cosigned by B alone",
+        || {
+            let reply = a.get("/v1/federation/checkpoint", None);
+            let text = reply.text();
+            let covered: u64 = text.lines().nth(1)?.trim().parse().ok()?;
+            (reply.status == 200 && covered >= size).then_some(covered)
+        },
+    );
+    signal(c, "-CONT");
+    assert!(covered >= size);
+}
+
 /// Signs a checkpoint of `node`'s log with its log key: what an equivocating region would do.
 fn forge_checkpoint(node: &Node, origin: &str, size: u64, root: [u8; 32]) -> String {
     use tongban_core::keys::SecretKey;

@@ -11,7 +11,7 @@ use tongban_core::trust::{StatusSnapshot, TrustStore};
 
 use crate::audit::http::Client;
 use crate::audit::node::base;
-use crate::{emit, now_or, pinned_kid};
+use crate::cli::{emit, now_or, pinned_kid};
 
 /// Largest trust bundle or snapshot accepted (the response limit of specs/federation.md §5.3).
 const LIMIT: u64 = 8 << 20;

@@ -20,7 +20,8 @@ use tongban_core::sharing::{
 use tongban_core::trust::{StatusSnapshot, StatusTable, TrustStore};
 use tongban_core::values::Time;
 
-use crate::{EXIT_INVALID, emit, now_or, pinned_kid, read, report};
+use crate::cli::{EXIT_INVALID, emit, now_or, pinned_kid, read};
+use crate::report;
 
 /// Where the trust comes from, and as of when.
 #[derive(Args)]

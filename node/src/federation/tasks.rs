@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::StreamExt;
 use libp2p::PeerId;
 use tokio::sync::{mpsc, oneshot};
 use tongban_core::federation::gossip::{Body, MAX_ENTRIES, MAX_GOSSIP};
@@ -269,8 +270,14 @@ async fn witness_rounds(federation: Arc<Federation>) {
                 }));
             }
             let timeout = Duration::from_millis(federation.config.cosign_timeout_ms.max(100));
-            let gathered = tokio::time::timeout(timeout, futures::future::join_all(rounds)).await;
-            for (region, result) in gathered.into_iter().flatten().flatten() {
+            let deadline = tokio::time::Instant::now() + timeout;
+            // Each answer counts as it arrives: a witness that never answers (stopped, cut off)
+            // must not cost the round the others' cosignatures, as waiting for all at once did.
+            let mut pending: futures::stream::FuturesUnordered<_> = rounds.into_iter().collect();
+            while let Ok(Some(joined)) = tokio::time::timeout_at(deadline, pending.next()).await {
+                let Ok((region, result)) = joined else {
+                    continue;
+                };
                 match result {
                     Ok(signature) => {
                         known.insert(region, size);
@@ -278,6 +285,10 @@ async fn witness_rounds(federation: Arc<Federation>) {
                     }
                     Err(e) => tracing::debug!(%region, error = %e, "no cosignature"),
                 }
+            }
+            // The silent witnesses' requests are not waited for by the next round either.
+            for round in pending {
+                round.abort();
             }
         }
         let label = |code: &str| ResultLabel {

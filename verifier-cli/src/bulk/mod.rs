@@ -14,7 +14,7 @@ use tongban_core::bulk::{CompactStatus, Config, DigestCache, FastVerifier, Outco
 use tongban_core::cert::Verdict;
 use tongban_core::trust::{StatusSnapshot, TrustStore};
 
-use crate::{EXIT_ERROR, EXIT_INVALID, now_or, pinned_kid, read};
+use crate::cli::{EXIT_ERROR, EXIT_INVALID, now_or, pinned_kid, read};
 use input::{Format, InputError, Position, Records, Source};
 
 /// The options of `bulk`.

@@ -1,0 +1,340 @@
+//! The `tongban-verify` command line. A library module so that `tongban-testnet` can run the very
+//! same audit replay by re-executing itself (one binary to build); this is the binary edge, hence
+//! anyhow.
+
+use crate::{audit, bulk, fetch, generate, report, sharing, vectors};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, anyhow};
+use clap::{Parser, Subcommand};
+use tongban_core::cert;
+use tongban_core::keys::KeyId;
+use tongban_core::trust::{StatusSnapshot, StatusTable, TrustStore};
+use tongban_core::values::Time;
+
+/// Exit codes: 0 valid (or every case passed), 1 invalid (or a case failed), 2 could not check.
+pub(crate) const EXIT_INVALID: u8 = 1;
+pub(crate) const EXIT_ERROR: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "tongban-verify",
+    version,
+    about = "Verify Tongban e-certificates (电子证照) offline"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Verify one certificate against a trust bundle (and status snapshots).
+    Verify {
+        /// The certificate file (the COSE_Sign1 bytes).
+        file: PathBuf,
+        /// The trust bundle file.
+        #[arg(long)]
+        trust: PathBuf,
+        /// Status snapshot files, one per region.
+        #[arg(long = "status")]
+        status: Vec<PathBuf>,
+        /// Verify as of this Unix time instead of the clock.
+        #[arg(long)]
+        now: Option<u64>,
+        /// Refuse a bundle whose federation root has another key id (32 hex digits).
+        #[arg(long)]
+        federation_kid: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a certificate's contents without verifying it.
+    Inspect {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the conformance vectors of specs/vectors/ and report each mismatch.
+    Conformance {
+        #[arg(default_value = "specs/vectors/vectors.json")]
+        vectors: PathBuf,
+        /// Also write the vectors as files (trust bundle, snapshots, certificates) into this folder.
+        #[arg(long)]
+        export: Option<PathBuf>,
+    },
+    /// Verify many certificates through the fast path; one JSON line per certificate.
+    Bulk(bulk::BulkArgs),
+    /// Make a large test set (stream, trust bundle, status snapshots) from the fixed test keys.
+    Gen(generate::GenArgs),
+    /// Download a node's federation-wide trust bundle and every member region's status
+    /// snapshot, checked, for offline verification.
+    Fetch(fetch::FetchArgs),
+    /// Audit signed transparency logs.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Purpose-bound copies (加注件): verify one as presented by an agency, or inspect it.
+    Copy {
+        #[command(subcommand)]
+        command: sharing::CopyCommand,
+    },
+    /// Cross-region verification proofs (核验回执): verify one offline, or inspect it.
+    Proof {
+        #[command(subcommand)]
+        command: sharing::ProofCommand,
+    },
+}
+
+/// Writes to stdout; a closed pipe (`| head`) ends the output quietly instead of panicking.
+pub(crate) fn emit(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Replay region logs, each an audit bundle directory or a node's URL (http:// or https://):
+    /// recompute every root, check every checkpoint, entry and (from a node) hash tile, derive
+    /// statuses and statistics.
+    Replay {
+        /// Audit bundle directories and node URLs, one per region log.
+        #[arg(required = true, value_name = "BUNDLE_DIR|NODE_URL")]
+        sources: Vec<PathBuf>,
+        /// Seconds each request to a node may take, from connecting to the last byte.
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+        timeout: u64,
+        /// Refuse (exit 2) any source whose trust bundle is not published by the federation root
+        /// with this key id (32 hex digits): without it a log is only checked against itself.
+        #[arg(long)]
+        federation_kid: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a node's log as an audit bundle directory (specs/log.md §6), for replay later or
+    /// elsewhere.
+    Export {
+        /// The node's URL (http:// or https://).
+        node: String,
+        /// A new (or empty) directory.
+        dir: PathBuf,
+        /// Seconds each request to the node may take, from connecting to the last byte.
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+        timeout: u64,
+    },
+}
+
+fn audit_export(node: &str, dir: &Path, timeout: u64) -> Result<ExitCode> {
+    let log = audit::AuditLog::fetch(node, std::time::Duration::from_secs(timeout))?;
+    log.write_dir(dir)?;
+    emit(&format!(
+        "wrote {} entries and {} checkpoints of {} to {}\n",
+        log.entries(),
+        log.checkpoints(),
+        log.source,
+        dir.display()
+    ))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn audit_replay(
+    sources: &[PathBuf],
+    timeout: u64,
+    federation_kid: Option<&str>,
+    json: bool,
+) -> Result<ExitCode> {
+    let timeout = std::time::Duration::from_secs(timeout);
+    let pinned = pinned_kid(federation_kid)?;
+    let logs = sources
+        .iter()
+        .map(|s| audit::AuditLog::read(&audit::Source::from_arg(s), timeout))
+        .collect::<Result<Vec<_>>>()?;
+    if let Some(kid) = pinned {
+        for log in &logs {
+            log.check_federation(kid)?;
+        }
+    }
+    let reports = audit::replay_all(&logs);
+    let clean = reports.iter().all(|r| r.is_clean());
+    if json {
+        let logs: Vec<_> = logs
+            .iter()
+            .zip(&reports)
+            .map(|(l, r)| audit::json(&l.source, r))
+            .collect();
+        emit(&format!(
+            "{:#}\n",
+            serde_json::json!({"clean": clean, "logs": logs})
+        ))?;
+    } else {
+        let text: String = logs
+            .iter()
+            .zip(&reports)
+            .map(|(l, r)| audit::text(&l.source, r))
+            .collect();
+        emit(&text)?;
+    }
+    Ok(if clean {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_INVALID)
+    })
+}
+
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+pub(crate) fn now_or(now: Option<u64>) -> Result<Time> {
+    let seconds = match now {
+        Some(s) => s,
+        None => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .context("system clock before 1970")?
+            .as_secs(),
+    };
+    Time::new(seconds).ok_or_else(|| anyhow!("time {seconds} out of range"))
+}
+
+/// The `--federation-kid` option's key id.
+pub(crate) fn pinned_kid(federation_kid: Option<&str>) -> Result<Option<KeyId>> {
+    federation_kid
+        .map(|k| hex::decode(k).ok().and_then(|b| KeyId::from_slice(&b)))
+        .map(|k| k.ok_or_else(|| anyhow!("--federation-kid must be 32 hex digits")))
+        .transpose()
+}
+
+fn verify(
+    file: &Path,
+    trust: &Path,
+    status: &[PathBuf],
+    now: Option<u64>,
+    federation_kid: Option<&str>,
+    json: bool,
+) -> Result<ExitCode> {
+    let now = now_or(now)?;
+    let pinned = pinned_kid(federation_kid)?;
+    let store = TrustStore::load(&read(trust)?, now, pinned)
+        .map_err(|f| anyhow!("trust bundle {}: {f}", trust.display()))?;
+    let mut table = StatusTable::default();
+    for path in status {
+        let snapshot = StatusSnapshot::load(&read(path)?, &store)
+            .map_err(|f| anyhow!("status snapshot {}: {f}", path.display()))?;
+        table.add(snapshot);
+    }
+    let result = cert::verify(&read(file)?, &store, &table, now);
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report::verification_json(&result))?
+        );
+    } else {
+        print!("{}", report::verification_text(&result));
+    }
+    Ok(if result.is_valid() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_INVALID)
+    })
+}
+
+fn inspect(file: &Path, json: bool) -> Result<ExitCode> {
+    let inspection = cert::inspect(&read(file)?).map_err(|f| anyhow!("{}: {f}", file.display()))?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report::inspection_json(&inspection))?
+        );
+    } else {
+        print!("{}", report::inspection_text(&inspection));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn conformance(path: &Path, export: Option<&Path>) -> Result<ExitCode> {
+    let file: vectors::VectorFile = serde_json::from_slice(&read(path)?)
+        .with_context(|| format!("{} is not a vector file", path.display()))?;
+    let outcome = vectors::run(&file)?;
+    if let Some(dir) = export {
+        let written = vectors::export(&file, dir)?;
+        emit(&format!("wrote {written} files to {}\n", dir.display()))?;
+    }
+    for failure in &outcome.failures {
+        println!("FAIL {failure}");
+    }
+    println!(
+        "conformance: {} certificate, {} trust bundle, {} copy and {} proof cases from {}",
+        file.certificates.len(),
+        file.trust_bundles.len(),
+        file.copies.len(),
+        file.proofs.len(),
+        path.display()
+    );
+    println!(
+        "{} passed, {} failed",
+        outcome.passed,
+        outcome.failures.len()
+    );
+    Ok(if outcome.failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_INVALID)
+    })
+}
+
+/// Runs `tongban-verify` with `args` (the first is the program name), as its `main` does.
+pub fn main<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let outcome = match &cli.command {
+        Command::Verify {
+            file,
+            trust,
+            status,
+            now,
+            federation_kid,
+            json,
+        } => verify(file, trust, status, *now, federation_kid.as_deref(), *json),
+        Command::Inspect { file, json } => inspect(file, *json),
+        Command::Conformance { vectors, export } => conformance(vectors, export.as_deref()),
+        Command::Bulk(args) => bulk::run(args),
+        Command::Gen(args) => generate::run(args),
+        Command::Fetch(args) => fetch::run(args),
+        Command::Audit {
+            command:
+                AuditCommand::Replay {
+                    sources,
+                    timeout,
+                    federation_kid,
+                    json,
+                },
+        } => audit_replay(sources, *timeout, federation_kid.as_deref(), *json),
+        Command::Audit {
+            command: AuditCommand::Export { node, dir, timeout },
+        } => audit_export(node, dir, *timeout),
+        Command::Copy { command } => sharing::copy(command),
+        Command::Proof { command } => sharing::proof(command),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("tongban-verify: {error:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
