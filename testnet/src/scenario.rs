@@ -162,6 +162,15 @@ fn sizes(net: &Testnet, nodes: &[usize]) -> Result<Vec<(String, u64)>> {
         .collect()
 }
 
+/// `region size, region size, …`, for a figure.
+fn listed(sizes: &[(String, u64)]) -> String {
+    sizes
+        .iter()
+        .map(|(r, n)| format!("{r} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn ms(d: Duration) -> String {
     format!("{} ms", d.as_millis())
 }
@@ -288,11 +297,7 @@ fn crash(net: &mut Testnet) -> Result<Figures> {
             format!(
                 "{} (its replicas reached {}; every other node holds its {own} entries)",
                 ms(converged),
-                targets
-                    .iter()
-                    .map(|(r, n)| format!("{r} {n}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                listed(&targets)
             ),
         ),
         figure(
@@ -410,11 +415,7 @@ fn partition(net: &mut Testnet) -> Result<Figures> {
             format!(
                 "{} (every stopped node's replicas reached {})",
                 ms(converged),
-                targets
-                    .iter()
-                    .map(|(r, n)| format!("{r} {n}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                listed(&targets)
             ),
         ),
         figure(
