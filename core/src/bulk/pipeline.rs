@@ -94,7 +94,10 @@ impl<T> Job<T> {
 /// Verifies every record of `input` and gives each outcome, in input order, to `sink` with the
 /// record's tag. Stops at the first error of the input or the sink, after giving the sink the
 /// outcomes of every record read before it (the sink's own error ends the run at once).
-pub fn run<T, E, I, F>(
+///
+/// A record's bytes may be owned or borrowed (`B`): they are copied into the batch either way, so
+/// input already in memory is passed without a copy of its own.
+pub fn run<T, E, B, I, F>(
     verifier: &FastVerifier,
     cache: Option<&DigestCache>,
     config: &Config,
@@ -103,7 +106,8 @@ pub fn run<T, E, I, F>(
 ) -> Result<Summary, E>
 where
     T: Send,
-    I: IntoIterator<Item = Result<(T, Vec<u8>), E>>,
+    B: AsRef<[u8]>,
+    I: IntoIterator<Item = Result<(T, B), E>>,
     F: FnMut(T, Outcome) -> Result<(), E>,
 {
     let started = Instant::now();
@@ -157,7 +161,7 @@ enum Stop<E> {
     Sink(E),
 }
 
-fn feed<T, E, I, F>(
+fn feed<T, E, B, I, F>(
     config: &Config,
     input: I,
     job_tx: &mpsc::SyncSender<Job<T>>,
@@ -166,7 +170,8 @@ fn feed<T, E, I, F>(
     sink: &mut F,
 ) -> Result<(), Stop<E>>
 where
-    I: IntoIterator<Item = Result<(T, Vec<u8>), E>>,
+    B: AsRef<[u8]>,
+    I: IntoIterator<Item = Result<(T, B), E>>,
     F: FnMut(T, Outcome) -> Result<(), E>,
 {
     let mut seq = 0u64;
@@ -186,7 +191,7 @@ where
             }
         };
         job.tags.push(tag);
-        job.data.extend_from_slice(&bytes);
+        job.data.extend_from_slice(bytes.as_ref());
         job.ends.push(job.data.len());
         if job.is_full(config) {
             // Keep at most `in_flight` batches alive: this one plus those handed out.

@@ -11,7 +11,7 @@ use libp2p::request_response::ResponseChannel;
 use tokio::sync::mpsc;
 use tongban_core::federation::gossip::{self, Body, Gossip};
 use tongban_core::federation::membership::Succession;
-use tongban_core::federation::replica::Replica;
+use tongban_core::federation::replica::{Progress, Replica};
 use tongban_core::federation::wire::{
     MAX_CATCH_UP_BYTES, MAX_CATCH_UP_ENTRIES, MAX_VERSIONS, Request, Response,
 };
@@ -211,26 +211,45 @@ impl Federation {
             }
             let new = &entries[fresh..];
             let progress = slot.replica.apply_published(size, new);
-            let applied = new[..progress.applied.len()].to_vec();
-            self.commit(slot, applied, &progress).map_err(internal)?;
-            if let Some(refused) = progress.refused {
+            if let Some(refused) = self.commit_progress(slot, new, progress)? {
                 drop(replicas);
-                self.mark_misbehaving(
-                    region.as_str(),
-                    Misbehaviour {
-                        reason: format!(
-                            "its node published an entry its own log rules refuse: {refused}"
-                        ),
-                        evidence: None,
-                    },
-                );
-                return Err(refused);
+                return Err(self.refused_entry(
+                    region,
+                    "its node published an entry its own log rules refuse",
+                    refused,
+                ));
             }
         }
         if let Some(note) = checkpoint {
             self.on_checkpoint(slot, &note)?;
         }
         Ok(())
+    }
+
+    /// Commits the entries of `entries` that `progress` applied; returns the refusal that
+    /// stopped it, for the caller to report once the replicas are free.
+    fn commit_progress(
+        &self,
+        slot: &mut Slot,
+        entries: &[Vec<u8>],
+        mut progress: Progress,
+    ) -> Result<Option<Refused>, Refused> {
+        let applied = entries[..progress.applied.len()].to_vec();
+        self.commit(slot, applied, &progress).map_err(internal)?;
+        Ok(progress.refused.take())
+    }
+
+    /// Marks `region` misbehaving for an entry its log rules refuse (`how` it came) and returns
+    /// the refusal.
+    fn refused_entry(&self, region: &RegionCode, how: &str, refused: Refused) -> Refused {
+        self.mark_misbehaving(
+            region.as_str(),
+            Misbehaviour {
+                reason: format!("{how}: {refused}"),
+                evidence: None,
+            },
+        );
+        refused
     }
 
     /// How many of `entries` (starting at `first`) the replica already holds; refuses, and marks
@@ -614,20 +633,13 @@ impl Federation {
         let rest = &entries[fresh..];
         if !rest.is_empty() {
             let progress = slot.replica.apply_proven(size, rest, &head, &proof)?;
-            let applied = rest[..progress.applied.len()].to_vec();
-            self.commit(slot, applied, &progress).map_err(internal)?;
-            if let Some(refused) = progress.refused {
+            if let Some(refused) = self.commit_progress(slot, rest, progress)? {
                 drop(replicas);
-                self.mark_misbehaving(
-                    region.as_str(),
-                    Misbehaviour {
-                        reason: format!(
-                            "its log, proven by its checkpoint, breaks the log rules: {refused}"
-                        ),
-                        evidence: None,
-                    },
-                );
-                return Err(refused);
+                return Err(self.refused_entry(
+                    region,
+                    "its log, proven by its checkpoint, breaks the log rules",
+                    refused,
+                ));
             }
         }
         self.on_checkpoint(slot, &checkpoint)
