@@ -97,6 +97,10 @@ enum Cmd {
     },
 }
 
+// The nodes this binary runs use the allocator `tongban-node` does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
