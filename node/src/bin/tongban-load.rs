@@ -135,10 +135,13 @@ fn phase(
     Ok((all, elapsed))
 }
 
-fn report(name: &str, latencies: &[Duration], elapsed: Duration) {
+fn report(name: &str, latencies: &[Duration], elapsed: Duration) -> Result<()> {
+    if latencies.is_empty() {
+        bail!("{name}: no request completed");
+    }
     let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
-    println!(
-        "{name}: {} requests in {:.1} s = {:.0}/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+    let line = format!(
+        "{name}: {} requests in {:.1} s = {:.0}/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms\n",
         latencies.len(),
         elapsed.as_secs_f64(),
         latencies.len() as f64 / elapsed.as_secs_f64(),
@@ -146,6 +149,12 @@ fn report(name: &str, latencies: &[Duration], elapsed: Duration) {
         at(0.99).as_secs_f64() * 1e3,
         at(1.0).as_secs_f64() * 1e3,
     );
+    // A closed stdout (`| head -1`) ends the report quietly instead of panicking.
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(line.as_bytes()).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
 }
 
 fn main() -> Result<()> {
@@ -201,7 +210,7 @@ fn main() -> Result<()> {
         Arc::new(move |_, _| verify_body.clone()),
         200,
     )?;
-    report("verify (with receipts)", &latencies, elapsed);
+    report("verify (with receipts)", &latencies, elapsed)?;
     let (latencies, elapsed) = phase(
         &args,
         "/v1/certificates",
@@ -213,6 +222,6 @@ fn main() -> Result<()> {
         }),
         201,
     )?;
-    report("issue (durable)", &latencies, elapsed);
+    report("issue (durable)", &latencies, elapsed)?;
     Ok(())
 }
