@@ -1,7 +1,7 @@
 //! `tongban-testnet demo`: the four-region story, step by step, in plain words, each step
 //! checking what it claims and showing the evidence (identifiers, codes, log indexes, digests).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
@@ -86,18 +86,8 @@ fn first_line(text: &str) -> String {
 }
 
 pub fn run(dir: Option<&Path>) -> Result<ExitCode> {
-    let temp;
-    let dir: PathBuf = match dir {
-        Some(dir) => dir.to_owned(),
-        None => {
-            temp = tempfile::Builder::new()
-                .prefix("tongban-demo-")
-                .tempdir()
-                .context("making a temporary directory")?;
-            signals::register_dir(temp.path().to_owned());
-            temp.path().join("testnet")
-        }
-    };
+    // The temporary directory, if any, lives as long as the run.
+    let (dir, _temp) = signals::state_dir(dir, "tongban-demo-")?;
     println!(
         "Tongban demo: four regions (阜阳 Fuyang 341200, 济南 Jinan 370100, 宿迁 Suqian 321300, \
          铜陵 Tongling 340700) each run their own node on this machine; together they form one \

@@ -2,7 +2,7 @@
 //! it measured and a non-zero exit when the network does not behave as specified.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -58,18 +58,8 @@ pub fn run(name: Name, regions: usize, dir: Option<&Path>) -> Result<ExitCode> {
             net::MAX_REGIONS
         );
     }
-    let temp;
-    let dir: PathBuf = match dir {
-        Some(dir) => dir.to_owned(),
-        None => {
-            temp = tempfile::Builder::new()
-                .prefix("tongban-scenario-")
-                .tempdir()
-                .context("making a temporary directory")?;
-            signals::register_dir(temp.path().to_owned());
-            temp.path().join("testnet")
-        }
-    };
+    // The temporary directory, if any, lives as long as the run.
+    let (dir, _temp) = signals::state_dir(dir, "tongban-scenario-")?;
     println!("scenario {name:?}: starting {regions} region nodes …");
     let started = Instant::now();
     let mut net = Testnet::create(&dir, regions)?;

@@ -33,6 +33,23 @@ pub fn unregister(pid: u32) {
     with(|r| r.pids.remove(&pid));
 }
 
+/// The testnet's state directory: `dir`, or a new temporary one (named `prefix…`, removed when the
+/// returned guard drops or a signal stops the run).
+pub fn state_dir(
+    dir: Option<&std::path::Path>,
+    prefix: &str,
+) -> Result<(PathBuf, Option<tempfile::TempDir>)> {
+    if let Some(dir) = dir {
+        return Ok((dir.to_owned(), None));
+    }
+    let temp = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .map_err(|e| anyhow!("making a temporary directory: {e}"))?;
+    register_dir(temp.path().to_owned());
+    Ok((temp.path().join("testnet"), Some(temp)))
+}
+
 pub fn register_dir(dir: PathBuf) {
     with(|r| r.dirs.push(dir));
 }

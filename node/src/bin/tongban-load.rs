@@ -151,7 +151,10 @@ fn report(name: &str, latencies: &[Duration], elapsed: Duration) -> Result<()> {
     );
     // A closed stdout (`| head -1`) ends the report quietly instead of panicking.
     let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(line.as_bytes()).and_then(|()| stdout.flush()) {
+    match stdout
+        .write_all(line.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
         _ => Ok(()),
     }
