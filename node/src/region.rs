@@ -958,7 +958,7 @@ impl Region {
     /// The stored certificate bytes (every disclosure attached).
     pub fn certificate_bytes(&self, record: &CertRecord) -> Result<Vec<u8>, Refusal> {
         self.log
-            .blob(&record.digest)?
+            .blob(record.issued_at_index, &record.digest)?
             .ok_or_else(|| Refusal::internal("the certificate's bytes are missing from the store"))
     }
 

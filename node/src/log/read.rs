@@ -113,11 +113,12 @@ impl Log {
     }
 
     /// Indexes of the entries whose index row `name` has key `key`, ascending.
-    /// The bytes stored under `digest` by [`Log::submit`], if any.
-    pub fn blob(&self, digest: &[u8; 32]) -> Result<Option<Vec<u8>>, LogError> {
+    /// The bytes stored under `digest` by the [`Log::submit`] whose first entry is at `index`,
+    /// if any.
+    pub fn blob(&self, index: u64, digest: &[u8; 32]) -> Result<Option<Vec<u8>>, LogError> {
         let txn = self.inner.db.begin_read()?;
         let table = txn.open_table(BLOBS)?;
-        Ok(table.get(digest)?.map(|g| g.value().to_vec()))
+        Ok(table.get((index, *digest))?.map(|g| g.value().to_vec()))
     }
 
     pub fn lookup(&self, name: &'static str, key: &[u8]) -> Result<Vec<u64>, LogError> {

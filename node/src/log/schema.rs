@@ -14,10 +14,13 @@ pub(crate) const HASHES: TableDefinition<u64, [u8; 32]> = TableDefinition::new("
 /// name many entries and a prefix scan returns them in ascending order.
 pub(crate) const INDEX_ROWS: TableDefinition<(&str, &[u8], u64), ()> =
     TableDefinition::new("index_rows");
-/// Certificate digest → the certificate bytes an entry commits to by that digest. Not derived and
-/// not published: the entries hold digests only, the personal data lives here, written in the same
-/// transaction as the entry that names it.
-pub(crate) const BLOBS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("blobs");
+/// (index of the entry that names it, certificate digest) → the certificate bytes that entry
+/// commits to by that digest. Not derived and not published: the entries hold digests only, the
+/// personal data lives here, written in the same transaction as the entry that names it. Keyed by
+/// the entry's index first so that new certificates append at the B-tree's right edge: keyed by
+/// digest alone, each one dirtied a random page and its parents in every commit.
+pub(crate) const BLOBS: TableDefinition<(u64, [u8; 32]), &[u8]> =
+    TableDefinition::new("blobs_by_entry");
 /// Small named counters: `format` and `size`.
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// `last` → (tree size, checkpoint bytes) of the latest checkpoint, and [`history_key`]`(size)` →
@@ -37,7 +40,8 @@ pub(crate) fn history_key(size: u64) -> String {
 }
 
 /// Bumped on any change to the tables' layout, so an old binary never misreads a newer file.
-const FORMAT: u64 = 1;
+/// 2: certificate bytes keyed by (entry index, digest).
+const FORMAT: u64 = 2;
 
 /// Creates the tables on first use, refuses files of another format, and checks that the size,
 /// the entries and the stored hashes agree. Returns the log's size.

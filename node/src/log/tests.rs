@@ -346,3 +346,43 @@ fn a_writer_that_dies_holding_a_request_is_an_error_not_a_hang() {
     assert!(matches!(log.append(vec![1]), Err(LogError::WriterClosed)));
     assert!(matches!(log.append(vec![1]), Err(LogError::WriterClosed)));
 }
+
+#[test]
+fn blobs_are_found_by_their_entry_and_digest_only() {
+    let (_dir, log) = temp_log(LogConfig::default());
+    log.append(b"first".to_vec()).unwrap();
+    let digest = [7u8; 32];
+    let range = log
+        .submit(
+            vec![b"names the blob".to_vec()],
+            vec![(digest, b"bytes".to_vec())],
+        )
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!(range, 1..2);
+    assert_eq!(log.blob(1, &digest).unwrap(), Some(b"bytes".to_vec()));
+    assert_eq!(log.blob(0, &digest).unwrap(), None);
+    assert_eq!(log.blob(1, &[8u8; 32]).unwrap(), None);
+}
+
+#[test]
+fn a_log_of_another_format_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.redb");
+    drop(Log::open(&path, LogConfig::default(), Arc::new(NoIndex)).unwrap());
+    {
+        // As a build of format 1 (certificate bytes keyed by digest) left it.
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(schema::META)
+            .unwrap()
+            .insert(schema::META_FORMAT, 1)
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let refused = Log::open(&path, LogConfig::default(), Arc::new(NoIndex))
+        .err()
+        .expect("format 1 is refused");
+    assert!(refused.to_string().contains("log format 1"), "{refused}");
+}

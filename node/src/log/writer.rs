@@ -199,10 +199,10 @@ impl Writer {
             for command in batch {
                 match command {
                     Command::Append { entries, blobs, .. } => {
-                        for (digest, bytes) in blobs {
-                            tables.blobs.insert(digest, bytes.as_slice())?;
-                        }
                         let start = size;
+                        for (digest, bytes) in blobs {
+                            tables.blobs.insert((start, *digest), bytes.as_slice())?;
+                        }
                         for entry in entries {
                             let new = {
                                 let table = TableHashes::new(&tables.hashes);
@@ -295,7 +295,7 @@ struct Tables<'t> {
     index_rows: Table<'t, (&'static str, &'static [u8], u64), ()>,
     meta: Table<'t, &'static str, u64>,
     checkpoint: Table<'t, &'static str, (u64, &'static [u8])>,
-    blobs: Table<'t, [u8; 32], &'static [u8]>,
+    blobs: Table<'t, (u64, [u8; 32]), &'static [u8]>,
 }
 
 impl<'t> Tables<'t> {
