@@ -2,6 +2,7 @@
 //! same audit replay by re-executing itself (one binary to build); this is the binary edge, hence
 //! anyhow.
 
+use crate::trust::TrustArgs;
 use crate::{audit, bulk, fetch, generate, report, sharing, vectors};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -10,7 +11,7 @@ use anyhow::{Context, Result, anyhow};
 use clap::{Parser, Subcommand};
 use tongban_core::cert;
 use tongban_core::keys::KeyId;
-use tongban_core::trust::{StatusSnapshot, StatusTable, TrustStore};
+use tongban_core::trust::{StatusSnapshot, StatusTable};
 use tongban_core::values::Time;
 
 /// Exit codes: 0 valid (or every case passed), 1 invalid (or a case failed), 2 could not check.
@@ -34,18 +35,11 @@ enum Command {
     Verify {
         /// The certificate file (the COSE_Sign1 bytes).
         file: PathBuf,
-        /// The trust bundle file.
-        #[arg(long)]
-        trust: PathBuf,
+        #[command(flatten)]
+        trust: TrustArgs,
         /// Status snapshot files, one per region.
         #[arg(long = "status")]
         status: Vec<PathBuf>,
-        /// Verify as of this Unix time instead of the clock.
-        #[arg(long)]
-        now: Option<u64>,
-        /// Refuse a bundle whose federation root has another key id (32 hex digits).
-        #[arg(long)]
-        federation_kid: Option<String>,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -213,18 +207,8 @@ pub(crate) fn pinned_kid(federation_kid: Option<&str>) -> Result<Option<KeyId>> 
         .transpose()
 }
 
-fn verify(
-    file: &Path,
-    trust: &Path,
-    status: &[PathBuf],
-    now: Option<u64>,
-    federation_kid: Option<&str>,
-    json: bool,
-) -> Result<ExitCode> {
-    let now = now_or(now)?;
-    let pinned = pinned_kid(federation_kid)?;
-    let store = TrustStore::load(&read(trust)?, now, pinned)
-        .map_err(|f| anyhow!("trust bundle {}: {f}", trust.display()))?;
+fn verify(file: &Path, trust: &TrustArgs, status: &[PathBuf], json: bool) -> Result<ExitCode> {
+    let (store, now) = trust.load()?;
     let mut table = StatusTable::default();
     for path in status {
         let snapshot = StatusSnapshot::load(&read(path)?, &store)
@@ -306,10 +290,8 @@ where
             file,
             trust,
             status,
-            now,
-            federation_kid,
             json,
-        } => verify(file, trust, status, *now, federation_kid.as_deref(), *json),
+        } => verify(file, trust, status, *json),
         Command::Inspect { file, json } => inspect(file, *json),
         Command::Conformance { vectors, export } => conformance(vectors, export.as_deref()),
         Command::Bulk(args) => bulk::run(args),

@@ -8,4 +8,5 @@ mod fetch;
 mod generate;
 mod report;
 mod sharing;
+mod trust;
 mod vectors;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Result, anyhow};
-use clap::{Args, Subcommand};
+use clap::Subcommand;
 use serde_json::{Value, json};
 use tongban_core::ids::{RegionCode, Uscc};
 use tongban_core::log::entry::Act;
@@ -17,35 +17,12 @@ use tongban_core::sharing::proof::{ProofInspection, inspect_proof};
 use tongban_core::sharing::{
     Party, ProofExpectation, VerifiedProof, inspect_copy, verify_copy, verify_proof,
 };
-use tongban_core::trust::{StatusSnapshot, StatusTable, TrustStore};
+use tongban_core::trust::{StatusSnapshot, StatusTable};
 use tongban_core::values::Time;
 
-use crate::cli::{EXIT_INVALID, emit, now_or, pinned_kid, read};
+use crate::cli::{EXIT_INVALID, emit, read};
 use crate::report;
-
-/// Where the trust comes from, and as of when.
-#[derive(Args)]
-pub struct TrustArgs {
-    /// The trust bundle file (it must hold the regions' roots and the requesting seals).
-    #[arg(long)]
-    trust: PathBuf,
-    /// Verify as of this Unix time instead of the clock.
-    #[arg(long)]
-    now: Option<u64>,
-    /// Refuse a bundle whose federation root has another key id (32 hex digits).
-    #[arg(long)]
-    federation_kid: Option<String>,
-}
-
-impl TrustArgs {
-    fn load(&self) -> Result<(TrustStore, Time)> {
-        let now = now_or(self.now)?;
-        let pinned = pinned_kid(self.federation_kid.as_deref())?;
-        let store = TrustStore::load(&read(&self.trust)?, now, pinned)
-            .map_err(|f| anyhow!("trust bundle {}: {f}", self.trust.display()))?;
-        Ok((store, now))
-    }
-}
+use crate::trust::TrustArgs;
 
 #[derive(Subcommand)]
 pub enum CopyCommand {

@@ -12,9 +12,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use tongban_core::bulk::{CompactStatus, Config, DigestCache, FastVerifier, Outcome, pipeline};
 use tongban_core::cert::Verdict;
-use tongban_core::trust::{StatusSnapshot, TrustStore};
+use tongban_core::trust::StatusSnapshot;
 
-use crate::cli::{EXIT_ERROR, EXIT_INVALID, now_or, pinned_kid, read};
+use crate::cli::{EXIT_ERROR, EXIT_INVALID, read};
+use crate::trust::TrustArgs;
 use input::{Format, InputError, Position, Records, Source};
 
 /// The options of `bulk`.
@@ -24,18 +25,11 @@ pub struct BulkArgs {
     /// input (specs/bulk.md §2).
     #[arg(required = true)]
     inputs: Vec<String>,
-    /// The trust bundle file.
-    #[arg(long)]
-    trust: PathBuf,
+    #[command(flatten)]
+    trust: TrustArgs,
     /// Status snapshot files, one per region.
     #[arg(long = "status")]
     status: Vec<PathBuf>,
-    /// Verify as of this Unix time instead of the clock.
-    #[arg(long)]
-    now: Option<u64>,
-    /// Refuse a bundle whose federation root has another key id (32 hex digits).
-    #[arg(long)]
-    federation_kid: Option<String>,
     /// Worker threads (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
@@ -154,10 +148,7 @@ pub fn run(args: &BulkArgs) -> Result<ExitCode> {
     if args.batch == 0 {
         return Err(anyhow!("--batch must be at least 1"));
     }
-    let now = now_or(args.now)?;
-    let pinned = pinned_kid(args.federation_kid.as_deref())?;
-    let trust = TrustStore::load(&read(&args.trust)?, now, pinned)
-        .map_err(|f| anyhow!("trust bundle {}: {f}", args.trust.display()))?;
+    let (trust, now) = args.trust.load()?;
     let mut status = CompactStatus::default();
     for path in &args.status {
         let snapshot = StatusSnapshot::load(&read(path)?, &trust)
@@ -165,7 +156,7 @@ pub fn run(args: &BulkArgs) -> Result<ExitCode> {
         status.add(snapshot);
     }
     let verifier = FastVerifier::new(&trust, status, now)
-        .map_err(|f| anyhow!("trust bundle {}: {f}", args.trust.display()))?
+        .map_err(|f| anyhow!("trust bundle {}: {f}", args.trust.trust.display()))?
         .exact(args.exact)
         .coefficient_key(coefficient_key()?);
     drop(trust);
