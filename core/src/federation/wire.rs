@@ -171,11 +171,16 @@ impl Request {
     }
 }
 
+/// A refusal's detail as an answer carries it: at most 256 characters.
+pub fn bounded_detail(detail: &str) -> String {
+    detail.chars().take(256).collect()
+}
+
 impl Response {
     pub fn refused(refusal: &Refused) -> Response {
         Response::Refused {
             code: refusal.code.as_str().to_owned(),
-            detail: refusal.detail.chars().take(256).collect(),
+            detail: bounded_detail(&refusal.detail),
         }
     }
 

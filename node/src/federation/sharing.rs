@@ -11,7 +11,8 @@ use libp2p::request_response::ResponseChannel;
 use tongban_core::cert;
 use tongban_core::codes::Code;
 use tongban_core::federation::gossip;
-use tongban_core::federation::wire::{Request, Response};
+use tongban_core::federation::wire::{Request, Response, bounded_detail};
+use tongban_core::federation::{Reason, Refused};
 use tongban_core::ids::RegionCode;
 use tongban_core::sharing::{ProofRequest, VerifiedProof};
 
@@ -49,6 +50,14 @@ fn unreachable(region: &RegionCode, why: impl std::fmt::Display) -> Refusal {
     )
 }
 
+/// This node's refusal as a `refused` answer, its detail bounded as every answer's is.
+fn refusal_response(r: &Refusal) -> Response {
+    Response::Refused {
+        code: r.code.to_owned(),
+        detail: bounded_detail(&r.detail),
+    }
+}
+
 /// Another region's refusal as this node's: its code when it is one of the specs' registry,
 /// else `REMOTE_REFUSED` with the code in the detail (a code this version does not know).
 fn remote_refusal(region: &RegionCode, code: &str, detail: &str) -> Refusal {
@@ -80,19 +89,19 @@ impl Federation {
         };
         self.runtime.spawn(async move {
             let response = match federation.region_of(&peer) {
-                None => Response::Refused {
-                    code: "NOT_MEMBER".into(),
-                    detail: "the sender is no member's node".into(),
-                },
+                None => Response::refused(&Refused::new(
+                    Reason::NotMember,
+                    "the sender is no member's node",
+                )),
                 Some(sender) => match request {
                     Request::Proof { request } => federation.answer_proof(&sender, request).await,
                     Request::Share { request } => {
                         federation.clone().answer_share(sender, request).await
                     }
-                    _ => Response::Refused {
-                        code: "MALFORMED".into(),
-                        detail: "not a proof or share request".into(),
-                    },
+                    _ => Response::refused(&Refused::new(
+                        Reason::Malformed,
+                        "not a proof or share request",
+                    )),
                 },
             };
             federation.respond(channel, &response);
@@ -116,10 +125,7 @@ impl Federation {
             Ok(proof) => Response::Proof { proof },
             Err(r) => {
                 tracing::info!(%requester, refused = %r, "proof request refused");
-                Response::Refused {
-                    code: r.code.to_owned(),
-                    detail: r.detail,
-                }
+                refusal_response(&r)
             }
         }
     }
@@ -138,13 +144,10 @@ impl Federation {
             Ok(ShareAnswer::Given { copy, log_index }) => Response::Copy { copy, log_index },
             Ok(ShareAnswer::Refused { failure, log_index }) => Response::Declined {
                 code: failure.code.as_str().to_owned(),
-                detail: failure.detail,
+                detail: bounded_detail(&failure.detail),
                 log_index,
             },
-            Err(r) => Response::Refused {
-                code: r.code.to_owned(),
-                detail: r.detail,
-            },
+            Err(r) => refusal_response(&r),
         }
     }
 
