@@ -89,14 +89,15 @@ fn claims_lines(c: &Claims, out: &mut Vec<(String, String)>) {
     }
 }
 
-fn table(rows: &[(String, String)]) -> String {
+/// Two aligned columns, one row per line.
+pub(crate) fn table<K: AsRef<str>>(rows: &[(K, String)]) -> String {
     let width = rows
         .iter()
-        .map(|(k, _)| k.chars().count())
+        .map(|(k, _)| k.as_ref().chars().count())
         .max()
         .unwrap_or(0);
     rows.iter()
-        .map(|(k, v)| format!("  {k:width$}  {v}\n"))
+        .map(|(k, v)| format!("  {:width$}  {v}\n", k.as_ref()))
         .collect()
 }
 

@@ -93,17 +93,6 @@ fn time(t: Time) -> String {
     t.to_rfc3339()
 }
 
-fn rows(rows: &[(&str, String)]) -> String {
-    let width = rows
-        .iter()
-        .map(|(k, _)| k.chars().count())
-        .max()
-        .unwrap_or(0);
-    rows.iter()
-        .map(|(k, v)| format!("  {k:width$}  {v}\n"))
-        .collect()
-}
-
 /// `<region code>:<USCC>`.
 fn party(text: &str) -> Result<Party> {
     let (region, agency) = text
@@ -203,7 +192,7 @@ fn copy_text(v: &CopyVerification) -> String {
         table.push(("valid", format!("{} → {}", time(issued), time(expires))));
     }
     table.push(("digest", hex::encode(v.digest)));
-    out.push_str(&rows(&table));
+    out.push_str(&report::table(&table));
     if let Some(certificate) = &v.certificate {
         out.push_str("the certificate inside:\n");
         out.push_str(&report::verification_text(certificate));
@@ -255,7 +244,7 @@ fn copy_inspect(file: &Path, json: bool) -> Result<ExitCode> {
             }
             Err(f) => table.push(("request", format!("undecodable: {f}"))),
         }
-        out.push_str(&rows(&table));
+        out.push_str(&report::table(&table));
         match &i.certificate {
             Ok(c) => {
                 out.push_str("the certificate inside:\n");
@@ -426,7 +415,7 @@ fn proof_text(p: &VerifiedProof) -> String {
         ));
     }
     table.push(("logged in", format!("receipts entry {}", p.receipts_index)));
-    out.push_str(&rows(&table));
+    out.push_str(&report::table(&table));
     out
 }
 
@@ -465,6 +454,6 @@ fn inspection_text(i: &ProofInspection) -> String {
     let index = |i: Option<u64>| i.map_or("—".into(), |i| format!("entry {i}"));
     table.push(("issuance", index(i.issuance_index)));
     table.push(("status entry", index(i.status_index)));
-    out.push_str(&rows(&table));
+    out.push_str(&report::table(&table));
     out
 }

@@ -42,12 +42,11 @@ pub struct App {
 impl App {
     /// What other regions' signed objects are checked against: the federation's trust (every
     /// member's root and seals, this region's included), or this region's alone outside one.
-    /// Blocking: it loads a freshly signed bundle.
+    /// Blocking: the federation signs and loads a new bundle when either input changed.
     fn cross_region_trust(&self) -> Result<Arc<TrustStore>, Refusal> {
         match &self.federation {
             Some(federation) => federation
                 .full_trust()
-                .map(Arc::new)
                 .map_err(|e| Refusal::internal(e.to_string())),
             None => Ok(self.region.view()?.trust.clone()),
         }

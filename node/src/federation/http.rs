@@ -107,7 +107,7 @@ async fn trust_bundle(State(f): State<Arc<Federation>>) -> Result<Response, Refu
         .await
         .map_err(internal)?
         .map_err(internal)?;
-    Ok(cose(bundle))
+    Ok(cose(bundle.as_ref().clone()))
 }
 
 /// A member's status snapshot, signed by its root (trust.md §6): `tongban-verify --status` loads

@@ -59,6 +59,16 @@ pub struct Misbehaviour {
     pub evidence: Option<(String, String)>,
 }
 
+impl Misbehaviour {
+    /// A mark for a reason other than equivocation evidence.
+    pub fn because(reason: impl Into<String>) -> Misbehaviour {
+        Misbehaviour {
+            reason: reason.into(),
+            evidence: None,
+        }
+    }
+}
+
 pub struct Federation {
     pub name: String,
     region: Arc<Region>,
@@ -81,6 +91,9 @@ pub struct Federation {
     misbehaving: Mutex<BTreeMap<String, Misbehaviour>>,
     /// The latest status snapshot fetched of each other region (trust.md §6), with its version.
     snapshots: Mutex<HashMap<RegionCode, (u64, Vec<u8>)>>,
+    /// The federation-wide bundle and its loaded store, with the two inputs it was built from
+    /// (this region's bundle, the replicas' trust): rebuilt only when one of them changed.
+    full: Mutex<Option<replicas::FullTrust>>,
     store: Store,
     metrics: Arc<Metrics>,
     commands: mpsc::UnboundedSender<Command>,
@@ -231,6 +244,7 @@ impl Federation {
             status: RwLock::new(StatusTable::default()),
             misbehaving: Mutex::new(misbehaving),
             snapshots: Mutex::new(HashMap::new()),
+            full: Mutex::new(None),
             store,
             metrics,
             commands: started.commands,

@@ -234,15 +234,43 @@ impl Federation {
 
     /// The federation-wide trust bundle (specs/federation.md §5): every member's root, every seal
     /// and revocation of this region and of the replicas, signed by this region's root.
-    pub fn trust_bundle(&self) -> Result<Vec<u8>, FederationError> {
-        Ok(self.full_bundle()?.0)
+    pub fn trust_bundle(&self) -> Result<Arc<Vec<u8>>, FederationError> {
+        Ok(self.full()?.bundle)
     }
 
     /// The federation-wide trust, loaded: what this node checks other regions' signed objects
     /// against when they involve this region's own seals too (a copy answering a request one of
     /// them signed).
-    pub fn full_trust(&self) -> Result<TrustStore, FederationError> {
-        Ok(self.full_bundle()?.1)
+    pub fn full_trust(&self) -> Result<Arc<TrustStore>, FederationError> {
+        Ok(self.full()?.store)
+    }
+
+    /// The federation-wide bundle, signed and loaded again only when this region's seals or the
+    /// replicas' trust changed since the last one (both are replaced, never changed in place).
+    fn full(&self) -> Result<FullTrust, FederationError> {
+        let own = self
+            .region
+            .view()
+            .map_err(|r| setup(r.to_string()))?
+            .bundle
+            .clone();
+        let others = self.trust.read().map_err(|_| super::poisoned())?.clone();
+        let mut cached = self.full.lock().map_err(|_| super::poisoned())?;
+        if let Some(full) = cached.as_ref()
+            && Arc::ptr_eq(&full.own, &own)
+            && Arc::ptr_eq(&full.others, &others)
+        {
+            return Ok(full.clone());
+        }
+        let (bundle, store) = self.full_bundle()?;
+        let full = FullTrust {
+            own,
+            others,
+            bundle: Arc::new(bundle),
+            store: Arc::new(store),
+        };
+        *cached = Some(full.clone());
+        Ok(full)
     }
 
     fn full_bundle(&self) -> Result<(Vec<u8>, TrustStore), FederationError> {
@@ -291,6 +319,15 @@ impl Federation {
         }
         Ok(())
     }
+}
+
+/// The federation-wide bundle and store, and what they were built from.
+#[derive(Clone)]
+pub(super) struct FullTrust {
+    own: Arc<Vec<u8>>,
+    others: Arc<TrustStore>,
+    bundle: Arc<Vec<u8>>,
+    store: Arc<TrustStore>,
 }
 
 impl crate::region::PeerVerifier for Federation {

@@ -244,10 +244,7 @@ impl Federation {
     fn refused_entry(&self, region: &RegionCode, how: &str, refused: Refused) -> Refused {
         self.mark_misbehaving(
             region.as_str(),
-            Misbehaviour {
-                reason: format!("{how}: {refused}"),
-                evidence: None,
-            },
+            Misbehaviour::because(format!("{how}: {refused}")),
         );
         refused
     }
@@ -265,10 +262,7 @@ impl Federation {
             let index = first + i as u64;
             self.mark_misbehaving(
                 slot.member.region().as_str(),
-                Misbehaviour {
-                    reason: format!("two different entries at index {index}"),
-                    evidence: None,
-                },
+                Misbehaviour::because(format!("two different entries at index {index}")),
             );
             return Err(Refused::new(
                 Reason::EntryConflict,
@@ -294,13 +288,7 @@ impl Federation {
         if head.size <= slot.replica.size() {
             let root = slot.root_at(head.size).map_err(internal)?;
             if let Err(r) = Replica::confirms(&head, root) {
-                self.mark_misbehaving(
-                    region.as_str(),
-                    Misbehaviour {
-                        reason: r.to_string(),
-                        evidence: None,
-                    },
-                );
+                self.mark_misbehaving(region.as_str(), Misbehaviour::because(r.to_string()));
                 return Err(r);
             }
             if slot
@@ -574,10 +562,7 @@ impl Federation {
                             drop(replicas);
                             self.mark_misbehaving(
                                 region.as_str(),
-                                Misbehaviour {
-                                    reason: r.to_string(),
-                                    evidence: None,
-                                },
+                                Misbehaviour::because(r.to_string()),
                             );
                             return Err(r);
                         }
