@@ -3,12 +3,14 @@
 //! entries, plus what the node derives from them for verification: the other regions' seals and
 //! certificate status.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::sync::watch;
 use tongban_core::cert::{self, Verification};
 use tongban_core::federation::replica::{Progress, Replica};
 use tongban_core::federation::{Member, Membership, Reason, Refused};
+use tongban_core::ids::RegionCode;
 use tongban_core::log::checkpoint::Checkpoint;
 use tongban_core::log::entry::Act;
 use tongban_core::log::state::Applied;
@@ -201,7 +203,13 @@ impl Federation {
 
     /// Rebuilds the trust store of other regions' seals from the replicas.
     pub(super) fn refresh_trust(&self) -> Result<(), FederationError> {
-        let (seals, revocations) = self.replicated_seals()?;
+        let replicas = self.replicas()?;
+        self.refresh_trust_from(&replicas)
+    }
+
+    /// [`Federation::refresh_trust`] with the replicas already locked.
+    fn refresh_trust_from(&self, replicas: &Replicas) -> Result<(), FederationError> {
+        let (seals, revocations) = self.replicated_seals(replicas);
         let (_, store) = bundle(
             &self.membership(),
             federation_root(self)?,
@@ -213,9 +221,8 @@ impl Federation {
         Ok(())
     }
 
-    fn replicated_seals(&self) -> Result<crate::region::SignedSeals, FederationError> {
+    fn replicated_seals(&self, replicas: &Replicas) -> crate::region::SignedSeals {
         let membership = self.membership();
-        let replicas = self.replicas()?;
         let mut seals = Vec::new();
         let mut revocations = Vec::new();
         // A member removed from the membership no longer has its root in the bundle, so neither
@@ -229,7 +236,7 @@ impl Federation {
             seals.extend(records.iter().map(|s| s.signed.clone()));
             revocations.extend(records.iter().filter_map(|s| s.revocation.clone()));
         }
-        Ok((seals, revocations))
+        (seals, revocations)
     }
 
     /// The federation-wide trust bundle (specs/federation.md §5): every member's root, every seal
@@ -278,7 +285,7 @@ impl Federation {
             .region
             .signed_seals()
             .map_err(|r| setup(r.to_string()))?;
-        let (others, other_revocations) = self.replicated_seals()?;
+        let (others, other_revocations) = self.replicated_seals(&*self.replicas()?);
         seals.extend(others);
         revocations.extend(other_revocations);
         bundle(
@@ -290,35 +297,50 @@ impl Federation {
         )
     }
 
-    /// Applies `progress`'s entries durably to the slot's log and updates what derives from them.
-    /// `entries` are the entries the progress applied, in order.
+    /// Applies `progress`'s entries durably to `region`'s replica log and updates what derives
+    /// from them. `entries` are the entries the progress applied, in order. The new size is
+    /// published last, once the status table and (when a seal changed) the trust store reflect
+    /// the entries: whoever sees the size can verify what those entries made valid.
     pub(super) fn commit(
         &self,
-        slot: &mut Slot,
+        replicas: &mut Replicas,
+        region: &RegionCode,
         entries: Vec<Vec<u8>>,
         progress: &Progress,
     ) -> Result<(), FederationError> {
         if entries.is_empty() {
             return Ok(());
         }
+        let slot = slot_of(replicas, region)?;
         slot.log
             .append_many(entries)
-            .map_err(|e| setup(format!("replica of {}: {e}", slot.member.region())))?;
+            .map_err(|e| setup(format!("replica of {region}: {e}")))?;
+        if self.reflect(&slot.replica, &progress.applied)? {
+            self.refresh_trust_from(replicas)?;
+        }
+        let slot = slot_of(replicas, region)?;
         let size = slot.replica.size();
         slot.progress.send_replace(size);
         self.metrics
             .replica_size
             .get_or_create(&RegionLabel {
-                region: slot.member.region().to_string(),
+                region: region.to_string(),
             })
             .set(i64::try_from(size).unwrap_or(i64::MAX));
-        if self.reflect(&slot.replica, &progress.applied)? {
-            // `refresh_trust` reads every slot: done by the caller once the replicas lock is free.
-            self.trust_dirty
-                .store(true, std::sync::atomic::Ordering::Release);
-        }
         Ok(())
     }
+}
+
+/// Every replica, by region (the map behind `Federation::replicas`).
+pub(super) type Replicas = HashMap<RegionCode, Slot>;
+
+fn slot_of<'r>(
+    replicas: &'r mut Replicas,
+    region: &RegionCode,
+) -> Result<&'r mut Slot, FederationError> {
+    replicas
+        .get_mut(region)
+        .ok_or_else(|| setup(format!("no replica of {region}")))
 }
 
 /// The federation-wide bundle and store, and what they were built from.

@@ -21,7 +21,7 @@ use tongban_core::ids::RegionCode;
 use tongban_core::log::checkpoint::Checkpoint;
 use tongban_core::log::note::Note;
 
-use super::replicas::{Slot, is_quiet};
+use super::replicas::{Replicas, Slot, is_quiet};
 use super::swarm::{Command, Inbound};
 use super::{Federation, FederationError, Misbehaviour, peer_map};
 use crate::log::Log;
@@ -211,7 +211,7 @@ impl Federation {
             }
             let new = &entries[fresh..];
             let progress = slot.replica.apply_published(size, new);
-            if let Some(refused) = self.commit_progress(slot, new, progress)? {
+            if let Some(refused) = self.commit_progress(&mut replicas, region, new, progress)? {
                 drop(replicas);
                 return Err(self.refused_entry(
                     region,
@@ -220,22 +220,25 @@ impl Federation {
                 ));
             }
         }
-        if let Some(note) = checkpoint {
-            self.on_checkpoint(slot, &note)?;
+        match (checkpoint, replicas.get_mut(region)) {
+            (None, _) => Ok(()),
+            (Some(note), Some(slot)) => self.on_checkpoint(slot, &note),
+            (Some(_), None) => Err(Refused::new(Reason::NotMember, region.as_str())),
         }
-        Ok(())
     }
 
     /// Commits the entries of `entries` that `progress` applied; returns the refusal that
     /// stopped it, for the caller to report once the replicas are free.
     fn commit_progress(
         &self,
-        slot: &mut Slot,
+        replicas: &mut Replicas,
+        region: &RegionCode,
         entries: &[Vec<u8>],
         mut progress: Progress,
     ) -> Result<Option<Refused>, Refused> {
         let applied = entries[..progress.applied.len()].to_vec();
-        self.commit(slot, applied, &progress).map_err(internal)?;
+        self.commit(replicas, region, applied, &progress)
+            .map_err(internal)?;
         Ok(progress.refused.take())
     }
 
@@ -618,7 +621,7 @@ impl Federation {
         let rest = &entries[fresh..];
         if !rest.is_empty() {
             let progress = slot.replica.apply_proven(size, rest, &head, &proof)?;
-            if let Some(refused) = self.commit_progress(slot, rest, progress)? {
+            if let Some(refused) = self.commit_progress(&mut replicas, region, rest, progress)? {
                 drop(replicas);
                 return Err(self.refused_entry(
                     region,
@@ -627,7 +630,10 @@ impl Federation {
                 ));
             }
         }
-        self.on_checkpoint(slot, &checkpoint)
+        match replicas.get_mut(region) {
+            Some(slot) => self.on_checkpoint(slot, &checkpoint),
+            None => Err(Refused::new(Reason::NotMember, region.as_str())),
+        }
     }
 }
 
