@@ -217,12 +217,9 @@ fn verify(file: &Path, trust: &TrustArgs, status: &[PathBuf], json: bool) -> Res
     }
     let result = cert::verify(&read(file)?, &store, &table, now);
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report::verification_json(&result))?
-        );
+        emit(&format!("{:#}\n", report::verification_json(&result)))?;
     } else {
-        print!("{}", report::verification_text(&result));
+        emit(&report::verification_text(&result))?;
     }
     Ok(if result.is_valid() {
         ExitCode::SUCCESS
@@ -234,12 +231,9 @@ fn verify(file: &Path, trust: &TrustArgs, status: &[PathBuf], json: bool) -> Res
 fn inspect(file: &Path, json: bool) -> Result<ExitCode> {
     let inspection = cert::inspect(&read(file)?).map_err(|f| anyhow!("{}: {f}", file.display()))?;
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report::inspection_json(&inspection))?
-        );
+        emit(&format!("{:#}\n", report::inspection_json(&inspection)))?;
     } else {
-        print!("{}", report::inspection_text(&inspection));
+        emit(&report::inspection_text(&inspection))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -252,22 +246,22 @@ fn conformance(path: &Path, export: Option<&Path>) -> Result<ExitCode> {
         let written = vectors::export(&file, dir)?;
         emit(&format!("wrote {written} files to {}\n", dir.display()))?;
     }
-    for failure in &outcome.failures {
-        println!("FAIL {failure}");
-    }
-    println!(
-        "conformance: {} certificate, {} trust bundle, {} copy and {} proof cases from {}",
+    let mut text: String = outcome
+        .failures
+        .iter()
+        .map(|failure| format!("FAIL {failure}\n"))
+        .collect();
+    text.push_str(&format!(
+        "conformance: {} certificate, {} trust bundle, {} copy and {} proof cases from {}\n{} passed, {} failed\n",
         file.certificates.len(),
         file.trust_bundles.len(),
         file.copies.len(),
         file.proofs.len(),
-        path.display()
-    );
-    println!(
-        "{} passed, {} failed",
+        path.display(),
         outcome.passed,
         outcome.failures.len()
-    );
+    ));
+    emit(&text)?;
     Ok(if outcome.failures.is_empty() {
         ExitCode::SUCCESS
     } else {

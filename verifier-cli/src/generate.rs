@@ -158,7 +158,10 @@ pub fn run(args: &GenArgs) -> Result<ExitCode> {
         &args.out.join("manifest.json"),
         format!("{manifest:#}\n").as_bytes(),
     )?;
-    println!("wrote {} certificates to {}", args.count, path.display());
-    println!("{command}");
+    crate::cli::emit(&format!(
+        "wrote {} certificates to {}\n{command}\n",
+        args.count,
+        path.display()
+    ))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -333,3 +333,26 @@ fn proofs_verify_offline_and_report_the_answer() {
     assert_eq!(inspected.status.code(), Some(0));
     assert_eq!(json(&inspected)["answer"]["code"], "OK");
 }
+
+#[test]
+fn a_closed_stdout_ends_the_output_quietly_with_the_verdicts_exit_code() {
+    let f = Files::new("closed-stdout");
+    let (cert, trust, status) = (
+        f.cert("valid-full-disclosure"),
+        f.path("bundle.tbt"),
+        f.path("341200.tbs"),
+    );
+    let now = NOW.to_string();
+    // The reading end is closed before the verifier writes (`| head -0`).
+    let (reader, writer) = must(std::io::pipe());
+    drop(reader);
+    let out = must(
+        Command::new(BIN)
+            .args(["verify", &cert, "--trust", &trust, "--status", &status])
+            .args(["--now", &now])
+            .stdout(writer)
+            .output(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+}
