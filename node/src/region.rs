@@ -10,6 +10,7 @@
 //! every further write until it is restarted and has replayed its log.
 
 use std::collections::{BTreeSet, HashMap};
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard};
@@ -21,6 +22,7 @@ use tongban_core::envelope::{Envelope, Kind as EnvelopeKind};
 use tongban_core::ids::{Identifier, IssuerCode, RegionCode, TypeCode};
 use tongban_core::keys::{KeyId, SecretKey};
 use tongban_core::log::entry::{Act, LogEntry};
+use tongban_core::log::replay::replay;
 use tongban_core::log::state::{Applied, CertRecord, RegionState, SealRecord};
 use tongban_core::status::{self, Operation, State, Succession, Termination};
 use tongban_core::trust::{
@@ -227,24 +229,29 @@ impl Region {
             },
             Arc::new(EntryIndexer),
         )?;
-        let mut seq = Sequencer {
-            state: RegionState::new(region.clone(), region_root.public().clone()),
-            seal_keys: HashMap::new(),
-            promises: BTreeSet::new(),
-        };
+        // Signatures are most of a replay's time: they are checked on every core.
+        let threads = std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN);
+        let mut state = RegionState::new(region.clone(), region_root.public().clone());
+        let mut promises = BTreeSet::new();
         let size = log.size()?;
         let mut start = 0;
         while start < size {
             let end = size.min(start + 4096);
-            for (offset, entry) in log.entries(start..end)?.iter().enumerate() {
-                let applied = seq.state.apply(entry).map_err(|r| OpenError::Replay {
-                    index: start + offset as u64,
-                    detail: r.to_string(),
-                })?;
-                track_promises(&mut seq, &applied);
-            }
+            let entries = log.entries(start..end)?;
+            state = replay(state, &entries, threads, |state, applied| {
+                track_promises(&mut promises, state, &applied)
+            })
+            .map_err(|stopped| OpenError::Replay {
+                index: start + stopped.offset as u64,
+                detail: stopped.rejection.to_string(),
+            })?;
             start = end;
         }
+        let mut seq = Sequencer {
+            state,
+            seal_keys: HashMap::new(),
+            promises,
+        };
         for entry in std::fs::read_dir(home.seal_keys())
             .map_err(|e| OpenError::Setup(format!("{}: {e}", home.seal_keys().display())))?
         {
@@ -362,7 +369,7 @@ impl Region {
             }
         };
         for applied in &applied {
-            track_promises(seq, applied);
+            track_promises(&mut seq.promises, &seq.state, applied);
             self.reflect(&seq.state, applied)?;
         }
         Ok((first, pending))
@@ -1115,19 +1122,19 @@ pub(crate) fn record_status(
     }
 }
 
-fn track_promises(seq: &mut Sequencer, applied: &Applied) {
+fn track_promises(promises: &mut BTreeSet<(Time, String)>, state: &RegionState, applied: &Applied) {
     let Some(id) = applied.entry.act.identifier() else {
         return;
     };
-    let Some(record) = seq.state.cert(id.as_str()) else {
+    let Some(record) = state.cert(id.as_str()) else {
         return;
     };
     if let Some(deadline) = record.promise_deadline {
         let key = (deadline, id.as_str().to_owned());
         if record.promise_fulfilled || record.state.is_terminal() {
-            seq.promises.remove(&key);
+            promises.remove(&key);
         } else {
-            seq.promises.insert(key);
+            promises.insert(key);
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod entry;
 pub mod note;
 pub mod proof;
 pub mod receipt;
+pub mod replay;
 pub mod state;
 pub mod tiles;
 pub mod verification;

@@ -70,6 +70,26 @@ pub struct CertRecord {
     pub reason: Option<ShortText>,
 }
 
+/// An applied entry's signature, not verified yet, with the key that must have made it.
+#[derive(Debug)]
+pub(crate) struct PendingSignature<'a> {
+    envelope: Envelope<'a>,
+    key: PublicKey,
+}
+
+impl PendingSignature<'_> {
+    /// The strict check [`RegionState::apply`] makes, with the same rejection when it fails.
+    pub(crate) fn check(&self) -> Result<(), Rejection> {
+        verify_entry(&self.envelope, &self.key)
+    }
+}
+
+fn verify_entry(envelope: &Envelope<'_>, key: &PublicKey) -> Result<(), Rejection> {
+    envelope
+        .verify(key)
+        .or_else(|f| reject(FindingCode::EntrySignature, f.to_string()))
+}
+
 /// What applying an entry established, for callers that count (audit statistics).
 #[derive(Clone, Debug)]
 pub struct Applied {
@@ -155,23 +175,52 @@ impl RegionState {
     /// Applies the next entry of the log. On a rejection the state is unchanged, so a node can
     /// try an act here before it logs it.
     pub fn apply(&mut self, bytes: &[u8]) -> Result<Applied, Rejection> {
-        self.apply_signed(bytes, None)
+        self.apply_checked(bytes, |envelope, key| verify_entry(&envelope, key))
+            .map(|(applied, ())| applied)
     }
 
     /// Applies an entry its caller has just signed with the secret key of `signer`: every rule
-    /// of [`LogState::apply`], the acting key included, except the strict verification of the
+    /// of [`RegionState::apply`], the acting key included, except the strict verification of the
     /// signature, which holds by construction when the acting key is `signer`. A node writes
     /// through here (one verification fewer per act, under its sequencer lock); replays and
-    /// audits verify every signature with `apply`.
+    /// audits verify every signature with `apply` or [`replay`](crate::log::replay::replay).
     pub fn apply_own(&mut self, bytes: &[u8], signer: &PublicKey) -> Result<Applied, Rejection> {
-        self.apply_signed(bytes, Some(signer))
+        self.apply_checked(bytes, |_, key| {
+            if key == signer {
+                Ok(())
+            } else {
+                reject(
+                    FindingCode::EntrySignature,
+                    "signed with another key than the one that may sign it",
+                )
+            }
+        })
+        .map(|(applied, ())| applied)
     }
 
-    fn apply_signed(
+    /// Every rule of [`RegionState::apply`] but the signature's verification, which is handed
+    /// back to be done later (and elsewhere: on another thread). Until it is, the state may hold
+    /// an entry that its signature would have refused: only [`replay`](crate::log::replay::replay)
+    /// calls this, and it drops the state when a signature then fails.
+    pub(crate) fn apply_deferred<'a>(
         &mut self,
-        bytes: &[u8],
-        signed_by: Option<&PublicKey>,
-    ) -> Result<Applied, Rejection> {
+        bytes: &'a [u8],
+    ) -> Result<(Applied, PendingSignature<'a>), Rejection> {
+        self.apply_checked(bytes, |envelope, key| {
+            Ok(PendingSignature {
+                envelope,
+                key: key.clone(),
+            })
+        })
+    }
+
+    /// Applies an entry with every rule, its signature decided by `signature` (given the
+    /// envelope and the acting key) at the point where the rules check it.
+    fn apply_checked<'a, T>(
+        &mut self,
+        bytes: &'a [u8],
+        signature: impl FnOnce(Envelope<'a>, &PublicKey) -> Result<T, Rejection>,
+    ) -> Result<(Applied, T), Rejection> {
         let (envelope, entry) = LogEntry::open(bytes)
             .or_else(|f| reject(FindingCode::EntryMalformed, f.to_string()))?;
         if entry.region != self.region {
@@ -180,19 +229,9 @@ impl RegionState {
                 format!("entry of region {}", entry.region),
             );
         }
-        let key = self.acting_key(envelope.kid, &entry.act)?;
-        match signed_by {
-            Some(signer) if signer == key => {}
-            Some(_) => {
-                return reject(
-                    FindingCode::EntrySignature,
-                    "signed with another key than the one that may sign it".to_owned(),
-                );
-            }
-            None => envelope
-                .verify(key)
-                .or_else(|f| reject(FindingCode::EntrySignature, f.to_string()))?,
-        }
+        let signer = envelope.kid;
+        let key = self.acting_key(signer, &entry.act)?;
+        let checked = signature(envelope, key)?;
         if let Some(last) = self.last_at
             && entry.at.seconds() + TIME_TOLERANCE < last.seconds()
         {
@@ -205,10 +244,7 @@ impl RegionState {
         self.act(&entry)?;
         self.last_at = Some(self.last_at.map_or(entry.at, |l| l.max(entry.at)));
         self.size += 1;
-        Ok(Applied {
-            signer: envelope.kid,
-            entry,
-        })
+        Ok((Applied { signer, entry }, checked))
     }
 
     /// The key allowed to sign `act`, given the state so far.
