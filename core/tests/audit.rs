@@ -118,6 +118,33 @@ fn a_forged_entry_is_found() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// A receipts entry claiming `u64::MAX` verifications, with a bad signature: reported as a bad
+/// signature, not a panic (its count is read before the parallel replay checks signatures).
+#[test]
+fn a_forged_huge_count_is_a_finding_not_an_overflow() -> Result<(), Box<dyn std::error::Error>> {
+    let mut log = sample()?;
+    let mut forged = LogEntry {
+        region: tongban_core::testkit::region_code("341200")?,
+        at: time(NOW)?,
+        act: Act::Receipts {
+            count: u64::MAX,
+            root: [1; 32],
+            cross_region: u64::MAX,
+        },
+    }
+    .sign(&SecretKey::from_seed(&tongban_core::testkit::seed(
+        "region 341200 root",
+    ))?)?;
+    let last = forged.last_mut().ok_or("an empty entry")?;
+    *last ^= 1;
+    log.entries.push(forged);
+    log.checkpoints.clear();
+    let report = audit(&log);
+    assert_eq!(first(&report), (FindingCode::EntrySignature, Some(11)));
+    assert_eq!(report.statistics.verifications, 100);
+    Ok(())
+}
+
 #[test]
 fn equivocation_is_found() -> Result<(), Box<dyn std::error::Error>> {
     let mut log = sample()?;

@@ -215,8 +215,12 @@ fn count(applied: &Applied, state: &RegionState, stats: &mut Statistics) {
             cross_region,
             ..
         } => {
-            stats.verifications += count;
-            stats.verifications_cross_region += cross_region;
+            // The counts come from the entry (and, in a parallel replay, before its signature
+            // is checked): a hostile log must not overflow them.
+            stats.verifications = stats.verifications.saturating_add(*count);
+            stats.verifications_cross_region = stats
+                .verifications_cross_region
+                .saturating_add(*cross_region);
         }
         Act::ShareAnswered {
             requester, outcome, ..

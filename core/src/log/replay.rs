@@ -36,7 +36,11 @@ pub struct Stopped {
 /// after every entry with the state as it then stands, and verifying the signatures on up to
 /// `threads` threads. Returns the state after the last entry, or where a replay one entry at a
 /// time would have stopped. The state is not returned then: entries after one whose signature
-/// failed may have been applied to it (and passed to `each`), so it is no state of the log.
+/// failed may have been applied to it, so it is no state of the log.
+///
+/// `each` sees an entry before its signature is checked (up to a window of entries ahead): what
+/// it does with one must hold for any bytes (no panic on a hostile value) and be dropped if the
+/// replay fails.
 pub fn replay<B: AsRef<[u8]>>(
     state: RegionState,
     entries: &[B],
@@ -128,18 +132,27 @@ fn first_bad_signature(
     std::thread::scope(|scope| {
         let mut shares = pending.chunks(share).enumerate();
         let (_, own) = shares.next()?;
+        // A share whose thread cannot start (a process limit, say) is checked here instead.
         let others: Vec<_> = shares
-            .map(|(k, chunk)| scope.spawn(move || first_in(chunk, k * share)))
+            .map(|(k, chunk)| {
+                std::thread::Builder::new()
+                    .spawn_scoped(scope, move || first_in(chunk, k * share))
+                    .map_err(|_| (k, chunk))
+            })
             .collect();
         let mine = first_in(own, 0);
         // Shares are in index order: the first failure found, in that order, is the first.
-        std::iter::once(Ok(mine))
-            .chain(others.into_iter().map(|h| h.join()))
-            .find_map(|found| match found {
-                Ok(found) => found,
-                // A check that panicked on another thread panics here, as if it had run here.
-                Err(panic) => std::panic::resume_unwind(panic),
-            })
+        std::iter::once(mine)
+            .chain(others.into_iter().map(|other| {
+                match other {
+                    // A check that panicked on another thread panics here, as if it had run here.
+                    Ok(thread) => thread
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                    Err((k, chunk)) => first_in(chunk, k * share),
+                }
+            }))
+            .find_map(|found| found)
     })
 }
 
