@@ -1,8 +1,8 @@
 //! Load generator for a running node: keep-alive HTTP/1.1 connections on loopback, each sending
 //! requests back to back, measuring every request's latency. Sets itself up with the operator's
 //! token (a fresh agency and seal, and `--distinct` certificates the verification phase cycles
-//! through, so no answer can come from a cache of one), then runs a verification phase (every answer carries a
-//! batch-signed receipt) and an issuance phase (every answer is durable).
+//! through, so no answer can come from a cache of one), then runs a verification phase (every
+//! answer carries a batch-signed receipt) and an issuance phase (every answer is durable).
 //!
 //! tongban-load --url 127.0.0.1:8341 --operator-token tb_… [--connections 32] [--seconds 10]
 //!   [--threads 1] [--phases verify,issue]

@@ -154,7 +154,8 @@ impl Log {
     }
 
     /// Queues entries, with blobs they name by digest (stored under the first entry's index and
-    /// the digest: [`Log::blob`]), for the next group commit and returns at once; [`Pending::wait`] answers once they are durable. Entries submitted one after another
+    /// the digest: [`Log::blob`]), for the next group commit and returns at once;
+    /// [`Pending::wait`] answers once they are durable. Entries submitted one after another
     /// get increasing indexes in submission order, which lets a caller that holds a lock while it
     /// submits keep its own state in log order without holding the lock across the fsync.
     pub fn submit(

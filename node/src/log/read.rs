@@ -112,7 +112,6 @@ impl Log {
         encode_entry_bundle(&read_entries(&txn, range)?)
     }
 
-    /// Indexes of the entries whose index row `name` has key `key`, ascending.
     /// The bytes stored under `digest` by the [`Log::submit`] whose first entry is at `index`,
     /// if any.
     pub fn blob(&self, index: u64, digest: &[u8; 32]) -> Result<Option<Vec<u8>>, LogError> {
@@ -121,6 +120,7 @@ impl Log {
         Ok(table.get((index, *digest))?.map(|g| g.value().to_vec()))
     }
 
+    /// Indexes of the entries whose index row `name` has key `key`, ascending.
     pub fn lookup(&self, name: &'static str, key: &[u8]) -> Result<Vec<u64>, LogError> {
         let txn = self.inner.db.begin_read()?;
         let rows = txn.open_table(INDEX_ROWS)?;
