@@ -114,6 +114,9 @@ pub enum Outcome {
         checkpoint: Checkpoint,
         next: Witnessed,
     },
+    /// The checkpoint is the one held (same size and root): answer with the cosignature already
+    /// given for it, so that one (origin, size) never gets two.
+    Held,
     /// The request's `old` is not the size held (C2SP: 409 with the held size).
     Conflict { held: u64 },
     /// The log signed two checkpoints of one size with different roots.
@@ -121,7 +124,9 @@ pub enum Outcome {
 }
 
 /// Decides an `add-checkpoint` request for the log of `log`, given what is held for its origin.
-/// Refusals: `CHECKPOINT_INVALID` (not signed by the log, or a known cosigner's signature fails),
+/// The caller must read `held`, decide and persist the outcome as one atomic step per origin
+/// (concurrent requests would otherwise each be judged against the same held checkpoint and
+/// cosign conflicting extensions of it). Refusals: `CHECKPOINT_INVALID` (not signed by the log, or a known cosigner's signature fails),
 /// `FED_MALFORMED` (old larger than the checkpoint), `PROOF_INVALID`.
 pub fn add_checkpoint(
     request: &AddCheckpoint,
@@ -144,6 +149,10 @@ pub fn add_checkpoint(
     }
     if request.old != held_size {
         return Ok(Outcome::Conflict { held: held_size });
+    }
+    if held.is_some_and(|h| h.size == next.size) && request.proof.is_empty() {
+        // Same size and, by the check above, the same root: nothing new to cosign.
+        return Ok(Outcome::Held);
     }
     let consistent = match held {
         None => request.proof.is_empty(),
@@ -293,6 +302,11 @@ mod tests {
         // The next one, with a proof from the held size.
         let (_, held) = cosigned(add_checkpoint(&f.request(5, 12)?, &f.log, Some(&held))?)?;
         assert_eq!(held.size, 12);
+        // The held checkpoint again: nothing new to cosign.
+        assert_eq!(
+            add_checkpoint(&f.request(12, 12)?, &f.log, Some(&held))?,
+            Outcome::Held
+        );
         // A stale `old`: conflict naming the held size.
         assert_eq!(
             add_checkpoint(&f.request(5, 15)?, &f.log, Some(&held))?,

@@ -4,7 +4,7 @@
 //! this module moves bytes, stores them and schedules work.
 
 pub mod cli;
-mod codec;
+pub mod codec;
 pub mod http;
 mod replicas;
 mod sharing;

@@ -12,6 +12,9 @@ use tongban_core::federation::witness::Witnessed;
 const MEMBERSHIPS: TableDefinition<u64, &[u8]> = TableDefinition::new("memberships");
 /// Origin → (size, root, note) last cosigned.
 const WITNESSED: TableDefinition<&str, (u64, [u8; 32], &[u8])> = TableDefinition::new("witnessed");
+/// Origin → (size, cosignature line) given for the checkpoint held in `WITNESSED`: a request for
+/// that very checkpoint again gets the same line, never a second cosignature of one size.
+const WITNESS_LINES: TableDefinition<&str, (u64, &str)> = TableDefinition::new("witness_lines");
 /// Region code → the misbehaviour record (JSON: reason and evidence).
 const MISBEHAVING: TableDefinition<&str, &[u8]> = TableDefinition::new("misbehaving");
 /// `own` → (size, note) of the node's latest checkpoint with its quorum of cosignatures.
@@ -29,12 +32,24 @@ pub struct Store {
     db: Database,
 }
 
+/// What one witness step decided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WitnessStep {
+    /// `head` is held from now on and `line` is its cosignature.
+    Cosigned { head: Witnessed, line: String },
+    /// The checkpoint held was asked for again: its line, unchanged (nothing written).
+    Repeated(String),
+    /// The request's old size is not the one held.
+    Conflict(u64),
+}
+
 impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let db = Database::create(path).map_err(fail)?;
         let txn = db.begin_write().map_err(fail)?;
         txn.open_table(MEMBERSHIPS).map_err(fail)?;
         txn.open_table(WITNESSED).map_err(fail)?;
+        txn.open_table(WITNESS_LINES).map_err(fail)?;
         txn.open_table(MISBEHAVING).map_err(fail)?;
         txn.open_table(COSIGNED).map_err(fail)?;
         txn.commit().map_err(fail)?;
@@ -81,13 +96,50 @@ impl Store {
         }))
     }
 
-    /// Stores the witness's new head for `origin`; durable when this returns.
-    pub fn set_witnessed(&self, origin: &str, head: &Witnessed) -> Result<(), StoreError> {
-        self.write(|txn| {
-            txn.open_table(WITNESSED)?
-                .insert(origin, (head.size, head.root, head.note.as_slice()))?;
-            Ok(())
-        })
+    /// One step of the witness for `origin`, atomic against every other: reads the checkpoint
+    /// held (with the cosignature line given for it), lets `decide` judge the request against
+    /// it, and, when it decides to cosign, stores the new head with its line, all in one write
+    /// transaction. redb runs one write transaction at a time, so two requests never both judge
+    /// against the same held checkpoint, whichever transport they came by. The line is durable
+    /// when this returns it.
+    pub fn witness_step<E>(
+        &self,
+        origin: &str,
+        decide: impl FnOnce(Option<&Witnessed>, Option<&str>) -> Result<WitnessStep, E>,
+    ) -> Result<Result<WitnessStep, E>, StoreError> {
+        let txn = self.db.begin_write().map_err(fail)?;
+        let step = {
+            let mut heads = txn.open_table(WITNESSED).map_err(fail)?;
+            let mut lines = txn.open_table(WITNESS_LINES).map_err(fail)?;
+            let held = heads.get(origin).map_err(fail)?.map(|g| {
+                let (size, root, note) = g.value();
+                Witnessed {
+                    size,
+                    root,
+                    note: note.to_vec(),
+                }
+            });
+            let line = lines.get(origin).map_err(fail)?.and_then(|g| {
+                let (size, line) = g.value();
+                (held.as_ref().map(|h| h.size) == Some(size)).then(|| line.to_owned())
+            });
+            let step = match decide(held.as_ref(), line.as_deref()) {
+                Ok(step) => step,
+                // Nothing written: the transaction is dropped, which aborts it.
+                Err(e) => return Ok(Err(e)),
+            };
+            if let WitnessStep::Cosigned { head, line } = &step {
+                heads
+                    .insert(origin, (head.size, head.root, head.note.as_slice()))
+                    .map_err(fail)?;
+                lines
+                    .insert(origin, (head.size, line.as_str()))
+                    .map_err(fail)?;
+            }
+            step
+        };
+        txn.commit().map_err(fail)?;
+        Ok(Ok(step))
     }
 
     pub fn misbehaving(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {

@@ -18,10 +18,11 @@ use tongban_core::federation::wire::{
 use tongban_core::federation::witness::{self, AddCheckpoint, Outcome};
 use tongban_core::federation::{Membership, Reason, Refused};
 use tongban_core::ids::RegionCode;
-use tongban_core::log::checkpoint::Checkpoint;
+use tongban_core::log::checkpoint::{self, Checkpoint};
 use tongban_core::log::note::Note;
 
 use super::replicas::{Replicas, Slot, is_quiet};
+use super::store::WitnessStep;
 use super::swarm::{Command, Inbound};
 use super::{Federation, FederationError, Misbehaviour, peer_map};
 use crate::log::Log;
@@ -544,46 +545,72 @@ impl Federation {
             return Err(Refused::new(Reason::Misbehaving, region.as_str()));
         }
         let log = member.log_verifier(&self.name)?;
-        let held = self.store.witnessed(&origin).map_err(internal)?;
-        match witness::add_checkpoint(&request, &log, held.as_ref())? {
-            Outcome::Conflict { held } => Ok(WitnessAnswer::Conflict(held)),
-            Outcome::Equivocation(evidence) => {
-                self.equivocation(&region, &evidence.notes.0, &evidence.notes.1);
-                Err(Refused::new(
-                    Reason::Equivocation,
-                    format!("{origin} signed two checkpoints of size {}", evidence.size),
-                ))
-            }
-            Outcome::Cosign { checkpoint, next } => {
-                {
-                    let replicas = self.replicas().map_err(internal)?;
-                    if let Some(slot) = replicas.get(&region)
-                        && slot.replica.size() >= checkpoint.size
-                    {
-                        let root = slot.root_at(checkpoint.size).map_err(internal)?;
-                        if let Err(r) = Replica::confirms(&checkpoint, root) {
-                            drop(replicas);
-                            self.mark_misbehaving(
-                                region.as_str(),
-                                Misbehaviour::because(r.to_string()),
-                            );
+        let checkpoint = checkpoint::open(&request.note, &log, &[])
+            .map_err(|e| Refused::new(Reason::CheckpointInvalid, e.to_string()))?
+            .checkpoint;
+        // What this node's replica holds at that size, if it reaches it: a checkpoint to cosign
+        // must have that root.
+        let replicated = self.replica_root(&region, checkpoint.size)?;
+        let me = membership
+            .member(&self.own)
+            .ok_or_else(|| internal("this node is not in the membership"))?;
+        let name = me.witness_name(&self.name);
+        let mut evidence = None;
+        let mut mismatch = None;
+        // Read, decide and write as one step per origin (specs/federation.md §6.1): concurrent
+        // requests from the witnessed size must not each extend it.
+        let step = self
+            .store
+            .witness_step(&origin, |held, line| {
+                Ok(match witness::add_checkpoint(&request, &log, held)? {
+                    Outcome::Conflict { held } => WitnessStep::Conflict(held),
+                    Outcome::Equivocation(found) => {
+                        let refused = Refused::new(
+                            Reason::Equivocation,
+                            format!("{origin} signed two checkpoints of size {}", found.size),
+                        );
+                        evidence = Some(found);
+                        return Err(refused);
+                    }
+                    Outcome::Held => match line {
+                        Some(line) => WitnessStep::Repeated(line.to_owned()),
+                        // Held from before lines were kept: cosigned once more, and kept.
+                        None => cosign(&checkpoint, held.cloned(), &name, &self.witness)?,
+                    },
+                    Outcome::Cosign { checkpoint, next } => {
+                        if let Some(root) = replicated
+                            && let Err(r) = Replica::confirms(&checkpoint, root)
+                        {
+                            mismatch = Some(r.to_string());
                             return Err(r);
                         }
+                        cosign(&checkpoint, Some(next), &name, &self.witness)?
                     }
-                }
-                self.store.set_witnessed(&origin, &next).map_err(internal)?;
-                let me = membership
-                    .member(&self.own)
-                    .ok_or_else(|| internal("this node is not in the membership"))?;
-                let time = now().map_err(internal)?.seconds();
-                let line = witness::cosignature(
-                    &checkpoint,
-                    time,
-                    &me.witness_name(&self.name),
-                    &self.witness,
-                )?;
+                })
+            })
+            .map_err(internal)?;
+        if let Some(found) = evidence {
+            self.equivocation(&region, &found.notes.0, &found.notes.1);
+        }
+        if let Some(why) = mismatch {
+            self.mark_misbehaving(region.as_str(), Misbehaviour::because(why));
+        }
+        match step? {
+            WitnessStep::Cosigned { line, .. } | WitnessStep::Repeated(line) => {
                 Ok(WitnessAnswer::Cosigned(line))
             }
+            WitnessStep::Conflict(held) => Ok(WitnessAnswer::Conflict(held)),
+        }
+    }
+
+    /// The root of `region`'s replica at `size`, when the replica holds that many entries.
+    fn replica_root(&self, region: &RegionCode, size: u64) -> Result<Option<[u8; 32]>, Refused> {
+        let replicas = self.replicas().map_err(internal)?;
+        match replicas.get(region) {
+            Some(slot) if slot.replica.size() >= size => {
+                slot.root_at(size).map(Some).map_err(internal)
+            }
+            _ => Ok(None),
         }
     }
 
@@ -635,6 +662,19 @@ impl Federation {
             None => Err(Refused::new(Reason::NotMember, region.as_str())),
         }
     }
+}
+
+/// The witness's cosignature of `checkpoint`, now, with the head it holds from then on.
+fn cosign(
+    checkpoint: &Checkpoint,
+    head: Option<witness::Witnessed>,
+    name: &str,
+    key: &tongban_core::keys::SecretKey,
+) -> Result<WitnessStep, Refused> {
+    let head = head.ok_or_else(|| internal("a cosignature without a head to hold"))?;
+    let time = now().map_err(internal)?.seconds();
+    let line = witness::cosignature(checkpoint, time, name, key)?;
+    Ok(WitnessStep::Cosigned { head, line })
 }
 
 fn text_pair(a: &[u8], b: &[u8]) -> (String, String) {
