@@ -27,6 +27,19 @@ impl KeyId {
         bytes.try_into().ok().map(KeyId)
     }
 
+    /// A key id written as 32 hex digits (either case).
+    pub fn from_hex(text: &str) -> Option<KeyId> {
+        if text.len() != 32 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let mut kid = [0u8; 16];
+        for (byte, pair) in kid.iter_mut().zip(text.as_bytes().chunks(2)) {
+            let pair = std::str::from_utf8(pair).ok()?;
+            *byte = u8::from_str_radix(pair, 16).ok()?;
+        }
+        Some(KeyId(kid))
+    }
+
     pub fn to_hex(self) -> String {
         self.0.iter().map(|b| format!("{b:02x}")).collect()
     }
@@ -141,6 +154,22 @@ impl fmt::Debug for SecretKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_ids_read_back_from_hex() {
+        let kid = KeyId::of(&[9; 32]);
+        assert_eq!(KeyId::from_hex(&kid.to_hex()), Some(kid));
+        assert_eq!(KeyId::from_hex(&kid.to_hex().to_uppercase()), Some(kid));
+        for bad in [
+            "",
+            "00",
+            &"0".repeat(33),
+            &format!("+f{}", "0".repeat(30)),
+            &"g".repeat(32),
+        ] {
+            assert_eq!(KeyId::from_hex(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn kid_is_blake3_derive_key_of_alg_and_key() {

@@ -187,22 +187,7 @@ pub fn init(home: &Home, options: &InitOptions<'_>) -> Result<Initialised, HomeE
 
 /// Writes a whole file through a temporary name, so a crash leaves the old file or the new one.
 pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), HomeError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io(&tmp))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))?;
-    keyfile::sync_dir(path)?;
-    Ok(())
+    Ok(keyfile::write_file(path, bytes, keyfile::Replace::Yes)?)
 }
 
 /// The keys and documents a running node needs, read and checked.

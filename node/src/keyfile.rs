@@ -49,18 +49,56 @@ pub fn generate() -> Result<SecretKey, KeyFileError> {
     }
 }
 
-/// Writes `key` to a new file at `path` (never over an existing one) with mode 0600, and makes the
-/// file and its directory entry durable before returning.
+/// Writes `key` to a new file at `path` (never over an existing one) with mode 0600, through a
+/// temporary name: a crash at any point leaves no file at `path` or the whole key, never a
+/// partial one. Durable, directory entry included, when this returns.
 pub fn write(path: &Path, key: &SecretKey) -> Result<(), KeyFileError> {
+    let text = format!("{}\n", hex::encode(key.seed()));
+    write_file(path, text.as_bytes(), Replace::No)
+}
+
+/// Whether [`write_file`] may replace a file already at the path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Replace {
+    Yes,
+    No,
+}
+
+/// The suffix of the temporary name a file is written under before it takes its own.
+pub const TEMPORARY: &str = ".tmp";
+
+/// Writes a whole file, mode 0600: to `<path>.tmp` (a leftover of a crash is replaced), synced,
+/// then given its name (renamed over an existing file, or linked where none may exist), and the
+/// directory synced. A crash leaves the old file or the new one.
+pub fn write_file(path: &Path, bytes: &[u8], replace: Replace) -> Result<(), KeyFileError> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(TEMPORARY);
+    let tmp = PathBuf::from(tmp);
+    // A leftover is removed rather than truncated: opening keeps an existing file's mode, which
+    // may let others read what is written next.
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&tmp)(e)),
+        _ => {}
+    }
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(path)
-        .map_err(io(path))?;
-    file.write_all(format!("{}\n", hex::encode(key.seed())).as_bytes())
+        .open(&tmp)
+        .map_err(io(&tmp))?;
+    file.write_all(bytes)
         .and_then(|()| file.sync_all())
-        .map_err(io(path))?;
+        .map_err(io(&tmp))?;
+    drop(file);
+    match replace {
+        Replace::Yes => std::fs::rename(&tmp, path).map_err(io(path))?,
+        Replace::No => {
+            // A hard link fails when the name exists, where a rename would replace it.
+            let linked = std::fs::hard_link(&tmp, path).map_err(io(path));
+            let removed = std::fs::remove_file(&tmp).map_err(io(&tmp));
+            linked.and(removed)?;
+        }
+    }
     sync_dir(path)
 }
 
@@ -110,6 +148,14 @@ mod tests {
         assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
         assert_eq!(read(&path).unwrap().public(), key.public());
         assert!(matches!(write(&path, &key), Err(KeyFileError::Io { .. })));
+        // Nothing is left under the temporary name, and a leftover of a crash does not block.
+        let tmp = dir.path().join("k.key.tmp");
+        assert!(!tmp.exists());
+        std::fs::write(&tmp, "partial").unwrap();
+        let other = dir.path().join("o.key");
+        std::fs::write(dir.path().join("o.key.tmp"), "").unwrap();
+        write(&other, &key).unwrap();
+        assert_eq!(read(&other).unwrap().public(), key.public());
     }
 
     #[test]

@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::num::NonZeroUsize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard};
 
@@ -252,13 +252,7 @@ impl Region {
             seal_keys: HashMap::new(),
             promises,
         };
-        for entry in std::fs::read_dir(home.seal_keys())
-            .map_err(|e| OpenError::Setup(format!("{}: {e}", home.seal_keys().display())))?
-        {
-            let path = entry.map_err(|e| OpenError::Setup(e.to_string()))?.path();
-            let key = keyfile::read(&path).map_err(|e| OpenError::Setup(e.to_string()))?;
-            seq.seal_keys.insert(key.public().kid(), Arc::new(key));
-        }
+        seq.seal_keys = seal_keys(&home.seal_keys(), &seq.state)?;
         let credentials =
             Credentials::open(&home.credentials()).map_err(|e| OpenError::Setup(e.to_string()))?;
         let federation = FederationRoot {
@@ -1043,6 +1037,45 @@ impl Region {
         seals.sort_by(|a, b| a.0.id.cmp(&b.0.id));
         Ok(seals)
     }
+}
+
+/// The keys in `dir` of the seals `state` registered. A seal's key file is written (durably,
+/// under a temporary name first) before its registration is logged, so a crash between the two
+/// leaves a key the log does not hold: it is passed over (and a leftover temporary file removed),
+/// and never stops a start. A key of a registered seal that does not read, or is another key than
+/// the seal's, does: the operator must see it.
+fn seal_keys(dir: &Path, state: &RegionState) -> Result<HashMap<KeyId, Arc<SecretKey>>, OpenError> {
+    let fail = |e: &dyn std::fmt::Display| OpenError::Setup(format!("{}: {e}", dir.display()));
+    let mut keys = HashMap::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| fail(&e))? {
+        let path = entry.map_err(|e| fail(&e))?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.ends_with(keyfile::TEMPORARY) {
+            // A key being written when the node stopped, never given its name: nothing uses it,
+            // and a secret is not left lying about.
+            std::fs::remove_file(&path).map_err(|e| fail(&e))?;
+            tracing::info!(file = %path.display(), "removed a key file left half-made by a crash");
+            continue;
+        }
+        let registered = name
+            .strip_suffix(".key")
+            .and_then(KeyId::from_hex)
+            .filter(|kid| state.seal(kid).is_some());
+        let Some(kid) = registered else {
+            tracing::warn!(file = %path.display(), "not the key of a seal the log registered; passed over");
+            continue;
+        };
+        let key = keyfile::read(&path).map_err(|e| OpenError::Setup(e.to_string()))?;
+        if key.public().kid() != kid {
+            return Err(OpenError::Setup(format!(
+                "{} holds the key {}, not the seal's",
+                path.display(),
+                key.public().kid()
+            )));
+        }
+        keys.insert(kid, Arc::new(key));
+    }
+    Ok(keys)
 }
 
 /// A registered seal that is not revoked yet: `404 KID_UNKNOWN` or `409 SEAL_ALREADY_REVOKED`

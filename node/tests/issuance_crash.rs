@@ -2,6 +2,7 @@
 //! certificate the node answered 201 for is there, with its bytes, and still verifies.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
 mod node_process;
 
 use std::sync::{Arc, Mutex};
@@ -76,6 +77,86 @@ fn killed_mid_burst_keeps_every_acknowledged_certificate() {
         eprintln!(
             "round {round}: {} acknowledged certificates survived",
             acked.len()
+        );
+    }
+}
+
+/// SIGKILL while seals are being created, at random moments: the node always starts again, every
+/// seal it acknowledged is registered with its key held (it stamps), and key files of seals the
+/// log never registered (a crash between the key and its entry, or a file cut short by an older
+/// version's crash) do not stop a start.
+#[test]
+fn killed_while_creating_seals_still_starts_with_every_acknowledged_seal() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = Node::init(dir.path());
+    node.start();
+    let (token, _) = node.agency_with_seal(AGENCY_A, "FY-AMR-0");
+    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut rng = common::Rng(common::seed());
+    // What a crash of a version that wrote keys in place could leave: an empty key file of a
+    // seal never registered, and a temporary file.
+    let seals = dir.path().join("keys/seals");
+    std::fs::write(seals.join(format!("{}.key", "ab".repeat(16))), "").unwrap();
+    std::fs::write(seals.join(format!("{}.key.tmp", "cd".repeat(16))), "12").unwrap();
+    for round in 0..12u64 {
+        let before = acked.lock().unwrap().len();
+        let node_ref = Arc::new(Node {
+            dir: node.dir.clone(),
+            operator: node.operator.clone(),
+            child: None,
+            addr: node.addr.clone(),
+        });
+        let workers: Vec<_> = (0..4u64)
+            .map(|worker| {
+                let (node, acked) = (node_ref.clone(), acked.clone());
+                std::thread::spawn(move || {
+                    for n in 0.. {
+                        let body = json!({
+                            "agency_uscc": AGENCY_A, "seal_id": format!("S{round}-{worker}-{n}"),
+                            "seal_type": "approval", "name": "行政审批专用章",
+                            "valid_until": 2_000_000_000u64, "picture": "cG5n",
+                            "media_type": "image/png",
+                        })
+                        .to_string();
+                        let Ok(reply) = node.try_request(
+                            "POST",
+                            "/v1/admin/seals",
+                            Some(&node.operator),
+                            Some(body.as_bytes()),
+                        ) else {
+                            return;
+                        };
+                        if reply.status == 201 {
+                            let kid = reply.json()["kid"].as_str().unwrap().to_owned();
+                            acked.lock().unwrap().push(kid);
+                        }
+                    }
+                })
+            })
+            .collect();
+        let delay = rng.between(50, 400);
+        std::thread::sleep(Duration::from_millis(delay));
+        node.kill9();
+        for worker in workers {
+            worker.join().unwrap();
+        }
+        node.start();
+        assert!(!seals.join(format!("{}.key.tmp", "cd".repeat(16))).exists());
+        let acked = acked.lock().unwrap();
+        assert!(acked.len() > before, "round {round}: no seal acknowledged");
+        for (n, kid) in acked[before..].iter().enumerate() {
+            let serial = format!("K{round}N{n}");
+            let issued = node.post("/v1/certificates", Some(&token), &certificate(kid, &serial));
+            assert_eq!(
+                issued.status,
+                201,
+                "round {round}: acknowledged seal {kid} cannot stamp: {}",
+                issued.text()
+            );
+        }
+        eprintln!(
+            "round {round}: killed after {delay} ms; {} acknowledged seals stamp",
+            acked.len() - before
         );
     }
 }

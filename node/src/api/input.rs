@@ -122,9 +122,7 @@ pub fn short_text(field: &str, text: &str) -> Result<ShortText, Refusal> {
 }
 
 pub fn kid(field: &str, text: &str) -> Result<KeyId, Refusal> {
-    hex::decode(text)
-        .ok()
-        .and_then(|b| KeyId::from_slice(&b))
+    KeyId::from_hex(text)
         .ok_or_else(|| Refusal::invalid(format!("{field}: a key id is 32 hex digits")))
 }
 
