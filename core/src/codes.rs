@@ -91,6 +91,7 @@ codes! {
     CopyExpired => "COPY_EXPIRED", "at or after the purpose-bound copy's expiry";
     CopyWrongRecipient => "COPY_WRONG_RECIPIENT", "the copy is presented by a party other than its recipient";
     CopyMismatch => "COPY_MISMATCH", "the copy's certificate is not the one requested, or discloses other fields";
+    TransferUnconfirmed => "TRANSFER_UNCONFIRMED", "a transferred-in certificate whose predecessor the verifier does not know to be transferred out";
 }
 
 impl fmt::Display for Code {

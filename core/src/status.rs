@@ -107,6 +107,9 @@ pub enum Operation {
     Unsuspend,
     Other,
     CancelTransferOut,
+    /// The origin region accepts the transfer in of a certificate it transferred out
+    /// (specs/sharing.md §5.2): it stays 06, and the transfer can no longer be cancelled.
+    AcceptTransfer,
 }
 
 impl Operation {
@@ -119,6 +122,7 @@ impl Operation {
             Operation::Unsuspend => 6,
             Operation::Other => 7,
             Operation::CancelTransferOut => 10,
+            Operation::AcceptTransfer => 11,
         }
     }
 }
@@ -166,7 +170,10 @@ pub fn transition(from: State, op: Operation) -> Result<State, Failure> {
         }
         (S::Valid, O::Terminate(Termination::TransferOut)) => S::TransferredOut,
         (S::Valid | S::Suspended | S::Other, O::Other) => S::Other,
+        // Whether the transfer was accepted already, which stops a cancel, is the log's to know
+        // (specs/log.md §7).
         (S::TransferredOut, O::CancelTransferOut) => S::Valid,
+        (S::TransferredOut, O::AcceptTransfer) => S::TransferredOut,
         _ => return Err(refused(from, format_args!("operation {:02}", op.code()))),
     };
     Ok(to)
@@ -191,7 +198,7 @@ pub fn succeed(predecessor: State, how: Succession) -> Result<State, Failure> {
 mod tests {
     use super::*;
 
-    const OPS: [Operation; 9] = [
+    const OPS: [Operation; 10] = [
         Operation::Suspend,
         Operation::Expire,
         Operation::Terminate(Termination::Revoke),
@@ -201,6 +208,7 @@ mod tests {
         Operation::Unsuspend,
         Operation::Other,
         Operation::CancelTransferOut,
+        Operation::AcceptTransfer,
     ];
 
     #[test]
@@ -234,6 +242,7 @@ mod tests {
             ),
             (S::Suspended, O::Expire, S::Expired),
             (S::TransferredOut, O::CancelTransferOut, S::Valid),
+            (S::TransferredOut, O::AcceptTransfer, S::TransferredOut),
             (S::Other, O::Terminate(Termination::Cancel), S::Cancelled),
             (S::Other, O::Other, S::Other),
         ];
@@ -243,6 +252,8 @@ mod tests {
         let refused = [
             (S::Valid, O::Unsuspend),
             (S::Valid, O::CancelTransferOut),
+            (S::Valid, O::AcceptTransfer),
+            (S::Suspended, O::AcceptTransfer),
             (S::Suspended, O::Suspend),
             (S::Suspended, O::Terminate(Termination::TransferOut)),
             (S::TransferredOut, O::Suspend),

@@ -2,7 +2,8 @@
 //! statistics an audit derives from sharing entries.
 
 use tongban_core::codes::Code;
-use tongban_core::ids::Identifier;
+use tongban_core::ids::{Identifier, RegionCode};
+use tongban_core::keys::SecretKey;
 use tongban_core::log::audit::{AuditInput, FindingCode, replay, replay_many};
 use tongban_core::log::entry::{Act, LogEntry, ShareOutcome};
 use tongban_core::log::state::RegionState;
@@ -172,7 +173,7 @@ fn input(log: &SampleLog) -> AuditInput<'_> {
 }
 
 #[test]
-fn a_transfer_cancelled_after_it_was_taken_in_is_found() -> R {
+fn an_accepted_transfer_cannot_be_cancelled() -> R {
     let (mut fuyang, jinan) = transfer_pair(true)?;
     let moved = w_id(&fuyang)?;
     let f = tongban_core::testkit::TestFederation::standard()?;
@@ -189,6 +190,26 @@ fn a_transfer_cancelled_after_it_was_taken_in_is_found() -> R {
     }
     .sign(&f.amr().key)?;
     fuyang.entries.push(cancel);
+    let at = fuyang.entries.len() as u64 - 1;
+    fuyang.checkpoints.clear();
+    let reports = replay_many(&[input(&fuyang), input(&jinan)]);
+    let finding = reports[0].findings.first().ok_or("a finding")?;
+    assert_eq!(
+        (finding.code, finding.entry),
+        (FindingCode::TransitionNotAllowed, Some(at))
+    );
+    // Replayed up to the refused entry, Fuyang's log still shows the transfer accepted.
+    assert!(reports[1].is_clean(), "{:?}", reports[1].findings);
+    Ok(())
+}
+
+#[test]
+fn a_transfer_in_the_origin_did_not_accept_is_found() -> R {
+    let (mut fuyang, jinan) = transfer_pair(true)?;
+    // Without the acceptance, the transfer out could still be cancelled: taking it in breaks
+    // the rule.
+    fuyang.entries.pop();
+    fuyang.checkpoints.clear();
     let reports = replay_many(&[input(&fuyang), input(&jinan)]);
     assert!(reports[0].is_clean(), "{:?}", reports[0].findings);
     let finding = reports[1].findings.first().ok_or("a finding")?;
@@ -199,12 +220,57 @@ fn a_transfer_cancelled_after_it_was_taken_in_is_found() -> R {
     Ok(())
 }
 
-/// The identifier the sample pair transfers.
+#[test]
+fn a_transfer_is_accepted_once_for_its_destination_only() -> R {
+    let (fuyang, _) = transfer_pair(true)?;
+    let moved = w_id(&fuyang)?;
+    let f = tongban_core::testkit::TestFederation::standard()?;
+    let accept =
+        |destination: &str, signer: &SecretKey| -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+            Ok(LogEntry {
+                region: f.fuyang.certificate.region.clone(),
+                at: time(T0 + 120 * DAY)?,
+                act: Act::StatusChanged {
+                    id: moved.clone(),
+                    operation: Operation::AcceptTransfer,
+                    to: State::TransferredOut,
+                    reason: None,
+                    destination: Some(RegionCode::parse(destination)?),
+                },
+            }
+            .sign(signer)?)
+        };
+    let root = tongban_core::testkit::key("region 341200 root")?;
+    let mut state = RegionState::new(f.fuyang.certificate.region.clone(), root.public().clone());
+    let (last, before) = fuyang.entries.split_last().ok_or("entries")?;
+    for entry in before {
+        state.apply(entry)?;
+    }
+    // Not by the agency's seal, not for another region than the transfer out named.
+    let refused = |entry: Vec<u8>, state: &mut RegionState| {
+        state.apply(&entry).map(|_| ()).map_err(|r| r.code)
+    };
+    assert_eq!(
+        refused(accept("370100", &f.amr().key)?, &mut state),
+        Err(FindingCode::EntrySignature)
+    );
+    assert_eq!(
+        refused(accept("110000", &root)?, &mut state),
+        Err(FindingCode::TransitionNotAllowed)
+    );
+    state.apply(last)?;
+    assert_eq!(
+        refused(accept("370100", &root)?, &mut state),
+        Err(FindingCode::TransitionNotAllowed)
+    );
+    Ok(())
+}
+
 fn w_id(fuyang: &SampleLog) -> Result<Identifier, Box<dyn std::error::Error>> {
     let last = fuyang.entries.last().ok_or("entries")?;
     match LogEntry::open(last)?.1.act {
         Act::StatusChanged { id, .. } => Ok(id),
-        _ => Err("the pair ends with the transfer out".into()),
+        _ => Err("the pair ends with the transfer out and its acceptance".into()),
     }
 }
 

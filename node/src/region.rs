@@ -9,7 +9,7 @@
 //! to commit an act already applied, the state would be ahead of the log: the node then refuses
 //! every further write until it is restarted and has replayed its log.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,7 +40,7 @@ use crate::log::{Blob, Log, LogConfig, Pending};
 use crate::refusal::{Kind, Refusal};
 
 mod share;
-pub use share::{EvidencePolicy, ShareAnswer, ShareAsk, TrustElements};
+pub use share::{EvidencePolicy, PreparedTransfer, ShareAnswer, ShareAsk, TrustElements};
 
 /// How long a trust bundle the node publishes stays valid.
 const BUNDLE_VALIDITY: u64 = 7 * 24 * 3600;
@@ -92,6 +92,9 @@ pub struct View {
     pub bundle: Arc<Vec<u8>>,
     pub status: StatusTable,
     pub certs: HashMap<String, CertRecord>,
+    /// Other regions' certificates this region took in (transfer in, op 08): they are no longer
+    /// valid anywhere, whatever this node's replica of their region says yet.
+    pub transferred_in: HashSet<String>,
 }
 
 /// A new certificate's content, checked by the API layer.
@@ -118,6 +121,16 @@ pub enum Lineage {
     /// The successor of `of`, another region's certificate transferred out to this one
     /// (specs/sharing.md §5.2): `<of's type>.<agency USCC>.<serial>.001`.
     TransferIn { of: Identifier, serial: String },
+}
+
+/// A certificate built and signed, and its signed `cert.issued` entry, not yet logged.
+struct PreparedIssuance {
+    id: Identifier,
+    digest: [u8; 32],
+    bytes: Vec<u8>,
+    seal: KeyId,
+    key: Arc<SecretKey>,
+    entry: Vec<u8>,
 }
 
 /// An issued certificate as the API returns it.
@@ -261,6 +274,12 @@ impl Region {
         };
         let mut status = StatusTable::default();
         let mut certs = HashMap::new();
+        let transferred_in = seq
+            .state
+            .transfers_in()
+            .iter()
+            .map(|(_, _, predecessor)| predecessor.clone())
+            .collect();
         for (id, record) in seq.state.certs() {
             record_status(&mut status, &region, id, record);
             certs.insert(id.clone(), record.clone());
@@ -282,6 +301,7 @@ impl Region {
                 bundle: Arc::new(bundle),
                 status,
                 certs,
+                transferred_in,
             }),
             poisoned: AtomicBool::new(false),
             credentials,
@@ -424,9 +444,17 @@ impl Region {
         match &applied.entry.act {
             Act::SealRegistered { .. } | Act::SealRevoked { .. } => self.refresh_trust(state),
             Act::CertIssued {
-                id, predecessor, ..
+                id,
+                predecessor,
+                operation,
+                ..
             } => {
                 let mut view = self.view.write().map_err(|_| lock_failed())?;
+                if let Some(prev) = predecessor
+                    && *operation == Succession::TransferIn.code()
+                {
+                    view.transferred_in.insert(prev.as_str().to_owned());
+                }
                 for id in std::iter::once(id).chain(predecessor.iter()) {
                     if let Some(record) = state.cert(id.as_str()) {
                         record_status(&mut view.status, &self.code, id.as_str(), record);
@@ -631,10 +659,21 @@ impl Region {
         lineage: Lineage,
         spec: CertificateSpec,
     ) -> Result<IssuedCertificate, Refusal> {
-        // The checks that name the refusal are made against the state first; the certificate is
-        // then built and signed without the lock (the costly part), and `submit` applies the
-        // entry under the lock, where the log's rules decide again against the latest state
-        // (a duplicate identifier or a seal revoked meanwhile is refused there).
+        let prepared = self.prepare_issuance(agency, lineage, spec)?;
+        self.log_issuance(prepared, None)
+    }
+
+    /// A certificate built and signed, with its signed `cert.issued` entry, not logged yet. The
+    /// checks that name the refusal are made against the state first; the certificate is then
+    /// built and signed without the lock (the costly part), and [`Region::log_issuance`] applies
+    /// the entry under the lock, where the log's rules decide again against the latest state (a
+    /// duplicate identifier or a seal revoked meanwhile is refused there).
+    fn prepare_issuance(
+        &self,
+        agency: &str,
+        lineage: Lineage,
+        spec: CertificateSpec,
+    ) -> Result<PreparedIssuance, Refusal> {
         let (info, key, id, predecessor) = self.issuance_plan(agency, lineage, &spec)?;
         let now = now()?;
         let draft = Draft {
@@ -677,24 +716,58 @@ impl Region {
         }
         .sign(&key)
         .map_err(|e| Refusal::internal(e.to_string()))?;
-        let mut seq = self.sequencer()?;
-        // Again under the lock: a rotation or revocation logged while the certificate was built.
-        if let Some(seal) = seq.state.seal(&spec.seal) {
-            refuse_revoked(seal)?;
-        }
-        let (index, pending) = self.submit(
-            &mut seq,
-            entry,
-            &key,
-            vec![(issued.digest, issued.bytes.clone())],
-        )?;
-        drop(seq);
-        let log_index = self.durable(index, pending)?;
-        Ok(IssuedCertificate {
+        Ok(PreparedIssuance {
             id,
             digest: issued.digest,
             bytes: issued.bytes,
-            log_index,
+            seal: spec.seal,
+            key,
+            entry,
+        })
+    }
+
+    /// Logs a prepared issuance and waits until it is durable; with `before`, a root-signed
+    /// entry logged first in the same submission (so both are durable or neither is).
+    fn log_issuance(
+        &self,
+        prepared: PreparedIssuance,
+        before: Option<Vec<u8>>,
+    ) -> Result<IssuedCertificate, Refusal> {
+        let mut seq = self.sequencer()?;
+        // Again under the lock: a rotation or revocation logged while the certificate was built.
+        if let Some(seal) = seq.state.seal(&prepared.seal) {
+            refuse_revoked(seal)?;
+        }
+        let mut entries = Vec::new();
+        if let Some(before) = before {
+            let applied = seq.state.apply_own(&before, self.root.public())?;
+            entries.push((before, applied));
+        }
+        match seq.state.apply_own(&prepared.entry, prepared.key.public()) {
+            Ok(applied) => entries.push((prepared.entry, applied)),
+            Err(rejection) if !entries.is_empty() => {
+                // The entry before is in the state already: it is logged alone, so that state
+                // and log stay one (it records a fact and changes no certificate).
+                let (index, pending) = self.log_applied(&mut seq, entries, Vec::new())?;
+                drop(seq);
+                self.durable(index, pending)?;
+                return Err(rejection.into());
+            }
+            Err(rejection) => return Err(rejection.into()),
+        }
+        let last = entries.len() as u64 - 1;
+        let (index, pending) = self.log_applied(
+            &mut seq,
+            entries,
+            vec![(prepared.digest, prepared.bytes.clone())],
+        )?;
+        drop(seq);
+        let first = self.durable(index, pending)?;
+        Ok(IssuedCertificate {
+            id: prepared.id,
+            digest: prepared.digest,
+            bytes: prepared.bytes,
+            log_index: first + last,
         })
     }
 
@@ -937,15 +1010,46 @@ impl Region {
             && let Ok(envelope) = Envelope::open(bytes, EnvelopeKind::Certificate)
             && view.trust.seal(&envelope.kid).is_none()
         {
-            return Ok((peers.verify(bytes, now), None));
+            let mut verification = peers.verify(bytes, now);
+            self.settle_transfers(&mut verification, &view)?;
+            return Ok((verification, None));
         }
-        let verification = cert::verify(bytes, &view.trust, &view.status, now);
+        let verification = self.verify_own(bytes, &view, now)?;
         let state = verification
             .claims
             .as_ref()
             .and_then(|c| view.certs.get(c.id.as_str()))
             .map(|r| r.state);
         Ok((verification, state))
+    }
+
+    /// Verifies a certificate of this region against the view (verification.md §2, the state
+    /// this log establishes as its status source), then the transfer rules.
+    fn verify_own(&self, bytes: &[u8], view: &View, now: Time) -> Result<Verification, Refusal> {
+        let mut verification = cert::verify(bytes, &view.trust, &view.status, now);
+        self.settle_transfers(&mut verification, view)?;
+        Ok(verification)
+    }
+
+    /// specs/sharing.md §5.5: what this node knows of transfers, from its own log and its
+    /// replicas, applied to a verification: never a predecessor and its successor valid at once.
+    fn settle_transfers(
+        &self,
+        verification: &mut Verification,
+        view: &View,
+    ) -> Result<(), Refusal> {
+        let peers = self.peers.get().map(|p| p.status()).transpose()?;
+        tongban_core::sharing::transfer::settle(verification, |id| {
+            view.transferred_in.contains(id.as_str())
+                || view
+                    .certs
+                    .get(id.as_str())
+                    .is_some_and(|r| r.state == State::TransferredOut)
+                || peers
+                    .as_ref()
+                    .is_some_and(|p| p.listed_state(id.as_str()) == Some(State::TransferredOut))
+        });
+        Ok(())
     }
 
     pub fn certificate(&self, id: &str) -> Result<CertRecord, Refusal> {

@@ -194,15 +194,28 @@ fn regions_exchange_proofs_and_purpose_bound_copies_over_the_federation() {
         (201, &json!("STATUS_TRANSFERRED_OUT")),
         "{answer}"
     );
+    // Jinan's node asks Fuyang's to accept the transfer, then issues the successor.
     let mut successor = certificate(&jinan_seal, "2026100001");
     successor.as_object_mut().unwrap().remove("type_code");
     let reply = b.post(
         "/v1/certificates/transfer-in",
         Some(&jinan_token),
-        &json!({"proof": answer["proof"], "certificate": successor}),
+        &json!({"predecessor": moved, "certificate": successor}),
     );
     assert_eq!(reply.status, 201, "{}", reply.text());
     let successor = reply.json()["certificate"].as_str().unwrap().to_owned();
+    // Accepted: Fuyang can no longer take it back.
+    let reply = a.post(
+        &format!("/v1/certificates/{}/status", moved_id.as_str()),
+        Some(&fuyang_token),
+        &json!({"operation": "cancel_transfer_out"}),
+    );
+    assert_eq!(
+        (reply.status, reply.code().as_str()),
+        (409, "TRANSITION_NOT_ALLOWED"),
+        "{}",
+        reply.text()
+    );
     let suqian = &federation.nodes[2];
     wait_for(Duration::from_secs(10), "Suqian to see both acts", || {
         (verify_code(suqian, &successor) == "OK"

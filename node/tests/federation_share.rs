@@ -10,20 +10,23 @@ use tongban_core::cert::{FieldName, Holder, HolderIdType, TrustLevel, present};
 use tongban_core::codes::Code;
 use tongban_core::ids::{Identifier, RegionCode, TypeCode, Uscc};
 use tongban_core::keys::KeyId;
-use tongban_core::log::audit::{AuditInput, FindingCode, replay_many};
+use tongban_core::log::audit::{AuditInput, replay_many};
 use tongban_core::log::entry::{Act, LogEntry, ShareOutcome};
 use tongban_core::sharing::{ProofExpectation, ProofRequest, verify_proof};
 use tongban_core::status::State;
 use tongban_core::trust::{
-    BundleContents, FederationRoot, MediaType, SealId, SealType, TrustStore,
+    BundleContents, FederationRoot, MediaType, SealId, SealType, StatusEntry, StatusTable,
+    TrustStore,
 };
 use tongban_core::values::{ShortText, Time};
 use tongban_node::config::HttpConfig;
 use tongban_node::home::{Home, InitOptions, init};
 use tongban_node::keyfile;
 use tongban_node::receipts::Receipts;
+use tongban_node::refusal::Refusal;
 use tongban_node::region::{
-    CertificateSpec, EvidencePolicy, Lineage, Region, SealSpec, ShareAnswer, ShareAsk, now,
+    CertificateSpec, EvidencePolicy, Lineage, PeerVerifier, Region, SealSpec, ShareAnswer,
+    ShareAsk, now,
 };
 
 const FUYANG_AMR: &str = "11341200MB0000001F";
@@ -152,6 +155,7 @@ fn code(region: &str) -> RegionCode {
 
 struct World {
     _dir: tempfile::TempDir,
+    key: std::path::PathBuf,
     fuyang: Node,
     jinan: Node,
     trust: TrustStore,
@@ -174,12 +178,50 @@ fn world() -> World {
     let trust = federation(&key, &[&fuyang, &jinan]);
     World {
         _dir: dir,
+        key,
         fuyang,
         jinan,
         trust,
         amr,
         approval,
         unscoped,
+    }
+}
+
+/// What a node whose replicas lag far behind knows: every region's seals, and of their status
+/// only what it is told.
+struct Lagging {
+    trust: TrustStore,
+    status: std::sync::RwLock<StatusTable>,
+}
+
+impl Lagging {
+    fn new(w: &World) -> Lagging {
+        Lagging {
+            trust: federation(&w.key, &[&w.fuyang, &w.jinan]),
+            status: Default::default(),
+        }
+    }
+
+    fn learn(&self, region: &RegionCode, id: &Identifier, state: State) {
+        let since = now().unwrap();
+        let entry = StatusEntry {
+            id: id.clone(),
+            state,
+            since,
+            note: None,
+        };
+        self.status.write().unwrap().record(region, entry, since);
+    }
+}
+
+impl PeerVerifier for Lagging {
+    fn verify(&self, bytes: &[u8], now: Time) -> tongban_core::cert::Verification {
+        tongban_core::cert::verify(bytes, &self.trust, &*self.status.read().unwrap(), now)
+    }
+
+    fn status(&self) -> Result<std::sync::RwLockReadGuard<'_, StatusTable>, Refusal> {
+        Ok(self.status.read().unwrap())
     }
 }
 
@@ -486,29 +528,52 @@ async fn a_copy_is_given_to_an_authorised_agency_and_refusals_are_logged() {
     assert_eq!(reports[1].statistics.copies_received_cross_region, 1);
 }
 
+/// Jinan asks Fuyang to accept the transfer of `certificate` (specs/sharing.md §5.2).
+async fn ask_transfer(w: &World, certificate: &[u8], nonce: [u8; 16]) -> Vec<u8> {
+    let request = ProofRequest {
+        certificate: present(certificate, |_| false).unwrap(),
+        nonce,
+    }
+    .encode()
+    .unwrap();
+    w.fuyang
+        .region
+        .answer_transfer_request(&w.fuyang.receipts, w.jinan.region.code(), &request, None)
+        .await
+        .unwrap()
+}
+
+/// Jinan takes `certificate` in with Fuyang's answer to its transfer request.
+fn take_in(
+    w: &World,
+    certificate: &[u8],
+    serial: &str,
+    proof: &[u8],
+    nonce: [u8; 16],
+) -> Result<tongban_node::region::IssuedCertificate, Refusal> {
+    let prepared = w.jinan.region.prepare_transfer_in(
+        JINAN_APPROVAL,
+        certificate,
+        serial.into(),
+        spec(w.approval),
+    )?;
+    let policy = EvidencePolicy {
+        nonce: Some(nonce),
+        ..EvidencePolicy::default()
+    };
+    w.jinan
+        .region
+        .complete_transfer_in(prepared, proof, &w.trust, &policy)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_is_transferred_out_and_in_and_both_logs_agree() {
     let w = world();
     let (id, bytes) = issue(&w, "2026000003");
     let jinan = w.jinan.region.code().clone();
-    // Not transferred yet: Jinan cannot take it in.
-    let proof = ask_proof(&w, &bytes, [1; 16]).await;
-    let policy = EvidencePolicy {
-        nonce: Some([1; 16]),
-        ..EvidencePolicy::default()
-    };
-    let refused = w
-        .jinan
-        .region
-        .transfer_in(
-            JINAN_APPROVAL,
-            &proof,
-            &w.trust,
-            &policy,
-            "2026100003".into(),
-            spec(w.approval),
-        )
-        .unwrap_err();
+    // Not transferred yet: Fuyang accepts nothing, and Jinan cannot take it in.
+    let proof = ask_transfer(&w, &bytes, [1; 16]).await;
+    let refused = take_in(&w, &bytes, "2026100003", &proof, [1; 16]).unwrap_err();
     assert_eq!(refused.code, "TRANSFER_NOT_CONFIRMED");
     // Transferred out to itself: refused; to Jinan: state 06.
     let own = w
@@ -523,23 +588,16 @@ async fn a_certificate_is_transferred_out_and_in_and_both_logs_agree() {
         .transfer_out(FUYANG_AMR, &id, jinan.clone(), Some(text("企业迁址")))
         .unwrap();
     assert_eq!(state, State::TransferredOut);
-    let proof = ask_proof(&w, &bytes, [2; 16]).await;
-    let policy = EvidencePolicy {
-        nonce: Some([2; 16]),
-        ..EvidencePolicy::default()
-    };
-    let issued = w
-        .jinan
-        .region
-        .transfer_in(
-            JINAN_APPROVAL,
-            &proof,
-            &w.trust,
-            &policy,
-            "2026100003".into(),
-            spec(w.approval),
-        )
-        .unwrap();
+    // A plain proof of the transfer out is not an acceptance: Fuyang could still cancel.
+    let plain = ask_proof(&w, &bytes, [2; 16]).await;
+    let refused = take_in(&w, &bytes, "2026100003", &plain, [2; 16]).unwrap_err();
+    assert_eq!(refused.code, "TRANSFER_NOT_CONFIRMED");
+    // Asked to accept, Fuyang logs the acceptance (operation 11) and proves it.
+    let proof = ask_transfer(&w, &bytes, [3; 16]).await;
+    // Another nonce than the one Jinan sent: refused.
+    let refused = take_in(&w, &bytes, "2026100003", &proof, [4; 16]).unwrap_err();
+    assert_eq!(refused.code, "PROOF_MISMATCH");
+    let issued = take_in(&w, &bytes, "2026100003", &proof, [3; 16]).unwrap();
     assert_eq!(issued.id.type_code().as_str(), BUSINESS_LICENCE);
     assert_eq!(issued.id.issuer().as_str(), JINAN_APPROVAL);
     let Act::CertIssued {
@@ -558,27 +616,9 @@ async fn a_certificate_is_transferred_out_and_in_and_both_logs_agree() {
             ..
         }
     ));
-    // The same predecessor twice: refused before anything is logged.
-    let size = w.jinan.region.log().size().unwrap();
-    let again = w
-        .jinan
-        .region
-        .transfer_in(
-            JINAN_APPROVAL,
-            &proof,
-            &w.trust,
-            &policy,
-            "2026100004".into(),
-            spec(w.approval),
-        )
-        .unwrap_err();
-    assert_eq!(again.code, "TRANSITION_NOT_ALLOWED");
-    assert_eq!(w.jinan.region.log().size().unwrap(), size);
-    for report in audit(&[&w.fuyang, &w.jinan]) {
-        assert!(report.is_clean(), "{:?}", report.findings);
-    }
-    // Fuyang takes the transfer back after Jinan took it in: auditors see the disagreement.
-    w.fuyang
+    // Fuyang can no longer take the transfer back.
+    let cancel = w
+        .fuyang
         .region
         .change_status(
             FUYANG_AMR,
@@ -586,11 +626,64 @@ async fn a_certificate_is_transferred_out_and_in_and_both_logs_agree() {
             tongban_core::status::Operation::CancelTransferOut,
             None,
         )
-        .unwrap();
-    let reports = audit(&[&w.fuyang, &w.jinan]);
-    assert!(reports[0].is_clean());
-    assert_eq!(
-        reports[1].findings.first().map(|f| f.code),
-        Some(FindingCode::TransferUnmatched)
+        .unwrap_err();
+    assert_eq!(cancel.code, "TRANSITION_NOT_ALLOWED");
+    // Asked again, Fuyang accepts nothing new and proves the same acceptance.
+    let size = w.fuyang.region.log().size().unwrap();
+    let again = ask_transfer(&w, &bytes, [5; 16]).await;
+    let added: Vec<Act> = (size..w.fuyang.region.log().size().unwrap())
+        .map(|i| entry_at(&w.fuyang, i).act)
+        .collect();
+    assert!(
+        added.iter().all(|a| matches!(a, Act::Receipts { .. })),
+        "{added:?}"
     );
+    // The same predecessor twice: refused before anything is logged.
+    let size = w.jinan.region.log().size().unwrap();
+    let twice = w
+        .jinan
+        .region
+        .prepare_transfer_in(
+            JINAN_APPROVAL,
+            &bytes,
+            "2026100004".into(),
+            spec(w.approval),
+        )
+        .err()
+        .unwrap();
+    assert_eq!(twice.code, "TRANSITION_NOT_ALLOWED");
+    assert_eq!(w.jinan.region.log().size().unwrap(), size);
+    let proven = verify_proof(
+        &again,
+        &w.trust,
+        now().unwrap(),
+        &ProofExpectation {
+            requester: &jinan,
+            nonce: Some([5; 16]),
+            witnesses: &[],
+            quorum: 0,
+        },
+    )
+    .unwrap();
+    assert_eq!(proven.accepted_for(), Some(&jinan));
+
+    // Jinan's replica of Fuyang may lag: Jinan's own log says it took the predecessor in.
+    let lagging = Arc::new(Lagging::new(&w));
+    w.jinan.region.attach_peers(lagging.clone());
+    let verified = |node: &Node, bytes: &[u8]| node.region.verify(bytes).unwrap().0.code;
+    assert_eq!(verified(&w.jinan, &bytes), Code::StatusTransferredOut);
+    assert_eq!(verified(&w.jinan, &issued.bytes), Code::Ok);
+    // A third region that knows both regions' seals and nothing yet of Fuyang's transfer: the
+    // predecessor looks valid there, so the successor is not.
+    let suqian = open(&w._dir.path().join("suqian"), "321300", "宿迁市", &w.key);
+    suqian.region.attach_peers(lagging.clone());
+    assert_eq!(verified(&suqian, &bytes), Code::Ok);
+    assert_eq!(verified(&suqian, &issued.bytes), Code::TransferUnconfirmed);
+    // Once it learns the predecessor left Fuyang, the successor is valid and the predecessor not.
+    lagging.learn(&code("341200"), &id, State::TransferredOut);
+    assert_eq!(verified(&suqian, &bytes), Code::StatusTransferredOut);
+    assert_eq!(verified(&suqian, &issued.bytes), Code::Ok);
+    for report in audit(&[&w.fuyang, &w.jinan]) {
+        assert!(report.is_clean(), "{:?}", report.findings);
+    }
 }

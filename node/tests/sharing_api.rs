@@ -230,29 +230,35 @@ fn agencies_share_purpose_bound_copies_and_the_node_proves_and_transfers() {
         (reply.status, reply.code().as_str()),
         (409, "STATUS_TRANSFERRED_OUT")
     );
-    // This node cannot take in its own certificate: the proof was for region 370100.
+    // This node cannot take in its own certificate, and reaches no other region.
     let mut successor = certificate(&seal_c, "2026100001");
     successor.as_object_mut().unwrap().remove("type_code");
     let reply = node.post(
         "/v1/certificates/transfer-in",
         Some(&c),
-        &json!({"proof": answer["proof"], "nonce": nonce, "certificate": successor}),
+        &json!({"predecessor": cert_b64, "certificate": successor}),
     );
     assert_eq!(
         (reply.status, reply.code().as_str()),
-        (400, "PROOF_MISMATCH")
+        (400, "REGION_MISMATCH")
     );
     let reply = node.post(
         "/v1/certificates/transfer-in",
         Some(&c),
-        &json!({"proof": B64.encode(b"junk"), "certificate": successor}),
+        &json!({"predecessor": B64.encode(b"junk"), "certificate": successor}),
     );
     assert_eq!(reply.status, 400);
-    successor["type_code"] = json!(TYPE_CODE);
     let reply = node.post(
         "/v1/certificates/transfer-in",
         Some(&c),
         &json!({"proof": answer["proof"], "certificate": successor}),
+    );
+    assert_eq!(reply.status, 400, "the old form, with a proof, is refused");
+    successor["type_code"] = json!(TYPE_CODE);
+    let reply = node.post(
+        "/v1/certificates/transfer-in",
+        Some(&c),
+        &json!({"predecessor": cert_b64, "certificate": successor}),
     );
     assert_eq!(reply.status, 400);
     let reply = node.post(

@@ -1,7 +1,7 @@
 //! tongban-verify: verify Tongban e-certificates offline, inspect them, and run the conformance
 //! vectors. The whole command line is [`cli::main`]; the binary is a thin wrapper around it.
 
-mod audit;
+pub mod audit;
 mod bulk;
 pub mod cli;
 mod fetch;

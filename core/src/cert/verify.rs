@@ -117,6 +117,12 @@ pub fn verify_signed(
 }
 
 impl Verification {
+    /// Turns a verdict invalid for a check made after verification.md §2 (a node's transfer
+    /// rules, specs/sharing.md §5.5).
+    pub fn fail(&mut self, failure: Failure) {
+        self.settle(Err(failure));
+    }
+
     fn settle(&mut self, outcome: Result<(), Failure>) {
         match outcome {
             Ok(()) => {

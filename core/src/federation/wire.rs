@@ -39,6 +39,9 @@ pub enum Request {
     Proof { request: Vec<u8> },
     /// A signed share request (sharing.md §4.1), exactly as the requesting agency's seal signed it.
     Share { request: Vec<u8> },
+    /// A transfer request (sharing.md §5.2): a proof request (§3.1) for a certificate the asked
+    /// region transferred out to the sender's, which it accepts before it answers with the proof.
+    Transfer { request: Vec<u8> },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -128,6 +131,10 @@ impl Request {
                 e.push(entry("t", text("share")));
                 e.push(entry("rq", bytes(request)));
             }
+            Request::Transfer { request } => {
+                e.push(entry("t", text("transfer")));
+                e.push(entry("rq", bytes(request)));
+            }
         }
         let encoded = map_bytes(e)?;
         if encoded.len() > MAX_REQUEST {
@@ -162,6 +169,9 @@ impl Request {
                 request: f.bytes(Key::Text("rq")).map_err(malformed)?.to_vec(),
             },
             "share" => Request::Share {
+                request: f.bytes(Key::Text("rq")).map_err(malformed)?.to_vec(),
+            },
+            "transfer" => Request::Transfer {
                 request: f.bytes(Key::Text("rq")).map_err(malformed)?.to_vec(),
             },
             other => return refuse(Reason::Malformed, format!("unknown request {other:?}")),
@@ -353,6 +363,9 @@ mod tests {
             },
             Request::Share {
                 request: vec![0xd2, 0x84],
+            },
+            Request::Transfer {
+                request: vec![0xa1; 300],
             },
         ];
         for request in requests {

@@ -134,8 +134,9 @@ pub struct AuditReport {
     pub certificates: BTreeMap<String, State>,
     /// Transfers in: (entry index, identifier issued, predecessor identifier).
     pub transfers_in: Vec<(u64, String, String)>,
-    /// Transfers out: (identifier, receiving region).
-    pub transfers_out: BTreeMap<String, RegionCode>,
+    /// Transfers out whose transfer in the log accepted (operation 11): (identifier, receiving
+    /// region). A transfer out not accepted yet may still be cancelled: no region may take it in.
+    pub transfers_accepted: BTreeMap<String, RegionCode>,
 }
 
 impl AuditReport {
@@ -431,7 +432,12 @@ fn replay_entries(input: &AuditInput<'_>, trust: &TrustStore, report: &mut Audit
     report.region = Some(region);
     report.statistics = statistics;
     report.transfers_in = state.transfers_in().to_vec();
-    report.transfers_out = state.transfers_out().clone();
+    report.transfers_accepted = state
+        .transfers_out()
+        .iter()
+        .filter(|(id, _)| state.cert(id).is_some_and(|c| c.transfer_accepted))
+        .map(|(id, to)| (id.clone(), to.clone()))
+        .collect();
 }
 
 /// A replayed log's region, what it issued, and where it transferred certificates.
@@ -442,7 +448,7 @@ type LogSummary = (
 );
 
 /// Replays several regions' logs and cross-checks them: a transfer in whose predecessor belongs to a
-/// replayed region must match that region's transfer out to this region (specs/log.md §7).
+/// replayed region must match that region's accepted transfer out to this region (specs/log.md §7).
 pub fn replay_many(inputs: &[AuditInput<'_>]) -> Vec<AuditReport> {
     let mut reports: Vec<AuditReport> = inputs.iter().map(replay).collect();
     let logs: Vec<LogSummary> = reports
@@ -451,7 +457,7 @@ pub fn replay_many(inputs: &[AuditInput<'_>]) -> Vec<AuditReport> {
             (
                 r.region.clone(),
                 r.certificates.keys().cloned().collect(),
-                r.transfers_out.clone(),
+                r.transfers_accepted.clone(),
             )
         })
         .collect();
@@ -488,7 +494,8 @@ pub fn replay_many(inputs: &[AuditInput<'_>]) -> Vec<AuditReport> {
                 unmatched.push((
                     *index,
                     format!(
-                        "{id} transferred in, but {prev} does not end transferred out to {here}"
+                        "{id} transferred in, but {prev} does not end transferred out to {here} \
+                         with the transfer accepted"
                     ),
                 ));
             }

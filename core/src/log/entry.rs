@@ -38,7 +38,7 @@ pub enum Act {
         operation: Operation,
         to: State,
         reason: Option<ShortText>,
-        /// The receiving region of a transfer out.
+        /// The receiving region of a transfer out, and of its acceptance (operation 11).
         destination: Option<RegionCode>,
     },
     /// The promise of a promise-based certificate was fulfilled; signed like a status change.
@@ -161,6 +161,7 @@ fn operation_of(code: u64, to: State) -> Option<Operation> {
         6 => Operation::Unsuspend,
         7 => Operation::Other,
         10 => Operation::CancelTransferOut,
+        11 => Operation::AcceptTransfer,
         _ => return None,
     })
 }
@@ -370,13 +371,16 @@ fn read(payload: &[u8]) -> Result<LogEntry, Bad> {
                 .optional_text(Key::Text("dest"))?
                 .map(|d| RegionCode::parse(d).map_err(|e| Bad::new(e.to_string())))
                 .transpose()?;
-            // Only a transfer out names where to, and it always does.
-            let transfer_out = operation == Operation::Terminate(Termination::TransferOut);
-            if destination.is_some() != transfer_out {
-                return Err(Bad::new(if transfer_out {
-                    "a transfer out without its destination"
+            // Only a transfer out and its acceptance name where to, and they always do.
+            let transfer = matches!(
+                operation,
+                Operation::Terminate(Termination::TransferOut) | Operation::AcceptTransfer
+            );
+            if destination.is_some() != transfer {
+                return Err(Bad::new(if transfer {
+                    "a transfer out or its acceptance without its destination"
                 } else {
-                    "a destination on an operation other than a transfer out"
+                    "a destination on an operation other than a transfer out or its acceptance"
                 }));
             }
             Act::StatusChanged {

@@ -9,7 +9,7 @@ use crate::ids::{Identifier, RegionCode};
 use crate::keys::{KeyId, PublicKey};
 use crate::log::audit::FindingCode;
 use crate::log::entry::{Act, LogEntry, ShareOutcome};
-use crate::status::{self, State, Succession};
+use crate::status::{self, Operation, State, Succession};
 use crate::trust::{SealInfo, SealRevocation};
 use crate::values::{ShortText, Time};
 
@@ -68,6 +68,9 @@ pub struct CertRecord {
     pub changed: Time,
     /// The reason given with the last status change, if any.
     pub reason: Option<ShortText>,
+    /// Transferred out and the transfer accepted (operation 11): the receiving region takes it
+    /// in, and the transfer can no longer be cancelled.
+    pub transfer_accepted: bool,
 }
 
 /// An applied entry's signature, not verified yet, with the key that must have made it.
@@ -256,7 +259,11 @@ impl RegionState {
             | Act::Receipts { .. }
             | Act::ShareAnswered { .. }
             | Act::ShareReceived { .. }
-            | Act::ProofReceived { .. } => root.then_some(&self.root),
+            | Act::ProofReceived { .. }
+            | Act::StatusChanged {
+                operation: Operation::AcceptTransfer,
+                ..
+            } => root.then_some(&self.root),
             Act::CertIssued { seal, .. } => (signer == *seal)
                 .then(|| self.seals.get(seal).map(|s| &s.info.key))
                 .flatten(),
@@ -375,6 +382,7 @@ impl RegionState {
                         changed_at_index: index,
                         changed: entry.at,
                         reason: None,
+                        transfer_accepted: false,
                     },
                 );
                 Ok(())
@@ -389,6 +397,34 @@ impl RegionState {
                 let cert = self.known(id)?;
                 let next = status::transition(cert.state, *operation)
                     .or_else(|f| reject(FindingCode::TransitionNotAllowed, f.detail))?;
+                let going_to = self.transfers_out.get(id.as_str());
+                match operation {
+                    Operation::CancelTransferOut if cert.transfer_accepted => {
+                        return reject(
+                            FindingCode::TransitionNotAllowed,
+                            format!(
+                                "the transfer of {id} to {} was accepted: it cannot be cancelled",
+                                going_to.map_or("?", |r| r.as_str())
+                            ),
+                        );
+                    }
+                    Operation::AcceptTransfer if cert.transfer_accepted => {
+                        return reject(
+                            FindingCode::TransitionNotAllowed,
+                            format!("the transfer of {id} was accepted already"),
+                        );
+                    }
+                    Operation::AcceptTransfer if destination.as_ref() != going_to => {
+                        return reject(
+                            FindingCode::TransitionNotAllowed,
+                            format!(
+                                "{id} is transferred out to {}, not to the accepting region",
+                                going_to.map_or("?", |r| r.as_str())
+                            ),
+                        );
+                    }
+                    _ => {}
+                }
                 if next != *to {
                     return reject(
                         FindingCode::TransitionNotAllowed,
@@ -412,10 +448,15 @@ impl RegionState {
                     }
                 }
                 if let Some(cert) = self.certs.get_mut(id.as_str()) {
-                    cert.state = next;
                     cert.changed_at_index = index;
-                    cert.changed = entry.at;
-                    cert.reason = reason.clone();
+                    if *operation == Operation::AcceptTransfer {
+                        // Still 06 since the transfer out, for the reason given then.
+                        cert.transfer_accepted = true;
+                    } else {
+                        cert.state = next;
+                        cert.changed = entry.at;
+                        cert.reason = reason.clone();
+                    }
                 }
                 Ok(())
             }

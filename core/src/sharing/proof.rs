@@ -190,11 +190,25 @@ pub struct VerifiedProof {
 }
 
 impl VerifiedProof {
-    /// Where the status entry transferred the certificate, when it is a transfer out.
+    /// Where the status entry transferred the certificate: a transfer out, or its acceptance.
     pub fn transferred_to(&self) -> Option<&RegionCode> {
         match self.status.as_ref().map(|s| &s.entry.act) {
             Some(Act::StatusChanged {
-                operation: Operation::Terminate(Termination::TransferOut),
+                operation:
+                    Operation::Terminate(Termination::TransferOut) | Operation::AcceptTransfer,
+                destination,
+                ..
+            }) => destination.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The region whose transfer in the origin accepted (specs/sharing.md §5.2), when the status
+    /// entry is that acceptance: only then may that region take the certificate in.
+    pub fn accepted_for(&self) -> Option<&RegionCode> {
+        match self.status.as_ref().map(|s| &s.entry.act) {
+            Some(Act::StatusChanged {
+                operation: Operation::AcceptTransfer,
                 destination,
                 ..
             }) => destination.as_ref(),

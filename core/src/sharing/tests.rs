@@ -484,6 +484,26 @@ fn a_transferred_certificate_is_proven_with_its_transfer_entry() -> R {
         time(NOW)?,
     );
     assert_eq!(assess(&plain, PredecessorEvidence::None), None);
+
+    // A node's rules (§5.5): the successor only once the predecessor is known transferred out,
+    // the predecessor never once it is.
+    let predecessor = w.moved.claims.id.clone();
+    let settled = |v: &crate::cert::Verification, known: &[&crate::ids::Identifier]| {
+        let mut v = v.clone();
+        crate::sharing::transfer::settle(&mut v, |id| known.contains(&id));
+        v.code
+    };
+    assert_eq!(settled(&checked, &[]), Code::TransferUnconfirmed);
+    assert_eq!(settled(&checked, &[&predecessor]), Code::Ok);
+    assert_eq!(settled(&plain, &[]), Code::Ok);
+    assert_eq!(
+        settled(&plain, &[&w.licence.claims.id]),
+        Code::StatusTransferredOut
+    );
+    // An invalid certificate stays as it was.
+    let mut broken = plain.clone();
+    broken.fail(crate::codes::Failure::new(Code::Expired, "x"));
+    assert_eq!(settled(&broken, &[&w.licence.claims.id]), Code::Expired);
     Ok(())
 }
 

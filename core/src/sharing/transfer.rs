@@ -2,7 +2,8 @@
 //! predecessor in the origin region (specs/sharing.md §5.4).
 
 use crate::cert::{StatusView, Verification};
-use crate::codes::Code;
+use crate::codes::{Code, Failure};
+use crate::ids::Identifier;
 use crate::sharing::proof::VerifiedProof;
 use crate::status::{State, Succession};
 
@@ -73,4 +74,43 @@ pub fn assess(successor: &Verification, evidence: PredecessorEvidence<'_>) -> Op
             Link::Unknown
         }
     })
+}
+
+/// specs/sharing.md §5.5, for a verifier that answers for the federation (a node): after
+/// verification.md §2, a certificate that `transferred_out` knows to be transferred out of its
+/// region is not valid (`STATUS_TRANSFERRED_OUT`), and a transferred-in successor is valid only
+/// when `transferred_out` knows its predecessor to be (`TRANSFER_UNCONFIRMED` otherwise). Since
+/// the origin accepts a transfer before the successor exists and never takes it back, a verifier
+/// that applies both never reports a predecessor and its successor valid at once, however far
+/// behind its knowledge of either region is.
+pub fn settle(verification: &mut Verification, transferred_out: impl Fn(&Identifier) -> bool) {
+    let Some(claims) = verification
+        .claims
+        .as_ref()
+        .filter(|_| verification.is_valid())
+    else {
+        return;
+    };
+    let failure = if transferred_out(&claims.id) {
+        Failure::new(
+            Code::StatusTransferredOut,
+            format!("{} is known to be transferred out of its region", claims.id),
+        )
+    } else {
+        match claims
+            .predecessor
+            .as_ref()
+            .filter(|p| p.how == Succession::TransferIn)
+        {
+            Some(prev) if !transferred_out(&prev.id) => Failure::new(
+                Code::TransferUnconfirmed,
+                format!(
+                    "{} succeeds {} by a transfer in, which is not known to be transferred out",
+                    claims.id, prev.id
+                ),
+            ),
+            _ => return,
+        }
+    };
+    verification.fail(failure);
 }

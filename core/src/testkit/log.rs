@@ -174,8 +174,9 @@ fn finish(
     Ok(log)
 }
 
-/// Two regions' logs: Fuyang transfers certificate `2026000005` out to Jinan, which issues its
-/// successor (op 08). With `matched = false`, Jinan claims a predecessor Fuyang never transferred.
+/// Two regions' logs: Fuyang transfers certificate `2026000005` out to Jinan and accepts its
+/// transfer in, and Jinan issues its successor (op 08). With `matched = false`, Jinan claims a
+/// predecessor Fuyang never transferred.
 pub fn transfer_pair(matched: bool) -> Result<(SampleLog, SampleLog), BuildError> {
     let f = TestFederation::standard()?;
     let mut fuyang = sample()?;
@@ -224,6 +225,17 @@ pub fn transfer_pair(matched: bool) -> Result<(SampleLog, SampleLog), BuildError
         destination: Some(jn.clone()),
     };
     fuyang.entries.push(entry(&fy, 111, out, &amr.key)?);
+    // Fuyang's node accepts Jinan's transfer in (operation 11) before Jinan issues.
+    let accepted = Act::StatusChanged {
+        id: moved.clone(),
+        operation: Operation::AcceptTransfer,
+        to: State::TransferredOut,
+        reason: None,
+        destination: Some(jn.clone()),
+    };
+    fuyang
+        .entries
+        .push(entry(&fy, 111, accepted, &f.fuyang.root)?);
     let size = fuyang.entries.len() as u64;
     fuyang
         .checkpoints

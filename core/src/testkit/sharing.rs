@@ -585,6 +585,19 @@ pub fn proof_cases() -> Result<Vec<ProofCase>, BuildError> {
     let valid = w.answer_proof(&licence, &jinan, nonce, NOW)?;
     let moved = strip(&w.moved.bytes)?;
     let transferred = w.answer_proof(&moved, &jinan, nonce, NOW)?;
+    // Fuyang's node accepts Jinan's transfer in (specs/sharing.md §5.2): what Jinan needs.
+    w.append(
+        NOW,
+        Act::StatusChanged {
+            id: w.moved.claims.id.clone(),
+            operation: crate::status::Operation::AcceptTransfer,
+            to: crate::status::State::TransferredOut,
+            reason: None,
+            destination: Some(jinan.clone()),
+        },
+        Signer::Root,
+    )?;
+    let accepted = w.answer_proof(&moved, &jinan, nonce, NOW)?;
     let amr = w.f.amr();
     let forged = cert::issue(
         &w.f.draft(amr, "2026000001")?,
@@ -630,6 +643,15 @@ pub fn proof_cases() -> Result<Vec<ProofCase>, BuildError> {
             &jinan,
             Some(nonce),
             transferred,
+            Code::Ok,
+            Some(Code::StatusTransferredOut),
+        ),
+        case(
+            "proof-transfer-accepted",
+            "Fuyang reports the licence transferred out to Jinan with the transfer accepted (op 11), the acceptance's receipt as status evidence",
+            &jinan,
+            Some(nonce),
+            accepted,
             Code::Ok,
             Some(Code::StatusTransferredOut),
         ),

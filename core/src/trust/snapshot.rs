@@ -284,6 +284,16 @@ impl StatusTable {
         }
     }
 
+    /// The state `id` is listed in, in whichever region's snapshot lists it (an identifier
+    /// names its issuer, so at most one region's does): for a verifier that knows a
+    /// certificate's identifier and not its region (a transfer's predecessor).
+    pub fn listed_state(&self, id: &str) -> Option<State> {
+        self.regions
+            .values()
+            .find_map(|status| status.entries.get(id))
+            .map(|entry| entry.state)
+    }
+
     pub fn promise_fulfilled(&self, region: &RegionCode, id: &str) -> bool {
         self.regions
             .get(region)

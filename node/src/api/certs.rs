@@ -17,7 +17,7 @@ use super::input::{self, Body, CertId, Query};
 use super::{Agency, App, blocking};
 use crate::metrics::TypeLabel;
 use crate::refusal::{Kind, Refusal};
-use crate::region::{CertificateSpec, EvidencePolicy, IssuedCertificate, Lineage, check_owner};
+use crate::region::{CertificateSpec, IssuedCertificate, Lineage, check_owner};
 
 /// Most decoy digests a request may ask for.
 const MAX_DECOYS: usize = 32;
@@ -269,25 +269,23 @@ pub async fn fulfil(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TransferInRequest {
-    /// The origin region's verification proof of the predecessor (specs/sharing.md §5.2),
-    /// standard base64.
-    proof: String,
-    /// The nonce this region sent with its proof request (32 hex digits), when known.
-    nonce: Option<String>,
+    /// The certificate to take in, another region's, transferred out to this one (standard
+    /// base64, as the holder presents it).
+    predecessor: String,
     /// The successor: its serial, and the content of a new certificate (no type code: it is the
     /// predecessor's).
     certificate: IssueRequest,
 }
 
 /// `POST /v1/certificates/transfer-in`: an agency issues the successor of another region's
-/// certificate transferred out to this region, on that region's proof.
+/// certificate transferred out to this region, once that region has accepted the transfer
+/// (specs/sharing.md §5.2; the node asks it over the federation).
 pub async fn transfer_in(
     State(app): State<App>,
     Agency(agency): Agency,
     Body(request): Body<TransferInRequest>,
 ) -> Result<(StatusCode, Json<Value>), Refusal> {
-    let proof = input::base64("proof", &request.proof)?;
-    let nonce = input::nonce(request.nonce.as_deref())?;
+    let predecessor = input::base64("predecessor", &request.predecessor)?;
     if request.certificate.type_code.is_some() {
         return Err(Refusal::invalid(
             "certificate.type_code: a transferred-in certificate keeps its predecessor's type",
@@ -299,19 +297,21 @@ pub async fn transfer_in(
         .clone()
         .ok_or_else(|| Refusal::invalid("certificate.serial is required"))?;
     let spec = spec(request.certificate)?;
-    let service = app.clone();
-    let issued = blocking(move || {
-        // The proof is the origin region's: signed by its root.
-        let trust = service.cross_region_trust()?;
-        let policy = EvidencePolicy {
-            nonce,
-            ..EvidencePolicy::default()
-        };
-        service
-            .region
-            .transfer_in(&agency, &proof, &trust, &policy, serial, spec)
-    })
-    .await?;
+    let origin = tongban_core::cert::inspect(&predecessor)
+        .and_then(|i| i.claims)
+        .map_err(Refusal::from_failure)?
+        .region;
+    if &origin == app.region.code() {
+        return Err(Refusal::code(
+            Kind::Invalid,
+            tongban_core::codes::Code::RegionMismatch,
+            "a certificate of this region is not transferred in",
+        ));
+    }
+    let federation = super::share::federation_for(&app, &origin)?;
+    let issued = federation
+        .transfer_in(agency, predecessor, serial, spec)
+        .await?;
     Ok((StatusCode::CREATED, Json(issued_json(&app, &issued))))
 }
 

@@ -148,7 +148,7 @@ fn copy_created(
 }
 
 /// The federation that reaches `region`, or why there is none.
-fn federation_for(app: &App, region: &RegionCode) -> Result<Arc<Federation>, Refusal> {
+pub(super) fn federation_for(app: &App, region: &RegionCode) -> Result<Arc<Federation>, Refusal> {
     app.federation.clone().ok_or_else(|| {
         Refusal::new(
             Kind::Unavailable,

@@ -19,7 +19,7 @@ use tongban_core::sharing::{ProofRequest, VerifiedProof};
 use super::{Federation, tasks};
 use crate::keyfile::random;
 use crate::refusal::{Kind, Refusal};
-use crate::region::{EvidencePolicy, ShareAnswer};
+use crate::region::{CertificateSpec, EvidencePolicy, IssuedCertificate, ShareAnswer};
 
 /// A verification proof this region asked for, verified and logged as evidence received.
 pub struct AskedProof {
@@ -75,8 +75,18 @@ fn remote_refusal(region: &RegionCode, code: &str, detail: &str) -> Refusal {
     }
 }
 
+fn proof_response(requester: &RegionCode, answer: Result<Vec<u8>, Refusal>) -> Response {
+    match answer {
+        Ok(proof) => Response::Proof { proof },
+        Err(r) => {
+            tracing::info!(%requester, refused = %r, "proof request refused");
+            refusal_response(&r)
+        }
+    }
+}
+
 impl Federation {
-    /// Answers a proof or share request of `peer` off the worker thread (both wait for the log)
+    /// Answers a proof, share or transfer request of `peer` off the worker thread (both wait for the log)
     /// and sends the response through the swarm.
     pub(super) fn answer_later(
         &self,
@@ -98,9 +108,12 @@ impl Federation {
                     Request::Share { request } => {
                         federation.clone().answer_share(sender, request).await
                     }
+                    Request::Transfer { request } => {
+                        federation.answer_transfer(&sender, request).await
+                    }
                     _ => Response::refused(&Refused::new(
                         Reason::Malformed,
-                        "not a proof or share request",
+                        "not a proof, share or transfer request",
                     )),
                 },
             };
@@ -108,26 +121,30 @@ impl Federation {
         });
     }
 
+    /// The latest checkpoint of this region with its quorum of cosignatures, for proofs.
+    fn cosigned(&self) -> Option<(u64, Vec<u8>)> {
+        self.store.cosigned().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "reading the cosigned checkpoint");
+            None
+        })
+    }
+
     /// specs/sharing.md §3.2 for the region whose node sent the request.
     async fn answer_proof(&self, requester: &RegionCode, request: Vec<u8>) -> Response {
-        let cosigned = match self.store.cosigned() {
-            Ok(cosigned) => cosigned,
-            Err(e) => {
-                tracing::error!(error = %e, "reading the cosigned checkpoint");
-                None
-            }
-        };
-        match self
+        let answer = self
             .region
-            .answer_verification_request(&self.receipts, requester, &request, cosigned)
-            .await
-        {
-            Ok(proof) => Response::Proof { proof },
-            Err(r) => {
-                tracing::info!(%requester, refused = %r, "proof request refused");
-                refusal_response(&r)
-            }
-        }
+            .answer_verification_request(&self.receipts, requester, &request, self.cosigned())
+            .await;
+        proof_response(requester, answer)
+    }
+
+    /// specs/sharing.md §5.2 at the origin, for the region whose node sent the request.
+    async fn answer_transfer(&self, requester: &RegionCode, request: Vec<u8>) -> Response {
+        let answer = self
+            .region
+            .answer_transfer_request(&self.receipts, requester, &request, self.cosigned())
+            .await;
+        proof_response(requester, answer)
     }
 
     /// specs/sharing.md §4.2, for a request the sender's region must have signed.
@@ -168,13 +185,15 @@ impl Federation {
             .map_err(|e| unreachable(region, e))
     }
 
-    /// Asks the region that issued `certificate` for a verification proof (specs/sharing.md §3),
-    /// verifies it and logs it as evidence received (§3.5). The certificate goes without its
-    /// disclosures: the answer does not depend on them.
-    pub async fn ask_proof(self: &Arc<Self>, certificate: &[u8]) -> Result<AskedProof, Refusal> {
-        let claims = cert::inspect(certificate)
-            .and_then(|i| i.claims)
-            .map_err(Refusal::from_failure)?;
+    /// Sends `region` a proof request for `certificate`, stripped of its disclosures (the answer
+    /// does not depend on them), with a fresh nonce, as `kind` says (a proof or a transfer
+    /// request); returns the proof and the nonce.
+    async fn request_proof(
+        &self,
+        region: &RegionCode,
+        certificate: &[u8],
+        kind: fn(Vec<u8>) -> Request,
+    ) -> Result<(Vec<u8>, [u8; 16]), Refusal> {
         let stripped = cert::present(certificate, |_| false).map_err(Refusal::from_failure)?;
         let nonce = random::<16>().map_err(|e| Refusal::internal(e.to_string()))?;
         let request = ProofRequest {
@@ -183,22 +202,35 @@ impl Federation {
         }
         .encode()
         .map_err(|e| Refusal::new(Kind::TooLarge, "TOO_LARGE", e.to_string()))?;
-        let region = claims.region;
-        let proof = match self.ask(&region, &Request::Proof { request }).await? {
-            Response::Proof { proof } => proof,
-            Response::Refused { code, detail } => {
-                return Err(remote_refusal(&region, &code, &detail));
-            }
-            other => return Err(unreachable(&region, format!("answered {other:?}"))),
-        };
+        match self.ask(region, &kind(request)).await? {
+            Response::Proof { proof } => Ok((proof, nonce)),
+            Response::Refused { code, detail } => Err(remote_refusal(region, &code, &detail)),
+            other => Err(unreachable(region, format!("answered {other:?}"))),
+        }
+    }
+
+    /// The witnesses' keys, for the proofs this node relies on. Cosignature lines present must
+    /// verify; how many there are is reported, not required: a certificate issued since the
+    /// last witnessing round comes with a fresh checkpoint its witnesses have not seen yet.
+    fn witnesses(&self) -> Result<Vec<tongban_core::log::note::NoteVerifier>, Refusal> {
+        gossip::witnesses(&self.membership()).map_err(|r| Refusal::internal(r.to_string()))
+    }
+
+    /// Asks the region that issued `certificate` for a verification proof (specs/sharing.md §3),
+    /// verifies it and logs it as evidence received (§3.5).
+    pub async fn ask_proof(self: &Arc<Self>, certificate: &[u8]) -> Result<AskedProof, Refusal> {
+        let claims = cert::inspect(certificate)
+            .and_then(|i| i.claims)
+            .map_err(Refusal::from_failure)?;
+        let (proof, nonce) = self
+            .request_proof(&claims.region, certificate, |request| Request::Proof {
+                request,
+            })
+            .await?;
         let federation = self.clone();
         let work = move || {
             let trust = federation.trust.read().map_err(|_| poisoned())?.clone();
-            let witnesses = gossip::witnesses(&federation.membership())
-                .map_err(|r| Refusal::internal(r.to_string()))?;
-            // Cosignature lines present must verify; how many there are is reported, not
-            // required: a certificate issued since the last witnessing round comes with a fresh
-            // checkpoint its witnesses have not seen yet.
+            let witnesses = federation.witnesses()?;
             let policy = EvidencePolicy {
                 nonce: Some(nonce),
                 witnesses: &witnesses,
@@ -212,6 +244,48 @@ impl Federation {
                 verified,
                 log_index,
             })
+        };
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| Refusal::internal(format!("a worker failed: {e}")))?
+    }
+
+    /// A transfer in (specs/sharing.md §5.2): this region's agency issues the successor of
+    /// `predecessor`, another region's certificate transferred out to this one. The successor is
+    /// prepared first (nothing is asked of the origin for a transfer this region could not
+    /// complete), the origin is asked to accept the transfer, and the successor is logged with
+    /// the origin's proof of its acceptance.
+    pub async fn transfer_in(
+        self: &Arc<Self>,
+        agency: String,
+        predecessor: Vec<u8>,
+        serial: String,
+        spec: CertificateSpec,
+    ) -> Result<IssuedCertificate, Refusal> {
+        let region = self.region.clone();
+        let certificate = predecessor.clone();
+        let prepared = tokio::task::spawn_blocking(move || {
+            region.prepare_transfer_in(&agency, &certificate, serial, spec)
+        })
+        .await
+        .map_err(|e| Refusal::internal(format!("a worker failed: {e}")))??;
+        let (proof, nonce) = self
+            .request_proof(&prepared.origin, &predecessor, |request| {
+                Request::Transfer { request }
+            })
+            .await?;
+        let federation = self.clone();
+        let work = move || {
+            let trust = federation.trust.read().map_err(|_| poisoned())?.clone();
+            let witnesses = federation.witnesses()?;
+            let policy = EvidencePolicy {
+                nonce: Some(nonce),
+                witnesses: &witnesses,
+                quorum: 0,
+            };
+            federation
+                .region
+                .complete_transfer_in(prepared, &proof, &trust, &policy)
         };
         tokio::task::spawn_blocking(work)
             .await

@@ -63,8 +63,12 @@ pub(super) fn spawn(
                         bytes,
                         channel,
                     } => match Request::decode(&bytes) {
-                        // Both wait for the log: answered off this thread.
-                        Ok(request @ (Request::Proof { .. } | Request::Share { .. })) => {
+                        // They wait for the log: answered off this thread.
+                        Ok(
+                            request @ (Request::Proof { .. }
+                            | Request::Share { .. }
+                            | Request::Transfer { .. }),
+                        ) => {
                             federation.answer_later(peer, request, channel);
                         }
                         Ok(request) => {
@@ -462,9 +466,9 @@ impl Federation {
                     Response::Memberships { versions }
                 })
             }
-            Request::Proof { .. } | Request::Share { .. } => Err(internal(
-                "proof and share requests are answered off the worker thread",
-            )),
+            Request::Proof { .. } | Request::Share { .. } | Request::Transfer { .. } => Err(
+                internal("proof, share and transfer requests are answered off the worker thread"),
+            ),
         };
         answer.unwrap_or_else(|r| {
             tracing::debug!(%peer, refused = %r, "request refused");

@@ -27,7 +27,9 @@ use tongban_core::status::{Operation, State, Termination};
 use tongban_core::trust::{StatusTable, TrustStore};
 use tongban_core::values::{ShortText, Time};
 
-use super::{CertificateSpec, IssuedCertificate, Lineage, Region, lock_failed, now};
+use super::{
+    CertificateSpec, IssuedCertificate, Lineage, PreparedIssuance, Region, lock_failed, now,
+};
 use crate::entry_index::BY_IDENTIFIER;
 use crate::keyfile::random;
 use crate::receipts::Receipts;
@@ -311,7 +313,7 @@ impl Region {
         let now = now()?;
         let (verification, record) = {
             let view = self.view()?;
-            let verification = cert::verify(&request.certificate, &view.trust, &view.status, now);
+            let verification = self.verify_own(&request.certificate, &view, now)?;
             let record = verification
                 .claims
                 .as_ref()
@@ -491,69 +493,173 @@ impl Region {
         )
     }
 
-    /// An agency of this region issues the successor of another region's certificate, given that
-    /// region's proof that it transferred it out to this one (specs/sharing.md §5.2). The proof is
-    /// logged (`proof.received`) before the successor's `cert.issued` entry.
-    pub fn transfer_in(
+    /// The first half of a transfer in (specs/sharing.md §5.2) at the receiving region: checks
+    /// what this region can check alone (the predecessor is another region's certificate, not
+    /// taken in here before; the agency, its seal and the new identifier) and builds and signs
+    /// the successor, so that the origin is asked to accept only a transfer this region can
+    /// complete. [`Region::complete_transfer_in`] logs it once the origin has accepted.
+    pub fn prepare_transfer_in(
         &self,
         agency: &str,
-        proof: &[u8],
-        federation: &TrustStore,
-        policy: &EvidencePolicy<'_>,
+        predecessor: &[u8],
         serial: String,
         spec: CertificateSpec,
-    ) -> Result<IssuedCertificate, Refusal> {
-        let verified = self.check_proof(proof, federation, policy)?;
-        let item = &verified.item;
-        let predecessor = match &item.id {
-            Some(id)
-                if item.code == Code::StatusTransferredOut
-                    && item.state == Some(State::TransferredOut)
-                    && verified.transferred_to() == Some(&self.code) =>
-            {
-                id.clone()
-            }
-            _ => {
-                return Err(Refusal::new(
-                    Kind::Conflict,
-                    "TRANSFER_NOT_CONFIRMED",
-                    format!(
-                        "region {} answered {} without a transfer out to {}",
-                        verified.region, item.code, self.code
-                    ),
-                ));
-            }
-        };
-        {
-            let seq = self.sequencer()?;
-            if seq.state.cert(predecessor.as_str()).is_some()
-                || seq
-                    .state
-                    .transfers_in()
-                    .iter()
-                    .any(|(_, _, p)| p == predecessor.as_str())
-            {
-                return Err(Refusal::new(
-                    Kind::Conflict,
-                    "TRANSITION_NOT_ALLOWED",
-                    format!("{predecessor} was already transferred in, or is this region's own"),
-                ));
-            }
+    ) -> Result<PreparedTransfer, Refusal> {
+        let claims = cert::inspect(predecessor)
+            .and_then(|i| i.claims)
+            .map_err(Refusal::from_failure)?;
+        if claims.region == self.code {
+            return Err(Refusal::code(
+                Kind::Invalid,
+                Code::RegionMismatch,
+                "a certificate of this region is not transferred in",
+            ));
         }
-        self.root_act(Act::ProofReceived {
-            from: verified.region.clone(),
-            digest: item.digest,
-            id: Some(predecessor.clone()),
-            code: item.code,
-            proof: verified.digest,
-        })?;
-        self.issue(
+        self.refuse_taken_in(&claims.id)?;
+        let prepared = self.prepare_issuance(
             agency,
             Lineage::TransferIn {
-                of: predecessor,
+                of: claims.id.clone(),
                 serial,
             },
             spec,
-        )
+        )?;
+        Ok(PreparedTransfer {
+            origin: claims.region,
+            predecessor: claims.id,
+            issuance: prepared,
+        })
     }
+
+    /// `TRANSITION_NOT_ALLOWED` when this region already took `predecessor` in.
+    fn refuse_taken_in(&self, predecessor: &Identifier) -> Result<(), Refusal> {
+        let seq = self.sequencer()?;
+        if seq.state.cert(predecessor.as_str()).is_some()
+            || seq
+                .state
+                .transfers_in()
+                .iter()
+                .any(|(_, _, p)| p == predecessor.as_str())
+        {
+            return Err(Refusal::new(
+                Kind::Conflict,
+                "TRANSITION_NOT_ALLOWED",
+                format!("{predecessor} was already transferred in, or is this region's own"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The second half of a transfer in: `proof` is the origin's answer to this region's
+    /// transfer request (sharing.md §5.2), checked under `policy` (this node's nonce); it must
+    /// show the transfer out to this region **accepted** by the origin, which then can no longer
+    /// take it back. The proof (`proof.received`) and the successor (`cert.issued`, op 08) are
+    /// logged in one submission, durable together or not at all.
+    pub fn complete_transfer_in(
+        &self,
+        prepared: PreparedTransfer,
+        proof: &[u8],
+        federation: &TrustStore,
+        policy: &EvidencePolicy<'_>,
+    ) -> Result<IssuedCertificate, Refusal> {
+        let verified = self.check_proof(proof, federation, policy)?;
+        let item = &verified.item;
+        let accepted = item.id.as_ref() == Some(&prepared.predecessor)
+            && verified.region == prepared.origin
+            && item.code == Code::StatusTransferredOut
+            && item.state == Some(State::TransferredOut)
+            && verified.accepted_for() == Some(&self.code);
+        if !accepted {
+            return Err(Refusal::new(
+                Kind::Conflict,
+                "TRANSFER_NOT_CONFIRMED",
+                format!(
+                    "region {} answered {} for {} without accepting its transfer to {}",
+                    verified.region, item.code, prepared.predecessor, self.code
+                ),
+            ));
+        }
+        let evidence = LogEntry {
+            region: self.code.clone(),
+            at: now()?,
+            act: Act::ProofReceived {
+                from: verified.region.clone(),
+                digest: item.digest,
+                id: Some(prepared.predecessor.clone()),
+                code: item.code,
+                proof: verified.digest,
+            },
+        }
+        .sign(&self.root)
+        .map_err(|e| Refusal::internal(e.to_string()))?;
+        self.log_issuance(prepared.issuance, Some(evidence))
+    }
+
+    /// specs/sharing.md §5.2 at the origin: region `requester` asks to take in the certificate
+    /// of `request` (a proof request, §3.1). When this region transferred that very certificate
+    /// out to `requester` and has not accepted the transfer yet, the node accepts it (operation
+    /// 11, its own act, durable before it answers; from then on the transfer cannot be
+    /// cancelled). It then answers as a proof request (§3.2): the proof's status receipt is the
+    /// acceptance when there is one.
+    pub async fn answer_transfer_request(
+        self: &Arc<Self>,
+        receipts: &Receipts,
+        requester: &RegionCode,
+        request: &[u8],
+        cosigned: Option<(u64, Vec<u8>)>,
+    ) -> Result<Vec<u8>, Refusal> {
+        let decoded = ProofRequest::decode(request).map_err(|f| {
+            let kind = match f.code {
+                Code::TooLarge => Kind::TooLarge,
+                _ => Kind::Invalid,
+            };
+            refused(kind, f)
+        })?;
+        let region = self.clone();
+        let to = requester.clone();
+        tokio::task::spawn_blocking(move || region.accept_transfer(&to, &decoded.certificate))
+            .await
+            .map_err(|e| Refusal::internal(format!("a worker failed: {e}")))??;
+        self.answer_verification_request(receipts, requester, request, cosigned)
+            .await
+    }
+
+    /// Accepts the transfer of `certificate` to `requester` when the log allows it: the logged
+    /// certificate (same digest), in state 06 with `requester` as its destination, not accepted
+    /// yet. Decided and logged under the sequencer lock, so a cancel of the transfer out is
+    /// either logged before (and the acceptance refused) or refused after.
+    fn accept_transfer(&self, requester: &RegionCode, certificate: &[u8]) -> Result<(), Refusal> {
+        let Ok(inspection) = cert::inspect(certificate) else {
+            return Ok(());
+        };
+        let Ok(claims) = inspection.claims else {
+            return Ok(());
+        };
+        let seq = self.sequencer()?;
+        let acceptable = seq.state.cert(claims.id.as_str()).is_some_and(|record| {
+            record.digest == inspection.digest
+                && record.state == State::TransferredOut
+                && !record.transfer_accepted
+        }) && seq.state.transfers_out().get(claims.id.as_str()) == Some(requester);
+        if !acceptable {
+            return Ok(());
+        }
+        let act = Act::StatusChanged {
+            id: claims.id,
+            operation: Operation::AcceptTransfer,
+            to: State::TransferredOut,
+            reason: None,
+            destination: Some(requester.clone()),
+        };
+        self.act(seq, act, &self.root).map(drop)
+    }
+}
+
+/// A transfer in prepared by [`Region::prepare_transfer_in`]: the successor built and signed,
+/// waiting for the origin's acceptance.
+pub struct PreparedTransfer {
+    /// The region that issued the predecessor, to be asked.
+    pub origin: RegionCode,
+    pub predecessor: Identifier,
+    issuance: PreparedIssuance,
 }
