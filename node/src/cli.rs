@@ -219,6 +219,8 @@ fn federation(command: FederationCommand) -> Result<()> {
 }
 
 fn serve(home: &Home, listen: Option<SocketAddr>, bootstrap: &[String]) -> Result<()> {
+    // Before anything opens files: connections must not run the node out of descriptors.
+    let fd_limit = crate::serve::raise_fd_limit();
     let region = Arc::new(Region::open(home).context("opening the node")?);
     let receipts = Receipts::start(region.clone()).context("starting the receipt signer")?;
     let metrics = Arc::new(Metrics::default());
@@ -251,19 +253,18 @@ fn serve(home: &Home, listen: Option<SocketAddr>, bootstrap: &[String]) -> Resul
             ),
             None => None,
         };
+        let limits = region.config.http.limits().within_fd_limit(fd_limit);
         let mut app = api::router(App {
             region,
             receipts,
-            metrics,
+            metrics: metrics.clone(),
             federation: federation.clone(),
         });
         if let Some(federation) = federation {
             app = app.merge(crate::federation::http::router(federation));
         }
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown())
-            .await
-            .context("serving HTTP")
+        crate::serve::serve(listener, app, limits, metrics, shutdown()).await;
+        Ok(())
     })
 }
 

@@ -39,8 +39,19 @@ pub struct FederationConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     pub listen: SocketAddr,
-    /// Largest request body accepted, in bytes.
+    /// Largest request body accepted, in bytes; a larger declared `Content-Length` is answered
+    /// 413 without reading the body.
     pub max_body_bytes: usize,
+    /// Most connections open at once (kept below the open-file limit, which the node raises to
+    /// its hard maximum at start). A connection beyond it takes the place of the one idle for
+    /// longest, or is closed at once when all are busy.
+    pub max_connections: usize,
+    /// How long a request's head may take to arrive once its first byte has.
+    pub header_timeout_ms: u64,
+    /// How long a connection may wait for its next request (keep-alive).
+    pub idle_timeout_ms: u64,
+    /// How long a request's body may take to arrive once its head has.
+    pub body_timeout_ms: u64,
 }
 
 impl Default for HttpConfig {
@@ -48,6 +59,21 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8341)),
             max_body_bytes: 256 * 1024,
+            max_connections: 4096,
+            header_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            body_timeout_ms: 30_000,
+        }
+    }
+}
+
+impl HttpConfig {
+    pub fn limits(&self) -> crate::serve::Limits {
+        crate::serve::Limits {
+            max_connections: self.max_connections.max(1),
+            header_timeout: std::time::Duration::from_millis(self.header_timeout_ms),
+            idle_timeout: std::time::Duration::from_millis(self.idle_timeout_ms),
+            body_timeout: std::time::Duration::from_millis(self.body_timeout_ms),
         }
     }
 }

@@ -17,4 +17,5 @@ pub mod metrics;
 pub mod receipts;
 pub mod refusal;
 pub mod region;
+pub mod serve;
 pub mod tiles_http;

@@ -56,6 +56,9 @@ pub struct Metrics {
     pub misbehaving: Family<RegionLabel, Gauge>,
     pub replica_size: Family<RegionLabel, Gauge>,
     pub witness_rounds: Family<ResultLabel, Counter>,
+    /// The HTTP server (serve.rs).
+    pub http_connections: Gauge,
+    pub http_closed: Family<ReasonLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -138,8 +141,22 @@ impl Default for Metrics {
             "Cosigning rounds for this node's checkpoints, by result",
             witness_rounds.clone(),
         );
+        let http_connections = Gauge::default();
+        let http_closed = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "http_connections",
+            "HTTP connections open",
+            http_connections.clone(),
+        );
+        registry.register(
+            "http_connections_closed",
+            "HTTP connections the node closed or refused, by reason (idle_timeout, header_timeout, evicted, refused)",
+            http_closed.clone(),
+        );
         Metrics {
             registry,
+            http_connections,
+            http_closed,
             issued,
             verified,
             auth_refused,

@@ -19,6 +19,8 @@ pub enum Kind {
     NotFound,
     /// 405: a known path, a method it does not serve.
     MethodNotAllowed,
+    /// 408: the request's body did not arrive in time.
+    Timeout,
     /// 409: the request is well formed but the log's state refuses it.
     Conflict,
     /// 413

@@ -4,8 +4,8 @@
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::de::DeserializeOwned;
@@ -22,11 +22,83 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = Refusal;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(BodyLimit(limit)) = req.extensions().get::<BodyLimit>() {
+            refuse_declared_over(req.headers(), *limit)?;
+        }
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(value)) => Ok(Body(value)),
             Err(rejection) => Err(refusal(&rejection)),
         }
     }
+}
+
+/// The largest body the router accepts, for extractors that check a declared length first.
+#[derive(Clone, Copy, Debug)]
+pub struct BodyLimit(pub usize);
+
+fn too_large() -> Refusal {
+    Refusal::new(
+        Kind::TooLarge,
+        "TOO_LARGE",
+        "request body larger than this node accepts",
+    )
+}
+
+/// A body whose `Content-Length` declares more than `limit` bytes is refused at once, without
+/// waiting for bytes a client may never send.
+pub fn refuse_declared_over(headers: &HeaderMap, limit: usize) -> Result<(), Refusal> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(length) if length > limit as u64 => Err(too_large()),
+        _ => Ok(()),
+    }
+}
+
+/// Whether an `E` is among the causes of `error`.
+fn caused_by<E: std::error::Error + 'static>(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if e.is::<E>() {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
+/// A body that did not arrive in time (the server's body timeout, crate::serve).
+fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
+    caused_by::<crate::serve::BodyTimeout>(error)
+}
+
+fn body_timeout() -> Refusal {
+    Refusal::new(
+        Kind::Timeout,
+        "BODY_TIMEOUT",
+        "the request body did not arrive in time",
+    )
+}
+
+/// Reads a whole body of at most `limit` bytes (a declared larger one is refused before
+/// reading): for routes that take raw bytes rather than JSON.
+pub async fn read_body(
+    headers: &HeaderMap,
+    body: axum::body::Body,
+    limit: usize,
+) -> Result<axum::body::Bytes, Refusal> {
+    refuse_declared_over(headers, limit)?;
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        if timed_out(&e) {
+            body_timeout()
+        } else if caused_by::<http_body_util::LengthLimitError>(&e) {
+            too_large()
+        } else {
+            Refusal::new(Kind::Invalid, "MALFORMED_BODY", e.to_string())
+        }
+    })
 }
 
 /// The path's certificate identifier (`{id}`), checked: `IDENTIFIER_INVALID` when it is not one,
@@ -90,12 +162,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
 }
 
 fn refusal(rejection: &JsonRejection) -> Refusal {
+    if timed_out(rejection) {
+        return body_timeout();
+    }
     match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => Refusal::new(
-            Kind::TooLarge,
-            "TOO_LARGE",
-            "request body larger than this node accepts",
-        ),
+        StatusCode::PAYLOAD_TOO_LARGE => too_large(),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => Refusal::new(
             Kind::Invalid,
             "CONTENT_TYPE",

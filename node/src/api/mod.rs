@@ -4,7 +4,7 @@
 
 mod admin;
 mod certs;
-mod input;
+pub(crate) mod input;
 mod public;
 mod share;
 
@@ -89,6 +89,7 @@ pub fn router(app: App) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(public::not_found)
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::Extension(input::BodyLimit(max_body)))
         .layer(middleware::from_fn_with_state(app.clone(), observe))
         .with_state(app.clone());
     api.merge(crate::tiles_http::router(app.region.log().clone()))
@@ -113,19 +114,25 @@ async fn observe(State(app): State<App>, request: Request, next: Next) -> Respon
     response
 }
 
+/// The HTTP status of a refusal of this kind.
+pub(crate) fn status_of(kind: Kind) -> StatusCode {
+    match kind {
+        Kind::Invalid => StatusCode::BAD_REQUEST,
+        Kind::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Kind::Forbidden => StatusCode::FORBIDDEN,
+        Kind::NotFound => StatusCode::NOT_FOUND,
+        Kind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        Kind::Timeout => StatusCode::REQUEST_TIMEOUT,
+        Kind::Conflict => StatusCode::CONFLICT,
+        Kind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
-        let status = match self.kind {
-            Kind::Invalid => StatusCode::BAD_REQUEST,
-            Kind::Unauthenticated => StatusCode::UNAUTHORIZED,
-            Kind::Forbidden => StatusCode::FORBIDDEN,
-            Kind::NotFound => StatusCode::NOT_FOUND,
-            Kind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Kind::Conflict => StatusCode::CONFLICT,
-            Kind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        };
+        let status = status_of(self.kind);
         if status.is_server_error() {
             tracing::error!(code = self.code, detail = %self.detail, "request failed");
         }

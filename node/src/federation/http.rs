@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -25,6 +25,7 @@ use tongban_core::ids::RegionCode;
 use super::Federation;
 use super::swarm::Command;
 use super::worker::WitnessAnswer;
+use crate::api::input::read_body;
 use crate::credentials::Principal;
 use crate::refusal::{Kind, Refusal};
 
@@ -180,10 +181,13 @@ struct NewMembership {
     membership: String,
 }
 
+/// Largest new membership an operator may post (a few hundred members' descriptions).
+const MAX_MEMBERSHIP_BODY: usize = 2 << 20;
+
 async fn new_membership(
     State(f): State<Arc<Federation>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Json<Value>, Refusal> {
     let token = headers
         .get(header::AUTHORIZATION)
@@ -211,6 +215,7 @@ async fn new_membership(
             ));
         }
     }
+    let body = read_body(&headers, body, MAX_MEMBERSHIP_BODY).await?;
     let request: NewMembership =
         serde_json::from_slice(&body).map_err(|e| Refusal::invalid(e.to_string()))?;
     let signed = B64
@@ -233,11 +238,11 @@ async fn new_membership(
 }
 
 /// C2SP tlog-witness `add-checkpoint`.
-async fn add_checkpoint(State(f): State<Arc<Federation>>, body: Bytes) -> Response {
-    if body.len() > MAX_REQUEST {
-        return (StatusCode::PAYLOAD_TOO_LARGE, "request too large\n").into_response();
-    }
-    let answer = tokio::task::spawn_blocking(move || f.witness_add(&body)).await;
+async fn add_checkpoint(
+    State(f): State<Arc<Federation>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let plain = |status: StatusCode, text: String| {
         (
             status,
@@ -246,6 +251,14 @@ async fn add_checkpoint(State(f): State<Arc<Federation>>, body: Bytes) -> Respon
         )
             .into_response()
     };
+    let body = match read_body(&headers, body, MAX_REQUEST).await {
+        Ok(body) => body,
+        Err(refusal) => {
+            let status = crate::api::status_of(refusal.kind);
+            return plain(status, format!("{}: {}\n", refusal.code, refusal.detail));
+        }
+    };
+    let answer = tokio::task::spawn_blocking(move || f.witness_add(&body)).await;
     match answer {
         Ok(WitnessAnswer::Cosigned(lines)) => plain(StatusCode::OK, lines),
         Ok(WitnessAnswer::Conflict(size)) => (
