@@ -111,6 +111,9 @@ enum AuditCommand {
         /// with this key id (32 hex digits): without it a log is only checked against itself.
         #[arg(long)]
         federation_kid: Option<String>,
+        /// Most checkpoints read from a node's list; a longer list is refused (exit 2).
+        #[arg(long, default_value_t = 10_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+        max_checkpoints: u64,
         #[arg(long)]
         json: bool,
     },
@@ -124,17 +127,24 @@ enum AuditCommand {
         /// Seconds each request to the node may take, from connecting to the last byte.
         #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
         timeout: u64,
+        /// Most checkpoints read from the node's list; a longer list is refused (exit 2).
+        #[arg(long, default_value_t = 10_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+        max_checkpoints: u64,
     },
 }
 
-fn audit_export(node: &str, dir: &Path, timeout: u64) -> Result<ExitCode> {
-    let log = audit::AuditLog::fetch(node, std::time::Duration::from_secs(timeout))?;
-    log.write_dir(dir)?;
+fn reading(timeout: u64, max_checkpoints: u64) -> audit::Reading {
+    audit::Reading {
+        timeout: std::time::Duration::from_secs(timeout),
+        max_checkpoints,
+    }
+}
+
+fn audit_export(node: &str, dir: &Path, reading: audit::Reading) -> Result<ExitCode> {
+    let (entries, checkpoints) = audit::export(node, dir, reading)?;
     emit(&format!(
-        "wrote {} entries and {} checkpoints of {} to {}\n",
-        log.entries(),
-        log.checkpoints(),
-        log.source,
+        "wrote {entries} entries and {checkpoints} checkpoints of {} to {}\n",
+        node.trim_end_matches('/'),
         dir.display()
     ))?;
     Ok(ExitCode::SUCCESS)
@@ -142,38 +152,29 @@ fn audit_export(node: &str, dir: &Path, timeout: u64) -> Result<ExitCode> {
 
 fn audit_replay(
     sources: &[PathBuf],
-    timeout: u64,
+    reading: audit::Reading,
     federation_kid: Option<&str>,
     json: bool,
 ) -> Result<ExitCode> {
-    let timeout = std::time::Duration::from_secs(timeout);
     let pinned = pinned_kid(federation_kid)?;
-    let logs = sources
-        .iter()
-        .map(|s| audit::AuditLog::read(&audit::Source::from_arg(s), timeout))
-        .collect::<Result<Vec<_>>>()?;
-    if let Some(kid) = pinned {
-        for log in &logs {
-            log.check_federation(kid)?;
-        }
-    }
-    let reports = audit::replay_all(&logs);
+    let sources: Vec<audit::Source> = sources.iter().map(|s| audit::Source::from_arg(s)).collect();
+    let reports = audit::replay_all(&sources, reading, pinned)?;
     let clean = reports.iter().all(|r| r.is_clean());
     if json {
-        let logs: Vec<_> = logs
+        let logs: Vec<_> = sources
             .iter()
             .zip(&reports)
-            .map(|(l, r)| audit::json(&l.source, r))
+            .map(|(s, r)| audit::json(&s.name(), r))
             .collect();
         emit(&format!(
             "{:#}\n",
             serde_json::json!({"clean": clean, "logs": logs})
         ))?;
     } else {
-        let text: String = logs
+        let text: String = sources
             .iter()
             .zip(&reports)
-            .map(|(l, r)| audit::text(&l.source, r))
+            .map(|(s, r)| audit::text(&s.name(), r))
             .collect();
         emit(&text)?;
     }
@@ -186,6 +187,25 @@ fn audit_replay(
 
 pub(crate) fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// Reads the file at `path`, at most `limit` bytes: one byte more is read to tell a file that
+/// is too large (refused, whatever its size, without reading it whole: `/dev/zero` included).
+pub(crate) fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut bytes = Vec::new();
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if bytes.len() as u64 > limit {
+        return Err(anyhow!(
+            "{}: larger than {limit} bytes, the most it may hold",
+            path.display()
+        ));
+    }
+    Ok(bytes)
 }
 
 pub(crate) fn now_or(now: Option<u64>) -> Result<Time> {
@@ -297,12 +317,24 @@ where
                     sources,
                     timeout,
                     federation_kid,
+                    max_checkpoints,
                     json,
                 },
-        } => audit_replay(sources, *timeout, federation_kid.as_deref(), *json),
+        } => audit_replay(
+            sources,
+            reading(*timeout, *max_checkpoints),
+            federation_kid.as_deref(),
+            *json,
+        ),
         Command::Audit {
-            command: AuditCommand::Export { node, dir, timeout },
-        } => audit_export(node, dir, *timeout),
+            command:
+                AuditCommand::Export {
+                    node,
+                    dir,
+                    timeout,
+                    max_checkpoints,
+                },
+        } => audit_export(node, dir, reading(*timeout, *max_checkpoints)),
         Command::Copy { command } => sharing::copy(command),
         Command::Proof { command } => sharing::proof(command),
     };

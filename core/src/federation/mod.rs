@@ -4,7 +4,6 @@
 //! checkpoints, and recognising equivocation. Sans-I/O: the node moves the bytes.
 
 pub mod evidence;
-pub mod frontier;
 pub mod gossip;
 pub mod membership;
 pub mod replica;

@@ -4,10 +4,10 @@
 //! (gossip: applied at once, confirmed later by a checkpoint), or from any member with a proof
 //! against a checkpoint signed by the region's log key (catch-up).
 
-use crate::federation::frontier::Frontier;
 use crate::federation::membership::Member;
 use crate::federation::{Reason, Refused, refuse};
 use crate::log::checkpoint::{self, Checkpoint, VerifiedCheckpoint};
+use crate::log::frontier::Frontier;
 use crate::log::note::NoteVerifier;
 use crate::log::proof::verify_consistency;
 use crate::log::state::{Applied, RegionState};

@@ -1,21 +1,16 @@
 //! Audit replay (specs/log.md §7): recompute a log's tree, check every checkpoint and entry, and derive
 //! every certificate's final state and the statistics. Pure: the caller reads the files.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
-use std::num::NonZeroUsize;
 
 use crate::envelope::Kind;
 use crate::ids::RegionCode;
-use crate::log::checkpoint::{self, Checkpoint};
-use crate::log::entry::{Act, LogEntry, ShareOutcome};
-use crate::log::note::NoteVerifier;
-use crate::log::proof::MemoryTree;
-use crate::log::replay;
+use crate::log::auditor::{Finished, LogAudit};
+use crate::log::entry::{Act, ShareOutcome};
 use crate::log::state::{Applied, RegionState};
-use crate::log::tiles::{TILE_WIDTH, TilePath};
-use crate::status::{State, Succession};
-use crate::trust::TrustStore;
+use crate::log::tiles::TilePath;
+use crate::status::Succession;
 use crate::values::Time;
 
 pub use crate::log::state::TIME_TOLERANCE;
@@ -128,24 +123,44 @@ pub struct AuditReport {
     pub largest_checkpoint: Option<u64>,
     /// Hash tiles found equal to the recomputed tree's.
     pub tiles_verified: usize,
+    /// The first [`MAX_FINDINGS`] findings, and how many more there were.
     pub findings: Vec<Finding>,
+    pub findings_omitted: u64,
     pub statistics: Statistics,
-    /// Final state of every certificate, by identifier.
-    pub certificates: BTreeMap<String, State>,
     /// Transfers in: (entry index, identifier issued, predecessor identifier).
     pub transfers_in: Vec<(u64, String, String)>,
     /// Transfers out whose transfer in the log accepted (operation 11): (identifier, receiving
     /// region). A transfer out not accepted yet may still be cancelled: no region may take it in.
     pub transfers_accepted: BTreeMap<String, RegionCode>,
+    /// The USCCs of the agencies with a seal in this log: the issuers of its identifiers, so that
+    /// a transfer in elsewhere can be matched to this log without a list of its certificates.
+    pub agencies: BTreeSet<String>,
 }
+
+/// Findings a report keeps; past them it counts (a hostile log could otherwise fill memory with
+/// findings, one per bad tile or checkpoint).
+pub const MAX_FINDINGS: usize = 1000;
 
 impl AuditReport {
     pub fn is_clean(&self) -> bool {
         self.findings.is_empty()
     }
 
-    fn entry_finding(&mut self, index: u64, code: FindingCode, detail: impl Into<String>) {
-        self.findings.push(Finding {
+    fn push(&mut self, finding: Finding) {
+        if self.findings.len() < MAX_FINDINGS {
+            self.findings.push(finding);
+        } else {
+            self.findings_omitted = self.findings_omitted.saturating_add(1);
+        }
+    }
+
+    pub(crate) fn entry_finding(
+        &mut self,
+        index: u64,
+        code: FindingCode,
+        detail: impl Into<String>,
+    ) {
+        self.push(Finding {
             code,
             entry: Some(index),
             checkpoint: None,
@@ -154,8 +169,13 @@ impl AuditReport {
         });
     }
 
-    fn checkpoint_finding(&mut self, name: &str, code: FindingCode, detail: impl Into<String>) {
-        self.findings.push(Finding {
+    pub(crate) fn checkpoint_finding(
+        &mut self,
+        name: &str,
+        code: FindingCode,
+        detail: impl Into<String>,
+    ) {
+        self.push(Finding {
             code,
             entry: None,
             checkpoint: Some(name.to_owned()),
@@ -164,8 +184,8 @@ impl AuditReport {
         });
     }
 
-    fn tile_finding(&mut self, tile: TilePath, detail: impl Into<String>) {
-        self.findings.push(Finding {
+    pub(crate) fn tile_finding(&mut self, tile: TilePath, detail: impl Into<String>) {
+        self.push(Finding {
             code: FindingCode::TileHash,
             entry: None,
             checkpoint: None,
@@ -179,9 +199,31 @@ fn month(time: Time) -> String {
     time.to_rfc3339()[..7].to_owned()
 }
 
+/// An applied entry, with what its counting needs from the state it was applied to.
+pub(crate) struct Counted {
+    applied: Applied,
+    region: RegionCode,
+    /// The issuing agency of a certificate it issued.
+    agency: Option<String>,
+}
+
+impl Counted {
+    pub(crate) fn of(applied: Applied, state: &RegionState) -> Counted {
+        let agency = match &applied.entry.act {
+            Act::CertIssued { id, .. } => state.cert(id.as_str()).map(|c| c.agency.clone()),
+            _ => None,
+        };
+        Counted {
+            applied,
+            region: state.region().clone(),
+            agency,
+        }
+    }
+}
+
 /// Adds what an applied entry contributes to the statistics.
-fn count(applied: &Applied, state: &RegionState, stats: &mut Statistics) {
-    match &applied.entry.act {
+pub(crate) fn count(counted: &Counted, stats: &mut Statistics) {
+    match &counted.applied.entry.act {
         Act::CertIssued {
             id,
             issued,
@@ -194,11 +236,8 @@ fn count(applied: &Applied, state: &RegionState, stats: &mut Statistics) {
                 .issued_by_type
                 .entry(id.type_code().as_str().to_owned())
                 .or_default() += 1;
-            if let Some(cert) = state.cert(id.as_str()) {
-                *stats
-                    .issued_by_agency
-                    .entry(cert.agency.clone())
-                    .or_default() += 1;
+            if let Some(agency) = &counted.agency {
+                *stats.issued_by_agency.entry(agency.clone()).or_default() += 1;
             }
             *stats.issued_by_month.entry(month(*issued)).or_default() += 1;
             if *operation == Succession::TransferIn.code() && predecessor.is_some() {
@@ -228,7 +267,7 @@ fn count(applied: &Applied, state: &RegionState, stats: &mut Statistics) {
         } => match outcome {
             ShareOutcome::Given { .. } => {
                 stats.shares_given += 1;
-                if requester != state.region() {
+                if requester != &counted.region {
                     stats.shares_given_cross_region += 1;
                 }
             }
@@ -241,7 +280,7 @@ fn count(applied: &Applied, state: &RegionState, stats: &mut Statistics) {
         },
         Act::ShareReceived { provider, .. } => {
             stats.copies_received += 1;
-            if provider != state.region() {
+            if provider != &counted.region {
                 stats.copies_received_cross_region += 1;
             }
         }
@@ -250,187 +289,16 @@ fn count(applied: &Applied, state: &RegionState, stats: &mut Statistics) {
     }
 }
 
-/// Replays one log. Never panics on hostile input; everything wrong becomes a finding.
-pub fn replay(input: &AuditInput<'_>) -> AuditReport {
-    let mut report = AuditReport {
-        entries: input.entries.len() as u64,
-        ..AuditReport::default()
-    };
-    let setup = NoteVerifier::parse(input.log_key.trim())
-        .map_err(|e| format!("log key: {e}"))
-        .and_then(|log| {
-            TrustStore::load_any_time(input.trust_bundle, None)
-                .map(|t| (log, t))
-                .map_err(|f| format!("trust bundle: {f}"))
-        });
-    let (log, trust) = match setup {
-        Ok(setup) => setup,
-        Err(detail) => {
-            report.checkpoint_finding("(setup)", FindingCode::CheckpointSignature, detail);
-            return report;
-        }
-    };
-    report.origin = log.name.clone();
-    // The tree, from every entry.
-    let mut tree = MemoryTree::default();
-    for entry in input.entries {
-        if tree.append(entry).is_err() {
-            report.entry_finding(
-                tree.size(),
-                FindingCode::EntryMalformed,
-                "tree could not take the entry",
-            );
-            return report;
-        }
-    }
-    check_checkpoints(input, &log, &tree, &mut report);
-    check_hash_tiles(input, &tree, &mut report);
-    replay_entries(input, &trust, &mut report);
-    report
-}
-
-fn check_checkpoints(
-    input: &AuditInput<'_>,
-    log: &NoteVerifier,
-    tree: &MemoryTree,
-    report: &mut AuditReport,
-) {
-    let mut by_size: BTreeMap<u64, (&str, [u8; 32])> = BTreeMap::new();
-    for (name, note) in input.checkpoints {
-        let head: Checkpoint = match checkpoint::open(note, log, &[]) {
-            Ok(verified) => verified.checkpoint,
-            Err(e) => {
-                report.checkpoint_finding(name, FindingCode::CheckpointSignature, e.to_string());
-                continue;
-            }
-        };
-        if let Some((other, root)) = by_size.get(&head.size)
-            && *root != head.root
-        {
-            report.checkpoint_finding(
-                name,
-                FindingCode::Equivocation,
-                format!(
-                    "same size {} as {other}, different root: the log forked",
-                    head.size
-                ),
-            );
-            continue;
-        }
-        by_size.insert(head.size, (name, head.root));
-        match tree.root(head.size) {
-            Ok(root) if root == head.root => {
-                report.checkpoints_verified += 1;
-                report.largest_checkpoint = report.largest_checkpoint.max(Some(head.size));
-            }
-            Ok(_) => report.checkpoint_finding(
-                name,
-                FindingCode::CheckpointRoot,
-                format!("root at size {} differs from the entries'", head.size),
-            ),
-            Err(_) => report.checkpoint_finding(
-                name,
-                FindingCode::CheckpointRoot,
-                format!("size {} but only {} entries", head.size, tree.size()),
-            ),
-        }
-    }
-}
-
-/// A node's hash tiles are what tile clients build proofs from: each must be the recomputed
-/// tree's.
-fn check_hash_tiles(input: &AuditInput<'_>, tree: &MemoryTree, report: &mut AuditReport) {
-    for (tile, served) in input.hash_tiles {
-        let Some(level) = tile.level else {
-            report.tile_finding(*tile, "an entry bundle where a hash tile was expected");
-            continue;
-        };
-        match tree.tile(level, tile.index, tile.width) {
-            Err(e) => report.tile_finding(*tile, e.to_string()),
-            Ok(want) if served.len() != want.len() => report.tile_finding(
-                *tile,
-                format!(
-                    "{} bytes where {} hashes take {}",
-                    served.len(),
-                    tile.width,
-                    want.len()
-                ),
-            ),
-            Ok(want) => {
-                let Some(i) = served
-                    .chunks(32)
-                    .zip(want.chunks(32))
-                    .position(|(s, w)| s != w)
-                else {
-                    report.tiles_verified += 1;
-                    continue;
-                };
-                let node = tile.index.saturating_mul(u64::from(TILE_WIDTH)) + i as u64;
-                report.tile_finding(
-                    *tile,
-                    format!(
-                        "hash {i} (node {node} at height {}) differs from the tree recomputed from the entries",
-                        8 * u32::from(level)
-                    ),
-                );
-            }
-        }
-    }
-}
-
-fn replay_entries(input: &AuditInput<'_>, trust: &TrustStore, report: &mut AuditReport) {
-    let Some(first) = input.entries.first() else {
-        return;
-    };
-    let region = match LogEntry::open(first) {
-        Ok((_, entry)) => entry.region,
-        Err(f) => return report.entry_finding(0, FindingCode::EntryMalformed, f.to_string()),
-    };
-    let Some(root) = trust.region(&region) else {
-        return report.entry_finding(
-            0,
-            FindingCode::EntrySignature,
-            format!("the trust bundle has no root for region {region}"),
-        );
-    };
-    let fresh = || RegionState::new(region.clone(), root.key.clone());
-    let threads = std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN);
-    let mut statistics = Statistics::default();
-    let replayed = replay::replay(fresh(), input.entries, threads, |state, applied| {
-        count(&applied, state, &mut statistics)
-    });
-    let state = match replayed {
-        Ok(state) => {
-            report.replayed = input.entries.len() as u64;
-            state
-        }
-        // The report describes the state before the refused entry, which the parallel replay
-        // does not keep: a log that fails is replayed again one entry at a time.
-        Err(_) => {
-            let mut state = fresh();
-            statistics = Statistics::default();
-            for (index, bytes) in input.entries.iter().enumerate() {
-                match state.apply(bytes) {
-                    Ok(applied) => count(&applied, &state, &mut statistics),
-                    Err(rejection) => {
-                        report.entry_finding(index as u64, rejection.code, rejection.detail);
-                        break;
-                    }
-                }
-                report.replayed += 1;
-            }
-            state
-        }
-    };
-    for (id, cert) in state.certs() {
-        *statistics
+/// What the state a replay reached says for the report: the certificates' final states, the
+/// transfers, and the agencies whose identifiers the log issues.
+pub(crate) fn conclude(report: &mut AuditReport, state: &RegionState) {
+    for (_, cert) in state.certs() {
+        *report
+            .statistics
             .final_states
             .entry(cert.state.name().to_owned())
             .or_default() += 1;
-        report.certificates.insert(id.clone(), cert.state);
     }
-    report.region = Some(region);
-    report.statistics = statistics;
     report.transfers_in = state.transfers_in().to_vec();
     report.transfers_accepted = state
         .transfers_out()
@@ -438,29 +306,75 @@ fn replay_entries(input: &AuditInput<'_>, trust: &TrustStore, report: &mut Audit
         .filter(|(id, _)| state.cert(id).is_some_and(|c| c.transfer_accepted))
         .map(|(id, to)| (id.clone(), to.clone()))
         .collect();
+    report.agencies = state
+        .seals()
+        .map(|s| s.info.agency.as_str().to_owned())
+        .collect();
 }
 
-/// A replayed log's region, what it issued, and where it transferred certificates.
-type LogSummary = (
-    Option<RegionCode>,
-    HashSet<String>,
-    BTreeMap<String, RegionCode>,
-);
+/// Replays one log held in memory (the streaming audit, fed from slices). Never panics on
+/// hostile input; everything wrong becomes a finding.
+pub fn replay(input: &AuditInput<'_>) -> AuditReport {
+    let mut audit = LogAudit::new(
+        input.log_key,
+        input.trust_bundle,
+        !input.hash_tiles.is_empty(),
+    );
+    if !audit.is_open() {
+        return finish(audit, input.entries);
+    }
+    for (path, bytes) in input.hash_tiles {
+        audit.served_tile(*path, bytes.clone());
+    }
+    // Checkpoints in size order (unverified ones first: they are reported and go no further),
+    // each given before the entries reach it.
+    let mut checkpoints: Vec<&(String, Vec<u8>)> = input.checkpoints.iter().collect();
+    checkpoints.sort_by_cached_key(|(_, note)| note_size(note));
+    for (name, note) in checkpoints {
+        audit.checkpoint(name, note);
+    }
+    for entry in input.entries {
+        audit.entry(entry.clone());
+    }
+    finish(audit, input.entries)
+}
 
-/// Replays several regions' logs and cross-checks them: a transfer in whose predecessor belongs to a
-/// replayed region must match that region's accepted transfer out to this region (specs/log.md §7).
+/// The size a checkpoint note states (unverified: for ordering only).
+pub fn note_size(note: &[u8]) -> Option<u64> {
+    let note = crate::log::note::Note::parse(note).ok()?;
+    crate::log::checkpoint::Checkpoint::parse(&note.text)
+        .ok()
+        .map(|c| c.size)
+}
+
+fn finish(audit: LogAudit, entries: &[Vec<u8>]) -> AuditReport {
+    match audit.finish() {
+        Finished::Done(report) => report,
+        Finished::Stopped(mut second) => {
+            for entry in entries {
+                if !second.wants() {
+                    break;
+                }
+                second.entry(entry);
+            }
+            second.finish()
+        }
+    }
+}
+
+/// Replays several regions' logs and cross-checks them (specs/log.md §7).
 pub fn replay_many(inputs: &[AuditInput<'_>]) -> Vec<AuditReport> {
     let mut reports: Vec<AuditReport> = inputs.iter().map(replay).collect();
-    let logs: Vec<LogSummary> = reports
-        .iter()
-        .map(|r| {
-            (
-                r.region.clone(),
-                r.certificates.keys().cloned().collect(),
-                r.transfers_accepted.clone(),
-            )
-        })
-        .collect();
+    cross_check(&mut reports);
+    reports
+}
+
+/// The cross-log rule of specs/log.md §7 over replayed logs: a transfer in whose predecessor was
+/// issued by another replayed log (its issuer is one of that log's agencies) must match that
+/// log's accepted transfer out to this region, and no two logs may take the same predecessor in.
+/// A log whose replay stopped is not a source of findings against others: what it would have
+/// shown after the refused entry is unknown.
+pub fn cross_check(reports: &mut [AuditReport]) {
     // Which log transferred each predecessor in first: (report, entry index). Logs are in no time
     // order with each other, so "first" is by the order the logs were given, then by index.
     let mut taken: HashMap<String, (usize, u64)> = HashMap::new();
@@ -469,6 +383,22 @@ pub fn replay_many(inputs: &[AuditInput<'_>]) -> Vec<AuditReport> {
             taken.entry(prev.clone()).or_insert((n, *index));
         }
     }
+    struct Origin {
+        region: Option<RegionCode>,
+        /// Replayed to its end: what it ends with is known.
+        whole: bool,
+        agencies: BTreeSet<String>,
+        accepted: BTreeMap<String, RegionCode>,
+    }
+    let origins: Vec<Origin> = reports
+        .iter()
+        .map(|r| Origin {
+            region: r.region.clone(),
+            whole: r.replayed == r.entries,
+            agencies: r.agencies.clone(),
+            accepted: r.transfers_accepted.clone(),
+        })
+        .collect();
     for (n, report) in reports.iter_mut().enumerate() {
         let Some(here) = report.region.clone() else {
             continue;
@@ -478,18 +408,23 @@ pub fn replay_many(inputs: &[AuditInput<'_>]) -> Vec<AuditReport> {
             if let Some(&(first, _)) = taken.get(prev)
                 && first != n
             {
-                let other = logs[first].0.as_ref().map_or("?", |r| r.as_str());
+                let other = origins[first].region.as_ref().map_or("?", |r| r.as_str());
                 unmatched.push((
                     *index,
                     format!("{id} transferred in, but region {other} transferred {prev} in first"),
                 ));
                 continue;
             }
-            let origin = logs.iter().find(|(region, issued, _)| {
-                region.as_ref() != Some(&here) && issued.contains(prev)
+            let issuer = crate::ids::Identifier::parse(prev)
+                .ok()
+                .map(|p| p.issuer().as_str().to_owned());
+            let origin = origins.iter().find(|o| {
+                o.region.as_ref() != Some(&here)
+                    && issuer.as_ref().is_some_and(|i| o.agencies.contains(i))
             });
-            if let Some((_, _, out)) = origin
-                && out.get(prev) != Some(&here)
+            if let Some(origin) = origin
+                && origin.whole
+                && origin.accepted.get(prev) != Some(&here)
             {
                 unmatched.push((
                     *index,
@@ -504,7 +439,6 @@ pub fn replay_many(inputs: &[AuditInput<'_>]) -> Vec<AuditReport> {
             report.entry_finding(index, FindingCode::TransferUnmatched, detail);
         }
     }
-    reports
 }
 
 /// The `entries` file of an audit bundle: each entry as a 4-byte big-endian length and its bytes.

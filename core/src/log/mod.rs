@@ -2,8 +2,10 @@
 //! checkpoints, cosignatures and offline receipts.
 
 pub mod audit;
+pub mod auditor;
 pub mod checkpoint;
 pub mod entry;
+pub mod frontier;
 pub mod note;
 pub mod proof;
 pub mod receipt;

@@ -7,7 +7,7 @@ pub const TILE_WIDTH: u32 = 256;
 pub const MAX_LEVEL: u8 = 7;
 
 /// A tile named by a path.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TilePath {
     /// `None` for an entry bundle.
     pub level: Option<u8>,
@@ -152,6 +152,35 @@ fn count_rest(mut bytes: &[u8]) -> usize {
     n + usize::from(!bytes.is_empty())
 }
 
+/// The hash tiles of a tree of `size` entries, level by level: full tiles, then the partial one.
+pub fn tiles_of_tree(size: u64) -> Vec<TilePath> {
+    let mut tiles = Vec::new();
+    for level in 0..=MAX_LEVEL {
+        let nodes = size >> (8 * u32::from(level));
+        if nodes == 0 {
+            break;
+        }
+        tiles.extend(tiles_of(nodes).map(|(index, width)| TilePath {
+            level: Some(level),
+            index,
+            width,
+        }));
+    }
+    tiles
+}
+
+/// (index, width) of the tiles covering `count` nodes (or entries) of one level.
+pub fn tiles_of(count: u64) -> impl Iterator<Item = (u64, u32)> {
+    let width = u64::from(TILE_WIDTH);
+    let full = (0..count / width).map(|index| (index, TILE_WIDTH));
+    // The remainder is below 256, so it fits.
+    let partial = u32::try_from(count % width)
+        .ok()
+        .filter(|w| *w > 0)
+        .map(|w| (count / width, w));
+    full.chain(partial)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,5 +286,22 @@ mod tests {
         ] {
             assert_eq!(TilePath::parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn tiles_cover_the_tree_and_nothing_more() {
+        assert!(tiles_of_tree(0).is_empty());
+        let paths = |size| -> Vec<String> {
+            tiles_of_tree(size)
+                .into_iter()
+                .map(|t| t.to_path())
+                .collect()
+        };
+        assert_eq!(paths(11), ["0/000.p/11"]);
+        assert_eq!(paths(256), ["0/000", "1/000.p/1"]);
+        assert_eq!(paths(600), ["0/000", "0/001", "0/002.p/88", "1/000.p/2"]);
+        assert_eq!(tiles_of_tree(70_000).len(), 274 + 2 + 1);
+        let entries: Vec<(u64, u32)> = tiles_of(513).collect();
+        assert_eq!(entries, [(0, 256), (1, 256), (2, 1)]);
     }
 }

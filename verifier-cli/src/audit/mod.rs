@@ -1,7 +1,8 @@
-//! `tongban-verify audit replay`: read region logs from audit bundles (specs/log.md §6) or from
-//! their nodes (§7), and report what core's replay finds. Both ways build the same input; the rules
-//! are core's alone.
+//! `tongban-verify audit replay` and `audit export`: region logs read from audit bundles (specs/log.md
+//! §6) or from their nodes (§7), streamed through core's audit. Both sources feed the same
+//! streaming audit; the rules are core's alone.
 
+mod bundle;
 pub(crate) mod http;
 pub(crate) mod node;
 mod report;
@@ -9,12 +10,11 @@ mod report;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Result, anyhow};
 use tongban_core::keys::KeyId;
-use tongban_core::log::audit::{
-    AuditInput, AuditReport, decode_entries, encode_entries, replay_many,
-};
-use tongban_core::log::tiles::TilePath;
+use tongban_core::log::audit::{AuditReport, cross_check};
+use tongban_core::log::checkpoint;
+use tongban_core::log::note::NoteVerifier;
 use tongban_core::trust::TrustStore;
 
 pub use node::HashTiles;
@@ -37,134 +37,123 @@ impl Source {
             _ => Source::Dir(arg.to_owned()),
         }
     }
-}
 
-/// One region log read into memory: what an audit bundle holds, plus the hash tiles a node served.
-pub struct AuditLog {
-    /// The directory or URL it was read from, for the report.
-    pub source: String,
-    log_key: String,
-    trust: Vec<u8>,
-    entries: Vec<Vec<u8>>,
-    checkpoints: Vec<(String, Vec<u8>)>,
-    hash_tiles: Vec<(TilePath, Vec<u8>)>,
-}
-
-impl AuditLog {
-    /// Reads the log from its source; `timeout` bounds each request to a node.
-    pub fn read(source: &Source, timeout: Duration) -> Result<AuditLog> {
-        match source {
-            Source::Dir(dir) => AuditLog::read_dir(dir),
-            Source::Node(url) => Ok(node::fetch(url, timeout, HashTiles::Check)?),
+    /// The directory or URL, for the report.
+    pub fn name(&self) -> String {
+        match self {
+            Source::Dir(dir) => dir.display().to_string(),
+            Source::Node(url) => url.trim_end_matches('/').to_owned(),
         }
     }
+}
 
-    /// Reads a node's log without its hash tiles, for [`AuditLog::write_dir`].
-    pub fn fetch(url: &str, timeout: Duration) -> Result<AuditLog> {
-        if !node::is_url(url) {
-            return Err(anyhow!("{url}: not a node URL (http:// or https://)"));
-        }
-        Ok(node::fetch(url, timeout, HashTiles::Skip)?)
+/// Refuses a log whose trust bundle the pinned federation root did not publish.
+fn check_federation(source: &Source, trust: &[u8], pinned: Option<KeyId>) -> Result<()> {
+    match pinned {
+        None => Ok(()),
+        Some(kid) => TrustStore::load_any_time(trust, Some(kid))
+            .map(drop)
+            .map_err(|f| anyhow!("{}: trust bundle: {f}", source.name())),
     }
+}
 
-    /// Writes the log as an audit bundle (specs/log.md §6) into `dir`, which must not exist or be
-    /// empty, so that no checkpoint of another log is mixed in.
-    pub fn write_dir(&self, dir: &Path) -> Result<()> {
-        if std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some()) {
-            return Err(anyhow!(
-                "{} is not empty: export into a new directory",
-                dir.display()
-            ));
+/// How logs are read from nodes.
+#[derive(Clone, Copy, Debug)]
+pub struct Reading {
+    /// Bounds each request, from connecting to the last byte.
+    pub timeout: Duration,
+    /// Most checkpoints read from a node's list.
+    pub max_checkpoints: u64,
+}
+
+impl Reading {
+    pub fn new(timeout: Duration) -> Reading {
+        Reading {
+            timeout,
+            max_checkpoints: node::MAX_LISTED,
         }
-        let checkpoints = dir.join("checkpoints");
-        std::fs::create_dir_all(&checkpoints)
-            .with_context(|| format!("cannot create {}", checkpoints.display()))?;
-        let write = |path: PathBuf, bytes: &[u8]| {
-            std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))
-        };
-        write(
-            dir.join("log.vkey"),
-            format!("{}\n", self.log_key.trim_end()).as_bytes(),
-        )?;
-        write(dir.join("trust.tbt"), &self.trust)?;
-        write(dir.join("entries"), &encode_entries(&self.entries))?;
-        for (name, note) in &self.checkpoints {
-            write(checkpoints.join(name), note)?;
+    }
+}
+
+/// Audits one log from its source. An error is a log that cannot be read (exit 2); what is wrong
+/// with a log that can is in the report.
+pub fn audit(source: &Source, reading: Reading, pinned: Option<KeyId>) -> Result<AuditReport> {
+    match source {
+        Source::Dir(dir) => {
+            let bundle = bundle::Bundle { dir: dir.clone() };
+            let (key, trust) = (bundle.log_key()?, bundle.trust_bundle()?);
+            check_federation(source, &trust, pinned)?;
+            bundle::audit(&bundle, &key, &trust)
+        }
+        Source::Node(url) => {
+            let node = node::Node::new(url, reading.timeout, reading.max_checkpoints)?;
+            let (key, trust) = (node.log_key()?, node.trust_bundle()?);
+            check_federation(source, &trust, pinned)?;
+            Ok(node::audit(&node, &key, &trust, HashTiles::Check)?)
+        }
+    }
+}
+
+/// Audits the logs one after the other and cross-checks the transfers between their regions.
+pub fn replay_all(
+    sources: &[Source],
+    reading: Reading,
+    pinned: Option<KeyId>,
+) -> Result<Vec<AuditReport>> {
+    let mut reports = sources
+        .iter()
+        .map(|s| audit(s, reading, pinned))
+        .collect::<Result<Vec<_>>>()?;
+    cross_check(&mut reports);
+    Ok(reports)
+}
+
+/// Writes the log of the node at `url` into `dir` as an audit bundle (specs/log.md §6), streamed:
+/// every checkpoint it lists (and the one it serves, when not listed), and its entries up to the
+/// largest of them whose signature verifies. Returns (entries, checkpoints) written.
+pub fn export(url: &str, dir: &Path, reading: Reading) -> Result<(u64, u64)> {
+    if !node::is_url(url) {
+        return Err(anyhow!("{url}: not a node URL (http:// or https://)"));
+    }
+    let node = node::Node::new(url, reading.timeout, reading.max_checkpoints)?;
+    let key = node.log_key()?;
+    let trust = node.trust_bundle()?;
+    let log = NoteVerifier::parse(key.trim()).map_err(|e| anyhow!("{url}: log key: {e}"))?;
+    let verified = |note: &[u8]| {
+        checkpoint::open(note, &log, &[])
+            .ok()
+            .map(|c| c.checkpoint.size)
+    };
+    let mut writer = bundle::Writer::create(dir, &key, &trust)?;
+    let latest = node.latest()?;
+    let mut largest = latest.as_deref().and_then(verified).unwrap_or(0);
+    let mut failed = None;
+    let mut listed_latest = false;
+    node.checkpoints(|page| {
+        for (size, note) in page {
+            listed_latest |= latest.as_ref() == Some(note);
+            if let Err(e) = writer.checkpoint(*size, note) {
+                failed = Some(e);
+                return Ok(());
+            }
+            largest = largest.max(verified(note).unwrap_or(0));
         }
         Ok(())
+    })?;
+    if let Some(e) = failed {
+        return Err(e);
     }
-
-    pub fn entries(&self) -> usize {
-        self.entries.len()
+    if let Some(note) = latest.filter(|_| !listed_latest) {
+        writer.named_checkpoint(node::SERVED_CHECKPOINT, &note)?;
     }
-
-    pub fn checkpoints(&self) -> usize {
-        self.checkpoints.len()
-    }
-
-    /// Reads an audit bundle directory (specs/log.md §6).
-    pub fn read_dir(dir: &Path) -> Result<AuditLog> {
-        let read = |name: &str| {
-            std::fs::read(dir.join(name))
-                .with_context(|| format!("cannot read {}", dir.join(name).display()))
-        };
-        let log_key = String::from_utf8(read("log.vkey")?).context("log.vkey is not text")?;
-        let trust = read("trust.tbt")?;
-        let entries = decode_entries(&read("entries")?).ok_or_else(|| {
-            anyhow!(
-                "{}: entries file is not length-prefixed entries",
-                dir.display()
-            )
-        })?;
-        let mut checkpoints = Vec::new();
-        let folder = dir.join("checkpoints");
-        let listing = std::fs::read_dir(&folder)
-            .with_context(|| format!("cannot list {}", folder.display()))?;
-        for file in listing {
-            let path = file?.path();
-            if path.extension().is_some_and(|e| e == "checkpoint") {
-                let name = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                checkpoints.push((
-                    name,
-                    std::fs::read(&path)
-                        .with_context(|| format!("cannot read {}", path.display()))?,
-                ));
-            }
+    while writer.entries() < largest {
+        let entries = node.entries(writer.entries(), largest)?;
+        if entries.is_empty() {
+            return Err(anyhow!("{url}: no entry served at {}", writer.entries()));
         }
-        checkpoints.sort();
-        Ok(AuditLog {
-            source: dir.display().to_string(),
-            log_key,
-            trust,
-            entries,
-            checkpoints,
-            hash_tiles: Vec::new(),
-        })
-    }
-
-    /// Refuses a log whose trust bundle the pinned federation root did not publish.
-    pub fn check_federation(&self, kid: KeyId) -> Result<()> {
-        TrustStore::load_any_time(&self.trust, Some(kid))
-            .map(drop)
-            .map_err(|f| anyhow!("{}: trust bundle: {f}", self.source))
-    }
-
-    fn input(&self) -> AuditInput<'_> {
-        AuditInput {
-            log_key: &self.log_key,
-            trust_bundle: &self.trust,
-            entries: &self.entries,
-            checkpoints: &self.checkpoints,
-            hash_tiles: &self.hash_tiles,
+        for entry in &entries {
+            writer.entry(entry)?;
         }
     }
-}
-
-/// Replays the logs together, so that transfers between their regions are cross-checked.
-pub fn replay_all(logs: &[AuditLog]) -> Vec<AuditReport> {
-    let inputs: Vec<AuditInput<'_>> = logs.iter().map(AuditLog::input).collect();
-    replay_many(&inputs)
+    writer.finish()
 }

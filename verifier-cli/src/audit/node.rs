@@ -1,22 +1,29 @@
-//! Reading a region log from its node (specs/log.md §7): the same input an audit bundle gives,
-//! fetched in a fixed order, each response bounded, plus the node's hash tiles.
+//! Reading a region log from its node (specs/log.md §7.1), streamed: the key, the trust bundle
+//! and the served checkpoint first, then the checkpoint list a page at a time, each page's
+//! checkpoints verified before the entries up to them are fetched, tile by tile, and the hash
+//! tiles as the recomputed tree completes them. Every response is bounded, no size a node claims
+//! is used before its signature is checked, and nothing is kept per entry or per checkpoint.
 
 use std::time::Duration;
 
 use serde::Deserialize;
 use tongban_core::envelope::Kind;
+use tongban_core::log::audit::AuditReport;
+use tongban_core::log::auditor::{Finished, LogAudit};
 use tongban_core::log::note::MAX_NOTE;
-use tongban_core::log::tiles::{MAX_LEVEL, TILE_WIDTH, TilePath, decode_entry_bundle};
+use tongban_core::log::tiles::{TILE_WIDTH, TilePath, decode_entry_bundle};
 
-use super::AuditLog;
 use super::http::{Client, FetchError};
 
 /// `/v1/audit/log.vkey`: one verifier key line.
-const MAX_VKEY: u64 = 4 << 10;
+pub const MAX_VKEY: u64 = 4 << 10;
 /// One page of `/v1/audit/checkpoints` (at most 1,000 notes of a few hundred bytes).
 const MAX_CHECKPOINT_PAGE: u64 = 4 << 20;
 /// The longest entry a tlog-tiles entry bundle can hold.
 const MAX_ENTRY: u64 = u16::MAX as u64;
+/// Most checkpoints a node may list, by default (`--max-checkpoints`): a node signing one a
+/// second for four months. A list that goes on past the limit is refused rather than read forever.
+pub const MAX_LISTED: u64 = 10_000_000;
 
 /// Whether `arg` names a node rather than a directory.
 pub fn is_url(arg: &str) -> bool {
@@ -56,149 +63,261 @@ struct ListedCheckpoint {
     note: String,
 }
 
-/// Every checkpoint the node lists, page by page (specs/log.md §7.1). A page that does not move
-/// forward is malformed: a node cannot keep the reader in a loop.
-fn checkpoint_list(
-    client: &Client,
-    at: &dyn Fn(&str) -> String,
-) -> Result<Vec<ListedCheckpoint>, FetchError> {
-    let mut all = Vec::new();
-    let mut after: Option<u64> = None;
-    loop {
-        let path = match after {
-            None => "/v1/audit/checkpoints".to_owned(),
-            Some(size) => format!("/v1/audit/checkpoints?after={size}"),
-        };
-        let page: CheckpointList =
-            serde_json::from_slice(&client.get(&at(&path), MAX_CHECKPOINT_PAGE)?).map_err(|e| {
-                FetchError::Malformed {
-                    url: at(&path),
-                    detail: format!("not a page of the checkpoint list ({e})"),
+/// The name under which a `/checkpoint` note that is not in the list is reported.
+pub const SERVED_CHECKPOINT: &str = "served-latest.checkpoint";
+
+/// A node's audit routes.
+pub struct Node {
+    client: Client,
+    base: String,
+    max_listed: u64,
+}
+
+impl Node {
+    /// `timeout` bounds each request; `max_listed` the checkpoints read from its list.
+    pub fn new(url: &str, timeout: Duration, max_listed: u64) -> Result<Node, FetchError> {
+        Ok(Node {
+            client: Client::new(timeout),
+            base: base(url)?,
+            max_listed,
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
+    fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn log_key(&self) -> Result<String, FetchError> {
+        let path = "/v1/audit/log.vkey";
+        String::from_utf8(self.client.get(&self.at(path), MAX_VKEY)?).map_err(|_| {
+            FetchError::Malformed {
+                url: self.at(path),
+                detail: "not UTF-8 text".into(),
+            }
+        })
+    }
+
+    pub fn trust_bundle(&self) -> Result<Vec<u8>, FetchError> {
+        self.client
+            .get(&self.at("/v1/trust-bundle"), Kind::TrustBundle.size_limit())
+    }
+
+    /// The checkpoint the node serves to tile clients, if any.
+    pub fn latest(&self) -> Result<Option<Vec<u8>>, FetchError> {
+        self.client
+            .get_unless_missing(&self.at("/checkpoint"), MAX_NOTE as u64)
+    }
+
+    /// The checkpoint list, page by page from the oldest: `(size, note)` of each, handed to
+    /// `each` before the next page is read. A page that does not move forward, or a list longer
+    /// than the reader's limit, is malformed: a node cannot keep its reader in a loop.
+    pub fn checkpoints(
+        &self,
+        mut each: impl FnMut(&[(u64, Vec<u8>)]) -> Result<(), FetchError>,
+    ) -> Result<u64, FetchError> {
+        let mut after: Option<u64> = None;
+        let mut listed = 0u64;
+        loop {
+            let path = match after {
+                None => "/v1/audit/checkpoints".to_owned(),
+                Some(size) => format!("/v1/audit/checkpoints?after={size}"),
+            };
+            let malformed = |detail: String| FetchError::Malformed {
+                url: self.at(&path),
+                detail,
+            };
+            let page: CheckpointList =
+                serde_json::from_slice(&self.client.get(&self.at(&path), MAX_CHECKPOINT_PAGE)?)
+                    .map_err(|e| malformed(format!("not a page of the checkpoint list ({e})")))?;
+            listed += page.checkpoints.len() as u64;
+            if listed > self.max_listed {
+                return Err(malformed(format!(
+                    "more than {} checkpoints listed (--max-checkpoints)",
+                    self.max_listed
+                )));
+            }
+            let notes: Vec<(u64, Vec<u8>)> = page
+                .checkpoints
+                .into_iter()
+                .map(|c| (c.size, c.note.into_bytes()))
+                .collect();
+            each(&notes)?;
+            match page.next {
+                None => return Ok(listed),
+                Some(next) if after.is_none_or(|a| next > a) => after = Some(next),
+                Some(next) => {
+                    return Err(malformed(format!(
+                        "next page after {next} does not move forward"
+                    )));
                 }
-            })?;
-        all.extend(page.checkpoints);
-        match page.next {
-            None => return Ok(all),
-            Some(next) if after.is_none_or(|a| next > a) => after = Some(next),
-            Some(next) => {
-                return Err(FetchError::Malformed {
-                    url: at(&path),
-                    detail: format!("next page after {next} does not move forward"),
-                });
             }
         }
     }
-}
 
-/// The hash tiles of a tree of `size` entries, level by level: full tiles, then the partial one.
-fn tiles_of_tree(size: u64) -> Vec<TilePath> {
-    let mut tiles = Vec::new();
-    for level in 0..=MAX_LEVEL {
-        let nodes = size >> (8 * u32::from(level));
-        if nodes == 0 {
-            break;
+    /// Entries from `from` up to `to` (exclusive), at most one tile's worth: those of the tile
+    /// that holds `from`.
+    pub fn entries(&self, from: u64, to: u64) -> Result<Vec<Vec<u8>>, FetchError> {
+        if from >= to {
+            return Ok(Vec::new());
         }
-        tiles.extend(tiles_of(nodes).map(|(index, width)| TilePath {
-            level: Some(level),
+        let width64 = u64::from(TILE_WIDTH);
+        let index = from / width64;
+        let end = to.min((index + 1) * width64);
+        let width = u32::try_from(end - index * width64).unwrap_or(TILE_WIDTH);
+        let path = TilePath {
+            level: None,
             index,
             width,
-        }));
+        };
+        let url = self.at(&format!("/tile/{}", path.to_path()));
+        let bytes = self.client.get(&url, u64::from(width) * (2 + MAX_ENTRY))?;
+        let mut entries =
+            decode_entry_bundle(&bytes, width).map_err(|e| FetchError::TileMalformed {
+                url,
+                detail: e.to_string(),
+            })?;
+        let skip = usize::try_from(from - index * width64).unwrap_or(0);
+        entries.drain(..skip.min(entries.len()));
+        Ok(entries)
     }
-    tiles
+
+    pub fn hash_tile(&self, path: TilePath) -> Result<Vec<u8>, FetchError> {
+        self.client.get(
+            &self.at(&format!("/tile/{}", path.to_path())),
+            u64::from(path.width) * 32,
+        )
+    }
 }
 
-/// (index, width) of the tiles covering `count` nodes (or entries) of one level.
-fn tiles_of(count: u64) -> impl Iterator<Item = (u64, u32)> {
-    let width = u64::from(TILE_WIDTH);
-    let full = (0..count / width).map(|index| (index, TILE_WIDTH));
-    // The remainder is below 256, so it fits.
-    let partial = u32::try_from(count % width)
-        .ok()
-        .filter(|w| *w > 0)
-        .map(|w| (count / width, w));
-    full.chain(partial)
-}
-
-/// Whether to read the node's hash tiles too (an audit bundle has none to keep).
+/// Whether to compare the node's hash tiles too.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum HashTiles {
     Check,
     Skip,
 }
 
-/// The name under which a `/checkpoint` note that is not in the list is kept.
-pub const SERVED_CHECKPOINT: &str = "served-latest.checkpoint";
+/// The node's entries in order, fetched a tile at a time: tiles as the tree of `target` entries
+/// has them (full ones, and its last partial one), which a node serving a checkpoint of that
+/// size must serve, whatever smaller sizes the audit stops at on the way.
+struct Entries<'a> {
+    node: &'a Node,
+    /// The largest verified checkpoint size known: how far entries may be fetched.
+    target: u64,
+    /// Index of the first entry in `fetched`.
+    next: u64,
+    fetched: std::collections::VecDeque<Vec<u8>>,
+}
 
-/// Reads the log of the node at `url`, as of the largest checkpoint it lists.
-pub fn fetch(url: &str, timeout: Duration, hash_tiles: HashTiles) -> Result<AuditLog, FetchError> {
-    let base = base(url)?;
-    let client = Client::new(timeout);
-    let at = |path: &str| format!("{base}{path}");
-    let text = |path: &str, bytes: Vec<u8>| {
-        String::from_utf8(bytes).map_err(|_| FetchError::Malformed {
-            url: at(path),
-            detail: "not UTF-8 text".into(),
-        })
-    };
-
-    let log_key = text(
-        "/v1/audit/log.vkey",
-        client.get(&at("/v1/audit/log.vkey"), MAX_VKEY)?,
-    )?;
-    let trust = client.get(&at("/v1/trust-bundle"), Kind::TrustBundle.size_limit())?;
-    // Before the list, so that the list (signed later) holds every checkpoint up to this one.
-    let latest = client.get_unless_missing(&at("/checkpoint"), MAX_NOTE as u64)?;
-    let list = checkpoint_list(&client, &at)?;
-    let size = list.iter().map(|c| c.size).max().unwrap_or(0);
-    let mut checkpoints: Vec<(String, Vec<u8>)> = list
-        .into_iter()
-        .map(|c| (format!("{:020}.checkpoint", c.size), c.note.into_bytes()))
-        .collect();
-    if let Some(latest) = latest
-        && !checkpoints.iter().any(|(_, note)| *note == latest)
-    {
-        // Not in the list: checked like the others, so a fork served to tile clients shows.
-        checkpoints.push((SERVED_CHECKPOINT.into(), latest));
+impl<'a> Entries<'a> {
+    fn new(node: &'a Node, target: u64) -> Entries<'a> {
+        Entries {
+            node,
+            target,
+            next: 0,
+            fetched: Default::default(),
+        }
     }
 
-    let mut entries = Vec::new();
-    for (index, width) in tiles_of(size) {
-        let path = TilePath {
-            level: None,
-            index,
-            width,
-        };
-        let url = at(&format!("/tile/{}", path.to_path()));
-        let bytes = client.get(&url, u64::from(width) * (2 + MAX_ENTRY))?;
-        entries.extend(decode_entry_bundle(&bytes, width).map_err(|e| {
-            FetchError::TileMalformed {
-                url,
-                detail: e.to_string(),
+    /// The entry at `index` (the one after the last taken), fetching its tile when needed.
+    fn take(&mut self, index: u64) -> Result<Vec<u8>, FetchError> {
+        if self.fetched.is_empty() || index != self.next {
+            self.fetched = self.node.entries(index, self.target)?.into();
+            self.next = index;
+        }
+        let entry = self
+            .fetched
+            .pop_front()
+            .ok_or_else(|| FetchError::TileMalformed {
+                url: self.node.url().to_owned(),
+                detail: format!("no entry served at {index}"),
+            })?;
+        self.next += 1;
+        Ok(entry)
+    }
+}
+
+/// Feeds `audit` the node's entries until it holds `size`, and the hash tiles it completes.
+fn stream_to(entries: &mut Entries<'_>, audit: &mut LogAudit, size: u64) -> Result<(), FetchError> {
+    while audit.size() < size {
+        audit.entry(entries.take(audit.size())?);
+        if audit.size().is_multiple_of(u64::from(TILE_WIDTH)) || audit.size() == size {
+            for path in audit.tiles_wanted() {
+                audit.served_tile(path, entries.node.hash_tile(path)?);
             }
-        })?);
+        }
     }
+    Ok(())
+}
 
-    let mut tiles = Vec::new();
-    let wanted = match hash_tiles {
-        HashTiles::Check => tiles_of_tree(size),
-        HashTiles::Skip => Vec::new(),
-    };
-    for path in wanted {
-        let bytes = client.get(
-            &at(&format!("/tile/{}", path.to_path())),
-            u64::from(path.width) * 32,
-        )?;
-        tiles.push((path, bytes));
+/// Audits the log of `node`, whose key and trust bundle the caller read (and checked against a
+/// pinned federation root), as of the largest checkpoint it lists or serves **with a valid
+/// signature**.
+pub fn audit(
+    node: &Node,
+    log_key: &str,
+    trust: &[u8],
+    tiles: HashTiles,
+) -> Result<AuditReport, FetchError> {
+    let mut audit = LogAudit::new(log_key, trust, tiles == HashTiles::Check);
+    if !audit.is_open() {
+        return done(audit.finish(), &mut Entries::new(node, 0));
     }
+    // The served checkpoint: its size (once its signature verifies) is how far entries may be
+    // fetched; it is taken into the audit beside the listed one of its size, or after the list
+    // when none is, so that a fork served to tile clients is reported as the served one.
+    let latest = node.latest()?;
+    let served = latest.as_ref().and_then(|note| audit.verified_size(note));
+    let mut served_fed = false;
+    let mut entries = Entries::new(node, served.unwrap_or(0));
+    node.checkpoints(|page| {
+        let mut page_largest = 0;
+        for (size, note) in page {
+            // The served one listed: checked under its list name, once.
+            served_fed |= latest.as_ref() == Some(note);
+            if let Some(verified) = audit.checkpoint(&format!("{size:020}.checkpoint"), note) {
+                page_largest = page_largest.max(verified);
+            }
+        }
+        if !served_fed
+            && served.is_some_and(|s| s <= page_largest)
+            && let Some(note) = &latest
+        {
+            audit.checkpoint(SERVED_CHECKPOINT, note);
+            served_fed = true;
+        }
+        entries.target = entries.target.max(page_largest);
+        stream_to(&mut entries, &mut audit, page_largest)
+    })?;
+    if !served_fed && let Some(note) = &latest {
+        // After the list: beyond every listed size, or not signed by the log (then reported,
+        // its size used for nothing).
+        audit.checkpoint(SERVED_CHECKPOINT, note);
+    }
+    let target = entries.target;
+    stream_to(&mut entries, &mut audit, target)?;
+    for path in audit.partial_tiles() {
+        audit.served_tile(path, node.hash_tile(path)?);
+    }
+    done(audit.finish(), &mut entries)
+}
 
-    Ok(AuditLog {
-        source: base,
-        log_key,
-        trust,
-        entries,
-        checkpoints,
-        hash_tiles: tiles,
-    })
+/// The report, after the second pass over the entries when the replay stopped at one.
+fn done(finished: Finished, entries: &mut Entries<'_>) -> Result<AuditReport, FetchError> {
+    match finished {
+        Finished::Done(report) => Ok(report),
+        Finished::Stopped(mut second) => {
+            let mut next = 0;
+            while second.wants() {
+                second.entry(&entries.take(next)?);
+                next += 1;
+            }
+            Ok(second.finish())
+        }
+    }
 }
 
 #[cfg(test)]
@@ -224,22 +343,5 @@ mod tests {
         for bad in ["http://", "http://h/?x=1", "http://h/#top", "http://a b/"] {
             assert!(base(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn tiles_cover_the_tree_and_nothing_more() {
-        assert!(tiles_of_tree(0).is_empty());
-        let paths = |size| -> Vec<String> {
-            tiles_of_tree(size)
-                .into_iter()
-                .map(|t| t.to_path())
-                .collect()
-        };
-        assert_eq!(paths(11), ["0/000.p/11"]);
-        assert_eq!(paths(256), ["0/000", "1/000.p/1"]);
-        assert_eq!(paths(600), ["0/000", "0/001", "0/002.p/88", "1/000.p/2"]);
-        assert_eq!(tiles_of_tree(70_000).len(), 274 + 2 + 1);
-        let entries: Vec<(u64, u32)> = tiles_of(513).collect();
-        assert_eq!(entries, [(0, 256), (1, 256), (2, 1)]);
     }
 }

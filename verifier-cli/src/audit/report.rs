@@ -19,7 +19,10 @@ pub fn text(source: &str, r: &AuditReport) -> String {
     let verdict = if r.is_clean() {
         "CLEAN".to_owned()
     } else {
-        format!("{} FINDING(S)", r.findings.len())
+        format!(
+            "{} FINDING(S)",
+            r.findings.len() as u64 + r.findings_omitted
+        )
     };
     let region = r.region.as_ref().map_or("?".to_owned(), |c| c.to_string());
     let mut out = format!(
@@ -34,6 +37,9 @@ pub fn text(source: &str, r: &AuditReport) -> String {
             (None, None, None) => "log".into(),
         };
         out.push_str(&format!("  ✗ {place}: {} — {}\n", f.code, f.detail));
+    }
+    if r.findings_omitted > 0 {
+        out.push_str(&format!("  ✗ … and {} more findings\n", r.findings_omitted));
     }
     let s = &r.statistics;
     let share = if s.verifications == 0 {
@@ -114,6 +120,7 @@ pub fn json(source: &str, r: &AuditReport) -> Value {
         "checkpoints_verified": r.checkpoints_verified,
         "largest_checkpoint": r.largest_checkpoint,
         "hash_tiles_verified": r.tiles_verified,
+        "findings_omitted": r.findings_omitted,
         "findings": r.findings.iter().map(|f| json!({"code": f.code.as_str(), "entry": f.entry, "checkpoint": f.checkpoint, "tile": f.tile, "detail": f.detail})).collect::<Vec<_>>(),
         "statistics": {
             "issued": s.issued, "issued_by_type": s.issued_by_type, "issued_by_agency": s.issued_by_agency,
@@ -125,6 +132,5 @@ pub fn json(source: &str, r: &AuditReport) -> Value {
             "copies_received_cross_region": s.copies_received_cross_region,
             "proofs_received": s.proofs_received,
         },
-        "certificates": r.certificates.iter().map(|(id, st)| (id.clone(), json!(st.code()))).collect::<serde_json::Map<_, _>>(),
     })
 }

@@ -1,6 +1,7 @@
 //! The right edge of an RFC 6962 tree: the roots of its perfect subtrees, largest first (at most
 //! 64 hashes). It is enough to append leaves and compute the root, so a node can check a batch of
-//! another region's entries against a signed checkpoint before it applies or stores any of them.
+//! another region's entries against a signed checkpoint before it applies or stores any of them,
+//! and an auditor can stream a log of any length through its tree in constant memory.
 
 use tlog_tiles::{Hash, node_hash};
 
