@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, anyhow};
 use clap::{Parser, Subcommand};
 use tongban_core::cert;
+use tongban_core::envelope::Kind;
 use tongban_core::keys::KeyId;
 use tongban_core::trust::{StatusSnapshot, StatusTable};
 use tongban_core::values::Time;
@@ -185,13 +186,10 @@ fn audit_replay(
     })
 }
 
-pub(crate) fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
-}
-
-/// Reads the file at `path`, at most `limit` bytes: one byte more is read to tell a file that
-/// is too large (refused, whatever its size, without reading it whole: `/dev/zero` included).
-pub(crate) fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
+/// Reads at most `limit` + 1 bytes of the file at `path`: enough for the object's own size check
+/// (its first step) to refuse a larger one with its code, without reading a large file whole
+/// (`/dev/zero` included).
+pub(crate) fn read_capped(path: &Path, limit: u64) -> Result<Vec<u8>> {
     use std::io::Read;
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -199,6 +197,12 @@ pub(crate) fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
     file.take(limit.saturating_add(1))
         .read_to_end(&mut bytes)
         .with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(bytes)
+}
+
+/// Reads the file at `path`, refusing one larger than `limit` bytes (read at most one byte more).
+pub(crate) fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    let bytes = read_capped(path, limit)?;
     if bytes.len() as u64 > limit {
         return Err(anyhow!(
             "{}: larger than {limit} bytes, the most it may hold",
@@ -207,6 +211,9 @@ pub(crate) fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
     }
     Ok(bytes)
 }
+
+/// The largest conformance vector file read.
+const MAX_VECTORS: u64 = 64 << 20;
 
 pub(crate) fn now_or(now: Option<u64>) -> Result<Time> {
     let seconds = match now {
@@ -231,11 +238,19 @@ fn verify(file: &Path, trust: &TrustArgs, status: &[PathBuf], json: bool) -> Res
     let (store, now) = trust.load()?;
     let mut table = StatusTable::default();
     for path in status {
-        let snapshot = StatusSnapshot::load(&read(path)?, &store)
-            .map_err(|f| anyhow!("status snapshot {}: {f}", path.display()))?;
+        let snapshot = StatusSnapshot::load(
+            &read_capped(path, Kind::StatusSnapshot.size_limit())?,
+            &store,
+        )
+        .map_err(|f| anyhow!("status snapshot {}: {f}", path.display()))?;
         table.add(snapshot);
     }
-    let result = cert::verify(&read(file)?, &store, &table, now);
+    let result = cert::verify(
+        &read_capped(file, Kind::Certificate.size_limit())?,
+        &store,
+        &table,
+        now,
+    );
     if json {
         emit(&format!("{:#}\n", report::verification_json(&result)))?;
     } else {
@@ -249,7 +264,8 @@ fn verify(file: &Path, trust: &TrustArgs, status: &[PathBuf], json: bool) -> Res
 }
 
 fn inspect(file: &Path, json: bool) -> Result<ExitCode> {
-    let inspection = cert::inspect(&read(file)?).map_err(|f| anyhow!("{}: {f}", file.display()))?;
+    let inspection = cert::inspect(&read_capped(file, Kind::Certificate.size_limit())?)
+        .map_err(|f| anyhow!("{}: {f}", file.display()))?;
     if json {
         emit(&format!("{:#}\n", report::inspection_json(&inspection)))?;
     } else {
@@ -259,7 +275,7 @@ fn inspect(file: &Path, json: bool) -> Result<ExitCode> {
 }
 
 fn conformance(path: &Path, export: Option<&Path>) -> Result<ExitCode> {
-    let file: vectors::VectorFile = serde_json::from_slice(&read(path)?)
+    let file: vectors::VectorFile = serde_json::from_slice(&read_bounded(path, MAX_VECTORS)?)
         .with_context(|| format!("{} is not a vector file", path.display()))?;
     let outcome = vectors::run(&file)?;
     if let Some(dir) = export {

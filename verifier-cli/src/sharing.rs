@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Result, anyhow};
 use clap::Subcommand;
 use serde_json::{Value, json};
+use tongban_core::envelope::Kind;
 use tongban_core::ids::{RegionCode, Uscc};
 use tongban_core::log::entry::Act;
 use tongban_core::log::note::NoteVerifier;
@@ -20,7 +21,7 @@ use tongban_core::sharing::{
 use tongban_core::trust::{StatusSnapshot, StatusTable};
 use tongban_core::values::Time;
 
-use crate::cli::{EXIT_INVALID, emit, read};
+use crate::cli::{EXIT_INVALID, emit, read_capped};
 use crate::report;
 use crate::trust::TrustArgs;
 
@@ -128,11 +129,20 @@ fn copy_verify(
     let (store, now) = trust.load()?;
     let mut table = StatusTable::default();
     for path in status {
-        let snapshot = StatusSnapshot::load(&read(path)?, &store)
-            .map_err(|f| anyhow!("status snapshot {}: {f}", path.display()))?;
+        let snapshot = StatusSnapshot::load(
+            &read_capped(path, Kind::StatusSnapshot.size_limit())?,
+            &store,
+        )
+        .map_err(|f| anyhow!("status snapshot {}: {f}", path.display()))?;
         table.add(snapshot);
     }
-    let result = verify_copy(&read(file)?, &store, &table, now, &presenter);
+    let result = verify_copy(
+        &read_capped(file, Kind::Copy.size_limit())?,
+        &store,
+        &table,
+        now,
+        &presenter,
+    );
     if json {
         emit(&format!("{:#}\n", copy_json(&result)))?;
     } else {
@@ -201,7 +211,8 @@ fn copy_text(v: &CopyVerification) -> String {
 }
 
 fn copy_inspect(file: &Path, json: bool) -> Result<ExitCode> {
-    let i = inspect_copy(&read(file)?).map_err(|f| anyhow!("{}: {f}", file.display()))?;
+    let i = inspect_copy(&read_capped(file, Kind::Copy.size_limit())?)
+        .map_err(|f| anyhow!("{}: {f}", file.display()))?;
     if json {
         let value = json!({
             "verified": false,
@@ -290,7 +301,12 @@ pub fn proof(command: &ProofCommand) -> Result<ExitCode> {
                 witnesses: &witnesses,
                 quorum: *quorum,
             };
-            let outcome = verify_proof(&read(file)?, &store, now, &expect);
+            let outcome = verify_proof(
+                &read_capped(file, Kind::VerificationProof.size_limit())?,
+                &store,
+                now,
+                &expect,
+            );
             let ok = outcome.as_ref().is_ok_and(|p| p.item.valid);
             let out = match (&outcome, *json) {
                 (Ok(p), true) => format!("{:#}\n", proof_json(p)),
@@ -310,7 +326,8 @@ pub fn proof(command: &ProofCommand) -> Result<ExitCode> {
             Ok(exit(ok))
         }
         ProofCommand::Inspect { file, json } => {
-            let i = inspect_proof(&read(file)?).map_err(|f| anyhow!("{}: {f}", file.display()))?;
+            let i = inspect_proof(&read_capped(file, Kind::VerificationProof.size_limit())?)
+                .map_err(|f| anyhow!("{}: {f}", file.display()))?;
             emit(&if *json {
                 format!("{:#}\n", inspection_json(&i))
             } else {

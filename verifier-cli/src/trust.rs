@@ -5,10 +5,11 @@ use std::path::PathBuf;
 
 use anyhow::{Result, anyhow};
 use clap::Args;
+use tongban_core::envelope::Kind;
 use tongban_core::trust::TrustStore;
 use tongban_core::values::Time;
 
-use crate::cli::{now_or, pinned_kid, read};
+use crate::cli::{now_or, pinned_kid, read_capped};
 
 /// Where the trust comes from, and as of when.
 #[derive(Args)]
@@ -30,8 +31,12 @@ impl TrustArgs {
     pub fn load(&self) -> Result<(TrustStore, Time)> {
         let now = now_or(self.now)?;
         let pinned = pinned_kid(self.federation_kid.as_deref())?;
-        let store = TrustStore::load(&read(&self.trust)?, now, pinned)
-            .map_err(|f| anyhow!("trust bundle {}: {f}", self.trust.display()))?;
+        let store = TrustStore::load(
+            &read_capped(&self.trust, Kind::TrustBundle.size_limit())?,
+            now,
+            pinned,
+        )
+        .map_err(|f| anyhow!("trust bundle {}: {f}", self.trust.display()))?;
         Ok((store, now))
     }
 }

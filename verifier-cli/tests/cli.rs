@@ -356,3 +356,87 @@ fn a_closed_stdout_ends_the_output_quietly_with_the_verdicts_exit_code() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
 }
+
+/// Every file the commands take is read only up to its object's size limit: an endless file
+/// (`/dev/zero`) is refused with the object's size code at once, never read whole.
+#[test]
+fn endless_files_are_refused_without_being_read_whole() {
+    let f = Files::new("endless");
+    let trust = f.path("bundle.tbt");
+    let cert = f.cert("valid-full-disclosure");
+    let now = NOW.to_string();
+    let cases: [(Vec<&str>, i32, &str); 7] = [
+        (
+            vec!["verify", "/dev/zero", "--trust", &trust, "--now", &now],
+            1,
+            "TOO_LARGE",
+        ),
+        (
+            vec![
+                "verify",
+                &cert,
+                "--trust",
+                "/dev/zero",
+            ],
+            2,
+            "TOO_LARGE",
+        ),
+        (
+            vec![
+                "verify",
+                &cert,
+                "--trust",
+                &trust,
+                "--status",
+                "/dev/zero",
+                "--now",
+                &now,
+            ],
+            2,
+            "STATUS_SNAPSHOT_INVALID",
+        ),
+        (vec!["inspect", "/dev/zero"], 2, "TOO_LARGE"),
+        (
+            vec![
+                "copy",
+                "verify",
+                "/dev/zero",
+                "--trust",
+                &trust,
+                "--recipient",
+                "370100:11370100MB0000003G",
+                "--now",
+                &now,
+            ],
+            1,
+            "TOO_LARGE",
+        ),
+        (
+            vec![
+                "proof",
+                "verify",
+                "/dev/zero",
+                "--trust",
+                &trust,
+                "--requester",
+                "370100",
+                "--now",
+                &now,
+            ],
+            1,
+            "TOO_LARGE",
+        ),
+        (vec!["proof", "inspect", "/dev/zero"], 2, "TOO_LARGE"),
+    ];
+    for (args, code, says) in cases {
+        let started = std::time::Instant::now();
+        let out = run(&args);
+        let text = format!("{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {text}");
+        assert!(text.contains(says), "{args:?}: {text}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{args:?}"
+        );
+    }
+}

@@ -14,7 +14,7 @@ use tongban_core::log::auditor::{Finished, LogAudit};
 use tongban_core::log::note::MAX_NOTE;
 
 use super::node::MAX_VKEY;
-use crate::cli::read_bounded;
+use crate::cli::{read_bounded, read_capped};
 
 /// The files of a bundle.
 pub struct Bundle {
@@ -28,7 +28,7 @@ impl Bundle {
     }
 
     pub fn trust_bundle(&self) -> Result<Vec<u8>> {
-        read_bounded(&self.dir.join("trust.tbt"), Kind::TrustBundle.size_limit())
+        read_capped(&self.dir.join("trust.tbt"), Kind::TrustBundle.size_limit())
     }
 
     /// The checkpoint files, in the order of the sizes they state (unreadable ones first: they
@@ -41,7 +41,7 @@ impl Bundle {
         for file in listing {
             let path = file?.path();
             if path.extension().is_some_and(|e| e == "checkpoint") {
-                files.push((note_size(&read_bounded(&path, MAX_NOTE as u64)?), path));
+                files.push((note_size(&read_capped(&path, MAX_NOTE as u64)?), path));
             }
         }
         files.sort();
@@ -120,7 +120,7 @@ pub fn audit(bundle: &Bundle, log_key: &str, trust: &[u8]) -> Result<AuditReport
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let note = read_bounded(&path, MAX_NOTE as u64)?;
+        let note = read_capped(&path, MAX_NOTE as u64)?;
         if let Some(size) = audit.checkpoint(&name, &note) {
             feed_to(&mut audit, size)?;
         }

@@ -12,9 +12,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use tongban_core::bulk::{CompactStatus, Config, DigestCache, FastVerifier, Outcome, pipeline};
 use tongban_core::cert::Verdict;
+use tongban_core::envelope::Kind;
 use tongban_core::trust::StatusSnapshot;
 
-use crate::cli::{EXIT_ERROR, EXIT_INVALID, read};
+use crate::cli::{EXIT_ERROR, EXIT_INVALID, read_capped};
 use crate::trust::TrustArgs;
 use input::{Format, InputError, Position, Records, Source};
 
@@ -151,8 +152,11 @@ pub fn run(args: &BulkArgs) -> Result<ExitCode> {
     let (trust, now) = args.trust.load()?;
     let mut status = CompactStatus::default();
     for path in &args.status {
-        let snapshot = StatusSnapshot::load(&read(path)?, &trust)
-            .map_err(|f| anyhow!("status snapshot {}: {f}", path.display()))?;
+        let snapshot = StatusSnapshot::load(
+            &read_capped(path, Kind::StatusSnapshot.size_limit())?,
+            &trust,
+        )
+        .map_err(|f| anyhow!("status snapshot {}: {f}", path.display()))?;
         status.add(snapshot);
     }
     let verifier = FastVerifier::new(&trust, status, now)
