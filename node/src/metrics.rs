@@ -56,6 +56,10 @@ pub struct Metrics {
     pub misbehaving: Family<RegionLabel, Gauge>,
     pub replica_size: Family<RegionLabel, Gauge>,
     pub witness_rounds: Family<ResultLabel, Counter>,
+    /// Failures of this node's own while handling federation traffic, by what it was handling.
+    pub federation_internal: Family<ReasonLabel, Counter>,
+    /// Catch-up answers, by what became of them (`applied`, or the refusal's code).
+    pub catch_up: Family<ResultLabel, Counter>,
     /// The HTTP server (serve.rs).
     pub http_connections: Gauge,
     pub http_closed: Family<ReasonLabel, Counter>,
@@ -141,6 +145,18 @@ impl Default for Metrics {
             "Cosigning rounds for this node's checkpoints, by result",
             witness_rounds.clone(),
         );
+        let federation_internal = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "federation_internal_errors",
+            "Failures of this node's own (storage, locks, clock) while handling federation traffic: never counted against the peer",
+            federation_internal.clone(),
+        );
+        let catch_up = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "catch_up_answers",
+            "Catch-up answers from other regions' nodes, by result (applied, or the refusal's code)",
+            catch_up.clone(),
+        );
         let http_connections = Gauge::default();
         let http_closed = Family::<ReasonLabel, Counter>::default();
         registry.register(
@@ -155,6 +171,8 @@ impl Default for Metrics {
         );
         Metrics {
             registry,
+            federation_internal,
+            catch_up,
             http_connections,
             http_closed,
             issued,

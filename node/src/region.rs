@@ -91,7 +91,7 @@ pub struct View {
     pub trust: Arc<TrustStore>,
     pub bundle: Arc<Vec<u8>>,
     pub status: StatusTable,
-    pub certs: HashMap<String, CertRecord>,
+    pub certs: HashMap<Identifier, CertRecord>,
     /// Other regions' certificates this region took in (transfer in, op 08): they are no longer
     /// valid anywhere, whatever this node's replica of their region says yet.
     pub transferred_in: HashSet<String>,
@@ -457,8 +457,8 @@ impl Region {
                 }
                 for id in std::iter::once(id).chain(predecessor.iter()) {
                     if let Some(record) = state.cert(id.as_str()) {
-                        record_status(&mut view.status, &self.code, id.as_str(), record);
-                        view.certs.insert(id.as_str().to_owned(), record.clone());
+                        record_status(&mut view.status, &self.code, id, record);
+                        view.certs.insert(id.clone(), record.clone());
                     }
                 }
                 Ok(())
@@ -466,8 +466,8 @@ impl Region {
             Act::StatusChanged { id, .. } | Act::PromiseFulfilled { id } => {
                 let mut view = self.view.write().map_err(|_| lock_failed())?;
                 if let Some(record) = state.cert(id.as_str()) {
-                    record_status(&mut view.status, &self.code, id.as_str(), record);
-                    view.certs.insert(id.as_str().to_owned(), record.clone());
+                    record_status(&mut view.status, &self.code, id, record);
+                    view.certs.insert(id.clone(), record.clone());
                 }
                 Ok(())
             }
@@ -1079,17 +1079,16 @@ impl Region {
             fulfilled: Vec::new(),
         };
         for (id, record) in &view.certs {
-            let parse = || Identifier::parse(id).map_err(|e| Refusal::internal(e.to_string()));
             if record.state != State::Valid {
                 snapshot.entries.push(StatusEntry {
-                    id: parse()?,
+                    id: id.clone(),
                     state: record.state,
                     since: record.changed,
                     note: status_note(record),
                 });
             }
             if record.promise_fulfilled {
-                snapshot.fulfilled.push(parse()?);
+                snapshot.fulfilled.push(id.clone());
             }
         }
         drop(view);
@@ -1238,16 +1237,13 @@ fn status_note(record: &CertRecord) -> Option<ShortText> {
 pub(crate) fn record_status(
     table: &mut StatusTable,
     region: &RegionCode,
-    id: &str,
+    id: &Identifier,
     record: &CertRecord,
 ) {
-    let Ok(identifier) = Identifier::parse(id) else {
-        return;
-    };
     table.record(
         region,
         StatusEntry {
-            id: identifier,
+            id: id.clone(),
             state: record.state,
             since: record.changed,
             note: status_note(record),
@@ -1255,7 +1251,7 @@ pub(crate) fn record_status(
         record.changed,
     );
     if record.promise_fulfilled {
-        table.record_fulfilled(region, id, record.changed);
+        table.record_fulfilled(region, id.as_str(), record.changed);
     }
 }
 

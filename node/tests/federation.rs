@@ -155,6 +155,21 @@ fn trust_and_status_replicate_and_a_restarted_node_catches_up() {
     for cert in &certs {
         assert_eq!(verify(b, cert)["code"], "OK");
     }
+    // Every catch-up answer is counted by what became of it: entries applied, and, once B holds
+    // everything, the peers' "nothing after" refusals — none dropped unseen.
+    wait_for(
+        Duration::from_secs(10),
+        "B to count its catch-up answers",
+        || (metric(b, "tongban_catch_up_answers_total{code=\"LOG_GAP\"}") > 0.0).then_some(()),
+    );
+    assert!(metric(b, "tongban_catch_up_answers_total{code=\"applied\"}") > 0.0);
+    assert_eq!(
+        metric(
+            b,
+            "tongban_federation_internal_errors_total{reason=\"catch-up\"}"
+        ),
+        0.0
+    );
     // Witnessing: A's checkpoints reach their quorum of one cosignature.
     wait_for(
         Duration::from_secs(10),

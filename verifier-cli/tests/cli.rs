@@ -372,12 +372,7 @@ fn endless_files_are_refused_without_being_read_whole() {
             "TOO_LARGE",
         ),
         (
-            vec![
-                "verify",
-                &cert,
-                "--trust",
-                "/dev/zero",
-            ],
+            vec!["verify", &cert, "--trust", "/dev/zero"],
             2,
             "TOO_LARGE",
         ),

@@ -68,6 +68,15 @@ reasons! {
     WitnessConflict => "WITNESS_CONFLICT",
     Equivocation => "EQUIVOCATION",
     Misbehaving => "REGION_MISBEHAVING",
+    Internal => "FED_INTERNAL",
+}
+
+impl Reason {
+    /// Whether the refusal is the refusing node's own failure (its storage, a lock, its clock),
+    /// which says nothing about the sender or what it sent.
+    pub fn is_local(self) -> bool {
+        self == Reason::Internal
+    }
 }
 
 impl std::fmt::Display for Reason {

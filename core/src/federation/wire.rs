@@ -187,6 +187,21 @@ pub fn bounded_detail(detail: &str) -> String {
 }
 
 impl Response {
+    /// The answer's type, as the wire names it (for messages about an unexpected one).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Response::Entries { .. } => "entries",
+            Response::Cosigned { .. } => "cosigned",
+            Response::Conflict { .. } => "conflict",
+            Response::Memberships { .. } => "memberships",
+            Response::Snapshot { .. } => "snapshot",
+            Response::Proof { .. } => "proof",
+            Response::Copy { .. } => "copy",
+            Response::Declined { .. } => "declined",
+            Response::Refused { .. } => "refused",
+        }
+    }
+
     pub fn refused(refusal: &Refused) -> Response {
         Response::Refused {
             code: refusal.code.as_str().to_owned(),

@@ -151,7 +151,7 @@ impl IssuerCode {
 }
 
 /// A complete e-licence identifier whose check character is correct.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Debug)]
 pub struct Identifier {
     // `text` comes first so the derived ordering is plain string ordering.
     text: String,
@@ -160,6 +160,20 @@ pub struct Identifier {
     serial: String,
     version: String,
     check: char,
+}
+
+// Every other field follows from `text`: hashing it alone agrees with the derived equality, and
+// with `str`'s hash, so maps keyed by identifiers can be asked with a `&str` (`Borrow`).
+impl std::hash::Hash for Identifier {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.text.hash(state);
+    }
+}
+
+impl std::borrow::Borrow<str> for Identifier {
+    fn borrow(&self) -> &str {
+        &self.text
+    }
 }
 
 fn compute_check(

@@ -106,7 +106,7 @@ pub struct RegionState {
     region: RegionCode,
     root: PublicKey,
     seals: HashMap<KeyId, SealRecord>,
-    certs: HashMap<String, CertRecord>,
+    certs: HashMap<Identifier, CertRecord>,
     last_at: Option<Time>,
     size: u64,
     transfers_in: Vec<(u64, String, String)>,
@@ -161,7 +161,7 @@ impl RegionState {
         self.certs.get(id)
     }
 
-    pub fn certs(&self) -> impl Iterator<Item = (&String, &CertRecord)> {
+    pub fn certs(&self) -> impl Iterator<Item = (&Identifier, &CertRecord)> {
         self.certs.iter()
     }
 
@@ -368,7 +368,7 @@ impl RegionState {
                         .insert(prev.as_str().to_owned());
                 }
                 self.certs.insert(
-                    id.as_str().to_owned(),
+                    id.clone(),
                     CertRecord {
                         state: State::Valid,
                         agency,

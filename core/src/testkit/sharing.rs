@@ -205,15 +205,13 @@ impl World {
     pub fn status(&self) -> StatusTable {
         let mut table = StatusTable::default();
         for (id, record) in self.state.certs() {
-            if let Ok(id) = crate::ids::Identifier::parse(id) {
-                let entry = StatusEntry {
-                    id,
-                    state: record.state,
-                    since: record.changed,
-                    note: None,
-                };
-                table.record(self.fuyang(), entry, record.changed);
-            }
+            let entry = StatusEntry {
+                id: id.clone(),
+                state: record.state,
+                since: record.changed,
+                note: None,
+            };
+            table.record(self.fuyang(), entry, record.changed);
         }
         table
     }

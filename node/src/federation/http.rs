@@ -258,7 +258,13 @@ async fn add_checkpoint(
             return plain(status, format!("{}: {}\n", refusal.code, refusal.detail));
         }
     };
-    let answer = tokio::task::spawn_blocking(move || f.witness_add(&body)).await;
+    let witness = f.clone();
+    let answer = tokio::task::spawn_blocking(move || witness.witness_add(&body)).await;
+    if let Ok(WitnessAnswer::Refused(r)) = &answer
+        && r.code.is_local()
+    {
+        f.local_failure("witness", r);
+    }
     match answer {
         Ok(WitnessAnswer::Cosigned(lines)) => plain(StatusCode::OK, lines),
         Ok(WitnessAnswer::Conflict(size)) => (
@@ -276,6 +282,8 @@ async fn add_checkpoint(
                 }
                 Reason::Misbehaving => StatusCode::FORBIDDEN,
                 Reason::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+                // This node's own failure: the request may be fine.
+                Reason::Internal => StatusCode::INTERNAL_SERVER_ERROR,
                 _ => StatusCode::BAD_REQUEST,
             };
             plain(status, format!("{}: {}\n", r.code, r.detail))

@@ -182,13 +182,13 @@ impl Federation {
                 } => {
                     for id in std::iter::once(id).chain(predecessor.iter()) {
                         if let Some(record) = replica.state().cert(id.as_str()) {
-                            record_status(&mut status, &region, id.as_str(), record);
+                            record_status(&mut status, &region, id, record);
                         }
                     }
                 }
                 Act::StatusChanged { id, .. } | Act::PromiseFulfilled { id } => {
                     if let Some(record) = replica.state().cert(id.as_str()) {
-                        record_status(&mut status, &region, id.as_str(), record);
+                        record_status(&mut status, &region, id, record);
                     }
                 }
                 // Records of acts between regions: no certificate's status changes.

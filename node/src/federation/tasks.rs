@@ -9,6 +9,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use libp2p::PeerId;
 use tokio::sync::{mpsc, oneshot};
+use tongban_core::federation::Reason;
 use tongban_core::federation::gossip::{Body, MAX_ENTRIES, MAX_GOSSIP};
 use tongban_core::federation::wire::{Request, Response};
 use tongban_core::federation::witness::{self, AddCheckpoint};
@@ -181,10 +182,21 @@ async fn catch_up(federation: &Arc<Federation>, region: &RegionCode) {
                     let head = checkpoint_size(checkpoint);
                     head.is_some_and(|s| s > end)
                 }
-                // Nothing after what the replica holds: up to date with this source.
-                Ok(Response::Refused { .. }) => return,
-                Ok(_) | Err(_) => {
-                    tracing::debug!(%region, %peer, answer = ?answer.as_ref().err(), "catch-up source failed");
+                // Nothing after what the replica holds (LOG_GAP): up to date with this source.
+                // Any other refusal: counted and logged, the next source tried.
+                Ok(Response::Refused { code, detail }) => {
+                    federation.catch_up_answered(region, code, detail);
+                    if code == Reason::Gap.as_str() {
+                        return;
+                    }
+                    break;
+                }
+                Ok(other) => {
+                    federation.catch_up_answered(region, "unexpected", other.kind());
+                    break;
+                }
+                Err(e) => {
+                    federation.catch_up_answered(region, "unreachable", e);
                     break;
                 }
             };

@@ -26,7 +26,7 @@ use super::store::WitnessStep;
 use super::swarm::{Command, Inbound};
 use super::{Federation, FederationError, Misbehaviour, peer_map};
 use crate::log::Log;
-use crate::metrics::ResultLabel;
+use crate::metrics::{ReasonLabel, ResultLabel};
 use crate::region::now;
 
 /// What a witness answers (specs/federation.md §6.1), whichever transport asked.
@@ -81,9 +81,8 @@ pub(super) fn spawn(
                         bytes,
                         done,
                     } => {
-                        if let Err(r) = federation.apply_catch_up(&region, &bytes) {
-                            tracing::debug!(%region, refused = %r, "catch-up answer not applied");
-                        }
+                        let applied = federation.apply_catch_up(&region, &bytes);
+                        federation.count_catch_up(&region, &applied);
                         let _ = done.send(());
                     }
                 }
@@ -98,8 +97,22 @@ pub(super) fn spawn(
         .map_err(|e| super::setup(format!("starting the federation worker: {e}")))
 }
 
+/// This node's own failure (storage, a lock, the clock): never the sender's fault.
 fn internal(e: impl std::fmt::Display) -> Refused {
-    Refused::new(Reason::Malformed, format!("internal: {e}"))
+    Refused::new(Reason::Internal, e.to_string())
+}
+
+/// specs/federation.md §4.1: accept (forward), ignore (drop quietly) or reject (drop, penalise
+/// the sender). A message this node failed to judge is ignored: rejecting it would penalise an
+/// honest sender for a local fault.
+fn acceptance(outcome: &Result<(), Refused>) -> MessageAcceptance {
+    match outcome {
+        Ok(()) => MessageAcceptance::Accept,
+        Err(r) if r.code.is_local() || is_quiet(r) || r.code == Reason::Misbehaving => {
+            MessageAcceptance::Ignore
+        }
+        Err(_) => MessageAcceptance::Reject,
+    }
 }
 
 /// Entries `[from, end)` of `log`, at most the catch-up limits, with `end ≤ limit`.
@@ -125,6 +138,7 @@ impl Federation {
             Ok(()) => {
                 self.metrics.gossip_accepted.inc();
             }
+            Err(r) if r.code.is_local() => self.local_failure("gossip", r),
             Err(r) => {
                 self.metrics
                     .gossip_rejected
@@ -136,21 +150,70 @@ impl Federation {
         }
     }
 
-    /// specs/federation.md §4.1: accept (forward), ignore (drop quietly) or reject (drop, penalise).
+    /// Counts a catch-up answer of entries by what became of applying it, and logs one not
+    /// applied.
+    fn count_catch_up(&self, region: &RegionCode, applied: &Result<(), Refused>) {
+        match applied {
+            Ok(()) => self.count_catch_up_code("applied"),
+            Err(r) if r.code.is_local() => {
+                self.local_failure("catch-up", r);
+                self.count_catch_up_code(r.code.as_str());
+            }
+            Err(r) => {
+                tracing::warn!(%region, refused = %r, "catch-up answer not applied");
+                self.count_catch_up_code(r.code.as_str());
+            }
+        }
+    }
+
+    /// Counts a catch-up answer other than entries (`code`: the refusal's, `unexpected` or
+    /// `unreachable`); only "nothing after what the replica holds" is not worth a line.
+    pub(super) fn catch_up_answered(
+        &self,
+        region: &RegionCode,
+        code: &str,
+        detail: impl std::fmt::Display,
+    ) {
+        if code == Reason::Gap.as_str() {
+            tracing::debug!(%region, %detail, "caught up with a source");
+        } else {
+            tracing::warn!(%region, code, %detail, "a catch-up source did not answer with entries");
+        }
+        self.count_catch_up_code(code);
+    }
+
+    fn count_catch_up_code(&self, code: &str) {
+        self.metrics
+            .catch_up
+            .get_or_create(&ResultLabel {
+                code: code.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Logs and counts a failure of this node's own while it handled `what`.
+    pub(super) fn local_failure(&self, what: &str, refused: &Refused) {
+        tracing::error!(what, error = %refused.detail, "local failure (not the peer's)");
+        self.metrics
+            .federation_internal
+            .get_or_create(&ReasonLabel {
+                reason: what.to_owned(),
+            })
+            .inc();
+    }
+
     fn judge_gossip(&self, author: Option<PeerId>, data: &[u8]) -> MessageAcceptance {
         let outcome = self.check_gossip(author, data);
         self.count(&outcome);
-        match outcome {
-            Ok(()) => MessageAcceptance::Accept,
-            Err(r) if is_quiet(&r) || r.code == Reason::Misbehaving => {
-                tracing::debug!(refused = %r, "gossip ignored");
-                MessageAcceptance::Ignore
+        let acceptance = acceptance(&outcome);
+        match (&outcome, &acceptance) {
+            (Err(r), MessageAcceptance::Reject) => {
+                tracing::warn!(refused = %r, author = ?author, "gossip rejected")
             }
-            Err(r) => {
-                tracing::warn!(refused = %r, author = ?author, "gossip rejected");
-                MessageAcceptance::Reject
-            }
+            (Err(r), _) => tracing::debug!(refused = %r, "gossip ignored"),
+            (Ok(()), _) => {}
         }
+        acceptance
     }
 
     fn check_gossip(&self, author: Option<PeerId>, data: &[u8]) -> Result<(), Refused> {
@@ -304,10 +367,11 @@ impl Federation {
                 .as_ref()
                 .is_none_or(|(v, _)| v.size < head.size)
             {
-                // Kept with the replica, so catch-up answers survive a restart.
-                if let Err(e) = slot.log.store_checkpoint(head.size, note.to_vec()) {
-                    tracing::warn!(error = %e, "storing a replica checkpoint");
-                }
+                // Kept with the replica, so catch-up answers survive a restart; held as verified
+                // only once stored, so that what is served never runs ahead of what is kept.
+                slot.log
+                    .store_checkpoint(head.size, note.to_vec())
+                    .map_err(internal)?;
                 slot.verified = Some((head.clone(), note.to_vec()));
             }
         } else {
@@ -471,7 +535,11 @@ impl Federation {
             ),
         };
         answer.unwrap_or_else(|r| {
-            tracing::debug!(%peer, refused = %r, "request refused");
+            if r.code.is_local() {
+                self.local_failure("request", &r);
+            } else {
+                tracing::debug!(%peer, refused = %r, "request refused");
+            }
             Response::refused(&r)
         })
     }
@@ -618,16 +686,34 @@ impl Federation {
         }
     }
 
-    /// Applies a catch-up answer for `region` (specs/federation.md §5.2).
+    /// Applies a catch-up answer for `region` (specs/federation.md §5.2). An answer other than
+    /// entries is refused with what it said (a `refused` answer: its code; anything else:
+    /// `FED_MALFORMED`), for the caller to log and count.
     fn apply_catch_up(&self, region: &RegionCode, bytes: &[u8]) -> Result<(), Refused> {
-        let Response::Entries {
-            first,
-            entries,
-            checkpoint,
-            proof,
-        } = Response::decode(bytes)?
-        else {
-            return Ok(());
+        let (first, entries, checkpoint, proof) = match Response::decode(bytes)? {
+            Response::Entries {
+                first,
+                entries,
+                checkpoint,
+                proof,
+            } => (first, entries, checkpoint, proof),
+            Response::Refused { code, detail } => {
+                let code = Reason::ALL
+                    .iter()
+                    .copied()
+                    .find(|r| r.as_str() == code)
+                    .unwrap_or(Reason::Malformed);
+                return Err(Refused::new(
+                    code,
+                    format!("{region}'s node answered: {detail}"),
+                ));
+            }
+            other => {
+                return Err(Refused::new(
+                    Reason::Malformed,
+                    format!("a catch-up request answered with {}", other.kind()),
+                ));
+            }
         };
         if self.is_misbehaving(region.as_str()) {
             return Err(Refused::new(Reason::Misbehaving, region.as_str()));
@@ -686,4 +772,22 @@ fn text_pair(a: &[u8], b: &[u8]) -> (String, String) {
         String::from_utf8_lossy(a).into_owned(),
         String::from_utf8_lossy(b).into_owned(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_local_failure_never_penalises_the_sender() {
+        let local = internal("storage: disk full");
+        assert_eq!(local.code.as_str(), "FED_INTERNAL");
+        assert!(matches!(acceptance(&Err(local)), MessageAcceptance::Ignore));
+        let theirs = Refused::new(Reason::Malformed, "not CBOR");
+        assert!(matches!(
+            acceptance(&Err(theirs)),
+            MessageAcceptance::Reject
+        ));
+        assert!(matches!(acceptance(&Ok(())), MessageAcceptance::Accept));
+    }
 }
