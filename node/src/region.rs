@@ -4,12 +4,13 @@
 //! acknowledged only once durable. Verification reads a view kept beside that state.
 //!
 //! The state is derived from the log alone: at start the node replays every entry through core's
-//! `RegionState`, the same rules an auditor runs. An act's effect becomes visible in the view when
-//! it is submitted, up to one group commit (milliseconds) before it is durable. Should the log fail
-//! to commit an act already applied, the state would be ahead of the log: the node then refuses
-//! every further write until it is restarted and has replayed its log.
+//! `RegionState`, the same rules an auditor runs. An act's effect reaches the view (what readers,
+//! verifiers and the root's signatures see, `view.rs`) only once its entry is durable. Should the
+//! log fail to commit an act already applied, the sequencer's state would be ahead of the log: the
+//! node then refuses every further write until it is restarted and has replayed its log, while
+//! the view, and whatever is signed from it, stays with the durable log.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,8 +27,8 @@ use tongban_core::log::replay::replay;
 use tongban_core::log::state::{Applied, CertRecord, RegionState, SealRecord};
 use tongban_core::status::{self, Operation, State, Succession, Termination};
 use tongban_core::trust::{
-    BundleContents, FederationRoot, MediaType, Picture, SealId, SealInfo, SealRevocation, SealType,
-    StatusEntry, StatusSnapshot, StatusTable, TrustStore,
+    FederationRoot, MediaType, Picture, SealId, SealInfo, SealRevocation, SealType, StatusEntry,
+    StatusSnapshot, StatusTable,
 };
 use tongban_core::values::{ShortText, Time};
 
@@ -40,10 +41,12 @@ use crate::log::{Blob, Log, LogConfig, Pending};
 use crate::refusal::{Kind, Refusal};
 
 mod share;
+mod view;
 pub use share::{EvidencePolicy, PreparedTransfer, ShareAnswer, ShareAsk, TrustElements};
+pub(crate) use view::record_status;
+use view::{Change, Published, Signer};
+pub use view::{LoggedSeal, Seals, View};
 
-/// How long a trust bundle the node publishes stays valid.
-const BUNDLE_VALIDITY: u64 = 7 * 24 * 3600;
 /// The reason recorded when a promise lapses (specs/status.md §4).
 pub const PROMISE_LAPSED: &str = "promise_lapsed";
 
@@ -84,17 +87,6 @@ struct Sequencer {
     seal_keys: HashMap<KeyId, Arc<SecretKey>>,
     /// Open promises by deadline.
     promises: BTreeSet<(Time, String)>,
-}
-
-/// What readers and verifiers see.
-pub struct View {
-    pub trust: Arc<TrustStore>,
-    pub bundle: Arc<Vec<u8>>,
-    pub status: StatusTable,
-    pub certs: HashMap<Identifier, CertRecord>,
-    /// Other regions' certificates this region took in (transfer in, op 08): they are no longer
-    /// valid anywhere, whatever this node's replica of their region says yet.
-    pub transferred_in: HashSet<String>,
 }
 
 /// A new certificate's content, checked by the API layer.
@@ -201,6 +193,8 @@ pub struct Region {
     seal_dir: PathBuf,
     seq: Mutex<Sequencer>,
     view: RwLock<View>,
+    /// Changes of entries submitted and not yet durable: the view takes them once they are.
+    published: Published,
     poisoned: AtomicBool,
     pub credentials: Credentials,
     pub config: crate::config::Config,
@@ -272,20 +266,16 @@ impl Region {
             name: federation_name,
             key: federation_key,
         };
-        let mut status = StatusTable::default();
-        let mut certs = HashMap::new();
-        let transferred_in = seq
-            .state
-            .transfers_in()
-            .iter()
-            .map(|(_, _, predecessor)| predecessor.clone())
-            .collect();
-        for (id, record) in seq.state.certs() {
-            record_status(&mut status, &region, id, record);
-            certs.insert(id.clone(), record.clone());
-        }
-        let (bundle, trust) = trust_of(&seq.state, &federation, &region_cert, &region_root)
-            .map_err(|r| OpenError::Setup(r.to_string()))?;
+        let view = View::of(
+            &region,
+            &seq.state,
+            &Signer {
+                federation: &federation,
+                region_cert: &region_cert,
+                root: &region_root,
+            },
+        )
+        .map_err(|r| OpenError::Setup(r.to_string()))?;
         let region = Region {
             code: region,
             origin,
@@ -296,13 +286,8 @@ impl Region {
             region_cert,
             seal_dir: home.seal_keys(),
             seq: Mutex::new(seq),
-            view: RwLock::new(View {
-                trust: Arc::new(trust),
-                bundle: Arc::new(bundle),
-                status,
-                certs,
-                transferred_in,
-            }),
+            view: RwLock::new(view),
+            published: Published::default(),
             poisoned: AtomicBool::new(false),
             credentials,
             config,
@@ -382,17 +367,29 @@ impl Region {
                 return Err(e.into());
             }
         };
-        for applied in &applied {
+        for (offset, applied) in applied.iter().enumerate() {
             track_promises(&mut seq.promises, &seq.state, applied);
-            self.reflect(&seq.state, applied)?;
+            self.published
+                .push(first + offset as u64, Change::of(&seq.state, applied))?;
         }
         Ok((first, pending))
+    }
+
+    fn signer(&self) -> Signer<'_> {
+        Signer {
+            federation: &self.federation,
+            region_cert: &self.region_cert,
+            root: &self.root,
+        }
     }
 
     /// Waits until a submitted entry is durable.
     fn durable(&self, index: u64, pending: Pending<std::ops::Range<u64>>) -> Result<u64, Refusal> {
         match pending.wait() {
             Ok(range) if range.start == index => {
+                // Everything below range.end is durable now: the view may show it.
+                self.published
+                    .publish(range.end, &self.view, &self.code, &self.signer())?;
                 self.appended.notify_one();
                 Ok(index)
             }
@@ -437,55 +434,6 @@ impl Region {
         let (index, pending) = self.submit(&mut seq, entry, key, blobs)?;
         drop(seq);
         self.durable(index, pending)
-    }
-
-    /// Updates the view after an applied entry.
-    fn reflect(&self, state: &RegionState, applied: &Applied) -> Result<(), Refusal> {
-        match &applied.entry.act {
-            Act::SealRegistered { .. } | Act::SealRevoked { .. } => self.refresh_trust(state),
-            Act::CertIssued {
-                id,
-                predecessor,
-                operation,
-                ..
-            } => {
-                let mut view = self.view.write().map_err(|_| lock_failed())?;
-                if let Some(prev) = predecessor
-                    && *operation == Succession::TransferIn.code()
-                {
-                    view.transferred_in.insert(prev.as_str().to_owned());
-                }
-                for id in std::iter::once(id).chain(predecessor.iter()) {
-                    if let Some(record) = state.cert(id.as_str()) {
-                        record_status(&mut view.status, &self.code, id, record);
-                        view.certs.insert(id.clone(), record.clone());
-                    }
-                }
-                Ok(())
-            }
-            Act::StatusChanged { id, .. } | Act::PromiseFulfilled { id } => {
-                let mut view = self.view.write().map_err(|_| lock_failed())?;
-                if let Some(record) = state.cert(id.as_str()) {
-                    record_status(&mut view.status, &self.code, id, record);
-                    view.certs.insert(id.clone(), record.clone());
-                }
-                Ok(())
-            }
-            // Facts about other parties' objects, committed by digest: nothing in the view.
-            Act::Receipts { .. }
-            | Act::ShareAnswered { .. }
-            | Act::ShareReceived { .. }
-            | Act::ProofReceived { .. } => Ok(()),
-        }
-    }
-
-    /// Rebuilds the published trust bundle (after a seal change) and the trust store verifiers use.
-    fn refresh_trust(&self, state: &RegionState) -> Result<(), Refusal> {
-        let (bundle, trust) = trust_of(state, &self.federation, &self.region_cert, &self.root)?;
-        let mut view = self.view.write().map_err(|_| lock_failed())?;
-        view.trust = Arc::new(trust);
-        view.bundle = Arc::new(bundle);
-        Ok(())
     }
 
     // ---- the operator's acts ----
@@ -1073,7 +1021,8 @@ impl Region {
         let view = self.view()?;
         let mut snapshot = StatusSnapshot {
             region: self.code.clone(),
-            version: self.log.size()?,
+            // The durable log the view reflects, not the sequencer's state one commit ahead.
+            version: view.size,
             issued: now,
             entries: Vec::new(),
             fulfilled: Vec::new(),
@@ -1084,7 +1033,7 @@ impl Region {
                     id: id.clone(),
                     state: record.state,
                     since: record.changed,
-                    note: status_note(record),
+                    note: view::status_note(record),
                 });
             }
             if record.promise_fulfilled {
@@ -1118,27 +1067,22 @@ impl Region {
         }
     }
 
-    /// The signed seals and seal revocations this region's log registered.
+    /// The signed seals and seal revocations this region's durable log registered.
     pub fn signed_seals(&self) -> Result<SignedSeals, Refusal> {
-        let seq = self.seq.lock().map_err(|_| lock_failed())?;
-        let mut seals: Vec<_> = seq.state.seals().collect();
-        seals.sort_by_key(|s| s.info.key.kid());
-        Ok((
-            seals.iter().map(|s| s.signed.clone()).collect(),
-            seals.iter().filter_map(|s| s.revocation.clone()).collect(),
-        ))
+        let seals = self.view()?.seals.clone();
+        Ok((seals.signed(), seals.revocations()))
     }
 
-    /// The seals registered in this region, with whether this node holds their key.
+    /// The seals registered in this region's durable log, by id.
     pub fn seals(&self) -> Result<Vec<(SealInfo, Option<Time>)>, Refusal> {
-        let seq = self.seq.lock().map_err(|_| lock_failed())?;
-        let mut seals: Vec<_> = seq
-            .state
-            .seals()
+        let seals = self.view()?.seals.clone();
+        let mut listed: Vec<_> = seals
+            .0
+            .iter()
             .map(|s| (s.info.clone(), s.revoked_from))
             .collect();
-        seals.sort_by(|a, b| a.0.id.cmp(&b.0.id));
-        Ok(seals)
+        listed.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+        Ok(listed)
     }
 }
 
@@ -1226,35 +1170,6 @@ pub fn check_owner(record: &CertRecord, agency: &str) -> Result<(), Refusal> {
     }
 }
 
-/// A certificate's snapshot note: the reason, for state 99 only (trust.md §6).
-fn status_note(record: &CertRecord) -> Option<ShortText> {
-    match record.state {
-        State::Other => record.reason.clone().or_else(|| ShortText::new("other")),
-        _ => None,
-    }
-}
-
-pub(crate) fn record_status(
-    table: &mut StatusTable,
-    region: &RegionCode,
-    id: &Identifier,
-    record: &CertRecord,
-) {
-    table.record(
-        region,
-        StatusEntry {
-            id: id.clone(),
-            state: record.state,
-            since: record.changed,
-            note: status_note(record),
-        },
-        record.changed,
-    );
-    if record.promise_fulfilled {
-        table.record_fulfilled(region, id.as_str(), record.changed);
-    }
-}
-
 fn track_promises(promises: &mut BTreeSet<(Time, String)>, state: &RegionState, applied: &Applied) {
     let Some(id) = applied.entry.act.identifier() else {
         return;
@@ -1292,33 +1207,4 @@ fn next_version(id: &Identifier) -> Result<Identifier, Refusal> {
         &format!("{:03}", version + 1),
     )
     .map_err(|e| Refusal::internal(e.to_string()))
-}
-
-/// The region's trust bundle as of `state`, signed by the region root, and its trust store.
-fn trust_of(
-    state: &RegionState,
-    federation: &FederationRoot,
-    region_cert: &[u8],
-    root: &SecretKey,
-) -> Result<(Vec<u8>, TrustStore), Refusal> {
-    let now = now()?;
-    let expires = Time::new(now.seconds() + BUNDLE_VALIDITY)
-        .ok_or_else(|| Refusal::internal("bundle expiry beyond the time range"))?;
-    let mut seals: Vec<_> = state.seals().collect();
-    seals.sort_by_key(|s| s.info.key.kid());
-    let bundle = BundleContents {
-        version: state.size(),
-        issued: now,
-        expires,
-        federation: federation.clone(),
-        regions: vec![region_cert.to_vec()],
-        seals: seals.iter().map(|s| s.signed.clone()).collect(),
-        revocations: seals.iter().filter_map(|s| s.revocation.clone()).collect(),
-    }
-    .sign(root)
-    .map_err(|e| Refusal::internal(e.to_string()))?;
-    let trust = TrustStore::load(&bundle, now, Some(federation.key.kid())).map_err(|f| {
-        Refusal::internal(format!("the node's own trust bundle does not load: {f}"))
-    })?;
-    Ok((bundle, trust))
 }

@@ -27,9 +27,7 @@ use tongban_core::status::{Operation, State, Termination};
 use tongban_core::trust::{StatusTable, TrustStore};
 use tongban_core::values::{ShortText, Time};
 
-use super::{
-    CertificateSpec, IssuedCertificate, Lineage, PreparedIssuance, Region, lock_failed, now,
-};
+use super::{CertificateSpec, IssuedCertificate, Lineage, PreparedIssuance, Region, now};
 use crate::entry_index::BY_IDENTIFIER;
 use crate::keyfile::random;
 use crate::receipts::Receipts;
@@ -84,13 +82,11 @@ fn refused(kind: Kind, failure: Failure) -> Refusal {
 impl Region {
     /// This region's root certificate, seals and seal revocations, as signed and logged.
     pub fn trust_elements(&self) -> Result<TrustElements, Refusal> {
-        let seq = self.seq.lock().map_err(|_| lock_failed())?;
-        let mut seals: Vec<_> = seq.state.seals().collect();
-        seals.sort_by_key(|s| s.info.key.kid());
+        let seals = self.view()?.seals.clone();
         Ok(TrustElements {
             region_certificate: self.region_cert.clone(),
-            seals: seals.iter().map(|s| s.signed.clone()).collect(),
-            revocations: seals.iter().filter_map(|s| s.revocation.clone()).collect(),
+            seals: seals.signed(),
+            revocations: seals.revocations(),
         })
     }
 
