@@ -156,6 +156,29 @@ pub struct P2pConfig {
     /// How often each other region's node is asked for entries the replica misses.
     #[serde(default = "default_catch_up")]
     pub catch_up_interval_ms: u64,
+    /// Gossip and requests from the network the worker may have waiting; beyond it gossip is
+    /// ignored and requests answered FED_BUSY (counted in tongban_federation_dropped_total).
+    #[serde(default = "default_inbound_queue")]
+    pub inbound_queue: usize,
+}
+
+fn default_inbound_queue() -> usize {
+    1024
+}
+
+impl P2pConfig {
+    /// Listening on `listen`, with the membership file at `membership`, every tuning value its
+    /// default.
+    pub fn new(listen: Vec<String>, membership: std::path::PathBuf) -> P2pConfig {
+        P2pConfig {
+            listen,
+            membership,
+            bootstrap: Vec::new(),
+            cosign_timeout_ms: default_cosign_timeout(),
+            catch_up_interval_ms: default_catch_up(),
+            inbound_queue: default_inbound_queue(),
+        }
+    }
 }
 
 fn default_cosign_timeout() -> u64 {

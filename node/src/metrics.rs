@@ -58,6 +58,8 @@ pub struct Metrics {
     pub witness_rounds: Family<ResultLabel, Counter>,
     /// Failures of this node's own while handling federation traffic, by what it was handling.
     pub federation_internal: Family<ReasonLabel, Counter>,
+    /// Network-fed items dropped from a full queue, by queue (gossip, request, catch-up).
+    pub federation_dropped: Family<ReasonLabel, Counter>,
     /// Catch-up answers, by what became of them (`applied`, or the refusal's code).
     pub catch_up: Family<ResultLabel, Counter>,
     /// The HTTP server (serve.rs).
@@ -151,6 +153,12 @@ impl Default for Metrics {
             "Failures of this node's own (storage, locks, clock) while handling federation traffic: never counted against the peer",
             federation_internal.clone(),
         );
+        let federation_dropped = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "federation_dropped",
+            "Network-fed items dropped from a full queue (gossip ignored, requests answered FED_BUSY, catch-up left to the next round), by queue",
+            federation_dropped.clone(),
+        );
         let catch_up = Family::<ResultLabel, Counter>::default();
         registry.register(
             "catch_up_answers",
@@ -172,6 +180,7 @@ impl Default for Metrics {
         Metrics {
             registry,
             federation_internal,
+            federation_dropped,
             catch_up,
             http_connections,
             http_closed,

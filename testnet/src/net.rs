@@ -751,11 +751,12 @@ fn configure(dir: &Path, membership: &Path) -> Result<()> {
     config.log.checkpoint_interval_ms = 250;
     config.promises.check_interval_ms = 200;
     config.p2p = Some(tongban_node::config::P2pConfig {
-        listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
-        membership: membership.to_owned(),
-        bootstrap: Vec::new(),
         cosign_timeout_ms: 2000,
         catch_up_interval_ms: 500,
+        ..tongban_node::config::P2pConfig::new(
+            vec!["/ip4/127.0.0.1/tcp/0".into()],
+            membership.to_owned(),
+        )
     });
     std::fs::write(&path, toml::to_string(&config)?)
         .with_context(|| format!("writing {}", path.display()))?;

@@ -69,6 +69,7 @@ reasons! {
     Equivocation => "EQUIVOCATION",
     Misbehaving => "REGION_MISBEHAVING",
     Internal => "FED_INTERNAL",
+    Busy => "FED_BUSY",
 }
 
 impl Reason {

@@ -96,9 +96,16 @@ pub struct Federation {
     full: Mutex<Option<replicas::FullTrust>>,
     store: Store,
     metrics: Arc<Metrics>,
+    /// Local commands to the swarm task: each comes from this node's own work, at most one per
+    /// item of the bounded queues above (a validation, a response), so it needs no bound of its
+    /// own.
     commands: mpsc::UnboundedSender<Command>,
-    inbound: mpsc::UnboundedSender<Inbound>,
-    catch_up: mpsc::UnboundedSender<RegionCode>,
+    /// Gossip, requests and catch-up answers for the worker: bounded; what the network brings
+    /// beyond it is refused at once and counted (tongban_federation_dropped_total).
+    inbound: mpsc::Sender<Inbound>,
+    /// Regions to catch up on now: bounded; a region asked for when the queue is full waits for
+    /// the periodic round.
+    catch_up: mpsc::Sender<RegionCode>,
     config: P2pConfig,
     home: Home,
     pub local: PeerId,
@@ -106,6 +113,9 @@ pub struct Federation {
     runtime: tokio::runtime::Handle,
     this: OnceLock<Weak<Federation>>,
 }
+
+/// Regions waiting for an immediate catch-up (each region once is all it takes).
+const CATCH_UP_QUEUE: usize = 256;
 
 fn poisoned() -> FederationError {
     setup("an internal lock was poisoned by a panic")
@@ -184,8 +194,8 @@ impl Federation {
         let listen = parse_addresses(&config.listen)?;
         let mut dial = parse_addresses(&config.bootstrap)?;
         dial.extend(parse_addresses(extra_bootstrap)?);
-        let (inbound, inbound_rx) = mpsc::unbounded_channel();
-        let (catch_up, catch_up_rx) = mpsc::unbounded_channel();
+        let (inbound, inbound_rx) = mpsc::channel(config.inbound_queue.max(1));
+        let (catch_up, catch_up_rx) = mpsc::channel(CATCH_UP_QUEUE);
         let keypair = swarm::keypair(region.node_key.seed()).map_err(setup)?;
         let peers = peer_map(&membership)?;
         for (peer, region_code) in &peers {
@@ -303,6 +313,24 @@ impl Federation {
             .lock()
             .map(|m| m.clone())
             .unwrap_or_default()
+    }
+
+    /// Counts an item dropped from a full queue (`queue`: gossip, request, catch-up).
+    pub(super) fn dropped(&self, queue: &str) {
+        self.metrics
+            .federation_dropped
+            .get_or_create(&crate::metrics::ReasonLabel {
+                reason: queue.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Asks for `region` to be caught up on now; when the queue is full, the periodic round
+    /// will.
+    fn want_catch_up(&self, region: RegionCode) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.catch_up.try_send(region) {
+            self.dropped("catch-up");
+        }
     }
 
     /// Marks `region` misbehaving, durably; returns whether it was new.

@@ -118,7 +118,7 @@ pub fn start(
     listen: &[Multiaddr],
     dial: Vec<Multiaddr>,
     members: Vec<PeerId>,
-    inbound: mpsc::UnboundedSender<Inbound>,
+    inbound: mpsc::Sender<Inbound>,
     metrics: std::sync::Arc<Metrics>,
 ) -> Result<Started, String> {
     let local = key.public().to_peer_id();
@@ -209,7 +209,7 @@ pub fn start(
 struct Runner {
     swarm: Swarm<Behaviour>,
     topic: IdentTopic,
-    inbound: mpsc::UnboundedSender<Inbound>,
+    inbound: mpsc::Sender<Inbound>,
     metrics: std::sync::Arc<Metrics>,
     members: HashSet<PeerId>,
     pending: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, String>>>,
@@ -265,6 +265,15 @@ impl Runner {
         self.metrics
             .p2p_connected
             .set(i64::try_from(self.swarm.connected_peers().count()).unwrap_or(i64::MAX));
+    }
+
+    fn dropped(&self, queue: &str) {
+        self.metrics
+            .federation_dropped
+            .get_or_create(&ReasonLabel {
+                reason: queue.to_owned(),
+            })
+            .inc();
     }
 
     fn refused(&self, reason: &str) {
@@ -344,12 +353,25 @@ impl Runner {
                 message_id,
                 message,
             })) => {
-                let _ = self.inbound.send(Inbound::Gossip {
-                    id: message_id,
+                let gossip = Inbound::Gossip {
+                    id: message_id.clone(),
                     source: propagation_source,
                     author: message.source,
                     data: message.data,
-                });
+                };
+                if self.inbound.try_send(gossip).is_err() {
+                    // The worker is behind: the message is neither forwarded nor held (its
+                    // author is not to blame), and catch-up fetches what it carried.
+                    self.swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .report_message_validation_result(
+                            &message_id,
+                            &propagation_source,
+                            MessageAcceptance::Ignore,
+                        );
+                    self.dropped("gossip");
+                }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Rpc(request_response::Event::Message {
                 peer,
@@ -359,11 +381,28 @@ impl Runner {
                 request_response::Message::Request {
                     request, channel, ..
                 } => {
-                    let _ = self.inbound.send(Inbound::Request {
+                    let inbound = Inbound::Request {
                         peer,
                         bytes: request,
                         channel,
-                    });
+                    };
+                    if let Err(mpsc::error::TrySendError::Full(Inbound::Request {
+                        channel, ..
+                    })) = self.inbound.try_send(inbound)
+                    {
+                        // Answered at once, so the requester need not wait for its timeout.
+                        if let Ok(busy) = tongban_core::federation::wire::Response::refused(
+                            &tongban_core::federation::Refused::new(
+                                tongban_core::federation::Reason::Busy,
+                                "the node is behind on requests; ask again later",
+                            ),
+                        )
+                        .encode()
+                        {
+                            let _ = self.swarm.behaviour_mut().rpc.send_response(channel, busy);
+                        }
+                        self.dropped("request");
+                    }
                 }
                 request_response::Message::Response {
                     request_id,

@@ -26,7 +26,7 @@ const PUBLISH_BYTES: usize = MAX_GOSSIP - 64 * 1024;
 /// How long one catch-up or cosign request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub(super) fn spawn(federation: Arc<Federation>, catch_up: mpsc::UnboundedReceiver<RegionCode>) {
+pub(super) fn spawn(federation: Arc<Federation>, catch_up: mpsc::Receiver<RegionCode>) {
     tokio::spawn(publish_own(federation.clone()));
     tokio::spawn(catch_up_loop(federation.clone(), catch_up));
     tokio::spawn(witness_rounds(federation));
@@ -104,10 +104,7 @@ async fn publish_own(federation: Arc<Federation>) {
 
 /// Asks for missing entries: for every region on an interval, and at once for a region whose
 /// gossip showed a gap.
-async fn catch_up_loop(
-    federation: Arc<Federation>,
-    mut wanted: mpsc::UnboundedReceiver<RegionCode>,
-) {
+async fn catch_up_loop(federation: Arc<Federation>, mut wanted: mpsc::Receiver<RegionCode>) {
     let every = Duration::from_millis(federation.config.catch_up_interval_ms.max(100));
     let mut tick = tokio::time::interval(every);
     let busy: Arc<Mutex<HashSet<RegionCode>>> = Arc::default();
@@ -208,6 +205,7 @@ async fn catch_up(federation: &Arc<Federation>, region: &RegionCode) {
                 Err(_) => break,
             };
             let (done, applied) = oneshot::channel();
+            // Waits for room: catch-up is this node's own work, paced by the worker.
             if federation
                 .inbound
                 .send(Inbound::CatchUp {
@@ -215,6 +213,7 @@ async fn catch_up(federation: &Arc<Federation>, region: &RegionCode) {
                     bytes,
                     done,
                 })
+                .await
                 .is_err()
             {
                 return;

@@ -38,7 +38,7 @@ pub enum WitnessAnswer {
 
 pub(super) fn spawn(
     federation: Arc<Federation>,
-    mut inbound: mpsc::UnboundedReceiver<Inbound>,
+    mut inbound: mpsc::Receiver<Inbound>,
 ) -> Result<(), FederationError> {
     std::thread::Builder::new()
         .name("tongban-federation".into())
@@ -271,7 +271,7 @@ impl Federation {
             let size = slot.replica.size();
             let fresh = self.held_prefix(slot, first, &entries)?;
             if first > size {
-                let _ = self.catch_up.send(region.clone());
+                self.want_catch_up(region.clone());
                 return Err(Refused::new(
                     Reason::Gap,
                     format!("entries from {first}, the replica holds {size}"),
@@ -375,7 +375,7 @@ impl Federation {
                 slot.verified = Some((head.clone(), note.to_vec()));
             }
         } else {
-            let _ = self.catch_up.send(region);
+            self.want_catch_up(region);
         }
         if slot.latest.as_ref().is_none_or(|(l, _)| l.size < head.size) {
             slot.latest = Some((head, note.to_vec()));
