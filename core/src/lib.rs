@@ -8,6 +8,7 @@ pub mod bulk;
 pub mod cbor;
 pub mod cert;
 pub mod codes;
+pub mod conformance;
 pub mod encode;
 pub mod envelope;
 pub mod federation;
@@ -17,6 +18,9 @@ pub mod keys;
 pub mod log;
 pub mod sharing;
 pub mod status;
+/// Fixed test keys (with published seeds), fixtures and the vector generator: for tests, `gen`
+/// and vector generation only, never in a production build (feature `testkit`).
+#[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod trust;
 pub mod values;

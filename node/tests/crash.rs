@@ -21,10 +21,11 @@ use tongban_node::log::{Log, LogConfig, NoIndex};
 const ROUNDS: usize = 40;
 const THREADS: &str = "4";
 
-/// The stress tool's log key (a published test seed; see its source).
-fn stress_vkey() -> String {
+/// The verifier key of the checkpoints the stress tool signs in `dir` (its key is kept there).
+fn stress_vkey(dir: &std::path::Path) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_tongban-log-stress"))
         .arg("--vkey")
+        .arg(dir)
         .output()
         .unwrap();
     String::from_utf8(output.stdout).unwrap().trim().to_owned()
@@ -149,7 +150,7 @@ fn acknowledged_entries_survive_sigkill() {
         }
         // Every checkpoint ever signed verifies under the log key and is a prefix of this tree: no
         // acknowledged checkpoint was lost, and none contradicts another.
-        let verifier = NoteVerifier::parse(&stress_vkey()).unwrap();
+        let verifier = NoteVerifier::parse(&stress_vkey(dir.path())).unwrap();
         let history = log.checkpoints().unwrap();
         for (cp_size, note) in &history {
             let head = checkpoint::open(note, &verifier, &[]).unwrap().checkpoint;

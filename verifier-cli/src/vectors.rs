@@ -6,13 +6,12 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use tongban_core::Code;
 use tongban_core::cert::FieldValue;
+use tongban_core::conformance::{run_bundle, run_certificate, run_copy, run_proof};
 use tongban_core::ids::{RegionCode, Uscc};
 use tongban_core::keys::KeyId;
 use tongban_core::sharing::Party;
-use tongban_core::testkit::sharing::{run_copy, run_proof};
 #[cfg(test)]
 use tongban_core::testkit::vectors::VectorSet;
-use tongban_core::testkit::vectors::{run_bundle, run_certificate};
 
 pub const FORMAT: &str = "tongban test vectors v1";
 

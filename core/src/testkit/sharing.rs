@@ -19,8 +19,8 @@ use crate::log::receipt::Receipt;
 use crate::log::state::RegionState;
 use crate::log::verification::{VerificationReceipt, batch};
 use crate::sharing::Party;
-use crate::sharing::copy::{CopyContents, verify_copy};
-use crate::sharing::proof::{ProofContents, ProofExpectation, answer_item, verify_proof};
+use crate::sharing::copy::CopyContents;
+use crate::sharing::proof::{ProofContents, answer_item};
 use crate::sharing::request::ShareRequest;
 use crate::status::{Operation, State, Termination};
 use crate::testkit::{
@@ -710,58 +710,4 @@ pub fn proof_cases() -> Result<Vec<ProofCase>, BuildError> {
     ])
 }
 
-/// Runs a copy case: load the bundle and snapshots, verify the copy for its presenter.
-pub fn run_copy(
-    bundle: &[u8],
-    snapshots: &[(&str, &[u8])],
-    case_snapshots: &[&str],
-    now: u64,
-    presenter: &Party,
-    copy: &[u8],
-) -> Code {
-    let Some(now) = Time::new(now) else {
-        return Code::ClaimsInvalid;
-    };
-    let trust = match TrustStore::load(bundle, now, None) {
-        Ok(trust) => trust,
-        Err(failure) => return failure.code,
-    };
-    let mut table = StatusTable::default();
-    for name in case_snapshots {
-        let Some((_, bytes)) = snapshots.iter().find(|(n, _)| n == name) else {
-            return Code::StatusSnapshotInvalid;
-        };
-        match crate::trust::StatusSnapshot::load(bytes, &trust) {
-            Ok(snapshot) => table.add(snapshot),
-            Err(failure) => return failure.code,
-        }
-    }
-    verify_copy(copy, &trust, &table, now, presenter).code
-}
-
-/// Runs a proof case: the code of verifying it, and the code it reports when authentic.
-pub fn run_proof(
-    bundle: &[u8],
-    now: u64,
-    requester: &RegionCode,
-    nonce: Option<[u8; 16]>,
-    proof: &[u8],
-) -> (Code, Option<Code>) {
-    let Some(now) = Time::new(now) else {
-        return (Code::ClaimsInvalid, None);
-    };
-    let trust = match TrustStore::load(bundle, now, None) {
-        Ok(trust) => trust,
-        Err(failure) => return (failure.code, None),
-    };
-    let expect = ProofExpectation {
-        requester,
-        nonce,
-        witnesses: &[],
-        quorum: 0,
-    };
-    match verify_proof(proof, &trust, now, &expect) {
-        Ok(verified) => (Code::Ok, Some(verified.item.code)),
-        Err(failure) => (failure.code, None),
-    }
-}
+pub use crate::conformance::{run_copy, run_proof};

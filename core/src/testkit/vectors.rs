@@ -992,40 +992,4 @@ pub fn generate() -> Result<VectorSet, BuildError> {
     })
 }
 
-/// Runs one certificate case the way specs/vectors/README.md describes: load the bundle at `now`,
-/// load the named snapshots, verify. A bundle or snapshot that fails to load gives its code.
-pub fn run_certificate(
-    bundle: &[u8],
-    snapshots: &[(&str, &[u8])],
-    case_snapshots: &[&str],
-    now: u64,
-    certificate: &[u8],
-) -> Result<crate::cert::Verification, crate::codes::Failure> {
-    use crate::codes::Failure;
-    let now = crate::values::Time::new(now)
-        .ok_or_else(|| Failure::new(Code::ClaimsInvalid, "now out of range"))?;
-    let trust = crate::trust::TrustStore::load(bundle, now, None)?;
-    let mut table = crate::trust::StatusTable::default();
-    for name in case_snapshots {
-        let bytes = snapshots
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, b)| *b)
-            .ok_or_else(|| {
-                Failure::new(Code::StatusSnapshotInvalid, format!("no snapshot {name}"))
-            })?;
-        table.add(crate::trust::StatusSnapshot::load(bytes, &trust)?);
-    }
-    Ok(crate::cert::verify(certificate, &trust, &table, now))
-}
-
-/// Runs one bundle case: the code of loading it.
-pub fn run_bundle(bundle: &[u8], now: u64, pinned: Option<KeyId>) -> Code {
-    let Some(now) = crate::values::Time::new(now) else {
-        return Code::TrustBundleInvalid;
-    };
-    match crate::trust::TrustStore::load(bundle, now, pinned) {
-        Ok(_) => Code::Ok,
-        Err(failure) => failure.code,
-    }
-}
+pub use crate::conformance::{run_bundle, run_certificate};

@@ -6,10 +6,11 @@
 //! ```
 //!
 //! flushed line by line, while another thread signs a C2SP checkpoint every few milliseconds
-//! (with a key from a published test seed). The test kills it with SIGKILL and checks every printed
-//! line and every stored checkpoint against the reopened log.
+//! (with a key of its own, made on its first run and kept as `<dir>/stress.key`). The test kills
+//! it with SIGKILL and checks every printed line and every stored checkpoint against the reopened
+//! log.
 //!
-//! Usage: `tongban-log-stress <dir> [threads]`, or `tongban-log-stress --vkey` to print the
+//! Usage: `tongban-log-stress <dir> [threads]`, or `tongban-log-stress --vkey <dir>` to print the
 //! checkpoints' verifier key.
 
 use std::io::Write;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tongban_node::checkpoints::CheckpointSigner;
+use tongban_node::keyfile;
 use tongban_node::log::{Indexer, Log, LogConfig};
 
 /// Indexes each entry by the writer (process and thread) that appended it, so the crash test also
@@ -36,15 +38,29 @@ impl Indexer for ByWriter {
 
 const ORIGIN: &str = "tongban.example/341200/log/stress";
 
-fn signer() -> Result<CheckpointSigner, String> {
-    let key = tongban_core::testkit::key("log stress").map_err(|e| e.to_string())?;
+/// The signer of `dir`'s checkpoints: its key made on the first run, read on the others.
+fn signer(dir: &std::path::Path) -> Result<CheckpointSigner, String> {
+    let path = dir.join("stress.key");
+    let key = match keyfile::read(&path) {
+        Ok(key) => key,
+        Err(_) if !path.exists() => {
+            let key = keyfile::generate().map_err(|e| e.to_string())?;
+            keyfile::write(&path, &key).map_err(|e| e.to_string())?;
+            key
+        }
+        Err(e) => return Err(e.to_string()),
+    };
     CheckpointSigner::new(ORIGIN, key).map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--vkey") {
-        return match signer().and_then(|s| s.vkey().map_err(|e| e.to_string())) {
+        let Some(dir) = args.get(1).map(PathBuf::from) else {
+            eprintln!("usage: tongban-log-stress --vkey <dir>");
+            return ExitCode::from(2);
+        };
+        return match signer(&dir).and_then(|s| s.vkey().map_err(|e| e.to_string())) {
             Ok(vkey) => {
                 println!("{vkey}");
                 ExitCode::SUCCESS
@@ -79,6 +95,13 @@ fn main() -> ExitCode {
         }
     };
 
+    let signer = match signer(&dir) {
+        Ok(signer) => signer,
+        Err(e) => {
+            eprintln!("the checkpoint key: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     // Every thread runs until it fails; the first failure ends the process.
     let (failed, failure) = std::sync::mpsc::channel::<String>();
     for t in 0..threads {
@@ -90,7 +113,7 @@ fn main() -> ExitCode {
         });
     }
     std::thread::spawn(move || {
-        if let Err(e) = checkpoint_forever(&log) {
+        if let Err(e) = checkpoint_forever(&log, &signer) {
             let _ = failed.send(e);
         }
     });
@@ -133,8 +156,7 @@ fn append_forever(log: &Log, thread: usize) -> Result<(), String> {
     }
 }
 
-fn checkpoint_forever(log: &Log) -> Result<(), String> {
-    let signer = signer()?;
+fn checkpoint_forever(log: &Log, signer: &CheckpointSigner) -> Result<(), String> {
     loop {
         std::thread::sleep(Duration::from_millis(5));
         signer.sign(log).map_err(|e| format!("checkpoint: {e}"))?;
