@@ -705,3 +705,51 @@ fn a_rotated_seal_keeps_its_certificates_valid_and_stamps_no_more() {
     );
     assert_eq!(issue(&node, &a, &new, "2026000005").status, 201);
 }
+
+/// Small refusals that must be exact: a bearer token is `Bearer <token>` with one space and
+/// nothing else; a query string is ignored on the tile routes; a proof for a certificate too
+/// large or too deeply nested to verify carries the verification code `/v1/verify` gives.
+#[test]
+fn tokens_queries_and_proof_inputs_are_judged_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = Node::init(dir.path());
+    node.start();
+    let raw = |auth: &str| {
+        node.raw(
+            format!(
+                "GET /v1/admin/agencies HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: {auth}\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+    };
+    assert_eq!(raw(&format!("Bearer {}", node.operator)).status, 200);
+    for bad in [
+        format!("Bearer  {}", node.operator),
+        format!("Bearer\t{}", node.operator),
+        format!("bearer {}", node.operator),
+    ] {
+        problem(&raw(&bad), 401, "TOKEN_INVALID");
+    }
+    assert_eq!(
+        node.get("/checkpoint?x=1", None).status,
+        node.get("/checkpoint", None).status
+    );
+    for (depth, code) in [(100_000usize, "TOO_LARGE"), (60_000, "CBOR_LIMIT_EXCEEDED")] {
+        let mut nested = vec![0x81u8; depth];
+        nested.push(0);
+        let body = serde_json::json!({
+            "certificate": B64.encode(&nested),
+            "nonce": "00112233445566778899aabbccddeeff",
+            "requester_region": "370100",
+        });
+        let proof = node.post("/v1/verify/proof", None, &body);
+        assert_eq!(proof.status, 200, "{}", proof.text());
+        assert_eq!(proof.json()["code"], code);
+        let verified = node.post(
+            "/v1/verify",
+            None,
+            &serde_json::json!({"certificate": B64.encode(&nested)}),
+        );
+        assert_eq!(verified.json()["code"], code);
+    }
+}

@@ -163,6 +163,14 @@ fn trust_and_status_replicate_and_a_restarted_node_catches_up() {
         || (metric(b, "tongban_catch_up_answers_total{code=\"LOG_GAP\"}") > 0.0).then_some(()),
     );
     assert!(metric(b, "tongban_catch_up_answers_total{code=\"applied\"}") > 0.0);
+    // A bad query on a federation route is a problem document, as everywhere.
+    let reply = b.get("/v1/federation/regions/341200?min_size=x", None);
+    assert_eq!(reply.status, 400);
+    assert_eq!(reply.code(), "MALFORMED_QUERY");
+    assert_eq!(
+        reply.header("content-type").as_deref(),
+        Some("application/problem+json")
+    );
     assert_eq!(
         metric(
             b,

@@ -294,6 +294,10 @@ fn exit_codes() {
     );
     assert_eq!(twice.status.code(), Some(0));
     assert_eq!(summary(&twice)["signatures"]["cached"], 200);
+    // Thread counts beyond 1,024 are refused (they once panicked trying to start them).
+    let out = set.bulk(&[&path], &["--threads", "100000"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("1..=1024"), "{}", stderr(&out));
     // A stream cut inside its last record: the records before it are verified, then exit 2.
     let bytes = must(std::fs::read(set.dir.join("certificates.tbb")));
     let cut = set.dir.join("cut.tbb");

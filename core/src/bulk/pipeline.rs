@@ -121,10 +121,21 @@ where
     let (done_tx, done_rx) = mpsc::channel::<Done<T>>();
     let job_rx = Mutex::new(job_rx);
     std::thread::scope(|scope| {
-        for _ in 0..config.threads {
-            let done_tx = done_tx.clone();
-            let job_rx = &job_rx;
-            scope.spawn(move || worker(verifier, cache, job_rx, &done_tx));
+        // As many workers as the system lets start (a process or memory limit may stop short of
+        // `threads`); the work is shared among those. One is needed: if even the first cannot
+        // start, the scope's own spawn reports it.
+        let job_rx = &job_rx;
+        for n in 0..config.threads {
+            let tx = done_tx.clone();
+            let spawned = std::thread::Builder::new()
+                .spawn_scoped(scope, move || worker(verifier, cache, job_rx, &tx));
+            if spawned.is_err() {
+                if n == 0 {
+                    let tx = done_tx.clone();
+                    scope.spawn(move || worker(verifier, cache, job_rx, &tx));
+                }
+                break;
+            }
         }
         drop(done_tx);
         let mut writer = Writer {

@@ -181,6 +181,14 @@ fn refuse_auth(app: &App, reason: &str, refusal: Refusal) -> Refusal {
     refusal
 }
 
+/// The token of an `Authorization: Bearer <token>` header: exactly the word `Bearer`, one space,
+/// and visible ASCII characters (RFC 6750's b64token alphabet is a subset); a second space, a tab
+/// or trailing white space make it no token at all.
+pub(crate) fn bearer(value: &header::HeaderValue) -> Option<&str> {
+    let token = value.to_str().ok()?.strip_prefix("Bearer ")?;
+    (!token.is_empty() && token.bytes().all(|b| b.is_ascii_graphic())).then_some(token)
+}
+
 /// Who is calling, from the bearer token; counts refusals.
 fn principal(app: &App, headers: &HeaderMap) -> Result<Principal, Refusal> {
     let refuse = |reason: &str, code: &'static str, detail: &str| {
@@ -197,20 +205,16 @@ fn principal(app: &App, headers: &HeaderMap) -> Result<Principal, Refusal> {
             "this request needs a bearer token",
         ));
     };
-    let token = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| {
-            refuse(
-                "malformed",
-                "TOKEN_INVALID",
-                "Authorization must be `Bearer <token>`",
-            )
-        })?;
+    let token = bearer(value).ok_or_else(|| {
+        refuse(
+            "malformed",
+            "TOKEN_INVALID",
+            "Authorization must be `Bearer <token>`",
+        )
+    })?;
     app.region
         .credentials
-        .authenticate(token.trim())
+        .authenticate(token)
         .ok_or_else(|| refuse("unknown", "TOKEN_INVALID", "the token is not valid"))
 }
 

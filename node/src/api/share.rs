@@ -44,16 +44,16 @@ pub async fn proof(
     Body(body): Body<ProofBody>,
 ) -> Result<Json<Value>, Refusal> {
     let certificate = input::base64("certificate", &body.certificate)?;
+    // Not encoded as a proof request: a certificate over its size limit gets its verification
+    // code (TOO_LARGE), as /v1/verify gives, not a refusal of the request.
     let request = ProofRequest {
         certificate,
         nonce: input::nonce_required(&body.nonce)?,
-    }
-    .encode()
-    .map_err(|e| Refusal::new(Kind::TooLarge, "TOO_LARGE", e.to_string()))?;
+    };
     let requester = region("requester_region", &body.requester_region)?;
     let proof = app
         .region
-        .answer_verification_request(&app.receipts, &requester, &request, None)
+        .prove(&app.receipts, &requester, &request, None)
         .await?;
     // What the proof says, read back from the bytes just signed.
     let inspection = inspect_proof(&proof).map_err(|f| Refusal::internal(f.to_string()))?;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -25,7 +25,7 @@ use tongban_core::ids::RegionCode;
 use super::Federation;
 use super::swarm::Command;
 use super::worker::WitnessAnswer;
-use crate::api::input::read_body;
+use crate::api::input::{Query, read_body};
 use crate::credentials::Principal;
 use crate::refusal::{Kind, Refusal};
 
@@ -191,8 +191,7 @@ async fn new_membership(
 ) -> Result<Json<Value>, Refusal> {
     let token = headers
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(crate::api::bearer)
         .ok_or_else(|| {
             Refusal::new(
                 Kind::Unauthenticated,
@@ -200,7 +199,7 @@ async fn new_membership(
                 "this request needs the operator's token",
             )
         })?;
-    match f.region.credentials.authenticate(token.trim()) {
+    match f.region.credentials.authenticate(token) {
         Some(Principal::Operator) => {}
         Some(_) => {
             return Err(Refusal::forbidden(

@@ -75,6 +75,17 @@ pub struct TrustElements {
     pub revocations: Vec<Vec<u8>>,
 }
 
+/// Step 1 of specs/sharing.md §3.2: a request that does not decode is refused (and not logged).
+fn decode_proof_request(request: &[u8]) -> Result<ProofRequest, Refusal> {
+    ProofRequest::decode(request).map_err(|f| {
+        let kind = match f.code {
+            Code::TooLarge => Kind::TooLarge,
+            _ => Kind::Invalid,
+        };
+        refused(kind, f)
+    })
+}
+
 fn refused(kind: Kind, failure: Failure) -> Refusal {
     Refusal::code(kind, failure.code, failure.detail)
 }
@@ -299,13 +310,20 @@ impl Region {
         request: &[u8],
         cosigned: Option<(u64, Vec<u8>)>,
     ) -> Result<Vec<u8>, Refusal> {
-        let request = ProofRequest::decode(request).map_err(|f| {
-            let kind = match f.code {
-                Code::TooLarge => Kind::TooLarge,
-                _ => Kind::Invalid,
-            };
-            refused(kind, f)
-        })?;
+        let request = decode_proof_request(request)?;
+        self.prove(receipts, requester, &request, cosigned).await
+    }
+
+    /// Steps 2–6 of specs/sharing.md §3.2 for a decoded request. The HTTP API's proof for
+    /// another region comes here directly, so a certificate that a proof request could not carry
+    /// (over its size limit) is answered like any other, with its verification code.
+    pub async fn prove(
+        self: &Arc<Self>,
+        receipts: &Receipts,
+        requester: &RegionCode,
+        request: &ProofRequest,
+        cosigned: Option<(u64, Vec<u8>)>,
+    ) -> Result<Vec<u8>, Refusal> {
         let now = now()?;
         let (verification, record) = {
             let view = self.view()?;
@@ -604,20 +622,14 @@ impl Region {
         request: &[u8],
         cosigned: Option<(u64, Vec<u8>)>,
     ) -> Result<Vec<u8>, Refusal> {
-        let decoded = ProofRequest::decode(request).map_err(|f| {
-            let kind = match f.code {
-                Code::TooLarge => Kind::TooLarge,
-                _ => Kind::Invalid,
-            };
-            refused(kind, f)
-        })?;
+        let decoded = decode_proof_request(request)?;
         let region = self.clone();
         let to = requester.clone();
-        tokio::task::spawn_blocking(move || region.accept_transfer(&to, &decoded.certificate))
+        let certificate = decoded.certificate.clone();
+        tokio::task::spawn_blocking(move || region.accept_transfer(&to, &certificate))
             .await
             .map_err(|e| Refusal::internal(format!("a worker failed: {e}")))??;
-        self.answer_verification_request(receipts, requester, request, cosigned)
-            .await
+        self.prove(receipts, requester, &decoded, cosigned).await
     }
 
     /// Accepts the transfer of `certificate` to `requester` when the log allows it: the logged

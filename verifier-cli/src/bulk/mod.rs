@@ -31,9 +31,9 @@ pub struct BulkArgs {
     /// Status snapshot files, one per region.
     #[arg(long = "status")]
     status: Vec<PathBuf>,
-    /// Worker threads (default: one per core).
-    #[arg(long)]
-    threads: Option<usize>,
+    /// Worker threads, 1 to 1,024 (default: one per core).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    threads: Option<u16>,
     /// Certificates per signature batch.
     #[arg(long, default_value_t = 256)]
     batch: usize,
@@ -165,8 +165,7 @@ pub fn run(args: &BulkArgs) -> Result<ExitCode> {
         .coefficient_key(coefficient_key()?);
     drop(trust);
     let threads = match args.threads {
-        Some(0) => return Err(anyhow!("--threads must be at least 1")),
-        Some(n) => n,
+        Some(n) => usize::from(n),
         None => std::thread::available_parallelism().map_or(1, usize::from),
     };
     let config = Config {
