@@ -22,8 +22,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = Refusal;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        if let Some(BodyLimit(limit)) = req.extensions().get::<BodyLimit>() {
-            refuse_declared_over(req.headers(), *limit)?;
+        if let Some(BodyLimit(limit)) = req.extensions().get::<BodyLimit>().copied()
+            && let Some(declared) = declared_over(req.headers(), limit)
+        {
+            return Err(refuse_oversized(req.into_body(), declared).await);
         }
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(value)) => Ok(Body(value)),
@@ -44,19 +46,28 @@ fn too_large() -> Refusal {
     )
 }
 
-/// A body whose `Content-Length` declares more than `limit` bytes is refused at once, without
-/// waiting for bytes a client may never send.
-pub fn refuse_declared_over(headers: &HeaderMap, limit: usize) -> Result<(), Refusal> {
-    let declared = headers
+/// A body's declared length (`Content-Length`), when it is over `limit`.
+fn declared_over(headers: &HeaderMap, limit: usize) -> Option<u64> {
+    headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    match declared {
-        Some(length) if length > limit as u64 => Err(too_large()),
-        _ => Ok(()),
-    }
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|length| *length > limit as u64)
 }
 
+/// The most of a refused body read before answering.
+const DRAIN: u64 = 1 << 20;
+
+/// Refuses a body whose declared length is over the limit, without waiting for one a client
+/// may never send. A declared length up to [`DRAIN`] is read and dropped first (within the body
+/// timeout): most clients send their whole body before they read the answer, and would meet a
+/// closed connection instead of the 413; a larger one is refused at once.
+async fn refuse_oversized(body: axum::body::Body, declared: u64) -> Refusal {
+    if declared <= DRAIN {
+        let _ = axum::body::to_bytes(body, DRAIN as usize).await;
+    }
+    too_large()
+}
 /// Whether an `E` is among the causes of `error`.
 fn caused_by<E: std::error::Error + 'static>(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut next = Some(error);
@@ -89,7 +100,9 @@ pub async fn read_body(
     body: axum::body::Body,
     limit: usize,
 ) -> Result<axum::body::Bytes, Refusal> {
-    refuse_declared_over(headers, limit)?;
+    if let Some(declared) = declared_over(headers, limit) {
+        return Err(refuse_oversized(body, declared).await);
+    }
     axum::body::to_bytes(body, limit).await.map_err(|e| {
         if timed_out(&e) {
             body_timeout()
