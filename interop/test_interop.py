@@ -205,6 +205,8 @@ def test_certificate_vector(case):
     except ts.Reject as e:  # the bundle could not be used
         res = ts.Result(e.code)
     assert res.code == case["expect"]["code"], res.detail
+    # The identifier is reported once the claims decoded (step 9), whatever fails later.
+    assert (res.claims["id"] if res.claims else None) == case["expect"]["id"]
     if res.code == "OK":
         assert as_json(res.disclosed) == json.dumps(case["expect"].get("disclosed", []), ensure_ascii=False)
 

@@ -192,6 +192,16 @@ def verify_tlog_proof(text: str, log_name: str, log_key: bytes):
     return entry, index, note
 
 
+def _proof_entry(raw: bytes) -> tuple[dict, bytes]:
+    """sharing §3.4 steps 10-11: an entry that does not decode is PROOF_MISMATCH; returns its
+    payload and the kid that signed it (the caller checks the signature against the acting key)."""
+    try:
+        env = ts.open_envelope(raw, TYP_LOG_ENTRY, ENTRY_LIMIT)
+        return open_entry(raw), env.kid
+    except Reject as e:
+        raise Reject("PROOF_MISMATCH", f"entry: {e.code}") from None
+
+
 def open_entry(raw: bytes) -> dict:
     """A log entry's payload (log §1); its signature is not checked here."""
     env = ts.open_envelope(raw, TYP_LOG_ENTRY, ENTRY_LIMIT)
@@ -261,17 +271,28 @@ def _verify_proof(raw, trust, now, requester, nonce):
     issued = None
     if "ip" in p:                                                                            # 10
         entry, index, note = verify_tlog_proof(p["ip"], name, key)
-        e = open_entry(entry)
+        e, signer = _proof_entry(entry)
         require(e["t"] == "cert.issued" and e["rc"] == p["rc"] and e["id"] == item.get("id")
                 and e["d"] == item["d"], "PROOF_MISMATCH", "issuance entry")
-        issued = (index, note)
+        seal = trust.seals.get(e["sk"])                              # signed by its own seal
+        require(signer == e["sk"] and seal is not None and seal["rc"] == p["rc"]
+                and ts.verify_strict(entry, seal["pk"]), "LOG_PROOF_INVALID", "issuance entry signature")
+        issued = (index, note, seal["au"])
     if "sp" in p:                                                                            # 11
         require(issued is not None, "PROOF_MISMATCH", "status without issuance")
         entry, index, note = verify_tlog_proof(p["sp"], name, key)
         require(note == issued[1], "PROOF_MISMATCH", "different checkpoints")
-        e = open_entry(entry)
+        e, signer = _proof_entry(entry)
         require(index > issued[0] and e["t"] == "cert.status" and e["rc"] == p["rc"] and e["id"] == item.get("id")
                 and e["to"] == item.get("st"), "PROOF_MISMATCH", "status entry")
+        if signer == ts.kid(root["pk"]):                             # the region root, or
+            acting = root["pk"]
+        else:                                                        # a seal of the issuing agency
+            seal = trust.seals.get(signer)
+            ok = seal is not None and seal["rc"] == p["rc"] and seal["au"] == issued[2] and e["op"] != 11
+            acting = seal["pk"] if ok else None
+        require(acting is not None and ts.verify_strict(entry, acting), "LOG_PROOF_INVALID",
+                "status entry signature")
     if item["ok"]:                                                                           # 12
         require(issued is not None and item.get("st") == 1, "PROOF_MISMATCH", "valid without evidence")
     require(issued is None or "st" in item, "PROOF_MISMATCH", "logged without state")

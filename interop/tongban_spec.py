@@ -164,6 +164,25 @@ def _double(pt):
     return (2 * x * y) * pow(1 + t, -1, _P) % _P, (y * y + x * x) * pow(1 - t, -1, _P) % _P
 
 
+def is_acceptable_key(b: bytes) -> bool:
+    """enc §2.2: 32 bytes, the canonical encoding (y < p, no sign bit on x = 0) of a curve point."""
+    if len(b) != 32:
+        return False
+    y = int.from_bytes(b, "little") & ((1 << 255) - 1)
+    if y >= _P:
+        return False
+    pt = _decompress(b)
+    if pt is None:
+        return False
+    return not (pt[0] == 0 and b[31] >> 7)
+
+
+def check_key(pk: bytes, what: str) -> None:
+    """trust §5.1: a key that is not acceptable is TRUST_BUNDLE_INVALID, a weak one WEAK_KEY."""
+    require(is_acceptable_key(pk), "TRUST_BUNDLE_INVALID", f"{what}: not an acceptable key")
+    require(not is_small_order(pk), "WEAK_KEY", what)
+
+
 def is_small_order(b: bytes) -> bool:
     pt = _decompress(b)
     if pt is None:
@@ -399,15 +418,15 @@ def load_trust_bundle(data: bytes, now: int, pinned_federation_kid: bytes | None
         raise Reject("TRUST_BUNDLE_INVALID", e.code) from None
     require(bundle_payload_ok(p), "TRUST_BUNDLE_INVALID", "bundle payload")
     fed_pk = p["fed"]["pk"]                                                                 # 3
-    require(not is_small_order(fed_pk), "WEAK_KEY", "federation key")
+    check_key(fed_pk, "federation key")
     require(pinned_federation_kid is None or kid(fed_pk) == pinned_federation_kid, "TRUST_BUNDLE_UNTRUSTED")
     store = TrustStore(fed_pk=fed_pk, signer_kid=env.kid, exp=p["exp"])
     try:
         roots = []
         for raw in p["regions"]:                                                            # 4
             _, r = _signed_object(raw, TYP_REGION, {kid(fed_pk): {"pk": fed_pk}}, region_payload_ok)
+            check_key(r["pk"], f"region {r['rc']}")  # a payload rule: before rc is compared
             require(r["rc"] not in store.regions, "TRUST_BUNDLE_INVALID", f"region {r['rc']} twice")
-            require(not is_small_order(r["pk"]), "WEAK_KEY", f"region {r['rc']}")
             store.regions[r["rc"]] = store.region_by_kid[kid(r["pk"])] = r
             roots.append(r)
         signers = {kid(fed_pk): fed_pk, **{k: r["pk"] for k, r in store.region_by_kid.items()}}  # 5
@@ -416,9 +435,9 @@ def load_trust_bundle(data: bytes, now: int, pinned_federation_kid: bytes | None
         seals = []
         for raw in p["seals"]:                                                              # 6
             root, s = _signed_object(raw, TYP_SEAL, store.region_by_kid, seal_payload_ok)
+            check_key(s["pk"], f"seal {s['sid']}")  # a payload rule: before rc and cd
             require(s["rc"] == root["rc"], "TRUST_BUNDLE_INVALID", f"seal {s['sid']}: region")
             require(root["vf"] <= s["cd"] < root["vu"], "TRUST_BUNDLE_INVALID", f"seal {s['sid']}: cd")
-            require(not is_small_order(s["pk"]), "WEAK_KEY", f"seal {s['sid']}")
             seals.append(s)
         kids = [kid(x["pk"]) for x in [p["fed"], *roots, *seals]]                            # 7
         sids = [(s["rc"], s["sid"]) for s in seals]

@@ -78,13 +78,13 @@ codes! {
     TrustBundleInvalid => "TRUST_BUNDLE_INVALID", "the trust bundle failed to load";
     TrustBundleExpired => "TRUST_BUNDLE_EXPIRED", "the trust bundle is past its expiry";
     TrustBundleUntrusted => "TRUST_BUNDLE_UNTRUSTED", "the bundle's federation root is not the pinned one";
-    WeakKey => "WEAK_KEY", "a trust bundle certifies a small-order public key";
+    WeakKey => "WEAK_KEY", "a trust bundle certifies a canonically encoded small-order public key";
     StatusSnapshotInvalid => "STATUS_SNAPSHOT_INVALID", "a status snapshot failed to load";
     TransitionNotAllowed => "TRANSITION_NOT_ALLOWED", "a status operation refused by the transition rules";
     RegionMismatch => "REGION_MISMATCH", "an object names a region other than its signer's or the one it was sent to";
     CertificateNotLogged => "CERTIFICATE_NOT_LOGGED", "the issuing region's log holds no issuance of this certificate";
     ProofMismatch => "PROOF_MISMATCH", "a verification proof's parts disagree with each other or with the request";
-    LogProofInvalid => "LOG_PROOF_INVALID", "a log key, checkpoint, cosignature quorum or inclusion proof does not verify";
+    LogProofInvalid => "LOG_PROOF_INVALID", "a log key, checkpoint, cosignature quorum, inclusion proof or log entry signature does not verify";
     ShareNotAuthorised => "SHARE_NOT_AUTHORISED", "the requesting seal's sharing scope does not cover the certificate's type";
     ShareRequestStale => "SHARE_REQUEST_STALE", "a share request's time is too far from the answering node's clock";
     ShareFieldUnavailable => "SHARE_FIELD_UNAVAILABLE", "a requested field is not among the certificate's disclosures";

@@ -145,7 +145,7 @@ pub fn verification_text(v: &Verification) -> String {
     for (name, value) in disclosed {
         rows.push((name.as_str().to_owned(), value.to_string()));
     }
-    if v.claims.is_some() {
+    if v.disclosures_checked {
         rows.push((
             "not disclosed".into(),
             format!("{} committed field(s) or decoys", v.undisclosed),

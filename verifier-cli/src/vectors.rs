@@ -100,6 +100,8 @@ pub struct CertificateCase {
 pub struct Expectation {
     pub verdict: String,
     pub code: String,
+    /// The identifier reported once the claims decoded (verification.md §1), else null.
+    pub id: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub disclosed: Vec<DisclosedField>,
 }
@@ -175,6 +177,7 @@ impl VectorFile {
                     expect: Expectation {
                         verdict: verdict_of(c.code).into(),
                         code: c.code.as_str().into(),
+                        id: tongban_core::testkit::vectors::reported_id(&c.bytes, c.code),
                         disclosed: c
                             .disclosed
                             .iter()
@@ -269,7 +272,7 @@ pub fn run(file: &VectorFile) -> Result<Outcome> {
     for case in &file.certificates {
         let bytes = unhex(&case.name, &case.certificate)?;
         let names: Vec<&str> = case.status_snapshots.iter().map(String::as_str).collect();
-        let (code, disclosed) =
+        let (code, disclosed, id) =
             match run_certificate(&bundle, &snapshot_refs, &names, case.now, &bytes) {
                 Ok(v) => (
                     v.code,
@@ -280,13 +283,19 @@ pub fn run(file: &VectorFile) -> Result<Outcome> {
                             value: field_json(v),
                         })
                         .collect(),
+                    v.claims.map(|c| c.id.as_str().to_owned()),
                 ),
-                Err(f) => (f.code, Vec::new()),
+                Err(f) => (f.code, Vec::new(), None),
             };
         if code.as_str() != case.expect.code || verdict_of(code) != case.expect.verdict {
             outcome.failures.push(format!(
                 "{}: got {code}, expected {}",
                 case.name, case.expect.code
+            ));
+        } else if id != case.expect.id {
+            outcome.failures.push(format!(
+                "{}: reported id {id:?}, expected {:?}",
+                case.name, case.expect.id
             ));
         } else if code == Code::Ok && disclosed != case.expect.disclosed {
             outcome

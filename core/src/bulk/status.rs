@@ -141,8 +141,11 @@ impl CompactStatus {
         let at = self
             .regions
             .binary_search_by(|r| r.region.cmp(&snapshot.region));
-        let held = at.ok().and_then(|i| self.regions.get(i)).map(|r| r.version);
-        if !supersedes(held, snapshot.version) {
+        let held = at
+            .ok()
+            .and_then(|i| self.regions.get(i))
+            .map(|r| (r.version, r.issued));
+        if !supersedes(held, (snapshot.version, snapshot.issued)) {
             return;
         }
         // A loaded snapshot is at most 256 MiB, so its arenas fit u32 offsets.

@@ -55,8 +55,10 @@ pub struct Verification {
     pub digest: Option<[u8; 32]>,
     /// The seal's id and name, once the kid is known.
     pub seal: Option<(String, String)>,
-    /// The claims, once the signature has verified.
+    /// The claims, once they decoded (step 9), also when a later step fails.
     pub claims: Option<Claims>,
+    /// Whether the disclosures passed step 10 (`disclosed` and `undisclosed` are known).
+    pub disclosures_checked: bool,
     /// Disclosed fields that passed step 10, in received order.
     pub disclosed: Vec<(FieldName, FieldValue)>,
     /// Committed digests that no disclosure opened (undisclosed fields and decoys).
@@ -74,6 +76,7 @@ impl Verification {
             digest: None,
             seal: None,
             claims: None,
+            disclosures_checked: false,
             disclosed: Vec::new(),
             undisclosed: 0,
             status: StatusView::Unknown,
@@ -187,10 +190,11 @@ fn finish(
     fields: Fields,
     out: &mut Verification,
 ) -> Result<(), Failure> {
-    // 9
-    let claims = Claims::decode(envelope.payload)?;
+    // 9: the claims are reported from here on, whatever a later step finds.
+    let claims = out.claims.insert(Claims::decode(envelope.payload)?);
     // 10
-    let disclosed = check_disclosures(envelope, &claims)?;
+    let disclosed = check_disclosures(envelope, claims)?;
+    out.disclosures_checked = true;
     out.undisclosed = claims.digests.len() - disclosed.len();
     if fields == Fields::Record {
         out.disclosed = disclosed
@@ -198,7 +202,6 @@ fn finish(
             .filter_map(|(name, value)| FieldName::parse(name).map(|n| (n, value.to_owned())))
             .collect();
     }
-    let claims = out.claims.insert(claims);
     // 11–13
     check_seal(claims, seal)?;
     check_validity(claims, now)?;

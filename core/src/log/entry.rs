@@ -294,9 +294,15 @@ impl LogEntry {
     /// the key the replay state says may act). Failures carry `CLAIMS_INVALID` or a CBOR/COSE code.
     pub fn open(bytes: &[u8]) -> Result<(Envelope<'_>, LogEntry), Failure> {
         let envelope = Envelope::open(bytes, Kind::LogEntry)?;
-        cbor::check(envelope.payload, Kind::LogEntry.size_limit(), false)?;
-        let entry = read(envelope.payload).map_err(|b| b.into_failure(Code::ClaimsInvalid))?;
+        let entry = LogEntry::from_payload(envelope.payload)?;
         Ok((envelope, entry))
+    }
+
+    /// Decodes an entry's payload (accepted CBOR, then the entry table): for callers that check
+    /// the envelope's signer before they look inside.
+    pub fn from_payload(payload: &[u8]) -> Result<LogEntry, Failure> {
+        cbor::check(payload, Kind::LogEntry.size_limit(), false)?;
+        read(payload).map_err(|b| b.into_failure(Code::ClaimsInvalid))
     }
 }
 

@@ -8,7 +8,7 @@ use ciborium::Value;
 use crate::cbor::{self, Key, Reader};
 use crate::codes::{Code, Failure};
 use crate::encode::{bytes, entry, map_bytes, text, uint};
-use crate::envelope::BuildError;
+use crate::envelope::{BuildError, Envelope, Kind};
 use crate::fields::{Bad, Fields};
 use crate::ids::{Identifier, RegionCode};
 use crate::keys::PublicKey;
@@ -172,7 +172,8 @@ impl VerificationReceipt {
     /// path leads to the entry's root.
     pub fn verify(&self, region_root: &PublicKey) -> Result<ReceiptItem, Failure> {
         let item = ReceiptItem::decode(&self.item)?;
-        let (envelope, entry) = LogEntry::open(&self.entry)?;
+        // log.md §8: the envelope, its signer and signature, and only then what it says.
+        let envelope = Envelope::open(&self.entry, Kind::LogEntry)?;
         if envelope.kid != region_root.kid() {
             return Err(Failure::new(
                 Code::KidUnknown,
@@ -180,6 +181,7 @@ impl VerificationReceipt {
             ));
         }
         envelope.verify(region_root)?;
+        let entry = LogEntry::from_payload(envelope.payload)?;
         let LogEntry {
             region,
             act: Act::Receipts { count, root, .. },

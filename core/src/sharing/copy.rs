@@ -273,8 +273,12 @@ fn matches_request(
     request: &ShareRequest,
     region: &RegionCode,
 ) -> Result<(), Failure> {
-    // The verification records the claims only once the disclosures passed (steps 9 and 10).
-    let Some(claims) = &verification.claims else {
+    // Only a certificate that passed steps 9 and 10 there can be compared with the request.
+    let Some(claims) = verification
+        .claims
+        .as_ref()
+        .filter(|_| verification.disclosures_checked)
+    else {
         return Ok(());
     };
     let mismatch = |detail: String| Err(Failure::new(Code::CopyMismatch, detail));

@@ -9,7 +9,7 @@ use crate::encode::{bytes, entry, map_bytes, text, uint};
 use crate::envelope::{BuildError, Envelope, Kind, seal};
 use crate::fields::{Bad, Fields};
 use crate::ids::RegionCode;
-use crate::keys::{KeyId, SecretKey};
+use crate::keys::{KeyId, PublicKey, SecretKey};
 use crate::log::checkpoint::VerifiedCheckpoint;
 use crate::log::entry::{Act, LogEntry};
 use crate::log::note::{NoteVerifier, TYPE_ED25519};
@@ -262,20 +262,32 @@ fn origin_of(origin: &str, region: &RegionCode) -> bool {
     }
 }
 
-/// Steps 10–11: a tlog-proof that verifies under the log key, and its entry.
+/// Steps 10–11: a tlog-proof that verifies under the log key, and its entry with the kid that
+/// signed it (its signature checked by the caller, which knows the acting key).
 fn logged(
     text: &str,
     log: &NoteVerifier,
     witnesses: &[NoteVerifier],
     what: &str,
-) -> Result<(Receipt, VerifiedCheckpoint, LogEntry), Failure> {
+) -> Result<(Receipt, VerifiedCheckpoint, LogEntry, KeyId), Failure> {
     let receipt = Receipt::parse(text).map_err(|e| log_invalid(format!("{what}: {e}")))?;
     let checkpoint = receipt
         .verify(log, witnesses)
         .map_err(|e| log_invalid(format!("{what}: {e}")))?;
-    let (_, entry) =
+    let (envelope, entry) =
         LogEntry::open(&receipt.entry).map_err(|f| mismatch(format!("{what}'s entry: {f}")))?;
-    Ok((receipt, checkpoint, entry))
+    let kid = envelope.kid;
+    Ok((receipt, checkpoint, entry, kid))
+}
+
+/// An entry of a proof signed by `key`: its signature verifies strictly (sharing.md §3.4 steps
+/// 10–11), else `LOG_PROOF_INVALID`.
+fn signed_by(entry: &[u8], key: Option<&PublicKey>, what: &str) -> Result<(), Failure> {
+    let key =
+        key.ok_or_else(|| log_invalid(format!("{what} is not signed by a key that may sign it")))?;
+    Envelope::open(entry, Kind::LogEntry)
+        .and_then(|envelope| envelope.verify(key))
+        .map_err(|f| log_invalid(format!("{what}'s signature: {f}")))
 }
 
 /// Verifies a proof (specs/sharing.md §3.4). The answer about the certificate is in the result's
@@ -323,9 +335,13 @@ pub fn verify_proof(
     // 10
     let mut checkpoint = None;
     let mut issuance = None;
+    let mut issuing_agency = None;
     if let Some(text) = proof.issuance {
-        let (receipt, verified, entry) = logged(text, &log, expect.witnesses, "the issuance")?;
-        let Act::CertIssued { id, digest, .. } = &entry.act else {
+        let (receipt, verified, entry, kid) = logged(text, &log, expect.witnesses, "the issuance")?;
+        let Act::CertIssued {
+            id, digest, seal, ..
+        } = &entry.act
+        else {
             return Err(mismatch(
                 "the issuance receipt is not of a cert.issued entry",
             ));
@@ -335,6 +351,16 @@ pub fn verify_proof(
                 "the issuance entry is not of the certificate the answer is about",
             ));
         }
+        // Signed by its seal (log.md §1): a seal of the answering region in the bundle.
+        let stamping = trust
+            .seal(seal)
+            .filter(|s| kid == *seal && s.info.region == proof.region);
+        signed_by(
+            &receipt.entry,
+            stamping.map(|s| &s.info.key),
+            "the issuance entry",
+        )?;
+        issuing_agency = stamping.map(|s| s.info.agency.clone());
         issuance = Some((receipt, entry));
         checkpoint = Some(verified);
     }
@@ -344,13 +370,16 @@ pub fn verify_proof(
         let Some((issued, _)) = &issuance else {
             return Err(mismatch("a status receipt without an issuance receipt"));
         };
-        let (receipt, _, entry) = logged(text, &log, expect.witnesses, "the status")?;
+        let (receipt, _, entry, kid) = logged(text, &log, expect.witnesses, "the status")?;
         if receipt.checkpoint != issued.checkpoint {
             return Err(mismatch(
                 "the status and issuance receipts are on different checkpoints",
             ));
         }
-        let Act::StatusChanged { id, to, .. } = &entry.act else {
+        let Act::StatusChanged {
+            id, to, operation, ..
+        } = &entry.act
+        else {
             return Err(mismatch("the status receipt is not of a cert.status entry"));
         };
         if receipt.index <= issued.index
@@ -362,6 +391,21 @@ pub fn verify_proof(
                 "the status entry does not set the state the answer reports",
             ));
         }
+        // Signed by the region root, or (but for an acceptance, op 11) by a seal of the issuing
+        // agency in the answering region (log.md §1).
+        let acting = if kid == root.key.kid() {
+            Some(&root.key)
+        } else {
+            trust
+                .seal(&kid)
+                .filter(|s| {
+                    *operation != Operation::AcceptTransfer
+                        && s.info.region == proof.region
+                        && Some(&s.info.agency) == issuing_agency.as_ref()
+                })
+                .map(|s| &s.info.key)
+        };
+        signed_by(&receipt.entry, acting, "the status entry")?;
         status = Some(LoggedEntry {
             index: receipt.index,
             entry,

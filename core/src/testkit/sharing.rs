@@ -286,6 +286,60 @@ impl World {
         .sign(&self.f.fuyang.root)
     }
 
+    /// A proof that `issued` is valid and logged, whose issuance receipt is for the entry at
+    /// `issuance` of Fuyang's log, whatever that entry is (the log rules are not applied to it:
+    /// for proofs whose logged evidence is broken).
+    pub fn prove_logged(
+        &mut self,
+        issued: &Issued,
+        issuance: u64,
+        requester: &RegionCode,
+        nonce: [u8; 16],
+        at: u64,
+    ) -> Result<Vec<u8>, BuildError> {
+        let item = crate::log::verification::ReceiptItem {
+            region: self.fuyang().clone(),
+            at: time(at)?,
+            digest: issued.digest,
+            id: Some(issued.claims.id.clone()),
+            valid: true,
+            code: Code::Ok,
+            state: Some(State::Valid),
+            requester: Some(requester.clone()),
+            nonce: Some(nonce),
+        };
+        let item_bytes = item.encode()?;
+        let tree = batch(std::slice::from_ref(&item_bytes)).map_err(invalid)?;
+        let receipts = Act::Receipts {
+            count: 1,
+            root: tree.root,
+            cross_region: 1,
+        };
+        let log_index = self.append(at, receipts, Signer::Root)?;
+        let receipt = VerificationReceipt {
+            item: item_bytes,
+            index: 0,
+            path: tree.paths.into_iter().next().unwrap_or_default(),
+            entry: self
+                .log
+                .entries
+                .get(log_index as usize)
+                .cloned()
+                .ok_or_else(|| invalid("the receipts entry"))?,
+            log_index,
+        }
+        .encode()?;
+        let checkpoint = self.log.checkpoint()?;
+        ProofContents {
+            region: self.fuyang().clone(),
+            receipt,
+            log_key: self.log.vkey()?,
+            issuance: Some(self.log.receipt(issuance, &checkpoint)?),
+            status: None,
+        }
+        .sign(&self.f.fuyang.root)
+    }
+
     /// The latest `cert.status` entry of `id`: its index and resulting state.
     pub fn latest_status(&self, id: &str) -> Option<(u64, State)> {
         self.log
@@ -488,8 +542,46 @@ pub fn copy_cases() -> Result<Vec<CopyCase>, BuildError> {
             Code::CopyWrongRecipient,
         ),
     ];
-    let mut tampered = valid.clone();
+    // The provider attaches a disclosure the certificate never committed to: the certificate's
+    // own step 10 refuses it (not COPY_MISMATCH, although its claims are reported).
+    let mut forged = w.licence.clone();
     let needle = "1000万元人民币".as_bytes();
+    let at = forged
+        .bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .ok_or_else(|| invalid("the disclosed value"))?;
+    forged.bytes[at] = b'9';
+    cases.push(case(
+        "copy-forged-disclosure",
+        "the provider attached a disclosure the certificate does not commit to",
+        NOW,
+        &me,
+        w.copy(&licence_request, &forged, made, 30)?,
+        Code::DisclosureMismatch,
+    ));
+    // A copy may be 262,144 bytes, but the request inside it keeps its own limit (sharing.md §1).
+    let oversized = CopyContents::of(
+        w.fuyang().clone(),
+        vec![0xa0; 70_000],
+        &w.licence.bytes,
+        &ShareRequest::open(&licence_request, &w.trust)
+            .map_err(invalid)?
+            .request
+            .fields,
+        time(made)?,
+        time(made + 30 * DAY)?,
+    )?
+    .sign(&w.f.fuyang.root)?;
+    cases.push(case(
+        "copy-request-over-its-limit",
+        "a copy carrying a 70,000-byte request: within the copy's limit, over the request's own",
+        NOW,
+        &me,
+        oversized,
+        Code::TooLarge,
+    ));
+    let mut tampered = valid.clone();
     let at = tampered
         .windows(needle.len())
         .position(|w| w == needle)
@@ -604,6 +696,76 @@ pub fn proof_cases() -> Result<Vec<ProofCase>, BuildError> {
         &mut SeededSalts::new("sharing forgery"),
     )?;
     let not_logged = w.answer_proof(&strip(&forged.bytes)?, &jinan, nonce, NOW)?;
+    // Issuance entries in the log that the log rules would refuse (written past them): a proof
+    // relying on one is not evidence of anything.
+    let logged_badly = |w: &mut World, serial: &str, signer: &SecretKey, flip: bool| {
+        let amr = w.f.amr();
+        let issued = cert::issue(
+            &w.f.draft(amr, serial)?,
+            &amr.info,
+            &amr.key,
+            &mut SeededSalts::new(serial),
+        )?;
+        let entry = LogEntry {
+            region: w.fuyang().clone(),
+            at: time(NOW)?,
+            act: Act::CertIssued {
+                id: issued.claims.id.clone(),
+                digest: issued.digest,
+                seal: amr.key.public().kid(),
+                issued: issued.claims.issued,
+                operation: 1,
+                predecessor: None,
+                promise_deadline: None,
+            },
+        }
+        .sign(signer)?;
+        let mut parts = crate::testkit::raw::Parts::of(&entry, Kind::LogEntry)?;
+        if flip {
+            parts.signature[40] ^= 1;
+        }
+        let index = w.log.append(parts.assemble())?;
+        w.prove_logged(&issued, index, &jinan, nonce, NOW)
+    };
+    // A receipt whose entry is a log entry of the region root, but not a receipts entry; and one
+    // whose entry another key signed (log.md §8 steps 4 and 6).
+    let with_receipt_entry = |entry: Vec<u8>| -> Result<Vec<u8>, BuildError> {
+        let mut parts = proof_parts(&valid)?;
+        let mut receipt = VerificationReceipt::decode(&parts.receipt).map_err(invalid)?;
+        receipt.entry = entry;
+        parts.receipt = receipt.encode()?;
+        sign_proof_unchecked(&parts, &w.f.fuyang.root)
+    };
+    let root_entry = w
+        .log
+        .entries
+        .first()
+        .cloned()
+        .ok_or_else(|| invalid("no entry"))?;
+    let not_receipts = with_receipt_entry(root_entry)?;
+    let seal_entry = w
+        .log
+        .entries
+        .iter()
+        .find(|e| {
+            matches!(
+                LogEntry::open(e),
+                Ok((
+                    _,
+                    LogEntry {
+                        act: Act::CertIssued { .. },
+                        ..
+                    }
+                ))
+            )
+        })
+        .cloned()
+        .ok_or_else(|| invalid("no issuance"))?;
+    let by_seal = with_receipt_entry(seal_entry)?;
+    let amr_key = SecretKey::from_seed(w.f.amr().key.seed()).map_err(invalid)?;
+    let other_seal = SecretKey::from_seed(w.f.fuyang.seals[1].key.seed()).map_err(invalid)?;
+    let broken_entry = logged_badly(&mut w, "2026000091", &amr_key, true)?;
+    let wrong_signer = logged_badly(&mut w, "2026000092", &other_seal, false)?;
     let case = |name, description, requester: &RegionCode, nonce, bytes: Vec<u8>, code, answer| {
         ProofCase {
             name,
@@ -705,6 +867,42 @@ pub fn proof_cases() -> Result<Vec<ProofCase>, BuildError> {
             Some(nonce),
             by_jinan,
             Code::RegionMismatch,
+            None,
+        ),
+        case(
+            "proof-receipt-not-a-receipts-entry",
+            "the receipt's batch entry is a seal registration signed by Fuyang's root",
+            &jinan,
+            Some(nonce),
+            not_receipts,
+            Code::ClaimsInvalid,
+            None,
+        ),
+        case(
+            "proof-receipt-entry-not-by-root",
+            "the receipt's batch entry is an issuance signed by a seal, not by the region root",
+            &jinan,
+            Some(nonce),
+            by_seal,
+            Code::KidUnknown,
+            None,
+        ),
+        case(
+            "proof-issuance-entry-bad-signature",
+            "the issuance entry in the log proves the certificate, but its seal's signature is broken",
+            &jinan,
+            Some(nonce),
+            broken_entry,
+            Code::LogProofInvalid,
+            None,
+        ),
+        case(
+            "proof-issuance-entry-signed-by-another-seal",
+            "the issuance entry names FY-AMR-01 as its seal but is signed by another Fuyang seal",
+            &jinan,
+            Some(nonce),
+            wrong_signer,
+            Code::LogProofInvalid,
             None,
         ),
     ])

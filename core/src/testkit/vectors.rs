@@ -598,6 +598,44 @@ fn certificate_cases(f: &TestFederation) -> Result<Vec<CertCase>, BuildError> {
         edited(&|e| set(e, ikey(1), Value::Text(bad_uscc.clone())))?,
         Code::UsccInvalid,
     );
+    // verification.md step 9: every value check (e) comes after the identifier and USCC checks
+    // (c, d): a digest of 31 bytes or an over-long short text is not a type error.
+    m.push(
+        "short-digest-and-bad-identifier",
+        "an sd digest of 31 bytes and a wrong identifier check character: the identifier (9c) is judged first",
+        edited(&|e| {
+            set(e, tkey("id"), Value::Text(bad_id.clone()));
+            if let Some((_, Value::Array(digests))) =
+                e.iter_mut().find(|(k, _)| *k == tkey("sd"))
+                && let Some(Value::Bytes(first)) = digests.first_mut()
+            {
+                first.truncate(31);
+            }
+        })?,
+        Code::IdentifierInvalid,
+    );
+    m.push(
+        "long-type-name-and-bad-uscc",
+        "a type name of 257 bytes and a wrong USCC check character: the USCC (9d) is judged first",
+        edited(&|e| {
+            set(e, tkey("tn"), Value::Text("x".repeat(257)));
+            set(e, ikey(1), Value::Text(bad_uscc.clone()));
+        })?,
+        Code::UsccInvalid,
+    );
+    // trust.md §1: a region code is any six digits with a first pair from 11 to 82.
+    m.push(
+        "region-code-unlisted-province",
+        "region 190000 (no province 19 in GB/T 2260, yet a region code): the claims pass, the seal's region differs",
+        edited(&|e| set(e, tkey("rc"), Value::Text("190000".into())))?,
+        Code::SealRegionMismatch,
+    );
+    m.push(
+        "region-code-out-of-range",
+        "region 830000: its first two digits are above 82",
+        edited(&|e| set(e, tkey("rc"), Value::Text("830000".into())))?,
+        Code::ClaimsInvalid,
+    );
     m.push(
         "unknown-claim",
         "an extra claim \"x\"",
@@ -958,7 +996,7 @@ fn bundle_cases(f: &TestFederation, bundle: &[u8]) -> Result<Vec<BundleCase>, Bu
         c.sign(&f.fuyang.root)?,
         Code::TrustBundleInvalid,
     ));
-    let mut c = contents;
+    let mut c = contents.clone();
     c.seals.push(c.seals[0].clone());
     cases.push(case(
         "bundle-duplicate-seal",
@@ -966,7 +1004,75 @@ fn bundle_cases(f: &TestFederation, bundle: &[u8]) -> Result<Vec<BundleCase>, Bu
         c.sign(&f.fuyang.root)?,
         Code::TrustBundleInvalid,
     ));
+    // Step 7 (uniqueness) comes after step 6 for every seal: a duplicate before a weak seal is
+    // still WEAK_KEY.
+    let weak_seal = weak.resign(&f.fuyang.root);
+    let mut c = contents.clone();
+    c.seals.push(c.seals[0].clone());
+    c.seals.push(weak_seal);
+    cases.push(case(
+        "bundle-duplicate-seal-then-weak-key",
+        "the same seal twice, then a seal whose key is the identity point: every seal's step 6 comes before step 7",
+        c.sign(&f.fuyang.root)?,
+        Code::WeakKey,
+    ));
+    // Keys that are no acceptable encoding (encoding.md §2.2): invalid, not weak, even when they
+    // would decompress to a small-order point.
+    let mut non_canonical_identity = [0xffu8; 32];
+    non_canonical_identity[0] = 0xee;
+    non_canonical_identity[31] = 0x7f;
+    let mut signed_identity = [0u8; 32];
+    signed_identity[0] = 1;
+    signed_identity[31] = 0x80;
+    let off_curve = (2u8..=255)
+        .map(|y| {
+            let mut b = [0u8; 32];
+            b[0] = y;
+            b
+        })
+        .find(|b| {
+            crate::keys::PublicKey::from_bytes(b) == Err(crate::keys::KeyError::Invalid)
+                && !ed25519_on_curve(b)
+        })
+        .ok_or_else(|| BuildError::Invalid("no off-curve y below 256".into()))?;
+    for (name, description, pk) in [
+        (
+            "bundle-non-canonical-identity-seal-key",
+            "a seal key encoding y = p + 1 (the identity once reduced): not canonical",
+            non_canonical_identity,
+        ),
+        (
+            "bundle-signed-identity-seal-key",
+            "a seal key encoding the identity with the sign bit set (x = 0): not canonical",
+            signed_identity,
+        ),
+        (
+            "bundle-off-curve-seal-key",
+            "a seal key whose y gives no curve point",
+            off_curve,
+        ),
+    ] {
+        let mut bad = seal.clone();
+        bad.payload = edit_map(&seal.payload, |e| {
+            set(e, tkey("pk"), Value::Bytes(pk.to_vec()))
+        })?;
+        let mut c = contents.clone();
+        c.seals[0] = bad.resign(&f.fuyang.root);
+        cases.push(case(
+            name,
+            description,
+            c.sign(&f.fuyang.root)?,
+            Code::TrustBundleInvalid,
+        ));
+    }
     Ok(cases)
+}
+
+/// Whether the 32 bytes decompress to a curve point at all (canonical or not).
+fn ed25519_on_curve(bytes: &[u8; 32]) -> bool {
+    curve25519_dalek::edwards::CompressedEdwardsY(*bytes)
+        .decompress()
+        .is_some()
 }
 
 /// Generates every vector.
@@ -993,3 +1099,43 @@ pub fn generate() -> Result<VectorSet, BuildError> {
 }
 
 pub use crate::conformance::{run_bundle, run_certificate};
+
+/// The identifier a verifier reports for a certificate case of code `code` (verification.md §1):
+/// the claims' `"id"` once step 9 has passed, whatever fails later, else none. Read with
+/// `inspect`, which verifies nothing, so it does not depend on the verifier under test.
+pub fn reported_id(bytes: &[u8], code: Code) -> Option<String> {
+    let before_claims = matches!(
+        code,
+        Code::TooLarge
+            | Code::CborTruncated
+            | Code::CborTrailingBytes
+            | Code::CborIndefiniteLength
+            | Code::CborNonMinimal
+            | Code::CborDuplicateKey
+            | Code::CborUnsupported
+            | Code::CborLimitExceeded
+            | Code::CborMalformed
+            | Code::CoseWrongTag
+            | Code::CoseMalformed
+            | Code::HeaderInvalid
+            | Code::AlgUnsupported
+            | Code::WrongType
+            | Code::KidUnknown
+            | Code::SignatureInvalid
+            | Code::ClaimsInvalid
+            | Code::IdentifierInvalid
+            | Code::UsccInvalid
+            | Code::TrustBundleInvalid
+            | Code::TrustBundleExpired
+            | Code::TrustBundleUntrusted
+            | Code::WeakKey
+            | Code::StatusSnapshotInvalid
+    );
+    if before_claims {
+        return None;
+    }
+    crate::cert::inspect(bytes)
+        .ok()
+        .and_then(|i| i.claims.ok())
+        .map(|c| c.id.as_str().to_owned())
+}

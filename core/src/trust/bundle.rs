@@ -220,14 +220,8 @@ impl TrustStore {
             .verify(publisher)
             .map_err(|f| invalid(format!("bundle: {f}")))?;
         let publisher = publisher.kid();
-        // 6: seals.
-        let mut seals: HashMap<KeyId, SealEntry> = HashMap::with_capacity(raw.seals.len());
-        let mut seal_ids = HashSet::new();
-        let mut kids: HashSet<KeyId> = regions.iter().map(|r| r.key.kid()).collect();
-        kids.insert(fed_kid);
-        if kids.len() != regions.len() + 1 {
-            return Err(invalid("a key serves two roles"));
-        }
+        // 6: every seal on its own.
+        let mut infos: Vec<SealInfo> = Vec::with_capacity(raw.seals.len());
         for (i, bytes) in raw.seals.iter().enumerate() {
             let what = format!("seal {i}");
             let envelope = open_element(bytes, Kind::Seal, &what, |kid| {
@@ -246,13 +240,24 @@ impl TrustStore {
                     "{what}: created outside its region root's validity"
                 )));
             }
-            // 7: unique keys and seal ids.
+            infos.push(info);
+        }
+        // 7: unique keys and seal ids, once every seal passed step 6.
+        let mut kids: HashSet<KeyId> = HashSet::from([fed_kid]);
+        for root in &regions {
+            if !kids.insert(root.key.kid()) {
+                return Err(invalid("a key serves two roles"));
+            }
+        }
+        let mut seal_ids = HashSet::new();
+        let mut seals: HashMap<KeyId, SealEntry> = HashMap::with_capacity(infos.len());
+        for (i, info) in infos.into_iter().enumerate() {
             if !kids.insert(info.key.kid()) {
-                return Err(invalid(format!("{what}: key id already in use")));
+                return Err(invalid(format!("seal {i}: key id already in use")));
             }
             if !seal_ids.insert((info.region.clone(), info.id.clone())) {
                 return Err(invalid(format!(
-                    "{what}: seal id {} twice in region",
+                    "seal {i}: seal id {} twice in region",
                     info.id
                 )));
             }

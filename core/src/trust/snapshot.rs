@@ -202,11 +202,17 @@ struct RegionStatus {
     fulfilled: HashSet<String>,
 }
 
-/// Whether a snapshot of version `incoming` replaces the one held (of version `held`, if any): the
-/// highest version wins, and of two with the same version the first loaded stays.
-pub fn supersedes(held: Option<u64>, incoming: u64) -> bool {
+/// Whether a snapshot of (version, issue time) `incoming` replaces the one held, if any
+/// (trust.md §6): the highest version wins, and of two with the same version (the same state of
+/// the log, signed at two times) the later one; so the result does not depend on the order in
+/// which snapshots are loaded.
+pub fn supersedes(held: Option<Freshness>, incoming: Freshness) -> bool {
     held.is_none_or(|held| incoming > held)
 }
+
+/// How fresh a snapshot is: its version, then the time it was signed (ordered as [`supersedes`]
+/// compares them).
+pub type Freshness = (u64, Time);
 
 /// The snapshots a verifier holds, one per region (the highest version wins).
 #[derive(Default)]
@@ -217,8 +223,10 @@ pub struct StatusTable {
 impl StatusTable {
     pub fn add(&mut self, snapshot: StatusSnapshot) {
         if !supersedes(
-            self.regions.get(&snapshot.region).map(|h| h.version),
-            snapshot.version,
+            self.regions
+                .get(&snapshot.region)
+                .map(|h| (h.version, h.issued)),
+            (snapshot.version, snapshot.issued),
         ) {
             return;
         }

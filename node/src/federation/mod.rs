@@ -90,7 +90,7 @@ pub struct Federation {
     status: RwLock<StatusTable>,
     misbehaving: Mutex<BTreeMap<String, Misbehaviour>>,
     /// The latest status snapshot fetched of each other region (trust.md §6), with its version.
-    snapshots: Mutex<HashMap<RegionCode, (u64, Vec<u8>)>>,
+    snapshots: Mutex<HashMap<RegionCode, (tongban_core::trust::snapshot::Freshness, Vec<u8>)>>,
     /// The federation-wide bundle and its loaded store, with the two inputs it was built from
     /// (this region's bundle, the replicas' trust): rebuilt only when one of them changed.
     full: Mutex<Option<replicas::FullTrust>>,
@@ -421,10 +421,15 @@ impl Federation {
             return Err(format!("a snapshot of {} instead", snapshot.region));
         }
         let mut held = self.snapshots.lock().map_err(|_| "poisoned".to_owned())?;
+        let incoming = (snapshot.version, snapshot.issued);
         match held.get(region) {
-            Some((version, kept)) if *version > snapshot.version => Ok(kept.clone()),
+            Some((kept_at, kept))
+                if !tongban_core::trust::snapshot::supersedes(Some(*kept_at), incoming) =>
+            {
+                Ok(kept.clone())
+            }
             _ => {
-                held.insert(region.clone(), (snapshot.version, bytes.clone()));
+                held.insert(region.clone(), (incoming, bytes.clone()));
                 Ok(bytes)
             }
         }

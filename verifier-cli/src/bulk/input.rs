@@ -316,7 +316,8 @@ enum Line {
 impl JsonLines {
     fn read_line(&mut self) -> Result<Line, InputError> {
         self.buffer.clear();
-        let mut limited = (&mut self.reader).take(MAX_LINE as u64 + 1);
+        // The content, a CR before the LF, and the LF: neither of the last two counts.
+        let mut limited = (&mut self.reader).take(MAX_LINE as u64 + 2);
         let read = limited
             .read_until(b'\n', &mut self.buffer)
             .map_err(unreadable(&self.name))?;
@@ -324,7 +325,15 @@ impl JsonLines {
             return Ok(Line::End);
         }
         self.line += 1;
-        if self.buffer.len() > MAX_LINE && self.buffer.last() != Some(&b'\n') {
+        let ended = self.buffer.last() == Some(&b'\n');
+        let mut length = self.buffer.len() - usize::from(ended);
+        if ended && self.buffer[..length].last() == Some(&b'\r') {
+            length -= 1;
+        }
+        if length > MAX_LINE {
+            if ended {
+                return Ok(Line::TooLong);
+            }
             // Skip the rest of the line in bounded pieces.
             loop {
                 let (skip, found) = {
@@ -369,7 +378,8 @@ impl JsonLines {
             }
             let text = std::str::from_utf8(&self.buffer)
                 .map_err(|_| self.invalid("not UTF-8"))?
-                .trim();
+                // JSON's white space only (RFC 8259): not the other Unicode spaces `trim` takes.
+                .trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n'));
             if text.is_empty() {
                 continue;
             }
@@ -533,5 +543,19 @@ mod tests {
         assert_eq!(got.len(), 2);
         assert!(matches!(&got[0], Ok(b) if b.len() == MAX_RECORD + 1));
         assert_eq!(got[1], Ok(b"abc".to_vec()));
+        // bulk.md §2.2: a CR before the LF does not count toward the limit.
+        let padded = |length: usize| {
+            let mut line = b"\"YWJj\"".to_vec();
+            line.resize(length, b' ');
+            line.extend_from_slice(b"\r\n\"AAE=\"\n");
+            records(&line, Format::Jsonl)
+        };
+        assert_eq!(padded(MAX_LINE), vec![Ok(b"abc".to_vec()), Ok(vec![0, 1])]);
+        let over = padded(MAX_LINE + 1);
+        assert!(matches!(&over[0], Ok(b) if b.len() == MAX_RECORD + 1));
+        assert_eq!(over[1], Ok(vec![0, 1]));
+        // Only JSON's white space surrounds a value: an ideographic space is not JSON.
+        let bad = records("\u{3000}\"YWJj\"\n".as_bytes(), Format::Jsonl);
+        assert!(matches!(&bad[0], Err(e) if e.starts_with("JSONL_INVALID")));
     }
 }
