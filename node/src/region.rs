@@ -3,15 +3,17 @@
 //! establishes, signed by the acting key, applied and submitted to the log under one lock, and
 //! acknowledged only once durable. Verification reads a view kept beside that state.
 //!
-//! The state is derived from the log alone: at start the node replays every entry through core's
-//! `RegionState`, the same rules an auditor runs. An act's effect reaches the view (what readers,
-//! verifiers and the root's signatures see, `view.rs`) only once its entry is durable. Should the
-//! log fail to commit an act already applied, the sequencer's state would be ahead of the log: the
-//! node then refuses every further write until it is restarted and has replayed its log, while
-//! the view, and whatever is signed from it, stays with the durable log.
+//! The state is what the log establishes under core's [`Rules`], the same rules an auditor runs;
+//! it lives on disk beside the log (`state.rs`), written in the same transaction as the entries
+//! that change it, so a start opens it instead of replaying the log. The sequencer checks each
+//! act against the durable state plus the acts it submitted that are not durable yet (its
+//! overlay). An act's effect reaches readers, verifiers and the root's signatures only once its
+//! entry is durable (they read the durable state, `view.rs`). Should the log fail to commit an
+//! act already applied, the sequencer would be ahead of the log: the node then refuses every
+//! further write until it is restarted, while everything read or signed stays with the durable
+//! log.
 
-use std::collections::{BTreeSet, HashMap};
-use std::num::NonZeroUsize;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard};
@@ -21,10 +23,11 @@ use tongban_core::cert::{FieldName, FieldValue};
 use tongban_core::codes::Code;
 use tongban_core::envelope::{Envelope, Kind as EnvelopeKind};
 use tongban_core::ids::{Identifier, IssuerCode, RegionCode, TypeCode};
-use tongban_core::keys::{KeyId, SecretKey};
+use tongban_core::keys::{KeyId, PublicKey, SecretKey};
 use tongban_core::log::entry::{Act, LogEntry};
-use tongban_core::log::replay::replay;
-use tongban_core::log::state::{Applied, CertRecord, RegionState, SealRecord};
+use tongban_core::log::state::{
+    ApplyError, CertRecord, Delta, Head, Rules, SealRecord, StateRead, own_signature,
+};
 use tongban_core::status::{self, Operation, State, Succession, Termination};
 use tongban_core::trust::{
     FederationRoot, MediaType, Picture, SealId, SealInfo, SealRevocation, SealType, StatusEntry,
@@ -37,15 +40,22 @@ use crate::credentials::Credentials;
 use crate::entry_index::EntryIndexer;
 use crate::home::{Home, HomeError, Loaded, load};
 use crate::keyfile::{self, random};
-use crate::log::{Blob, Log, LogConfig, Pending};
+use crate::log::{Blob, Log, LogConfig, LogError, Pending, StateSnapshot};
 use crate::refusal::{Kind, Refusal};
 
+mod rebuild;
 mod share;
+pub mod state;
 mod view;
+pub use rebuild::{Check, check, check_home};
 pub use share::{EvidencePolicy, PreparedTransfer, ShareAnswer, ShareAsk, TrustElements};
 pub(crate) use view::record_status;
-use view::{Change, Published, Signer};
 pub use view::{LoggedSeal, Seals, View};
+use view::{OwnStatus, Published, Signer};
+
+/// Promises lapsed per run of the lapse job, so that one run never holds a list of a whole
+/// region's promises.
+const LAPSE_BATCH: usize = 10_000;
 
 /// The reason recorded when a promise lapses (specs/status.md §4).
 pub const PROMISE_LAPSED: &str = "promise_lapsed";
@@ -83,10 +93,84 @@ pub type SubmittedReceipts = (Vec<u8>, u64, Pending<std::ops::Range<u64>>);
 /// What the log's writes need, kept under one lock so acts enter the log in the order they were
 /// checked.
 struct Sequencer {
-    state: RegionState,
+    region: RegionCode,
+    root: PublicKey,
+    /// The log as the sequencer has it: every entry submitted, durable or not.
+    head: Head,
+    /// Every seal registered (a bounded set: one per agency's stamp), with what is in flight.
+    seals: HashMap<KeyId, SealRecord>,
+    /// What entries submitted and not durable yet changed.
+    overlay: state::Overlay,
     seal_keys: HashMap<KeyId, Arc<SecretKey>>,
-    /// Open promises by deadline.
-    promises: BTreeSet<(Time, String)>,
+}
+
+/// An entry checked and applied by the sequencer, not yet submitted to the log.
+struct Staged {
+    bytes: Vec<u8>,
+    delta: Delta,
+}
+
+impl Sequencer {
+    /// A snapshot of the durable state, and the overlay trimmed to what it does not hold. The
+    /// snapshot is opened under the sequencer lock, after every commit the overlay was trimmed
+    /// for: whatever the overlay no longer holds, the snapshot does.
+    fn snapshot(&mut self, log: &Log) -> Result<StateSnapshot, Refusal> {
+        let snapshot = log.state()?;
+        self.overlay.settle(snapshot.size());
+        Ok(snapshot)
+    }
+
+    fn layered<'a>(&'a self, snapshot: &'a StateSnapshot) -> state::Layered<'a, StateSnapshot> {
+        state::Layered {
+            seals: &self.seals,
+            overlay: &self.overlay,
+            disk: state::Rows(snapshot),
+        }
+    }
+
+    /// Reads the state as the sequencer has it (in flight, else durable).
+    fn read<T>(
+        &mut self,
+        log: &Log,
+        f: impl FnOnce(&state::Layered<'_, StateSnapshot>) -> Result<T, LogError>,
+    ) -> Result<T, Refusal> {
+        let snapshot = self.snapshot(log)?;
+        Ok(f(&self.layered(&snapshot))?)
+    }
+
+    fn cert(&mut self, log: &Log, id: &Identifier) -> Result<Option<CertRecord>, Refusal> {
+        self.read(log, |state| state.cert(id))
+    }
+
+    /// Checks an entry its caller has just signed with `signer` against the rules and applies
+    /// it: every later act is checked against it.
+    fn apply_own(
+        &mut self,
+        log: &Log,
+        bytes: Vec<u8>,
+        signer: &PublicKey,
+    ) -> Result<Staged, Refusal> {
+        let snapshot = self.snapshot(log)?;
+        let rules = Rules {
+            region: &self.region,
+            root: &self.root,
+        };
+        let checked = rules.check(self.head, &self.layered(&snapshot), &bytes, |_, key| {
+            own_signature(key, signer)
+        });
+        let (_, (), delta) = checked.map_err(|e| match e {
+            ApplyError::Rejected(rejection) => Refusal::from(rejection),
+            ApplyError::Store(e) => Refusal::from(e),
+        })?;
+        self.overlay.take(self.head.size, &delta);
+        for write in &delta.writes {
+            if let tongban_core::log::state::Write::Seal(record) = write {
+                self.seals.insert(record.info.key.kid(), record.clone());
+            }
+        }
+        self.head = delta.head;
+        Ok(Staged { bytes, delta })
+    }
 }
 
 /// A new certificate's content, checked by the API layer.
@@ -236,30 +320,34 @@ impl Region {
             },
             Arc::new(EntryIndexer),
         )?;
-        // Signatures are most of a replay's time: they are checked on every core.
-        let threads = std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN);
-        let mut state = RegionState::new(region.clone(), region_root.public().clone());
-        let mut promises = BTreeSet::new();
         let size = log.size()?;
-        let mut start = 0;
-        while start < size {
-            let end = size.min(start + 4096);
-            let entries = log.entries(start..end)?;
-            state = replay(state, &entries, threads, |state, applied| {
-                track_promises(&mut promises, state, &applied)
-            })
-            .map_err(|stopped| OpenError::Replay {
-                index: start + stopped.offset as u64,
-                detail: stopped.rejection.to_string(),
-            })?;
-            start = end;
-        }
+        // The state is on disk, in step with the log; only a log written by an older build
+        // (without state) is replayed, once.
+        rebuild::catch_up(&log, &log, &region, region_root.public(), size).map_err(
+            |e| match e {
+                rebuild::RebuildError::Refused { index, rejection } => OpenError::Replay {
+                    index,
+                    detail: rejection.to_string(),
+                },
+                rebuild::RebuildError::Log(e) => OpenError::Log(e),
+                rebuild::RebuildError::Home(e) => OpenError::Home(e),
+            },
+        )?;
+        let snapshot = log.state()?;
+        let seals: HashMap<KeyId, SealRecord> = state::all_seals(&snapshot)?
+            .into_iter()
+            .map(|s| (s.info.key.kid(), s))
+            .collect();
         let mut seq = Sequencer {
-            state,
+            region: region.clone(),
+            root: region_root.public().clone(),
+            head: state::Rows(&snapshot).head(snapshot.size())?,
+            seals,
+            overlay: state::Overlay::default(),
             seal_keys: HashMap::new(),
-            promises,
         };
-        seq.seal_keys = seal_keys(&home.seal_keys(), &seq.state)?;
+        drop(snapshot);
+        seq.seal_keys = seal_keys(&home.seal_keys(), &seq.seals)?;
         let credentials =
             Credentials::open(&home.credentials()).map_err(|e| OpenError::Setup(e.to_string()))?;
         let federation = FederationRoot {
@@ -267,8 +355,8 @@ impl Region {
             key: federation_key,
         };
         let view = View::of(
-            &region,
-            &seq.state,
+            &seq.seals,
+            size,
             &Signer {
                 federation: &federation,
                 region_cert: &region_cert,
@@ -295,7 +383,7 @@ impl Region {
             appended: tokio::sync::Notify::new(),
             peers: OnceLock::new(),
         };
-        tracing::info!(region = %region.code, entries = size, origin = %region.origin, "region state replayed from the log");
+        tracing::info!(region = %region.code, entries = size, origin = %region.origin, "region state opened");
         Ok(region)
     }
 
@@ -346,8 +434,8 @@ impl Region {
         signer: &SecretKey,
         blobs: Vec<Blob>,
     ) -> Result<(u64, Pending<std::ops::Range<u64>>), Refusal> {
-        let applied = seq.state.apply_own(&entry, signer.public())?;
-        self.log_applied(seq, vec![(entry, applied)], blobs)
+        let staged = seq.apply_own(&self.log, entry, signer.public())?;
+        self.log_applied(seq, vec![staged], blobs)
     }
 
     /// Submits entries already applied to the state, in one log submission (so they commit in
@@ -355,22 +443,32 @@ impl Region {
     fn log_applied(
         &self,
         seq: &mut Sequencer,
-        entries: Vec<(Vec<u8>, Applied)>,
+        entries: Vec<Staged>,
         blobs: Vec<Blob>,
     ) -> Result<(u64, Pending<std::ops::Range<u64>>), Refusal> {
-        let first = seq.state.size() - entries.len() as u64;
-        let (bytes, applied): (Vec<_>, Vec<_>) = entries.into_iter().unzip();
-        let pending = match self.log.submit(bytes, blobs) {
+        let first = seq.head.size - entries.len() as u64;
+        let seals_changed = entries.iter().any(|e| {
+            e.delta
+                .writes
+                .iter()
+                .any(|w| matches!(w, tongban_core::log::state::Write::Seal(_)))
+        });
+        let ops = entries
+            .iter()
+            .flat_map(|e| state::ops_of(&e.delta))
+            .collect();
+        let bytes = entries.into_iter().map(|e| e.bytes).collect();
+        let pending = match self.log.submit(bytes, blobs, ops) {
             Ok(pending) => pending,
             Err(e) => {
                 self.poison("the log refused an applied entry");
                 return Err(e.into());
             }
         };
-        for (offset, applied) in applied.iter().enumerate() {
-            track_promises(&mut seq.promises, &seq.state, applied);
+        if seals_changed {
+            // The trust bundle is signed over these seals once the entries are durable.
             self.published
-                .push(first + offset as u64, Change::of(&seq.state, applied))?;
+                .push(seq.head.size - 1, Arc::new(Seals::of(seq.seals.values())))?;
         }
         Ok((first, pending))
     }
@@ -389,7 +487,7 @@ impl Region {
             Ok(range) if range.start == index => {
                 // Everything below range.end is durable now: the view may show it.
                 self.published
-                    .publish(range.end, &self.view, &self.code, &self.signer())?;
+                    .publish(range.end, &self.view, &self.signer())?;
                 self.appended.notify_one();
                 Ok(index)
             }
@@ -464,7 +562,7 @@ impl Region {
             .sign(&self.root)
             .map_err(|e| Refusal::invalid(e.to_string()))?;
         let mut seq = self.sequencer()?;
-        if seq.state.seals().any(|s| s.info.id == info.id) {
+        if seq.seals.values().any(|s| s.info.id == info.id) {
             return Err(Refusal::new(
                 Kind::Conflict,
                 "SEAL_EXISTS",
@@ -486,7 +584,7 @@ impl Region {
     /// Revokes a seal from `from`: certificates it stamped at or after `from` become invalid.
     pub fn revoke_seal(&self, kid: KeyId, from: Time, reason: ShortText) -> Result<u64, Refusal> {
         let seq = self.sequencer()?;
-        live_seal(&seq.state, &kid)?;
+        live_seal(&seq.seals, &kid)?;
         let revocation = self.revocation(kid, from, reason)?;
         self.act(seq, Act::SealRevoked { revocation }, &self.root)
     }
@@ -510,8 +608,8 @@ impl Region {
         let now = now()?;
         let key = keyfile::generate().map_err(|e| Refusal::internal(e.to_string()))?;
         let mut seq = self.sequencer()?;
-        let old = live_seal(&seq.state, &rotation.old)?.info.clone();
-        if seq.state.seals().any(|s| s.info.id == rotation.id) {
+        let old = live_seal(&seq.seals, &rotation.old)?.info.clone();
+        if seq.seals.values().any(|s| s.info.id == rotation.id) {
             return Err(Refusal::new(
                 Kind::Conflict,
                 "SEAL_EXISTS",
@@ -565,17 +663,15 @@ impl Region {
         keyfile::write(&self.seal_dir.join(format!("{}.key", kid.to_hex())), &key)
             .map_err(|e| Refusal::internal(e.to_string()))?;
         seq.seal_keys.insert(kid, Arc::new(key));
-        let registered = seq.state.apply_own(&register, self.root.public())?;
-        let revoked = match seq.state.apply_own(&revoke, self.root.public()) {
+        let registered = seq.apply_own(&self.log, register, self.root.public())?;
+        let revoked = match seq.apply_own(&self.log, revoke, self.root.public()) {
             Ok(revoked) => revoked,
-            Err(rejection) => {
+            Err(mut refusal) => {
                 // Not expected (the old seal was checked live above, under this lock); the new
                 // seal is already in the state, so it is logged alone to keep state and log one.
-                let (index, pending) =
-                    self.log_applied(&mut seq, vec![(register, registered)], Vec::new())?;
+                let (index, pending) = self.log_applied(&mut seq, vec![registered], Vec::new())?;
                 drop(seq);
                 self.durable(index, pending)?;
-                let mut refusal = Refusal::from(rejection);
                 refusal.detail = format!(
                     "the new seal {kid} is registered (entry {index}) but the old one is not revoked: {}",
                     refusal.detail
@@ -583,11 +679,7 @@ impl Region {
                 return Err(refusal);
             }
         };
-        let (index, pending) = self.log_applied(
-            &mut seq,
-            vec![(register, registered), (revoke, revoked)],
-            Vec::new(),
-        )?;
+        let (index, pending) = self.log_applied(&mut seq, vec![registered, revoked], Vec::new())?;
         drop(seq);
         let index = self.durable(index, pending)?;
         Ok(Rotated {
@@ -683,39 +775,39 @@ impl Region {
     ) -> Result<IssuedCertificate, Refusal> {
         let mut seq = self.sequencer()?;
         // Again under the lock: a rotation or revocation logged while the certificate was built.
-        if let Some(seal) = seq.state.seal(&prepared.seal) {
+        if let Some(seal) = seq.seals.get(&prepared.seal) {
             refuse_revoked(seal)?;
         }
         let mut entries = Vec::new();
         if let Some(before) = before {
-            let applied = seq.state.apply_own(&before, self.root.public())?;
-            entries.push((before, applied));
+            entries.push(seq.apply_own(&self.log, before, self.root.public())?);
         }
-        match seq.state.apply_own(&prepared.entry, prepared.key.public()) {
-            Ok(applied) => entries.push((prepared.entry, applied)),
+        match seq.apply_own(&self.log, prepared.entry, prepared.key.public()) {
+            Ok(staged) => entries.push(staged),
             Err(rejection) if !entries.is_empty() => {
                 // The entry before is in the state already: it is logged alone, so that state
                 // and log stay one (it records a fact and changes no certificate).
                 let (index, pending) = self.log_applied(&mut seq, entries, Vec::new())?;
                 drop(seq);
                 self.durable(index, pending)?;
-                return Err(rejection.into());
+                return Err(rejection);
             }
-            Err(rejection) => return Err(rejection.into()),
+            Err(rejection) => return Err(rejection),
         }
-        let last = entries.len() as u64 - 1;
-        let (index, pending) = self.log_applied(
-            &mut seq,
-            entries,
-            vec![(prepared.digest, prepared.bytes.clone())],
-        )?;
+        let last = entries.len() - 1;
+        let blob = Blob {
+            entry: last,
+            digest: prepared.digest,
+            bytes: prepared.bytes.clone(),
+        };
+        let (index, pending) = self.log_applied(&mut seq, entries, vec![blob])?;
         drop(seq);
         let first = self.durable(index, pending)?;
         Ok(IssuedCertificate {
             id: prepared.id,
             digest: prepared.digest,
             bytes: prepared.bytes,
-            log_index: first + last,
+            log_index: first + last as u64,
         })
     }
 
@@ -727,8 +819,8 @@ impl Region {
         lineage: Lineage,
         spec: &CertificateSpec,
     ) -> Result<IssuancePlan, Refusal> {
-        let seq = self.sequencer()?;
-        let seal = seq.state.seal(&spec.seal).ok_or_else(|| {
+        let mut seq = self.sequencer()?;
+        let seal = seq.seals.get(&spec.seal).ok_or_else(|| {
             Refusal::code(Kind::NotFound, Code::KidUnknown, spec.seal.to_string())
         })?;
         if seal.info.agency.as_str() != agency {
@@ -758,10 +850,9 @@ impl Region {
             ),
             Lineage::Successor { of, how } => {
                 let old = seq
-                    .state
-                    .cert(of.as_str())
+                    .cert(&self.log, &of)?
                     .ok_or_else(|| Refusal::not_found(of.as_str()))?;
-                check_owner(old, agency)?;
+                check_owner(&old, agency)?;
                 status::succeed(old.state, how).map_err(|f| {
                     Refusal::new(Kind::Conflict, "TRANSITION_NOT_ALLOWED", f.detail)
                 })?;
@@ -787,26 +878,26 @@ impl Region {
 
     /// A key of `agency` to sign its acts on `id` with.
     fn agency_key(
-        seq: &Sequencer,
+        &self,
+        seq: &mut Sequencer,
         agency: &str,
         id: &Identifier,
-    ) -> Result<Arc<SecretKey>, Refusal> {
+    ) -> Result<(Arc<SecretKey>, CertRecord), Refusal> {
         let cert = seq
-            .state
-            .cert(id.as_str())
+            .cert(&self.log, id)?
             .ok_or_else(|| Refusal::not_found(id.as_str()))?;
-        check_owner(cert, agency)?;
+        check_owner(&cert, agency)?;
         // The stamping seal if the node holds it and it is not revoked, else another unrevoked
         // seal of the agency the node holds (the one that replaced it, after a rotation), else
         // any held seal of the agency: the log accepts a status act signed by any of them.
         let held = |seal: &SealRecord| seq.seal_keys.get(&seal.info.key.kid());
         let agency_seals = || {
-            seq.state
-                .seals()
+            seq.seals
+                .values()
                 .filter(move |s| s.info.agency.as_str() == agency)
         };
-        let stamping = seq.state.seal(&cert.seal);
-        stamping
+        let stamping = seq.seals.get(&cert.seal);
+        let key = stamping
             .filter(|s| s.revoked_from.is_none())
             .and_then(held)
             .or_else(|| {
@@ -823,7 +914,8 @@ impl Region {
                     "SEAL_KEY_MISSING",
                     "this node holds no seal key of the agency",
                 )
-            })
+            })?;
+        Ok((key, cert))
     }
 
     /// A status operation by the issuing agency.
@@ -846,14 +938,9 @@ impl Region {
         reason: Option<ShortText>,
         destination: Option<RegionCode>,
     ) -> Result<(State, u64), Refusal> {
-        let seq = self.sequencer()?;
-        let key = Self::agency_key(&seq, agency, id)?;
-        let from = seq
-            .state
-            .cert(id.as_str())
-            .map(|c| c.state)
-            .ok_or_else(|| Refusal::not_found(id.as_str()))?;
-        let to = status::transition(from, operation)
+        let mut seq = self.sequencer()?;
+        let (key, cert) = self.agency_key(&mut seq, agency, id)?;
+        let to = status::transition(cert.state, operation)
             .map_err(|f| Refusal::new(Kind::Conflict, "TRANSITION_NOT_ALLOWED", f.detail))?;
         if to == State::Other && reason.is_none() {
             return Err(Refusal::invalid("state 99 (other) needs a reason"));
@@ -870,8 +957,8 @@ impl Region {
 
     /// Records that a promise-based certificate's promise was kept.
     pub fn fulfil(&self, agency: &str, id: &Identifier) -> Result<u64, Refusal> {
-        let seq = self.sequencer()?;
-        let key = Self::agency_key(&seq, agency, id)?;
+        let mut seq = self.sequencer()?;
+        let (key, _) = self.agency_key(&mut seq, agency, id)?;
         self.act(seq, Act::PromiseFulfilled { id: id.clone() }, &key)
     }
 
@@ -879,19 +966,12 @@ impl Region {
     /// → revoked, reason `promise_lapsed`). Returns how many lapsed.
     pub fn lapse_promises(&self) -> Result<usize, Refusal> {
         let now = now()?;
-        let due: Vec<String> = {
-            let seq = self.sequencer()?;
-            seq.promises
-                .iter()
-                .take_while(|(deadline, _)| *deadline <= now)
-                .map(|(_, id)| id.clone())
-                .collect()
-        };
+        let due = self.due_promises(now)?;
         let reason = ShortText::new(PROMISE_LAPSED).ok_or_else(|| Refusal::internal("reason"))?;
         let mut lapsed = 0;
         for id in due {
-            let seq = self.sequencer()?;
-            let open = seq.state.cert(&id).is_some_and(|c| {
+            let mut seq = self.sequencer()?;
+            let open = seq.cert(&self.log, &id)?.is_some_and(|c| {
                 !c.promise_fulfilled
                     && !c.state.is_terminal()
                     && c.promise_deadline.is_some_and(|d| d <= now)
@@ -899,7 +979,6 @@ impl Region {
             if !open {
                 continue;
             }
-            let id = Identifier::parse(&id).map_err(|e| Refusal::internal(e.to_string()))?;
             let act = Act::StatusChanged {
                 id,
                 operation: Operation::Terminate(Termination::Revoke),
@@ -911,6 +990,31 @@ impl Region {
             lapsed += 1;
         }
         Ok(lapsed)
+    }
+
+    /// Open promises whose deadline is at or before `now`, at most [`LAPSE_BATCH`] of them (the
+    /// next run takes the rest), from the durable state's promise rows.
+    fn due_promises(&self, now: Time) -> Result<Vec<Identifier>, Refusal> {
+        let after = Time::new(now.seconds() + 1).unwrap_or(now);
+        let mut due = Vec::new();
+        let mut bad = None;
+        self.log.state()?.scan(state::PROMISE, &[], |key, _| {
+            match state::lapsed_promise(key, after) {
+                None => false,
+                Some(Ok(id)) => {
+                    due.push(id);
+                    due.len() < LAPSE_BATCH
+                }
+                Some(Err(e)) => {
+                    bad = Some(e);
+                    false
+                }
+            }
+        })?;
+        match bad {
+            Some(e) => Err(e.into()),
+            None => Ok(due),
+        }
     }
 
     /// Logs a batch of verification receipts, committed by `root`; returns the entry and its index
@@ -959,23 +1063,36 @@ impl Region {
             && view.trust.seal(&envelope.kid).is_none()
         {
             let mut verification = peers.verify(bytes, now);
-            self.settle_transfers(&mut verification, &view)?;
+            self.settle_transfers(&mut verification, &self.own_status()?)?;
             return Ok((verification, None));
         }
-        let verification = self.verify_own(bytes, &view, now)?;
-        let state = verification
-            .claims
-            .as_ref()
-            .and_then(|c| view.certs.get(c.id.as_str()))
-            .map(|r| r.state);
+        let own = self.own_status()?;
+        let verification = self.verify_own(bytes, &view, &own, now)?;
+        let state = match verification.claims.as_ref() {
+            Some(claims) => own.record(&claims.id)?.map(|r| r.state),
+            None => None,
+        };
         Ok((verification, state))
     }
 
-    /// Verifies a certificate of this region against the view (verification.md §2, the state
-    /// this log establishes as its status source), then the transfer rules.
-    fn verify_own(&self, bytes: &[u8], view: &View, now: Time) -> Result<Verification, Refusal> {
-        let mut verification = cert::verify(bytes, &view.trust, &view.status, now);
-        self.settle_transfers(&mut verification, view)?;
+    /// The status of this region's certificates: the durable state, read live.
+    pub(crate) fn own_status(&self) -> Result<OwnStatus, Refusal> {
+        Ok(OwnStatus::new(self.code.clone(), self.log.state()?, now()?))
+    }
+
+    /// Verifies a certificate of this region against the view and the durable state
+    /// (verification.md §2, the state this log establishes as its status source), then the
+    /// transfer rules.
+    fn verify_own(
+        &self,
+        bytes: &[u8],
+        view: &View,
+        own: &OwnStatus,
+        now: Time,
+    ) -> Result<Verification, Refusal> {
+        let mut verification = cert::verify(bytes, &view.trust, own, now);
+        own.failed()?;
+        self.settle_transfers(&mut verification, own)?;
         Ok(verification)
     }
 
@@ -984,28 +1101,30 @@ impl Region {
     fn settle_transfers(
         &self,
         verification: &mut Verification,
-        view: &View,
+        own: &OwnStatus,
     ) -> Result<(), Refusal> {
         let peers = self.peers.get().map(|p| p.status()).transpose()?;
+        let failed = std::cell::RefCell::new(None);
         tongban_core::sharing::transfer::settle(verification, |id| {
-            view.transferred_in.contains(id.as_str())
-                || view
-                    .certs
-                    .get(id.as_str())
-                    .is_some_and(|r| r.state == State::TransferredOut)
-                || peers
-                    .as_ref()
-                    .is_some_and(|p| p.listed_state(id.as_str()) == Some(State::TransferredOut))
+            let here = own.transferred_away(id).unwrap_or_else(|e| {
+                failed.borrow_mut().get_or_insert(e);
+                false
+            });
+            here || peers
+                .as_ref()
+                .is_some_and(|p| p.listed_state(id.as_str()) == Some(State::TransferredOut))
         });
-        Ok(())
+        match failed.into_inner() {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
     }
 
-    pub fn certificate(&self, id: &str) -> Result<CertRecord, Refusal> {
-        self.view()?
-            .certs
-            .get(id)
-            .cloned()
-            .ok_or_else(|| Refusal::not_found(id))
+    /// A certificate of this region as its durable log establishes it.
+    pub fn certificate(&self, id: &Identifier) -> Result<CertRecord, Refusal> {
+        self.own_status()?
+            .record(id)?
+            .ok_or_else(|| Refusal::not_found(id.as_str()))
     }
 
     /// The stored certificate bytes (every disclosure attached).
@@ -1018,29 +1137,45 @@ impl Region {
     /// This region's status snapshot, signed now.
     pub fn status_snapshot(&self) -> Result<Vec<u8>, Refusal> {
         let now = now()?;
-        let view = self.view()?;
+        let state = self.log.state()?;
         let mut snapshot = StatusSnapshot {
             region: self.code.clone(),
-            // The durable log the view reflects, not the sequencer's state one commit ahead.
-            version: view.size,
+            // The durable log this state reflects, not the sequencer's one commit ahead.
+            version: state.size(),
             issued: now,
             entries: Vec::new(),
             fulfilled: Vec::new(),
         };
-        for (id, record) in &view.certs {
-            if record.state != State::Valid {
-                snapshot.entries.push(StatusEntry {
-                    id: id.clone(),
-                    state: record.state,
-                    since: record.changed,
-                    note: view::status_note(record),
-                });
-            }
+        let mut bad = None;
+        state.scan(state::CERT, &[], |key, value| {
+            let row = std::str::from_utf8(key)
+                .ok()
+                .and_then(|id| Identifier::parse(id).ok())
+                .zip(state::decode_cert(value));
+            let Some((id, record)) = row else {
+                bad = Some(Refusal::internal(format!(
+                    "state row {:?} does not decode",
+                    String::from_utf8_lossy(key)
+                )));
+                return false;
+            };
             if record.promise_fulfilled {
                 snapshot.fulfilled.push(id.clone());
             }
+            if record.state != State::Valid {
+                snapshot.entries.push(StatusEntry {
+                    note: view::status_note(&record),
+                    id,
+                    state: record.state,
+                    since: record.changed,
+                });
+            }
+            true
+        })?;
+        if let Some(bad) = bad {
+            return Err(bad);
         }
-        drop(view);
+        drop(state);
         snapshot.normalise();
         snapshot
             .sign(&self.root)
@@ -1091,7 +1226,10 @@ impl Region {
 /// leaves a key the log does not hold: it is passed over (and a leftover temporary file removed),
 /// and never stops a start. A key of a registered seal that does not read, or is another key than
 /// the seal's, does: the operator must see it.
-fn seal_keys(dir: &Path, state: &RegionState) -> Result<HashMap<KeyId, Arc<SecretKey>>, OpenError> {
+fn seal_keys(
+    dir: &Path,
+    seals: &HashMap<KeyId, SealRecord>,
+) -> Result<HashMap<KeyId, Arc<SecretKey>>, OpenError> {
     let fail = |e: &dyn std::fmt::Display| OpenError::Setup(format!("{}: {e}", dir.display()));
     let mut keys = HashMap::new();
     for entry in std::fs::read_dir(dir).map_err(|e| fail(&e))? {
@@ -1107,7 +1245,7 @@ fn seal_keys(dir: &Path, state: &RegionState) -> Result<HashMap<KeyId, Arc<Secre
         let registered = name
             .strip_suffix(".key")
             .and_then(KeyId::from_hex)
-            .filter(|kid| state.seal(kid).is_some());
+            .filter(|kid| seals.contains_key(kid));
         let Some(kid) = registered else {
             tracing::warn!(file = %path.display(), "not the key of a seal the log registered; passed over");
             continue;
@@ -1128,9 +1266,12 @@ fn seal_keys(dir: &Path, state: &RegionState) -> Result<HashMap<KeyId, Arc<Secre
 /// A registered seal that is not revoked yet: `404 KID_UNKNOWN` or `409 SEAL_ALREADY_REVOKED`
 /// otherwise (a seal is revoked once; the log would refuse a second revocation as
 /// `SEAL_INVALID`, which would not tell the operator what happened).
-fn live_seal<'a>(state: &'a RegionState, kid: &KeyId) -> Result<&'a SealRecord, Refusal> {
-    let seal = state
-        .seal(kid)
+fn live_seal<'a>(
+    seals: &'a HashMap<KeyId, SealRecord>,
+    kid: &KeyId,
+) -> Result<&'a SealRecord, Refusal> {
+    let seal = seals
+        .get(kid)
         .ok_or_else(|| Refusal::code(Kind::NotFound, Code::KidUnknown, kid.to_string()))?;
     match seal.revoked_from {
         None => Ok(seal),
@@ -1167,23 +1308,6 @@ pub fn check_owner(record: &CertRecord, agency: &str) -> Result<(), Refusal> {
         false => Err(Refusal::forbidden(
             "the certificate belongs to another agency",
         )),
-    }
-}
-
-fn track_promises(promises: &mut BTreeSet<(Time, String)>, state: &RegionState, applied: &Applied) {
-    let Some(id) = applied.entry.act.identifier() else {
-        return;
-    };
-    let Some(record) = state.cert(id.as_str()) else {
-        return;
-    };
-    if let Some(deadline) = record.promise_deadline {
-        let key = (deadline, id.as_str().to_owned());
-        if record.promise_fulfilled || record.state.is_terminal() {
-            promises.remove(&key);
-        } else {
-            promises.insert(key);
-        }
     }
 }
 

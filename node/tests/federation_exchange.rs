@@ -203,7 +203,18 @@ fn regions_exchange_proofs_and_purpose_bound_copies_over_the_federation() {
         &json!({"predecessor": moved, "certificate": successor}),
     );
     assert_eq!(reply.status, 201, "{}", reply.text());
+    let successor_id = reply.json()["id"].as_str().unwrap().to_owned();
     let successor = reply.json()["certificate"].as_str().unwrap().to_owned();
+    // Its bytes are kept under its own entry (the evidence entry before it names no bytes).
+    let fetched = b.get(
+        &format!("/v1/certificates/{successor_id}"),
+        Some(&jinan_token),
+    );
+    assert_eq!(fetched.status, 200, "{}", fetched.text());
+    assert_eq!(
+        fetched.json()["certificate"].as_str(),
+        Some(successor.as_str())
+    );
     // Accepted: Fuyang can no longer take it back.
     let reply = a.post(
         &format!("/v1/certificates/{}/status", moved_id.as_str()),

@@ -1,5 +1,7 @@
-//! SIGKILL during an issuance burst loses no acknowledged certificate: after each restart every
-//! certificate the node answered 201 for is there, with its bytes, and still verifies.
+//! SIGKILL during a burst of issuance and status changes loses no acknowledged act: after each
+//! kill the state on disk agrees with a full replay of the log (`tongban-node check`), and after
+//! each restart every certificate the node answered 201 for is there, with its bytes, in the
+//! state its last acknowledged change left it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -18,6 +20,7 @@ fn killed_mid_burst_keeps_every_acknowledged_certificate() {
     node.start();
     let (token, seal) = node.agency_with_seal(AGENCY_A, "FY-AMR-1");
     let acked: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let suspended: Arc<Mutex<Vec<String>>> = Arc::default();
     for round in 0..3u64 {
         let node_ref = Arc::new(Node {
             dir: node.dir.clone(),
@@ -27,8 +30,13 @@ fn killed_mid_burst_keeps_every_acknowledged_certificate() {
         });
         let workers: Vec<_> = (0..8u64)
             .map(|worker| {
-                let (node, token, seal, acked) =
-                    (node_ref.clone(), token.clone(), seal.clone(), acked.clone());
+                let (node, token, seal, acked, suspended) = (
+                    node_ref.clone(),
+                    token.clone(),
+                    seal.clone(),
+                    acked.clone(),
+                    suspended.clone(),
+                );
                 std::thread::spawn(move || {
                     for n in 0.. {
                         let serial = format!("R{round}W{worker}N{n}");
@@ -41,12 +49,28 @@ fn killed_mid_burst_keeps_every_acknowledged_certificate() {
                         ) else {
                             return;
                         };
-                        if reply.status == 201 {
-                            let json = reply.json();
-                            acked.lock().unwrap().push((
-                                json["id"].as_str().unwrap().to_owned(),
-                                json["certificate"].as_str().unwrap().to_owned(),
-                            ));
+                        if reply.status != 201 {
+                            continue;
+                        }
+                        let json = reply.json();
+                        let id = json["id"].as_str().unwrap().to_owned();
+                        acked
+                            .lock()
+                            .unwrap()
+                            .push((id.clone(), json["certificate"].as_str().unwrap().to_owned()));
+                        // Every third one is suspended: status changes race the kill too.
+                        if n % 3 == 0 {
+                            let Ok(reply) = node.try_request(
+                                "POST",
+                                &format!("/v1/certificates/{id}/status"),
+                                Some(&token),
+                                Some(br#"{"operation":"suspend"}"#),
+                            ) else {
+                                return;
+                            };
+                            if reply.status == 200 {
+                                suspended.lock().unwrap().push(id);
+                            }
                         }
                     }
                 })
@@ -57,6 +81,11 @@ fn killed_mid_burst_keeps_every_acknowledged_certificate() {
         for worker in workers {
             worker.join().unwrap();
         }
+        let (agrees, report) = node.check();
+        assert!(
+            agrees,
+            "round {round}: state and log disagree after the kill: {report}"
+        );
         node.start();
         let acked = acked.lock().unwrap();
         assert!(
@@ -72,7 +101,20 @@ fn killed_mid_burst_keeps_every_acknowledged_certificate() {
             let fetched = node.get(&format!("/v1/certificates/{id}"), Some(&token));
             assert_eq!(fetched.json()["certificate"].as_str(), Some(cert.as_str()));
         }
-        let verified = node.post("/v1/verify", None, &json!({"certificate": acked[0].1}));
+        let suspended = suspended.lock().unwrap();
+        for id in suspended.iter() {
+            let status = node.get(&format!("/v1/certificates/{id}/status"), None);
+            assert_eq!(
+                status.json()["state"],
+                tongban_core::status::State::Suspended.code(),
+                "round {round}: the acknowledged suspension of {id} is lost"
+            );
+        }
+        let valid = acked
+            .iter()
+            .find(|(id, _)| !suspended.contains(id))
+            .expect("a certificate that was not suspended");
+        let verified = node.post("/v1/verify", None, &json!({"certificate": valid.1}));
         assert_eq!(verified.json()["code"], "OK");
         eprintln!(
             "round {round}: {} acknowledged certificates survived",
@@ -140,6 +182,11 @@ fn killed_while_creating_seals_still_starts_with_every_acknowledged_seal() {
         for worker in workers {
             worker.join().unwrap();
         }
+        let (agrees, report) = node.check();
+        assert!(
+            agrees,
+            "round {round}: state and log disagree after the kill: {report}"
+        );
         node.start();
         assert!(!seals.join(format!("{}.key.tmp", "cd".repeat(16))).exists());
         let acked = acked.lock().unwrap();

@@ -32,7 +32,7 @@ fn reject<T>(code: FindingCode, detail: impl Into<String>) -> Result<T, Rejectio
 }
 
 /// A registered seal and, once revoked, the time its revocation takes effect.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SealRecord {
     pub info: SealInfo,
     /// The signed seal object as logged.
@@ -100,19 +100,511 @@ pub struct Applied {
     pub entry: LogEntry,
 }
 
-/// The state of one region's log after some prefix of its entries.
+/// Where a log stands: how many entries it holds (the index the next one gets) and the latest
+/// `"at"` among them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Head {
+    pub size: u64,
+    pub last_at: Option<Time>,
+}
+
+/// What the rules read of a region's state to judge the next entry. The state lives wherever its
+/// holder keeps it (in memory for an audit, on disk beside the log for a node): the rules are the
+/// same, and a store's own failure is never taken for a fault of the entry.
+pub trait StateRead {
+    type Error: std::error::Error + Send + Sync + 'static;
+    fn seal(&self, kid: &KeyId) -> Result<Option<SealRecord>, Self::Error>;
+    fn cert(&self, id: &Identifier) -> Result<Option<CertRecord>, Self::Error>;
+    /// Whether another region's certificate `predecessor` was transferred in here already.
+    fn transferred_in(&self, predecessor: &Identifier) -> Result<bool, Self::Error>;
+    /// Where `id` is transferred out to, while it is (not taken back).
+    fn transfer_out(&self, id: &Identifier) -> Result<Option<RegionCode>, Self::Error>;
+}
+
+/// One change an entry makes to the state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Write {
+    /// A seal registered or revoked: its whole record, keyed by its key id.
+    Seal(SealRecord),
+    Cert {
+        id: Identifier,
+        record: CertRecord,
+    },
+    /// Another region's `predecessor` taken in as `id` by the entry at `index`.
+    TransferIn {
+        index: u64,
+        id: Identifier,
+        predecessor: Identifier,
+    },
+    /// `id` is transferred out to `to`; `None`: no longer on its way anywhere.
+    TransferOut {
+        id: Identifier,
+        to: Option<RegionCode>,
+    },
+}
+
+/// Everything one entry changes: its writes, in order, and the head after it. A store applies a
+/// delta whole, in the same transaction as the entry, or not at all.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delta {
+    pub head: Head,
+    pub writes: Vec<Write>,
+}
+
+/// Why an entry was not applied: the rules refused it, or the state could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError<E: std::error::Error + 'static> {
+    #[error(transparent)]
+    Rejected(Rejection),
+    #[error("the region state could not be read: {0}")]
+    Store(#[source] E),
+}
+
+impl<E: std::error::Error + 'static> From<Rejection> for ApplyError<E> {
+    fn from(r: Rejection) -> Self {
+        ApplyError::Rejected(r)
+    }
+}
+
+/// The rules of a region's log (specs/log.md §1, §7), over a state held anywhere.
+#[derive(Clone, Copy, Debug)]
+pub struct Rules<'a> {
+    pub region: &'a RegionCode,
+    pub root: &'a PublicKey,
+}
+
+impl<'a> Rules<'a> {
+    /// Judges the entry `bytes` following `head` over `store`, its signature decided by
+    /// `signature` (given the envelope and the acting key) at the point where the rules check
+    /// it. Reads only: what the entry changes comes back as a [`Delta`].
+    pub fn check<'b, S: StateRead, T>(
+        &self,
+        head: Head,
+        store: &S,
+        bytes: &'b [u8],
+        signature: impl FnOnce(Envelope<'b>, &PublicKey) -> Result<T, Rejection>,
+    ) -> Result<(Applied, T, Delta), ApplyError<S::Error>> {
+        let (envelope, entry) = LogEntry::open(bytes)
+            .or_else(|f| reject(FindingCode::EntryMalformed, f.to_string()))?;
+        if entry.region != *self.region {
+            return refuse(
+                FindingCode::EntryRegion,
+                format!("entry of region {}", entry.region),
+            );
+        }
+        let signer = envelope.kid;
+        let key = self.acting_key(store, signer, &entry.act)?;
+        let checked = signature(envelope, &key)?;
+        if let Some(last) = head.last_at
+            && entry.at.seconds() + TIME_TOLERANCE < last.seconds()
+        {
+            return refuse(
+                FindingCode::TimeRegression,
+                format!("at {} after {}", entry.at.to_rfc3339(), last.to_rfc3339()),
+            );
+        }
+        let writes = Judgement::new(self, store, head.size, &entry).writes()?;
+        let delta = Delta {
+            head: Head {
+                size: head.size + 1,
+                last_at: Some(head.last_at.map_or(entry.at, |l| l.max(entry.at))),
+            },
+            writes,
+        };
+        Ok((Applied { signer, entry }, checked, delta))
+    }
+
+    /// The key allowed to sign `act`, given the state so far.
+    fn acting_key<S: StateRead>(
+        &self,
+        store: &S,
+        signer: KeyId,
+        act: &Act,
+    ) -> Result<PublicKey, ApplyError<S::Error>> {
+        let root = self.root.kid() == signer;
+        let key = match act {
+            Act::SealRegistered { .. }
+            | Act::SealRevoked { .. }
+            | Act::Receipts { .. }
+            | Act::ShareAnswered { .. }
+            | Act::ShareReceived { .. }
+            | Act::ProofReceived { .. }
+            | Act::StatusChanged {
+                operation: Operation::AcceptTransfer,
+                ..
+            } => root.then(|| self.root.clone()),
+            Act::CertIssued { seal, .. } => match signer == *seal {
+                true => read(store.seal(seal))?.map(|s| s.info.key),
+                false => None,
+            },
+            Act::StatusChanged { id, .. } | Act::PromiseFulfilled { id } => {
+                let cert = known(store, id)?;
+                match read(store.seal(&signer))? {
+                    Some(seal) if seal.info.agency.as_str() == cert.agency => Some(seal.info.key),
+                    _ => root.then(|| self.root.clone()),
+                }
+            }
+        };
+        key.ok_or_else(|| {
+            ApplyError::Rejected(Rejection {
+                code: FindingCode::EntrySignature,
+                detail: format!("{signer} may not sign a {} entry here", act.type_name()),
+            })
+        })
+    }
+
+    fn region_object<'b>(&self, bytes: &'b [u8], kind: Kind) -> Result<Envelope<'b>, Rejection> {
+        let envelope = Envelope::open(bytes, kind)
+            .or_else(|f| reject(FindingCode::SealInvalid, f.to_string()))?;
+        if envelope.kid != self.root.kid() {
+            return reject(FindingCode::SealInvalid, "not signed by the region root");
+        }
+        envelope
+            .verify(self.root)
+            .or_else(|f| reject(FindingCode::SealInvalid, f.to_string()))?;
+        Ok(envelope)
+    }
+}
+
+fn read<T, E: std::error::Error + 'static>(r: Result<T, E>) -> Result<T, ApplyError<E>> {
+    r.map_err(ApplyError::Store)
+}
+
+fn known<S: StateRead>(store: &S, id: &Identifier) -> Result<CertRecord, ApplyError<S::Error>> {
+    read(store.cert(id))?.ok_or_else(|| {
+        ApplyError::Rejected(Rejection {
+            code: FindingCode::UnknownCertificate,
+            detail: id.as_str().to_owned(),
+        })
+    })
+}
+
+fn refuse<T, E: std::error::Error + 'static>(
+    code: FindingCode,
+    detail: impl Into<String>,
+) -> Result<T, ApplyError<E>> {
+    Err(ApplyError::Rejected(Rejection {
+        code,
+        detail: detail.into(),
+    }))
+}
+
+/// One entry's act, judged against the state: every check comes before the first write, so a
+/// refused entry changes nothing.
+struct Judgement<'r, 's, S> {
+    rules: &'r Rules<'r>,
+    store: &'s S,
+    index: u64,
+    entry: &'s LogEntry,
+}
+
+impl<'r, 's, S: StateRead> Judgement<'r, 's, S> {
+    fn new(rules: &'r Rules<'r>, store: &'s S, index: u64, entry: &'s LogEntry) -> Self {
+        Judgement {
+            rules,
+            store,
+            index,
+            entry,
+        }
+    }
+
+    fn writes(&self) -> Result<Vec<Write>, ApplyError<S::Error>> {
+        let entry = self.entry;
+        match &entry.act {
+            Act::SealRegistered { seal } => self.register_seal(seal),
+            Act::SealRevoked { revocation } => self.revoke_seal(revocation),
+            Act::CertIssued {
+                id,
+                digest,
+                seal,
+                issued,
+                operation,
+                predecessor,
+                promise_deadline,
+            } => {
+                let Some(record) = read(self.store.seal(seal))? else {
+                    return refuse(FindingCode::SealNotValidAtIssue, "seal not registered");
+                };
+                if !record.usable_at(*issued) {
+                    return refuse(
+                        FindingCode::SealNotValidAtIssue,
+                        format!(
+                            "seal {} not usable at {}",
+                            record.info.id,
+                            issued.to_rfc3339()
+                        ),
+                    );
+                }
+                if read(self.store.cert(id))?.is_some() {
+                    return refuse(FindingCode::DuplicateIdentifier, id.as_str());
+                }
+                let mut writes = Vec::with_capacity(3);
+                let succession = Succession::from_code(*operation);
+                match (predecessor, succession) {
+                    // The predecessor of a transfer in lives in another region's log; this log
+                    // can only see that it is not one of its own and not taken twice.
+                    (Some(prev), Some(Succession::TransferIn)) => {
+                        if read(self.store.cert(prev))?.is_some() {
+                            return refuse(
+                                FindingCode::TransitionNotAllowed,
+                                format!("{prev} is this region's own: nothing to transfer in"),
+                            );
+                        }
+                        if read(self.store.transferred_in(prev))? {
+                            return refuse(
+                                FindingCode::TransitionNotAllowed,
+                                format!("{prev} was already transferred in"),
+                            );
+                        }
+                        writes.push(Write::TransferIn {
+                            index: self.index,
+                            id: id.clone(),
+                            predecessor: prev.clone(),
+                        });
+                    }
+                    (Some(prev), Some(how)) => {
+                        let mut pred = known(self.store, prev)?;
+                        pred.state = status::succeed(pred.state, how)
+                            .or_else(|f| refuse(FindingCode::TransitionNotAllowed, f.detail))?;
+                        pred.changed_at_index = self.index;
+                        pred.changed = entry.at;
+                        writes.push(Write::Cert {
+                            id: prev.clone(),
+                            record: pred,
+                        });
+                    }
+                    _ => {}
+                }
+                writes.push(Write::Cert {
+                    id: id.clone(),
+                    record: CertRecord {
+                        state: State::Valid,
+                        agency: record.info.agency.as_str().to_owned(),
+                        seal: *seal,
+                        digest: *digest,
+                        issued: *issued,
+                        predecessor: predecessor.clone(),
+                        promise_deadline: *promise_deadline,
+                        promise_fulfilled: false,
+                        issued_at_index: self.index,
+                        changed_at_index: self.index,
+                        changed: entry.at,
+                        reason: None,
+                        transfer_accepted: false,
+                    },
+                });
+                Ok(writes)
+            }
+            Act::StatusChanged {
+                id,
+                operation,
+                to,
+                destination,
+                reason,
+            } => {
+                let mut cert = known(self.store, id)?;
+                let next = status::transition(cert.state, *operation)
+                    .or_else(|f| refuse(FindingCode::TransitionNotAllowed, f.detail))?;
+                let going_to = read(self.store.transfer_out(id))?;
+                let going = || going_to.as_ref().map_or("?", |r| r.as_str());
+                match operation {
+                    Operation::CancelTransferOut if cert.transfer_accepted => {
+                        return refuse(
+                            FindingCode::TransitionNotAllowed,
+                            format!(
+                                "the transfer of {id} to {} was accepted: it cannot be cancelled",
+                                going()
+                            ),
+                        );
+                    }
+                    Operation::AcceptTransfer if cert.transfer_accepted => {
+                        return refuse(
+                            FindingCode::TransitionNotAllowed,
+                            format!("the transfer of {id} was accepted already"),
+                        );
+                    }
+                    Operation::AcceptTransfer if *destination != going_to => {
+                        return refuse(
+                            FindingCode::TransitionNotAllowed,
+                            format!(
+                                "{id} is transferred out to {}, not to the accepting region",
+                                going()
+                            ),
+                        );
+                    }
+                    _ => {}
+                }
+                if next != *to {
+                    return refuse(
+                        FindingCode::TransitionNotAllowed,
+                        format!("operation leads to {next}, entry says {to}"),
+                    );
+                }
+                if destination.as_ref() == Some(self.rules.region) {
+                    return refuse(
+                        FindingCode::TransitionNotAllowed,
+                        "a transfer out to the log's own region",
+                    );
+                }
+                let mut writes = Vec::with_capacity(2);
+                match (next, destination) {
+                    (State::TransferredOut, Some(dest)) => writes.push(Write::TransferOut {
+                        id: id.clone(),
+                        to: Some(dest.clone()),
+                    }),
+                    // Taken back (operation 10): no longer on its way anywhere.
+                    _ if going_to.is_some() => writes.push(Write::TransferOut {
+                        id: id.clone(),
+                        to: None,
+                    }),
+                    _ => {}
+                }
+                cert.changed_at_index = self.index;
+                if *operation == Operation::AcceptTransfer {
+                    // Still 06 since the transfer out, for the reason given then.
+                    cert.transfer_accepted = true;
+                } else {
+                    cert.state = next;
+                    cert.changed = entry.at;
+                    cert.reason = reason.clone();
+                }
+                writes.push(Write::Cert {
+                    id: id.clone(),
+                    record: cert,
+                });
+                Ok(writes)
+            }
+            Act::PromiseFulfilled { id } => {
+                let mut cert = known(self.store, id)?;
+                if cert.promise_deadline.is_none()
+                    || cert.promise_fulfilled
+                    || cert.state.is_terminal()
+                {
+                    return refuse(
+                        FindingCode::TransitionNotAllowed,
+                        format!("{id} has no open promise"),
+                    );
+                }
+                cert.promise_fulfilled = true;
+                cert.changed_at_index = self.index;
+                Ok(vec![Write::Cert {
+                    id: id.clone(),
+                    record: cert,
+                }])
+            }
+            Act::Receipts {
+                count,
+                cross_region,
+                ..
+            } => match cross_region > count {
+                true => refuse(
+                    FindingCode::EntryMalformed,
+                    "more cross-region receipts than receipts",
+                ),
+                false => Ok(Vec::new()),
+            },
+            Act::ShareAnswered {
+                id,
+                outcome: ShareOutcome::Given { .. },
+                ..
+            } => {
+                let cert = known(self.store, id)?;
+                if cert.state != State::Valid {
+                    return refuse(
+                        FindingCode::ShareInvalid,
+                        format!("a copy of {id} given in state {}", cert.state),
+                    );
+                }
+                Ok(Vec::new())
+            }
+            // A refusal, a copy received, a proof received: facts about other parties' objects,
+            // which this log commits to by digest and does not interpret.
+            Act::ShareAnswered { .. } | Act::ShareReceived { .. } | Act::ProofReceived { .. } => {
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    fn register_seal(&self, bytes: &[u8]) -> Result<Vec<Write>, ApplyError<S::Error>> {
+        let envelope = self.rules.region_object(bytes, Kind::Seal)?;
+        let info = SealInfo::from_payload(envelope.payload)
+            .or_else(|b| reject(FindingCode::SealInvalid, b.detail))?;
+        if info.region != *self.rules.region || read(self.store.seal(&info.key.kid()))?.is_some() {
+            return refuse(
+                FindingCode::SealInvalid,
+                format!("seal {} of another region or registered twice", info.id),
+            );
+        }
+        Ok(vec![Write::Seal(SealRecord {
+            info,
+            signed: bytes.to_vec(),
+            revoked_from: None,
+            revocation: None,
+        })])
+    }
+
+    fn revoke_seal(&self, bytes: &[u8]) -> Result<Vec<Write>, ApplyError<S::Error>> {
+        let envelope = self.rules.region_object(bytes, Kind::SealRevocation)?;
+        let revocation = SealRevocation::from_payload(envelope.payload)
+            .or_else(|b| reject(FindingCode::SealInvalid, b.detail))?;
+        let seal = match revocation.region == *self.rules.region {
+            true => read(self.store.seal(&revocation.seal))?,
+            false => None,
+        };
+        match seal {
+            Some(mut seal) if seal.revoked_from.is_none() => {
+                seal.revoked_from = Some(revocation.revoked_from);
+                seal.revocation = Some(bytes.to_vec());
+                Ok(vec![Write::Seal(seal)])
+            }
+            _ => refuse(
+                FindingCode::SealInvalid,
+                "revocation of an unknown or already revoked seal",
+            ),
+        }
+    }
+}
+
+/// The state of one region's log after some prefix of its entries, held in memory: what an
+/// audit, a test or a small replica uses. A node keeps its own on disk beside its log.
 #[derive(Clone, Debug)]
 pub struct RegionState {
     region: RegionCode,
     root: PublicKey,
+    head: Head,
     seals: HashMap<KeyId, SealRecord>,
     certs: HashMap<Identifier, CertRecord>,
-    last_at: Option<Time>,
-    size: u64,
     transfers_in: Vec<(u64, String, String)>,
     /// Predecessors already transferred in: each may be only once.
     transferred_predecessors: HashSet<String>,
     transfers_out: BTreeMap<String, RegionCode>,
+}
+
+impl StateRead for RegionState {
+    type Error = std::convert::Infallible;
+
+    fn seal(&self, kid: &KeyId) -> Result<Option<SealRecord>, Self::Error> {
+        Ok(self.seals.get(kid).cloned())
+    }
+
+    fn cert(&self, id: &Identifier) -> Result<Option<CertRecord>, Self::Error> {
+        Ok(self.certs.get(id.as_str()).cloned())
+    }
+
+    fn transferred_in(&self, predecessor: &Identifier) -> Result<bool, Self::Error> {
+        Ok(self.transferred_predecessors.contains(predecessor.as_str()))
+    }
+
+    fn transfer_out(&self, id: &Identifier) -> Result<Option<RegionCode>, Self::Error> {
+        Ok(self.transfers_out.get(id.as_str()).cloned())
+    }
+}
+
+fn rejection(e: ApplyError<std::convert::Infallible>) -> Rejection {
+    match e {
+        ApplyError::Rejected(r) => r,
+        ApplyError::Store(never) => match never {},
+    }
 }
 
 impl RegionState {
@@ -121,10 +613,9 @@ impl RegionState {
         RegionState {
             region,
             root,
+            head: Head::default(),
             seals: HashMap::new(),
             certs: HashMap::new(),
-            last_at: None,
-            size: 0,
             transfers_in: Vec::new(),
             transferred_predecessors: HashSet::new(),
             transfers_out: BTreeMap::new(),
@@ -141,12 +632,16 @@ impl RegionState {
 
     /// How many entries have been applied (the index the next entry gets).
     pub fn size(&self) -> u64 {
-        self.size
+        self.head.size
     }
 
     /// The latest `"at"` applied.
     pub fn last_at(&self) -> Option<Time> {
-        self.last_at
+        self.head.last_at
+    }
+
+    pub fn head(&self) -> Head {
+        self.head
     }
 
     pub fn seal(&self, kid: &KeyId) -> Option<&SealRecord> {
@@ -184,21 +679,10 @@ impl RegionState {
 
     /// Applies an entry its caller has just signed with the secret key of `signer`: every rule
     /// of [`RegionState::apply`], the acting key included, except the strict verification of the
-    /// signature, which holds by construction when the acting key is `signer`. A node writes
-    /// through here (one verification fewer per act, under its sequencer lock); replays and
-    /// audits verify every signature with `apply` or [`replay`](crate::log::replay::replay).
+    /// signature, which holds by construction when the acting key is `signer`.
     pub fn apply_own(&mut self, bytes: &[u8], signer: &PublicKey) -> Result<Applied, Rejection> {
-        self.apply_checked(bytes, |_, key| {
-            if key == signer {
-                Ok(())
-            } else {
-                reject(
-                    FindingCode::EntrySignature,
-                    "signed with another key than the one that may sign it",
-                )
-            }
-        })
-        .map(|(applied, ())| applied)
+        self.apply_checked(bytes, |_, key| own_signature(key, signer))
+            .map(|(applied, ())| applied)
     }
 
     /// Every rule of [`RegionState::apply`] but the signature's verification, which is handed
@@ -217,353 +701,70 @@ impl RegionState {
         })
     }
 
-    /// Applies an entry with every rule, its signature decided by `signature` (given the
-    /// envelope and the acting key) at the point where the rules check it.
     fn apply_checked<'a, T>(
         &mut self,
         bytes: &'a [u8],
         signature: impl FnOnce(Envelope<'a>, &PublicKey) -> Result<T, Rejection>,
     ) -> Result<(Applied, T), Rejection> {
-        let (envelope, entry) = LogEntry::open(bytes)
-            .or_else(|f| reject(FindingCode::EntryMalformed, f.to_string()))?;
-        if entry.region != self.region {
-            return reject(
-                FindingCode::EntryRegion,
-                format!("entry of region {}", entry.region),
-            );
-        }
-        let signer = envelope.kid;
-        let key = self.acting_key(signer, &entry.act)?;
-        let checked = signature(envelope, key)?;
-        if let Some(last) = self.last_at
-            && entry.at.seconds() + TIME_TOLERANCE < last.seconds()
-        {
-            return reject(
-                FindingCode::TimeRegression,
-                format!("at {} after {}", entry.at.to_rfc3339(), last.to_rfc3339()),
-            );
-        }
-        // Every check above and in `act` happens before the first change to the state.
-        self.act(&entry)?;
-        self.last_at = Some(self.last_at.map_or(entry.at, |l| l.max(entry.at)));
-        self.size += 1;
-        Ok((Applied { signer, entry }, checked))
+        let rules = Rules {
+            region: &self.region,
+            root: &self.root,
+        };
+        let (applied, checked, delta) = rules
+            .check(self.head, &*self, bytes, signature)
+            .map_err(rejection)?;
+        self.commit(delta);
+        Ok((applied, checked))
     }
 
-    /// The key allowed to sign `act`, given the state so far.
-    fn acting_key(&self, signer: KeyId, act: &Act) -> Result<&PublicKey, Rejection> {
-        let root = self.root.kid() == signer;
-        let key = match act {
-            Act::SealRegistered { .. }
-            | Act::SealRevoked { .. }
-            | Act::Receipts { .. }
-            | Act::ShareAnswered { .. }
-            | Act::ShareReceived { .. }
-            | Act::ProofReceived { .. }
-            | Act::StatusChanged {
-                operation: Operation::AcceptTransfer,
-                ..
-            } => root.then_some(&self.root),
-            Act::CertIssued { seal, .. } => (signer == *seal)
-                .then(|| self.seals.get(seal).map(|s| &s.info.key))
-                .flatten(),
-            Act::StatusChanged { id, .. } | Act::PromiseFulfilled { id } => {
-                let cert = self.known(id)?;
-                match self.seals.get(&signer) {
-                    Some(seal) if seal.info.agency.as_str() == cert.agency => Some(&seal.info.key),
-                    _ => root.then_some(&self.root),
+    /// Takes a delta the rules made over this state.
+    fn commit(&mut self, delta: Delta) {
+        for write in delta.writes {
+            match write {
+                Write::Seal(record) => {
+                    self.seals.insert(record.info.key.kid(), record);
+                }
+                Write::Cert { id, record } => {
+                    self.certs.insert(id, record);
+                }
+                Write::TransferIn {
+                    index,
+                    id,
+                    predecessor,
+                } => {
+                    let predecessor = predecessor.as_str().to_owned();
+                    self.transferred_predecessors.insert(predecessor.clone());
+                    self.transfers_in
+                        .push((index, id.as_str().to_owned(), predecessor));
+                }
+                Write::TransferOut { id, to: Some(to) } => {
+                    self.transfers_out.insert(id.as_str().to_owned(), to);
+                }
+                Write::TransferOut { id, to: None } => {
+                    self.transfers_out.remove(id.as_str());
                 }
             }
-        };
-        key.map_or_else(
-            || {
-                reject(
-                    FindingCode::EntrySignature,
-                    format!("{signer} may not sign a {} entry here", act.type_name()),
-                )
-            },
-            Ok,
+        }
+        self.head = delta.head;
+    }
+}
+
+/// The signature rule of an entry its caller has just signed with `signer`'s secret key: the
+/// acting key must be `signer`, and then the signature holds by construction.
+pub fn own_signature(key: &PublicKey, signer: &PublicKey) -> Result<(), Rejection> {
+    if key == signer {
+        Ok(())
+    } else {
+        reject(
+            FindingCode::EntrySignature,
+            "signed with another key than the one that may sign it",
         )
     }
+}
 
-    fn known(&self, id: &Identifier) -> Result<&CertRecord, Rejection> {
-        self.certs
-            .get(id.as_str())
-            .map_or_else(|| reject(FindingCode::UnknownCertificate, id.as_str()), Ok)
-    }
-
-    fn act(&mut self, entry: &LogEntry) -> Result<(), Rejection> {
-        let index = self.size;
-        match &entry.act {
-            Act::SealRegistered { seal } => self.register_seal(seal),
-            Act::SealRevoked { revocation } => self.revoke_seal(revocation),
-            Act::CertIssued {
-                id,
-                digest,
-                seal,
-                issued,
-                operation,
-                predecessor,
-                promise_deadline,
-            } => {
-                let record = self.seals.get(seal).map_or_else(
-                    || reject(FindingCode::SealNotValidAtIssue, "seal not registered"),
-                    Ok,
-                )?;
-                if !record.usable_at(*issued) {
-                    return reject(
-                        FindingCode::SealNotValidAtIssue,
-                        format!(
-                            "seal {} not usable at {}",
-                            record.info.id,
-                            issued.to_rfc3339()
-                        ),
-                    );
-                }
-                let agency = record.info.agency.as_str().to_owned();
-                if self.certs.contains_key(id.as_str()) {
-                    return reject(FindingCode::DuplicateIdentifier, id.as_str());
-                }
-                let succession = Succession::from_code(*operation);
-                let predecessor_state = match (predecessor, succession) {
-                    // The predecessor of a transfer in lives in another region's log; this log
-                    // can only see that it is not one of its own and not taken twice.
-                    (Some(prev), Some(Succession::TransferIn)) => {
-                        if self.certs.contains_key(prev.as_str()) {
-                            return reject(
-                                FindingCode::TransitionNotAllowed,
-                                format!("{prev} is this region's own: nothing to transfer in"),
-                            );
-                        }
-                        if self.transferred_predecessors.contains(prev.as_str()) {
-                            return reject(
-                                FindingCode::TransitionNotAllowed,
-                                format!("{prev} was already transferred in"),
-                            );
-                        }
-                        None
-                    }
-                    (Some(prev), Some(how)) => Some(
-                        status::succeed(self.known(prev)?.state, how)
-                            .or_else(|f| reject(FindingCode::TransitionNotAllowed, f.detail))?,
-                    ),
-                    _ => None,
-                };
-                if let (Some(prev), Some(next)) = (predecessor, predecessor_state)
-                    && let Some(pred) = self.certs.get_mut(prev.as_str())
-                {
-                    pred.state = next;
-                    pred.changed_at_index = index;
-                    pred.changed = entry.at;
-                }
-                if succession == Some(Succession::TransferIn)
-                    && let Some(prev) = predecessor
-                {
-                    self.transfers_in.push((
-                        index,
-                        id.as_str().to_owned(),
-                        prev.as_str().to_owned(),
-                    ));
-                    self.transferred_predecessors
-                        .insert(prev.as_str().to_owned());
-                }
-                self.certs.insert(
-                    id.clone(),
-                    CertRecord {
-                        state: State::Valid,
-                        agency,
-                        seal: *seal,
-                        digest: *digest,
-                        issued: *issued,
-                        predecessor: predecessor.clone(),
-                        promise_deadline: *promise_deadline,
-                        promise_fulfilled: false,
-                        issued_at_index: index,
-                        changed_at_index: index,
-                        changed: entry.at,
-                        reason: None,
-                        transfer_accepted: false,
-                    },
-                );
-                Ok(())
-            }
-            Act::StatusChanged {
-                id,
-                operation,
-                to,
-                destination,
-                reason,
-            } => {
-                let cert = self.known(id)?;
-                let next = status::transition(cert.state, *operation)
-                    .or_else(|f| reject(FindingCode::TransitionNotAllowed, f.detail))?;
-                let going_to = self.transfers_out.get(id.as_str());
-                match operation {
-                    Operation::CancelTransferOut if cert.transfer_accepted => {
-                        return reject(
-                            FindingCode::TransitionNotAllowed,
-                            format!(
-                                "the transfer of {id} to {} was accepted: it cannot be cancelled",
-                                going_to.map_or("?", |r| r.as_str())
-                            ),
-                        );
-                    }
-                    Operation::AcceptTransfer if cert.transfer_accepted => {
-                        return reject(
-                            FindingCode::TransitionNotAllowed,
-                            format!("the transfer of {id} was accepted already"),
-                        );
-                    }
-                    Operation::AcceptTransfer if destination.as_ref() != going_to => {
-                        return reject(
-                            FindingCode::TransitionNotAllowed,
-                            format!(
-                                "{id} is transferred out to {}, not to the accepting region",
-                                going_to.map_or("?", |r| r.as_str())
-                            ),
-                        );
-                    }
-                    _ => {}
-                }
-                if next != *to {
-                    return reject(
-                        FindingCode::TransitionNotAllowed,
-                        format!("operation leads to {next}, entry says {to}"),
-                    );
-                }
-                if destination.as_ref() == Some(&self.region) {
-                    return reject(
-                        FindingCode::TransitionNotAllowed,
-                        "a transfer out to the log's own region",
-                    );
-                }
-                match (next, destination) {
-                    (State::TransferredOut, Some(dest)) => {
-                        self.transfers_out
-                            .insert(id.as_str().to_owned(), dest.clone());
-                    }
-                    // Taken back (operation 10): no longer on its way anywhere.
-                    _ => {
-                        self.transfers_out.remove(id.as_str());
-                    }
-                }
-                if let Some(cert) = self.certs.get_mut(id.as_str()) {
-                    cert.changed_at_index = index;
-                    if *operation == Operation::AcceptTransfer {
-                        // Still 06 since the transfer out, for the reason given then.
-                        cert.transfer_accepted = true;
-                    } else {
-                        cert.state = next;
-                        cert.changed = entry.at;
-                        cert.reason = reason.clone();
-                    }
-                }
-                Ok(())
-            }
-            Act::PromiseFulfilled { id } => {
-                let cert = self.known(id)?;
-                if cert.promise_deadline.is_none()
-                    || cert.promise_fulfilled
-                    || cert.state.is_terminal()
-                {
-                    return reject(
-                        FindingCode::TransitionNotAllowed,
-                        format!("{id} has no open promise"),
-                    );
-                }
-                if let Some(cert) = self.certs.get_mut(id.as_str()) {
-                    cert.promise_fulfilled = true;
-                    cert.changed_at_index = index;
-                }
-                Ok(())
-            }
-            Act::Receipts {
-                count,
-                cross_region,
-                ..
-            } => match cross_region > count {
-                true => reject(
-                    FindingCode::EntryMalformed,
-                    "more cross-region receipts than receipts",
-                ),
-                false => Ok(()),
-            },
-            Act::ShareAnswered {
-                id,
-                outcome: ShareOutcome::Given { .. },
-                ..
-            } => {
-                let cert = self.known(id)?;
-                if cert.state != State::Valid {
-                    return reject(
-                        FindingCode::ShareInvalid,
-                        format!("a copy of {id} given in state {}", cert.state),
-                    );
-                }
-                Ok(())
-            }
-            // A refusal, a copy received, a proof received: facts about other parties' objects,
-            // which this log commits to by digest and does not interpret.
-            Act::ShareAnswered { .. } | Act::ShareReceived { .. } | Act::ProofReceived { .. } => {
-                Ok(())
-            }
-        }
-    }
-
-    fn region_object<'b>(&self, bytes: &'b [u8], kind: Kind) -> Result<Envelope<'b>, Rejection> {
-        let envelope = Envelope::open(bytes, kind)
-            .or_else(|f| reject(FindingCode::SealInvalid, f.to_string()))?;
-        if envelope.kid != self.root.kid() {
-            return reject(FindingCode::SealInvalid, "not signed by the region root");
-        }
-        envelope
-            .verify(&self.root)
-            .or_else(|f| reject(FindingCode::SealInvalid, f.to_string()))?;
-        Ok(envelope)
-    }
-
-    fn register_seal(&mut self, bytes: &[u8]) -> Result<(), Rejection> {
-        let envelope = self.region_object(bytes, Kind::Seal)?;
-        let info = SealInfo::from_payload(envelope.payload)
-            .or_else(|b| reject(FindingCode::SealInvalid, b.detail))?;
-        if info.region != self.region || self.seals.contains_key(&info.key.kid()) {
-            return reject(
-                FindingCode::SealInvalid,
-                format!("seal {} of another region or registered twice", info.id),
-            );
-        }
-        self.seals.insert(
-            info.key.kid(),
-            SealRecord {
-                info,
-                signed: bytes.to_vec(),
-                revoked_from: None,
-                revocation: None,
-            },
-        );
-        Ok(())
-    }
-
-    fn revoke_seal(&mut self, bytes: &[u8]) -> Result<(), Rejection> {
-        let envelope = self.region_object(bytes, Kind::SealRevocation)?;
-        let revocation = SealRevocation::from_payload(envelope.payload)
-            .or_else(|b| reject(FindingCode::SealInvalid, b.detail))?;
-        let seal = self
-            .seals
-            .get_mut(&revocation.seal)
-            .filter(|_| revocation.region == self.region);
-        match seal {
-            Some(seal) if seal.revoked_from.is_none() => {
-                seal.revoked_from = Some(revocation.revoked_from);
-                seal.revocation = Some(bytes.to_vec());
-                Ok(())
-            }
-            _ => reject(
-                FindingCode::SealInvalid,
-                "revocation of an unknown or already revoked seal",
-            ),
-        }
-    }
+/// The strict signature rule of an entry read from a log.
+pub fn checked_signature(envelope: Envelope<'_>, key: &PublicKey) -> Result<(), Rejection> {
+    verify_entry(&envelope, key)
 }
 
 #[cfg(test)]

@@ -328,7 +328,7 @@ pub async fn fetch(
     CertId(id): CertId,
     Query(query): Query<FetchQuery>,
 ) -> Result<Json<Value>, Refusal> {
-    let record = app.region.certificate(id.as_str())?;
+    let record = app.region.certificate(&id)?;
     check_owner(&record, &agency)?;
     let region = app.region.clone();
     let bytes = blocking(move || region.certificate_bytes(&record)).await?;

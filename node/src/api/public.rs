@@ -210,7 +210,7 @@ pub async fn checkpoints(
 }
 
 pub async fn status(State(app): State<App>, CertId(id): CertId) -> Result<Json<Value>, Refusal> {
-    let record = app.region.certificate(id.as_str())?;
+    let record = app.region.certificate(&id)?;
     Ok(Json(json!({
         "id": id.as_str(),
         "state": record.state.code(),
@@ -230,7 +230,7 @@ pub async fn status(State(app): State<App>, CertId(id): CertId) -> Result<Json<V
 /// An offline receipt (C2SP tlog-proof) for the certificate's issuance entry, against a
 /// checkpoint that covers it (signed now if the latest does not).
 pub async fn receipt(State(app): State<App>, CertId(id): CertId) -> Result<Response, Refusal> {
-    let record = app.region.certificate(id.as_str())?;
+    let record = app.region.certificate(&id)?;
     let index = record.issued_at_index;
     let region = app.region.clone();
     let text = blocking(move || {

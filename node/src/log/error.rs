@@ -29,6 +29,11 @@ pub enum LogError {
     #[error("the batch holding this request failed and was rolled back: {0}")]
     BatchFailed(#[source] Arc<LogError>),
 
+    /// The state reflects fewer entries than the log holds (an upgrade not caught up yet):
+    /// appending would write state changes out of order.
+    #[error("the state reflects {state} entries of {size}: bring it up to date first")]
+    StateBehind { state: u64, size: u64 },
+
     #[error("the indexer panicked on entry {0}")]
     IndexerPanicked(u64),
 
@@ -61,5 +66,6 @@ from_redb!(
     redb::TransactionError,
     redb::TableError,
     redb::StorageError,
-    redb::CommitError
+    redb::CommitError,
+    redb::SetDurabilityError
 );

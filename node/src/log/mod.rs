@@ -13,6 +13,7 @@ mod error;
 mod hashes;
 mod read;
 mod schema;
+mod state;
 mod tiles;
 mod writer;
 
@@ -25,6 +26,7 @@ use std::thread::JoinHandle;
 use redb::Database;
 
 pub use error::LogError;
+pub use state::{Differences, Scratch, StateOp, StateRows, StateSnapshot, StateTarget};
 pub use tiles::{TILE_WIDTH, encode_entry_bundle};
 
 pub use writer::Blob;
@@ -113,8 +115,8 @@ impl Log {
             )));
         }
         let db = Arc::new(Database::create(path)?);
-        let size = schema::init(&db)?;
-        tracing::info!(path = %path.display(), size, "log opened");
+        let (size, state_size) = schema::init(&db)?;
+        tracing::info!(path = %path.display(), size, state_size, "log opened");
 
         let (sender, receiver) = mpsc::channel();
         let writer = Writer {
@@ -122,6 +124,7 @@ impl Log {
             indexer,
             max_batch: config.max_batch,
             size,
+            state_size,
         };
         let handle = std::thread::Builder::new()
             .name("tongban-log-writer".into())
@@ -150,11 +153,12 @@ impl Log {
             let size = self.size()?;
             return Ok(size..size);
         }
-        self.submit(entries, Vec::new())?.wait()
+        self.submit(entries, Vec::new(), Vec::new())?.wait()
     }
 
-    /// Queues entries, with blobs they name by digest (stored under the first entry's index and
-    /// the digest: [`Log::blob`]), for the next group commit and returns at once;
+    /// Queues entries, with blobs they name by digest (stored under the naming entry's index
+    /// and the digest: [`Log::blob`]) and the state changes they make (written in the same
+    /// transaction: [`Log::state`]), for the next group commit and returns at once;
     /// [`Pending::wait`] answers once they are durable. Entries submitted one after another
     /// get increasing indexes in submission order, which lets a caller that holds a lock while it
     /// submits keep its own state in log order without holding the lock across the fsync.
@@ -162,6 +166,7 @@ impl Log {
         &self,
         entries: Vec<Vec<u8>>,
         blobs: Vec<Blob>,
+        state: Vec<StateOp>,
     ) -> Result<Pending<Range<u64>>, LogError> {
         let max = self.inner.config.max_entry;
         if let Some(big) = entries.iter().find(|e| e.len() > max) {
@@ -176,6 +181,7 @@ impl Log {
         self.send(|reply| Command::Append {
             entries,
             blobs,
+            state,
             reply,
         })
     }

@@ -112,8 +112,7 @@ impl Log {
         encode_entry_bundle(&read_entries(&txn, range)?)
     }
 
-    /// The bytes stored under `digest` by the [`Log::submit`] whose first entry is at `index`,
-    /// if any.
+    /// The bytes stored under `digest` with the entry at `index`, if any.
     pub fn blob(&self, index: u64, digest: &[u8; 32]) -> Result<Option<Vec<u8>>, LogError> {
         let txn = self.inner.db.begin_read()?;
         let table = txn.open_table(BLOBS)?;

@@ -21,7 +21,11 @@ pub(crate) const INDEX_ROWS: TableDefinition<(&str, &[u8], u64), ()> =
 /// digest alone, each one dirtied a random page and its parents in every commit.
 pub(crate) const BLOBS: TableDefinition<(u64, [u8; 32]), &[u8]> =
     TableDefinition::new("blobs_by_entry");
-/// Small named counters: `format` and `size`.
+/// (kind, key) → value: the state the entries establish (what the region layer keeps beside its
+/// log: node/src/region/state.rs), written in the same transaction as the entries that change it.
+/// The log stores it without interpreting it.
+pub(crate) const STATE: TableDefinition<(u8, &[u8]), &[u8]> = TableDefinition::new("state");
+/// Small named counters: `format`, `size` and `state_size`.
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// `last` → (tree size, checkpoint bytes) of the latest checkpoint, and [`history_key`]`(size)` →
 /// the same for every size ever checkpointed (auditors need every checkpoint the log signed).
@@ -30,6 +34,9 @@ pub(crate) const CHECKPOINT: TableDefinition<&str, (u64, &[u8])> =
 
 pub(crate) const META_FORMAT: &str = "format";
 pub(crate) const META_SIZE: &str = "size";
+/// How many entries the state table reflects: the size, except while a log of format 2 (no
+/// state) is being brought up to date after an upgrade.
+pub(crate) const META_STATE_SIZE: &str = "state_size";
 pub(crate) const CHECKPOINT_LAST: &str = "last";
 /// History keys sort by size: `h` and the size in 20 digits.
 pub(crate) const HISTORY_FIRST: &str = "h";
@@ -40,20 +47,28 @@ pub(crate) fn history_key(size: u64) -> String {
 }
 
 /// Bumped on any change to the tables' layout, so an old binary never misreads a newer file.
-/// 2: certificate bytes keyed by (entry index, digest).
-const FORMAT: u64 = 2;
+/// 2: certificate bytes keyed by (entry index, digest). 3: the state table and its size.
+const FORMAT: u64 = 3;
 
-/// Creates the tables on first use, refuses files of another format, and checks that the size,
-/// the entries and the stored hashes agree. Returns the log's size.
-pub(crate) fn init(db: &Database) -> Result<u64, LogError> {
+/// Creates the tables on first use, upgrades a format 2 file (its state to be rebuilt from its
+/// entries, [`Log::state_size`](super::Log::state_size) says from where), refuses files of other
+/// formats, and checks that the size, the entries and the stored hashes agree. Returns the log's
+/// size and its state's size.
+pub(crate) fn init(db: &Database) -> Result<(u64, u64), LogError> {
     let txn = begin_write(db)?;
-    let size = {
+    let sizes = {
         let mut meta = txn.open_table(META)?;
         let format = meta.get(META_FORMAT)?.map(|g| g.value());
         match format {
             None => {
                 meta.insert(META_FORMAT, FORMAT)?;
                 meta.insert(META_SIZE, 0)?;
+                meta.insert(META_STATE_SIZE, 0)?;
+            }
+            Some(2) => {
+                tracing::warn!("log of format 2: upgrading; its state is rebuilt from its entries");
+                meta.insert(META_FORMAT, FORMAT)?;
+                meta.insert(META_STATE_SIZE, 0)?;
             }
             Some(FORMAT) => {}
             Some(other) => {
@@ -84,6 +99,13 @@ pub(crate) fn init(db: &Database) -> Result<u64, LogError> {
         }
         txn.open_table(INDEX_ROWS)?;
         txn.open_table(BLOBS)?;
+        txn.open_table(STATE)?;
+        let state_size = read_state_size(&meta)?;
+        if state_size > size {
+            return Err(LogError::Corrupt(format!(
+                "the state reflects {state_size} entries but the log has {size}"
+            )));
+        }
         let checkpoints = txn.open_table(CHECKPOINT)?;
         if let Some(stored) = checkpoints.get(CHECKPOINT_LAST)?.map(|g| g.value().0)
             && stored > size
@@ -92,10 +114,10 @@ pub(crate) fn init(db: &Database) -> Result<u64, LogError> {
                 "the last checkpoint is for size {stored} but the log has {size} entries"
             )));
         }
-        size
+        (size, state_size)
     };
     txn.commit()?;
-    Ok(size)
+    Ok(sizes)
 }
 
 /// Every write transaction of the log, with redb's default immediate durability (commit returns
@@ -107,6 +129,15 @@ pub(crate) fn begin_write(db: &Database) -> Result<WriteTransaction, LogError> {
     let mut txn = db.begin_write()?;
     txn.set_quick_repair(true);
     Ok(txn)
+}
+
+/// How many entries the state reflects, as seen by one transaction.
+pub(crate) fn read_state_size(
+    meta: &impl ReadableTable<&'static str, u64>,
+) -> Result<u64, LogError> {
+    meta.get(META_STATE_SIZE)?
+        .map(|g| g.value())
+        .ok_or_else(|| LogError::Corrupt("the state's size is missing from the metadata".into()))
 }
 
 /// The log's size as seen by one transaction.

@@ -355,7 +355,12 @@ fn blobs_are_found_by_their_entry_and_digest_only() {
     let range = log
         .submit(
             vec![b"names the blob".to_vec()],
-            vec![(digest, b"bytes".to_vec())],
+            vec![Blob {
+                entry: 0,
+                digest,
+                bytes: b"bytes".to_vec(),
+            }],
+            Vec::new(),
         )
         .unwrap()
         .wait()
@@ -385,4 +390,48 @@ fn a_log_of_another_format_is_refused() {
         .err()
         .expect("format 1 is refused");
     assert!(refused.to_string().contains("log format 1"), "{refused}");
+}
+
+#[test]
+fn state_changes_are_committed_with_their_entries_and_read_in_snapshots() {
+    let (_dir, log) = temp_log(LogConfig::default());
+    let put = |key: &[u8], value: &[u8]| StateOp::Put {
+        kind: 1,
+        key: key.to_vec(),
+        value: value.to_vec(),
+    };
+    let before = log.state().unwrap();
+    log.submit(vec![b"a".to_vec()], Vec::new(), vec![put(b"k", b"1")])
+        .unwrap()
+        .wait()
+        .unwrap();
+    log.submit(
+        vec![b"b".to_vec(), b"c".to_vec()],
+        Vec::new(),
+        vec![
+            put(b"k", b"2"),
+            StateOp::Delete {
+                kind: 1,
+                key: b"gone".to_vec(),
+            },
+        ],
+    )
+    .unwrap()
+    .wait()
+    .unwrap();
+    // A snapshot opened earlier keeps seeing its own moment.
+    assert_eq!(before.size(), 0);
+    assert_eq!(before.get(1, b"k").unwrap(), None);
+    let now = log.state().unwrap();
+    assert_eq!(now.size(), 3);
+    assert_eq!(now.get(1, b"k").unwrap(), Some(b"2".to_vec()));
+    let mut rows = Vec::new();
+    now.scan(1, b"", |k, v| {
+        rows.push((k.to_vec(), v.to_vec()));
+        true
+    })
+    .unwrap();
+    assert_eq!(rows, vec![(b"k".to_vec(), b"2".to_vec())]);
+    // Caught up already: nothing to bring the state to.
+    assert!(log.catch_up_state(3, Vec::new()).is_err());
 }

@@ -12,21 +12,36 @@ use tlog_tiles::{Hash, stored_hash_index, stored_hashes};
 
 use super::hashes::{BatchHashes, TableHashes};
 use super::schema::{
-    BLOBS, CHECKPOINT, CHECKPOINT_LAST, ENTRIES, HASHES, INDEX_ROWS, META, META_SIZE, begin_write,
-    history_key, read_size,
+    BLOBS, CHECKPOINT, CHECKPOINT_LAST, ENTRIES, HASHES, INDEX_ROWS, META, META_SIZE,
+    META_STATE_SIZE, STATE, begin_write, history_key, read_size, read_state_size,
 };
+use super::state::{StateOp, write_ops};
 use super::{Indexer, LogError};
 
 pub(crate) type Reply<T> = SyncSender<Result<T, LogError>>;
 
-/// Bytes stored beside the entries, under the digest an entry names them by.
-pub type Blob = ([u8; 32], Vec<u8>);
+/// Bytes stored beside the entries, under the index of the entry that names them (given as its
+/// offset in its submission) and the digest it names them by.
+#[derive(Clone, Debug)]
+pub struct Blob {
+    pub entry: usize,
+    pub digest: [u8; 32],
+    pub bytes: Vec<u8>,
+}
 
 pub(crate) enum Command {
     Append {
         entries: Vec<Vec<u8>>,
         blobs: Vec<Blob>,
+        /// What the entries change in the state, written with them.
+        state: Vec<StateOp>,
         reply: Reply<Range<u64>>,
+    },
+    /// State changes of entries already in the log, up to `to` (after an upgrade).
+    CatchUp {
+        to: u64,
+        ops: Vec<StateOp>,
+        reply: Reply<()>,
     },
     Checkpoint {
         size: u64,
@@ -43,7 +58,9 @@ impl Command {
     fn weight(&self) -> usize {
         match self {
             Command::Append { entries, .. } => entries.len().max(1),
-            Command::Checkpoint { .. } | Command::RebuildIndexes { .. } => 1,
+            Command::Checkpoint { .. }
+            | Command::RebuildIndexes { .. }
+            | Command::CatchUp { .. } => 1,
         }
     }
 
@@ -68,7 +85,9 @@ impl Command {
             Command::Append { reply, .. } => {
                 let _ = reply.send(Err(LogError::BatchFailed(e.clone())));
             }
-            Command::Checkpoint { reply, .. } | Command::RebuildIndexes { reply } => {
+            Command::Checkpoint { reply, .. }
+            | Command::RebuildIndexes { reply }
+            | Command::CatchUp { reply, .. } => {
                 let _ = reply.send(Err(LogError::BatchFailed(e.clone())));
             }
         }
@@ -81,6 +100,9 @@ pub(crate) struct Writer {
     pub(crate) max_batch: usize,
     /// The committed size. Only this thread writes, so it is the truth between commits.
     pub(crate) size: u64,
+    /// How many entries the committed state reflects: `size`, but for an upgraded log not
+    /// caught up yet.
+    pub(crate) state_size: u64,
 }
 
 /// What one command of a committed batch answers.
@@ -101,19 +123,31 @@ impl Writer {
                     Err(_) => return,
                 },
             };
-            if let Command::RebuildIndexes { reply } = first {
-                let result = self.rebuild_indexes();
-                if let Err(e) = &result {
-                    tracing::error!(error = %e, "rebuilding the log's indexes failed");
+            let first = match first {
+                Command::RebuildIndexes { reply } => {
+                    let result = self.rebuild_indexes();
+                    if let Err(e) = &result {
+                        tracing::error!(error = %e, "rebuilding the log's indexes failed");
+                    }
+                    let _ = reply.send(result);
+                    continue;
                 }
-                let _ = reply.send(result);
-                continue;
-            }
+                Command::CatchUp { to, ops, reply } => {
+                    let result = self.catch_up(to, &ops);
+                    if let Err(e) = &result {
+                        tracing::error!(error = %e, "bringing the state up to date failed");
+                        self.resync_size();
+                    }
+                    let _ = reply.send(result);
+                    continue;
+                }
+                other => other,
+            };
             let mut weight = first.weight();
             let mut batch = vec![first];
             while weight < self.max_batch {
                 match rx.try_recv() {
-                    Ok(c @ Command::RebuildIndexes { .. }) => {
+                    Ok(c @ (Command::RebuildIndexes { .. } | Command::CatchUp { .. })) => {
                         carried = Some(c);
                         break;
                     }
@@ -144,6 +178,9 @@ impl Writer {
                     micros = started.elapsed().as_micros() as u64,
                     "log batch committed"
                 );
+                if self.state_size == self.size {
+                    self.state_size = new_size;
+                }
                 self.size = new_size;
                 for (command, outcome) in batch.into_iter().zip(outcomes) {
                     command.answer(outcome);
@@ -169,9 +206,13 @@ impl Writer {
             .db
             .begin_read()
             .map_err(LogError::from)
-            .and_then(|txn| read_size(&txn.open_table(META)?));
+            .and_then(|txn| {
+                let meta = txn.open_table(META)?;
+                Ok((read_size(&meta)?, read_state_size(&meta)?))
+            });
         match stored {
-            Ok(size) if size != self.size => {
+            Ok((size, state_size)) if size != self.size || state_size != self.state_size => {
+                self.state_size = state_size;
                 tracing::warn!(
                     memory = self.size,
                     stored = size,
@@ -198,10 +239,32 @@ impl Writer {
             let mut size = self.size;
             for command in batch {
                 match command {
-                    Command::Append { entries, blobs, .. } => {
+                    Command::Append {
+                        entries,
+                        blobs,
+                        state,
+                        ..
+                    } => {
+                        if self.state_size != self.size && !state.is_empty() {
+                            return Err(LogError::StateBehind {
+                                state: self.state_size,
+                                size: self.size,
+                            });
+                        }
+                        write_ops(&mut tables.state, state)?;
                         let start = size;
-                        for (digest, bytes) in blobs {
-                            tables.blobs.insert((start, *digest), bytes.as_slice())?;
+                        for blob in blobs {
+                            if blob.entry >= entries.len() {
+                                return Err(LogError::InvalidArgument(format!(
+                                    "a blob names entry {} of a submission of {}",
+                                    blob.entry,
+                                    entries.len()
+                                )));
+                            }
+                            let index = start + blob.entry as u64;
+                            tables
+                                .blobs
+                                .insert((index, blob.digest), blob.bytes.as_slice())?;
                         }
                         for entry in entries {
                             let new = {
@@ -229,9 +292,9 @@ impl Writer {
                             store_checkpoint(&mut tables.checkpoint, *requested, size, checkpoint);
                         outcomes.push(Outcome::Checkpoint(result?));
                     }
-                    Command::RebuildIndexes { .. } => {
+                    Command::RebuildIndexes { .. } | Command::CatchUp { .. } => {
                         return Err(LogError::Corrupt(
-                            "internal: index rebuild queued inside a batch".into(),
+                            "internal: a command that runs alone was queued inside a batch".into(),
                         ));
                     }
                 }
@@ -242,6 +305,10 @@ impl Writer {
             }
             if size != self.size {
                 tables.meta.insert(META_SIZE, size)?;
+                // A state in step stays in step; one behind (an upgrade) is caught up apart.
+                if self.state_size == self.size {
+                    tables.meta.insert(META_STATE_SIZE, size)?;
+                }
             }
             size
         };
@@ -261,6 +328,22 @@ impl Writer {
         for (name, key) in keys {
             rows.insert((name, key.as_slice(), index), ())?;
         }
+        Ok(())
+    }
+
+    /// Writes the state changes of the entries from the state's size up to `to`.
+    fn catch_up(&mut self, to: u64, ops: &[StateOp]) -> Result<(), LogError> {
+        if to <= self.state_size || to > self.size {
+            return Err(LogError::InvalidArgument(format!(
+                "the state reflects {} of {} entries: cannot bring it to {to}",
+                self.state_size, self.size
+            )));
+        }
+        let txn = begin_write(&self.db)?;
+        write_ops(&mut txn.open_table(STATE)?, ops)?;
+        txn.open_table(META)?.insert(META_STATE_SIZE, to)?;
+        txn.commit()?;
+        self.state_size = to;
         Ok(())
     }
 
@@ -296,6 +379,7 @@ struct Tables<'t> {
     meta: Table<'t, &'static str, u64>,
     checkpoint: Table<'t, &'static str, (u64, &'static [u8])>,
     blobs: Table<'t, (u64, [u8; 32]), &'static [u8]>,
+    state: Table<'t, (u8, &'static [u8]), &'static [u8]>,
 }
 
 impl<'t> Tables<'t> {
@@ -307,6 +391,7 @@ impl<'t> Tables<'t> {
             meta: txn.open_table(META)?,
             checkpoint: txn.open_table(CHECKPOINT)?,
             blobs: txn.open_table(BLOBS)?,
+            state: txn.open_table(STATE)?,
         })
     }
 }

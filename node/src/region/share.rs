@@ -16,7 +16,7 @@ use tongban_core::keys::KeyId;
 use tongban_core::log::entry::{Act, LogEntry, ShareOutcome};
 use tongban_core::log::note::NoteVerifier;
 use tongban_core::log::receipt::Receipt;
-use tongban_core::log::state::CertRecord;
+use tongban_core::log::state::{CertRecord, StateRead};
 use tongban_core::sharing::copy::{CopyContents, CopyVerification, check_fields_available};
 use tongban_core::sharing::proof::answer_item;
 use tongban_core::sharing::{
@@ -113,7 +113,7 @@ impl Region {
     pub fn share_request(&self, agency: &str, ask: ShareAsk) -> Result<Vec<u8>, Refusal> {
         let key = {
             let seq = self.sequencer()?;
-            let seal = seq.state.seal(&ask.seal).ok_or_else(|| {
+            let seal = seq.seals.get(&ask.seal).ok_or_else(|| {
                 Refusal::code(Kind::NotFound, Code::KidUnknown, ask.seal.to_string())
             })?;
             if seal.info.agency.as_str() != agency {
@@ -208,7 +208,8 @@ impl Region {
             return Ok(Err(failure));
         }
         let id = &opened.request.id;
-        let Some(record) = self.view()?.certs.get(id.as_str()).cloned() else {
+        let own = self.own_status()?;
+        let Some(record) = own.record(id)? else {
             return Ok(Err(Failure::new(
                 Code::CertificateNotLogged,
                 format!("this region's log holds no certificate {id}"),
@@ -217,8 +218,9 @@ impl Region {
         let stored = self.certificate_bytes(&record)?;
         let verification = {
             let view = self.view()?;
-            cert::verify(&stored, &view.trust, &view.status, now)
+            cert::verify(&stored, &view.trust, &own, now)
         };
+        own.failed()?;
         if !verification.is_valid() {
             return Ok(Err(Failure::new(verification.code, verification.detail)));
         }
@@ -288,12 +290,14 @@ impl Region {
             agency: Uscc::parse(presenter).map_err(|e| Refusal::invalid(e.to_string()))?,
         };
         let now = now()?;
-        let view = self.view()?;
+        let own = self.own_status()?;
         // The certificate inside is usually another region's: its status is the federation's.
         let peers = self.peers.get().map(|p| p.status()).transpose()?;
         let none = StatusTable::default();
-        let status = Layered(&view.status, peers.as_deref().unwrap_or(&none));
-        Ok(verify_copy(copy, federation, &status, now, &presenter))
+        let status = Layered(&own, peers.as_deref().unwrap_or(&none));
+        let verified = verify_copy(copy, federation, &status, now, &presenter);
+        own.failed()?;
+        Ok(verified)
     }
 
     // ---- cross-region verification proofs (specs/sharing.md §3) ----
@@ -327,12 +331,12 @@ impl Region {
         let now = now()?;
         let (verification, record) = {
             let view = self.view()?;
-            let verification = self.verify_own(&request.certificate, &view, now)?;
-            let record = verification
-                .claims
-                .as_ref()
-                .and_then(|c| view.certs.get(c.id.as_str()))
-                .cloned();
+            let own = self.own_status()?;
+            let verification = self.verify_own(&request.certificate, &view, &own, now)?;
+            let record = match verification.claims.as_ref() {
+                Some(claims) => own.record(&claims.id)?,
+                None => None,
+            };
             (verification, record)
         };
         let item = answer_item(
@@ -547,14 +551,11 @@ impl Region {
 
     /// `TRANSITION_NOT_ALLOWED` when this region already took `predecessor` in.
     fn refuse_taken_in(&self, predecessor: &Identifier) -> Result<(), Refusal> {
-        let seq = self.sequencer()?;
-        if seq.state.cert(predecessor.as_str()).is_some()
-            || seq
-                .state
-                .transfers_in()
-                .iter()
-                .any(|(_, _, p)| p == predecessor.as_str())
-        {
+        let mut seq = self.sequencer()?;
+        let taken = seq.read(&self.log, |state| {
+            Ok(state.cert(predecessor)?.is_some() || state.transferred_in(predecessor)?)
+        })?;
+        if taken {
             return Err(Refusal::new(
                 Kind::Conflict,
                 "TRANSITION_NOT_ALLOWED",
@@ -643,12 +644,15 @@ impl Region {
         let Ok(claims) = inspection.claims else {
             return Ok(());
         };
-        let seq = self.sequencer()?;
-        let acceptable = seq.state.cert(claims.id.as_str()).is_some_and(|record| {
-            record.digest == inspection.digest
-                && record.state == State::TransferredOut
-                && !record.transfer_accepted
-        }) && seq.state.transfers_out().get(claims.id.as_str()) == Some(requester);
+        let mut seq = self.sequencer()?;
+        let acceptable = seq.read(&self.log, |state| {
+            let logged = state.cert(&claims.id)?.is_some_and(|record| {
+                record.digest == inspection.digest
+                    && record.state == State::TransferredOut
+                    && !record.transfer_accepted
+            });
+            Ok(logged && state.transfer_out(&claims.id)?.as_ref() == Some(requester))
+        })?;
         if !acceptable {
             return Ok(());
         }

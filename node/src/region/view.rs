@@ -1,23 +1,25 @@
 //! What readers, verifiers and the region root's signatures see: the region's state **as of its
-//! durable log**. The sequencer applies an act to its state when it submits the entry, so that the
-//! next act is checked against it; the view takes the act only once the log has committed it
-//! ([`Published::publish`], in log order), so nothing the node signs from the view (a status
-//! snapshot, a trust bundle) or answers from it runs ahead of what a crash would leave.
+//! durable log**. Certificates and transfers are read from the durable state on disk
+//! ([`OwnStatus`]); the seals, and the trust bundle signed over them, are kept here and move
+//! only once the log has committed the entry that changed them ([`Published::publish`], in log
+//! order), so nothing the node signs from the view runs ahead of what a crash would leave.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 
+use tongban_core::cert::verify::{StatusSource, StatusView};
 use tongban_core::ids::{Identifier, RegionCode};
-use tongban_core::keys::SecretKey;
-use tongban_core::log::entry::Act;
-use tongban_core::log::state::{Applied, CertRecord, RegionState};
-use tongban_core::status::Succession;
+use tongban_core::keys::{KeyId, SecretKey};
+use tongban_core::log::state::{CertRecord, SealRecord, StateRead};
+use tongban_core::status::State;
 use tongban_core::trust::{
     BundleContents, FederationRoot, SealInfo, StatusEntry, StatusTable, TrustStore,
 };
 use tongban_core::values::{ShortText, Time};
 
+use super::state::Rows;
 use super::{lock_failed, now};
+use crate::log::{LogError, StateSnapshot};
 use crate::refusal::Refusal;
 
 /// How long a trust bundle the node publishes stays valid.
@@ -37,9 +39,8 @@ pub struct LoggedSeal {
 pub struct Seals(pub Vec<LoggedSeal>);
 
 impl Seals {
-    pub fn of(state: &RegionState) -> Seals {
-        let mut seals: Vec<LoggedSeal> = state
-            .seals()
+    pub fn of<'a>(records: impl Iterator<Item = &'a SealRecord>) -> Seals {
+        let mut seals: Vec<LoggedSeal> = records
             .map(|s| LoggedSeal {
                 info: s.info.clone(),
                 signed: s.signed.clone(),
@@ -60,15 +61,10 @@ impl Seals {
     }
 }
 
-/// What readers and verifiers see.
+/// What readers and verifiers see of the seals, and how far the durable log reaches.
 pub struct View {
     pub trust: Arc<TrustStore>,
     pub bundle: Arc<Vec<u8>>,
-    pub status: StatusTable,
-    pub certs: HashMap<Identifier, CertRecord>,
-    /// Other regions' certificates this region took in (transfer in, op 08): they are no longer
-    /// valid anywhere, whatever this node's replica of their region says yet.
-    pub transferred_in: HashSet<String>,
     pub seals: Arc<Seals>,
     /// Entries of the log the view reflects: every durable one.
     pub size: u64,
@@ -82,143 +78,148 @@ pub struct Signer<'a> {
 }
 
 impl View {
-    /// The view of `state`, all of it durable (a node's start).
+    /// The view of the durable seals of a log of `size` entries (a node's start).
     pub fn of(
-        code: &RegionCode,
-        state: &RegionState,
+        seals: &HashMap<KeyId, SealRecord>,
+        size: u64,
         signer: &Signer<'_>,
     ) -> Result<View, Refusal> {
-        let seals = Arc::new(Seals::of(state));
-        let (bundle, trust) = trust_of(&seals, state.size(), signer)?;
-        let mut view = View {
+        let seals = Arc::new(Seals::of(seals.values()));
+        let (bundle, trust) = trust_of(&seals, size, signer)?;
+        Ok(View {
             trust: Arc::new(trust),
             bundle: Arc::new(bundle),
-            status: StatusTable::default(),
-            certs: HashMap::new(),
-            transferred_in: state
-                .transfers_in()
-                .iter()
-                .map(|(_, _, predecessor)| predecessor.clone())
-                .collect(),
             seals,
-            size: state.size(),
-        };
-        for (id, record) in state.certs() {
-            view.record(code, id, record);
-        }
-        Ok(view)
-    }
-
-    fn record(&mut self, code: &RegionCode, id: &Identifier, record: &CertRecord) {
-        record_status(&mut self.status, code, id, record);
-        self.certs.insert(id.clone(), record.clone());
+            size,
+        })
     }
 }
 
-/// What an applied entry changes in the view, taken from the state right after it.
-pub enum Change {
-    Certs {
-        records: Vec<(Identifier, CertRecord)>,
-        transferred_in: Option<String>,
-    },
-    Seals(Arc<Seals>),
-    Nothing,
-}
-
-impl Change {
-    pub fn of(state: &RegionState, applied: &Applied) -> Change {
-        let records = |ids: &mut dyn Iterator<Item = &Identifier>| {
-            ids.filter_map(|id| state.cert(id.as_str()).map(|r| (id.clone(), r.clone())))
-                .collect()
-        };
-        match &applied.entry.act {
-            Act::SealRegistered { .. } | Act::SealRevoked { .. } => {
-                Change::Seals(Arc::new(Seals::of(state)))
-            }
-            Act::CertIssued {
-                id,
-                predecessor,
-                operation,
-                ..
-            } => Change::Certs {
-                records: records(&mut std::iter::once(id).chain(predecessor.iter())),
-                transferred_in: predecessor
-                    .as_ref()
-                    .filter(|_| *operation == Succession::TransferIn.code())
-                    .map(|p| p.as_str().to_owned()),
-            },
-            Act::StatusChanged { id, .. } | Act::PromiseFulfilled { id } => Change::Certs {
-                records: records(&mut std::iter::once(id)),
-                transferred_in: None,
-            },
-            // Facts about other parties' objects, committed by digest: nothing in the view.
-            Act::Receipts { .. }
-            | Act::ShareAnswered { .. }
-            | Act::ShareReceived { .. }
-            | Act::ProofReceived { .. } => Change::Nothing,
-        }
-    }
-}
-
-/// Changes submitted to the log and not yet in the view, in log order.
+/// Seal changes submitted to the log and not yet in the view, in log order: (index of the last
+/// entry of the submission, the seals after it).
 #[derive(Default)]
 pub struct Published {
-    queue: Mutex<VecDeque<(u64, Change)>>,
+    queue: Mutex<VecDeque<(u64, Arc<Seals>)>>,
 }
 
 impl Published {
-    /// Queues the change of the entry at `index` (called in log order, under the sequencer).
-    pub fn push(&self, index: u64, change: Change) -> Result<(), Refusal> {
+    /// Queues the seals as of the entry at `index` (called in log order, under the sequencer).
+    pub fn push(&self, index: u64, seals: Arc<Seals>) -> Result<(), Refusal> {
         self.queue
             .lock()
             .map_err(|_| lock_failed())?
-            .push_back((index, change));
+            .push_back((index, seals));
         Ok(())
     }
 
-    /// Takes every queued change of an entry below `durable` (the log committed them) into the
-    /// view, in order; a trust bundle is signed only here, over seals the log holds.
+    /// Everything below `durable` is committed: the view reaches it, and takes the seals of the
+    /// latest queued change below it; a trust bundle is signed only here, over seals the log
+    /// holds.
     pub fn publish(
         &self,
         durable: u64,
         view: &RwLock<View>,
-        code: &RegionCode,
         signer: &Signer<'_>,
     ) -> Result<(), Refusal> {
         let mut queue = self.queue.lock().map_err(|_| lock_failed())?;
-        if queue.front().is_none_or(|(index, _)| *index >= durable) {
-            return Ok(());
-        }
-        let mut view = view.write().map_err(|_| lock_failed())?;
+        let mut latest = None;
         while let Some((index, _)) = queue.front()
             && *index < durable
         {
-            let Some((index, change)) = queue.pop_front() else {
-                break;
-            };
-            match change {
-                Change::Certs {
-                    records,
-                    transferred_in,
-                } => {
-                    if let Some(predecessor) = transferred_in {
-                        view.transferred_in.insert(predecessor);
-                    }
-                    for (id, record) in &records {
-                        view.record(code, id, record);
-                    }
-                }
-                Change::Seals(seals) => {
-                    let (bundle, trust) = trust_of(&seals, index + 1, signer)?;
-                    view.trust = Arc::new(trust);
-                    view.bundle = Arc::new(bundle);
-                    view.seals = seals;
-                }
-                Change::Nothing => {}
-            }
-            view.size = index + 1;
+            latest = queue.pop_front();
         }
+        if latest.is_none() && view.read().map_err(|_| lock_failed())?.size >= durable {
+            return Ok(());
+        }
+        let mut view = view.write().map_err(|_| lock_failed())?;
+        if let Some((index, seals)) = latest {
+            let (bundle, trust) = trust_of(&seals, index + 1, signer)?;
+            view.trust = Arc::new(trust);
+            view.bundle = Arc::new(bundle);
+            view.seals = seals;
+        }
+        view.size = view.size.max(durable);
         Ok(())
+    }
+}
+
+/// The status of this region's certificates as its durable state holds them, read live from one
+/// snapshot. Core's verifier asks through [`StatusSource`], which cannot fail: a read that fails
+/// is kept and answered as unknown, and the caller turns it into a local error with
+/// [`OwnStatus::failed`] before it uses the verdict.
+pub struct OwnStatus {
+    region: RegionCode,
+    snapshot: StateSnapshot,
+    now: Time,
+    error: Mutex<Option<LogError>>,
+}
+
+impl OwnStatus {
+    pub fn new(region: RegionCode, snapshot: StateSnapshot, now: Time) -> OwnStatus {
+        OwnStatus {
+            region,
+            snapshot,
+            now,
+            error: Mutex::new(None),
+        }
+    }
+
+    /// The record of one of this region's certificates.
+    pub fn record(&self, id: &Identifier) -> Result<Option<CertRecord>, LogError> {
+        Rows(&self.snapshot).cert(id)
+    }
+
+    /// Whether `id` left through this log: one of its own transferred out, or another region's
+    /// taken in here (sharing.md §5.5).
+    pub fn transferred_away(&self, id: &Identifier) -> Result<bool, LogError> {
+        let rows = Rows(&self.snapshot);
+        Ok(rows.transferred_in(id)?
+            || rows
+                .cert(id)?
+                .is_some_and(|r| r.state == State::TransferredOut))
+    }
+
+    /// The first read that failed while core asked, if any.
+    pub fn failed(&self) -> Result<(), Refusal> {
+        match self.error.lock().map_err(|_| lock_failed())?.take() {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+
+    fn read(&self, id: &str) -> Option<CertRecord> {
+        let id = Identifier::parse(id).ok()?;
+        match self.record(&id) {
+            Ok(record) => record,
+            Err(e) => {
+                if let Ok(mut error) = self.error.lock() {
+                    error.get_or_insert(e);
+                }
+                None
+            }
+        }
+    }
+}
+
+impl StatusSource for OwnStatus {
+    fn view(&self, region: &RegionCode, id: &str) -> StatusView {
+        if *region != self.region {
+            return StatusView::Unknown;
+        }
+        // The live log: its status is as of now. A certificate it does not hold is not listed.
+        match self.read(id) {
+            Some(record) if record.state != State::Valid => StatusView::Listed {
+                state: record.state,
+                since: record.changed,
+                note: status_note(&record),
+                as_of: self.now,
+            },
+            _ => StatusView::Valid { as_of: self.now },
+        }
+    }
+
+    fn promise_fulfilled(&self, region: &RegionCode, id: &str) -> bool {
+        *region == self.region && self.read(id).is_some_and(|r| r.promise_fulfilled)
     }
 }
 

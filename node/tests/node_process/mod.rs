@@ -110,6 +110,19 @@ impl Node {
         self.child = Some(child);
     }
 
+    /// `tongban-node check` on the node's directory (the node must be stopped): its exit status
+    /// and output.
+    pub fn check(&self) -> (bool, String) {
+        let out = Command::new(BIN)
+            .args(["check", "--dir"])
+            .arg(&self.dir)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    }
+
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
             child.kill().unwrap();

@@ -1,0 +1,154 @@
+//! The state rebuilt from the log's entries, the log being the single source of truth: after an
+//! upgrade from a log without state (into the log's own state table), and by `tongban-node check`
+//! (into a scratch table, then compared row by row with the stored one). Every entry is checked
+//! with every rule, its signature verified strictly, as an auditor would.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tongban_core::ids::RegionCode;
+use tongban_core::keys::{KeyId, PublicKey};
+use tongban_core::log::state::{
+    ApplyError, Rejection, Rules, SealRecord, Write, checked_signature,
+};
+
+use super::state::{self, Layered, Overlay, Rows};
+use crate::entry_index::EntryIndexer;
+use crate::home::{Home, load};
+use crate::log::{Log, LogConfig, LogError, Scratch, StateTarget};
+
+/// Entries applied per write transaction.
+const CHUNK: u64 = 4096;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RebuildError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error(transparent)]
+    Home(#[from] crate::home::HomeError),
+    /// The log holds an entry its own rules refuse: no state can be built past it.
+    #[error("entry {index} is refused by the log's rules: {rejection}")]
+    Refused { index: u64, rejection: Rejection },
+}
+
+/// Applies entries from `target`'s state size up to `to` and writes their changes into it.
+pub fn catch_up(
+    log: &Log,
+    target: &impl StateTarget,
+    region: &RegionCode,
+    root: &PublicKey,
+    to: u64,
+) -> Result<(), RebuildError> {
+    let started = Instant::now();
+    let snapshot = target.state()?;
+    let from = snapshot.size();
+    if from >= to {
+        return Ok(());
+    }
+    let mut head = Rows(&snapshot).head(from)?;
+    let mut seals: HashMap<KeyId, SealRecord> = state::all_seals(&snapshot)?
+        .into_iter()
+        .map(|s| (s.info.key.kid(), s))
+        .collect();
+    drop(snapshot);
+    let rules = Rules { region, root };
+    let mut start = from;
+    while start < to {
+        let end = to.min(start + CHUNK);
+        let entries = log.entries(start..end)?;
+        let snapshot = target.state()?;
+        let mut overlay = Overlay::default();
+        let mut ops = Vec::new();
+        for (index, bytes) in (start..).zip(&entries) {
+            let store = Layered {
+                seals: &seals,
+                overlay: &overlay,
+                disk: Rows(&snapshot),
+            };
+            let (_, (), delta) = rules
+                .check(head, &store, bytes, checked_signature)
+                .map_err(|e| match e {
+                    ApplyError::Rejected(rejection) => RebuildError::Refused { index, rejection },
+                    ApplyError::Store(e) => RebuildError::Log(e),
+                })?;
+            overlay.take(index, &delta);
+            for write in &delta.writes {
+                if let Write::Seal(record) = write {
+                    seals.insert(record.info.key.kid(), record.clone());
+                }
+            }
+            ops.extend(state::ops_of(&delta));
+            head = delta.head;
+        }
+        drop(snapshot);
+        target.catch_up(end, ops)?;
+        start = end;
+    }
+    tracing::info!(
+        region = %region,
+        entries = to - from,
+        millis = started.elapsed().as_millis() as u64,
+        "region state rebuilt from the log"
+    );
+    Ok(())
+}
+
+/// `tongban-node check`: the node in `home` must be stopped (its log file is locked while it
+/// runs).
+pub fn check_home(home: &Home) -> Result<Check, RebuildError> {
+    let loaded = load(home)?;
+    let log = Log::open(&home.log(), LogConfig::default(), Arc::new(EntryIndexer))?;
+    let dir = home.log();
+    let scratch_dir = dir.parent().unwrap_or(Path::new("."));
+    check(
+        &log,
+        &loaded.region,
+        loaded.region_root.public(),
+        scratch_dir,
+    )
+}
+
+/// What `tongban-node check` found.
+#[derive(Debug)]
+pub struct Check {
+    pub entries: u64,
+    pub rows: u64,
+    pub differences: crate::log::Differences,
+}
+
+/// Replays the whole log into a scratch state in `scratch_dir` and compares it with the stored
+/// state. The scratch file is removed afterwards.
+pub fn check(
+    log: &Log,
+    region: &RegionCode,
+    root: &PublicKey,
+    scratch_dir: &Path,
+) -> Result<Check, RebuildError> {
+    let path = scratch_dir.join(format!("check-{}.redb", std::process::id()));
+    let result = (|| {
+        let scratch = Scratch::create(&path)?;
+        let entries = log.size()?;
+        let stored = log.state_size()?;
+        if stored != entries {
+            return Err(RebuildError::Log(LogError::StateBehind {
+                state: stored,
+                size: entries,
+            }));
+        }
+        catch_up(log, &scratch, region, root, entries)?;
+        let differences = log.state_differences(&scratch)?;
+        Ok(Check {
+            entries,
+            rows: differences.compared,
+            differences,
+        })
+    })();
+    if let Err(e) = std::fs::remove_file(&path)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(file = %path.display(), error = %e, "the scratch state was not removed");
+    }
+    result
+}

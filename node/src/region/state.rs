@@ -1,0 +1,535 @@
+//! The region's state on disk, beside its log: the rows core's [`Rules`] read and the deltas they
+//! make, encoded for the log's state table (node/src/log/state.rs) and written in the same
+//! transaction as the entries that make them. Nothing here is held per certificate in memory:
+//! the sequencer keeps only the changes of entries submitted and not yet durable ([`Overlay`]),
+//! and the seals (one per agency's stamp, a bounded set).
+//!
+//! Rows (kind, key → value):
+//! - [`CERT`]: identifier → [`CertRecord`] (encoded by [`encode_cert`]);
+//! - [`SEAL`]: key id → the signed seal, and its signed revocation once revoked;
+//! - [`TRANSFER_IN`]: predecessor → (entry index, identifier issued for it);
+//! - [`TRANSFER_OUT`]: identifier → receiving region, while transferred out;
+//! - [`PROMISE`]: deadline (8 bytes, big-endian) ‖ identifier → nothing, while a promise is open;
+//! - [`HEAD`]: `last_at` → the latest `"at"` (8 bytes).
+
+use std::collections::{HashMap, VecDeque};
+
+use tongban_core::cbor::{self, Reader};
+use tongban_core::envelope::{Envelope, Kind};
+use tongban_core::ids::{Identifier, RegionCode};
+use tongban_core::keys::KeyId;
+use tongban_core::log::state::{CertRecord, Delta, Head, SealRecord, StateRead, Write};
+use tongban_core::status::State;
+use tongban_core::trust::{SealInfo, SealRevocation};
+use tongban_core::values::{ShortText, Time};
+
+use crate::log::{LogError, StateOp, StateRows};
+
+pub const CERT: u8 = 1;
+pub const SEAL: u8 = 2;
+pub const TRANSFER_IN: u8 = 3;
+pub const TRANSFER_OUT: u8 = 4;
+pub const PROMISE: u8 = 5;
+pub const HEAD: u8 = 6;
+
+const LAST_AT: &[u8] = b"last_at";
+
+/// A row that does not decode: the file was changed under the node, or written by a build with
+/// another layout.
+fn corrupt(what: &str, key: &[u8]) -> LogError {
+    LogError::Corrupt(format!(
+        "state row {what} {:?} does not decode",
+        String::from_utf8_lossy(key)
+    ))
+}
+
+// ---- encoding (CBOR arrays with core's writer and reader; optional values as 0- or 1-arrays) ----
+
+fn put_uint(out: &mut Vec<u8>, v: u64) {
+    cbor::write_head(out, 0, v);
+}
+
+fn put_text(out: &mut Vec<u8>, s: &str) {
+    cbor::write_head(out, 3, s.len() as u64);
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn put_bool(out: &mut Vec<u8>, b: bool) {
+    out.push(if b { 0xf5 } else { 0xf4 });
+}
+
+fn put_option<T>(out: &mut Vec<u8>, v: Option<T>, each: impl FnOnce(&mut Vec<u8>, T)) {
+    match v {
+        None => cbor::write_head(out, 4, 0),
+        Some(v) => {
+            cbor::write_head(out, 4, 1);
+            each(out, v);
+        }
+    }
+}
+
+fn take_option<'a, T>(
+    r: &mut Reader<'a>,
+    each: impl FnOnce(&mut Reader<'a>) -> Option<T>,
+) -> Option<Option<T>> {
+    match r.array()? {
+        0 => Some(None),
+        1 => each(r).map(Some),
+        _ => None,
+    }
+}
+
+pub fn encode_cert(record: &CertRecord) -> Vec<u8> {
+    let mut out = Vec::with_capacity(160);
+    cbor::write_head(&mut out, 4, 13);
+    put_uint(&mut out, record.state.code());
+    put_text(&mut out, &record.agency);
+    cbor::write_bytes(&mut out, &record.seal.0);
+    cbor::write_bytes(&mut out, &record.digest);
+    put_uint(&mut out, record.issued.seconds());
+    put_option(&mut out, record.predecessor.as_ref(), |o, p| {
+        put_text(o, p.as_str())
+    });
+    put_option(&mut out, record.promise_deadline, |o, t| {
+        put_uint(o, t.seconds())
+    });
+    put_bool(&mut out, record.promise_fulfilled);
+    put_uint(&mut out, record.issued_at_index);
+    put_uint(&mut out, record.changed_at_index);
+    put_uint(&mut out, record.changed.seconds());
+    put_option(&mut out, record.reason.as_ref(), |o, r| {
+        put_text(o, r.as_str())
+    });
+    put_bool(&mut out, record.transfer_accepted);
+    out
+}
+
+pub fn decode_cert(bytes: &[u8]) -> Option<CertRecord> {
+    let mut r = Reader::new(bytes);
+    (r.array()? == 13).then_some(())?;
+    let state = State::from_code(r.uint()?)?;
+    let agency = r.text()?.to_owned();
+    let seal = KeyId(r.bytes()?.try_into().ok()?);
+    let digest = r.bytes()?.try_into().ok()?;
+    let issued = Time::new(r.uint()?)?;
+    let predecessor = take_option(&mut r, |r| Identifier::parse(r.text()?).ok())?;
+    let promise_deadline = take_option(&mut r, |r| Time::new(r.uint()?))?;
+    let promise_fulfilled = r.bool()?;
+    let issued_at_index = r.uint()?;
+    let changed_at_index = r.uint()?;
+    let changed = Time::new(r.uint()?)?;
+    let reason = take_option(&mut r, |r| ShortText::new(r.text()?))?;
+    let transfer_accepted = r.bool()?;
+    r.at_end().then_some(CertRecord {
+        state,
+        agency,
+        seal,
+        digest,
+        issued,
+        predecessor,
+        promise_deadline,
+        promise_fulfilled,
+        issued_at_index,
+        changed_at_index,
+        changed,
+        reason,
+        transfer_accepted,
+    })
+}
+
+fn encode_seal(record: &SealRecord) -> Vec<u8> {
+    let mut out = Vec::with_capacity(record.signed.len() + 16);
+    cbor::write_head(&mut out, 4, 2);
+    cbor::write_bytes(&mut out, &record.signed);
+    put_option(&mut out, record.revocation.as_deref(), cbor::write_bytes);
+    out
+}
+
+/// A seal row, its signed objects parsed again (they were verified when logged).
+fn decode_seal(bytes: &[u8]) -> Option<SealRecord> {
+    let mut r = Reader::new(bytes);
+    (r.array()? == 2).then_some(())?;
+    let signed = r.bytes()?.to_vec();
+    let revocation = take_option(&mut r, |r| r.bytes().map(<[u8]>::to_vec))?;
+    r.at_end().then_some(())?;
+    let info = SealInfo::from_payload(Envelope::open(&signed, Kind::Seal).ok()?.payload).ok()?;
+    let revoked_from = match &revocation {
+        Some(rev) => Some(
+            SealRevocation::from_payload(Envelope::open(rev, Kind::SealRevocation).ok()?.payload)
+                .ok()?
+                .revoked_from,
+        ),
+        None => None,
+    };
+    Some(SealRecord {
+        info,
+        signed,
+        revoked_from,
+        revocation,
+    })
+}
+
+fn promise_key(deadline: Time, id: &Identifier) -> Vec<u8> {
+    let mut key = deadline.seconds().to_be_bytes().to_vec();
+    key.extend_from_slice(id.as_str().as_bytes());
+    key
+}
+
+/// The identifier of a [`PROMISE`] row whose deadline is before `now`, or `None` once the rows
+/// reach `now`.
+pub fn lapsed_promise(key: &[u8], now: Time) -> Option<Result<Identifier, LogError>> {
+    let (deadline, id) = key.split_first_chunk::<8>()?;
+    if u64::from_be_bytes(*deadline) >= now.seconds() {
+        return None;
+    }
+    Some(
+        std::str::from_utf8(id)
+            .ok()
+            .and_then(|id| Identifier::parse(id).ok())
+            .ok_or_else(|| corrupt("promise", key)),
+    )
+}
+
+/// The rows a delta changes, in order, ending with the head.
+pub fn ops_of(delta: &Delta) -> Vec<StateOp> {
+    let mut ops = Vec::with_capacity(delta.writes.len() + 2);
+    for write in &delta.writes {
+        match write {
+            Write::Seal(record) => ops.push(StateOp::Put {
+                kind: SEAL,
+                key: record.info.key.kid().0.to_vec(),
+                value: encode_seal(record),
+            }),
+            Write::Cert { id, record } => {
+                if let Some(deadline) = record.promise_deadline {
+                    let key = promise_key(deadline, id);
+                    ops.push(match open_promise(record) {
+                        true => StateOp::Put {
+                            kind: PROMISE,
+                            key,
+                            value: Vec::new(),
+                        },
+                        false => StateOp::Delete { kind: PROMISE, key },
+                    });
+                }
+                ops.push(StateOp::Put {
+                    kind: CERT,
+                    key: id.as_str().as_bytes().to_vec(),
+                    value: encode_cert(record),
+                });
+            }
+            Write::TransferIn {
+                index,
+                id,
+                predecessor,
+            } => {
+                let mut value = index.to_be_bytes().to_vec();
+                value.extend_from_slice(id.as_str().as_bytes());
+                ops.push(StateOp::Put {
+                    kind: TRANSFER_IN,
+                    key: predecessor.as_str().as_bytes().to_vec(),
+                    value,
+                });
+            }
+            Write::TransferOut { id, to } => {
+                let key = id.as_str().as_bytes().to_vec();
+                ops.push(match to {
+                    Some(to) => StateOp::Put {
+                        kind: TRANSFER_OUT,
+                        key,
+                        value: to.as_str().as_bytes().to_vec(),
+                    },
+                    None => StateOp::Delete {
+                        kind: TRANSFER_OUT,
+                        key,
+                    },
+                });
+            }
+        }
+    }
+    if let Some(at) = delta.head.last_at {
+        ops.push(StateOp::Put {
+            kind: HEAD,
+            key: LAST_AT.to_vec(),
+            value: at.seconds().to_be_bytes().to_vec(),
+        });
+    }
+    ops
+}
+
+/// Whether the lapse job must look at this certificate's promise.
+fn open_promise(record: &CertRecord) -> bool {
+    record.promise_deadline.is_some() && !record.promise_fulfilled && !record.state.is_terminal()
+}
+
+/// Core's rules reading the state table through any [`StateRows`].
+pub struct Rows<'a, R>(pub &'a R);
+
+impl<R: StateRows> Rows<'_, R> {
+    pub fn head(&self, size: u64) -> Result<Head, LogError> {
+        let last_at = match self.0.get(HEAD, LAST_AT)? {
+            None => None,
+            Some(v) => {
+                let secs: [u8; 8] = v.try_into().map_err(|_| corrupt("head", LAST_AT))?;
+                Some(Time::new(u64::from_be_bytes(secs)).ok_or_else(|| corrupt("head", LAST_AT))?)
+            }
+        };
+        Ok(Head { size, last_at })
+    }
+}
+
+impl<R: StateRows> StateRead for Rows<'_, R> {
+    type Error = LogError;
+
+    fn seal(&self, kid: &KeyId) -> Result<Option<SealRecord>, LogError> {
+        self.0
+            .get(SEAL, &kid.0)?
+            .map(|v| decode_seal(&v).ok_or_else(|| corrupt("seal", &kid.0)))
+            .transpose()
+    }
+
+    fn cert(&self, id: &Identifier) -> Result<Option<CertRecord>, LogError> {
+        let key = id.as_str().as_bytes();
+        self.0
+            .get(CERT, key)?
+            .map(|v| decode_cert(&v).ok_or_else(|| corrupt("certificate", key)))
+            .transpose()
+    }
+
+    fn transferred_in(&self, predecessor: &Identifier) -> Result<bool, LogError> {
+        Ok(self
+            .0
+            .get(TRANSFER_IN, predecessor.as_str().as_bytes())?
+            .is_some())
+    }
+
+    fn transfer_out(&self, id: &Identifier) -> Result<Option<RegionCode>, LogError> {
+        let key = id.as_str().as_bytes();
+        self.0
+            .get(TRANSFER_OUT, key)?
+            .map(|v| {
+                std::str::from_utf8(&v)
+                    .ok()
+                    .and_then(|s| RegionCode::parse(s).ok())
+                    .ok_or_else(|| corrupt("transfer out", key))
+            })
+            .transpose()
+    }
+}
+
+/// Every seal the state holds (a node keeps them in memory: one per agency's stamp).
+pub fn all_seals(snapshot: &crate::log::StateSnapshot) -> Result<Vec<SealRecord>, LogError> {
+    let mut seals = Vec::new();
+    let mut bad = None;
+    snapshot.scan(SEAL, &[], |key, value| match decode_seal(value) {
+        Some(seal) => {
+            seals.push(seal);
+            true
+        }
+        None => {
+            bad = Some(corrupt("seal", key));
+            false
+        }
+    })?;
+    match bad {
+        Some(e) => Err(e),
+        None => Ok(seals),
+    }
+}
+
+/// What the sequencer has applied and the log not yet made durable, by the index of the entry
+/// that wrote it: read before the disk, dropped once the disk holds it. Its size is the number of
+/// entries in flight, never the number of certificates.
+#[derive(Default)]
+pub struct Overlay {
+    certs: HashMap<Identifier, (u64, CertRecord)>,
+    transfers_in: HashMap<Identifier, u64>,
+    transfers_out: HashMap<Identifier, (u64, Option<RegionCode>)>,
+    /// Keys written, by entry index, in log order: what to drop when.
+    written: VecDeque<(u64, Identifier, u8)>,
+}
+
+impl Overlay {
+    /// Takes the writes of the entry at `index`.
+    pub fn take(&mut self, index: u64, delta: &Delta) {
+        for write in &delta.writes {
+            match write {
+                Write::Cert { id, record } => {
+                    self.certs.insert(id.clone(), (index, record.clone()));
+                    self.written.push_back((index, id.clone(), CERT));
+                }
+                Write::TransferIn { predecessor, .. } => {
+                    self.transfers_in.insert(predecessor.clone(), index);
+                    self.written
+                        .push_back((index, predecessor.clone(), TRANSFER_IN));
+                }
+                Write::TransferOut { id, to } => {
+                    self.transfers_out.insert(id.clone(), (index, to.clone()));
+                    self.written.push_back((index, id.clone(), TRANSFER_OUT));
+                }
+                // The sequencer holds every seal itself.
+                Write::Seal(_) => {}
+            }
+        }
+    }
+
+    /// Drops what entries below `durable` wrote, unless a later entry wrote it again.
+    pub fn settle(&mut self, durable: u64) {
+        while let Some((index, _, _)) = self.written.front()
+            && *index < durable
+        {
+            let Some((index, id, kind)) = self.written.pop_front() else {
+                break;
+            };
+            let same = |i: u64| i == index;
+            match kind {
+                CERT if self.certs.get(&id).is_some_and(|(i, _)| same(*i)) => {
+                    self.certs.remove(&id);
+                }
+                TRANSFER_IN if self.transfers_in.get(&id).copied().is_some_and(same) => {
+                    self.transfers_in.remove(&id);
+                }
+                TRANSFER_OUT if self.transfers_out.get(&id).is_some_and(|(i, _)| same(*i)) => {
+                    self.transfers_out.remove(&id);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Forgets everything: after a failed commit, when the disk is the truth again.
+    pub fn clear(&mut self) {
+        *self = Overlay::default();
+    }
+
+    pub fn len(&self) -> usize {
+        self.written.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.written.is_empty()
+    }
+}
+
+/// The sequencer's view of the state: its seals, what is in flight, then the durable rows.
+pub struct Layered<'a, R> {
+    pub seals: &'a HashMap<KeyId, SealRecord>,
+    pub overlay: &'a Overlay,
+    pub disk: Rows<'a, R>,
+}
+
+impl<R: StateRows> StateRead for Layered<'_, R> {
+    type Error = LogError;
+
+    fn seal(&self, kid: &KeyId) -> Result<Option<SealRecord>, LogError> {
+        Ok(self.seals.get(kid).cloned())
+    }
+
+    fn cert(&self, id: &Identifier) -> Result<Option<CertRecord>, LogError> {
+        match self.overlay.certs.get(id) {
+            Some((_, record)) => Ok(Some(record.clone())),
+            None => self.disk.cert(id),
+        }
+    }
+
+    fn transferred_in(&self, predecessor: &Identifier) -> Result<bool, LogError> {
+        match self.overlay.transfers_in.contains_key(predecessor) {
+            true => Ok(true),
+            false => self.disk.transferred_in(predecessor),
+        }
+    }
+
+    fn transfer_out(&self, id: &Identifier) -> Result<Option<RegionCode>, LogError> {
+        match self.overlay.transfers_out.get(id) {
+            Some((_, to)) => Ok(to.clone()),
+            None => self.disk.transfer_out(id),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+    fn time(seconds: u64) -> Result<Time> {
+        Ok(Time::new(seconds).ok_or("time out of range")?)
+    }
+
+    fn id(serial: &str) -> Result<Identifier> {
+        let agency = tongban_core::testkit::make_uscc("91340100MA2N0AAAA")?;
+        Ok(tongban_core::testkit::identifier(
+            tongban_core::testkit::BUSINESS_LICENCE,
+            &agency,
+            serial,
+        )?)
+    }
+
+    fn record() -> Result<CertRecord> {
+        Ok(CertRecord {
+            state: State::Suspended,
+            agency: "91340100MA2N0AAAA1".into(),
+            seal: KeyId([7; 16]),
+            digest: [9; 32],
+            issued: time(1_700_000_000)?,
+            predecessor: Some(id("000001")?),
+            promise_deadline: Some(time(1_800_000_000)?),
+            promise_fulfilled: false,
+            issued_at_index: 5,
+            changed_at_index: 9,
+            changed: time(1_700_000_500)?,
+            reason: ShortText::new("核查中"),
+            transfer_accepted: true,
+        })
+    }
+
+    #[test]
+    fn a_certificate_row_decodes_to_the_record_it_encodes() -> Result<()> {
+        let full = record()?;
+        assert_eq!(decode_cert(&encode_cert(&full)), Some(full.clone()));
+        let bare = CertRecord {
+            predecessor: None,
+            promise_deadline: None,
+            reason: None,
+            ..full
+        };
+        let bytes = encode_cert(&bare);
+        assert_eq!(decode_cert(&bytes), Some(bare));
+        // Cut short or extended, a row does not decode.
+        assert_eq!(decode_cert(&bytes[..bytes.len() - 1]), None);
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert_eq!(decode_cert(&longer), None);
+        Ok(())
+    }
+
+    #[test]
+    fn the_overlay_forgets_an_entry_only_once_it_is_durable_and_not_written_again() -> Result<()> {
+        let id = id("000002")?;
+        let base = record()?;
+        let write = |state| Delta {
+            head: Head::default(),
+            writes: vec![Write::Cert {
+                id: id.clone(),
+                record: CertRecord {
+                    state,
+                    ..base.clone()
+                },
+            }],
+        };
+        let mut overlay = Overlay::default();
+        overlay.take(3, &write(State::Valid));
+        overlay.take(4, &write(State::Suspended));
+        overlay.settle(4);
+        // Entry 3 is durable, but entry 4 wrote the record again: it stays.
+        assert_eq!(
+            overlay.certs.get(&id).map(|(i, r)| (*i, r.state)),
+            Some((4, State::Suspended))
+        );
+        overlay.settle(5);
+        assert!(overlay.is_empty());
+        assert!(overlay.certs.is_empty());
+        Ok(())
+    }
+}

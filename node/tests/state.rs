@@ -1,0 +1,115 @@
+//! The region state on disk: `tongban-node check` finds a state that disagrees with the log, and a
+//! log written before the state was kept on disk (format 2) is brought up to date at start.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+mod node_process;
+
+use node_process::{AGENCY_A, Node, certificate};
+use redb::{Database, ReadableTable, TableDefinition};
+use serde_json::json;
+use tongban_core::status::State;
+
+const STATE: TableDefinition<(u8, &[u8]), &[u8]> = TableDefinition::new("state");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// Issues three certificates, suspends the second and renews the third; returns their ids.
+fn some_acts(node: &Node) -> Vec<String> {
+    let (token, seal) = node.agency_with_seal(AGENCY_A, "FY-AMR-1");
+    let ids: Vec<String> = (0..3)
+        .map(|n| {
+            let reply = node.post(
+                "/v1/certificates",
+                Some(&token),
+                &certificate(&seal, &format!("S{n}")),
+            );
+            assert_eq!(reply.status, 201, "{}", reply.text());
+            reply.json()["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    let suspend = node.post(
+        &format!("/v1/certificates/{}/status", ids[1]),
+        Some(&token),
+        &json!({"operation": "suspend"}),
+    );
+    assert_eq!(suspend.status, 200, "{}", suspend.text());
+    let renew = node.post(
+        &format!("/v1/certificates/{}/renew", ids[2]),
+        Some(&token),
+        &{
+            let mut body = certificate(&seal, "S2");
+            let fields = body.as_object_mut().unwrap();
+            fields.remove("type_code");
+            fields.remove("serial");
+            body
+        },
+    );
+    assert_eq!(renew.status, 201, "{}", renew.text());
+    ids
+}
+
+fn state_of(node: &Node, id: &str) -> u64 {
+    let reply = node.get(&format!("/v1/certificates/{id}/status"), None);
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    reply.json()["state"].as_u64().unwrap()
+}
+
+#[test]
+fn check_finds_a_state_that_the_log_does_not_establish() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = Node::init(dir.path());
+    node.start();
+    some_acts(&node);
+    node.kill9();
+    let (agrees, report) = node.check();
+    assert!(agrees, "{report}");
+    assert!(report.contains("state agrees with the log"), "{report}");
+
+    // One row of the state removed behind the node's back.
+    let db = Database::create(dir.path().join("log.redb")).unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        let mut table = txn.open_table(STATE).unwrap();
+        let (kind, key) = {
+            let (key, _) = table.iter().unwrap().next().unwrap().unwrap();
+            let (kind, key) = key.value();
+            (kind, key.to_vec())
+        };
+        table.remove((kind, key.as_slice())).unwrap();
+    }
+    txn.commit().unwrap();
+    drop(db);
+    let (agrees, report) = node.check();
+    assert!(!agrees, "a missing row went unnoticed: {report}");
+    assert!(report.contains("differs"), "{report}");
+}
+
+#[test]
+fn a_log_without_state_is_brought_up_to_date_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = Node::init(dir.path());
+    node.start();
+    let ids = some_acts(&node);
+    let before: Vec<u64> = ids.iter().map(|id| state_of(&node, id)).collect();
+    assert_eq!(before[1], State::Suspended.code());
+    node.kill9();
+
+    // What a node of the previous format left: no state table, no state size, format 2.
+    let db = Database::create(dir.path().join("log.redb")).unwrap();
+    let txn = db.begin_write().unwrap();
+    txn.delete_table(STATE).unwrap();
+    {
+        let mut meta = txn.open_table(META).unwrap();
+        meta.insert("format", 2).unwrap();
+        meta.remove("state_size").unwrap();
+    }
+    txn.commit().unwrap();
+    drop(db);
+
+    node.start();
+    let after: Vec<u64> = ids.iter().map(|id| state_of(&node, id)).collect();
+    assert_eq!(after, before);
+    node.kill9();
+    let (agrees, report) = node.check();
+    assert!(agrees, "{report}");
+}
