@@ -87,6 +87,14 @@ pub struct LogSection {
     pub checkpoint_interval_ms: u64,
     /// Most entries one group commit takes.
     pub max_batch: usize,
+    /// Memory for caching the log's and the state's pages, in MiB: the node's memory does not
+    /// grow with the number of certificates beyond it.
+    #[serde(default = "default_cache_mib")]
+    pub cache_mib: usize,
+}
+
+fn default_cache_mib() -> usize {
+    128
 }
 
 impl Default for LogSection {
@@ -95,6 +103,7 @@ impl Default for LogSection {
             generation: 1,
             checkpoint_interval_ms: 1000,
             max_batch: 4096,
+            cache_mib: default_cache_mib(),
         }
     }
 }

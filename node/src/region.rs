@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard};
 
+use tongban_core::cert::verify::StatusSource;
 use tongban_core::cert::{self, Draft, Holder, Predecessor, TrustLevel, Verification};
 use tongban_core::cert::{FieldName, FieldValue};
 use tongban_core::codes::Code;
@@ -25,13 +26,14 @@ use tongban_core::envelope::{Envelope, Kind as EnvelopeKind};
 use tongban_core::ids::{Identifier, IssuerCode, RegionCode, TypeCode};
 use tongban_core::keys::{KeyId, PublicKey, SecretKey};
 use tongban_core::log::entry::{Act, LogEntry};
+use tongban_core::log::overlay::{Layered, Overlay};
 use tongban_core::log::state::{
     ApplyError, CertRecord, Delta, Head, Rules, SealRecord, StateRead, own_signature,
 };
 use tongban_core::status::{self, Operation, State, Succession, Termination};
 use tongban_core::trust::{
     FederationRoot, MediaType, Picture, SealId, SealInfo, SealRevocation, SealType, StatusEntry,
-    StatusSnapshot, StatusTable,
+    StatusSnapshot,
 };
 use tongban_core::values::{ShortText, Time};
 
@@ -43,15 +45,27 @@ use crate::keyfile::{self, random};
 use crate::log::{Blob, Log, LogConfig, LogError, Pending, StateSnapshot};
 use crate::refusal::{Kind, Refusal};
 
+mod fill;
 mod rebuild;
 mod share;
 pub mod state;
 mod view;
-pub use rebuild::{Check, check, check_home};
+pub use fill::Filled;
+pub use rebuild::{Check, RebuildError, check, check_home};
+
+/// Brings the state in `log`'s file up to its `size` entries of `region` (whose root key is
+/// `root`), replaying what it does not reflect yet: a log written by a build without state.
+pub fn rebuild_state(
+    log: &Log,
+    region: &RegionCode,
+    root: &PublicKey,
+    size: u64,
+) -> Result<(), RebuildError> {
+    rebuild::catch_up(log, log, region, root, size)
+}
 pub use share::{EvidencePolicy, PreparedTransfer, ShareAnswer, ShareAsk, TrustElements};
-pub(crate) use view::record_status;
-pub use view::{LoggedSeal, Seals, View};
-use view::{OwnStatus, Published, Signer};
+pub use view::{LoggedSeal, OwnStatus, Seals, View, status_note};
+use view::{Published, Signer};
 
 /// Promises lapsed per run of the lapse job, so that one run never holds a list of a whole
 /// region's promises.
@@ -100,7 +114,7 @@ struct Sequencer {
     /// Every seal registered (a bounded set: one per agency's stamp), with what is in flight.
     seals: HashMap<KeyId, SealRecord>,
     /// What entries submitted and not durable yet changed.
-    overlay: state::Overlay,
+    overlay: Overlay,
     seal_keys: HashMap<KeyId, Arc<SecretKey>>,
 }
 
@@ -120,11 +134,14 @@ impl Sequencer {
         Ok(snapshot)
     }
 
-    fn layered<'a>(&'a self, snapshot: &'a StateSnapshot) -> state::Layered<'a, StateSnapshot> {
-        state::Layered {
+    fn layered<'a>(
+        &'a self,
+        rows: &'a state::Rows<'a, StateSnapshot>,
+    ) -> Layered<'a, state::Rows<'a, StateSnapshot>> {
+        Layered {
             seals: &self.seals,
             overlay: &self.overlay,
-            disk: state::Rows(snapshot),
+            store: rows,
         }
     }
 
@@ -132,10 +149,11 @@ impl Sequencer {
     fn read<T>(
         &mut self,
         log: &Log,
-        f: impl FnOnce(&state::Layered<'_, StateSnapshot>) -> Result<T, LogError>,
+        f: impl FnOnce(&Layered<'_, state::Rows<'_, StateSnapshot>>) -> Result<T, LogError>,
     ) -> Result<T, Refusal> {
         let snapshot = self.snapshot(log)?;
-        Ok(f(&self.layered(&snapshot))?)
+        let rows = state::Rows(&snapshot);
+        Ok(f(&self.layered(&rows))?)
     }
 
     fn cert(&mut self, log: &Log, id: &Identifier) -> Result<Option<CertRecord>, Refusal> {
@@ -151,23 +169,19 @@ impl Sequencer {
         signer: &PublicKey,
     ) -> Result<Staged, Refusal> {
         let snapshot = self.snapshot(log)?;
+        let rows = state::Rows(&snapshot);
         let rules = Rules {
             region: &self.region,
             root: &self.root,
         };
-        let checked = rules.check(self.head, &self.layered(&snapshot), &bytes, |_, key| {
+        let checked = rules.check(self.head, &self.layered(&rows), &bytes, |_, key| {
             own_signature(key, signer)
         });
         let (_, (), delta) = checked.map_err(|e| match e {
             ApplyError::Rejected(rejection) => Refusal::from(rejection),
             ApplyError::Store(e) => Refusal::from(e),
         })?;
-        self.overlay.take(self.head.size, &delta);
-        for write in &delta.writes {
-            if let tongban_core::log::state::Write::Seal(record) = write {
-                self.seals.insert(record.info.key.kid(), record.clone());
-            }
-        }
+        self.overlay.take(self.head.size, &delta, &mut self.seals);
         self.head = delta.head;
         Ok(Staged { bytes, delta })
     }
@@ -261,9 +275,41 @@ pub struct SealSpec {
 /// Verifies certificates of other regions from what the federation replicated
 /// (specs/federation.md §5).
 pub trait PeerVerifier: Send + Sync {
-    fn verify(&self, bytes: &[u8], now: Time) -> Verification;
-    /// Other regions' certificate status, as replicated.
-    fn status(&self) -> Result<std::sync::RwLockReadGuard<'_, StatusTable>, Refusal>;
+    fn verify(&self, bytes: &[u8], now: Time) -> Result<Verification, Refusal>;
+    /// Other regions' certificate status, as replicated, read as of `now`.
+    fn status(&self, now: Time) -> Result<Box<dyn PeerStatus>, Refusal>;
+}
+
+/// Other regions' certificate status as a node holds it (its replicas), for core's verifier,
+/// and what transfers need of it.
+pub trait PeerStatus: StatusSource {
+    /// Whether another region's log holds `id` as transferred out.
+    fn transferred_out(&self, id: &Identifier) -> bool;
+    /// A read that failed while core asked (and was answered as unknown): a local error.
+    fn failed(&self) -> Result<(), Refusal>;
+}
+
+/// The status of a node that replicates no other region.
+pub(crate) struct NoPeers;
+
+impl StatusSource for NoPeers {
+    fn view(&self, _: &RegionCode, _: &str) -> tongban_core::cert::verify::StatusView {
+        tongban_core::cert::verify::StatusView::Unknown
+    }
+
+    fn promise_fulfilled(&self, _: &RegionCode, _: &str) -> bool {
+        false
+    }
+}
+
+impl PeerStatus for NoPeers {
+    fn transferred_out(&self, _: &Identifier) -> bool {
+        false
+    }
+
+    fn failed(&self) -> Result<(), Refusal> {
+        Ok(())
+    }
 }
 
 pub struct Region {
@@ -316,6 +362,7 @@ impl Region {
             &home.log(),
             LogConfig {
                 max_batch: config.log.max_batch,
+                cache_bytes: config.log.cache_mib.saturating_mul(1 << 20),
                 ..LogConfig::default()
             },
             Arc::new(EntryIndexer),
@@ -343,7 +390,7 @@ impl Region {
             root: region_root.public().clone(),
             head: state::Rows(&snapshot).head(snapshot.size())?,
             seals,
-            overlay: state::Overlay::default(),
+            overlay: Overlay::default(),
             seal_keys: HashMap::new(),
         };
         drop(snapshot);
@@ -1062,7 +1109,7 @@ impl Region {
             && let Ok(envelope) = Envelope::open(bytes, EnvelopeKind::Certificate)
             && view.trust.seal(&envelope.kid).is_none()
         {
-            let mut verification = peers.verify(bytes, now);
+            let mut verification = peers.verify(bytes, now)?;
             self.settle_transfers(&mut verification, &self.own_status()?)?;
             return Ok((verification, None));
         }
@@ -1073,6 +1120,14 @@ impl Region {
             None => None,
         };
         Ok((verification, state))
+    }
+
+    /// Other regions' status as the federation replicated it (none before it is attached).
+    pub(crate) fn peer_status(&self, now: Time) -> Result<Box<dyn PeerStatus>, Refusal> {
+        match self.peers.get() {
+            Some(peers) => peers.status(now),
+            None => Ok(Box::new(NoPeers)),
+        }
     }
 
     /// The status of this region's certificates: the durable state, read live.
@@ -1103,17 +1158,16 @@ impl Region {
         verification: &mut Verification,
         own: &OwnStatus,
     ) -> Result<(), Refusal> {
-        let peers = self.peers.get().map(|p| p.status()).transpose()?;
+        let peers = self.peer_status(own.now())?;
         let failed = std::cell::RefCell::new(None);
         tongban_core::sharing::transfer::settle(verification, |id| {
             let here = own.transferred_away(id).unwrap_or_else(|e| {
                 failed.borrow_mut().get_or_insert(e);
                 false
             });
-            here || peers
-                .as_ref()
-                .is_some_and(|p| p.listed_state(id.as_str()) == Some(State::TransferredOut))
+            here || peers.transferred_out(id)
         });
+        peers.failed()?;
         match failed.into_inner() {
             Some(e) => Err(e.into()),
             None => Ok(()),

@@ -7,6 +7,7 @@
 mod federation_process;
 mod node_process;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use federation_process::{
@@ -17,6 +18,7 @@ use node_process::{AGENCY_A, Node, certificate};
 use serde_json::{Value, json};
 use tongban_core::status::State;
 use tongban_core::trust::{StatusSnapshot, TrustStore};
+use tongban_node::log::{Log, LogConfig, NoIndex};
 
 fn verify(node: &Node, cert: &str) -> Value {
     let reply = node.post("/v1/verify", None, &json!({"certificate": cert}));
@@ -189,6 +191,41 @@ fn trust_and_status_replicate_and_a_restarted_node_catches_up() {
     );
     assert!(metric(a, "tongban_witness_rounds_total{code=\"quorum\"}") >= 1.0);
     assert!(status(b)["misbehaving"].as_object().unwrap().is_empty());
+
+    // The replicas hold the state A's own log establishes, row for row, on disk: the same
+    // rules over the same entries, whether applied as published or proven after a restart.
+    let size = log_size(&federation.nodes[0]);
+    for i in [1, 2] {
+        wait_for(
+            Duration::from_secs(10),
+            "the replicas to hold all of A",
+            || (replica_size(&federation.nodes[i], "341200") >= size).then_some(()),
+        );
+    }
+    for node in &mut federation.nodes {
+        node.kill9();
+    }
+    let open = |path: std::path::PathBuf| {
+        Log::open(&path, LogConfig::default(), Arc::new(NoIndex)).unwrap()
+    };
+    let origin = open(federation.nodes[0].dir.join("log.redb"));
+    assert_eq!(
+        origin.size().unwrap(),
+        size,
+        "A logged more after the check"
+    );
+    for i in [1, 2] {
+        let replica = open(
+            federation.nodes[i]
+                .dir
+                .join("replicas")
+                .join("341200-1.redb"),
+        );
+        assert_eq!(replica.state_size().unwrap(), size);
+        let differences = origin.state_differences_with(&replica).unwrap();
+        assert_eq!(differences.count, 0, "node {i}: {differences:?}");
+        assert!(differences.compared > 10);
+    }
 }
 
 /// Sends `signal` (e.g. `-STOP`) to `node`'s process with kill(1).

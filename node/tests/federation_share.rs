@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use tongban_core::cert::verify::{StatusSource, StatusView};
 use tongban_core::cert::{FieldName, Holder, HolderIdType, TrustLevel, present};
 use tongban_core::codes::Code;
 use tongban_core::ids::{Identifier, RegionCode, TypeCode, Uscc};
@@ -25,8 +26,8 @@ use tongban_node::keyfile;
 use tongban_node::receipts::Receipts;
 use tongban_node::refusal::Refusal;
 use tongban_node::region::{
-    CertificateSpec, EvidencePolicy, Lineage, PeerVerifier, Region, SealSpec, ShareAnswer,
-    ShareAsk, now,
+    CertificateSpec, EvidencePolicy, Lineage, PeerStatus, PeerVerifier, Region, SealSpec,
+    ShareAnswer, ShareAsk, now,
 };
 
 const FUYANG_AMR: &str = "11341200MB0000001F";
@@ -192,7 +193,30 @@ fn world() -> World {
 /// only what it is told.
 struct Lagging {
     trust: TrustStore,
-    status: std::sync::RwLock<StatusTable>,
+    status: Arc<std::sync::RwLock<StatusTable>>,
+}
+
+/// What the lagging peer knows, read when asked.
+struct LaggingStatus(Arc<std::sync::RwLock<StatusTable>>);
+
+impl StatusSource for LaggingStatus {
+    fn view(&self, region: &RegionCode, id: &str) -> StatusView {
+        self.0.read().unwrap().view(region, id)
+    }
+
+    fn promise_fulfilled(&self, region: &RegionCode, id: &str) -> bool {
+        StatusSource::promise_fulfilled(&*self.0.read().unwrap(), region, id)
+    }
+}
+
+impl PeerStatus for LaggingStatus {
+    fn transferred_out(&self, id: &Identifier) -> bool {
+        self.0.read().unwrap().listed_state(id.as_str()) == Some(State::TransferredOut)
+    }
+
+    fn failed(&self) -> Result<(), Refusal> {
+        Ok(())
+    }
 }
 
 impl Lagging {
@@ -216,12 +240,17 @@ impl Lagging {
 }
 
 impl PeerVerifier for Lagging {
-    fn verify(&self, bytes: &[u8], now: Time) -> tongban_core::cert::Verification {
-        tongban_core::cert::verify(bytes, &self.trust, &*self.status.read().unwrap(), now)
+    fn verify(&self, bytes: &[u8], now: Time) -> Result<tongban_core::cert::Verification, Refusal> {
+        Ok(tongban_core::cert::verify(
+            bytes,
+            &self.trust,
+            &*self.status.read().unwrap(),
+            now,
+        ))
     }
 
-    fn status(&self) -> Result<std::sync::RwLockReadGuard<'_, StatusTable>, Refusal> {
-        Ok(self.status.read().unwrap())
+    fn status(&self, _now: Time) -> Result<Box<dyn PeerStatus>, Refusal> {
+        Ok(Box::new(LaggingStatus(self.status.clone())))
     }
 }
 

@@ -240,9 +240,9 @@ impl StatusSource for StatusTable {
 
 /// Two sources of status asked in turn: the second answers for regions the first holds no
 /// snapshot of (a node's own log first, then what the federation replicated of other regions).
-pub struct Layered<'a, A: StatusSource, B: StatusSource>(pub &'a A, pub &'a B);
+pub struct Layered<'a, A: StatusSource + ?Sized, B: StatusSource + ?Sized>(pub &'a A, pub &'a B);
 
-impl<A: StatusSource, B: StatusSource> StatusSource for Layered<'_, A, B> {
+impl<A: StatusSource + ?Sized, B: StatusSource + ?Sized> StatusSource for Layered<'_, A, B> {
     fn view(&self, region: &RegionCode, id: &str) -> StatusView {
         match self.0.view(region, id) {
             StatusView::Unknown => self.1.view(region, id),

@@ -19,6 +19,34 @@ impl Frontier {
         self.size
     }
 
+    /// The right edge of a tree of `size` leaves from its perfect subtrees' roots, largest
+    /// (leftmost) first, with their heights: those of the set bits of `size`, from the highest
+    /// (as a log that stores its subtree hashes reads them). `None` if they are not.
+    pub fn from_peaks(size: u64, peaks: Vec<(u32, [u8; 32])>) -> Option<Frontier> {
+        let heights: Vec<u32> = (0..64).rev().filter(|h| size >> h & 1 == 1).collect();
+        let matches = heights.len() == peaks.len()
+            && heights
+                .iter()
+                .zip(&peaks)
+                .all(|(h, (height, _))| h == height);
+        matches.then_some(Frontier { size, peaks })
+    }
+
+    /// The heights of the perfect subtrees on the right edge of a tree of `size` leaves, largest
+    /// first, with the index of each one's first leaf.
+    pub fn peak_positions(size: u64) -> Vec<(u32, u64)> {
+        let mut start = 0;
+        (0..64u32)
+            .rev()
+            .filter(|h| size >> h & 1 == 1)
+            .map(|h| {
+                let at = start;
+                start += 1 << h;
+                (h, at)
+            })
+            .collect()
+    }
+
     /// Appends an entry (its leaf hash is computed here).
     pub fn push(&mut self, entry: &[u8]) {
         self.push_leaf(leaf_hash(entry));
@@ -54,6 +82,27 @@ impl Frontier {
 mod tests {
     use super::*;
     use crate::log::proof::MemoryTree;
+
+    #[test]
+    fn a_frontier_made_from_its_peaks_is_the_one_built_leaf_by_leaf()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let mut built = Frontier::default();
+        for n in 0..70u64 {
+            let again = Frontier::from_peaks(n, built.peaks.clone()).ok_or("peaks refused")?;
+            assert_eq!(again, built);
+            let positions = Frontier::peak_positions(n);
+            assert_eq!(
+                positions.iter().map(|(h, _)| *h).collect::<Vec<_>>(),
+                built.peaks.iter().map(|(h, _)| *h).collect::<Vec<_>>()
+            );
+            if n > 0 {
+                // Wrong heights, or one peak too few, are refused.
+                assert_eq!(Frontier::from_peaks(n + 1, built.peaks.clone()), None);
+            }
+            built.push(&n.to_be_bytes());
+        }
+        Ok(())
+    }
 
     #[test]
     fn matches_the_tree_at_every_size() -> Result<(), Box<dyn std::error::Error>> {

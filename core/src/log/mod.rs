@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod entry;
 pub mod frontier;
 pub mod note;
+pub mod overlay;
 pub mod proof;
 pub mod receipt;
 pub mod replay;

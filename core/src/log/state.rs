@@ -713,12 +713,13 @@ impl RegionState {
         let (applied, checked, delta) = rules
             .check(self.head, &*self, bytes, signature)
             .map_err(rejection)?;
-        self.commit(delta);
+        self.take(delta);
         Ok((applied, checked))
     }
 
-    /// Takes a delta the rules made over this state.
-    fn commit(&mut self, delta: Delta) {
+    /// Takes a delta the rules made over this state (by [`Rules::check`], as a replica does
+    /// with this state as its store); nothing is checked here.
+    pub fn take(&mut self, delta: Delta) {
         for write in delta.writes {
             match write {
                 Write::Seal(record) => {

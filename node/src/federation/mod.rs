@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use tongban_core::federation::Membership;
 use tongban_core::ids::RegionCode;
 use tongban_core::keys::{PublicKey, SecretKey};
-use tongban_core::trust::{FederationRoot, StatusTable, TrustStore};
+use tongban_core::trust::{FederationRoot, TrustStore};
 use tongban_core::values::ShortText;
 
 use crate::config::P2pConfig;
@@ -86,8 +86,9 @@ pub struct Federation {
     trust: RwLock<Arc<TrustStore>>,
     /// Set when a replica's seals changed: the trust store is rebuilt once the replicas are free.
     trust_dirty: AtomicBool,
-    /// Other regions' certificate status, live from the replicas.
-    status: RwLock<StatusTable>,
+    /// The replicas' files, for readers of other regions' status (copied on write: a replica
+    /// opened replaces the map).
+    replica_logs: RwLock<Arc<HashMap<RegionCode, crate::log::Log>>>,
     misbehaving: Mutex<BTreeMap<String, Misbehaviour>>,
     /// The latest status snapshot fetched of each other region (trust.md §6), with its version.
     snapshots: Mutex<HashMap<RegionCode, (tongban_core::trust::snapshot::Freshness, Vec<u8>)>>,
@@ -251,7 +252,7 @@ impl Federation {
             membership: RwLock::new(Arc::new(membership)),
             peers: RwLock::new(peers),
             replicas: Mutex::new(HashMap::new()),
-            status: RwLock::new(StatusTable::default()),
+            replica_logs: RwLock::new(Arc::new(HashMap::new())),
             misbehaving: Mutex::new(misbehaving),
             snapshots: Mutex::new(HashMap::new()),
             full: Mutex::new(None),

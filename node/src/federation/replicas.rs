@@ -1,28 +1,32 @@
-//! The replicas of other members' logs (specs/federation.md §5): each a core [`Replica`] (the
-//! region's state under the log rules, and its tree's right edge) over a durable copy of the
-//! entries, plus what the node derives from them for verification: the other regions' seals and
-//! certificate status.
+//! The replicas of other members' logs (specs/federation.md §5): each a core [`Replica`] (where
+//! the log stands, its seals, its tree's right edge) over a durable copy of the entries and the
+//! state they establish, both in the replica's own redb file and written in one transaction, as
+//! a region's own log and state are. Other regions' certificate status is read from there
+//! ([`ReplicaStatus`]): nothing is held in memory per replicated certificate, and a start opens
+//! each replica without replaying it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::sync::watch;
+use tongban_core::cert::verify::{StatusSource, StatusView};
 use tongban_core::cert::{self, Verification};
 use tongban_core::federation::replica::{Progress, Replica};
 use tongban_core::federation::{Member, Membership, Reason, Refused};
-use tongban_core::ids::RegionCode;
+use tongban_core::ids::{Identifier, RegionCode};
 use tongban_core::log::checkpoint::Checkpoint;
-use tongban_core::log::entry::Act;
-use tongban_core::log::state::Applied;
-use tongban_core::trust::{BundleContents, FederationRoot, StatusTable, TrustStore};
+use tongban_core::log::state::{CertRecord, StateRead, Write};
+use tongban_core::status::State;
+use tongban_core::trust::{BundleContents, FederationRoot, TrustStore};
 use tongban_core::values::{ShortText, Time};
 
 use super::{Federation, FederationError, setup};
 use crate::entry_index::EntryIndexer;
-use crate::log::{Log, LogConfig};
+use crate::log::{Log, LogConfig, LogError};
 use crate::metrics::RegionLabel;
 use crate::refusal::Refusal;
-use crate::region::{now, record_status};
+use crate::region::state::{self, Rows};
+use crate::region::{PeerStatus, now, rebuild_state, status_note};
 
 /// How long the federation-wide trust bundles this node builds stay valid.
 const BUNDLE_VALIDITY: u64 = 7 * 24 * 3600;
@@ -122,19 +126,11 @@ impl Federation {
         ));
         let log = Log::open(&path, LogConfig::default(), Arc::new(EntryIndexer))
             .map_err(|e| setup(format!("{}: {e}", path.display())))?;
-        let mut replica = Replica::new(member, &self.name).map_err(|r| setup(r.to_string()))?;
         let size = log.size().map_err(|e| setup(e.to_string()))?;
-        let mut start = 0;
-        while start < size {
-            let end = size.min(start + 4096);
-            let entries = log.entries(start..end).map_err(|e| setup(e.to_string()))?;
-            let progress = replica.apply_published(start, &entries);
-            if let Some(refused) = progress.refused {
-                return Err(setup(format!("replica {}: {refused}", path.display())));
-            }
-            self.reflect(&replica, &progress.applied)?;
-            start = end;
-        }
+        // A replica written by an older build holds entries without their state: rebuilt once.
+        rebuild_state(&log, member.region(), &member.root.key, size)
+            .map_err(|e| setup(format!("replica {}: {e}", path.display())))?;
+        let replica = self.resume(member, &log)?;
         let verified = log
             .last_checkpoint()
             .map_err(|e| setup(e.to_string()))?
@@ -150,6 +146,12 @@ impl Federation {
             .set(i64::try_from(size).unwrap_or(i64::MAX));
         tracing::info!(region = %member.region(), entries = size, "replica opened");
         let (progress, _) = watch::channel(size);
+        {
+            let mut logs = self.replica_logs.write().map_err(|_| super::poisoned())?;
+            let mut grown = (**logs).clone();
+            grown.insert(member.region().clone(), log.clone());
+            *logs = Arc::new(grown);
+        }
         self.replicas()?.insert(
             member.region().clone(),
             Slot {
@@ -164,41 +166,15 @@ impl Federation {
         Ok(())
     }
 
-    /// Updates the other regions' status table after entries were applied to `replica`; returns
-    /// whether a seal changed (the trust store must be rebuilt).
-    pub(super) fn reflect(
-        &self,
-        replica: &Replica,
-        applied: &[Applied],
-    ) -> Result<bool, FederationError> {
-        let mut seals_changed = false;
-        let mut status = self.status.write().map_err(|_| super::poisoned())?;
-        let region = replica.state().region().clone();
-        for a in applied {
-            match &a.entry.act {
-                Act::SealRegistered { .. } | Act::SealRevoked { .. } => seals_changed = true,
-                Act::CertIssued {
-                    id, predecessor, ..
-                } => {
-                    for id in std::iter::once(id).chain(predecessor.iter()) {
-                        if let Some(record) = replica.state().cert(id.as_str()) {
-                            record_status(&mut status, &region, id, record);
-                        }
-                    }
-                }
-                Act::StatusChanged { id, .. } | Act::PromiseFulfilled { id } => {
-                    if let Some(record) = replica.state().cert(id.as_str()) {
-                        record_status(&mut status, &region, id, record);
-                    }
-                }
-                // Records of acts between regions: no certificate's status changes.
-                Act::Receipts { .. }
-                | Act::ShareAnswered { .. }
-                | Act::ShareReceived { .. }
-                | Act::ProofReceived { .. } => {}
-            }
-        }
-        Ok(seals_changed)
+    /// The replica of `member` as its file holds it: where the log stands, its seals and its
+    /// tree's right edge, read without replaying an entry.
+    fn resume(&self, member: &Member, log: &Log) -> Result<Replica, FederationError> {
+        let fail = |e: LogError| setup(format!("replica of {}: {e}", member.region()));
+        let snapshot = log.state().map_err(fail)?;
+        let head = Rows(&snapshot).head(snapshot.size()).map_err(fail)?;
+        let seals = state::all_seals(&snapshot).map_err(fail)?;
+        let frontier = log.frontier(head.size).map_err(fail)?;
+        Replica::resume(member, &self.name, head, seals, frontier).map_err(|r| setup(r.to_string()))
     }
 
     /// Rebuilds the trust store of other regions' seals from the replicas.
@@ -231,7 +207,7 @@ impl Federation {
             .values()
             .filter(|s| membership.member(s.member.region()).is_some())
         {
-            let mut records: Vec<_> = slot.replica.state().seals().collect();
+            let mut records: Vec<_> = slot.replica.seals().collect();
             records.sort_by_key(|s| s.info.key.kid());
             seals.extend(records.iter().map(|s| s.signed.clone()));
             revocations.extend(records.iter().filter_map(|s| s.revocation.clone()));
@@ -297,10 +273,12 @@ impl Federation {
         )
     }
 
-    /// Applies `progress`'s entries durably to `region`'s replica log and updates what derives
-    /// from them. `entries` are the entries the progress applied, in order. The new size is
-    /// published last, once the status table and (when a seal changed) the trust store reflect
-    /// the entries: whoever sees the size can verify what those entries made valid.
+    /// Stores `progress`'s entries and the state they establish in `region`'s replica file, in
+    /// one transaction, and updates what derives from them. `entries` are the entries the
+    /// progress applied, in order. The new size is published last, once the state and (when a
+    /// seal changed) the trust store reflect the entries: whoever sees the size can verify what
+    /// those entries made valid. If the write fails, the replica is resumed from its file, which
+    /// the failed transaction left as it was.
     pub(super) fn commit(
         &self,
         replicas: &mut Replicas,
@@ -312,10 +290,21 @@ impl Federation {
             return Ok(());
         }
         let slot = slot_of(replicas, region)?;
-        slot.log
-            .append_many(entries)
-            .map_err(|e| setup(format!("replica of {region}: {e}")))?;
-        if self.reflect(&slot.replica, &progress.applied)? {
+        let ops = progress.deltas.iter().flat_map(state::ops_of).collect();
+        let stored = slot
+            .log
+            .submit(entries, Vec::new(), ops)
+            .and_then(|pending| pending.wait());
+        if let Err(e) = stored {
+            let member = slot.member.clone();
+            slot.replica = self.resume(&member, &slot.log)?;
+            return Err(setup(format!("replica of {region}: {e}")));
+        }
+        let seals_changed = progress
+            .deltas
+            .iter()
+            .any(|d| d.writes.iter().any(|w| matches!(w, Write::Seal(_))));
+        if seals_changed {
             self.refresh_trust_from(replicas)?;
         }
         let slot = slot_of(replicas, region)?;
@@ -353,22 +342,109 @@ pub(super) struct FullTrust {
 }
 
 impl crate::region::PeerVerifier for Federation {
-    fn verify(&self, bytes: &[u8], now: Time) -> Verification {
+    fn verify(&self, bytes: &[u8], now: Time) -> Result<Verification, Refusal> {
         let trust = self
             .trust
             .read()
             .map(|t| t.clone())
-            .unwrap_or_else(|e| e.into_inner().clone());
-        match self.status.read() {
-            Ok(status) => cert::verify(bytes, &trust, &*status, now),
-            Err(e) => cert::verify(bytes, &trust, &*e.into_inner(), now),
+            .map_err(|_| Refusal::internal("an internal lock was poisoned by a panic"))?;
+        let status = self.replica_status(now)?;
+        let verification = cert::verify(bytes, &trust, &status, now);
+        status.failed()?;
+        Ok(verification)
+    }
+
+    fn status(&self, now: Time) -> Result<Box<dyn PeerStatus>, Refusal> {
+        Ok(Box::new(self.replica_status(now)?))
+    }
+}
+
+impl Federation {
+    fn replica_status(&self, now: Time) -> Result<ReplicaStatus, Refusal> {
+        let logs = self
+            .replica_logs
+            .read()
+            .map_err(|_| Refusal::internal("an internal lock was poisoned by a panic"))?
+            .clone();
+        Ok(ReplicaStatus {
+            logs,
+            now,
+            error: std::sync::Mutex::new(None),
+        })
+    }
+}
+
+/// Other regions' certificate status, read from the replicas' durable state. As for the own
+/// region's ([`crate::region::OwnStatus`]), a read that fails is kept and turned into a local
+/// error by [`PeerStatus::failed`] before the verdict is used.
+pub struct ReplicaStatus {
+    logs: Arc<HashMap<RegionCode, Log>>,
+    now: Time,
+    error: std::sync::Mutex<Option<LogError>>,
+}
+
+impl ReplicaStatus {
+    fn keep<T>(&self, read: Result<T, LogError>) -> Option<T> {
+        match read {
+            Ok(value) => Some(value),
+            Err(e) => {
+                if let Ok(mut error) = self.error.lock() {
+                    error.get_or_insert(e);
+                }
+                None
+            }
         }
     }
 
-    fn status(&self) -> Result<std::sync::RwLockReadGuard<'_, StatusTable>, Refusal> {
-        self.status
-            .read()
-            .map_err(|_| Refusal::internal("an internal lock was poisoned by a panic"))
+    /// The record of `id` in `region`'s replica: `None` when no replica of the region is held
+    /// (status unknown) or a read failed; `Some(None)` when the replica does not hold it.
+    fn record(&self, region: &RegionCode, id: &str) -> Option<Option<CertRecord>> {
+        let log = self.logs.get(region)?;
+        let id = Identifier::parse(id).ok()?;
+        let snapshot = self.keep(log.state())?;
+        self.keep(Rows(&snapshot).cert(&id))
+    }
+}
+
+impl StatusSource for ReplicaStatus {
+    fn view(&self, region: &RegionCode, id: &str) -> StatusView {
+        match self.record(region, id) {
+            None => StatusView::Unknown,
+            Some(Some(record)) if record.state != State::Valid => StatusView::Listed {
+                state: record.state,
+                since: record.changed,
+                note: status_note(&record),
+                as_of: self.now,
+            },
+            Some(_) => StatusView::Valid { as_of: self.now },
+        }
+    }
+
+    fn promise_fulfilled(&self, region: &RegionCode, id: &str) -> bool {
+        matches!(self.record(region, id), Some(Some(r)) if r.promise_fulfilled)
+    }
+}
+
+impl PeerStatus for ReplicaStatus {
+    fn transferred_out(&self, id: &Identifier) -> bool {
+        self.logs.values().any(|log| {
+            self.keep(log.state())
+                .and_then(|snapshot| self.keep(Rows(&snapshot).cert(id)))
+                .flatten()
+                .is_some_and(|r| r.state == State::TransferredOut)
+        })
+    }
+
+    fn failed(&self) -> Result<(), Refusal> {
+        match self
+            .error
+            .lock()
+            .map_err(|_| Refusal::internal("an internal lock was poisoned by a panic"))?
+            .take()
+        {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
     }
 }
 

@@ -28,6 +28,7 @@ use super::{Federation, FederationError, Misbehaviour, peer_map};
 use crate::log::Log;
 use crate::metrics::{ReasonLabel, ResultLabel};
 use crate::region::now;
+use crate::region::state::Rows;
 
 /// What a witness answers (specs/federation.md §6.1), whichever transport asked.
 pub enum WitnessAnswer {
@@ -278,7 +279,9 @@ impl Federation {
                 ));
             }
             let new = &entries[fresh..];
-            let progress = slot.replica.apply_published(size, new);
+            let snapshot = slot.log.state().map_err(internal)?;
+            let progress = slot.replica.apply_published(size, new, &Rows(&snapshot));
+            drop(snapshot);
             if let Some(refused) = self.commit_progress(&mut replicas, region, new, progress)? {
                 drop(replicas);
                 return Err(self.refused_entry(
@@ -307,7 +310,11 @@ impl Federation {
         let applied = entries[..progress.applied.len()].to_vec();
         self.commit(replicas, region, applied, &progress)
             .map_err(internal)?;
-        Ok(progress.refused.take())
+        match progress.refused.take() {
+            // This node could not read its own store: not the region's fault.
+            Some(refused) if refused.code == Reason::Internal => Err(refused),
+            refused => Ok(refused),
+        }
     }
 
     /// Marks `region` misbehaving for an entry its log rules refuse (`how` it came) and returns
@@ -737,7 +744,11 @@ impl Federation {
         let fresh = (size - first).min(entries.len() as u64) as usize;
         let rest = &entries[fresh..];
         if !rest.is_empty() {
-            let progress = slot.replica.apply_proven(size, rest, &head, &proof)?;
+            let snapshot = slot.log.state().map_err(internal)?;
+            let progress =
+                slot.replica
+                    .apply_proven(size, rest, &head, &proof, &Rows(&snapshot))?;
+            drop(snapshot);
             if let Some(refused) = self.commit_progress(&mut replicas, region, rest, progress)? {
                 drop(replicas);
                 return Err(self.refused_entry(

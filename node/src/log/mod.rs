@@ -44,6 +44,9 @@ pub struct LogConfig {
     pub max_batch: usize,
     /// Largest entry accepted, in bytes; at most [`MAX_ENTRY_LIMIT`].
     pub max_entry: usize,
+    /// Memory redb may use to cache pages of this file, in bytes: what bounds the log's memory,
+    /// whatever the number of entries (redb's own default is 1 GiB per file).
+    pub cache_bytes: usize,
 }
 
 impl Default for LogConfig {
@@ -51,6 +54,7 @@ impl Default for LogConfig {
         LogConfig {
             max_batch: 4096,
             max_entry: MAX_ENTRY_LIMIT,
+            cache_bytes: 32 << 20,
         }
     }
 }
@@ -114,7 +118,11 @@ impl Log {
                 config.max_entry
             )));
         }
-        let db = Arc::new(Database::create(path)?);
+        let db = Arc::new(
+            Database::builder()
+                .set_cache_size(config.cache_bytes)
+                .create(path)?,
+        );
         let (size, state_size) = schema::init(&db)?;
         tracing::info!(path = %path.display(), size, state_size, "log opened");
 

@@ -197,3 +197,26 @@ fn read_entries(txn: &ReadTransaction, range: Range<u64>) -> Result<Vec<Vec<u8>>
     }
     Ok(out)
 }
+
+impl Log {
+    /// The right edge of the tree of the first `size` entries (`size` at most the log's):
+    /// read from the stored subtree hashes, without reading any entry.
+    pub fn frontier(&self, size: u64) -> Result<tongban_core::log::frontier::Frontier, LogError> {
+        let (txn, current) = self.snapshot()?;
+        check_size(size, current)?;
+        let table = txn.open_table(HASHES)?;
+        let mut peaks = Vec::new();
+        for (height, first) in tongban_core::log::frontier::Frontier::peak_positions(size) {
+            let level = u8::try_from(height)
+                .map_err(|_| LogError::Corrupt("a subtree height beyond 255".into()))?;
+            let index = tlog_tiles::stored_hash_index(level, first >> height);
+            let hash = table
+                .get(index)?
+                .map(|g| g.value())
+                .ok_or_else(|| LogError::Corrupt(format!("stored hash {index} is missing")))?;
+            peaks.push((height, hash));
+        }
+        tongban_core::log::frontier::Frontier::from_peaks(size, peaks)
+            .ok_or_else(|| LogError::Corrupt("the stored subtree hashes do not fit".into()))
+    }
+}

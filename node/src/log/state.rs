@@ -113,9 +113,21 @@ impl Log {
     /// Compares the state table with `other`'s, row by row in key order; returns how many rows
     /// differ and the first few (kind, key) that do.
     pub fn state_differences(&self, other: &Scratch) -> Result<Differences, LogError> {
-        let mine = self.inner.db.begin_read()?;
+        differences(&self.inner.db, &other.db)
+    }
+
+    /// [`Log::state_differences`] with another log's state (a replica's of this region, which
+    /// the same rules over the same entries make row for row the same).
+    pub fn state_differences_with(&self, other: &Log) -> Result<Differences, LogError> {
+        differences(&self.inner.db, &other.inner.db)
+    }
+}
+
+fn differences(mine: &Database, theirs: &Database) -> Result<Differences, LogError> {
+    {
+        let mine = mine.begin_read()?;
         let mine = mine.open_table(STATE)?;
-        let theirs = other.db.begin_read()?;
+        let theirs = theirs.begin_read()?;
         let theirs = theirs.open_table(STATE)?;
         let mut a = mine.iter()?;
         let mut b = theirs.iter()?;

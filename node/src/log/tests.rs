@@ -204,6 +204,7 @@ fn oversized_entries_are_refused_and_nothing_is_written() {
     let (_dir, log) = temp_log(LogConfig {
         max_batch: 16,
         max_entry: 10,
+        ..LogConfig::default()
     });
     log.append(vec![1; 10]).unwrap();
     assert!(matches!(
@@ -226,14 +227,17 @@ fn configurations_that_cannot_work_are_refused() {
         LogConfig {
             max_batch: 0,
             max_entry: 10,
+            ..LogConfig::default()
         },
         LogConfig {
             max_batch: 1,
             max_entry: 65_536,
+            ..LogConfig::default()
         },
         LogConfig {
             max_batch: 1,
             max_entry: 0,
+            ..LogConfig::default()
         },
     ] {
         assert!(matches!(
@@ -434,4 +438,16 @@ fn state_changes_are_committed_with_their_entries_and_read_in_snapshots() {
     assert_eq!(rows, vec![(b"k".to_vec(), b"2".to_vec())]);
     // Caught up already: nothing to bring the state to.
     assert!(log.catch_up_state(3, Vec::new()).is_err());
+}
+
+#[test]
+fn the_frontier_read_from_stored_hashes_has_the_tree_root_at_every_size() {
+    let (_dir, log) = temp_log(LogConfig::default());
+    for n in 0..40u64 {
+        let frontier = log.frontier(n).unwrap();
+        assert_eq!(frontier.size(), n);
+        assert_eq!(frontier.root(), log.root(n).unwrap(), "size {n}");
+        log.append(n.to_be_bytes().to_vec()).unwrap();
+    }
+    assert!(log.frontier(41).is_err());
 }

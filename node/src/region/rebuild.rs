@@ -10,11 +10,11 @@ use std::time::Instant;
 
 use tongban_core::ids::RegionCode;
 use tongban_core::keys::{KeyId, PublicKey};
-use tongban_core::log::state::{
-    ApplyError, Rejection, Rules, SealRecord, Write, checked_signature,
-};
+use tongban_core::log::state::{ApplyError, Rejection, Rules, SealRecord, checked_signature};
 
-use super::state::{self, Layered, Overlay, Rows};
+use tongban_core::log::overlay::{Layered, Overlay};
+
+use super::state::{self, Rows};
 use crate::entry_index::EntryIndexer;
 use crate::home::{Home, load};
 use crate::log::{Log, LogConfig, LogError, Scratch, StateTarget};
@@ -59,13 +59,14 @@ pub fn catch_up(
         let end = to.min(start + CHUNK);
         let entries = log.entries(start..end)?;
         let snapshot = target.state()?;
+        let rows = Rows(&snapshot);
         let mut overlay = Overlay::default();
         let mut ops = Vec::new();
         for (index, bytes) in (start..).zip(&entries) {
             let store = Layered {
                 seals: &seals,
                 overlay: &overlay,
-                disk: Rows(&snapshot),
+                store: &rows,
             };
             let (_, (), delta) = rules
                 .check(head, &store, bytes, checked_signature)
@@ -73,12 +74,7 @@ pub fn catch_up(
                     ApplyError::Rejected(rejection) => RebuildError::Refused { index, rejection },
                     ApplyError::Store(e) => RebuildError::Log(e),
                 })?;
-            overlay.take(index, &delta);
-            for write in &delta.writes {
-                if let Write::Seal(record) = write {
-                    seals.insert(record.info.key.kid(), record.clone());
-                }
-            }
+            overlay.take(index, &delta, &mut seals);
             ops.extend(state::ops_of(&delta));
             head = delta.head;
         }

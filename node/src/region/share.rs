@@ -24,7 +24,7 @@ use tongban_core::sharing::{
     VerifiedProof, object_digest, verify_copy, verify_proof,
 };
 use tongban_core::status::{Operation, State, Termination};
-use tongban_core::trust::{StatusTable, TrustStore};
+use tongban_core::trust::TrustStore;
 use tongban_core::values::{ShortText, Time};
 
 use super::{CertificateSpec, IssuedCertificate, Lineage, PreparedIssuance, Region, now};
@@ -292,11 +292,11 @@ impl Region {
         let now = now()?;
         let own = self.own_status()?;
         // The certificate inside is usually another region's: its status is the federation's.
-        let peers = self.peers.get().map(|p| p.status()).transpose()?;
-        let none = StatusTable::default();
-        let status = Layered(&own, peers.as_deref().unwrap_or(&none));
+        let peers = self.peer_status(now)?;
+        let status = Layered(&own, &*peers);
         let verified = verify_copy(copy, federation, &status, now, &presenter);
         own.failed()?;
+        peers.failed()?;
         Ok(verified)
     }
 

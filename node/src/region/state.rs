@@ -1,7 +1,8 @@
 //! The region's state on disk, beside its log: the rows core's [`Rules`] read and the deltas they
 //! make, encoded for the log's state table (node/src/log/state.rs) and written in the same
 //! transaction as the entries that make them. Nothing here is held per certificate in memory:
-//! the sequencer keeps only the changes of entries submitted and not yet durable ([`Overlay`]),
+//! the sequencer keeps only the changes of entries submitted and not yet durable (core's
+//! `Overlay`),
 //! and the seals (one per agency's stamp, a bounded set).
 //!
 //! Rows (kind, key → value):
@@ -11,8 +12,6 @@
 //! - [`TRANSFER_OUT`]: identifier → receiving region, while transferred out;
 //! - [`PROMISE`]: deadline (8 bytes, big-endian) ‖ identifier → nothing, while a promise is open;
 //! - [`HEAD`]: `last_at` → the latest `"at"` (8 bytes).
-
-use std::collections::{HashMap, VecDeque};
 
 use tongban_core::cbor::{self, Reader};
 use tongban_core::envelope::{Envelope, Kind};
@@ -337,116 +336,6 @@ pub fn all_seals(snapshot: &crate::log::StateSnapshot) -> Result<Vec<SealRecord>
     }
 }
 
-/// What the sequencer has applied and the log not yet made durable, by the index of the entry
-/// that wrote it: read before the disk, dropped once the disk holds it. Its size is the number of
-/// entries in flight, never the number of certificates.
-#[derive(Default)]
-pub struct Overlay {
-    certs: HashMap<Identifier, (u64, CertRecord)>,
-    transfers_in: HashMap<Identifier, u64>,
-    transfers_out: HashMap<Identifier, (u64, Option<RegionCode>)>,
-    /// Keys written, by entry index, in log order: what to drop when.
-    written: VecDeque<(u64, Identifier, u8)>,
-}
-
-impl Overlay {
-    /// Takes the writes of the entry at `index`.
-    pub fn take(&mut self, index: u64, delta: &Delta) {
-        for write in &delta.writes {
-            match write {
-                Write::Cert { id, record } => {
-                    self.certs.insert(id.clone(), (index, record.clone()));
-                    self.written.push_back((index, id.clone(), CERT));
-                }
-                Write::TransferIn { predecessor, .. } => {
-                    self.transfers_in.insert(predecessor.clone(), index);
-                    self.written
-                        .push_back((index, predecessor.clone(), TRANSFER_IN));
-                }
-                Write::TransferOut { id, to } => {
-                    self.transfers_out.insert(id.clone(), (index, to.clone()));
-                    self.written.push_back((index, id.clone(), TRANSFER_OUT));
-                }
-                // The sequencer holds every seal itself.
-                Write::Seal(_) => {}
-            }
-        }
-    }
-
-    /// Drops what entries below `durable` wrote, unless a later entry wrote it again.
-    pub fn settle(&mut self, durable: u64) {
-        while let Some((index, _, _)) = self.written.front()
-            && *index < durable
-        {
-            let Some((index, id, kind)) = self.written.pop_front() else {
-                break;
-            };
-            let same = |i: u64| i == index;
-            match kind {
-                CERT if self.certs.get(&id).is_some_and(|(i, _)| same(*i)) => {
-                    self.certs.remove(&id);
-                }
-                TRANSFER_IN if self.transfers_in.get(&id).copied().is_some_and(same) => {
-                    self.transfers_in.remove(&id);
-                }
-                TRANSFER_OUT if self.transfers_out.get(&id).is_some_and(|(i, _)| same(*i)) => {
-                    self.transfers_out.remove(&id);
-                }
-                _ => {}
-            }
-        }
-    }
-
-    /// Forgets everything: after a failed commit, when the disk is the truth again.
-    pub fn clear(&mut self) {
-        *self = Overlay::default();
-    }
-
-    pub fn len(&self) -> usize {
-        self.written.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.written.is_empty()
-    }
-}
-
-/// The sequencer's view of the state: its seals, what is in flight, then the durable rows.
-pub struct Layered<'a, R> {
-    pub seals: &'a HashMap<KeyId, SealRecord>,
-    pub overlay: &'a Overlay,
-    pub disk: Rows<'a, R>,
-}
-
-impl<R: StateRows> StateRead for Layered<'_, R> {
-    type Error = LogError;
-
-    fn seal(&self, kid: &KeyId) -> Result<Option<SealRecord>, LogError> {
-        Ok(self.seals.get(kid).cloned())
-    }
-
-    fn cert(&self, id: &Identifier) -> Result<Option<CertRecord>, LogError> {
-        match self.overlay.certs.get(id) {
-            Some((_, record)) => Ok(Some(record.clone())),
-            None => self.disk.cert(id),
-        }
-    }
-
-    fn transferred_in(&self, predecessor: &Identifier) -> Result<bool, LogError> {
-        match self.overlay.transfers_in.contains_key(predecessor) {
-            true => Ok(true),
-            false => self.disk.transferred_in(predecessor),
-        }
-    }
-
-    fn transfer_out(&self, id: &Identifier) -> Result<Option<RegionCode>, LogError> {
-        match self.overlay.transfers_out.get(id) {
-            Some((_, to)) => Ok(to.clone()),
-            None => self.disk.transfer_out(id),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -501,35 +390,6 @@ mod tests {
         let mut longer = bytes.clone();
         longer.push(0);
         assert_eq!(decode_cert(&longer), None);
-        Ok(())
-    }
-
-    #[test]
-    fn the_overlay_forgets_an_entry_only_once_it_is_durable_and_not_written_again() -> Result<()> {
-        let id = id("000002")?;
-        let base = record()?;
-        let write = |state| Delta {
-            head: Head::default(),
-            writes: vec![Write::Cert {
-                id: id.clone(),
-                record: CertRecord {
-                    state,
-                    ..base.clone()
-                },
-            }],
-        };
-        let mut overlay = Overlay::default();
-        overlay.take(3, &write(State::Valid));
-        overlay.take(4, &write(State::Suspended));
-        overlay.settle(4);
-        // Entry 3 is durable, but entry 4 wrote the record again: it stays.
-        assert_eq!(
-            overlay.certs.get(&id).map(|(i, r)| (*i, r.state)),
-            Some((4, State::Suspended))
-        );
-        overlay.settle(5);
-        assert!(overlay.is_empty());
-        assert!(overlay.certs.is_empty());
         Ok(())
     }
 }

@@ -12,9 +12,7 @@ use tongban_core::ids::{Identifier, RegionCode};
 use tongban_core::keys::{KeyId, SecretKey};
 use tongban_core::log::state::{CertRecord, SealRecord, StateRead};
 use tongban_core::status::State;
-use tongban_core::trust::{
-    BundleContents, FederationRoot, SealInfo, StatusEntry, StatusTable, TrustStore,
-};
+use tongban_core::trust::{BundleContents, FederationRoot, SealInfo, TrustStore};
 use tongban_core::values::{ShortText, Time};
 
 use super::state::Rows;
@@ -164,6 +162,11 @@ impl OwnStatus {
         }
     }
 
+    /// The moment this status is read at.
+    pub fn now(&self) -> Time {
+        self.now
+    }
+
     /// The record of one of this region's certificates.
     pub fn record(&self, id: &Identifier) -> Result<Option<CertRecord>, LogError> {
         Rows(&self.snapshot).cert(id)
@@ -257,26 +260,5 @@ pub fn status_note(record: &CertRecord) -> Option<ShortText> {
             record.reason.clone().or_else(|| ShortText::new("other"))
         }
         _ => None,
-    }
-}
-
-pub(crate) fn record_status(
-    table: &mut StatusTable,
-    region: &RegionCode,
-    id: &Identifier,
-    record: &CertRecord,
-) {
-    table.record(
-        region,
-        StatusEntry {
-            id: id.clone(),
-            state: record.state,
-            since: record.changed,
-            note: status_note(record),
-        },
-        record.changed,
-    );
-    if record.promise_fulfilled {
-        table.record_fulfilled(region, id.as_str(), record.changed);
     }
 }

@@ -53,17 +53,7 @@ impl Reply {
 impl Node {
     /// `tongban-node init` in `dir` (a fresh directory).
     pub fn init(dir: &Path) -> Node {
-        let out = Command::new(BIN)
-            .args(["init", "--region", "341200", "--name", "阜阳市", "--dir"])
-            .arg(dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stdout = String::from_utf8(out.stdout).unwrap();
+        let stdout = command_ok(&["init", "--region", "341200", "--name", "阜阳市"], dir);
         let operator = stdout
             .split_whitespace()
             .find(|w| w.starts_with("tb_"))
@@ -108,6 +98,11 @@ impl Node {
             .trim()
             .to_owned();
         self.child = Some(child);
+    }
+
+    /// `tongban-node fill --count <count>` on the (stopped) node's directory.
+    pub fn fill(&self, count: u64) {
+        command_ok(&["fill", "--count", &count.to_string()], &self.dir);
     }
 
     /// `tongban-node check` on the node's directory (the node must be stopped): its exit status
@@ -272,6 +267,22 @@ fn dechunk(mut body: &[u8]) -> Vec<u8> {
 }
 
 /// Now, in whole seconds.
+/// Runs `tongban-node <args> --dir <dir>`, which must succeed; returns its standard output.
+fn command_ok(args: &[&str], dir: &Path) -> String {
+    let out = Command::new(BIN)
+        .args(args)
+        .arg("--dir")
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 pub fn now() -> tongban_core::values::Time {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

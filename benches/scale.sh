@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The scale run of issue 14: for each size N, a region of N certificates made by
+# `tongban-node fill`, then what an operator sees: disk per certificate, start to healthy, RSS
+# after the start and after load, verification and issuance under load (`tongban-load`, 64
+# connections), and `tongban-node check` (a full replay of the log compared with the state).
+#
+#   cargo build --release -p tongban-node
+#   benches/scale.sh 1000000 3000000       # default: 1000000
+#
+# Each size gets a fresh directory under ${SCALE_DIR:-/tmp}, removed at the end unless KEEP=1.
+# Results go to stdout as one Markdown table row per size.
+set -euo pipefail
+
+bin=${TARGET_DIR:-target/release}
+node=$bin/tongban-node
+load=$bin/tongban-load
+seconds=${LOAD_SECONDS:-20}
+[[ -x $node && -x $load ]] || { echo "build first: cargo build --release -p tongban-node" >&2; exit 2; }
+
+rss() { awk '/^VmRSS/ {print int($2/1024)}' "/proc/$1/status"; }
+hwm() { awk '/^VmHWM/ {print int($2/1024)}' "/proc/$1/status"; }
+now_ms() { date +%s%3N; }
+
+echo "| certificates | fill (/s) | disk (B/cert) | start to healthy | RSS started | RSS after load (peak) | verify /s (p99) | issue /s (p99) | check |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+for n in "${@:-1000000}"; do
+    dir=$(mktemp -d "${SCALE_DIR:-/tmp}/tongban-scale.XXXXXX")
+    trap 'kill "${pid:-0}" 2>/dev/null || true; [[ ${KEEP:-0} == 1 ]] || rm -rf "$dir"' EXIT
+    token=$("$node" init --region 341200 --name 阜阳市 --dir "$dir/node" --listen 127.0.0.1:0 \
+        | grep -o 'tb_[A-Za-z0-9_-]*')
+    fill_rate=$("$node" fill --dir "$dir/node" --count "$n" 2>/dev/null \
+        | sed -n 's/.*(\([0-9]*\)\/s).*/\1/p')
+    bytes=$(stat -c %s "$dir/node/log.redb")
+
+    started=$(now_ms)
+    RUST_LOG=warn "$node" run --dir "$dir/node" > "$dir/out" &
+    pid=$!
+    until addr=$(sed -n 's|.*http://\([^ ]*\).*|\1|p' "$dir/out" | head -1) && [[ -n $addr ]] \
+        && curl -sf "http://$addr/healthz" > /dev/null; do
+        sleep 0.01
+    done
+    healthy=$(( $(now_ms) - started ))
+    rss_started=$(rss "$pid")
+
+    out=$("$load" --url "$addr" --operator-token "$token" --connections 64 --seconds "$seconds")
+    phase() { echo "$out" | sed -n "s|^$1.*= \([0-9]*\)/s;.*p99 \([0-9.]*\) ms.*|\1 (\2 ms)|p"; }
+    verify=$(phase verif)
+    issue=$(phase issu)
+    rss_after="$(rss "$pid") ($(hwm "$pid"))"
+    kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
+
+    check_started=$(now_ms)
+    "$node" check --dir "$dir/node" > /dev/null 2>&1
+    check=$(( ($(now_ms) - check_started) / 1000 ))
+
+    echo "| $n | $fill_rate | $(( bytes / n )) | ${healthy} ms | ${rss_started} MiB | ${rss_after} MiB | $verify | $issue | ${check} s |"
+    [[ ${KEEP:-0} == 1 ]] || rm -rf "$dir"
+    trap - EXIT
+done
