@@ -12,6 +12,7 @@ use tongban_core::status::State;
 
 const STATE: TableDefinition<(u8, &[u8]), &[u8]> = TableDefinition::new("state");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
 
 /// Issues three certificates, suspends the second and renews the third; returns their ids.
 fn some_acts(node: &Node) -> Vec<String> {
@@ -82,6 +83,25 @@ fn check_finds_a_state_that_the_log_does_not_establish() {
     let (agrees, report) = node.check();
     assert!(!agrees, "a missing row went unnoticed: {report}");
     assert!(report.contains("differs"), "{report}");
+
+    // An entry whose signature no longer verifies: the replay stops there and names it.
+    let db = Database::create(dir.path().join("log.redb")).unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        let mut entries = txn.open_table(ENTRIES).unwrap();
+        let mut entry = entries.get(2).unwrap().unwrap().value().to_vec();
+        let last = entry.len() - 1;
+        entry[last] ^= 1;
+        entries.insert(2, entry.as_slice()).unwrap();
+    }
+    txn.commit().unwrap();
+    drop(db);
+    let (agrees, report) = node.check();
+    assert!(!agrees, "a broken signature went unnoticed: {report}");
+    assert!(
+        report.contains("entry 2 is refused") && report.contains("ENTRY_SIGNATURE"),
+        "{report}"
+    );
 }
 
 #[test]

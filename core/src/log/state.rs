@@ -768,6 +768,11 @@ pub fn checked_signature(envelope: Envelope<'_>, key: &PublicKey) -> Result<(), 
     verify_entry(&envelope, key)
 }
 
+/// [`checked_signature`] for an envelope kept to be checked later (on another thread).
+pub fn verify_signature(envelope: &Envelope<'_>, key: &PublicKey) -> Result<(), Rejection> {
+    verify_entry(envelope, key)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,9 +8,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
+use tongban_core::envelope::Envelope;
 use tongban_core::ids::RegionCode;
 use tongban_core::keys::{KeyId, PublicKey};
-use tongban_core::log::state::{ApplyError, Rejection, Rules, SealRecord, checked_signature};
+use tongban_core::log::state::{ApplyError, Rejection, Rules, SealRecord, verify_signature};
 
 use tongban_core::log::overlay::{Layered, Overlay};
 
@@ -54,6 +55,7 @@ pub fn catch_up(
         .collect();
     drop(snapshot);
     let rules = Rules { region, root };
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let mut start = from;
     while start < to {
         let end = to.min(start + CHUNK);
@@ -62,22 +64,34 @@ pub fn catch_up(
         let rows = Rows(&snapshot);
         let mut overlay = Overlay::default();
         let mut ops = Vec::new();
+        // Every rule now; the signatures, most of the time, on every core once the chunk is
+        // judged. Nothing is written before both passed.
+        let mut signatures = Vec::with_capacity(entries.len());
         for (index, bytes) in (start..).zip(&entries) {
             let store = Layered {
                 seals: &seals,
                 overlay: &overlay,
                 store: &rows,
             };
-            let (_, (), delta) = rules
-                .check(head, &store, bytes, checked_signature)
-                .map_err(|e| match e {
-                    ApplyError::Rejected(rejection) => RebuildError::Refused { index, rejection },
-                    ApplyError::Store(e) => RebuildError::Log(e),
-                })?;
+            let checked = rules.check(head, &store, bytes, |envelope, key| {
+                Ok((envelope, key.clone()))
+            });
+            let (_, signature, delta) = match checked {
+                Ok(checked) => checked,
+                Err(ApplyError::Rejected(rejection)) => {
+                    // An earlier entry's bad signature is the first fault.
+                    first_bad_signature(&signatures, threads)?;
+                    return Err(RebuildError::Refused { index, rejection });
+                }
+                Err(ApplyError::Store(e)) => return Err(RebuildError::Log(e)),
+            };
+            signatures.push((index, signature));
             overlay.take(index, &delta, &mut seals);
             ops.extend(state::ops_of(&delta));
             head = delta.head;
         }
+        first_bad_signature(&signatures, threads)?;
+        drop(signatures);
         drop(snapshot);
         target.catch_up(end, ops)?;
         start = end;
@@ -104,6 +118,35 @@ pub fn check_home(home: &Home) -> Result<Check, RebuildError> {
         loaded.region_root.public(),
         scratch_dir,
     )
+}
+
+/// Verifies the signatures of a chunk's entries on `threads` threads; the lowest index whose
+/// signature fails is the error.
+fn first_bad_signature(
+    signatures: &[(u64, (Envelope<'_>, PublicKey))],
+    threads: usize,
+) -> Result<(), RebuildError> {
+    let per = signatures.len().div_ceil(threads.max(1)).max(1);
+    let failed = std::thread::scope(|scope| {
+        let workers: Vec<_> = signatures
+            .chunks(per)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter().find_map(|(index, (envelope, key))| {
+                        verify_signature(envelope, key)
+                            .err()
+                            .map(|rejection| (*index, rejection))
+                    })
+                })
+            })
+            .collect();
+        // Parts are in index order: the first part with a failure holds the lowest index.
+        workers.into_iter().find_map(|w| w.join().ok().flatten())
+    });
+    match failed {
+        Some((index, rejection)) => Err(RebuildError::Refused { index, rejection }),
+        None => Ok(()),
+    }
 }
 
 /// What `tongban-node check` found.
