@@ -1200,18 +1200,28 @@ impl Region {
             entries: Vec::new(),
             fulfilled: Vec::new(),
         };
+        // Only the listed rows: the certificates not valid or with a fulfilled promise.
+        let mut listed = Vec::new();
+        state.scan(state::LISTED, &[], |key, _| {
+            listed.push(key.to_vec());
+            true
+        })?;
         let mut bad = None;
-        state.scan(state::CERT, &[], |key, value| {
-            let row = std::str::from_utf8(key)
+        let rows = state::Rows(&state);
+        for key in listed {
+            let id = std::str::from_utf8(&key)
                 .ok()
-                .and_then(|id| Identifier::parse(id).ok())
-                .zip(state::decode_cert(value));
-            let Some((id, record)) = row else {
+                .and_then(|id| Identifier::parse(id).ok());
+            let record = match &id {
+                Some(id) => rows.cert(id)?,
+                None => None,
+            };
+            let (Some(id), Some(record)) = (id, record) else {
                 bad = Some(Refusal::internal(format!(
-                    "state row {:?} does not decode",
-                    String::from_utf8_lossy(key)
+                    "listed state row {:?} names no certificate",
+                    String::from_utf8_lossy(&key)
                 )));
-                return false;
+                break;
             };
             if record.promise_fulfilled {
                 snapshot.fulfilled.push(id.clone());
@@ -1224,8 +1234,7 @@ impl Region {
                     since: record.changed,
                 });
             }
-            true
-        })?;
+        }
         if let Some(bad) = bad {
             return Err(bad);
         }

@@ -14,8 +14,9 @@ const STATE: TableDefinition<(u8, &[u8]), &[u8]> = TableDefinition::new("state")
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
 
-/// Issues three certificates, suspends the second and renews the third; returns their ids.
-fn some_acts(node: &Node) -> Vec<String> {
+/// Issues three certificates, suspends the second and renews the third; returns the agency's
+/// token and their ids.
+fn some_acts(node: &Node) -> (String, Vec<String>) {
     let (token, seal) = node.agency_with_seal(AGENCY_A, "FY-AMR-1");
     let ids: Vec<String> = (0..3)
         .map(|n| {
@@ -46,7 +47,7 @@ fn some_acts(node: &Node) -> Vec<String> {
         },
     );
     assert_eq!(renew.status, 201, "{}", renew.text());
-    ids
+    (token, ids)
 }
 
 fn state_of(node: &Node, id: &str) -> u64 {
@@ -109,7 +110,7 @@ fn a_log_without_state_is_brought_up_to_date_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let mut node = Node::init(dir.path());
     node.start();
-    let ids = some_acts(&node);
+    let (_, ids) = some_acts(&node);
     let before: Vec<u64> = ids.iter().map(|id| state_of(&node, id)).collect();
     assert_eq!(before[1], State::Suspended.code());
     node.kill9();
@@ -129,6 +130,74 @@ fn a_log_without_state_is_brought_up_to_date_at_start() {
     node.start();
     let after: Vec<u64> = ids.iter().map(|id| state_of(&node, id)).collect();
     assert_eq!(after, before);
+    node.kill9();
+    let (agrees, report) = node.check();
+    assert!(agrees, "{report}");
+
+    // Format 3 kept a state without the listed rows: it is dropped and rebuilt, whatever it
+    // held (here a row less).
+    let db = Database::create(dir.path().join("log.redb")).unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        txn.open_table(META).unwrap().insert("format", 3).unwrap();
+        let mut table = txn.open_table(STATE).unwrap();
+        let (kind, key) = {
+            let (key, _) = table.iter().unwrap().next().unwrap().unwrap();
+            let (kind, key) = key.value();
+            (kind, key.to_vec())
+        };
+        table.remove((kind, key.as_slice())).unwrap();
+    }
+    txn.commit().unwrap();
+    drop(db);
+    node.start();
+    let after: Vec<u64> = ids.iter().map(|id| state_of(&node, id)).collect();
+    assert_eq!(after, before);
+    node.kill9();
+    let (agrees, report) = node.check();
+    assert!(agrees, "{report}");
+}
+
+/// The identifiers and states the node's signed status snapshot lists, checked against its own
+/// trust bundle.
+fn listed(node: &Node) -> Vec<(String, u64)> {
+    let bundle = node.get("/v1/trust-bundle", None).body;
+    let trust = tongban_core::trust::TrustStore::load_any_time(&bundle, None).unwrap();
+    let reply = node.get("/v1/status-snapshot", None);
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let snapshot = tongban_core::trust::StatusSnapshot::load(&reply.body, &trust).unwrap();
+    let mut listed: Vec<_> = snapshot
+        .entries
+        .iter()
+        .map(|e| (e.id.as_str().to_owned(), e.state.code()))
+        .collect();
+    listed.sort();
+    listed
+}
+
+#[test]
+fn the_status_snapshot_lists_exactly_the_certificates_that_are_not_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = Node::init(dir.path());
+    node.start();
+    let (token, ids) = some_acts(&node);
+    let mut expected = vec![
+        (ids[1].clone(), State::Suspended.code()),
+        (ids[2].clone(), state_of(&node, &ids[2])),
+    ];
+    expected.sort();
+    assert_ne!(expected[0].1, State::Valid.code());
+    assert_ne!(expected[1].1, State::Valid.code());
+    assert_eq!(listed(&node), expected);
+
+    // Valid again: no longer listed.
+    let reply = node.post(
+        &format!("/v1/certificates/{}/status", ids[1]),
+        Some(&token),
+        &json!({"operation": "unsuspend"}),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(listed(&node), vec![(ids[2].clone(), state_of(&node, &ids[2]))]);
     node.kill9();
     let (agrees, report) = node.check();
     assert!(agrees, "{report}");

@@ -48,7 +48,9 @@ pub(crate) fn history_key(size: u64) -> String {
 
 /// Bumped on any change to the tables' layout, so an old binary never misreads a newer file.
 /// 2: certificate bytes keyed by (entry index, digest). 3: the state table and its size.
-const FORMAT: u64 = 3;
+/// 4: the state's rows of listed certificates. A file of format 2 or 3 is upgraded by rebuilding
+/// its state from its entries (the state is derived data).
+const FORMAT: u64 = 4;
 
 /// Creates the tables on first use, upgrades a format 2 file (its state to be rebuilt from its
 /// entries, [`Log::state_size`](super::Log::state_size) says from where), refuses files of other
@@ -65,10 +67,14 @@ pub(crate) fn init(db: &Database) -> Result<(u64, u64), LogError> {
                 meta.insert(META_SIZE, 0)?;
                 meta.insert(META_STATE_SIZE, 0)?;
             }
-            Some(2) => {
-                tracing::warn!("log of format 2: upgrading; its state is rebuilt from its entries");
+            Some(old @ (2 | 3)) => {
+                tracing::warn!(
+                    format = old,
+                    "log of an older format: upgrading; its state is rebuilt from its entries"
+                );
                 meta.insert(META_FORMAT, FORMAT)?;
                 meta.insert(META_STATE_SIZE, 0)?;
+                txn.delete_table(STATE)?;
             }
             Some(FORMAT) => {}
             Some(other) => {

@@ -11,7 +11,9 @@
 //! - [`TRANSFER_IN`]: predecessor → (entry index, identifier issued for it);
 //! - [`TRANSFER_OUT`]: identifier → receiving region, while transferred out;
 //! - [`PROMISE`]: deadline (8 bytes, big-endian) ‖ identifier → nothing, while a promise is open;
-//! - [`HEAD`]: `last_at` → the latest `"at"` (8 bytes).
+//! - [`HEAD`]: `last_at` → the latest `"at"` (8 bytes);
+//! - [`LISTED`]: identifier → nothing, while a status snapshot lists the certificate (not valid,
+//!   or its promise fulfilled), so a snapshot reads those rows and not every certificate's.
 
 use tongban_core::cbor::{self, Reader};
 use tongban_core::envelope::{Envelope, Kind};
@@ -30,6 +32,7 @@ pub const TRANSFER_IN: u8 = 3;
 pub const TRANSFER_OUT: u8 = 4;
 pub const PROMISE: u8 = 5;
 pub const HEAD: u8 = 6;
+pub const LISTED: u8 = 7;
 
 const LAST_AT: &[u8] = b"last_at";
 
@@ -211,9 +214,21 @@ pub fn ops_of(delta: &Delta) -> Vec<StateOp> {
                         false => StateOp::Delete { kind: PROMISE, key },
                     });
                 }
+                let key = id.as_str().as_bytes().to_vec();
+                ops.push(match listed(record) {
+                    true => StateOp::Put {
+                        kind: LISTED,
+                        key: key.clone(),
+                        value: Vec::new(),
+                    },
+                    false => StateOp::Delete {
+                        kind: LISTED,
+                        key: key.clone(),
+                    },
+                });
                 ops.push(StateOp::Put {
                     kind: CERT,
-                    key: id.as_str().as_bytes().to_vec(),
+                    key,
                     value: encode_cert(record),
                 });
             }
@@ -254,6 +269,11 @@ pub fn ops_of(delta: &Delta) -> Vec<StateOp> {
         });
     }
     ops
+}
+
+/// Whether a status snapshot (trust.md §6) names this certificate.
+fn listed(record: &CertRecord) -> bool {
+    record.state != State::Valid || record.promise_fulfilled
 }
 
 /// Whether the lapse job must look at this certificate's promise.
