@@ -197,7 +197,10 @@ fn the_status_snapshot_lists_exactly_the_certificates_that_are_not_valid() {
         &json!({"operation": "unsuspend"}),
     );
     assert_eq!(reply.status, 200, "{}", reply.text());
-    assert_eq!(listed(&node), vec![(ids[2].clone(), state_of(&node, &ids[2]))]);
+    assert_eq!(
+        listed(&node),
+        vec![(ids[2].clone(), state_of(&node, &ids[2]))]
+    );
     node.kill9();
     let (agrees, report) = node.check();
     assert!(agrees, "{report}");
