@@ -238,7 +238,7 @@ fn check(home: &Home) -> Result<()> {
     if differences.count == 0 {
         println!(
             "state agrees with the log: {} entries replayed, {} rows compared, {seconds:.1} s",
-            check.entries, check.rows
+            check.entries, differences.compared
         );
         return Ok(());
     }

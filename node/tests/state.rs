@@ -6,13 +6,31 @@ mod common;
 mod node_process;
 
 use node_process::{AGENCY_A, Node, certificate};
-use redb::{Database, ReadableTable, TableDefinition};
+use redb::{Database, ReadableTable, TableDefinition, WriteTransaction};
 use serde_json::json;
 use tongban_core::status::State;
 
 const STATE: TableDefinition<(u8, &[u8]), &[u8]> = TableDefinition::new("state");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
+
+/// Changes the (stopped) node's log file behind its back, in one committed transaction.
+fn edit_log(node: &Node, edit: impl FnOnce(&WriteTransaction)) {
+    let db = Database::create(node.dir.join("log.redb")).unwrap();
+    let txn = db.begin_write().unwrap();
+    edit(&txn);
+    txn.commit().unwrap();
+}
+
+fn remove_first_state_row(txn: &WriteTransaction) {
+    let mut table = txn.open_table(STATE).unwrap();
+    let (kind, key) = {
+        let (key, _) = table.iter().unwrap().next().unwrap().unwrap();
+        let (kind, key) = key.value();
+        (kind, key.to_vec())
+    };
+    table.remove((kind, key.as_slice())).unwrap();
+}
 
 /// Issues three certificates, suspends the second and renews the third; returns the agency's
 /// token and their ids.
@@ -68,35 +86,19 @@ fn check_finds_a_state_that_the_log_does_not_establish() {
     assert!(report.contains("state agrees with the log"), "{report}");
 
     // One row of the state removed behind the node's back.
-    let db = Database::create(dir.path().join("log.redb")).unwrap();
-    let txn = db.begin_write().unwrap();
-    {
-        let mut table = txn.open_table(STATE).unwrap();
-        let (kind, key) = {
-            let (key, _) = table.iter().unwrap().next().unwrap().unwrap();
-            let (kind, key) = key.value();
-            (kind, key.to_vec())
-        };
-        table.remove((kind, key.as_slice())).unwrap();
-    }
-    txn.commit().unwrap();
-    drop(db);
+    edit_log(&node, remove_first_state_row);
     let (agrees, report) = node.check();
     assert!(!agrees, "a missing row went unnoticed: {report}");
     assert!(report.contains("differs"), "{report}");
 
     // An entry whose signature no longer verifies: the replay stops there and names it.
-    let db = Database::create(dir.path().join("log.redb")).unwrap();
-    let txn = db.begin_write().unwrap();
-    {
+    edit_log(&node, |txn| {
         let mut entries = txn.open_table(ENTRIES).unwrap();
         let mut entry = entries.get(2).unwrap().unwrap().value().to_vec();
         let last = entry.len() - 1;
         entry[last] ^= 1;
         entries.insert(2, entry.as_slice()).unwrap();
-    }
-    txn.commit().unwrap();
-    drop(db);
+    });
     let (agrees, report) = node.check();
     assert!(!agrees, "a broken signature went unnoticed: {report}");
     assert!(
@@ -116,16 +118,12 @@ fn a_log_without_state_is_brought_up_to_date_at_start() {
     node.kill9();
 
     // What a node of the previous format left: no state table, no state size, format 2.
-    let db = Database::create(dir.path().join("log.redb")).unwrap();
-    let txn = db.begin_write().unwrap();
-    txn.delete_table(STATE).unwrap();
-    {
+    edit_log(&node, |txn| {
+        txn.delete_table(STATE).unwrap();
         let mut meta = txn.open_table(META).unwrap();
         meta.insert("format", 2).unwrap();
         meta.remove("state_size").unwrap();
-    }
-    txn.commit().unwrap();
-    drop(db);
+    });
 
     node.start();
     let after: Vec<u64> = ids.iter().map(|id| state_of(&node, id)).collect();
@@ -136,20 +134,10 @@ fn a_log_without_state_is_brought_up_to_date_at_start() {
 
     // Format 3 kept a state without the listed rows: it is dropped and rebuilt, whatever it
     // held (here a row less).
-    let db = Database::create(dir.path().join("log.redb")).unwrap();
-    let txn = db.begin_write().unwrap();
-    {
+    edit_log(&node, |txn| {
         txn.open_table(META).unwrap().insert("format", 3).unwrap();
-        let mut table = txn.open_table(STATE).unwrap();
-        let (kind, key) = {
-            let (key, _) = table.iter().unwrap().next().unwrap().unwrap();
-            let (kind, key) = key.value();
-            (kind, key.to_vec())
-        };
-        table.remove((kind, key.as_slice())).unwrap();
-    }
-    txn.commit().unwrap();
-    drop(db);
+        remove_first_state_row(txn);
+    });
     node.start();
     let after: Vec<u64> = ids.iter().map(|id| state_of(&node, id)).collect();
     assert_eq!(after, before);

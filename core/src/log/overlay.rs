@@ -82,16 +82,7 @@ impl Overlay {
         }
     }
 
-    /// Forgets everything: the store is the truth again.
-    pub fn clear(&mut self) {
-        *self = Overlay::default();
-    }
-
-    /// Keys written and not settled.
-    pub fn len(&self) -> usize {
-        self.written.len()
-    }
-
+    /// Whether every key written is settled.
     pub fn is_empty(&self) -> bool {
         self.written.is_empty()
     }

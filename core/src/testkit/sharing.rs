@@ -241,27 +241,7 @@ impl World {
             nonce,
             now,
         );
-        let item_bytes = item.encode()?;
-        let tree = batch(std::slice::from_ref(&item_bytes)).map_err(invalid)?;
-        let receipts = Act::Receipts {
-            count: 1,
-            root: tree.root,
-            cross_region: u64::from(requester != self.fuyang()),
-        };
-        let log_index = self.append(at, receipts, Signer::Root)?;
-        let receipt = VerificationReceipt {
-            item: item_bytes,
-            index: 0,
-            path: tree.paths.into_iter().next().unwrap_or_default(),
-            entry: self
-                .log
-                .entries
-                .get(log_index as usize)
-                .cloned()
-                .ok_or_else(|| invalid("the receipts entry"))?,
-            log_index,
-        }
-        .encode()?;
+        let receipt = self.log_receipt(item.encode()?, requester != self.fuyang(), at)?;
         let checkpoint = self.log.checkpoint()?;
         let logged = record.filter(|r| Some(r.digest) == verification.digest);
         let issuance = logged
@@ -286,6 +266,36 @@ impl World {
         .sign(&self.f.fuyang.root)
     }
 
+    /// Logs a receipts batch of the one encoded item in Fuyang's log at `at` and returns the
+    /// item's encoded receipt.
+    fn log_receipt(
+        &mut self,
+        item_bytes: Vec<u8>,
+        cross_region: bool,
+        at: u64,
+    ) -> Result<Vec<u8>, BuildError> {
+        let tree = batch(std::slice::from_ref(&item_bytes)).map_err(invalid)?;
+        let receipts = Act::Receipts {
+            count: 1,
+            root: tree.root,
+            cross_region: u64::from(cross_region),
+        };
+        let log_index = self.append(at, receipts, Signer::Root)?;
+        VerificationReceipt {
+            item: item_bytes,
+            index: 0,
+            path: tree.paths.into_iter().next().unwrap_or_default(),
+            entry: self
+                .log
+                .entries
+                .get(log_index as usize)
+                .cloned()
+                .ok_or_else(|| invalid("the receipts entry"))?,
+            log_index,
+        }
+        .encode()
+    }
+
     /// A proof that `issued` is valid and logged, whose issuance receipt is for the entry at
     /// `issuance` of Fuyang's log, whatever that entry is (the log rules are not applied to it:
     /// for proofs whose logged evidence is broken).
@@ -308,27 +318,7 @@ impl World {
             requester: Some(requester.clone()),
             nonce: Some(nonce),
         };
-        let item_bytes = item.encode()?;
-        let tree = batch(std::slice::from_ref(&item_bytes)).map_err(invalid)?;
-        let receipts = Act::Receipts {
-            count: 1,
-            root: tree.root,
-            cross_region: 1,
-        };
-        let log_index = self.append(at, receipts, Signer::Root)?;
-        let receipt = VerificationReceipt {
-            item: item_bytes,
-            index: 0,
-            path: tree.paths.into_iter().next().unwrap_or_default(),
-            entry: self
-                .log
-                .entries
-                .get(log_index as usize)
-                .cloned()
-                .ok_or_else(|| invalid("the receipts entry"))?,
-            log_index,
-        }
-        .encode()?;
+        let receipt = self.log_receipt(item.encode()?, true, at)?;
         let checkpoint = self.log.checkpoint()?;
         ProofContents {
             region: self.fuyang().clone(),

@@ -153,7 +153,6 @@ fn first_bad_signature(
 #[derive(Debug)]
 pub struct Check {
     pub entries: u64,
-    pub rows: u64,
     pub differences: crate::log::Differences,
 }
 
@@ -180,7 +179,6 @@ pub fn check(
         let differences = log.state_differences(&scratch)?;
         Ok(Check {
             entries,
-            rows: differences.compared,
             differences,
         })
     })();
