@@ -3,7 +3,9 @@ what Tongban issues (specs/vectors/vectors.json) and what Tongban accepts (the t
 
 import json
 import os
+import re
 import secrets
+import zlib
 import subprocess
 from pathlib import Path
 
@@ -19,7 +21,7 @@ import tongban_spec as ts
 ROOT = Path(__file__).resolve().parent.parent
 VECTORS = json.loads((ROOT / "specs/vectors/vectors.json").read_text(encoding="utf-8"))
 BUNDLE = bytes.fromhex(VECTORS["trust_bundle"])
-SNAPSHOTS = {s["region"]: bytes.fromhex(s["snapshot"]) for s in VECTORS["status_snapshots"]}
+STATUS_FILES = {f["name"]: bytes.fromhex(f["bytes"]) for f in VECTORS["status_files"]}
 CASES = {c["name"]: c for c in VECTORS["certificates"]}
 KEYS = {k["name"]: k for k in VECTORS["keys"]}
 FULL = CASES["valid-full-disclosure"]
@@ -31,8 +33,12 @@ def store() -> ts.TrustStore:
     return ts.load_trust_bundle(BUNDLE, NOW)
 
 
-def snapshots_for(case, store):
-    return {rc: ts.load_snapshot(SNAPSHOTS[rc], store) for rc in case["status_snapshots"]}
+def status_for(case, store) -> ts.StatusData:
+    """specs/vectors/README.md: load each status file the case names (a snapshot or a status list)."""
+    held = ts.StatusData()
+    for name in case["status"]:
+        held.hold(ts.load_status_file(STATUS_FILES[name], store))
+    return held
 
 
 def as_json(disclosed):
@@ -117,6 +123,11 @@ def test_python_verifies_valid_full_disclosure(store):
     assert msg.verify_signature()
 
     claims = ts.decode(payload, ts.OBJECT_LIMIT)
+    # certificate.md §2: format 2, keys in the producers' order, the status claim naming Fuyang's list
+    assert claims["v"] == 2 and list(claims) == [1, 4, 5, 6, 65535, "v", "an", "id", "rc", "sd", "tn", "lvl"]
+    assert list(claims[65535]) == ["status_list"] and list(claims[65535]["status_list"]) == ["idx", "uri"]
+    assert claims[65535]["status_list"]["uri"] == "urn:tongban:status:" + claims["rc"]
+    assert 0 <= claims[65535]["status_list"]["idx"] < 2**32
     parts = ts.split_identifier(claims["id"])
     assert parts is not None
     body = parts["type"] + parts["issuer"] + parts["serial"] + parts["version"]
@@ -135,8 +146,9 @@ def test_python_verifies_valid_full_disclosure(store):
     assert seal["vf"] <= claims[6] < seal["vu"] and header[4] not in store.revoked  # seal usable at iat
     assert claims[6] <= NOW + ts.SKEW and claims[5] <= NOW and (4 not in claims or NOW < claims[4])
 
-    res = ts.verify_certificate(raw, store, NOW, snapshots_for(FULL, store))  # verification.md §2 as a whole
+    res = ts.verify_certificate(raw, store, NOW, status_for(FULL, store))  # verification.md §2 as a whole
     assert (res.verdict, res.code) == ("valid", "OK") == (FULL["expect"]["verdict"], FULL["expect"]["code"])
+    assert (res.status, res.status_source) == (1, "snapshot")  # the case holds snapshots, no list
 
 
 # ---------------------------------------------------- 2. Python rejects invalid vectors for the right reason
@@ -150,7 +162,7 @@ def test_python_verifies_valid_full_disclosure(store):
 def test_python_rejects_invalid_vector(name, code, store):
     case = CASES[name]
     assert case["expect"]["code"] == code
-    res = ts.verify_certificate(bytes.fromhex(case["certificate"]), store, case["now"], snapshots_for(case, store))
+    res = ts.verify_certificate(bytes.fromhex(case["certificate"]), store, case["now"], status_for(case, store))
     assert (res.verdict, res.code) == ("invalid", code)
 
 
@@ -201,14 +213,23 @@ def test_unknown_kid_names_no_key(store):
 def test_certificate_vector(case):
     try:
         store = ts.load_trust_bundle(BUNDLE, case["now"])
-        res = ts.verify_certificate(bytes.fromhex(case["certificate"]), store, case["now"], snapshots_for(case, store))
-    except ts.Reject as e:  # the bundle could not be used
+        res = ts.verify_certificate(bytes.fromhex(case["certificate"]), store, case["now"], status_for(case, store))
+    except ts.Reject as e:  # the bundle or a status file could not be used
         res = ts.Result(e.code)
     assert res.code == case["expect"]["code"], res.detail
     # The identifier is reported once the claims decoded (step 9), whatever fails later.
     assert (res.claims["id"] if res.claims else None) == case["expect"]["id"]
     if res.code == "OK":
         assert as_json(res.disclosed) == json.dumps(case["expect"].get("disclosed", []), ensure_ascii=False)
+
+
+def test_every_certificate_case_is_run():
+    # test_certificate_vector is parametrized over the whole list; unique names, so no case is shadowed
+    names = [c["name"] for c in VECTORS["certificates"]]
+    assert VECTORS["format"] == "tongban test vectors v2" and len(names) == len(set(names))
+    assert "status_snapshots" not in VECTORS and all("status_snapshots" not in c for c in VECTORS["certificates"])
+    for c in VECTORS["certificates"] + VECTORS["copies"]:
+        assert set(c["status"]) <= set(STATUS_FILES), c["name"]
 
 
 @pytest.mark.parametrize("case", VECTORS["trust_bundles"], ids=lambda c: c["name"])
@@ -234,29 +255,41 @@ FIELDS = [
 ]
 
 
-def issue(store, fields=FIELDS, seed=SEAL_SEED, claims=None) -> bytes:
+def issue(store, fields=FIELDS, seed=SEAL_SEED, claims=None, idx=None) -> bytes:
+    """A format-2 certificate (certificate.md §2, §5) with its status claim: index idx of its region's
+    list (by default one far beyond every list the tests build, so no list covers it)."""
     seal = store.seals[ts.kid(ts.public_key(seed))]
     iat = NOW - 86_400
     assert seal["vf"] <= iat < seal["vu"]
     serial = "PY" + secrets.token_hex(5).upper()
-    base = {1: seal["au"], 4: NOW + 5 * 365 * 86_400, 5: iat, 6: iat, "v": 1,
-            "id": ts.make_identifier("11100000000013338W001", seal["au"], serial),
+    idx = 1_000_000 + secrets.randbelow(2**31) if idx is None else idx
+    base = {1: seal["au"], 4: NOW + 5 * 365 * 86_400, 5: iat, 6: iat, 65535: ts.status_claim(seal["rc"], idx),
+            "v": 2, "id": ts.make_identifier("11100000000013338W001", seal["au"], serial),
             "tn": "营业执照", "an": seal["an"], "rc": seal["rc"], "lvl": "A"}
     return ts.build_certificate(seed, {**base, **(claims or {})}, fields)
 
 
-def tongban_verify(cert: bytes, tmp_path: Path, now: int = NOW):
+def tongban_verify(cert: bytes, tmp_path: Path, now: int = NOW, status=()):
+    """tongban-verify verify --json, with the status files (snapshots or lists) given. A status file that
+    fails to load stops the run (exit 2, no JSON): its code is then read from the error line."""
     binary = Path(os.environ.get("TONGBAN_VERIFY") or ROOT / "target/debug/tongban-verify")
     if not binary.is_file():
         pytest.fail(f"tongban-verify not found at {binary}: run `cargo build -p tongban-verify` in {ROOT} "
                     "or set TONGBAN_VERIFY")
     (tmp_path / "cert.tbc").write_bytes(cert)
     (tmp_path / "bundle.bin").write_bytes(BUNDLE)
-    p = subprocess.run([str(binary), "verify", str(tmp_path / "cert.tbc"), "--trust", str(tmp_path / "bundle.bin"),
-                        "--now", str(now), "--json"], capture_output=True, text=True, timeout=120)
+    args = [str(binary), "verify", str(tmp_path / "cert.tbc"), "--trust", str(tmp_path / "bundle.bin"),
+            "--now", str(now), "--json"]
+    for i, raw in enumerate(status):
+        (tmp_path / f"status-{i}").write_bytes(raw)
+        args += ["--status", str(tmp_path / f"status-{i}")]
+    p = subprocess.run(args, capture_output=True, text=True, timeout=120)
     try:
         return p.returncode, json.loads(p.stdout)
     except json.JSONDecodeError:
+        m = re.search(r"status file \S+: ([A-Z_]+):", p.stderr)
+        if p.returncode == 2 and m and not p.stdout:
+            return p.returncode, {"code": m.group(1)}
         pytest.fail(f"tongban-verify exit {p.returncode}, no JSON: {p.stdout!r} {p.stderr!r}")
 
 
@@ -270,6 +303,9 @@ def issued(store) -> bytes:
                              + bytes.fromhex("10781d") + ts.TYP_CERT.encode())
     claims = ts.check_claims(env.payload)
     assert env.payload == cbor2.dumps(ts.canonical_map(claims))
+    assert list(cbor2.loads(env.payload)) == [1, 4, 5, 6, 65535, "v", "an", "id", "rc", "sd", "tn", "lvl"]
+    assert env.payload[env.payload.index(b"\x19\xff\xff"):].startswith(  # 65535: {"status_list": {"idx", "uri"}}
+        b"\x19\xff\xff\xa1\x6bstatus_list\xa2\x63idx")
     assert [ts.disclosure_digest(d) for d in env.unprotected[ts.LABEL_DISCLOSURES]] == claims["sd"]
     assert ts.verify_certificate(cert, store, NOW).code == "OK"
     return cert
@@ -319,6 +355,19 @@ def _reordered_protected_header(store):
     return ts.sign_raw(SEAL_SEED, protected, cert.payload)
 
 
+URI = ts.status_uri("341200")
+BAD_USCC = HOLDER_USCC[:17] + ("0" if HOLDER_USCC[17] != "0" else "1")
+_GOOD_ID = ts.make_identifier("11100000000013338W001", "341200", "PYBADCHECK")
+BAD_ID = _GOOD_ID[:-1] + ("0" if _GOOD_ID[-1] != "0" else "1")  # a wrong check character
+
+
+def _without_status_claim(store, claims=None):
+    """A certificate as issue() makes it, with no claim 65535 (and claims changed), signed again."""
+    env = ts.open_envelope(issue(store), ts.TYP_CERT, disclosures_ok=True)
+    payload = {k: v for k, v in cbor2.loads(env.payload).items() if k != 65535}
+    return ts.sign_raw(SEAL_SEED, env.protected, cbor2.dumps(ts.canonical_map({**payload, **(claims or {})})))
+
+
 def _revoked_seal_at(store, offset):
     seed = bytes.fromhex(KEYS["seal 341200 FY-AMR-02"]["seed"])
     ra = store.revoked[ts.kid(ts.public_key(seed))]
@@ -352,6 +401,35 @@ BOUNDARIES = [
     case("field-name-65-bytes", lambda s: issue(s, [("licence." + "a" * 57, "1")]), "DISCLOSURE_MALFORMED"),
     case("field-name-bare-licence", lambda s: issue(s, [("licence.", "1")]), "DISCLOSURE_MALFORMED"),
     case("field-name-other-holder", lambda s: issue(s, [("holder.foo", "1")]), "DISCLOSURE_MALFORMED"),
+    # certificate.md §2: format 2 and its status claim
+    case("version-1", lambda s: issue(s, claims={"v": 1}), "CLAIMS_INVALID"),
+    case("version-1-without-status-claim", lambda s: _without_status_claim(s, {"v": 1}), "CLAIMS_INVALID"),
+    case("status-claim-missing", lambda s: _without_status_claim(s), "CLAIMS_INVALID"),
+    case("status-index-0", lambda s: issue(s, idx=0), "OK"),
+    case("status-index-2-pow-32-minus-one", lambda s: issue(s, idx=2**32 - 1), "OK"),
+    case("status-index-2-pow-32", lambda s: issue(s, idx=2**32), "CLAIMS_INVALID"),
+    case("status-index-2-pow-64-minus-one", lambda s: issue(s, idx=2**64 - 1), "CLAIMS_INVALID"),
+    case("status-index-text", lambda s: issue(s, claims={65535: {"status_list": {"idx": "1", "uri": URI}}}),
+         "CLAIMS_INVALID"),
+    case("status-uri-of-jinan", lambda s: issue(s, claims={65535: ts.status_claim("370100", 1)}), "CLAIMS_INVALID"),
+    case("status-uri-with-slash", lambda s: issue(s, claims={65535: {"status_list": {"idx": 1, "uri": URI + "/"}}}),
+         "CLAIMS_INVALID"),
+    case("status-uri-missing", lambda s: issue(s, claims={65535: {"status_list": {"idx": 1}}}), "CLAIMS_INVALID"),
+    case("status-list-extra-key", lambda s: issue(s, claims={65535: {"status_list": {"idx": 1, "uri": URI, "x": 1}}}),
+         "CLAIMS_INVALID"),
+    case("status-claim-extra-key", lambda s: issue(s, claims={65535: {**ts.status_claim("341200", 1), "x": 1}}),
+         "CLAIMS_INVALID"),
+    case("status-claim-not-a-map", lambda s: issue(s, claims={65535: [1, URI]}), "CLAIMS_INVALID"),
+    case("status-claim-under-text-key", lambda s: _without_status_claim(s, {"status": ts.status_claim("341200", 1)}),
+         "CLAIMS_INVALID"),
+    # order of the checks of verification.md §2 step 9: a value check (e) comes after 9c and 9d
+    case("status-index-2-pow-32-and-bad-identifier", lambda s: issue(s, idx=2**32, claims={"id": BAD_ID}),
+         "IDENTIFIER_INVALID"),
+    case("status-uri-of-jinan-and-bad-uscc", lambda s: issue(s, claims={65535: ts.status_claim("370100", 1),
+                                                                        1: BAD_USCC}), "USCC_INVALID"),
+    # ... and a type check (b) before them
+    case("status-claim-missing-and-bad-identifier", lambda s: _without_status_claim(s, {"id": BAD_ID}),
+         "CLAIMS_INVALID"),
     # once divergences between the spec text and Tongban, resolved in the spec
     case("short-text-with-C1-control", lambda s: issue(s, claims={"tn": "营业执照\u0085"}), "CLAIMS_INVALID"),
     case("truncated-float-head", lambda s: bytes.fromhex("f9"), "CBOR_UNSUPPORTED"),
@@ -367,3 +445,243 @@ def test_boundary_agreement(make, code, store, tmp_path):
     if out["code"] != code:
         raise Divergence(f"Tongban says {out['code']}, the spec {code}")
     assert rc == (0 if code == "OK" else 1)
+
+
+# ------------------------------------------------- status lists (status.md §5): loading, and status from a list
+
+FUYANG_ROOT = bytes.fromhex(KEYS["region 341200 root"]["seed"])
+JINAN_ROOT = bytes.fromhex(KEYS["region 370100 root"]["seed"])
+
+# every status file of the vectors, and what loading it gives (a list whose exp has passed still loads)
+STATUS_FILE_LOADS = {
+    "341200": "OK", "370100": "OK",
+    "341200-list": "OK", "370100-list": "OK", "341200-list-cleared": "OK", "341200-list-expired": "OK",
+    "341200-list-reserved": "STATUS_LIST_INVALID", "341200-list-bits-2": "STATUS_LIST_INVALID",
+    "341200-list-wrong-sub": "STATUS_LIST_INVALID", "341200-list-jinan-signed": "STATUS_LIST_INVALID",
+    "341200-list-not-zlib": "STATUS_LIST_INVALID",
+    "341200-list-trailing-bytes": "STATUS_LIST_INVALID",
+}
+
+
+def _load_code(raw, store):
+    try:
+        return ts.load_status_file(raw, store), "OK"
+    except ts.Reject as e:
+        return None, e.code
+
+
+def test_every_status_file_is_classified():
+    assert set(STATUS_FILE_LOADS) == set(STATUS_FILES)
+
+
+@pytest.mark.parametrize("name", sorted(STATUS_FILE_LOADS))
+def test_status_file_vector_loads(name, store):
+    raw = STATUS_FILES[name]
+    held, code = _load_code(raw, store)
+    assert code == STATUS_FILE_LOADS[name]
+    # a snapshot by its typ (trust.md §6), anything else a status list (status.md §5.3)
+    is_list = ts.protected_typ(raw) != ts.TYP_STATUS
+    assert is_list == ("-list" in name) and (held is None or isinstance(held, ts.StatusList) == is_list)
+    # every case that names a file that does not load expects that load's code
+    for case in VECTORS["certificates"] + VECTORS["copies"]:
+        if name in case["status"] and code != "OK":
+            assert case["expect"]["code"] == code, case["name"]
+
+
+def test_fuyang_status_list_vector(store):
+    raw = STATUS_FILES["341200-list"]
+    env = ts.open_envelope(raw, ts.TYP_STATUS_LIST, ts.STATUS_LIST_LIMIT)
+    payload = cbor2.loads(env.payload)
+    # status.md §5.3: producers' key order, inner "lst" before "bits"; signed by the Fuyang root
+    assert list(payload) == [2, 4, 6, 65533, 65534, "v", "rc", "ver"] and list(payload[65533]) == ["lst", "bits"]
+    assert env.kid == ts.kid(ts.public_key(FUYANG_ROOT)) and env.unprotected == {}
+    lst = ts.load_status_list(raw, store)
+    assert (lst.rc, lst.ver, lst.ttl, len(lst)) == ("341200", 42, 300, 64) and lst.exp > NOW > lst.iat
+    # index 40 revoked, 41 suspended, 42 promise open (list-revoked, list-suspended, list-promise-open-lapsed)
+    assert [lst.value(i) for i in range(len(lst))] == [0] * 40 + [0x01, 0x02, 0x03] + [0] * 21
+    assert lst.lst[20:22] == b"\x21\x03"  # entry 40 in the low half of byte 20, 41 in its high half
+
+
+def test_status_list_vectors_fail_for_the_stated_reason(store):
+    def detail(name):
+        with pytest.raises(ts.Reject) as e:
+            ts.load_status_file(STATUS_FILES[name], store)
+        assert e.value.code == "STATUS_LIST_INVALID"
+        return e.value.detail
+    assert "entry 3 holds a reserved value" in detail("341200-list-reserved")  # 0x05 in byte 1's high half
+    assert "bits 2" in detail("341200-list-bits-2")
+    assert "sub 'urn:tongban:status:370100'" in detail("341200-list-wrong-sub")
+    assert "signed by the root of 370100" in detail("341200-list-jinan-signed")
+    assert "lst:" in detail("341200-list-not-zlib")
+
+
+def test_status_values_pack_low_half_first():
+    assert ts.pack_status_values([0x1, 0x2, 0x3]) == b"\x21\x03"
+    lst = ts.StatusList("341200", 1, 0, 1, 1, b"\x21\x03")
+    assert len(lst) == 4 and [lst.value(i) for i in range(4)] == [1, 2, 3, 0]
+
+
+def test_status_data_holds_the_newest(store):
+    def lst(ver, iat):
+        return ts.load_status_list(ts.build_status_list(FUYANG_ROOT, "341200", [], iat, NOW + 60, ver=ver), store)
+    for order in ([(5, 10), (6, 1), (6, 5), (4, 99)], [(6, 5), (5, 10), (4, 99), (6, 1)]):
+        held = ts.StatusData()
+        for ver, iat in order:
+            held.hold(lst(ver, iat))
+        assert (held.lists["341200"].ver, held.lists["341200"].iat) == (6, 5)
+
+
+# Certificates Python issues, with status lists Python signs as the Fuyang root: Python and Tongban give the
+# same code and the same status. IDX is the certificate's index; lists hold 128 entries unless said (a list of
+# n entries holds 2 * ceil(n / 2): the half byte after an odd n is an entry too, 0x00).
+IDX = 101
+SUSPENDED_ID = ts.make_identifier("11100000000013338W001", "11341200MB0000001F", "2026000041")  # 02 in snapshot 341200
+FULFILLED_ID = ts.make_identifier("11100000000013338W001", "11341200MB0000001F", "2026000007")  # in its "pf"
+
+
+def fy_list(values=None, n=128, iat=NOW - 3_600, exp=NOW + 86_400, **kw):
+    """A Fuyang list of n entries, all 0x00 but those of values {index: value}."""
+    entries = [0] * n
+    for i, v in (values or {}).items():
+        entries[i] = v
+    return ts.build_status_list(FUYANG_ROOT, "341200", entries, iat, exp, **kw)
+
+
+def at_idx(value, **kw):
+    return fy_list({IDX: value}, **kw)
+
+
+SNAPSHOT = STATUS_FILES["341200"]
+PD_PASSED = {"pd": NOW}                 # now >= pd (pd > iat = NOW - 1 day)
+PD_AHEAD = {"pd": NOW + 86_400}
+
+STATUS_CASES = [
+    # (name, claims of the certificate, status files, code, (state, source) Python reports)
+    ("list-00-valid", {}, [at_idx(0x00)], "OK", (1, "list")),
+    ("list-01-revoked", {}, [at_idx(0x01)], "STATUS_REVOKED", (3, "list")),
+    ("list-02-suspended", {}, [at_idx(0x02)], "STATUS_SUSPENDED", (2, "list")),
+    ("list-03-no-promise", {}, [at_idx(0x03)], "OK", (1, "list")),
+    ("list-0b-cancelled", {}, [at_idx(0x0B)], "STATUS_CANCELLED", (4, "list")),
+    ("list-0c-expired", {}, [at_idx(0x0C)], "STATUS_EXPIRED", (5, "list")),
+    ("list-0d-transferred-out", {}, [at_idx(0x0D)], "STATUS_TRANSFERRED_OUT", (6, "list")),
+    ("list-0e-revoked-penalty", {}, [at_idx(0x0E)], "STATUS_REVOKED_PENALTY", (7, "list")),
+    ("list-0f-other", {}, [at_idx(0x0F)], "STATUS_OTHER", (99, "list")),
+    ("odd-index-is-the-high-half", {}, [fy_list({IDX - 1: 0x02, IDX: 0x01})], "STATUS_REVOKED", (3, "list")),
+    ("even-index-is-the-low-half", {"idx": IDX - 1}, [fy_list({IDX - 1: 0x02, IDX: 0x01})], "STATUS_SUSPENDED",
+     (2, "list")),
+    # promises (step 15)
+    ("promise-open-before-deadline", PD_AHEAD, [at_idx(0x03)], "OK", (1, "list")),
+    ("promise-open-at-deadline", PD_PASSED, [at_idx(0x03)], "PROMISE_LAPSED", (1, "list")),
+    ("promise-fulfilled-in-list", PD_PASSED, [at_idx(0x00)], "OK", (1, "list")),
+    ("promise-without-status-data", PD_PASSED, [], "PROMISE_LAPSED", (None, None)),
+    ("promise-list-not-covering", PD_PASSED, [fy_list(n=IDX - 1)], "PROMISE_LAPSED", (None, None)),
+    ("promise-revoked-beats-lapsed", PD_PASSED, [at_idx(0x01)], "STATUS_REVOKED", (3, "list")),
+    # which status data decides (step 14)
+    ("list-covers-last-entry", {}, [fy_list({IDX: 0x01}, n=IDX + 1)], "STATUS_REVOKED", (3, "list")),
+    ("list-one-short", {"idx": IDX - 1}, [fy_list(n=IDX - 1)], "OK", (None, None)),  # 100 entries, index 100
+    ("list-covers-the-padding-half", {}, [fy_list({IDX - 1: 0x01}, n=IDX)], "OK", (1, "list")),  # 2 * 51 entries
+    ("list-expires-at-now", {}, [at_idx(0x01, exp=NOW)], "OK", (None, None)),
+    ("list-expires-after-now", {}, [at_idx(0x01, exp=NOW + 1)], "STATUS_REVOKED", (3, "list")),
+    ("list-of-another-region", {}, [ts.build_status_list(JINAN_ROOT, "370100", [1] * 128, NOW - 60, NOW + 60)],
+     "OK", (None, None)),
+    ("higher-ver-wins", {}, [at_idx(0x01, ver=6), at_idx(0x00, ver=5, iat=NOW)], "STATUS_REVOKED", (3, "list")),
+    ("higher-ver-wins-loaded-first", {}, [at_idx(0x00, ver=5, iat=NOW), at_idx(0x01, ver=6)], "STATUS_REVOKED",
+     (3, "list")),
+    ("newest-list-expired-the-older-not-used", {}, [at_idx(0x00, ver=6, exp=NOW), at_idx(0x01, ver=5)], "OK",
+     (None, None)),  # one list held per region (the highest "ver"), used only while exp > now
+    ("same-ver-later-iat-wins", {}, [at_idx(0x02, iat=NOW - 10), at_idx(0x00, iat=NOW - 20)], "STATUS_SUSPENDED",
+     (2, "list")),
+    # a list against the snapshot (trust.md §6) of the same region
+    ("snapshot-alone", {"id": SUSPENDED_ID}, [SNAPSHOT], "STATUS_SUSPENDED", (2, "snapshot")),
+    ("list-over-snapshot", {"id": SUSPENDED_ID}, [SNAPSHOT, at_idx(0x00)], "OK", (1, "list")),
+    ("list-over-snapshot-loaded-first", {"id": SUSPENDED_ID}, [at_idx(0x00), SNAPSHOT], "OK", (1, "list")),
+    ("snapshot-when-list-short", {"id": SUSPENDED_ID}, [SNAPSHOT, fy_list(n=IDX - 1)], "STATUS_SUSPENDED",
+     (2, "snapshot")),
+    ("snapshot-when-list-expired", {"id": SUSPENDED_ID}, [SNAPSHOT, at_idx(0x00, exp=NOW)], "STATUS_SUSPENDED",
+     (2, "snapshot")),
+    ("snapshot-fulfilment", {"id": FULFILLED_ID, **PD_PASSED}, [SNAPSHOT], "OK", (1, "snapshot")),
+    ("list-open-promise-over-snapshot-fulfilment", {"id": FULFILLED_ID, **PD_PASSED}, [SNAPSHOT, at_idx(0x03)],
+     "PROMISE_LAPSED", (1, "list")),
+    ("snapshot-fulfilment-when-list-short", {"id": FULFILLED_ID, **PD_PASSED}, [SNAPSHOT, fy_list(n=IDX - 1)], "OK",
+     (1, "snapshot")),
+]
+
+
+@pytest.mark.parametrize("claims, files, code, status", [pytest.param(*c[1:], id=c[0]) for c in STATUS_CASES])
+def test_status_agreement(claims, files, code, status, store, tmp_path):
+    claims = dict(claims)
+    cert = issue(store, claims=claims, idx=claims.pop("idx", IDX))
+    held = ts.StatusData()
+    for raw in files:
+        held.hold(ts.load_status_file(raw, store))
+    res = ts.verify_certificate(cert, store, NOW, held)
+    assert (res.code, (res.status, res.status_source)) == (code, status), res.detail
+    rc, out = tongban_verify(cert, tmp_path, status=files)
+    assert (rc, out["code"]) == (0 if code == "OK" else 1, code), out.get("detail")
+    if status[0] is None:
+        assert out["status"] == {"known": False}
+    else:  # the state, and the time the status data describes (verification.md §1)
+        assert (out["status"]["state"], out["status"]["as_of"]) == (res.status, res.status_as_of)
+
+
+RESERVED = [pytest.param({IDX: v}, id=f"reserved-{v:#04x}") for v in range(0x04, 0x0B)]
+LOAD_FAILURES = [
+    *RESERVED,
+    pytest.param({"n": 127, IDX: 0}, id="reserved-in-the-padding-half"),  # the half past the last entry: 0x05
+    pytest.param({"bits": 2}, id="bits-2"),
+    pytest.param({"bits": 8}, id="bits-8"),
+    pytest.param({"replace": {2: ts.status_uri("370100")}}, id="sub-of-jinan"),
+    pytest.param({"replace": {2: "urn:tongban:status:341200/"}}, id="sub-with-slash"),
+    pytest.param({"replace": {"rc": "370100", 2: ts.status_uri("370100")}}, id="rc-not-the-signers-region"),
+    pytest.param({"root": JINAN_ROOT}, id="signed-by-jinan-root"),
+    pytest.param({"root": SEAL_SEED}, id="signed-by-a-seal"),
+    pytest.param({"lst": b"not zlib"}, id="lst-not-zlib"),
+    pytest.param({"lst": zlib.compress(bytes(64))[:-1]}, id="lst-truncated-zlib"),
+    pytest.param({"lst": zlib.compress(bytes(64)) + b"\x00"}, id="lst-byte-after-the-zlib-stream"),
+    pytest.param({"lst": zlib.compress(bytes(64)) * 2}, id="lst-two-zlib-streams"),
+    pytest.param({"lst": zlib.compress(bytes(64))[:-1] + b"\x00"}, id="lst-bad-adler32"),
+    pytest.param({"lst": zlib.compress(bytes(64), wbits=-15)}, id="lst-raw-deflate"),
+    pytest.param({"lst": zlib.compress(bytes(64), wbits=31)}, id="lst-gzip"),
+    pytest.param({"exp": NOW - 3_600}, id="exp-equals-iat"),
+    pytest.param({"exp": ts.MAX_TIME + 1}, id="exp-beyond-max-time"),
+    pytest.param({"ttl": 0}, id="ttl-0"),
+    pytest.param({"replace": {"v": 2}}, id="version-2"),
+    pytest.param({"replace": {"x": 1}}, id="extra-key"),
+    pytest.param({"replace": {65533: {"bits": 4, "lst": zlib.compress(bytes(64)), "idx": 0}}}, id="extra-inner-key"),
+    pytest.param({"replace": {"ver": -1}}, id="ver-negative"),
+    pytest.param({"typ": ts.TYP_SEAL}, id="typ-of-a-seal"),
+]
+
+
+@pytest.mark.parametrize("spec", LOAD_FAILURES)
+def test_status_list_load_failure_agreement(spec, store, tmp_path):
+    spec = dict(spec)
+    root, typ, n = spec.pop("root", FUYANG_ROOT), spec.pop("typ", None), spec.pop("n", 128)
+    values = {k: spec.pop(k) for k in list(spec) if type(k) is int}
+    exp = spec.pop("exp", NOW + 86_400)
+    entries = [values.get(i, 0) for i in range(n)]
+    raw = ts.build_status_list(root, "341200", entries, NOW - 3_600, exp, **spec)
+    if n % 2:  # set the unused half of the last byte to a reserved value
+        lst = bytearray(ts.pack_status_values(entries))
+        lst[-1] |= 0x50
+        raw = ts.build_status_list(root, "341200", [], NOW - 3_600, exp, lst=zlib.compress(bytes(lst)))
+    if typ:
+        env = ts.open_envelope(raw, ts.TYP_STATUS_LIST, ts.STATUS_LIST_LIMIT)
+        raw = ts.sign_object(root, typ, env.payload)
+    _, code = _load_code(raw, store)
+    assert code == "STATUS_LIST_INVALID"  # Python follows the spec text
+    _, out = tongban_verify(issue(store, idx=IDX), tmp_path, status=[raw])
+    if out["code"] != code:
+        raise Divergence(f"Tongban says {out['code']}, the spec {code}")
+
+
+@pytest.mark.parametrize("extra, code", [(0, "OK"), (1, "STATUS_LIST_INVALID")], ids=["256-MiB", "256-MiB-plus-1"])
+def test_status_list_inflated_size_limit(extra, code, store, tmp_path):
+    lst = zlib.compress(bytes(ts.INFLATED_LIMIT + extra), 9)  # 2^29 (+2) entries, all valid, about 260 KB
+    raw = ts.build_status_list(FUYANG_ROOT, "341200", [], NOW - 3_600, NOW + 86_400, lst=lst)
+    held, got = _load_code(raw, store)
+    assert got == code
+    if held is not None:
+        assert len(held) == 2**29
+    _, out = tongban_verify(issue(store, idx=2**29 - 1), tmp_path, status=[raw])
+    assert out["code"] == code and (code != "OK" or out["status"]["state"] == 1)

@@ -24,6 +24,7 @@ TYP_LOG_ENTRY = "application/tongban-log-entry+cbor"
 PROOF_LIMIT = 524_288
 COPY_LIMIT = 262_144
 ENTRY_LIMIT = 65_535
+ENTRY_VERSION = 2  # log.md §1: "cert.issued" carries the status list index "si"
 MAX_COPY_LIFETIME = 90 * 86_400
 DISCLOSURE_CODES = {"DISCLOSURE_MALFORMED", "DISCLOSURE_MISMATCH", "DISCLOSURE_DUPLICATE"}
 
@@ -78,16 +79,18 @@ def _copy_ok(p) -> bool:
             and p["iat"] < p["exp"] <= p["iat"] + MAX_COPY_LIFETIME)
 
 
-def verify_copy(raw: bytes, trust: ts.TrustStore, now: int, presenter: tuple, snapshots: dict | None = None) -> str:
-    """sharing §4.4 steps 0-13; presenter is (region code, USCC). Returns the code."""
+def verify_copy(raw: bytes, trust: ts.TrustStore, now: int, presenter: tuple,
+                status: ts.StatusData | None = None) -> str:
+    """sharing §4.4 steps 0-13; presenter is (region code, USCC); status: the lists and snapshots held.
+    Returns the code."""
     try:
-        _verify_copy(raw, trust, now, presenter, snapshots or {})
+        _verify_copy(raw, trust, now, presenter, status)
         return "OK"
     except Reject as e:
         return e.code
 
 
-def _verify_copy(raw, trust, now, presenter, snapshots):
+def _verify_copy(raw, trust, now, presenter, status):
     require(now < trust.exp, "TRUST_BUNDLE_EXPIRED")                                         # 0
     env = ts.open_envelope(raw, TYP_COPY, COPY_LIMIT)                                         # 1-2
     root = trust.region_by_kid.get(env.kid)                                                  # 3
@@ -101,7 +104,7 @@ def _verify_copy(raw, trust, now, presenter, snapshots):
     require(p["iat"] <= now + ts.SKEW, "ISSUED_IN_FUTURE")                                   # 8
     require(now < p["exp"], "COPY_EXPIRED")
     require(tuple(presenter) == (seal["rc"], seal["au"]), "COPY_WRONG_RECIPIENT")            # 9
-    res = ts.verify_certificate(p["cert"], trust, now, snapshots)                            # 10
+    res = ts.verify_certificate(p["cert"], trust, now, status)                               # 10
     if res.claims is not None and res.code not in DISCLOSURE_CODES:                          # 11
         require(res.claims["id"] == req["id"] and res.claims["rc"] == p["rc"]
                 and {n for n, _ in res.disclosed} == set(req["f"]), "COPY_MISMATCH")
@@ -203,10 +206,13 @@ def _proof_entry(raw: bytes) -> tuple[dict, bytes]:
 
 
 def open_entry(raw: bytes) -> dict:
-    """A log entry's payload (log §1); its signature is not checked here."""
+    """A log entry's payload (log §1, format 2); its signature is not checked here."""
     env = ts.open_envelope(raw, TYP_LOG_ENTRY, ENTRY_LIMIT)
     p = ts.decode(env.payload, ENTRY_LIMIT)
-    require(type(p) is dict and p.get("v") == 1 and type(p.get("t")) is str, "CLAIMS_INVALID", "entry")
+    require(type(p) is dict and ts.is_uint(p.get("v")) and p["v"] == ENTRY_VERSION and type(p.get("t")) is str,
+            "CLAIMS_INVALID", "entry")
+    si = p.get("si")  # cert.issued: the status list index, mandatory, below 2^32 (status.md §5.1)
+    require(p["t"] != "cert.issued" or (ts.is_uint(si) and si < 2**32), "CLAIMS_INVALID", "cert.issued without si")
     return p
 
 
@@ -226,7 +232,8 @@ def verify_receipt(raw: bytes, root_pk: bytes) -> dict:
     require(env.kid == ts.kid(root_pk), "KID_UNKNOWN", "receipts entry signer")
     require(ts.verify_strict(r["e"], root_pk), "SIGNATURE_INVALID", "receipts entry")
     entry = ts.decode(env.payload, ENTRY_LIMIT)
-    require(entry.get("t") == "receipts" and entry.get("rc") == item["rc"], "CLAIMS_INVALID", "not a receipts entry")
+    require(type(entry) is dict and entry.get("v") == ENTRY_VERSION and entry.get("t") == "receipts"
+            and entry.get("rc") == item["rc"], "CLAIMS_INVALID", "not a receipts entry")
     require(verify_inclusion(leaf_hash(r["item"]), r["i"], entry["n"], entry["root"], r["path"]),
             "SIGNATURE_INVALID", "item not in its batch")
     return item

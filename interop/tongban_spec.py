@@ -1,7 +1,9 @@
 """Tongban v1, re-implemented in Python from specs/ alone (never from the Rust sources).
 
-Section references are to specs/encoding.md (enc), trust.md, certificate.md (cert) and
+Section references are to specs/encoding.md (enc), trust.md, certificate.md (cert), status.md and
 verification.md (ver). Every check raises Reject(code) with the spec's stable result code.
+Certificates are of claims format 2 (cert §2: with a status list index); their status comes from status
+lists (status.md §5) and, for a region no usable list covers, status snapshots (trust §6).
 COSE_Sign1 decoding, verification and signing go through pycose; the extra "strict" Ed25519 rules of
 enc §2.2 (S < L, no small-order R or key) are checked here, in pure Python, before pycose is called.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import zlib
 from dataclasses import dataclass, field
 
 import blake3
@@ -29,11 +32,14 @@ TYP_REVOCATION = "application/tongban-seal-revocation+cbor"
 TYP_TRUST = "application/tongban-trust+cbor"
 TYP_STATUS = "application/tongban-status+cbor"
 TYP_CERT = "application/tongban-ecert+cwt"
+TYP_STATUS_LIST = "application/statuslist+cwt"
 
 # enc §5, ver §1
 OBJECT_LIMIT = 65_536
 BUNDLE_LIMIT = 16 * 1024 * 1024
 SNAPSHOT_LIMIT = 256 * 1024 * 1024
+STATUS_LIST_LIMIT = 64 * 1024 * 1024       # status.md §5.3
+INFLATED_LIMIT = 256 * 1024 * 1024         # status.md §5.4: the inflated "lst"
 MAX_TIME = 253_402_300_799
 SKEW = 300
 
@@ -468,6 +474,7 @@ STATE_CODES = {2: "STATUS_SUSPENDED", 3: "STATUS_REVOKED", 4: "STATUS_CANCELLED"
 class Snapshot:
     rc: str
     ver: int
+    iat: int
     states: dict      # identifier -> state
     fulfilled: set
 
@@ -496,14 +503,126 @@ def load_snapshot(data: bytes, trust: TrustStore) -> Snapshot:
             require(all(a < b for a, b in zip(enc, enc[1:])), "CLAIMS_INVALID", "not sorted/unique")
     except Reject as e:
         raise Reject("STATUS_SNAPSHOT_INVALID", e.code) from None
-    return Snapshot(p["rc"], p["ver"], {e[0]: e[1] for e in p["st"]}, set(p["pf"]))
+    return Snapshot(p["rc"], p["ver"], p["iat"], {e[0]: e[1] for e in p["st"]}, set(p["pf"]))
+
+
+# ---------------------------------------------------------------- status.md §5: status lists
+
+STATUS_URI_PREFIX = "urn:tongban:status:"
+# status.md §5.2: list value -> state (§1); 0x03 is state 01 with the promise not fulfilled
+LIST_STATES = {0x00: 1, 0x01: 3, 0x02: 2, 0x03: 1, 0x0B: 4, 0x0C: 5, 0x0D: 6, 0x0E: 7, 0x0F: 99}
+VALUE_VALID = 0x00  # the only value that records a promise as fulfilled (ver §2 step 15)
+# bytes both of whose 4-bit entries are defined values (0x04-0x0A are reserved)
+_DEFINED_BYTES = bytes(b for b in range(256) if (b & 0xF) in LIST_STATES and (b >> 4) in LIST_STATES)
+
+
+def status_uri(rc: str) -> str:
+    """cert §2, status.md §5.3: the URI of region rc's status list."""
+    return STATUS_URI_PREFIX + rc
+
+
+@dataclass
+class StatusList:
+    rc: str
+    ver: int
+    iat: int
+    exp: int
+    ttl: int
+    lst: bytes        # the inflated entries, 4 bits each, low half of a byte first
+
+    def __len__(self) -> int:
+        """status.md §5.3: 2 * len(inflated lst) entries."""
+        return 2 * len(self.lst)
+
+    def value(self, i: int) -> int:
+        b = self.lst[i >> 1]
+        return b >> 4 if i & 1 else b & 0x0F
+
+
+def inflate_bounded(data: bytes, limit: int) -> bytes:
+    """One complete ZLIB stream (RFC 1950), nothing after it, inflating to at most limit bytes."""
+    d = zlib.decompressobj()
+    try:
+        out = d.decompress(data, limit + 1)
+    except zlib.error as e:
+        raise Reject("STATUS_LIST_INVALID", f"lst: {e}") from None
+    require(len(out) <= limit, "STATUS_LIST_INVALID", f"lst inflates to more than {limit} bytes")
+    require(d.eof, "STATUS_LIST_INVALID", "lst: truncated ZLIB stream")
+    require(not d.unused_data, "STATUS_LIST_INVALID", "lst: bytes after the ZLIB stream")
+    return out
+
+
+def _status_list_payload_ok(p) -> bool:
+    """status.md §5.3: closed and well-typed."""
+    sl = p.get(65533) if type(p) is dict else None
+    return (closed_map(p, {2, 4, 6, 65533, 65534, "v", "rc", "ver"})
+            and type(p[2]) is str and is_time(p[4]) and is_time(p[6])
+            and is_uint(p[65534]) and p[65534] > 0
+            and closed_map(sl, {"bits", "lst"}) and is_uint(sl["bits"]) and type(sl["lst"]) is bytes
+            and is_uint(p["v"]) and p["v"] == 1 and is_region_code(p["rc"]) and is_uint(p["ver"]))
+
+
+def load_status_list(data: bytes, trust: TrustStore) -> StatusList:
+    """status.md §5.4, loading: any failure is STATUS_LIST_INVALID."""
+    try:
+        require(len(data) <= STATUS_LIST_LIMIT, "TOO_LARGE")
+        env = open_envelope(data, TYP_STATUS_LIST, STATUS_LIST_LIMIT)
+        root = trust.region_by_kid.get(env.kid)
+        require(root is not None, "KID_UNKNOWN", "not a region root of the bundle")
+        require(verify_strict(data, root["pk"]), "SIGNATURE_INVALID")
+        p = decode(env.payload, STATUS_LIST_LIMIT)
+    except Reject as e:
+        raise Reject("STATUS_LIST_INVALID", f"{e.code}: {e.detail}") from None
+    require(_status_list_payload_ok(p), "STATUS_LIST_INVALID", "payload not closed and well-typed")
+    require(p[65533]["bits"] == 4, "STATUS_LIST_INVALID", f"bits {p[65533]['bits']}")
+    require(p[2] == status_uri(p["rc"]), "STATUS_LIST_INVALID", f"sub {p[2]!r}")
+    require(p["rc"] == root["rc"], "STATUS_LIST_INVALID", f"signed by the root of {root['rc']}")
+    require(p[4] > p[6], "STATUS_LIST_INVALID", "exp not after iat")
+    lst = inflate_bounded(p[65533]["lst"], INFLATED_LIMIT)
+    bad = lst.translate(None, _DEFINED_BYTES)
+    if bad:
+        i = 2 * lst.index(bad[0]) + ((bad[0] & 0xF) in LIST_STATES)  # the high half when the low is defined
+        raise Reject("STATUS_LIST_INVALID", f"entry {i} holds a reserved value")
+    return StatusList(p["rc"], p["ver"], p[6], p[4], p[65534], lst)
+
+
+@dataclass
+class StatusData:
+    """What a verifier holds (ver §1): at most one list and one snapshot per region."""
+    lists: dict = field(default_factory=dict)       # rc -> StatusList
+    snapshots: dict = field(default_factory=dict)   # rc -> Snapshot
+
+    def hold(self, obj) -> None:
+        """Highest "ver", then the later "iat" (status.md §5.4, trust §6); on a tie the one held stays."""
+        table = self.lists if isinstance(obj, StatusList) else self.snapshots
+        held = table.get(obj.rc)
+        if held is None or (obj.ver, obj.iat) > (held.ver, held.iat):
+            table[obj.rc] = obj
+
+
+def protected_typ(data: bytes):
+    """The typ of an envelope's protected header, read without any check (None if unreadable)."""
+    try:
+        protected = cbor2.loads(data).value[0]
+        return cbor2.loads(protected).get(LABEL_TYP)
+    except Exception:
+        return None
+
+
+def load_status_file(data: bytes, trust: TrustStore):
+    """A status file (specs/vectors/README.md): a snapshot when its typ says so, else a status list."""
+    if protected_typ(data) == TYP_STATUS:
+        return load_snapshot(data, trust)
+    return load_status_list(data, trust)
 
 
 # ---------------------------------------------------------------- cert §2-§4, ver §2: certificates
 
-CLAIM_TYPES = {1: "text", 4: "uint", 5: "uint", 6: "uint", "v": "uint", "id": "text", "tn": "text",
-               "an": "text", "rc": "text", "lvl": "text", "pd": "uint", "prev": "map", "sd": "array"}
-REQUIRED_CLAIMS = {1, 5, 6, "v", "id", "tn", "an", "rc", "lvl", "sd"}
+CERT_VERSION = 2
+CLAIM_STATUS = 65535
+CLAIM_TYPES = {1: "text", 4: "uint", 5: "uint", 6: "uint", CLAIM_STATUS: "map", "v": "uint", "id": "text",
+               "tn": "text", "an": "text", "rc": "text", "lvl": "text", "pd": "uint", "prev": "map", "sd": "array"}
+REQUIRED_CLAIMS = {1, 5, 6, CLAIM_STATUS, "v", "id", "tn", "an", "rc", "lvl", "sd"}
 FIELD_NAME = re.compile(r"holder\.(name|id_type|id_number)|licence\.[a-z0-9_.]{1,56}")  # cert §3, <= 64 bytes
 _PY_TYPE = {"text": str, "uint": int, "map": dict, "array": list}
 
@@ -515,7 +634,11 @@ def check_claims(payload: bytes) -> dict:
     for k, v in c.items():
         require(type(v) is _PY_TYPE[CLAIM_TYPES[k]] and (CLAIM_TYPES[k] != "uint" or v >= 0),
                 "CLAIMS_INVALID", f"type of {k!r}")
-    require(c["v"] == 1, "CLAIMS_INVALID", "version")
+    require(c["v"] == CERT_VERSION, "CLAIMS_INVALID", "version")
+    status = c[CLAIM_STATUS]
+    sl = status.get("status_list")
+    require(closed_map(status, {"status_list"}) and closed_map(sl, {"idx", "uri"})
+            and is_uint(sl["idx"]) and type(sl["uri"]) is str, "CLAIMS_INVALID", "status claim")
     prev = c.get("prev")
     require(prev is None or (closed_map(prev, {"id", "op"}) and type(prev["id"]) is str and is_uint(prev["op"])),
             "CLAIMS_INVALID", "prev")
@@ -532,7 +655,12 @@ def check_claims(payload: bytes) -> dict:
             and (4 not in c or c[5] < c[4]) and ("pd" not in c or c["pd"] > c[6])
             and (prev is None or (prev["op"] in (2, 8, 9) and prev["id"] != c["id"]))
             and ident["issuer"] in (c[1], c["rc"]), "CLAIMS_INVALID", "value rules")
+    require(sl["idx"] < 2**32 and sl["uri"] == status_uri(c["rc"]), "CLAIMS_INVALID", "status claim values")
     return c
+
+
+def status_index(claims: dict) -> int:
+    return claims[CLAIM_STATUS]["status_list"]["idx"]
 
 
 def check_disclosures(raws: list, sd: list) -> list:
@@ -566,23 +694,26 @@ class Result:
     disclosed: list = field(default_factory=list)
     undisclosed: int = 0
     digest: bytes | None = None
+    status: int | None = None      # the state (status.md §1) from the status data used; None: unknown
+    status_as_of: int | None = None  # that status data's iat
+    status_source: str | None = None  # "list" or "snapshot"
 
     @property
     def verdict(self) -> str:
         return "valid" if self.code == "OK" else "invalid"
 
 
-def verify_certificate(data: bytes, trust: TrustStore, now: int, snapshots: dict | None = None) -> Result:
-    """ver §2 steps 0-16. snapshots: region code -> Snapshot."""
+def verify_certificate(data: bytes, trust: TrustStore, now: int, status: StatusData | None = None) -> Result:
+    """ver §2 steps 0-16, with the status lists and snapshots held."""
     res = Result("OK")
     try:
-        _verify(data, trust, now, snapshots or {}, res)
+        _verify(data, trust, now, status or StatusData(), res)
     except Reject as e:
         res.code, res.detail = e.code, e.detail
     return res
 
 
-def _verify(data, trust, now, snapshots, res):
+def _verify(data, trust, now, status, res):
     require(now < trust.exp, "TRUST_BUNDLE_EXPIRED")                                        # 0
     env = open_envelope(data, TYP_CERT, OBJECT_LIMIT, disclosures_ok=True)                  # 1-6
     res.digest = certificate_digest(env.protected, env.payload, env.signature)
@@ -602,11 +733,20 @@ def _verify(data, trust, now, snapshots, res):
     require(iat <= now + SKEW, "ISSUED_IN_FUTURE")                                          # 13
     require(now >= c[5], "NOT_YET_VALID")
     require(4 not in c or now < c[4], "EXPIRED")
-    snap = snapshots.get(c["rc"])                                                           # 14
-    if snap is not None and c["id"] in snap.states:
-        raise Reject(STATE_CODES[snap.states[c["id"]]])
-    fulfilled = snap is not None and c["id"] in snap.fulfilled                              # 15
-    require("pd" not in c or now < c["pd"] or fulfilled, "PROMISE_LAPSED")
+    idx = status_index(c)                                                                   # 14
+    lst, snap = status.lists.get(c["rc"]), status.snapshots.get(c["rc"])
+    if lst is not None and lst.exp > now and idx < len(lst):
+        value = lst.value(idx)
+        res.status, res.status_as_of, res.status_source = LIST_STATES[value], lst.iat, "list"
+        fulfilled = value == VALUE_VALID
+    elif snap is not None:
+        res.status, res.status_as_of, res.status_source = snap.states.get(c["id"], 1), snap.iat, "snapshot"
+        fulfilled = c["id"] in snap.fulfilled
+    else:
+        fulfilled = False                                                                   # status unknown
+    if res.status not in (None, 1):
+        raise Reject(STATE_CODES[res.status], f"state {res.status} in the region's {res.status_source}")
+    require("pd" not in c or now < c["pd"] or fulfilled, "PROMISE_LAPSED")                  # 15
 
 
 # ---------------------------------------------------------------- cert §5: building a certificate
@@ -619,6 +759,11 @@ def canonical_map(m: dict) -> dict:
     """Keys in bytewise order of their encodings (cert §2, enc §1), nested maps too."""
     return {k: canonical_map(v) if type(v) is dict else v
             for k, v in sorted(m.items(), key=lambda kv: cbor2.dumps(kv[0]))}
+
+
+def status_claim(rc: str, idx: int) -> dict:
+    """cert §2: the status claim (key 65535) naming index idx of region rc's status list."""
+    return {"status_list": {"idx": idx, "uri": status_uri(rc)}}
 
 
 def build_certificate(seed: bytes, claims: dict, fields: list) -> bytes:
@@ -647,3 +792,30 @@ def with_disclosures(cert: bytes, keep) -> bytes:
     kept = [d for d in msg.uhdr.get(LABEL_DISCLOSURES, []) if keep(cbor2.loads(d)[1])]
     msg.uhdr = {LABEL_DISCLOSURES: kept} if kept else {}
     return msg.encode(tag=True, sign=False)
+
+
+# ---------------------------------------------------------------- status.md §5.3: building a status list
+
+def pack_status_values(values) -> bytes:
+    """4 bits per entry, entry i in the low half of byte i/2 when i is even, the high half when odd."""
+    values = list(values)
+    if len(values) % 2:
+        values.append(VALUE_VALID)
+    return bytes(lo | hi << 4 for lo, hi in zip(values[::2], values[1::2]))
+
+
+def sign_object(seed: bytes, typ: str, payload: bytes) -> bytes:
+    """A signed envelope (enc §2) with an empty unprotected header; pycose signs."""
+    msg = Sign1Message(phdr={Algorithm: EdDSA, KID: kid(public_key(seed)), LABEL_TYP: typ},
+                       payload=payload, key=okp_private(seed))
+    return msg.encode(tag=True)
+
+
+def build_status_list(root_seed: bytes, rc: str, values, iat: int, exp: int, ver: int = 1, ttl: int = 300,
+                      bits: int = 4, lst: bytes | None = None, replace: dict | None = None) -> bytes:
+    """status.md §5.3, signed by root_seed (the root of rc). lst: the compressed entries as given, else
+    ZLIB of the packed values; replace: payload keys to set or change (to build lists that must not load)."""
+    payload = {2: status_uri(rc), 4: exp, 6: iat, 65534: ttl, "v": 1, "rc": rc, "ver": ver,
+               65533: {"bits": bits, "lst": zlib.compress(pack_status_values(values)) if lst is None else lst}}
+    payload.update(replace or {})
+    return sign_object(root_seed, TYP_STATUS_LIST, cbor2.dumps(canonical_map(payload)))

@@ -169,8 +169,8 @@ fn bench(c: &mut Criterion) {
     ));
     let mixed_trust = must(TrustStore::load(&mixed.bundle, now, None));
     let mut mixed_status = CompactStatus::default();
-    for bytes in &mixed.snapshots {
-        mixed_status.add(must(tongban_core::trust::StatusSnapshot::load(
+    for bytes in &mixed.lists {
+        mixed_status.add_list(must(tongban_core::trust::StatusList::load(
             bytes,
             &mixed_trust,
         )));

@@ -80,6 +80,7 @@ codes! {
     TrustBundleUntrusted => "TRUST_BUNDLE_UNTRUSTED", "the bundle's federation root is not the pinned one";
     WeakKey => "WEAK_KEY", "a trust bundle certifies a canonically encoded small-order public key";
     StatusSnapshotInvalid => "STATUS_SNAPSHOT_INVALID", "a status snapshot failed to load";
+    StatusListInvalid => "STATUS_LIST_INVALID", "a status list failed to load";
     TransitionNotAllowed => "TRANSITION_NOT_ALLOWED", "a status operation refused by the transition rules";
     RegionMismatch => "REGION_MISMATCH", "an object names a region other than its signer's or the one it was sent to";
     CertificateNotLogged => "CERTIFICATE_NOT_LOGGED", "the issuing region's log holds no issuance of this certificate";

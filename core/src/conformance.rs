@@ -8,33 +8,45 @@ use crate::keys::KeyId;
 use crate::sharing::Party;
 use crate::sharing::copy::verify_copy;
 use crate::sharing::proof::{ProofExpectation, verify_proof};
-use crate::trust::{StatusSnapshot, StatusTable, TrustStore};
+use crate::trust::{LoadedStatus, StatusSet, TrustStore};
 use crate::values::Time;
 
+/// The named status files of a case, loaded (lists and snapshots alike): the first that fails to
+/// load, or is missing, gives its code.
+fn load_status(
+    trust: &TrustStore,
+    files: &[(&str, &[u8])],
+    names: &[&str],
+) -> Result<StatusSet, Failure> {
+    let mut set = StatusSet::default();
+    for name in names {
+        let bytes = files
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, b)| *b)
+            .ok_or_else(|| {
+                Failure::new(Code::StatusListInvalid, format!("no status file {name}"))
+            })?;
+        set.add(LoadedStatus::load(bytes, trust)?);
+    }
+    Ok(set)
+}
+
 /// Runs one certificate case the way specs/vectors/README.md describes: load the bundle at `now`,
-/// load the named snapshots, verify. A bundle or snapshot that fails to load gives its code.
+/// load the named status files, verify. A bundle or status file that fails to load gives its
+/// code.
 pub fn run_certificate(
     bundle: &[u8],
-    snapshots: &[(&str, &[u8])],
-    case_snapshots: &[&str],
+    files: &[(&str, &[u8])],
+    names: &[&str],
     now: u64,
     certificate: &[u8],
 ) -> Result<crate::cert::Verification, crate::codes::Failure> {
     let now =
         Time::new(now).ok_or_else(|| Failure::new(Code::ClaimsInvalid, "now out of range"))?;
     let trust = TrustStore::load(bundle, now, None)?;
-    let mut table = StatusTable::default();
-    for name in case_snapshots {
-        let bytes = snapshots
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, b)| *b)
-            .ok_or_else(|| {
-                Failure::new(Code::StatusSnapshotInvalid, format!("no snapshot {name}"))
-            })?;
-        table.add(StatusSnapshot::load(bytes, &trust)?);
-    }
-    Ok(crate::cert::verify(certificate, &trust, &table, now))
+    let status = load_status(&trust, files, names)?;
+    Ok(crate::cert::verify(certificate, &trust, &status, now))
 }
 
 /// Runs one bundle case: the code of loading it.
@@ -48,11 +60,11 @@ pub fn run_bundle(bundle: &[u8], now: u64, pinned: Option<KeyId>) -> Code {
     }
 }
 
-/// Runs a copy case: load the bundle and snapshots, verify the copy for its presenter.
+/// Runs a copy case: load the bundle and status files, verify the copy for its presenter.
 pub fn run_copy(
     bundle: &[u8],
-    snapshots: &[(&str, &[u8])],
-    case_snapshots: &[&str],
+    files: &[(&str, &[u8])],
+    names: &[&str],
     now: u64,
     presenter: &Party,
     copy: &[u8],
@@ -64,17 +76,10 @@ pub fn run_copy(
         Ok(trust) => trust,
         Err(failure) => return failure.code,
     };
-    let mut table = StatusTable::default();
-    for name in case_snapshots {
-        let Some((_, bytes)) = snapshots.iter().find(|(n, _)| n == name) else {
-            return Code::StatusSnapshotInvalid;
-        };
-        match crate::trust::StatusSnapshot::load(bytes, &trust) {
-            Ok(snapshot) => table.add(snapshot),
-            Err(failure) => return failure.code,
-        }
+    match load_status(&trust, files, names) {
+        Ok(status) => verify_copy(copy, &trust, &status, now, presenter).code,
+        Err(failure) => failure.code,
     }
-    verify_copy(copy, &trust, &table, now, presenter).code
 }
 
 /// Runs a proof case: the code of verifying it, and the code it reports when authentic.

@@ -25,6 +25,8 @@ pub enum Kind {
     SealRevocation,
     TrustBundle,
     StatusSnapshot,
+    /// A region's status list (specs/status.md §5): a Token Status List in its CWT form.
+    StatusList,
     Certificate,
     LogEntry,
     /// A region's signed answer to another region's verification request (specs/sharing.md §3).
@@ -44,6 +46,8 @@ impl Kind {
             Kind::SealRevocation => "application/tongban-seal-revocation+cbor",
             Kind::TrustBundle => "application/tongban-trust+cbor",
             Kind::StatusSnapshot => "application/tongban-status+cbor",
+            // The draft's own media type: a Status List Token in CWT form.
+            Kind::StatusList => "application/statuslist+cwt",
             Kind::Certificate => "application/tongban-ecert+cwt",
             Kind::LogEntry => "application/tongban-log-entry+cbor",
             Kind::VerificationProof => "application/tongban-verification-proof+cbor",
@@ -57,6 +61,8 @@ impl Kind {
         match self {
             Kind::TrustBundle => 16 << 20,
             Kind::StatusSnapshot => 256 << 20,
+            // Compressed: a few hundred bytes per changed certificate at worst.
+            Kind::StatusList => 64 << 20,
             // A tlog-tiles entry bundle prefixes each entry with a uint16 length.
             Kind::LogEntry => 65_535,
             // A receipt and two tlog-proofs, each of which carries a whole log entry in base64.

@@ -209,8 +209,13 @@ impl<'a> Fields<'a> {
 
     /// `"v"` must be 1: the only version this implementation knows.
     pub fn version_1(&mut self) -> Result<(), Bad> {
+        self.version(1)
+    }
+
+    /// Reads `"v"`, which must be `expected`.
+    pub fn version(&mut self, expected: u64) -> Result<(), Bad> {
         match self.uint(Key::Text("v"))? {
-            1 => Ok(()),
+            v if v == expected => Ok(()),
             other => Err(Bad::new(format!("unsupported version {other}"))),
         }
     }

@@ -194,6 +194,69 @@ pub fn succeed(predecessor: State, how: Succession) -> Result<State, Failure> {
     }
 }
 
+/// The reason the issuing node records when a promise lapses (§4): revoked, `promise_lapsed`.
+pub const PROMISE_LAPSED: &str = "promise_lapsed";
+
+/// A certificate's entry in a status list (specs/status.md §5): the draft's VALID, INVALID and
+/// SUSPENDED, and application-specific values for the rest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ListStatus {
+    /// 0x00: valid, and no promise outstanding (none made, or fulfilled).
+    Valid,
+    /// 0x03: issued on a promise not (yet) fulfilled: valid before the promise deadline, lapsed
+    /// from it, whether or not the lapse is recorded yet.
+    PromiseOpen,
+    /// Any other state: 0x01 revoked (the draft's INVALID), 0x02 suspended, 0x0B–0x0F the rest.
+    State(State),
+}
+
+impl ListStatus {
+    /// The list value (4 bits).
+    pub fn value(self) -> u8 {
+        match self {
+            ListStatus::Valid | ListStatus::State(State::Valid) => 0x00,
+            ListStatus::State(State::Revoked) => 0x01,
+            ListStatus::State(State::Suspended) => 0x02,
+            ListStatus::PromiseOpen => 0x03,
+            ListStatus::State(State::Cancelled) => 0x0B,
+            ListStatus::State(State::Expired) => 0x0C,
+            ListStatus::State(State::TransferredOut) => 0x0D,
+            ListStatus::State(State::RevokedPenalty) => 0x0E,
+            ListStatus::State(State::Other) => 0x0F,
+        }
+    }
+
+    /// The status a list value stands for; `None` for values the format reserves (0x04–0x0A).
+    pub fn from_value(value: u8) -> Option<ListStatus> {
+        Some(match value {
+            0x00 => ListStatus::Valid,
+            0x01 => ListStatus::State(State::Revoked),
+            0x02 => ListStatus::State(State::Suspended),
+            0x03 => ListStatus::PromiseOpen,
+            0x0B => ListStatus::State(State::Cancelled),
+            0x0C => ListStatus::State(State::Expired),
+            0x0D => ListStatus::State(State::TransferredOut),
+            0x0E => ListStatus::State(State::RevokedPenalty),
+            0x0F => ListStatus::State(State::Other),
+            _ => return None,
+        })
+    }
+
+    /// What a list says of a certificate in `state`, issued on a promise (`promise`) fulfilled or
+    /// not, whose last status change gave `reason`. A promise still open shows as
+    /// [`ListStatus::PromiseOpen`] while the certificate is valid, and after the node recorded
+    /// its lapse; a certificate suspended or ended for another reason shows that state.
+    pub fn of(state: State, promise: Option<bool>, reason: Option<&str>) -> ListStatus {
+        let open = promise == Some(false);
+        match state {
+            State::Valid if open => ListStatus::PromiseOpen,
+            State::Valid => ListStatus::Valid,
+            State::Revoked if open && reason == Some(PROMISE_LAPSED) => ListStatus::PromiseOpen,
+            other => ListStatus::State(other),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,5 +358,37 @@ mod tests {
             assert_eq!(State::from_code(state.code()), Some(state));
         }
         assert_eq!(State::from_code(8), None);
+    }
+
+    #[test]
+    fn every_list_value_reads_back_and_reserved_ones_do_not() {
+        for value in 0..=0x0F_u8 {
+            match ListStatus::from_value(value) {
+                Some(status) => assert_eq!(status.value(), value),
+                None => assert!((0x04..=0x0A).contains(&value), "{value:#x}"),
+            }
+        }
+        assert_eq!(ListStatus::from_value(0x10), None);
+        for state in State::ALL {
+            let status = ListStatus::of(state, None, None);
+            assert_eq!(ListStatus::from_value(status.value()), Some(status));
+        }
+    }
+
+    #[test]
+    fn an_open_promise_shows_until_fulfilled_and_after_its_lapse() {
+        let of = ListStatus::of;
+        let open = ListStatus::PromiseOpen;
+        assert_eq!(of(State::Valid, Some(false), None), open);
+        assert_eq!(of(State::Valid, Some(true), None), ListStatus::Valid);
+        assert_eq!(of(State::Revoked, Some(false), Some(PROMISE_LAPSED)), open);
+        assert_eq!(
+            of(State::Revoked, Some(false), Some("违法")),
+            ListStatus::State(State::Revoked)
+        );
+        assert_eq!(
+            of(State::Suspended, Some(false), None),
+            ListStatus::State(State::Suspended)
+        );
     }
 }

@@ -8,7 +8,7 @@ use tongban_core::testkit::NOW;
 use tongban_core::testkit::bulk::{BulkSet, Mix, Sample, generate};
 use tongban_core::testkit::raw::assemble;
 use tongban_core::testkit::vectors;
-use tongban_core::trust::{StatusSnapshot, StatusTable, TrustStore};
+use tongban_core::trust::{LoadedStatus, StatusSet, StatusSnapshot, TrustStore};
 use tongban_core::values::Time;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -17,24 +17,40 @@ fn now(seconds: u64) -> Result<Time, String> {
     Time::new(seconds).ok_or_else(|| format!("time {seconds}"))
 }
 
-/// The trust store, the single path's status table and the bulk path's index for `snapshots`.
+/// The trust store, the single path's status set and the bulk path's index for the status files
+/// `files` (lists and snapshots).
 fn load(
     bundle: &[u8],
-    snapshots: &[&[u8]],
-) -> Result<(TrustStore, StatusTable, CompactStatus), Box<dyn std::error::Error>> {
+    files: &[&[u8]],
+) -> Result<(TrustStore, StatusSet, CompactStatus), Box<dyn std::error::Error>> {
     // Loaded whatever the time, so that the single path reports an expired bundle per
     // certificate (step 0) and the bulk path for the whole run.
     let trust = TrustStore::load_any_time(bundle, None)?;
-    let mut table = StatusTable::default();
+    let mut table = StatusSet::default();
     let mut compact = CompactStatus::default();
-    for bytes in snapshots {
-        table.add(StatusSnapshot::load(bytes, &trust)?);
-        compact.add(StatusSnapshot::load(bytes, &trust)?);
+    for bytes in files {
+        let loaded = LoadedStatus::load(bytes, &trust)?;
+        table.add(loaded.clone());
+        match loaded {
+            LoadedStatus::List(list) => compact.add_list(list),
+            LoadedStatus::Snapshot(snapshot) => compact.add(snapshot),
+        }
     }
     Ok((trust, table, compact))
 }
 
-fn single(bytes: &[u8], trust: &TrustStore, table: &StatusTable, at: Time) -> Outcome {
+/// The vectors' status files that load (some are made not to).
+fn loadable(vectors: &vectors::VectorSet) -> Result<Vec<&[u8]>, Box<dyn std::error::Error>> {
+    let trust = TrustStore::load_any_time(&vectors.bundle, None)?;
+    Ok(vectors
+        .status
+        .iter()
+        .map(|(_, b)| b.as_slice())
+        .filter(|b| LoadedStatus::load(b, &trust).is_ok())
+        .collect())
+}
+
+fn single(bytes: &[u8], trust: &TrustStore, table: &StatusSet, at: Time) -> Outcome {
     Outcome::of(cert::verify(bytes, trust, table, at))
 }
 
@@ -73,14 +89,22 @@ fn every_conformance_vector_gets_the_single_paths_code() -> TestResult {
     let vectors = vectors::generate()?;
     let mut checked = 0;
     for case in &vectors.certificates {
-        let snapshots: Vec<&[u8]> = case
-            .snapshots
+        let files: Vec<&[u8]> = case
+            .status
             .iter()
-            .filter_map(|name| vectors.snapshots.iter().find(|(n, _)| n == name))
+            .filter_map(|name| vectors.status.iter().find(|(n, _)| n == name))
             .map(|(_, b)| b.as_slice())
             .collect();
         let at = now(case.now)?;
-        let (trust, table, compact) = load(&vectors.bundle, &snapshots)?;
+        let (trust, table, compact) = match load(&vectors.bundle, &files) {
+            Ok(loaded) => loaded,
+            // A status file made not to load: the run stops before any certificate.
+            Err(e) => {
+                assert_eq!(case.code, Code::StatusListInvalid, "{}: {e}", case.name);
+                checked += 1;
+                continue;
+            }
+        };
         let expected = single(&case.bytes, &trust, &table, at);
         assert_eq!(expected.code, case.code, "{}: single path", case.name);
         match FastVerifier::new(&trust, compact, at) {
@@ -105,12 +129,7 @@ fn all_vectors_in_one_batch_match_too() -> TestResult {
     // disturb the verdicts of their neighbours.
     let vectors = vectors::generate()?;
     let at = now(NOW)?;
-    let snapshots: Vec<&[u8]> = vectors
-        .snapshots
-        .iter()
-        .map(|(_, b)| b.as_slice())
-        .collect();
-    let (trust, table, compact) = load(&vectors.bundle, &snapshots)?;
+    let (trust, table, compact) = load(&vectors.bundle, &loadable(&vectors)?)?;
     let verifier = FastVerifier::new(&trust, compact, at)?;
     let certificates: Vec<&[u8]> = vectors
         .certificates
@@ -136,8 +155,9 @@ fn mixed_sets_match_the_single_path_on_any_thread_count() -> TestResult {
         16,
     )?;
     let at = now(NOW)?;
-    let snapshots: Vec<&[u8]> = set.snapshots.iter().map(Vec::as_slice).collect();
-    let (trust, table, compact) = load(&set.bundle, &snapshots)?;
+    // Status from the regions' lists (the other tests here use snapshots).
+    let lists: Vec<&[u8]> = set.lists.iter().map(Vec::as_slice).collect();
+    let (trust, table, compact) = load(&set.bundle, &lists)?;
     let certificates = bytes_of(&set);
     let expected: Vec<Outcome> = certificates
         .iter()
@@ -438,12 +458,7 @@ fn a_changed_trust_bundle_empties_the_cache() -> TestResult {
 fn compact_status_answers_as_the_status_table() -> TestResult {
     use tongban_core::cert::StatusSource;
     let vectors = vectors::generate()?;
-    let snapshots: Vec<&[u8]> = vectors
-        .snapshots
-        .iter()
-        .map(|(_, b)| b.as_slice())
-        .collect();
-    let (_, table, compact) = load(&vectors.bundle, &snapshots)?;
+    let (_, table, compact) = load(&vectors.bundle, &loadable(&vectors)?)?;
     let mut asked = 0;
     for case in &vectors.certificates {
         let Ok(inspection) = cert::inspect(&case.bytes) else {
@@ -452,14 +467,14 @@ fn compact_status_answers_as_the_status_table() -> TestResult {
         let Ok(claims) = inspection.claims else {
             continue;
         };
-        let id = claims.id.as_str();
+        let now = tongban_core::values::Time::new(tongban_core::testkit::NOW).ok_or("time")?;
         assert_eq!(
-            StatusSource::view(&table, &claims.region, id),
-            compact.view(&claims.region, id)
+            StatusSource::view(&table, &claims, now),
+            compact.view(&claims, now)
         );
         assert_eq!(
-            StatusSource::promise_fulfilled(&table, &claims.region, id),
-            compact.promise_fulfilled(&claims.region, id)
+            StatusSource::promise_fulfilled(&table, &claims, now),
+            compact.promise_fulfilled(&claims, now)
         );
         asked += 1;
     }

@@ -92,6 +92,7 @@ fn transfers_follow_the_rules_of_one_log() -> R {
         operation,
         predecessor: predecessor.cloned(),
         promise_deadline: None,
+        status_index: tongban_core::testkit::status_index_of(id.serial()),
     };
     let new_id = w.f.draft(w.f.amr(), "2026000100")?.id;
     let elsewhere = w.f.draft(w.jinan_seal(), "2026000200")?.id;

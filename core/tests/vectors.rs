@@ -6,29 +6,28 @@ use tongban_core::testkit::vectors::{generate, run_bundle, run_certificate};
 #[test]
 fn every_certificate_case_gives_its_code() -> Result<(), Box<dyn std::error::Error>> {
     let set = generate()?;
-    let snapshots: Vec<(&str, &[u8])> = set
-        .snapshots
-        .iter()
-        .map(|(n, b)| (*n, b.as_slice()))
-        .collect();
+    let files: Vec<(&str, &[u8])> = set.status.iter().map(|(n, b)| (*n, b.as_slice())).collect();
     let mut failures = Vec::new();
     for case in &set.certificates {
-        let (code, disclosed) = match run_certificate(
-            &set.bundle,
-            &snapshots,
-            &case.snapshots,
-            case.now,
-            &case.bytes,
-        ) {
-            Ok(v) => (
-                v.code,
-                v.disclosed
-                    .iter()
-                    .map(|(n, v)| (n.as_str().to_owned(), v.clone()))
-                    .collect(),
-            ),
-            Err(f) => (f.code, Vec::new()),
-        };
+        // A name without a file would fail to load and pass a case that expects a load failure.
+        for name in &case.status {
+            assert!(
+                files.iter().any(|(n, _)| n == name),
+                "{}: no status file {name}",
+                case.name
+            );
+        }
+        let (code, disclosed) =
+            match run_certificate(&set.bundle, &files, &case.status, case.now, &case.bytes) {
+                Ok(v) => (
+                    v.code,
+                    v.disclosed
+                        .iter()
+                        .map(|(n, v)| (n.as_str().to_owned(), v.clone()))
+                        .collect(),
+                ),
+                Err(f) => (f.code, Vec::new()),
+            };
         if code != case.code {
             failures.push(format!("{}: got {code}, expected {}", case.name, case.code));
         } else if case.code == Code::Ok && disclosed != case.disclosed {

@@ -75,6 +75,11 @@ enum Command {
         /// Threads that build and seal certificates (default: every core).
         #[arg(long)]
         threads: Option<usize>,
+        /// Percent of the certificates whose status the fill then changes (revoked, cancelled,
+        /// suspended, expired in turn), each a logged status act: a region's status list as it
+        /// looks after years of service.
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
+        not_valid: u8,
     },
     /// The federation's membership (specs/federation.md §7).
     #[command(subcommand)]
@@ -198,12 +203,13 @@ fn run(cli: Cli) -> Result<()> {
             dir,
             count,
             threads,
-        } => fill(&Home::new(&dir), count, threads),
+            not_valid,
+        } => fill(&Home::new(&dir), count, threads, not_valid),
         Command::Federation(command) => federation(command),
     }
 }
 
-fn fill(home: &Home, count: u64, threads: Option<usize>) -> Result<()> {
+fn fill(home: &Home, count: u64, threads: Option<usize>, not_valid: u8) -> Result<()> {
     let threads = match threads {
         Some(t) if (1..=1024).contains(&t) => t,
         Some(t) => anyhow::bail!("--threads must be between 1 and 1024, not {t}"),
@@ -213,7 +219,7 @@ fn fill(home: &Home, count: u64, threads: Option<usize>) -> Result<()> {
     let step = (count / 20).max(1);
     let mut shown = 0;
     let filled = region
-        .fill(count, threads, |done| {
+        .fill(count, threads, not_valid, |done| {
             if done - shown >= step || done == count {
                 shown = done;
                 eprintln!("filled {done} of {count}");
@@ -222,9 +228,11 @@ fn fill(home: &Home, count: u64, threads: Option<usize>) -> Result<()> {
         .map_err(|r| anyhow::anyhow!(r))?;
     let seconds = filled.elapsed.as_secs_f64();
     println!(
-        "issued {} certificates in {seconds:.1} s ({:.0}/s); the log holds {} entries",
+        "issued {} certificates in {seconds:.1} s ({:.0}/s), changed the status of {}; the log \
+         holds {} entries",
         filled.issued,
         filled.issued as f64 / seconds.max(1e-9),
+        filled.changed,
         filled.log_size
     );
     Ok(())

@@ -15,8 +15,9 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard};
+use tongban_core::cert::Claims;
 
 use tongban_core::cert::verify::StatusSource;
 use tongban_core::cert::{self, Draft, Holder, Predecessor, TrustLevel, Verification};
@@ -49,9 +50,12 @@ mod fill;
 mod rebuild;
 mod share;
 pub mod state;
+mod status_list;
 mod view;
+
 pub use fill::Filled;
 pub use rebuild::{Check, RebuildError, check, check_home};
+pub use status_list::TTL as STATUS_LIST_TTL;
 
 /// Brings the state in `log`'s file up to its `size` entries of `region` (whose root key is
 /// `root`), replaying what it does not reflect yet: a log written by a build without state.
@@ -72,7 +76,7 @@ use view::{Published, Signer};
 const LAPSE_BATCH: usize = 10_000;
 
 /// The reason recorded when a promise lapses (specs/status.md §4).
-pub const PROMISE_LAPSED: &str = "promise_lapsed";
+pub use tongban_core::status::PROMISE_LAPSED;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -293,11 +297,11 @@ pub trait PeerStatus: StatusSource {
 pub(crate) struct NoPeers;
 
 impl StatusSource for NoPeers {
-    fn view(&self, _: &RegionCode, _: &str) -> tongban_core::cert::verify::StatusView {
+    fn view(&self, _: &Claims, _: Time) -> tongban_core::cert::verify::StatusView {
         tongban_core::cert::verify::StatusView::Unknown
     }
 
-    fn promise_fulfilled(&self, _: &RegionCode, _: &str) -> bool {
+    fn promise_fulfilled(&self, _: &Claims, _: Time) -> bool {
         false
     }
 }
@@ -332,6 +336,11 @@ pub struct Region {
     /// Woken whenever entries became durable: the federation publishes them then.
     pub appended: tokio::sync::Notify,
     peers: OnceLock<Arc<dyn PeerVerifier>>,
+    /// The status list index the next certificate gets: one past the highest any holds, counted
+    /// on from there (an issuance refused after taking one leaves a gap, read as valid).
+    next_status_index: AtomicU64,
+    /// The status list last made (status_list.rs).
+    status_list: Mutex<Option<status_list::MadeList>>,
 }
 
 fn lock_failed() -> Refusal {
@@ -381,6 +390,7 @@ impl Region {
             },
         )?;
         let snapshot = log.state()?;
+        let next_status_index = state::status_list_length(&snapshot)?;
         let seals: HashMap<KeyId, SealRecord> = state::all_seals(&snapshot)?
             .into_iter()
             .map(|s| (s.info.key.kid(), s))
@@ -429,6 +439,8 @@ impl Region {
             node_key,
             appended: tokio::sync::Notify::new(),
             peers: OnceLock::new(),
+            next_status_index: AtomicU64::new(next_status_index),
+            status_list: Mutex::new(None),
         };
         tracing::info!(region = %region.code, entries = size, origin = %region.origin, "region state opened");
         Ok(region)
@@ -763,6 +775,7 @@ impl Region {
     ) -> Result<PreparedIssuance, Refusal> {
         let (info, key, id, predecessor) = self.issuance_plan(agency, lineage, &spec)?;
         let now = now()?;
+        let status_index = self.take_status_index()?;
         let draft = Draft {
             id: id.clone(),
             type_name: spec.type_name,
@@ -772,6 +785,7 @@ impl Region {
             level: spec.level,
             promise_deadline: spec.promise_deadline,
             predecessor: predecessor.clone(),
+            status_index,
             holder: spec.holder,
             licence: spec.licence,
             decoys: spec.decoys,
@@ -799,6 +813,7 @@ impl Region {
                 operation: predecessor.as_ref().map_or(1, |p| p.how.code()),
                 predecessor: predecessor.map(|p| p.id),
                 promise_deadline: spec.promise_deadline,
+                status_index,
             },
         }
         .sign(&key)

@@ -10,14 +10,15 @@ mod node_process;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use base64::Engine;
 use federation_process::{
     Federation, connected_to, enable_p2p, genesis, init, log_size, member_file, metric,
     p2p_address, peer_id, replica_size, status, wait_for,
 };
 use node_process::{AGENCY_A, Node, certificate};
 use serde_json::{Value, json};
-use tongban_core::status::State;
-use tongban_core::trust::{StatusSnapshot, TrustStore};
+use tongban_core::status::{ListStatus, State};
+use tongban_core::trust::{StatusList, StatusSnapshot, TrustStore};
 use tongban_node::log::{Log, LogConfig, NoIndex};
 
 fn verify(node: &Node, cert: &str) -> Value {
@@ -131,6 +132,24 @@ fn trust_and_status_replicate_and_a_restarted_node_catches_up() {
     );
     assert_eq!(
         b.get("/v1/federation/status-snapshots/440300", None).status,
+        404
+    );
+    // And A's status list, relayed by B: the revoked certificate's index says revoked.
+    let reply = b.get("/v1/federation/status-lists/341200", None);
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let list = StatusList::load(&reply.body, &trust).unwrap();
+    assert_eq!(list.region.as_str(), "341200");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(&cert)
+        .unwrap();
+    let index = tongban_core::cert::inspect(&bytes)
+        .unwrap()
+        .claims
+        .unwrap()
+        .status_index;
+    assert_eq!(list.get(index), Some(ListStatus::State(State::Revoked)));
+    assert_eq!(
+        b.get("/v1/federation/status-lists/440300", None).status,
         404
     );
 

@@ -5,6 +5,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use tongban_core::cert::Claims;
 
 use tongban_core::cert::verify::{StatusSource, StatusView};
 use tongban_core::cert::{FieldName, Holder, HolderIdType, TrustLevel, present};
@@ -200,12 +201,12 @@ struct Lagging {
 struct LaggingStatus(Arc<std::sync::RwLock<StatusTable>>);
 
 impl StatusSource for LaggingStatus {
-    fn view(&self, region: &RegionCode, id: &str) -> StatusView {
-        self.0.read().unwrap().view(region, id)
+    fn view(&self, claims: &Claims, now: Time) -> StatusView {
+        self.0.read().unwrap().view(claims, now)
     }
 
-    fn promise_fulfilled(&self, region: &RegionCode, id: &str) -> bool {
-        StatusSource::promise_fulfilled(&*self.0.read().unwrap(), region, id)
+    fn promise_fulfilled(&self, claims: &Claims, now: Time) -> bool {
+        StatusSource::promise_fulfilled(&*self.0.read().unwrap(), claims, now)
     }
 }
 

@@ -108,7 +108,7 @@ fn check_finds_a_state_that_the_log_does_not_establish() {
 }
 
 #[test]
-fn a_log_without_state_is_brought_up_to_date_at_start() {
+fn a_dropped_state_is_rebuilt_at_start_and_an_old_format_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut node = Node::init(dir.path());
     node.start();
@@ -117,12 +117,14 @@ fn a_log_without_state_is_brought_up_to_date_at_start() {
     assert_eq!(before[1], State::Suspended.code());
     node.kill9();
 
-    // What a node of the previous format left: no state table, no state size, format 2.
+    // What an upgrade of the state's layout does: the state dropped, its size reset; the start
+    // rebuilds it from the entries.
     edit_log(&node, |txn| {
         txn.delete_table(STATE).unwrap();
-        let mut meta = txn.open_table(META).unwrap();
-        meta.insert("format", 2).unwrap();
-        meta.remove("state_size").unwrap();
+        txn.open_table(META)
+            .unwrap()
+            .insert("state_size", 0)
+            .unwrap();
     });
 
     node.start();
@@ -132,18 +134,16 @@ fn a_log_without_state_is_brought_up_to_date_at_start() {
     let (agrees, report) = node.check();
     assert!(agrees, "{report}");
 
-    // Format 3 kept a state without the listed rows: it is dropped and rebuilt, whatever it
-    // held (here a row less).
+    // A log of format 4 holds entries of format 1: refused with a message that says so.
     edit_log(&node, |txn| {
-        txn.open_table(META).unwrap().insert("format", 3).unwrap();
-        remove_first_state_row(txn);
+        txn.open_table(META).unwrap().insert("format", 4).unwrap();
     });
-    node.start();
-    let after: Vec<u64> = ids.iter().map(|id| state_of(&node, id)).collect();
-    assert_eq!(after, before);
-    node.kill9();
-    let (agrees, report) = node.check();
-    assert!(agrees, "{report}");
+    let (opened, refused) = node.check();
+    assert!(!opened, "{refused}");
+    assert!(
+        refused.contains("log format 4 holds entries written before status lists"),
+        "{refused}"
+    );
 }
 
 /// The identifiers and states the node's signed status snapshot lists, checked against its own

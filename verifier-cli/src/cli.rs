@@ -12,7 +12,6 @@ use clap::{Parser, Subcommand};
 use tongban_core::cert;
 use tongban_core::envelope::Kind;
 use tongban_core::keys::KeyId;
-use tongban_core::trust::{StatusSnapshot, StatusTable};
 use tongban_core::values::Time;
 
 /// Exit codes: 0 valid (or every case passed), 1 invalid (or a case failed), 2 could not check.
@@ -32,13 +31,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Verify one certificate against a trust bundle (and status snapshots).
+    /// Verify one certificate against a trust bundle (and status lists or snapshots).
     Verify {
         /// The certificate file (the COSE_Sign1 bytes).
         file: PathBuf,
         #[command(flatten)]
         trust: TrustArgs,
-        /// Status snapshot files, one per region.
+        /// Status lists (or status snapshots) of the issuing regions, one per region: the newest of
+        /// each region counts, and a list before a snapshot.
         #[arg(long = "status")]
         status: Vec<PathBuf>,
         /// Print JSON instead of text.
@@ -55,16 +55,16 @@ enum Command {
     Conformance {
         #[arg(default_value = "specs/vectors/vectors.json")]
         vectors: PathBuf,
-        /// Also write the vectors as files (trust bundle, snapshots, certificates) into this folder.
+        /// Also write the vectors as files (trust bundle, status files, certificates) into this folder.
         #[arg(long)]
         export: Option<PathBuf>,
     },
     /// Verify many certificates through the fast path; one JSON line per certificate.
     Bulk(bulk::BulkArgs),
-    /// Make a large test set (stream, trust bundle, status snapshots) from the fixed test keys.
+    /// Make a large test set (stream, trust bundle, status lists) from the fixed test keys.
     Gen(generate::GenArgs),
     /// Download a node's federation-wide trust bundle and every member region's status
-    /// snapshot, checked, for offline verification.
+    /// list, checked, for offline verification.
     Fetch(fetch::FetchArgs),
     /// Audit signed transparency logs.
     Audit {
@@ -236,19 +236,11 @@ pub(crate) fn pinned_kid(federation_kid: Option<&str>) -> Result<Option<KeyId>> 
 
 fn verify(file: &Path, trust: &TrustArgs, status: &[PathBuf], json: bool) -> Result<ExitCode> {
     let (store, now) = trust.load()?;
-    let mut table = StatusTable::default();
-    for path in status {
-        let snapshot = StatusSnapshot::load(
-            &read_capped(path, Kind::StatusSnapshot.size_limit())?,
-            &store,
-        )
-        .map_err(|f| anyhow!("status snapshot {}: {f}", path.display()))?;
-        table.add(snapshot);
-    }
+    let status = crate::status::load_all(status, &store)?;
     let result = cert::verify(
         &read_capped(file, Kind::Certificate.size_limit())?,
         &store,
-        &table,
+        &status,
         now,
     );
     if json {

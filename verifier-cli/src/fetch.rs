@@ -1,26 +1,28 @@
 //! `tongban-verify fetch <node URL> <dir>`: what an agency downloads from any member's node to
 //! verify every region's certificates offline: the federation-wide trust bundle and each member
-//! region's status snapshot (specs/federation.md §5), each checked before it is written.
+//! region's status list (specs/status.md §5), each checked before it is written. A list is the
+//! whole region's status, so fetching it tells no one which certificate will be checked.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
-use tongban_core::trust::{StatusSnapshot, TrustStore};
+use tongban_core::status::ListStatus;
+use tongban_core::trust::{StatusList, TrustStore};
 
 use crate::audit::http::Client;
 use crate::audit::node::base;
 use crate::cli::{emit, now_or, pinned_kid};
 
-/// Largest trust bundle or snapshot accepted (the response limit of specs/federation.md §5.3).
+/// Largest trust bundle or status list accepted (the response limit of specs/federation.md §5.3).
 const LIMIT: u64 = 8 << 20;
 
 #[derive(clap::Args)]
 pub struct FetchArgs {
     /// The node's URL (http:// or https://): any member of the federation.
     node: String,
-    /// A new (or empty) directory: bundle.tbt and status-<region>.tbs are written there.
+    /// A new (or empty) directory: bundle.tbt and status-<region>.tsl are written there.
     dir: PathBuf,
     /// Seconds each request to the node may take, from connecting to the last byte.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
@@ -34,7 +36,7 @@ pub struct FetchArgs {
 /// What a node serves, by whether it is a federation member (the federation's routes) or alone.
 struct Routes {
     bundle: String,
-    snapshot: Box<dyn Fn(&str) -> String>,
+    list: Box<dyn Fn(&str) -> String>,
 }
 
 fn routes(client: &Client, base: &str) -> Result<(Routes, Vec<u8>)> {
@@ -44,19 +46,19 @@ fn routes(client: &Client, base: &str) -> Result<(Routes, Vec<u8>)> {
         return Ok((
             Routes {
                 bundle: federation,
-                snapshot: Box::new(move |rc| format!("{base}/v1/federation/status-snapshots/{rc}")),
+                list: Box::new(move |rc| format!("{base}/v1/federation/status-lists/{rc}")),
             },
             bundle,
         ));
     }
-    // A node in no federation: its own region's bundle and snapshot.
+    // A node in no federation: its own region's bundle and status list.
     let own = format!("{base}/v1/trust-bundle");
     let bundle = client.get(&own, LIMIT)?;
-    let snapshot = format!("{base}/v1/status-snapshot");
+    let list = format!("{base}/v1/status-list");
     Ok((
         Routes {
             bundle: own,
-            snapshot: Box::new(move |_| snapshot.clone()),
+            list: Box::new(move |_| list.clone()),
         },
         bundle,
     ))
@@ -91,34 +93,42 @@ pub fn run(args: &FetchArgs) -> Result<ExitCode> {
     let mut missing = Vec::new();
     for root in trust.regions() {
         let rc = root.region.as_str();
-        let url = (routes.snapshot)(rc);
+        let url = (routes.list)(rc);
         let fetched = client
             .get(&url, LIMIT)
             .map_err(anyhow::Error::from)
             .and_then(|bytes| {
-                let snapshot = StatusSnapshot::load(&bytes, &trust)
-                    .map_err(|f| anyhow!("{url}: the snapshot does not load: {f}"))?;
-                if snapshot.region != root.region {
-                    return Err(anyhow!("{url}: a snapshot of region {}", snapshot.region));
+                let list = StatusList::load(&bytes, &trust)
+                    .map_err(|f| anyhow!("{url}: the status list does not load: {f}"))?;
+                if list.region != root.region {
+                    return Err(anyhow!("{url}: a status list of region {}", list.region));
                 }
-                Ok((bytes, snapshot))
+                Ok((bytes, list))
             });
         match fetched {
-            Ok((bytes, snapshot)) => {
-                let path = args.dir.join(format!("status-{rc}.tbs"));
+            Ok((bytes, list)) => {
+                let path = args.dir.join(format!("status-{rc}.tsl"));
                 write(&path, &bytes)?;
+                let counts = list.counts();
+                let not_valid: u64 = counts.iter().sum::<u64>()
+                    - counts[usize::from(ListStatus::Valid.value())]
+                    - counts[usize::from(ListStatus::PromiseOpen.value())];
                 report.push_str(&format!(
-                    "{rc} {}: status snapshot version {} of {}, {} certificates not valid → {}\n",
+                    "{rc} {}: status list version {} of {} ({} bytes, {} entries, {} not valid, \
+                     usable until {}) → {}\n",
                     root.name.as_str(),
-                    snapshot.version,
-                    snapshot.issued.to_rfc3339(),
-                    snapshot.entries.len(),
+                    list.version,
+                    list.issued.to_rfc3339(),
+                    bytes.len(),
+                    list.len(),
+                    not_valid,
+                    list.expires.to_rfc3339(),
                     path.display()
                 ));
             }
             Err(e) => {
                 report.push_str(&format!(
-                    "{rc} {}: NO SNAPSHOT: {e:#}\n",
+                    "{rc} {}: NO STATUS LIST: {e:#}\n",
                     root.name.as_str()
                 ));
                 missing.push(rc.to_owned());
@@ -130,7 +140,7 @@ pub fn run(args: &FetchArgs) -> Result<ExitCode> {
         Ok(ExitCode::SUCCESS)
     } else {
         Err(anyhow!(
-            "no status snapshot of {}: certificates of those regions verify without their status",
+            "no status list of {}: certificates of those regions verify without their status",
             missing.join(", ")
         ))
     }

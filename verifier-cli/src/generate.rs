@@ -53,7 +53,6 @@ mod make {
     use anyhow::{Context, Result, anyhow};
     use base64::Engine;
     use serde_json::json;
-    use tongban_core::ids::Identifier;
     use tongban_core::testkit::NOW;
     use tongban_core::testkit::bulk::{BulkFederation, Generated, Mix};
 
@@ -85,7 +84,7 @@ mod make {
             File::create(&path).with_context(|| format!("cannot write {}", path.display()))?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
         let mut kinds: BTreeMap<&'static str, u64> = BTreeMap::new();
-        let mut revoked: Vec<(usize, Identifier)> = Vec::new();
+        let mut revoked: Vec<(usize, u32)> = Vec::new();
         let mut bytes_written = 0u64;
         let chunks = args.count.div_ceil(CHUNK);
         let mut next = 0u64;
@@ -121,7 +120,7 @@ mod make {
                     if generated.sample == tongban_core::testkit::bulk::Sample::Revoked
                         && let Some(region) = generated.region
                     {
-                        revoked.push((region, generated.id.clone()));
+                        revoked.push((region, generated.status_index));
                     }
                     if args.jsonl {
                         let encoded =
@@ -145,12 +144,12 @@ mod make {
                 .bundle()
                 .map_err(|e| anyhow!("trust bundle: {e}"))?,
         )?;
-        let snapshots = federation
-            .snapshots(&revoked)
-            .map_err(|e| anyhow!("status snapshots: {e}"))?;
+        let lists = federation
+            .status_lists(&revoked, args.count)
+            .map_err(|e| anyhow!("status lists: {e}"))?;
         let mut status_files = Vec::new();
-        for (region, bytes) in federation.regions.iter().zip(&snapshots) {
-            let file = format!("status-{}.tbs", region.certificate.region.as_str());
+        for (region, bytes) in federation.regions.iter().zip(&lists) {
+            let file = format!("status-{}.tsl", region.certificate.region.as_str());
             write_file(&args.out.join(&file), bytes)?;
             status_files.push(file);
         }

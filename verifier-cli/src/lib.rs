@@ -8,5 +8,6 @@ mod fetch;
 mod generate;
 mod report;
 mod sharing;
+mod status;
 mod trust;
 mod vectors;

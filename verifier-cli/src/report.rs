@@ -26,24 +26,37 @@ fn claims_json(c: &Claims) -> Value {
         "promise_deadline": c.promise_deadline.map(Time::seconds),
         "predecessor": c.predecessor.as_ref().map(|p| json!({"identifier": p.id.as_str(), "operation": p.how.code()})),
         "committed_fields": c.digests.len(),
+        "status_index": c.status_index,
     })
 }
 
-fn status_json(status: &StatusView) -> Value {
-    match status {
+fn status_json(v: &Verification) -> Value {
+    let age = v.status_age();
+    match &v.status {
         StatusView::Unknown => json!({"known": false}),
-        StatusView::Valid { as_of } => {
-            json!({"known": true, "state": 1, "name": "valid", "as_of": as_of.seconds()})
-        }
+        StatusView::Valid { as_of } => json!({
+            "known": true, "state": 1, "name": "valid", "as_of": as_of.seconds(), "age_seconds": age,
+        }),
         StatusView::Listed {
             state,
             since,
             note,
             as_of,
         } => json!({
-            "known": true, "state": state.code(), "name": state.name(), "since": since.seconds(),
-            "note": note.as_ref().map(|n| n.as_str()), "as_of": as_of.seconds(),
+            "known": true, "state": state.code(), "name": state.name(),
+            "since": since.map(Time::seconds), "note": note.as_ref().map(|n| n.as_str()),
+            "as_of": as_of.seconds(), "age_seconds": age,
         }),
+    }
+}
+
+/// How old status data is, for people: "3 min", "2 h 5 min".
+fn age_text(seconds: u64) -> String {
+    match seconds {
+        s if s < 60 => format!("{s} s"),
+        s if s < 3_600 => format!("{} min", s / 60),
+        s if s < 86_400 => format!("{} h {} min", s / 3_600, s % 3_600 / 60),
+        s => format!("{} d {} h", s / 86_400, s % 86_400 / 3_600),
     }
 }
 
@@ -60,7 +73,7 @@ pub fn verification_json(v: &Verification) -> Value {
         "claims": v.claims.as_ref().map(claims_json),
         "disclosed": v.disclosed.iter().map(|(n, val)| json!({"name": n.as_str(), "value": field_json(val)})).collect::<Vec<_>>(),
         "undisclosed": v.undisclosed,
-        "status": status_json(&v.status),
+        "status": status_json(v),
     })
 }
 
@@ -121,19 +134,31 @@ pub fn verification_text(v: &Verification) -> String {
     if let Some((id, name)) = &v.seal {
         rows.push(("seal".into(), format!("{id} {name}")));
     }
+    let per = |as_of: Time| {
+        format!(
+            "per status of {} ({} old)",
+            time(as_of),
+            age_text(v.status_age().unwrap_or_default())
+        )
+    };
     let status = match &v.status {
-        StatusView::Unknown => "unknown (no status snapshot of the issuing region)".to_owned(),
-        StatusView::Valid { as_of } => format!("01 valid, per snapshot of {}", time(*as_of)),
+        StatusView::Unknown => {
+            "unknown (no current status list or snapshot of the issuing region covers it)"
+                .to_owned()
+        }
+        StatusView::Valid { as_of } => format!("01 valid, {}", per(*as_of)),
         StatusView::Listed {
             state,
             since,
             note,
             as_of,
         } => format!(
-            "{state} since {}{}, per snapshot of {}",
-            time(*since),
+            "{state}{}{}, {}",
+            since
+                .map(|s| format!(" since {}", time(s)))
+                .unwrap_or_default(),
             note.as_ref().map(|n| format!(" ({n})")).unwrap_or_default(),
-            time(*as_of)
+            per(*as_of)
         ),
     };
     if v.claims.is_some() {

@@ -18,7 +18,6 @@ use tongban_core::sharing::proof::{ProofInspection, inspect_proof};
 use tongban_core::sharing::{
     Party, ProofExpectation, VerifiedProof, inspect_copy, verify_copy, verify_proof,
 };
-use tongban_core::trust::{StatusSnapshot, StatusTable};
 use tongban_core::values::Time;
 
 use crate::cli::{EXIT_INVALID, emit, read_capped};
@@ -33,7 +32,8 @@ pub enum CopyCommand {
         file: PathBuf,
         #[command(flatten)]
         trust: TrustArgs,
-        /// Status snapshot files, one per region.
+        /// Status lists (or status snapshots) of the issuing regions, one per region: the newest of
+        /// each region counts, and a list before a snapshot.
         #[arg(long = "status")]
         status: Vec<PathBuf>,
         /// The presenting agency, `<region code>:<USCC>`: the copy is valid only for its recipient.
@@ -127,19 +127,11 @@ fn copy_verify(
 ) -> Result<ExitCode> {
     let presenter = party(recipient)?;
     let (store, now) = trust.load()?;
-    let mut table = StatusTable::default();
-    for path in status {
-        let snapshot = StatusSnapshot::load(
-            &read_capped(path, Kind::StatusSnapshot.size_limit())?,
-            &store,
-        )
-        .map_err(|f| anyhow!("status snapshot {}: {f}", path.display()))?;
-        table.add(snapshot);
-    }
+    let status = crate::status::load_all(status, &store)?;
     let result = verify_copy(
         &read_capped(file, Kind::Copy.size_limit())?,
         &store,
-        &table,
+        &status,
         now,
         &presenter,
     );

@@ -13,14 +13,15 @@ use tongban_core::sharing::Party;
 #[cfg(test)]
 use tongban_core::testkit::vectors::VectorSet;
 
-pub const FORMAT: &str = "tongban test vectors v1";
+pub const FORMAT: &str = "tongban test vectors v2";
 
 #[derive(Serialize, Deserialize, PartialEq, Debug)]
 pub struct VectorFile {
     pub format: String,
     pub keys: Vec<KeyEntry>,
     pub trust_bundle: String,
-    pub status_snapshots: Vec<SnapshotEntry>,
+    /// Signed status lists and snapshots, by name.
+    pub status_files: Vec<StatusFileEntry>,
     pub certificates: Vec<CertificateCase>,
     pub trust_bundles: Vec<BundleCase>,
     #[serde(default)]
@@ -40,7 +41,7 @@ pub struct CopyCase {
     pub name: String,
     pub description: String,
     pub now: u64,
-    pub status_snapshots: Vec<String>,
+    pub status: Vec<String>,
     pub presenter: Presenter,
     pub copy: String,
     pub expect: CopyExpectation,
@@ -81,9 +82,10 @@ pub struct KeyEntry {
 }
 
 #[derive(Serialize, Deserialize, PartialEq, Debug)]
-pub struct SnapshotEntry {
-    pub region: String,
-    pub snapshot: String,
+pub struct StatusFileEntry {
+    pub name: String,
+    /// A status list or a status snapshot, told apart by its `typ`.
+    pub bytes: String,
 }
 
 #[derive(Serialize, Deserialize, PartialEq, Debug)]
@@ -91,7 +93,7 @@ pub struct CertificateCase {
     pub name: String,
     pub description: String,
     pub now: u64,
-    pub status_snapshots: Vec<String>,
+    pub status: Vec<String>,
     pub certificate: String,
     pub expect: Expectation,
 }
@@ -157,12 +159,12 @@ impl VectorFile {
                 })
                 .collect(),
             trust_bundle: hex::encode(&set.bundle),
-            status_snapshots: set
-                .snapshots
+            status_files: set
+                .status
                 .iter()
-                .map(|(region, bytes)| SnapshotEntry {
-                    region: (*region).into(),
-                    snapshot: hex::encode(bytes),
+                .map(|(name, bytes)| StatusFileEntry {
+                    name: (*name).into(),
+                    bytes: hex::encode(bytes),
                 })
                 .collect(),
             certificates: set
@@ -172,7 +174,7 @@ impl VectorFile {
                     name: c.name.into(),
                     description: c.description.into(),
                     now: c.now,
-                    status_snapshots: c.snapshots.iter().map(|s| (*s).into()).collect(),
+                    status: c.status.iter().map(|s| (*s).into()).collect(),
                     certificate: hex::encode(&c.bytes),
                     expect: Expectation {
                         verdict: verdict_of(c.code).into(),
@@ -210,7 +212,7 @@ impl VectorFile {
                     name: c.name.into(),
                     description: c.description.into(),
                     now: c.now,
-                    status_snapshots: c.snapshots.iter().map(|s| (*s).into()).collect(),
+                    status: c.status.iter().map(|s| (*s).into()).collect(),
                     presenter: Presenter {
                         region: c.presenter.region.as_str().into(),
                         agency: c.presenter.agency.as_str().into(),
@@ -258,22 +260,36 @@ pub fn run(file: &VectorFile) -> Result<Outcome> {
         bail!("unknown vector format {:?}", file.format);
     }
     let bundle = unhex("trust_bundle", &file.trust_bundle)?;
-    let snapshots = file
-        .status_snapshots
+    let status = file
+        .status_files
         .iter()
-        .map(|s| Ok((s.region.as_str(), unhex(&s.region, &s.snapshot)?)))
+        .map(|s| Ok((s.name.as_str(), unhex(&s.name, &s.bytes)?)))
         .collect::<Result<Vec<_>>>()?;
-    let snapshot_refs: Vec<(&str, &[u8])> =
-        snapshots.iter().map(|(r, b)| (*r, b.as_slice())).collect();
+    let status_refs: Vec<(&str, &[u8])> = status.iter().map(|(r, b)| (*r, b.as_slice())).collect();
+    // A case naming a file the set lacks is a broken vector file, not a loading failure.
+    let named = file
+        .certificates
+        .iter()
+        .flat_map(|c| c.status.iter().map(move |n| (&c.name, n)))
+        .chain(
+            file.copies
+                .iter()
+                .flat_map(|c| c.status.iter().map(move |n| (&c.name, n))),
+        );
+    for (case, name) in named {
+        if !status_refs.iter().any(|(n, _)| n == name) {
+            bail!("case {case} names status file {name:?}, which the vectors do not hold");
+        }
+    }
     let mut outcome = Outcome {
         passed: 0,
         failures: Vec::new(),
     };
     for case in &file.certificates {
         let bytes = unhex(&case.name, &case.certificate)?;
-        let names: Vec<&str> = case.status_snapshots.iter().map(String::as_str).collect();
+        let names: Vec<&str> = case.status.iter().map(String::as_str).collect();
         let (code, disclosed, id) =
-            match run_certificate(&bundle, &snapshot_refs, &names, case.now, &bytes) {
+            match run_certificate(&bundle, &status_refs, &names, case.now, &bytes) {
                 Ok(v) => (
                     v.code,
                     v.disclosed
@@ -326,21 +342,14 @@ pub fn run(file: &VectorFile) -> Result<Outcome> {
     }
     for case in &file.copies {
         let bytes = unhex(&case.name, &case.copy)?;
-        let names: Vec<&str> = case.status_snapshots.iter().map(String::as_str).collect();
+        let names: Vec<&str> = case.status.iter().map(String::as_str).collect();
         let presenter = Party {
             region: RegionCode::parse(&case.presenter.region)
                 .with_context(|| format!("{}: presenter region", case.name))?,
             agency: Uscc::parse(&case.presenter.agency)
                 .with_context(|| format!("{}: presenter agency", case.name))?,
         };
-        let code = run_copy(
-            &bundle,
-            &snapshot_refs,
-            &names,
-            case.now,
-            &presenter,
-            &bytes,
-        );
+        let code = run_copy(&bundle, &status_refs, &names, case.now, &presenter, &bytes);
         if code.as_str() == case.expect.code && verdict_of(code) == case.expect.verdict {
             outcome.passed += 1;
         } else {
@@ -393,10 +402,19 @@ pub fn export(file: &VectorFile, dir: &Path) -> Result<usize> {
         Ok(())
     };
     write(dir.join("bundle.tbt"), &file.trust_bundle)?;
-    for snapshot in &file.status_snapshots {
+    for status in &file.status_files {
+        // Named as `fetch` names them: `.tbs` for a snapshot, `.tsl` for a list (or what is
+        // meant to be one).
+        let bytes = unhex(&status.name, &status.bytes)?;
+        let snapshot = tongban_core::envelope::Envelope::open(
+            &bytes,
+            tongban_core::envelope::Kind::StatusSnapshot,
+        )
+        .is_ok();
+        let extension = if snapshot { "tbs" } else { "tsl" };
         write(
-            dir.join(format!("status-{}.tbs", snapshot.region)),
-            &snapshot.snapshot,
+            dir.join(format!("status-{}.{extension}", status.name)),
+            &status.bytes,
         )?;
     }
     for case in &file.certificates {

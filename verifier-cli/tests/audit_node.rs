@@ -669,7 +669,7 @@ fn fetch_downloads_checked_trust_and_status_for_offline_verification() {
         let out = tongban(&["fetch", &node.url, dir_arg]);
         assert!(out.status.success(), "{}", stderr(&out));
         assert!(
-            stdout(&out).contains("341200 阜阳市: status snapshot"),
+            stdout(&out).contains("341200 阜阳市: status list"),
             "{}",
             stdout(&out)
         );
@@ -683,7 +683,7 @@ fn fetch_downloads_checked_trust_and_status_for_offline_verification() {
                 "--trust",
                 dir.join("bundle.tbt").to_str().unwrap(),
                 "--status",
-                dir.join("status-341200.tbs").to_str().unwrap(),
+                dir.join("status-341200.tsl").to_str().unwrap(),
                 "--json",
             ]);
             let report: Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -6,7 +6,7 @@ use std::process::{Command, Output, Stdio};
 
 use tongban_core::cert;
 use tongban_core::testkit::NOW;
-use tongban_core::trust::{StatusSnapshot, StatusTable, TrustStore};
+use tongban_core::trust::{LoadedStatus, StatusSet, TrustStore};
 use tongban_core::values::Time;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tongban-verify");
@@ -67,7 +67,7 @@ impl Set {
         let mut files: Vec<String> = must(std::fs::read_dir(&self.dir))
             .filter_map(Result::ok)
             .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "tbs"))
+            .filter(|p| p.extension().is_some_and(|x| x == "tsl"))
             .map(|p| p.display().to_string())
             .collect();
         files.sort();
@@ -110,12 +110,9 @@ impl Set {
             now,
             None,
         ));
-        let mut table = StatusTable::default();
+        let mut table = StatusSet::default();
         for file in self.status_files() {
-            table.add(must(StatusSnapshot::load(
-                &must(std::fs::read(file)),
-                &trust,
-            )));
+            table.add(must(LoadedStatus::load(&must(std::fs::read(file)), &trust)));
         }
         self.certificates()
             .iter()

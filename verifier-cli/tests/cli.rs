@@ -24,7 +24,7 @@ impl Files {
         must(std::fs::create_dir_all(&dir));
         let set = must(generate());
         must(std::fs::write(dir.join("bundle.tbt"), &set.bundle));
-        for (region, bytes) in &set.snapshots {
+        for (region, bytes) in &set.status {
             must(std::fs::write(dir.join(format!("{region}.tbs")), bytes));
         }
         Files { dir, set }
@@ -106,6 +106,37 @@ fn invalid_certificates_exit_one_with_their_code() {
         let text = stdout(&f.verify(case, &["--status", &status, "--now", &now]));
         assert!(text.starts_with(&format!("INVALID — {code}")), "{text}");
     }
+}
+
+#[test]
+fn status_lists_decide_and_the_verdict_says_how_old_they_are() {
+    let f = Files::new("lists");
+    let now = NOW.to_string();
+    let (list, jinan) = (f.path("341200-list.tbs"), f.path("370100-list.tbs"));
+    let out = f.verify(
+        "status-revoked",
+        &[
+            "--status", &list, "--status", &jinan, "--now", &now, "--json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let v = json(&out);
+    assert_eq!(v["code"], "STATUS_REVOKED");
+    // The vectors' lists were signed a day before NOW.
+    assert_eq!(v["status"]["age_seconds"], 86_400, "{v}");
+    assert_eq!(v["status"]["since"], serde_json::Value::Null);
+    let text = stdout(&f.verify("valid-full-disclosure", &["--status", &list, "--now", &now]));
+    assert!(text.contains("01 valid, per status of"), "{text}");
+    assert!(text.contains("(1 d 0 h old)"), "{text}");
+    // A list that does not load stops the run before any certificate.
+    let bad = f.path("341200-list-reserved.tbs");
+    let out = f.verify("valid-full-disclosure", &["--status", &bad, "--now", &now]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("STATUS_LIST_INVALID"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

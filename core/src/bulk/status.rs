@@ -2,11 +2,12 @@
 //! arrays instead of a hash map of owned entries, so that a province's snapshots fit in a bulk
 //! run's memory budget.
 
-use crate::cert::{StatusSource, StatusView};
+use crate::cert::verify::Layered;
+use crate::cert::{Claims, StatusSource, StatusView};
 use crate::ids::RegionCode;
 use crate::status::State;
-use crate::trust::StatusSnapshot;
 use crate::trust::snapshot::supersedes;
+use crate::trust::{StatusList, StatusLists, StatusSnapshot};
 use crate::values::{ShortText, Time};
 
 /// One listed certificate: its identifier is `ids[start..start + len]`.
@@ -131,8 +132,22 @@ impl RegionIndex {
 /// [`StatusTable`](crate::trust::StatusTable).
 #[derive(Clone, Debug, Default)]
 pub struct CompactStatus {
-    /// Sorted by region code.
+    /// Snapshots, sorted by region code.
     regions: Vec<RegionIndex>,
+    /// Status lists: packed already, half a byte per certificate.
+    lists: StatusLists,
+}
+
+/// The snapshots alone, as a status source.
+struct Snapshots<'a>(&'a [RegionIndex]);
+
+impl Snapshots<'_> {
+    fn region(&self, region: &RegionCode) -> Option<&RegionIndex> {
+        self.0
+            .binary_search_by(|r| r.region.cmp(region))
+            .ok()
+            .and_then(|i| self.0.get(i))
+    }
 }
 
 impl CompactStatus {
@@ -158,11 +173,9 @@ impl CompactStatus {
         }
     }
 
-    fn region(&self, region: &RegionCode) -> Option<&RegionIndex> {
-        self.regions
-            .binary_search_by(|r| r.region.cmp(region))
-            .ok()
-            .and_then(|i| self.regions.get(i))
+    /// Adds a loaded (signature-checked) status list; asked before any snapshot of its region.
+    pub fn add_list(&mut self, list: StatusList) {
+        self.lists.add(list);
     }
 
     /// Number of listed certificates over all regions.
@@ -177,22 +190,38 @@ impl CompactStatus {
         for region in &self.regions {
             hasher.update(&region.fingerprint);
         }
+        let mut lists: Vec<&StatusList> = self.lists.lists().collect();
+        lists.sort_by(|a, b| a.region.cmp(&b.region));
+        for list in lists {
+            hasher.update(b"list");
+            hasher.update(&list.fingerprint());
+        }
         *hasher.finalize().as_bytes()
     }
 }
 
 impl StatusSource for CompactStatus {
-    fn view(&self, region: &RegionCode, id: &str) -> StatusView {
-        let Some(index) = self.region(region) else {
+    fn view(&self, claims: &Claims, now: Time) -> StatusView {
+        Layered(&self.lists, &Snapshots(&self.regions)).view(claims, now)
+    }
+
+    fn promise_fulfilled(&self, claims: &Claims, now: Time) -> bool {
+        Layered(&self.lists, &Snapshots(&self.regions)).promise_fulfilled(claims, now)
+    }
+}
+
+impl StatusSource for Snapshots<'_> {
+    fn view(&self, claims: &Claims, _: Time) -> StatusView {
+        let Some(index) = self.region(&claims.region) else {
             return StatusView::Unknown;
         };
-        match index.find(id) {
+        match index.find(claims.id.as_str()) {
             None => StatusView::Valid {
                 as_of: index.issued,
             },
             Some(listed) => StatusView::Listed {
                 state: listed.state,
-                since: listed.since,
+                since: Some(listed.since),
                 note: listed
                     .note
                     .and_then(|n| index.notes.get(n as usize))
@@ -202,7 +231,8 @@ impl StatusSource for CompactStatus {
         }
     }
 
-    fn promise_fulfilled(&self, region: &RegionCode, id: &str) -> bool {
-        self.region(region).is_some_and(|r| r.is_fulfilled(id))
+    fn promise_fulfilled(&self, claims: &Claims, _: Time) -> bool {
+        self.region(&claims.region)
+            .is_some_and(|r| r.is_fulfilled(claims.id.as_str()))
     }
 }

@@ -12,6 +12,7 @@ use crate::envelope::{BuildError, Kind, MAX_DISCLOSURES};
 use crate::fields::{Bad, Fields};
 use crate::ids::{Identifier, IssuerCode, RegionCode, Uscc};
 use crate::status::Succession;
+use crate::trust::status_list;
 use crate::values::{ShortText, Time};
 
 /// CWT claim keys (RFC 8392).
@@ -19,6 +20,10 @@ const ISS: i64 = 1;
 const EXP: i64 = 4;
 const NBF: i64 = 5;
 const IAT: i64 = 6;
+/// The draft-ietf-oauth-status-list `status` claim.
+const STATUS: i64 = 65535;
+/// The claims format version this build reads and writes.
+pub const VERSION: u64 = 2;
 
 /// Trust level after GB/T 36903 usage.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -82,6 +87,8 @@ pub struct Claims {
     pub level: TrustLevel,
     pub promise_deadline: Option<Time>,
     pub predecessor: Option<Predecessor>,
+    /// The certificate's index in its region's status list (specs/status.md §5).
+    pub status_index: u32,
     /// Disclosure digests, sorted ascending and unique.
     pub digests: Vec<[u8; 32]>,
 }
@@ -94,7 +101,7 @@ impl Claims {
             entry(ISS, text(self.agency.as_str())),
             entry(NBF, uint(self.valid_from.seconds())),
             entry(IAT, uint(self.issued.seconds())),
-            entry("v", uint(1)),
+            entry("v", uint(VERSION)),
             entry("id", text(self.id.as_str())),
             entry("tn", text(self.type_name.as_str())),
             entry("an", text(self.agency_name.as_str())),
@@ -103,6 +110,16 @@ impl Claims {
             entry(
                 "sd",
                 Value::Array(self.digests.iter().map(|d| bytes(d)).collect()),
+            ),
+            entry(
+                STATUS,
+                map(vec![entry(
+                    "status_list",
+                    map(vec![
+                        entry("idx", uint(u64::from(self.status_index))),
+                        entry("uri", text(&status_list::uri(&self.region))),
+                    ])?,
+                )])?,
             ),
         ];
         if let Some(exp) = self.valid_until {
@@ -194,12 +211,22 @@ struct RawClaims<'a> {
     pd: Option<u64>,
     prev: Option<(&'a str, u64)>,
     sd: Vec<&'a [u8]>,
+    /// The status claim's index and URI.
+    status: (u64, &'a str),
 }
 
 impl<'a> RawClaims<'a> {
     fn read(payload: &'a [u8]) -> Result<RawClaims<'a>, Bad> {
         let mut f = Fields::whole(payload)?;
-        f.version_1()?;
+        f.version(VERSION)?;
+        let status = {
+            let mut status = f.map(Key::Int(STATUS))?;
+            let mut list = status.map(Key::Text("status_list"))?;
+            let reference = (list.uint(Key::Text("idx"))?, list.text(Key::Text("uri"))?);
+            list.finish()?;
+            status.finish()?;
+            reference
+        };
         let prev = match f.optional_map(Key::Text("prev"))? {
             None => None,
             Some(mut prev) => {
@@ -222,6 +249,7 @@ impl<'a> RawClaims<'a> {
             pd: f.optional_uint(Key::Text("pd"))?,
             prev,
             sd: f.array(Key::Text("sd"), "an array of byte strings", |r| r.bytes())?,
+            status,
         };
         f.finish()?;
         Ok(raw)
@@ -252,12 +280,21 @@ impl<'a> RawClaims<'a> {
             .iter()
             .map(|d| <[u8; 32]>::try_from(*d).map_err(|_| Bad::new("a digest is not 32 bytes")))
             .collect::<Result<Vec<_>, _>>()?;
+        let region = RegionCode::parse(self.rc).map_err(|e| Bad::new(e.to_string()))?;
+        let (index, list_uri) = self.status;
+        let status_index = u32::try_from(index)
+            .map_err(|_| Bad::new(format!("status index {index} beyond 2^32 - 1")))?;
+        if list_uri != status_list::uri(&region) {
+            return Err(Bad::new(format!(
+                "status list {list_uri:?} is not the one of region {region}"
+            )));
+        }
         let claims = Claims {
             id,
             type_name: short("type name", self.tn)?,
             agency,
             agency_name: short("agency name", self.an)?,
-            region: RegionCode::parse(self.rc).map_err(|e| Bad::new(e.to_string()))?,
+            region,
             issued: time("iat", self.iat)?,
             valid_from: time("nbf", self.nbf)?,
             valid_until: self.exp.map(|t| time("exp", t)).transpose()?,
@@ -265,6 +302,7 @@ impl<'a> RawClaims<'a> {
                 .ok_or_else(|| Bad::new(format!("trust level {:?} unknown", self.lvl)))?,
             promise_deadline: self.pd.map(|t| time("pd", t)).transpose()?,
             predecessor,
+            status_index,
             digests,
         };
         claims.check_values()?;

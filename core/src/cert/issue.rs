@@ -46,6 +46,8 @@ pub struct Draft {
     pub level: TrustLevel,
     pub promise_deadline: Option<Time>,
     pub predecessor: Option<Predecessor>,
+    /// The index in the region's status list the issuer gave it (specs/status.md §5).
+    pub status_index: u32,
     pub holder: Holder,
     pub licence: Vec<(FieldName, FieldValue)>,
     /// Decoy digests to hide the number of fields.
@@ -137,6 +139,7 @@ pub fn issue(
         level: draft.level,
         promise_deadline: draft.promise_deadline,
         predecessor: draft.predecessor.clone(),
+        status_index: draft.status_index,
         digests,
     };
     let attached: Vec<Vec<u8>> = disclosures.iter().map(|d| d.bytes.clone()).collect();

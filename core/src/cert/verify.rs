@@ -4,10 +4,9 @@ use crate::cert::claims::Claims;
 use crate::cert::disclosure::{self, Disclosure, FieldName, FieldValue, FieldValueRef};
 use crate::codes::{Code, Failure};
 use crate::envelope::{Envelope, Kind};
-use crate::ids::RegionCode;
 use crate::keys::KeyId;
-use crate::status::State;
-use crate::trust::{Lookup, SealEntry, StatusTable, TrustStore};
+use crate::status::{ListStatus, State};
+use crate::trust::{ListLookup, Lookup, SealEntry, StatusLists, StatusTable, TrustStore};
 use crate::values::{ShortText, Time};
 
 /// Clock tolerance for an issue time in the future, in seconds.
@@ -37,10 +36,21 @@ pub enum StatusView {
     Valid { as_of: Time },
     Listed {
         state: State,
-        since: Time,
+        /// When it entered the state, where the source says (snapshots do, lists do not).
+        since: Option<Time>,
         note: Option<ShortText>,
         as_of: Time,
     },
+}
+
+impl StatusView {
+    /// When the status data behind the view was made.
+    pub fn as_of(&self) -> Option<Time> {
+        match self {
+            StatusView::Unknown => None,
+            StatusView::Valid { as_of } | StatusView::Listed { as_of, .. } => Some(*as_of),
+        }
+    }
 }
 
 /// The result of verifying one certificate (specs/verification.md §1).
@@ -64,11 +74,15 @@ pub struct Verification {
     /// Committed digests that no disclosure opened (undisclosed fields and decoys).
     pub undisclosed: usize,
     pub status: StatusView,
+    /// The time the certificate was verified for: how old the status behind it was is
+    /// `checked_at − status.as_of()`.
+    pub checked_at: Time,
 }
 
 impl Verification {
-    fn new() -> Self {
+    fn new(checked_at: Time) -> Self {
         Verification {
+            checked_at,
             verdict: Verdict::Invalid,
             code: Code::Ok,
             detail: String::new(),
@@ -86,6 +100,13 @@ impl Verification {
     pub fn is_valid(&self) -> bool {
         self.verdict == Verdict::Valid
     }
+
+    /// How old, in seconds, the status data behind the verdict was; `None` when none was held.
+    pub fn status_age(&self) -> Option<u64> {
+        self.status
+            .as_of()
+            .map(|as_of| self.checked_at.seconds().saturating_sub(as_of.seconds()))
+    }
 }
 
 /// Verifies `bytes` against `trust` and `status` at time `now`.
@@ -95,7 +116,7 @@ pub fn verify(
     status: &impl StatusSource,
     now: Time,
 ) -> Verification {
-    let mut result = Verification::new();
+    let mut result = Verification::new(now);
     let outcome = run(bytes, trust, status, now, &mut result);
     result.settle(outcome);
     result
@@ -112,7 +133,7 @@ pub fn verify_signed(
     status: &impl StatusSource,
     now: Time,
 ) -> Verification {
-    let mut result = Verification::new();
+    let mut result = Verification::new(now);
     result.kid = Some(envelope.kid);
     let outcome = finish(envelope, seal, status, now, Fields::Skip, &mut result);
     result.settle(outcome);
@@ -209,49 +230,82 @@ fn finish(
     check_status(claims, status, now, &mut out.status)
 }
 
-/// What a verifier knows of certificates' states: the status snapshots it holds, in whatever
-/// structure (the single path's [`StatusTable`], the bulk verifier's compact index). Both answer
-/// these two questions, and [`check_status`] turns the answers into the code of steps 14–15.
+/// What a verifier knows of certificates' states: the status lists or snapshots it holds, in
+/// whatever structure (the single path's [`StatusLists`] and [`StatusTable`], the bulk
+/// verifier's compact index, a node's own state). All answer these two questions, and
+/// [`check_status`] turns the answers into the code of steps 14–15.
 pub trait StatusSource {
-    /// The state of `id` in the snapshot of `region`, if one is held.
-    fn view(&self, region: &RegionCode, id: &str) -> StatusView;
-    /// Whether the snapshot of `region` lists `id` as a fulfilled promise.
-    fn promise_fulfilled(&self, region: &RegionCode, id: &str) -> bool;
+    /// The certificate's state in the status data held of its region, as of `now`.
+    fn view(&self, claims: &Claims, now: Time) -> StatusView;
+    /// Whether the same data records the promise of a promise-based certificate as fulfilled.
+    fn promise_fulfilled(&self, claims: &Claims, now: Time) -> bool;
 }
 
 impl StatusSource for StatusTable {
-    fn view(&self, region: &RegionCode, id: &str) -> StatusView {
-        match self.lookup(region, id) {
+    fn view(&self, claims: &Claims, _: Time) -> StatusView {
+        match self.lookup(&claims.region, claims.id.as_str()) {
             Lookup::Unknown => StatusView::Unknown,
             Lookup::Valid { as_of } => StatusView::Valid { as_of },
             Lookup::Listed { entry, as_of } => StatusView::Listed {
                 state: entry.state,
-                since: entry.since,
+                since: Some(entry.since),
                 note: entry.note.clone(),
                 as_of,
             },
         }
     }
 
-    fn promise_fulfilled(&self, region: &RegionCode, id: &str) -> bool {
-        StatusTable::promise_fulfilled(self, region, id)
+    fn promise_fulfilled(&self, claims: &Claims, _: Time) -> bool {
+        StatusTable::promise_fulfilled(self, &claims.region, claims.id.as_str())
     }
 }
 
-/// Two sources of status asked in turn: the second answers for regions the first holds no
-/// snapshot of (a node's own log first, then what the federation replicated of other regions).
+impl StatusSource for StatusLists {
+    fn view(&self, claims: &Claims, now: Time) -> StatusView {
+        match self.lookup(&claims.region, claims.status_index, now) {
+            ListLookup::Unknown | ListLookup::Beyond { .. } => StatusView::Unknown,
+            ListLookup::Found { status, as_of } => match status {
+                ListStatus::Valid | ListStatus::PromiseOpen => StatusView::Valid { as_of },
+                ListStatus::State(state) => StatusView::Listed {
+                    state,
+                    since: None,
+                    note: None,
+                    as_of,
+                },
+            },
+        }
+    }
+
+    fn promise_fulfilled(&self, claims: &Claims, now: Time) -> bool {
+        matches!(
+            self.lookup(&claims.region, claims.status_index, now),
+            ListLookup::Found {
+                status: ListStatus::Valid,
+                ..
+            }
+        )
+    }
+}
+
+/// Two sources of status asked in turn: the second answers for regions the first holds nothing
+/// of (a node's own log first, then what the federation replicated of other regions; a
+/// verifier's status lists first, then its snapshots).
 pub struct Layered<'a, A: StatusSource + ?Sized, B: StatusSource + ?Sized>(pub &'a A, pub &'a B);
 
 impl<A: StatusSource + ?Sized, B: StatusSource + ?Sized> StatusSource for Layered<'_, A, B> {
-    fn view(&self, region: &RegionCode, id: &str) -> StatusView {
-        match self.0.view(region, id) {
-            StatusView::Unknown => self.1.view(region, id),
+    fn view(&self, claims: &Claims, now: Time) -> StatusView {
+        match self.0.view(claims, now) {
+            StatusView::Unknown => self.1.view(claims, now),
             known => known,
         }
     }
 
-    fn promise_fulfilled(&self, region: &RegionCode, id: &str) -> bool {
-        self.0.promise_fulfilled(region, id) || self.1.promise_fulfilled(region, id)
+    /// Answered by the source whose view counts, so the two answers never mix.
+    fn promise_fulfilled(&self, claims: &Claims, now: Time) -> bool {
+        match self.0.view(claims, now) {
+            StatusView::Unknown => self.1.promise_fulfilled(claims, now),
+            _ => self.0.promise_fulfilled(claims, now),
+        }
     }
 }
 
@@ -359,17 +413,16 @@ fn check_status(
     now: Time,
     view: &mut StatusView,
 ) -> Result<(), Failure> {
-    let id = claims.id.as_str();
-    *view = status.view(&claims.region, id);
+    *view = status.view(claims, now);
     if let StatusView::Listed { state, .. } = view {
         return Err(Failure::new(
             state.verification_code(),
-            format!("status snapshot lists the certificate as {state}"),
+            format!("the region's status data lists the certificate as {state}"),
         ));
     }
     if let Some(deadline) = claims.promise_deadline
         && now >= deadline
-        && !status.promise_fulfilled(&claims.region, id)
+        && !status.promise_fulfilled(claims, now)
     {
         return Err(Failure::new(
             Code::PromiseLapsed,
@@ -417,22 +470,23 @@ pub fn inspect(bytes: &[u8]) -> Result<Inspection, Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::RegionCode;
     use crate::testkit::region_code;
 
     /// Knows one region, where every certificate is valid and `.2` says the promises.
     struct One(RegionCode, Time, bool);
 
     impl StatusSource for One {
-        fn view(&self, region: &RegionCode, _: &str) -> StatusView {
-            if region == &self.0 {
+        fn view(&self, claims: &Claims, _: Time) -> StatusView {
+            if claims.region == self.0 {
                 StatusView::Valid { as_of: self.1 }
             } else {
                 StatusView::Unknown
             }
         }
 
-        fn promise_fulfilled(&self, region: &RegionCode, _: &str) -> bool {
-            region == &self.0 && self.2
+        fn promise_fulfilled(&self, claims: &Claims, _: Time) -> bool {
+            claims.region == self.0 && self.2
         }
     }
 
@@ -448,11 +502,28 @@ mod tests {
         let own = One(a.clone(), at, false);
         let peers = One(b.clone(), at, true);
         let layered = Layered(&own, &peers);
-        assert!(matches!(layered.view(&a, "x"), StatusView::Valid { .. }));
-        assert!(matches!(layered.view(&b, "x"), StatusView::Valid { .. }));
-        assert_eq!(layered.view(&c, "x"), StatusView::Unknown);
-        assert!(!layered.promise_fulfilled(&a, "x"));
-        assert!(layered.promise_fulfilled(&b, "x"));
+        let f = crate::testkit::TestFederation::standard()?;
+        let issued = crate::cert::issue(
+            &f.draft(f.amr(), "2026000001")?,
+            &f.amr().info,
+            &f.amr().key,
+            &mut crate::testkit::SeededSalts::new("x"),
+        )?;
+        let of = |region: &RegionCode| Claims {
+            region: region.clone(),
+            ..issued.claims.clone()
+        };
+        assert!(matches!(
+            layered.view(&of(&a), at),
+            StatusView::Valid { .. }
+        ));
+        assert!(matches!(
+            layered.view(&of(&b), at),
+            StatusView::Valid { .. }
+        ));
+        assert_eq!(layered.view(&of(&c), at), StatusView::Unknown);
+        assert!(!layered.promise_fulfilled(&of(&a), at));
+        assert!(layered.promise_fulfilled(&of(&b), at));
         Ok(())
     }
 }

@@ -34,6 +34,8 @@ pub enum Request {
     Membership { since: u64 },
     /// `region`'s latest status snapshot (trust.md §6), signed by its root.
     Snapshot { region: RegionCode },
+    /// `region`'s latest status list (status.md §5), signed by its root.
+    StatusList { region: RegionCode },
     /// A proof request (sharing.md §3.1) for the asked node's region to answer; the asking
     /// region is the one whose node sent it.
     Proof { request: Vec<u8> },
@@ -62,6 +64,8 @@ pub enum Response {
     Memberships { versions: Vec<Vec<u8>> },
     /// A signed status snapshot.
     Snapshot { snapshot: Vec<u8> },
+    /// A signed status list.
+    StatusList { list: Vec<u8> },
     /// A verification proof (sharing.md §3.3).
     Proof { proof: Vec<u8> },
     /// A purpose-bound copy (sharing.md §4.3), whose `share.answered` entry is durable at
@@ -123,6 +127,10 @@ impl Request {
                 e.push(entry("t", text("snapshot")));
                 e.push(entry("rc", text(region.as_str())));
             }
+            Request::StatusList { region } => {
+                e.push(entry("t", text("status-list")));
+                e.push(entry("rc", text(region.as_str())));
+            }
             Request::Proof { request } => {
                 e.push(entry("t", text("proof")));
                 e.push(entry("rq", bytes(request)));
@@ -165,6 +173,10 @@ impl Request {
                 region: RegionCode::parse(f.text(Key::Text("rc")).map_err(malformed)?)
                     .map_err(|e| Refused::new(Reason::Malformed, e.to_string()))?,
             },
+            "status-list" => Request::StatusList {
+                region: RegionCode::parse(f.text(Key::Text("rc")).map_err(malformed)?)
+                    .map_err(|e| Refused::new(Reason::Malformed, e.to_string()))?,
+            },
             "proof" => Request::Proof {
                 request: f.bytes(Key::Text("rq")).map_err(malformed)?.to_vec(),
             },
@@ -195,6 +207,7 @@ impl Response {
             Response::Conflict { .. } => "conflict",
             Response::Memberships { .. } => "memberships",
             Response::Snapshot { .. } => "snapshot",
+            Response::StatusList { .. } => "status-list",
             Response::Proof { .. } => "proof",
             Response::Copy { .. } => "copy",
             Response::Declined { .. } => "declined",
@@ -248,6 +261,10 @@ impl Response {
             Response::Snapshot { snapshot } => {
                 e.push(entry("t", text("snapshot")));
                 e.push(entry("st", bytes(snapshot)));
+            }
+            Response::StatusList { list } => {
+                e.push(entry("t", text("status-list")));
+                e.push(entry("sl", bytes(list)));
             }
             Response::Proof { proof } => {
                 e.push(entry("t", text("proof")));
@@ -331,6 +348,9 @@ impl Response {
             "snapshot" => Response::Snapshot {
                 snapshot: f.bytes(Key::Text("st")).map_err(malformed)?.to_vec(),
             },
+            "status-list" => Response::StatusList {
+                list: f.bytes(Key::Text("sl")).map_err(malformed)?.to_vec(),
+            },
             "proof" => Response::Proof {
                 proof: f.bytes(Key::Text("p")).map_err(malformed)?.to_vec(),
             },
@@ -373,6 +393,9 @@ mod tests {
             Request::Snapshot {
                 region: region_code("370100")?,
             },
+            Request::StatusList {
+                region: region_code("370100")?,
+            },
             Request::Proof {
                 request: vec![0xa0; 65_600],
             },
@@ -402,6 +425,9 @@ mod tests {
             },
             Response::Proof {
                 proof: vec![0xd2; 3],
+            },
+            Response::StatusList {
+                list: vec![0xd2; 4],
             },
             Response::Copy {
                 copy: vec![0xd2; 5],

@@ -12,6 +12,9 @@ use crate::keys::{KeyId, SecretKey};
 use crate::status::{Operation, State, Termination};
 use crate::values::{ShortText, Time};
 
+/// The entry format version this build reads and writes (2: issuances carry a status index).
+pub const VERSION: u64 = 2;
+
 /// What happened.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Act {
@@ -30,6 +33,9 @@ pub enum Act {
         operation: u64,
         predecessor: Option<Identifier>,
         promise_deadline: Option<Time>,
+        /// The certificate's index in the region's status list (specs/status.md §5), as its
+        /// claims carry it: unique in the region.
+        status_index: u32,
     },
     /// A status operation; signed by a seal of the issuing agency, or by the region root for the
     /// node's own acts (a promise lapsing).
@@ -169,7 +175,7 @@ fn operation_of(code: u64, to: State) -> Option<Operation> {
 impl LogEntry {
     pub fn payload(&self) -> Result<Vec<u8>, BuildError> {
         let mut entries = vec![
-            entry("v", uint(1)),
+            entry("v", uint(VERSION)),
             entry("t", text(self.act.type_name())),
             entry("rc", text(self.region.as_str())),
             entry("at", uint(self.at.seconds())),
@@ -186,8 +192,10 @@ impl LogEntry {
                 operation,
                 predecessor,
                 promise_deadline,
+                status_index,
             } => {
                 add("id", text(id.as_str()));
+                add("si", uint(u64::from(*status_index)));
                 add("d", bytes(digest));
                 add("sk", bytes(&seal.0));
                 add("iat", uint(issued.seconds()));
@@ -324,7 +332,7 @@ fn code(text: &str) -> Result<Code, Bad> {
 
 fn read(payload: &[u8]) -> Result<LogEntry, Bad> {
     let mut f = Fields::whole(payload)?;
-    f.version_1()?;
+    f.version(VERSION)?;
     let kind = f.text(Key::Text("t"))?;
     let region =
         RegionCode::parse(f.text(Key::Text("rc"))?).map_err(|e| Bad::new(e.to_string()))?;
@@ -360,6 +368,11 @@ fn read(payload: &[u8]) -> Result<LogEntry, Bad> {
                 operation,
                 predecessor,
                 promise_deadline: f.optional_time(Key::Text("pd"))?,
+                status_index: {
+                    let index = f.uint(Key::Text("si"))?;
+                    u32::try_from(index)
+                        .map_err(|_| Bad::new(format!("status index {index} beyond 2^32 - 1")))?
+                },
             }
         }
         "cert.status" => {
@@ -476,6 +489,7 @@ mod tests {
                 operation: 2,
                 predecessor: Some(id.clone()),
                 promise_deadline: Some(time(NOW + 5)?),
+                status_index: u32::MAX,
             },
             Act::StatusChanged {
                 id: id.clone(),
@@ -570,6 +584,7 @@ mod tests {
                 operation,
                 predecessor,
                 promise_deadline: None,
+                status_index: 0,
             },
         };
         let prev = Some(f.draft(seal, "2026000002")?.id);

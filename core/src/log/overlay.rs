@@ -23,6 +23,8 @@ pub struct Overlay {
     certs: HashMap<Identifier, (u64, CertRecord)>,
     transfers_in: HashMap<Identifier, u64>,
     transfers_out: HashMap<Identifier, (u64, Option<RegionCode>)>,
+    /// Status list indexes of the certificates in `certs`, by the entry that last wrote them.
+    status_indexes: HashMap<u32, u64>,
     /// Keys written, by entry index, in log order: what to drop when.
     written: VecDeque<(u64, Identifier, Slot)>,
 }
@@ -34,6 +36,7 @@ impl Overlay {
         for write in &delta.writes {
             match write {
                 Write::Cert { id, record } => {
+                    self.status_indexes.insert(record.status_index, index);
                     self.certs.insert(id.clone(), (index, record.clone()));
                     self.written.push_back((index, id.clone(), Slot::Cert));
                 }
@@ -64,7 +67,9 @@ impl Overlay {
             };
             match slot {
                 Slot::Cert if self.certs.get(&id).is_some_and(|(i, _)| *i == index) => {
-                    self.certs.remove(&id);
+                    if let Some((_, record)) = self.certs.remove(&id) {
+                        self.status_indexes.remove(&record.status_index);
+                    }
                 }
                 Slot::TransferIn if self.transfers_in.get(&id) == Some(&index) => {
                     self.transfers_in.remove(&id);
@@ -122,6 +127,13 @@ impl<S: StateRead> StateRead for Layered<'_, S> {
             None => self.store.transfer_out(id),
         }
     }
+
+    fn status_index_taken(&self, index: u32) -> Result<bool, S::Error> {
+        match self.overlay.status_indexes.contains_key(&index) {
+            true => Ok(true),
+            false => self.store.status_index_taken(index),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -148,6 +160,7 @@ mod tests {
             promise_fulfilled: false,
             issued_at_index: 3,
             changed_at_index: 3,
+            status_index: 3,
             changed: time,
             reason: None,
             transfer_accepted: false,

@@ -9,7 +9,7 @@ use crate::ids::{Identifier, RegionCode};
 use crate::keys::{KeyId, PublicKey};
 use crate::log::audit::FindingCode;
 use crate::log::entry::{Act, LogEntry, ShareOutcome};
-use crate::status::{self, Operation, State, Succession};
+use crate::status::{self, ListStatus, Operation, State, Succession};
 use crate::trust::{SealInfo, SealRevocation};
 use crate::values::{ShortText, Time};
 
@@ -71,6 +71,19 @@ pub struct CertRecord {
     /// Transferred out and the transfer accepted (operation 11): the receiving region takes it
     /// in, and the transfer can no longer be cancelled.
     pub transfer_accepted: bool,
+    /// Its index in the region's status list.
+    pub status_index: u32,
+}
+
+impl CertRecord {
+    /// What the region's status list says of this certificate (specs/status.md §5).
+    pub fn list_status(&self) -> ListStatus {
+        ListStatus::of(
+            self.state,
+            self.promise_deadline.map(|_| self.promise_fulfilled),
+            self.reason.as_ref().map(ShortText::as_str),
+        )
+    }
 }
 
 /// An applied entry's signature, not verified yet, with the key that must have made it.
@@ -119,6 +132,8 @@ pub trait StateRead {
     fn transferred_in(&self, predecessor: &Identifier) -> Result<bool, Self::Error>;
     /// Where `id` is transferred out to, while it is (not taken back).
     fn transfer_out(&self, id: &Identifier) -> Result<Option<RegionCode>, Self::Error>;
+    /// Whether a certificate holds status list index `index` already.
+    fn status_index_taken(&self, index: u32) -> Result<bool, Self::Error>;
 }
 
 /// One change an entry makes to the state.
@@ -321,6 +336,7 @@ impl<'r, 's, S: StateRead> Judgement<'r, 's, S> {
                 operation,
                 predecessor,
                 promise_deadline,
+                status_index,
             } => {
                 let Some(record) = read(self.store.seal(seal))? else {
                     return refuse(FindingCode::SealNotValidAtIssue, "seal not registered");
@@ -337,6 +353,12 @@ impl<'r, 's, S: StateRead> Judgement<'r, 's, S> {
                 }
                 if read(self.store.cert(id))?.is_some() {
                     return refuse(FindingCode::DuplicateIdentifier, id.as_str());
+                }
+                if read(self.store.status_index_taken(*status_index))? {
+                    return refuse(
+                        FindingCode::DuplicateStatusIndex,
+                        format!("status index {status_index} is another certificate's"),
+                    );
                 }
                 let mut writes = Vec::with_capacity(3);
                 let succession = Succession::from_code(*operation);
@@ -391,6 +413,7 @@ impl<'r, 's, S: StateRead> Judgement<'r, 's, S> {
                         changed: entry.at,
                         reason: None,
                         transfer_accepted: false,
+                        status_index: *status_index,
                     },
                 });
                 Ok(writes)
@@ -578,6 +601,7 @@ pub struct RegionState {
     /// Predecessors already transferred in: each may be only once.
     transferred_predecessors: HashSet<String>,
     transfers_out: BTreeMap<String, RegionCode>,
+    status_indexes: HashSet<u32>,
 }
 
 impl StateRead for RegionState {
@@ -597,6 +621,10 @@ impl StateRead for RegionState {
 
     fn transfer_out(&self, id: &Identifier) -> Result<Option<RegionCode>, Self::Error> {
         Ok(self.transfers_out.get(id.as_str()).cloned())
+    }
+
+    fn status_index_taken(&self, index: u32) -> Result<bool, Self::Error> {
+        Ok(self.status_indexes.contains(&index))
     }
 }
 
@@ -619,6 +647,7 @@ impl RegionState {
             transfers_in: Vec::new(),
             transferred_predecessors: HashSet::new(),
             transfers_out: BTreeMap::new(),
+            status_indexes: HashSet::new(),
         }
     }
 
@@ -726,6 +755,7 @@ impl RegionState {
                     self.seals.insert(record.info.key.kid(), record);
                 }
                 Write::Cert { id, record } => {
+                    self.status_indexes.insert(record.status_index);
                     self.certs.insert(id, record);
                 }
                 Write::TransferIn {

@@ -451,7 +451,7 @@ fn a_transferred_certificate_is_proven_with_its_transfer_entry() -> R {
     );
     let out = StatusView::Listed {
         state: State::TransferredOut,
-        since: time(NOW)?,
+        since: Some(time(NOW)?),
         note: None,
         as_of: time(NOW)?,
     };

@@ -178,6 +178,8 @@ pub struct Generated {
     /// Its region's position in [`BulkFederation::regions`] (`None` for foreign ones).
     pub region: Option<usize>,
     pub id: Identifier,
+    /// Its index in its region's status list.
+    pub status_index: u32,
 }
 
 /// Many regions with two seals each, all in one bundle, plus one region left out of it.
@@ -295,6 +297,7 @@ impl BulkFederation {
             level: TrustLevel::A,
             promise_deadline: None,
             predecessor: None,
+            status_index: self.status_index(index),
             holder: Holder {
                 name: text(&format!(
                     "{}通办示范{}号科技有限公司",
@@ -353,7 +356,53 @@ impl BulkFederation {
             bytes,
             region: home,
             id,
+            status_index: self.status_index(index),
         })
+    }
+
+    /// The status list index of certificate `index`: its rank among its region's.
+    pub fn status_index(&self, index: u64) -> u32 {
+        u32::try_from(index / self.regions.len() as u64).unwrap_or(u32::MAX)
+    }
+
+    /// One status list per region covering `count` certificates, `revoked` (region position,
+    /// status index) at 0x01 and every other index valid.
+    pub fn status_lists(
+        &self,
+        revoked: &[(usize, u32)],
+        count: u64,
+    ) -> Result<Vec<Vec<u8>>, BuildError> {
+        let length = count.div_ceil(self.regions.len() as u64);
+        self.regions
+            .iter()
+            .enumerate()
+            .map(|(at, region)| {
+                let mut flagged: Vec<u32> = revoked
+                    .iter()
+                    .filter(|(r, _)| *r == at)
+                    .map(|(_, i)| *i)
+                    .collect();
+                flagged.sort_unstable();
+                let mut writer = crate::trust::status_list::ListWriter::default();
+                for i in 0..length {
+                    let revoked = u32::try_from(i).is_ok_and(|i| flagged.binary_search(&i).is_ok());
+                    writer.push(match revoked {
+                        true => crate::status::ListStatus::State(State::Revoked),
+                        false => crate::status::ListStatus::Valid,
+                    })?;
+                }
+                let (_, list) = writer.finish()?;
+                crate::trust::StatusListToken {
+                    region: region.certificate.region.clone(),
+                    version: 1,
+                    issued: time(NOW - DAY)?,
+                    expires: time(NOW + 30 * DAY)?,
+                    ttl: 300,
+                    list,
+                }
+                .sign(&region.root)
+            })
+            .collect()
     }
 
     /// One snapshot per region, listing `revoked` (region position, identifier) as state 03.
@@ -391,6 +440,8 @@ impl BulkFederation {
 pub struct BulkSet {
     pub bundle: Vec<u8>,
     pub snapshots: Vec<Vec<u8>>,
+    /// The same status as status lists, one per region.
+    pub lists: Vec<Vec<u8>>,
     pub certificates: Vec<Generated>,
 }
 
@@ -405,9 +456,15 @@ pub fn generate(count: u64, mix: &Mix, regions: usize) -> Result<BulkSet, BuildE
         .filter(|c| c.sample == Sample::Revoked)
         .filter_map(|c| c.region.map(|r| (r, c.id.clone())))
         .collect();
+    let revoked_indexes: Vec<(usize, u32)> = certificates
+        .iter()
+        .filter(|c| c.sample == Sample::Revoked)
+        .filter_map(|c| c.region.map(|r| (r, c.status_index)))
+        .collect();
     Ok(BulkSet {
         bundle: federation.bundle()?,
         snapshots: federation.snapshots(&revoked)?,
+        lists: federation.status_lists(&revoked_indexes, count)?,
         certificates,
     })
 }

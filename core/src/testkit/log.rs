@@ -73,6 +73,7 @@ pub fn sample() -> Result<SampleLog, BuildError> {
                     None => None,
                 },
                 predecessor,
+                status_index: crate::testkit::status_index_of(serial),
             })
         };
     let root = &f.fuyang.root;
@@ -187,17 +188,18 @@ pub fn transfer_pair(matched: bool) -> Result<(SampleLog, SampleLog), BuildError
     );
     let moved = f.draft(amr, "2026000005")?.id;
     let other = f.draft(amr, "2026000002")?.id;
-    let issue = |id,
+    let issue = |id: crate::ids::Identifier,
                  seal: &crate::testkit::TestSeal,
                  days,
                  operation,
                  predecessor|
      -> Result<Act, BuildError> {
         Ok(Act::CertIssued {
-            id,
             digest: [5; 32],
             seal: seal.key.public().kid(),
             issued: time(T0 + days * DAY)?,
+            status_index: crate::testkit::status_index_of(id.serial()),
+            id,
             operation,
             predecessor,
             promise_deadline: None,

@@ -313,6 +313,7 @@ impl TestFederation {
             level: TrustLevel::A,
             promise_deadline: None,
             predecessor: None,
+            status_index: status_index_of(serial),
             holder: Holder {
                 name: text("阜阳市通办示范科技有限公司")?,
                 id_type: HolderIdType::Uscc,
@@ -390,4 +391,16 @@ pub fn succeed(draft: &mut Draft, predecessor: &Identifier, how: Succession) {
         id: predecessor.clone(),
         how,
     });
+}
+
+/// A fixture's status list index, from its serial's digits: fixtures of one region have distinct
+/// serials, so they get distinct indexes, and the same serial always the same one.
+pub fn status_index_of(serial: &str) -> u32 {
+    serial
+        .bytes()
+        .filter(u8::is_ascii_digit)
+        .fold(0u32, |n, d| {
+            n.wrapping_mul(10).wrapping_add(u32::from(d - b'0'))
+        })
+        % 1_000_000
 }

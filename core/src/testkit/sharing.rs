@@ -154,6 +154,7 @@ impl World {
                     operation: 1,
                     predecessor: None,
                     promise_deadline: None,
+                    status_index: issued.claims.status_index,
                 };
                 (issued.claims.issued.seconds(), act)
             })
@@ -458,8 +459,8 @@ pub struct CopyCase {
     pub name: &'static str,
     pub description: &'static str,
     pub now: u64,
-    /// Region codes of the status snapshots to load.
-    pub snapshots: Vec<&'static str>,
+    /// Names of the status files to load.
+    pub status: Vec<&'static str>,
     pub presenter: Party,
     pub bytes: Vec<u8>,
     pub code: Code,
@@ -498,7 +499,7 @@ pub fn copy_cases() -> Result<Vec<CopyCase>, BuildError> {
         name,
         description,
         now,
-        snapshots: Vec::new(),
+        status: Vec::new(),
         presenter: presenter.clone(),
         bytes,
         code,
@@ -641,7 +642,7 @@ pub fn copy_cases() -> Result<Vec<CopyCase>, BuildError> {
     )?;
     let revoked_request = request(w.jinan_seal(), w.fuyang(), &revoked.claims.id)?;
     cases.push(CopyCase {
-        snapshots: vec!["341200"],
+        status: vec!["341200"],
         ..case(
             "copy-certificate-revoked",
             "a copy whose certificate the Fuyang status snapshot lists as revoked",
@@ -707,6 +708,7 @@ pub fn proof_cases() -> Result<Vec<ProofCase>, BuildError> {
                 operation: 1,
                 predecessor: None,
                 promise_deadline: None,
+                status_index: issued.claims.status_index,
             },
         }
         .sign(signer)?;

@@ -30,8 +30,8 @@ pub struct NamedKey {
 pub struct CertCase {
     pub name: &'static str,
     pub description: &'static str,
-    /// Region codes of the status snapshots to load.
-    pub snapshots: Vec<&'static str>,
+    /// Names of the status files (lists or snapshots) to load.
+    pub status: Vec<&'static str>,
     pub now: u64,
     pub bytes: Vec<u8>,
     pub code: Code,
@@ -54,8 +54,9 @@ pub struct VectorSet {
     pub keys: Vec<NamedKey>,
     /// The trust bundle every certificate case is verified with.
     pub bundle: Vec<u8>,
-    /// Status snapshots by region code.
-    pub snapshots: Vec<(&'static str, Vec<u8>)>,
+    /// Signed status files by name: snapshots named by their region code, status lists by
+    /// region code and `-list` (and what makes a variant, for lists that must not load).
+    pub status: Vec<(&'static str, Vec<u8>)>,
     pub certificates: Vec<CertCase>,
     pub bundles: Vec<BundleCase>,
     /// Purpose-bound copies and verification proofs (specs/sharing.md).
@@ -124,12 +125,12 @@ impl Maker {
         bytes: Vec<u8>,
         code: Code,
         now: u64,
-        snapshots: Vec<&'static str>,
+        status: Vec<&'static str>,
     ) {
         self.cases.push(CertCase {
             name,
             description,
-            snapshots,
+            status,
             now,
             bytes,
             code,
@@ -322,7 +323,7 @@ fn certificate_cases(f: &TestFederation) -> Result<Vec<CertCase>, BuildError> {
         issued.bytes.clone(),
     )?;
     if let Some(case) = m.cases.last_mut() {
-        case.snapshots.clear();
+        case.status.clear();
     }
 
     // ---- envelope and CBOR ----
@@ -627,7 +628,10 @@ fn certificate_cases(f: &TestFederation) -> Result<Vec<CertCase>, BuildError> {
     m.push(
         "region-code-unlisted-province",
         "region 190000 (no province 19 in GB/T 2260, yet a region code): the claims pass, the seal's region differs",
-        edited(&|e| set(e, tkey("rc"), Value::Text("190000".into())))?,
+        edited(&|e| {
+            set(e, tkey("rc"), Value::Text("190000".into()));
+            set(e, ikey(65535), status_claim(Value::Integer(1.into()), "190000"));
+        })?,
         Code::SealRegionMismatch,
     );
     m.push(
@@ -643,9 +647,45 @@ fn certificate_cases(f: &TestFederation) -> Result<Vec<CertCase>, BuildError> {
         Code::ClaimsInvalid,
     );
     m.push(
-        "version-2",
-        "\"v\": 2",
-        edited(&|e| set(e, tkey("v"), Value::Integer(2.into())))?,
+        "version-1",
+        "\"v\": 1, the format before status lists",
+        edited(&|e| set(e, tkey("v"), Value::Integer(1.into())))?,
+        Code::ClaimsInvalid,
+    );
+    m.push(
+        "version-3",
+        "\"v\": 3",
+        edited(&|e| set(e, tkey("v"), Value::Integer(3.into())))?,
+        Code::ClaimsInvalid,
+    );
+    m.push(
+        "missing-status-claim",
+        "no status claim (65535)",
+        edited(&|e| remove(e, &ikey(65535)))?,
+        Code::ClaimsInvalid,
+    );
+    m.push(
+        "status-index-beyond-32-bits",
+        "status_list idx 2^32",
+        edited(&|e| {
+            set(
+                e,
+                ikey(65535),
+                status_claim(Value::Integer((1u64 << 32).into()), "341200"),
+            )
+        })?,
+        Code::ClaimsInvalid,
+    );
+    m.push(
+        "status-uri-of-other-region",
+        "status_list uri names Jinan's list",
+        edited(&|e| {
+            set(
+                e,
+                ikey(65535),
+                status_claim(Value::Integer(1.into()), "370100"),
+            )
+        })?,
         Code::ClaimsInvalid,
     );
     m.push(
@@ -854,23 +894,270 @@ fn certificate_cases(f: &TestFederation) -> Result<Vec<CertCase>, BuildError> {
     );
     let mut d = f.draft(amr, "2026000042")?;
     d.promise_deadline = Some(time(NOW - 10 * DAY)?);
-    let issued = m.issue(amr, &d, "promise-broken")?;
+    let broken = m.issue(amr, &d, "promise-broken")?;
     m.push(
         "promise-lapsed",
         "promise deadline passed, no fulfilment recorded",
-        issued.bytes,
+        broken.bytes.clone(),
         Code::PromiseLapsed,
     );
+    let d = f.draft(amr, "2026000200")?;
+    let beyond = m.issue(amr, &d, "beyond")?;
     m.cases.push(CertCase {
         name: "promise-lapsed-without-status",
         description: "the fulfilled certificate, verified without snapshots: fulfilment unknown",
-        snapshots: vec![],
+        status: vec![],
         now: NOW,
         bytes: fulfilled.bytes.clone(),
         code: Code::PromiseLapsed,
         disclosed: vec![],
     });
+
+    // ---- status lists (status.md §5) ----
+    let lists = vec![FUYANG_LIST, "370100-list"];
+    let cases: [(&'static str, &'static str, &Issued, Code, Vec<&'static str>); 7] = [
+        (
+            "list-revoked",
+            "index 40 holds 0x01 (revoked) in the Fuyang status list",
+            &revoked,
+            Code::StatusRevoked,
+            lists.clone(),
+        ),
+        (
+            "list-suspended",
+            "index 41 holds 0x02 (suspended) in the Fuyang status list",
+            &suspended,
+            Code::StatusSuspended,
+            lists.clone(),
+        ),
+        (
+            "list-promise-open-lapsed",
+            "index 42 holds 0x03 (promise not fulfilled) and its deadline has passed",
+            &broken,
+            Code::PromiseLapsed,
+            lists.clone(),
+        ),
+        (
+            "list-promise-fulfilled",
+            "deadline passed, index 7 holds 0x00: the promise was fulfilled",
+            &fulfilled,
+            Code::Ok,
+            lists.clone(),
+        ),
+        (
+            "list-over-snapshot",
+            "a list (ver 43) says valid where the snapshot says suspended: a list decides before a snapshot",
+            &suspended,
+            Code::Ok,
+            vec!["341200", "341200-list-cleared"],
+        ),
+        (
+            "list-beyond-its-length",
+            "index 200 is past the end of a list of 64: status unknown",
+            &beyond,
+            Code::Ok,
+            lists.clone(),
+        ),
+        (
+            "list-expired",
+            "the list's exp has passed: it is not used, and the revoked certificate's status is unknown",
+            &revoked,
+            Code::Ok,
+            vec!["341200-list-expired"],
+        ),
+    ];
+    for (name, description, issued, code, status) in cases {
+        match code {
+            Code::Ok => m.valid(name, description, issued, issued.bytes.clone())?,
+            _ => m.push(name, description, issued.bytes.clone(), code),
+        }
+        if let Some(case) = m.cases.last_mut() {
+            case.status = status;
+        }
+    }
+    for (name, file, description) in [
+        (
+            "list-reserved-value",
+            "341200-list-reserved",
+            "index 3 holds 0x05, a value the format reserves",
+        ),
+        (
+            "list-two-bits",
+            "341200-list-bits-2",
+            "a list of 2 bits per entry",
+        ),
+        (
+            "list-wrong-uri",
+            "341200-list-wrong-sub",
+            "sub names another region's list",
+        ),
+        (
+            "list-signed-by-other-root",
+            "341200-list-jinan-signed",
+            "a Fuyang list signed by Jinan's root",
+        ),
+        (
+            "list-not-zlib",
+            "341200-list-not-zlib",
+            "lst is not a zlib stream",
+        ),
+        (
+            "list-bytes-after-the-stream",
+            "341200-list-trailing-bytes",
+            "lst is a whole zlib stream followed by a second one",
+        ),
+    ] {
+        m.push(
+            name,
+            description,
+            revoked.bytes.clone(),
+            Code::StatusListInvalid,
+        );
+        if let Some(case) = m.cases.last_mut() {
+            case.status = vec![file];
+        }
+    }
     Ok(m.cases)
+}
+
+/// A certificate's status claim: `{"status_list": {"idx": idx, "uri": <region's list>}}`.
+fn status_claim(idx: Value, region: &str) -> Value {
+    Value::Map(vec![(
+        tkey("status_list"),
+        Value::Map(vec![
+            (tkey("idx"), idx),
+            (
+                tkey("uri"),
+                Value::Text(format!("urn:tongban:status:{region}")),
+            ),
+        ]),
+    )])
+}
+
+/// The name of Fuyang's status list among the vectors' status files.
+const FUYANG_LIST: &str = "341200-list";
+
+/// A CBOR map entry.
+type Entry = (ciborium::Value, ciborium::Value);
+
+/// A status list of `length` entries, valid but for `entries`, as `root` signs it; `edit`
+/// changes the payload's CBOR value before signing (for lists that must not load).
+fn status_list(
+    region: &crate::ids::RegionCode,
+    root: &SecretKey,
+    length: u32,
+    entries: &[(u32, u8)],
+    expires: u64,
+    edit: &dyn Fn(&mut Vec<Entry>),
+) -> Result<Vec<u8>, BuildError> {
+    use crate::trust::StatusListToken;
+    let mut packed = vec![0u8; length.div_ceil(2) as usize];
+    for &(index, value) in entries {
+        let byte = packed
+            .get_mut(index as usize / 2)
+            .ok_or_else(|| BuildError::Invalid(format!("index {index} beyond {length}")))?;
+        *byte |= if index.is_multiple_of(2) {
+            value
+        } else {
+            value << 4
+        };
+    }
+    let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut encoder, &packed)
+        .map_err(|e| BuildError::Invalid(e.to_string()))?;
+    let list = encoder
+        .finish()
+        .map_err(|e| BuildError::Invalid(e.to_string()))?;
+    let token = StatusListToken {
+        region: region.clone(),
+        version: 42,
+        issued: time(NOW - DAY)?,
+        expires: time(expires)?,
+        ttl: 300,
+        list,
+    };
+    let payload = token.payload()?;
+    let value: ciborium::Value = ciborium::from_reader(payload.as_slice())
+        .map_err(|e| BuildError::Invalid(e.to_string()))?;
+    let ciborium::Value::Map(mut entries) = value else {
+        return Err(BuildError::Invalid("payload is not a map".into()));
+    };
+    edit(&mut entries);
+    let payload = crate::encode::map_bytes(entries)?;
+    crate::envelope::seal(crate::envelope::Kind::StatusList, root, payload, &[])
+}
+
+/// The status lists of the vectors: Fuyang's, which agrees with its snapshot; Jinan's, empty;
+/// and Fuyang variants that must and must not load.
+fn status_lists(f: &TestFederation) -> Result<Vec<(&'static str, Vec<u8>)>, BuildError> {
+    use crate::encode::{entry, text, uint};
+    let fuyang = &f.fuyang.certificate.region;
+    let root = &f.fuyang.root;
+    let listed = [(40, 0x01), (41, 0x02), (42, 0x03)];
+    let later = NOW + DAY;
+    let replace = |key: ciborium::Value, value: ciborium::Value| {
+        move |entries: &mut Vec<Entry>| {
+            for (k, v) in entries.iter_mut() {
+                if *k == key {
+                    *v = value.clone();
+                }
+            }
+        }
+    };
+    let inner = |bits: u64, lst: Vec<u8>| {
+        crate::encode::map(vec![
+            entry("bits", uint(bits)),
+            entry("lst", crate::encode::bytes(&lst)),
+        ])
+    };
+    // Fuyang's lists are 64 entries long; `edit` changes the payload before it is signed.
+    let fy = |entries: &[(u32, u8)], expires: u64, edit: &dyn Fn(&mut Vec<Entry>)| {
+        status_list(fuyang, root, 64, entries, expires, edit)
+    };
+    let status_list_of = |value: ciborium::Value| replace(ciborium::Value::from(65533), value);
+    // The zlib stream of nothing, under a list of 2 bits.
+    let two_bits = inner(2, vec![0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01])?;
+    let not_zlib = inner(4, vec![1, 2, 3, 4])?;
+    let other_sub = replace(ciborium::Value::from(2), text("urn:tongban:status:370100"));
+    // A later state of the log (ver 43) in which nothing is listed any more.
+    let newer = replace(text("ver"), uint(43));
+    // A whole stream of 32 valid entries, then a second stream.
+    let zlib = |raw: &[u8]| -> Result<Vec<u8>, BuildError> {
+        let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut e, raw).map_err(|e| BuildError::Invalid(e.to_string()))?;
+        e.finish().map_err(|e| BuildError::Invalid(e.to_string()))
+    };
+    let mut followed = zlib(&[0; 32])?;
+    followed.extend(zlib(&[0x11; 32])?);
+    let trailing = inner(4, followed)?;
+    let jinan = &f.jinan.certificate.region;
+    Ok(vec![
+        (FUYANG_LIST, fy(&listed, later, &|_| {})?),
+        (
+            "370100-list",
+            status_list(jinan, &f.jinan.root, 16, &[], later, &|_| {})?,
+        ),
+        ("341200-list-cleared", fy(&[], later, &newer)?),
+        ("341200-list-expired", fy(&listed, NOW - 1, &|_| {})?),
+        ("341200-list-reserved", fy(&[(3, 0x05)], later, &|_| {})?),
+        (
+            "341200-list-bits-2",
+            fy(&[], later, &status_list_of(two_bits))?,
+        ),
+        ("341200-list-wrong-sub", fy(&[], later, &other_sub)?),
+        (
+            "341200-list-jinan-signed",
+            status_list(fuyang, &f.jinan.root, 64, &listed, later, &|_| {})?,
+        ),
+        (
+            "341200-list-not-zlib",
+            fy(&[], later, &status_list_of(not_zlib))?,
+        ),
+        (
+            "341200-list-trailing-bytes",
+            fy(&[], later, &status_list_of(trailing))?,
+        ),
+    ])
 }
 
 /// The identifiers the Fuyang snapshot lists: revoked, suspended, and the fulfilled promise.
@@ -1080,13 +1367,14 @@ pub fn generate() -> Result<VectorSet, BuildError> {
     let f = TestFederation::standard()?;
     let bundle = f.bundle()?;
     let [revoked, suspended, fulfilled] = snapshot_ids(&f)?;
-    let snapshots = vec![
+    let mut status = vec![
         (
             "341200",
             f.fuyang_snapshot(&revoked, &suspended, &fulfilled)?,
         ),
         ("370100", f.jinan_snapshot()?),
     ];
+    status.extend(status_lists(&f)?);
     Ok(VectorSet {
         keys: keys(&f),
         certificates: certificate_cases(&f)?,
@@ -1094,7 +1382,7 @@ pub fn generate() -> Result<VectorSet, BuildError> {
         copies: crate::testkit::sharing::copy_cases()?,
         proofs: crate::testkit::sharing::proof_cases()?,
         bundle,
-        snapshots,
+        status,
     })
 }
 
@@ -1130,6 +1418,7 @@ pub fn reported_id(bytes: &[u8], code: Code) -> Option<String> {
             | Code::TrustBundleUntrusted
             | Code::WeakKey
             | Code::StatusSnapshotInvalid
+            | Code::StatusListInvalid
     );
     if before_claims {
         return None;

@@ -328,6 +328,28 @@ impl TrustStore {
     pub fn region_by_kid(&self, kid: &KeyId) -> Option<&RegionRoot> {
         self.regions.iter().find(|r| r.key.kid() == *kid)
     }
+
+    /// Opens `bytes` as an object of `kind` signed by one of the store's region roots, and checks
+    /// its signature and payload encoding: every failure is `code`. Returns the payload and the
+    /// signer (the caller checks that the payload names the signer's region).
+    pub fn open_region_signed<'a>(
+        &self,
+        bytes: &'a [u8],
+        kind: Kind,
+        code: Code,
+    ) -> Result<(&'a [u8], &RegionRoot), Failure> {
+        let invalid = |detail: String| Failure::new(code, detail);
+        let envelope = Envelope::open(bytes, kind).map_err(|f| invalid(f.to_string()))?;
+        let root = self
+            .region_by_kid(&envelope.kid)
+            .ok_or_else(|| invalid(format!("signed by unknown key {}", envelope.kid)))?;
+        envelope
+            .verify(&root.key)
+            .map_err(|f| invalid(f.to_string()))?;
+        cbor::check(envelope.payload, kind.size_limit(), false)
+            .map_err(|f| invalid(format!("payload: {f}")))?;
+        Ok((envelope.payload, root))
+    }
 }
 
 fn root_of(regions: &[RegionRoot], kid: KeyId) -> Result<&RegionRoot, Failure> {

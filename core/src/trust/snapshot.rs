@@ -5,10 +5,10 @@ use std::collections::{HashMap, HashSet};
 
 use ciborium::Value;
 
-use crate::cbor::{self, Key, Reader};
+use crate::cbor::{Key, Reader};
 use crate::codes::{Code, Failure};
 use crate::encode::{entry, map_bytes, text, uint};
-use crate::envelope::{BuildError, Envelope, Kind, seal};
+use crate::envelope::{BuildError, Kind, seal};
 use crate::fields::{Bad, Fields};
 use crate::ids::{Identifier, RegionCode};
 use crate::keys::SecretKey;
@@ -135,20 +135,9 @@ impl StatusSnapshot {
     /// Loads a signed snapshot, checking it against the trust store's region roots.
     pub fn load(bytes: &[u8], trust: &TrustStore) -> Result<StatusSnapshot, Failure> {
         let invalid = |detail: String| Failure::new(Code::StatusSnapshotInvalid, detail);
-        let envelope =
-            Envelope::open(bytes, Kind::StatusSnapshot).map_err(|f| invalid(f.to_string()))?;
-        let root = trust
-            .regions()
-            .iter()
-            .find(|r| r.key.kid() == envelope.kid)
-            .ok_or_else(|| invalid(format!("signed by unknown key {}", envelope.kid)))?;
-        envelope
-            .verify(&root.key)
-            .map_err(|f| invalid(f.to_string()))?;
-        cbor::check(envelope.payload, Kind::StatusSnapshot.size_limit(), false)
-            .map_err(|f| invalid(format!("payload: {f}")))?;
-        let snapshot =
-            StatusSnapshot::from_payload(envelope.payload).map_err(|b| invalid(b.detail))?;
+        let (payload, root) =
+            trust.open_region_signed(bytes, Kind::StatusSnapshot, Code::StatusSnapshotInvalid)?;
+        let snapshot = StatusSnapshot::from_payload(payload).map_err(|b| invalid(b.detail))?;
         if snapshot.region != root.region {
             return Err(invalid(format!(
                 "snapshot of {} signed by the root of {}",

@@ -61,6 +61,7 @@ pub fn router(app: App) -> Router {
         .route("/v1/verify", post(public::verify))
         .route("/v1/trust-bundle", get(public::trust_bundle))
         .route("/v1/status-snapshot", get(public::status_snapshot))
+        .route("/v1/status-list", get(public::status_list))
         .route("/v1/audit/log.vkey", get(public::log_vkey))
         .route("/v1/audit/checkpoints", get(public::checkpoints))
         .route("/v1/certificates/{id}/status", get(public::status))
@@ -257,6 +258,26 @@ impl FromRequestParts<App> for Operator {
 }
 
 /// Runs blocking work (the log's durability waits) off the async threads.
+/// A signed status list as served: the draft's media type, cacheable for its `ttl` by shared
+/// caches (a verifier fetching through one is not seen by the node, which is the point).
+pub fn status_list_response(list: Vec<u8>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                "application/statuslist+cwt".to_owned(),
+            ),
+            (
+                header::CACHE_CONTROL,
+                format!("public, max-age={}", crate::region::STATUS_LIST_TTL),
+            ),
+        ],
+        list,
+    )
+        .into_response()
+}
+
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, Refusal> + Send + 'static,
 ) -> Result<T, Refusal> {

@@ -70,7 +70,7 @@ fn status_json(view: &StatusView) -> Value {
             as_of,
             ..
         } => {
-            json!({"known": true, "state": state.code(), "state_name": state.name(), "since": since.seconds(), "as_of": as_of.seconds()})
+            json!({"known": true, "state": state.code(), "state_name": state.name(), "since": since.map(|t| t.seconds()), "as_of": as_of.seconds()})
         }
     }
 }
@@ -158,6 +158,13 @@ pub async fn status_snapshot(State(app): State<App>) -> Result<Response, Refusal
         snapshot,
     )
         .into_response())
+}
+
+/// This region's status list (specs/status.md §5).
+pub async fn status_list(State(app): State<App>) -> Result<Response, Refusal> {
+    let region = app.region.clone();
+    let list = blocking(move || region.status_list()).await?;
+    Ok(super::status_list_response(list.as_ref().clone()))
 }
 
 pub async fn log_vkey(State(app): State<App>) -> Result<Response, Refusal> {

@@ -3,6 +3,7 @@
 //! progress (with an optional wait), the C2SP tlog-witness endpoint, and the operator's way to
 //! hand the node a new membership version.
 
+use super::status::StatusData;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,6 +41,7 @@ pub fn router(federation: Arc<Federation>) -> Router {
         .route("/v1/federation/checkpoint", get(cosigned))
         .route("/v1/federation/regions/{rc}", get(region))
         .route("/v1/federation/status-snapshots/{rc}", get(status_snapshot))
+        .route("/v1/federation/status-lists/{rc}", get(status_list))
         .route("/v1/admin/federation/membership", post(new_membership))
         .route("/add-checkpoint", post(add_checkpoint))
         .layer(DefaultBodyLimit::max(2 << 20))
@@ -113,19 +115,30 @@ async fn trust_bundle(State(f): State<Arc<Federation>>) -> Result<Response, Refu
 
 /// A member's status snapshot, signed by its root (trust.md §6): `tongban-verify --status` loads
 /// it with the federation trust bundle.
-async fn status_snapshot(
+async fn status_snapshot(f: State<Arc<Federation>>, rc: Path<String>) -> Result<Response, Refusal> {
+    let snapshot = status_data(f, rc, StatusData::Snapshot, "SNAPSHOT_UNAVAILABLE").await?;
+    Ok(cose(snapshot))
+}
+
+/// A member's status list, signed by its root (status.md §5), for verifiers and caches.
+async fn status_list(f: State<Arc<Federation>>, rc: Path<String>) -> Result<Response, Refusal> {
+    let list = status_data(f, rc, StatusData::List, "STATUS_LIST_UNAVAILABLE").await?;
+    Ok(crate::api::status_list_response(list))
+}
+
+async fn status_data(
     State(f): State<Arc<Federation>>,
     Path(rc): Path<String>,
-) -> Result<Response, Refusal> {
+    kind: StatusData,
+    unavailable: &'static str,
+) -> Result<Vec<u8>, Refusal> {
     let code = RegionCode::parse(&rc).map_err(|e| Refusal::invalid(e.to_string()))?;
     if f.membership().member(&code).is_none() {
         return Err(Refusal::not_found(format!("{rc} is not a member")));
     }
-    let snapshot = f
-        .status_snapshot(&code)
+    f.status_data(kind, &code)
         .await
-        .map_err(|e| Refusal::new(Kind::Unavailable, "SNAPSHOT_UNAVAILABLE", e))?;
-    Ok(cose(snapshot))
+        .map_err(|e| Refusal::new(Kind::Unavailable, unavailable, e))
 }
 
 async fn membership(State(f): State<Arc<Federation>>) -> Response {

@@ -8,6 +8,7 @@ pub mod codec;
 pub mod http;
 mod replicas;
 mod sharing;
+pub mod status;
 pub mod store;
 pub mod swarm;
 mod tasks;
@@ -69,6 +70,12 @@ impl Misbehaviour {
     }
 }
 
+/// Signed status of other regions, by kind and region, with its freshness.
+type HeldStatus = HashMap<
+    (status::StatusData, RegionCode),
+    (tongban_core::trust::snapshot::Freshness, Arc<Vec<u8>>),
+>;
+
 pub struct Federation {
     pub name: String,
     region: Arc<Region>,
@@ -90,8 +97,8 @@ pub struct Federation {
     /// opened replaces the map).
     replica_logs: RwLock<Arc<HashMap<RegionCode, crate::log::Log>>>,
     misbehaving: Mutex<BTreeMap<String, Misbehaviour>>,
-    /// The latest status snapshot fetched of each other region (trust.md §6), with its version.
-    snapshots: Mutex<HashMap<RegionCode, (tongban_core::trust::snapshot::Freshness, Vec<u8>)>>,
+    /// The latest status list and snapshot fetched of each other region, with their freshness.
+    status_held: Mutex<HeldStatus>,
     /// The federation-wide bundle and its loaded store, with the two inputs it was built from
     /// (this region's bundle, the replicas' trust): rebuilt only when one of them changed.
     full: Mutex<Option<replicas::FullTrust>>,
@@ -254,7 +261,7 @@ impl Federation {
             replicas: Mutex::new(HashMap::new()),
             replica_logs: RwLock::new(Arc::new(HashMap::new())),
             misbehaving: Mutex::new(misbehaving),
-            snapshots: Mutex::new(HashMap::new()),
+            status_held: Mutex::new(HashMap::new()),
             full: Mutex::new(None),
             store,
             metrics,
@@ -363,77 +370,6 @@ impl Federation {
 
     pub fn home_dir(&self) -> &Path {
         &self.home.dir
-    }
-
-    /// `region`'s latest status snapshot, signed by its root: this region's is signed now; another
-    /// region's is fetched from its node, checked against its root, and kept, so the last one is
-    /// still served while that node cannot be reached.
-    pub async fn status_snapshot(&self, region: &RegionCode) -> Result<Vec<u8>, String> {
-        if region == &self.own {
-            let node = self.region.clone();
-            return tokio::task::spawn_blocking(move || node.status_snapshot())
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|r| r.to_string());
-        }
-        let fetched = match self.peer_of(region) {
-            Some(peer) => tasks::request(
-                self,
-                peer,
-                &tongban_core::federation::wire::Request::Snapshot {
-                    region: region.clone(),
-                },
-            )
-            .await
-            .and_then(|answer| match answer {
-                tongban_core::federation::wire::Response::Snapshot { snapshot } => {
-                    self.keep_snapshot(region, snapshot)
-                }
-                other => Err(format!("unexpected answer {other:?}")),
-            }),
-            None => Err(format!("{region} is not a member")),
-        };
-        fetched.or_else(|e| {
-            tracing::debug!(%region, error = %e, "status snapshot not fetched; serving the last one");
-            self.held_snapshot(region)
-                .ok_or_else(|| format!("no status snapshot of {region}: {e}"))
-        })
-    }
-
-    /// The snapshot last kept for `region`.
-    fn held_snapshot(&self, region: &RegionCode) -> Option<Vec<u8>> {
-        self.snapshots
-            .lock()
-            .ok()?
-            .get(region)
-            .map(|(_, s)| s.clone())
-    }
-
-    /// Checks a snapshot of `region` against its root and keeps it unless an older version.
-    fn keep_snapshot(&self, region: &RegionCode, bytes: Vec<u8>) -> Result<Vec<u8>, String> {
-        let trust = self
-            .trust
-            .read()
-            .map(|t| t.clone())
-            .map_err(|_| "poisoned".to_owned())?;
-        let snapshot =
-            tongban_core::trust::StatusSnapshot::load(&bytes, &trust).map_err(|f| f.to_string())?;
-        if &snapshot.region != region {
-            return Err(format!("a snapshot of {} instead", snapshot.region));
-        }
-        let mut held = self.snapshots.lock().map_err(|_| "poisoned".to_owned())?;
-        let incoming = (snapshot.version, snapshot.issued);
-        match held.get(region) {
-            Some((kept_at, kept))
-                if !tongban_core::trust::snapshot::supersedes(Some(*kept_at), incoming) =>
-            {
-                Ok(kept.clone())
-            }
-            _ => {
-                held.insert(region.clone(), (incoming, bytes.clone()));
-                Ok(bytes)
-            }
-        }
     }
 }
 

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use tongban_core::cert::Claims;
 
 use tokio::sync::watch;
 use tongban_core::cert::verify::{StatusSource, StatusView};
@@ -407,12 +408,12 @@ impl ReplicaStatus {
 }
 
 impl StatusSource for ReplicaStatus {
-    fn view(&self, region: &RegionCode, id: &str) -> StatusView {
-        match self.record(region, id) {
+    fn view(&self, claims: &Claims, _: Time) -> StatusView {
+        match self.record(&claims.region, claims.id.as_str()) {
             None => StatusView::Unknown,
             Some(Some(record)) if record.state != State::Valid => StatusView::Listed {
                 state: record.state,
-                since: record.changed,
+                since: Some(record.changed),
                 note: status_note(&record),
                 as_of: self.now,
             },
@@ -420,8 +421,11 @@ impl StatusSource for ReplicaStatus {
         }
     }
 
-    fn promise_fulfilled(&self, region: &RegionCode, id: &str) -> bool {
-        matches!(self.record(region, id), Some(Some(r)) if r.promise_fulfilled)
+    fn promise_fulfilled(&self, claims: &Claims, _: Time) -> bool {
+        matches!(
+            self.record(&claims.region, claims.id.as_str()),
+            Some(Some(r)) if r.promise_fulfilled
+        )
     }
 }
 

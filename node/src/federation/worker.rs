@@ -2,6 +2,7 @@
 //! order, answers requests (catch-up, witnessing, membership) and applies catch-up answers. It is
 //! the only writer of the replicas and the witness state, so their updates never interleave.
 
+use super::status::StatusData;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -505,6 +506,21 @@ impl Federation {
         }
     }
 
+    /// This region's status of `kind`, or the one kept of another region.
+    fn answer_status(&self, kind: StatusData, region: &RegionCode) -> Result<Response, Refused> {
+        if *region == self.own {
+            return kind
+                .own(&self.region)
+                .map(|b| kind.respond(b))
+                .map_err(internal);
+        }
+        self.held_status(kind, region)
+            .map(|b| kind.respond(b.as_ref().clone()))
+            .ok_or_else(|| {
+                Refused::new(Reason::Gap, format!("no {} of {region} held", kind.name()))
+            })
+    }
+
     /// Answers a request of `peer` (a member's node: the gate let it in).
     fn answer(&self, peer: PeerId, request: Request) -> Response {
         let answer = match request {
@@ -515,15 +531,8 @@ impl Federation {
                 WitnessAnswer::Conflict(size) => Response::Conflict { size },
                 WitnessAnswer::Refused(r) => Response::refused(&r),
             }),
-            Request::Snapshot { region } if region == self.own => self
-                .region
-                .status_snapshot()
-                .map(|snapshot| Response::Snapshot { snapshot })
-                .map_err(internal),
-            Request::Snapshot { region } => self
-                .held_snapshot(&region)
-                .map(|snapshot| Response::Snapshot { snapshot })
-                .ok_or_else(|| Refused::new(Reason::Gap, format!("no snapshot of {region} held"))),
+            Request::Snapshot { region } => self.answer_status(StatusData::Snapshot, &region),
+            Request::StatusList { region } => self.answer_status(StatusData::List, &region),
             Request::Membership { since } => {
                 self.store.memberships().map_err(internal).map(|all| {
                     let versions = all

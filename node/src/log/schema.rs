@@ -48,13 +48,13 @@ pub(crate) fn history_key(size: u64) -> String {
 
 /// Bumped on any change to the tables' layout, so an old binary never misreads a newer file.
 /// 2: certificate bytes keyed by (entry index, digest). 3: the state table and its size.
-/// 4: the state's rows of listed certificates. A file of format 2 or 3 is upgraded by rebuilding
-/// its state from its entries (the state is derived data).
-const FORMAT: u64 = 4;
+/// 4: the state's rows of listed certificates. 5: entries of format 2 (status list indexes) and
+/// the state's status slots. Files of formats 2–4 hold entries of format 1, which this build
+/// does not read: they are refused. (A later change of the state's layout alone upgrades a file
+/// by dropping its state, which the start rebuilds from the entries: the state is derived data.)
+const FORMAT: u64 = 5;
 
-/// Creates the tables on first use, upgrades a format 2 file (its state to be rebuilt from its
-/// entries, [`Log::state_size`](super::Log::state_size) says from where), refuses files of other
-/// formats, and checks that the size, the entries and the stored hashes agree. Returns the log's
+/// Creates the tables on first use, refuses files of other formats, and checks that the size, the entries and the stored hashes agree. Returns the log's
 /// size and its state's size.
 pub(crate) fn init(db: &Database) -> Result<(u64, u64), LogError> {
     let txn = begin_write(db)?;
@@ -67,14 +67,12 @@ pub(crate) fn init(db: &Database) -> Result<(u64, u64), LogError> {
                 meta.insert(META_SIZE, 0)?;
                 meta.insert(META_STATE_SIZE, 0)?;
             }
-            Some(old @ (2 | 3)) => {
-                tracing::warn!(
-                    format = old,
-                    "log of an older format: upgrading; its state is rebuilt from its entries"
-                );
-                meta.insert(META_FORMAT, FORMAT)?;
-                meta.insert(META_STATE_SIZE, 0)?;
-                txn.delete_table(STATE)?;
+            Some(old @ 2..=4) => {
+                return Err(LogError::Corrupt(format!(
+                    "log format {old} holds entries written before status lists (entry format 1), \
+                     which this build does not read: keep running the build that wrote it, or \
+                     start the region anew"
+                )));
             }
             Some(FORMAT) => {}
             Some(other) => {

@@ -24,7 +24,20 @@ pub enum StateOp {
         kind: u8,
         key: Vec<u8>,
     },
+    /// Sets one byte of a fixed-size row, in the transaction: a row missing so far starts as
+    /// `len` bytes of `fill`. Several patches of one row in one transaction compose in order.
+    Patch {
+        kind: u8,
+        key: Vec<u8>,
+        len: usize,
+        fill: u8,
+        offset: usize,
+        byte: u8,
+    },
 }
+
+/// A row's key (without its kind) and value.
+pub type Row = (Vec<u8>, Vec<u8>);
 
 /// Reads rows of a state table.
 pub trait StateRows {
@@ -67,6 +80,21 @@ impl StateSnapshot {
         }
         Ok(())
     }
+
+    /// The last row of `kind` in key order, if any.
+    pub fn last(&self, kind: u8) -> Result<Option<Row>, LogError> {
+        let mut rows = match kind.checked_add(1) {
+            Some(next) => self.table.range((kind, &[][..])..(next, &[][..]))?,
+            None => self.table.range((kind, &[][..])..)?,
+        };
+        match rows.next_back() {
+            None => Ok(None),
+            Some(row) => {
+                let (key, value) = row?;
+                Ok(Some((key.value().1.to_vec(), value.value().to_vec())))
+            }
+        }
+    }
 }
 
 impl StateRows for StateSnapshot {
@@ -86,6 +114,27 @@ pub(crate) fn write_ops(
             }
             StateOp::Delete { kind, key } => {
                 table.remove((*kind, key.as_slice()))?;
+            }
+            StateOp::Patch {
+                kind,
+                key,
+                len,
+                fill,
+                offset,
+                byte,
+            } => {
+                let mut row = match table.get((*kind, key.as_slice()))? {
+                    Some(value) => value.value().to_vec(),
+                    None => vec![*fill; *len],
+                };
+                let held = row.len();
+                let slot = row.get_mut(*offset).ok_or_else(|| {
+                    LogError::Corrupt(format!(
+                        "state row {kind}/{key:?} holds {held} bytes, not {len}"
+                    ))
+                })?;
+                *slot = *byte;
+                table.insert((*kind, key.as_slice()), row.as_slice())?;
             }
         }
     }

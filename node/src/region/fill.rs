@@ -4,11 +4,14 @@
 //! transaction); only the HTTP layer and the wait per request are skipped: the certificates are
 //! prepared on every core and committed a chunk per transaction.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tongban_core::cert::{FieldName, FieldValue, Holder, HolderIdType, TrustLevel};
-use tongban_core::ids::{TypeCode, Uscc, uscc};
-use tongban_core::keys::KeyId;
+use tongban_core::ids::{Identifier, TypeCode, Uscc, uscc};
+use tongban_core::keys::{KeyId, SecretKey};
+use tongban_core::log::entry::{Act, LogEntry};
+use tongban_core::status::{Operation, State, Termination};
 use tongban_core::trust::{MediaType, SealId, SealType};
 use tongban_core::values::{ShortText, Time};
 
@@ -18,6 +21,13 @@ use crate::refusal::Refusal;
 
 /// Certificates per write transaction.
 const CHUNK: u64 = 4096;
+/// The status changes a fill makes, in turn.
+const CHANGES: [(Operation, State); 4] = [
+    (Operation::Terminate(Termination::Revoke), State::Revoked),
+    (Operation::Terminate(Termination::Cancel), State::Cancelled),
+    (Operation::Suspend, State::Suspended),
+    (Operation::Expire, State::Expired),
+];
 /// The business licence type code of specs/ examples.
 const TYPE_CODE: &str = "11100000000013338W001";
 
@@ -25,6 +35,8 @@ const TYPE_CODE: &str = "11100000000013338W001";
 #[derive(Debug)]
 pub struct Filled {
     pub issued: u64,
+    /// Certificates whose status the fill changed.
+    pub changed: u64,
     pub elapsed: Duration,
     pub log_size: u64,
 }
@@ -35,11 +47,13 @@ fn text(s: &str) -> Result<ShortText, Refusal> {
 
 impl Region {
     /// Issues `count` business licences with the filler's seal (made on first use), preparing
-    /// them on `threads` threads; `progress` is told the running total after each chunk.
+    /// them on `threads` threads, and changes the status of `not_valid` % of them; `progress` is
+    /// told the running total after each chunk.
     pub fn fill(
         &self,
         count: u64,
         threads: usize,
+        not_valid: u8,
         mut progress: impl FnMut(u64),
     ) -> Result<Filled, Refusal> {
         let started = Instant::now();
@@ -73,17 +87,28 @@ impl Region {
             ],
             decoys: 0,
         };
-        let mut issued = 0;
+        let (mut issued, mut changed) = (0, 0);
         while issued < count {
             let n = CHUNK.min(count - issued);
             let first = base + issued;
             let prepared = self.prepare_chunk(&agency, &type_code, &spec, first, n, threads)?;
+            // Which ones change is spread over the chunk by a multiplicative hash of the serial.
+            let chosen: Vec<(Identifier, Arc<SecretKey>)> = prepared
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| {
+                    (first + *i as u64).wrapping_mul(2_654_435_761) % 100 < u64::from(not_valid)
+                })
+                .map(|(_, p)| (p.id.clone(), p.key.clone()))
+                .collect();
             self.log_chunk(prepared)?;
+            changed += self.change_chunk(&chosen)?;
             issued += n;
             progress(issued);
         }
         Ok(Filled {
             issued,
+            changed,
             elapsed: started.elapsed(),
             log_size: self.log.size()?,
         })
@@ -147,6 +172,45 @@ impl Region {
         drop(seq);
         self.durable(index, pending)?;
         Ok(())
+    }
+
+    /// Logs a status change of each of `chosen` (revoked, cancelled, suspended, expired in turn)
+    /// in one submission, each signed by the key that stamped it; waits until they are durable.
+    fn change_chunk(&self, chosen: &[(Identifier, Arc<SecretKey>)]) -> Result<u64, Refusal> {
+        if chosen.is_empty() {
+            return Ok(0);
+        }
+        let now = now()?;
+        let entries = chosen
+            .iter()
+            .enumerate()
+            .map(|(i, (id, key))| {
+                let (operation, to) = CHANGES[i % CHANGES.len()];
+                let entry = LogEntry {
+                    region: self.code.clone(),
+                    at: now,
+                    act: Act::StatusChanged {
+                        id: id.clone(),
+                        operation,
+                        to,
+                        reason: None,
+                        destination: None,
+                    },
+                }
+                .sign(key)
+                .map_err(|e| Refusal::internal(e.to_string()))?;
+                Ok((entry, key))
+            })
+            .collect::<Result<Vec<_>, Refusal>>()?;
+        let mut seq = self.sequencer()?;
+        let staged = entries
+            .into_iter()
+            .map(|(entry, key)| seq.apply_own(&self.log, entry, key.public()))
+            .collect::<Result<Vec<Staged>, _>>()?;
+        let (index, pending) = self.log_applied(&mut seq, staged, Vec::new())?;
+        drop(seq);
+        self.durable(index, pending)?;
+        Ok(chosen.len() as u64)
     }
 
     /// The filler's agency and a seal of it whose key the node holds, registered on first use.

@@ -13,14 +13,17 @@
 //! - [`PROMISE`]: deadline (8 bytes, big-endian) ‖ identifier → nothing, while a promise is open;
 //! - [`HEAD`]: `last_at` → the latest `"at"` (8 bytes);
 //! - [`LISTED`]: identifier → nothing, while a status snapshot lists the certificate (not valid,
-//!   or its promise fulfilled), so a snapshot reads those rows and not every certificate's.
+//!   or its promise fulfilled), so a snapshot reads those rows and not every certificate's;
+//! - [`SLOTS`]: chunk number (4 bytes, big-endian) → [`CHUNK`] bytes, one per status list index
+//!   of the chunk: the list value of the certificate that holds it ([`UNASSIGNED`] for none), so
+//!   the rules see which indexes are taken and the status list is read in one pass.
 
 use tongban_core::cbor::{self, Reader};
 use tongban_core::envelope::{Envelope, Kind};
 use tongban_core::ids::{Identifier, RegionCode};
 use tongban_core::keys::KeyId;
 use tongban_core::log::state::{CertRecord, Delta, Head, SealRecord, StateRead, Write};
-use tongban_core::status::State;
+use tongban_core::status::{ListStatus, State};
 use tongban_core::trust::{SealInfo, SealRevocation};
 use tongban_core::values::{ShortText, Time};
 
@@ -33,6 +36,17 @@ pub const TRANSFER_OUT: u8 = 4;
 pub const PROMISE: u8 = 5;
 pub const HEAD: u8 = 6;
 pub const LISTED: u8 = 7;
+pub const SLOTS: u8 = 8;
+
+/// Status list indexes per [`SLOTS`] row: 1 KiB rows, so a status change rewrites 1 KiB.
+pub const CHUNK: u32 = 1024;
+/// The byte of an index no certificate holds (list values are 4 bits).
+pub const UNASSIGNED: u8 = 0xFF;
+
+/// The [`SLOTS`] row and the byte within it of status list index `index`.
+pub fn slot(index: u32) -> ([u8; 4], usize) {
+    ((index / CHUNK).to_be_bytes(), (index % CHUNK) as usize)
+}
 
 const LAST_AT: &[u8] = b"last_at";
 
@@ -83,7 +97,7 @@ fn take_option<'a, T>(
 
 pub fn encode_cert(record: &CertRecord) -> Vec<u8> {
     let mut out = Vec::with_capacity(160);
-    cbor::write_head(&mut out, 4, 13);
+    cbor::write_head(&mut out, 4, 14);
     put_uint(&mut out, record.state.code());
     put_text(&mut out, &record.agency);
     cbor::write_bytes(&mut out, &record.seal.0);
@@ -103,12 +117,13 @@ pub fn encode_cert(record: &CertRecord) -> Vec<u8> {
         put_text(o, r.as_str())
     });
     put_bool(&mut out, record.transfer_accepted);
+    put_uint(&mut out, u64::from(record.status_index));
     out
 }
 
 pub fn decode_cert(bytes: &[u8]) -> Option<CertRecord> {
     let mut r = Reader::new(bytes);
-    (r.array()? == 13).then_some(())?;
+    (r.array()? == 14).then_some(())?;
     let state = State::from_code(r.uint()?)?;
     let agency = r.text()?.to_owned();
     let seal = KeyId(r.bytes()?.try_into().ok()?);
@@ -122,6 +137,7 @@ pub fn decode_cert(bytes: &[u8]) -> Option<CertRecord> {
     let changed = Time::new(r.uint()?)?;
     let reason = take_option(&mut r, |r| ShortText::new(r.text()?))?;
     let transfer_accepted = r.bool()?;
+    let status_index = u32::try_from(r.uint()?).ok()?;
     r.at_end().then_some(CertRecord {
         state,
         agency,
@@ -136,6 +152,7 @@ pub fn decode_cert(bytes: &[u8]) -> Option<CertRecord> {
         changed,
         reason,
         transfer_accepted,
+        status_index,
     })
 }
 
@@ -230,6 +247,15 @@ pub fn ops_of(delta: &Delta) -> Vec<StateOp> {
                     kind: CERT,
                     key,
                     value: encode_cert(record),
+                });
+                let (chunk, offset) = slot(record.status_index);
+                ops.push(StateOp::Patch {
+                    kind: SLOTS,
+                    key: chunk.to_vec(),
+                    len: CHUNK as usize,
+                    fill: UNASSIGNED,
+                    offset,
+                    byte: record.list_status().value(),
                 });
             }
             Write::TransferIn {
@@ -334,6 +360,81 @@ impl<R: StateRows> StateRead for Rows<'_, R> {
             })
             .transpose()
     }
+
+    fn status_index_taken(&self, index: u32) -> Result<bool, LogError> {
+        let (chunk, offset) = slot(index);
+        Ok(self
+            .0
+            .get(SLOTS, &chunk)?
+            .is_some_and(|row| row.get(offset).is_some_and(|b| *b != UNASSIGNED)))
+    }
+}
+
+/// One past the highest status list index a certificate holds: where the next issuance's index
+/// starts, and how long the region's status list is.
+pub fn status_list_length(snapshot: &crate::log::StateSnapshot) -> Result<u64, LogError> {
+    let Some((key, row)) = snapshot.last(SLOTS)? else {
+        return Ok(0);
+    };
+    let chunk: [u8; 4] = key
+        .as_slice()
+        .try_into()
+        .map_err(|_| corrupt("status slots", &key))?;
+    let used = row
+        .iter()
+        .rposition(|b| *b != UNASSIGNED)
+        .ok_or_else(|| corrupt("status slots", &key))?;
+    Ok(u64::from(u32::from_be_bytes(chunk)) * u64::from(CHUNK) + used as u64 + 1)
+}
+
+/// The status list values of indexes `0..length`, in order, to `each`: an index no certificate
+/// holds reads as valid (no certificate carries it, so no verifier asks for it).
+pub fn status_list_values(
+    snapshot: &crate::log::StateSnapshot,
+    length: u64,
+    mut each: impl FnMut(ListStatus) -> Result<(), LogError>,
+) -> Result<(), LogError> {
+    let mut next: u64 = 0;
+    let mut outcome = Ok(());
+    let mut visit = |key: &[u8], row: &[u8]| -> Result<bool, LogError> {
+        let chunk: [u8; 4] = key.try_into().map_err(|_| corrupt("status slots", key))?;
+        let start = u64::from(u32::from_be_bytes(chunk)) * u64::from(CHUNK);
+        if row.len() != CHUNK as usize || start < next {
+            return Err(corrupt("status slots", key));
+        }
+        // Chunks no certificate reached: valid, like any unassigned index.
+        while next < start.min(length) {
+            each(ListStatus::Valid)?;
+            next += 1;
+        }
+        for byte in row {
+            if next >= length {
+                return Ok(false);
+            }
+            let status = match *byte {
+                UNASSIGNED => ListStatus::Valid,
+                value => {
+                    ListStatus::from_value(value).ok_or_else(|| corrupt("status slots", key))?
+                }
+            };
+            each(status)?;
+            next += 1;
+        }
+        Ok(true)
+    };
+    snapshot.scan(SLOTS, &[], |key, row| match visit(key, row) {
+        Ok(more) => more,
+        Err(e) => {
+            outcome = Err(e);
+            false
+        }
+    })?;
+    outcome?;
+    while next < length {
+        each(ListStatus::Valid)?;
+        next += 1;
+    }
+    Ok(())
 }
 
 /// Every seal the state holds (a node keeps them in memory: one per agency's stamp).
@@ -390,6 +491,7 @@ mod tests {
             changed: time(1_700_000_500)?,
             reason: ShortText::new("核查中"),
             transfer_accepted: true,
+            status_index: 70_000,
         })
     }
 

@@ -6,6 +6,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
+use tongban_core::cert::Claims;
 
 use tongban_core::cert::verify::{StatusSource, StatusView};
 use tongban_core::ids::{Identifier, RegionCode};
@@ -205,15 +206,15 @@ impl OwnStatus {
 }
 
 impl StatusSource for OwnStatus {
-    fn view(&self, region: &RegionCode, id: &str) -> StatusView {
-        if *region != self.region {
+    fn view(&self, claims: &Claims, _: Time) -> StatusView {
+        if claims.region != self.region {
             return StatusView::Unknown;
         }
         // The live log: its status is as of now. A certificate it does not hold is not listed.
-        match self.read(id) {
+        match self.read(claims.id.as_str()) {
             Some(record) if record.state != State::Valid => StatusView::Listed {
                 state: record.state,
-                since: record.changed,
+                since: Some(record.changed),
                 note: status_note(&record),
                 as_of: self.now,
             },
@@ -221,8 +222,11 @@ impl StatusSource for OwnStatus {
         }
     }
 
-    fn promise_fulfilled(&self, region: &RegionCode, id: &str) -> bool {
-        *region == self.region && self.read(id).is_some_and(|r| r.promise_fulfilled)
+    fn promise_fulfilled(&self, claims: &Claims, _: Time) -> bool {
+        claims.region == self.region
+            && self
+                .read(claims.id.as_str())
+                .is_some_and(|r| r.promise_fulfilled)
     }
 }
 

@@ -118,6 +118,12 @@ impl Node {
         (out.status.success(), text)
     }
 
+    /// The running process's id (to kill it from another thread while requests are in flight;
+    /// [`Node::kill9`] then reaps it).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the node runs").id()
+    }
+
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
             child.kill().unwrap();

@@ -6,16 +6,15 @@ use std::collections::BTreeMap;
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use tongban_core::trust::LoadedStatus;
 
 use anyhow::{Context, Result, anyhow};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use tongban_core::bulk::{CompactStatus, Config, DigestCache, FastVerifier, Outcome, pipeline};
 use tongban_core::cert::Verdict;
-use tongban_core::envelope::Kind;
-use tongban_core::trust::StatusSnapshot;
 
-use crate::cli::{EXIT_ERROR, EXIT_INVALID, read_capped};
+use crate::cli::{EXIT_ERROR, EXIT_INVALID};
 use crate::trust::TrustArgs;
 use input::{Format, InputError, Position, Records, Source};
 
@@ -28,7 +27,8 @@ pub struct BulkArgs {
     inputs: Vec<String>,
     #[command(flatten)]
     trust: TrustArgs,
-    /// Status snapshot files, one per region.
+    /// Status lists (or status snapshots) of the issuing regions, one per region: the newest of
+    /// each region counts, and a list before a snapshot.
     #[arg(long = "status")]
     status: Vec<PathBuf>,
     /// Worker threads, 1 to 1,024 (default: one per core).
@@ -152,12 +152,10 @@ pub fn run(args: &BulkArgs) -> Result<ExitCode> {
     let (trust, now) = args.trust.load()?;
     let mut status = CompactStatus::default();
     for path in &args.status {
-        let snapshot = StatusSnapshot::load(
-            &read_capped(path, Kind::StatusSnapshot.size_limit())?,
-            &trust,
-        )
-        .map_err(|f| anyhow!("status snapshot {}: {f}", path.display()))?;
-        status.add(snapshot);
+        match crate::status::load(path, &trust)? {
+            LoadedStatus::List(list) => status.add_list(list),
+            LoadedStatus::Snapshot(snapshot) => status.add(snapshot),
+        }
     }
     let verifier = FastVerifier::new(&trust, status, now)
         .map_err(|f| anyhow!("trust bundle {}: {f}", args.trust.trust.display()))?
