@@ -407,6 +407,44 @@ pub fn write_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
+/// Appends an unsigned integer.
+pub fn write_uint(out: &mut Vec<u8>, v: u64) {
+    write_head(out, MAJOR_UINT, v);
+}
+
+/// Appends a text string.
+pub fn write_text(out: &mut Vec<u8>, s: &str) {
+    write_head(out, MAJOR_TEXT, s.len() as u64);
+    out.extend_from_slice(s.as_bytes());
+}
+
+pub fn write_bool(out: &mut Vec<u8>, b: bool) {
+    out.push(if b { 0xf5 } else { 0xf4 });
+}
+
+/// Appends an optional value as an array of none or one item (the records stores keep).
+pub fn write_option<T>(out: &mut Vec<u8>, v: Option<T>, each: impl FnOnce(&mut Vec<u8>, T)) {
+    match v {
+        None => write_head(out, MAJOR_ARRAY, 0),
+        Some(v) => {
+            write_head(out, MAJOR_ARRAY, 1);
+            each(out, v);
+        }
+    }
+}
+
+/// Reads what [`write_option`] wrote.
+pub fn read_option<'a, T>(
+    r: &mut Reader<'a>,
+    each: impl FnOnce(&mut Reader<'a>) -> Option<T>,
+) -> Option<Option<T>> {
+    match r.array()? {
+        0 => Some(None),
+        1 => each(r).map(Some),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

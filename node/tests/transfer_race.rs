@@ -200,7 +200,7 @@ fn a_licence_is_never_valid_in_two_regions_whatever_the_interleaving() {
         .iter()
         .map(|n| Source::Node(format!("http://{}", n.addr)))
         .collect();
-    for report in replay_all(&sources, Reading::new(Duration::from_secs(10)), None).unwrap() {
+    for report in replay_all(&sources, Reading::new(Duration::from_secs(10)), None, None).unwrap() {
         assert!(
             report.is_clean(),
             "{}: {:?}",

@@ -115,6 +115,10 @@ enum AuditCommand {
         /// Most checkpoints read from a node's list; a longer list is refused (exit 2).
         #[arg(long, default_value_t = 10_000_000, value_parser = clap::value_parser!(u64).range(1..))]
         max_checkpoints: u64,
+        /// Also write every certificate's final state to this new file, one JSON line each
+        /// (the report itself only counts them).
+        #[arg(long, value_name = "FILE")]
+        states: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -155,11 +159,44 @@ fn audit_replay(
     sources: &[PathBuf],
     reading: audit::Reading,
     federation_kid: Option<&str>,
+    states: Option<&Path>,
     json: bool,
 ) -> Result<ExitCode> {
     let pinned = pinned_kid(federation_kid)?;
     let sources: Vec<audit::Source> = sources.iter().map(|s| audit::Source::from_arg(s)).collect();
-    let reports = audit::replay_all(&sources, reading, pinned)?;
+    // A new file, written whole or removed: a partial list of states must not pass for one.
+    let mut out = states
+        .map(|path| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+                .map(std::io::BufWriter::new)
+                .map_err(|e| anyhow!("cannot create {}: {e}", path.display()))
+        })
+        .transpose()?;
+    let replayed = audit::replay_all(
+        &sources,
+        reading,
+        pinned,
+        out.as_mut().map(|w| w as &mut dyn std::io::Write),
+    )
+    .and_then(|reports| {
+        if let Some(w) = out.as_mut() {
+            std::io::Write::flush(w).map_err(|e| anyhow!("cannot write the states: {e}"))?;
+        }
+        Ok(reports)
+    });
+    let reports = match replayed {
+        Ok(reports) => reports,
+        Err(e) => {
+            if let Some(path) = states {
+                drop(out);
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(e);
+        }
+    };
     let clean = reports.iter().all(|r| r.is_clean());
     if json {
         let logs: Vec<_> = sources
@@ -326,12 +363,14 @@ where
                     timeout,
                     federation_kid,
                     max_checkpoints,
+                    states,
                     json,
                 },
         } => audit_replay(
             sources,
             reading(*timeout, *max_checkpoints),
             federation_kid.as_deref(),
+            states.as_deref(),
             *json,
         ),
         Command::Audit {

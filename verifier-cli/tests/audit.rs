@@ -190,3 +190,55 @@ fn a_pinned_federation_refuses_a_log_of_another() {
     let out = run(&["audit", "replay", &dir, "--federation-kid", "xyz"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn states_lists_every_certificate_as_the_replay_leaves_it() {
+    let log = log();
+    let dir = write_bundle("states", &log);
+    let states = Path::new(env!("CARGO_TARGET_TMPDIR")).join("audit/states.jsonl");
+    let _ = std::fs::remove_file(&states);
+    let args = |states: &Path| {
+        vec![
+            "audit".to_owned(),
+            "replay".to_owned(),
+            dir.display().to_string(),
+            "--states".to_owned(),
+            states.display().to_string(),
+            "--json".to_owned(),
+        ]
+    };
+    let argv = args(&states);
+    let out = run(&argv.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}"));
+    let text = std::fs::read_to_string(&states).unwrap_or_else(|e| panic!("{e}"));
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    // One line per certificate, each state counted in the report's final states.
+    let mut counted = std::collections::BTreeMap::<String, u64>::new();
+    for line in &lines {
+        assert_eq!(line["region"], "341200");
+        *counted
+            .entry(line["state_name"].as_str().unwrap_or_default().to_owned())
+            .or_default() += 1;
+    }
+    let final_states = &report["logs"][0]["statistics"]["final_states"];
+    assert!(!lines.is_empty());
+    for (state, n) in &counted {
+        assert_eq!(final_states[state], *n, "{state}: {final_states}");
+    }
+    // The renewal of the sample is a fulfilled promise.
+    assert!(lines.iter().any(|l| l["promise_fulfilled"] == true));
+    // Never over an existing file: exit 2, the file untouched.
+    let out = run(&argv.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(std::fs::read_to_string(&states).unwrap_or_default(), text);
+}

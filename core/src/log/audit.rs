@@ -6,9 +6,10 @@ use std::fmt;
 
 use crate::envelope::Kind;
 use crate::ids::RegionCode;
-use crate::log::auditor::{Finished, LogAudit};
+use crate::log::auditor::LogAudit;
 use crate::log::entry::{Act, ShareOutcome};
-use crate::log::state::{Applied, RegionState};
+use crate::log::replay::Replay;
+use crate::log::state::{Applied, AuditStore, Delta, Write};
 use crate::log::tiles::TilePath;
 use crate::status::Succession;
 use crate::values::Time;
@@ -137,6 +138,9 @@ pub struct AuditReport {
     /// The USCCs of the agencies with a seal in this log: the issuers of its identifiers, so that
     /// a transfer in elsewhere can be matched to this log without a list of its certificates.
     pub agencies: BTreeSet<String>,
+    /// The auditor's own state store failed (a full disk, say): the replay did not finish, and
+    /// this is no fault of the log.
+    pub store_failure: Option<String>,
 }
 
 /// Findings a report keeps; past them it counts (a hostile log could otherwise fill memory with
@@ -144,8 +148,9 @@ pub struct AuditReport {
 pub const MAX_FINDINGS: usize = 1000;
 
 impl AuditReport {
+    /// No finding, and the replay finished.
     pub fn is_clean(&self) -> bool {
-        self.findings.is_empty()
+        self.findings.is_empty() && self.store_failure.is_none()
     }
 
     fn push(&mut self, finding: Finding) {
@@ -201,31 +206,9 @@ fn month(time: Time) -> String {
     time.to_rfc3339()[..7].to_owned()
 }
 
-/// An applied entry, with what its counting needs from the state it was applied to.
-pub(crate) struct Counted {
-    applied: Applied,
-    region: RegionCode,
-    /// The issuing agency of a certificate it issued.
-    agency: Option<String>,
-}
-
-impl Counted {
-    pub(crate) fn of(applied: Applied, state: &RegionState) -> Counted {
-        let agency = match &applied.entry.act {
-            Act::CertIssued { id, .. } => state.cert(id.as_str()).map(|c| c.agency.clone()),
-            _ => None,
-        };
-        Counted {
-            applied,
-            region: state.region().clone(),
-            agency,
-        }
-    }
-}
-
-/// Adds what an applied entry contributes to the statistics.
-pub(crate) fn count(counted: &Counted, stats: &mut Statistics) {
-    match &counted.applied.entry.act {
+/// Adds what an entry of `region`'s log, applied with `delta`, contributes to the statistics.
+pub(crate) fn count(applied: &Applied, delta: &Delta, region: &RegionCode, stats: &mut Statistics) {
+    match &applied.entry.act {
         Act::CertIssued {
             id,
             issued,
@@ -238,7 +221,15 @@ pub(crate) fn count(counted: &Counted, stats: &mut Statistics) {
                 .issued_by_type
                 .entry(id.type_code().as_str().to_owned())
                 .or_default() += 1;
-            if let Some(agency) = &counted.agency {
+            // The issuing agency, as the new certificate's record names it.
+            let agency = delta.writes.iter().find_map(|w| match w {
+                Write::Cert {
+                    id: written,
+                    record,
+                } if written == id => Some(&record.agency),
+                _ => None,
+            });
+            if let Some(agency) = agency {
                 *stats.issued_by_agency.entry(agency.clone()).or_default() += 1;
             }
             *stats.issued_by_month.entry(month(*issued)).or_default() += 1;
@@ -269,7 +260,7 @@ pub(crate) fn count(counted: &Counted, stats: &mut Statistics) {
         } => match outcome {
             ShareOutcome::Given { .. } => {
                 stats.shares_given += 1;
-                if requester != &counted.region {
+                if requester != region {
                     stats.shares_given_cross_region += 1;
                 }
             }
@@ -282,7 +273,7 @@ pub(crate) fn count(counted: &Counted, stats: &mut Statistics) {
         },
         Act::ShareReceived { provider, .. } => {
             stats.copies_received += 1;
-            if provider != &counted.region {
+            if provider != region {
                 stats.copies_received_cross_region += 1;
             }
         }
@@ -293,25 +284,37 @@ pub(crate) fn count(counted: &Counted, stats: &mut Statistics) {
 
 /// What the state a replay reached says for the report: the certificates' final states, the
 /// transfers, and the agencies whose identifiers the log issues.
-pub(crate) fn conclude(report: &mut AuditReport, state: &RegionState) {
-    for (_, cert) in state.certs() {
-        *report
-            .statistics
-            .final_states
-            .entry(cert.state.name().to_owned())
-            .or_default() += 1;
+pub(crate) fn conclude<S: AuditStore>(
+    report: &mut AuditReport,
+    replay: &Replay<S>,
+) -> Result<(), S::Error> {
+    let store = replay.store();
+    let states = &mut report.statistics.final_states;
+    store.each_cert(&mut |_, cert| {
+        *states.entry(cert.state.name().to_owned()).or_default() += 1;
+        true
+    })?;
+    let transfers_in = &mut report.transfers_in;
+    store.each_transfer_in(&mut |index, id, predecessor| {
+        transfers_in.push((
+            index,
+            id.as_str().to_owned(),
+            predecessor.as_str().to_owned(),
+        ));
+    })?;
+    transfers_in.sort();
+    let mut out = Vec::new();
+    store.each_transfer_out(&mut |id, to| out.push((id.clone(), to.clone())))?;
+    for (id, to) in out {
+        if store.cert(&id)?.is_some_and(|c| c.transfer_accepted) {
+            report.transfers_accepted.insert(id.as_str().to_owned(), to);
+        }
     }
-    report.transfers_in = state.transfers_in().to_vec();
-    report.transfers_accepted = state
-        .transfers_out()
-        .iter()
-        .filter(|(id, _)| state.cert(id).is_some_and(|c| c.transfer_accepted))
-        .map(|(id, to)| (id.clone(), to.clone()))
-        .collect();
-    report.agencies = state
+    report.agencies = replay
         .seals()
         .map(|s| s.info.agency.as_str().to_owned())
         .collect();
+    Ok(())
 }
 
 /// Replays one log held in memory (the streaming audit, fed from slices). Never panics on
@@ -323,7 +326,7 @@ pub fn replay(input: &AuditInput<'_>) -> AuditReport {
         !input.hash_tiles.is_empty(),
     );
     if !audit.is_open() {
-        return finish(audit, input.entries);
+        return audit.finish().report;
     }
     for (path, bytes) in input.hash_tiles {
         audit.served_tile(*path, bytes.clone());
@@ -338,7 +341,7 @@ pub fn replay(input: &AuditInput<'_>) -> AuditReport {
     for entry in input.entries {
         audit.entry(entry.clone());
     }
-    finish(audit, input.entries)
+    audit.finish().report
 }
 
 /// The size a checkpoint note states (unverified: for ordering only).
@@ -347,21 +350,6 @@ pub fn note_size(note: &[u8]) -> Option<u64> {
     crate::log::checkpoint::Checkpoint::parse(&note.text)
         .ok()
         .map(|c| c.size)
-}
-
-fn finish(audit: LogAudit, entries: &[Vec<u8>]) -> AuditReport {
-    match audit.finish() {
-        Finished::Done(report) => report,
-        Finished::Stopped(mut second) => {
-            for entry in entries {
-                if !second.wants() {
-                    break;
-                }
-                second.entry(entry);
-            }
-            second.finish()
-        }
-    }
 }
 
 /// Replays several regions' logs and cross-checks them (specs/log.md §7).

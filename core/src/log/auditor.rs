@@ -5,15 +5,15 @@
 //! (its signature: before anything else uses its size) and when the tree reaches its size (its
 //! root); a hash tile is compared as soon as the tree has all of its hashes. So an auditor reads a
 //! log of any length, from a node that may lie about it, in memory that does not grow with the
-//! log (the region's state aside: specs/log.md §7 needs it to apply the rules).
+//! log: the region's state, which specs/log.md §7 needs to apply the rules, lives in the
+//! [`AuditStore`] the audit is given (on disk for a province's log).
 //!
 //! Checkpoints must come in size order (an audit bundle's names and a node's list give them so):
 //! once the tree has passed a size, its root at that size is gone.
 //!
-//! A log whose replay stops at a refused entry is replayed a second time, one entry at a time and
-//! only up to that entry ([`Finished::Stopped`]): the windows' parallel checks leave no state of
-//! the log behind them when one fails, and the report describes the state before the refused
-//! entry.
+//! A replay that stops at a refused entry leaves the store with the state before that entry (a
+//! window's changes are taken only as far as every rule and signature held), which the report
+//! describes.
 
 use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroUsize;
@@ -21,14 +21,15 @@ use std::num::NonZeroUsize;
 use tlog_tiles::{Hash, node_hash};
 
 use crate::ids::RegionCode;
-use crate::log::audit::{AuditReport, Counted, FindingCode, Statistics, conclude, count};
+use crate::keys::PublicKey;
+use crate::log::audit::{AuditReport, FindingCode, Statistics, conclude, count};
 use crate::log::checkpoint;
 use crate::log::entry::LogEntry;
 use crate::log::frontier::Frontier;
 use crate::log::note::NoteVerifier;
 use crate::log::proof::leaf_hash;
-use crate::log::replay::replay;
-use crate::log::state::RegionState;
+use crate::log::replay::{Replay, ReplayError};
+use crate::log::state::{AuditStore, MemoryStore};
 use crate::log::tiles::{MAX_LEVEL, TILE_WIDTH, TilePath};
 use crate::trust::TrustStore;
 
@@ -36,21 +37,24 @@ use crate::trust::TrustStore;
 const WINDOW: usize = 4096;
 
 /// What the log's rules have made of the entries so far.
-enum Rules {
-    /// Before the first entry (which names the region).
-    Unstarted,
+enum Rules<S> {
+    /// Before the first entry (which names the region): the store, empty.
+    Unstarted(S),
     Running {
-        state: Box<RegionState>,
+        replay: Box<Replay<S>>,
         /// Entries read but not replayed yet, the first at index `base`.
         window: Vec<Vec<u8>>,
         base: u64,
     },
-    /// The replay stopped at this entry (a finding says why).
-    Stopped(u64),
+    /// The replay stopped at entry `index` (a finding says why); the store holds the state
+    /// before it.
+    Stopped { replay: Box<Replay<S>>, index: u64 },
+    /// No state: the first entry named no region the bundle has, or the store failed.
+    Ended,
 }
 
-/// A streaming audit of one log.
-pub struct LogAudit {
+/// A streaming audit of one log, its region's state kept in `S`.
+pub struct LogAudit<S = MemoryStore> {
     report: AuditReport,
     setup: Option<(NoteVerifier, TrustStore)>,
     tree: Frontier,
@@ -59,26 +63,36 @@ pub struct LogAudit {
     pending: BTreeMap<u64, Vec<(String, [u8; 32])>>,
     /// The last checkpoint checked against the tree: (size, root, name).
     reached: Option<(u64, [u8; 32], String)>,
-    rules: Rules,
+    rules: Rules<S>,
     statistics: Statistics,
     threads: NonZeroUsize,
 }
 
-/// How an audit ended.
-// Made once per log and consumed at once: the size of its variants does not matter.
-#[allow(clippy::large_enum_variant)]
-pub enum Finished {
-    Done(AuditReport),
-    /// The replay stopped at a refused entry: replay the log's entries again through
-    /// [`SecondPass`] to describe the state before it.
-    Stopped(SecondPass),
+/// How an audit ended: its report, and the store with the state the report describes (the
+/// whole log's, or the state before a refused entry), for a caller that wants more of it.
+pub struct Finished<S> {
+    pub report: AuditReport,
+    pub store: Option<S>,
 }
 
-impl LogAudit {
+impl LogAudit<MemoryStore> {
+    /// An audit that keeps the region's state in memory: for logs of a modest size.
+    pub fn new(log_key: &str, trust_bundle: &[u8], hash_tiles: bool) -> LogAudit<MemoryStore> {
+        LogAudit::with_store(log_key, trust_bundle, hash_tiles, MemoryStore::default())
+    }
+}
+
+impl<S: AuditStore> LogAudit<S> {
     /// Starts the audit of the log whose verifier key (`<origin>+<hex>+<base64>`) and trust bundle
-    /// these are; `hash_tiles`: whether a node's hash tiles will be compared. A key or bundle that
-    /// does not load is the report's only finding, and the audit takes nothing more.
-    pub fn new(log_key: &str, trust_bundle: &[u8], hash_tiles: bool) -> LogAudit {
+    /// these are, its state kept in `store` (empty); `hash_tiles`: whether a node's hash tiles
+    /// will be compared. A key or bundle that does not load is the report's only finding, and the
+    /// audit takes nothing more.
+    pub fn with_store(
+        log_key: &str,
+        trust_bundle: &[u8],
+        hash_tiles: bool,
+        store: S,
+    ) -> LogAudit<S> {
         let mut report = AuditReport::default();
         let setup = NoteVerifier::parse(log_key.trim())
             .map_err(|e| format!("log key: {e}"))
@@ -104,7 +118,7 @@ impl LogAudit {
             tiles: hash_tiles.then(TileCheck::default),
             pending: BTreeMap::new(),
             reached: None,
-            rules: Rules::Unstarted,
+            rules: Rules::Unstarted(store),
             statistics: Statistics::default(),
             threads: std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN),
         }
@@ -218,19 +232,17 @@ impl LogAudit {
     }
 
     fn rules_take(&mut self, bytes: Vec<u8>) {
-        if let Rules::Unstarted = self.rules {
-            match self.start(&bytes) {
-                Some(state) => {
-                    self.rules = Rules::Running {
-                        state: Box::new(state),
-                        window: Vec::with_capacity(WINDOW),
-                        base: 0,
-                    }
-                }
-                None => {
-                    self.rules = Rules::Stopped(0);
-                    return;
-                }
+        if let Rules::Unstarted(_) = self.rules {
+            let Rules::Unstarted(store) = std::mem::replace(&mut self.rules, Rules::Ended) else {
+                return;
+            };
+            if let Some((region, root)) = self.start(&bytes) {
+                self.report.region = Some(region.clone());
+                self.rules = Rules::Running {
+                    replay: Box::new(Replay::new(region, root, store, self.threads)),
+                    window: Vec::with_capacity(WINDOW),
+                    base: 0,
+                };
             }
         }
         if let Rules::Running { window, .. } = &mut self.rules {
@@ -241,16 +253,12 @@ impl LogAudit {
         }
     }
 
-    /// The region's state before its first entry, from the region the entry names and the root
-    /// the trust bundle has for it; else a finding.
-    fn start(&mut self, first: &[u8]) -> Option<RegionState> {
+    /// The region the first entry names and the root the trust bundle has for it; else a
+    /// finding.
+    fn start(&mut self, first: &[u8]) -> Option<(RegionCode, PublicKey)> {
         let (_, trust) = self.setup.as_ref()?;
-        let start = start_state(trust, first);
-        match start {
-            Ok(state) => {
-                self.report.region = Some(state.region().clone());
-                Some(state)
-            }
+        match start_of(trust, first) {
+            Ok(start) => Some(start),
             Err((code, detail)) => {
                 self.report.entry_finding(0, code, detail);
                 None
@@ -260,37 +268,33 @@ impl LogAudit {
 
     fn replay_window(&mut self) {
         let Rules::Running {
-            state,
+            mut replay,
             window,
             base,
-        } = std::mem::replace(&mut self.rules, Rules::Unstarted)
+        } = std::mem::replace(&mut self.rules, Rules::Ended)
         else {
             return;
         };
-        let mut counted: Vec<Counted> = Vec::with_capacity(window.len());
-        let replayed = replay(*state, &window, self.threads, |state, applied| {
-            counted.push(Counted::of(applied, state));
+        let (statistics, region) = (&mut self.statistics, replay.region().clone());
+        let outcome = replay.entries(&window, |applied, delta| {
+            count(applied, delta, &region, statistics);
         });
-        match replayed {
-            Ok(state) => {
-                for c in &counted {
-                    count(c, &mut self.statistics);
-                }
+        match outcome {
+            Ok(()) => {
                 self.rules = Rules::Running {
                     base: base + window.len() as u64,
                     window: Vec::with_capacity(WINDOW),
-                    state: Box::new(state),
+                    replay,
                 };
             }
-            Err(stopped) => {
-                // Entries are handed to the callback in order, the refused one last if at all.
-                for c in counted.iter().take(stopped.offset) {
-                    count(c, &mut self.statistics);
-                }
+            Err(ReplayError::Refused(stopped)) => {
                 let index = base + stopped.offset as u64;
                 self.report
                     .entry_finding(index, stopped.rejection.code, stopped.rejection.detail);
-                self.rules = Rules::Stopped(index);
+                self.rules = Rules::Stopped { replay, index };
+            }
+            Err(ReplayError::Store(e)) => {
+                self.report.store_failure = Some(e.to_string());
             }
         }
     }
@@ -320,7 +324,7 @@ impl LogAudit {
     }
 
     /// Ends the audit: the remaining window replayed, checkpoints beyond the entries reported.
-    pub fn finish(mut self) -> Finished {
+    pub fn finish(mut self) -> Finished<S> {
         self.replay_window();
         let size = self.tree.size();
         self.report.entries = size;
@@ -338,33 +342,39 @@ impl LogAudit {
         }
         let mut report = self.report;
         report.statistics = self.statistics;
-        match self.rules {
-            Rules::Unstarted => Finished::Done(report),
-            Rules::Running { state, .. } => {
-                report.replayed = size;
-                conclude(&mut report, &state);
-                Finished::Done(report)
-            }
-            Rules::Stopped(index) => {
-                report.replayed = index;
-                let start = match (self.setup, index) {
-                    (Some((_, trust)), 1..) => Some(trust),
-                    _ => None,
-                };
-                Finished::Stopped(SecondPass {
+        let replay = match self.rules {
+            Rules::Unstarted(store) => {
+                return Finished {
                     report,
-                    trust: start,
-                    state: None,
-                    next: 0,
-                    until: index,
-                })
+                    store: Some(store),
+                };
             }
-        }
+            Rules::Ended => None,
+            Rules::Running { replay, .. } => {
+                report.replayed = size;
+                Some(replay)
+            }
+            Rules::Stopped { replay, index } => {
+                report.replayed = index;
+                Some(replay)
+            }
+        };
+        let store = replay.and_then(|replay| match conclude(&mut report, &replay) {
+            Ok(()) => Some(replay.into_store()),
+            Err(e) => {
+                report.store_failure = Some(e.to_string());
+                None
+            }
+        });
+        Finished { report, store }
     }
 }
 
-/// The region's state before the first entry of its log, or why there is none.
-fn start_state(trust: &TrustStore, first: &[u8]) -> Result<RegionState, (FindingCode, String)> {
+/// The region the first entry of a log names and its root key in `trust`, or why there is none.
+fn start_of(
+    trust: &TrustStore,
+    first: &[u8],
+) -> Result<(RegionCode, PublicKey), (FindingCode, String)> {
     let region: RegionCode = LogEntry::open(first)
         .map_err(|f| (FindingCode::EntryMalformed, f.to_string()))?
         .1
@@ -375,56 +385,8 @@ fn start_state(trust: &TrustStore, first: &[u8]) -> Result<RegionState, (Finding
             format!("the trust bundle has no root for region {region}"),
         )
     })?;
-    Ok(RegionState::new(region, root.key.clone()))
-}
-
-/// The second pass over a log whose replay stopped at entry `until`: its entries before that one,
-/// applied one at a time, give the state the report describes.
-pub struct SecondPass {
-    report: AuditReport,
-    /// The bundle to start the state from; `None` when nothing before `until` is to replay.
-    trust: Option<TrustStore>,
-    state: Option<RegionState>,
-    next: u64,
-    until: u64,
-}
-
-impl SecondPass {
-    /// The index of the refused entry: entries before it are wanted.
-    pub fn until(&self) -> u64 {
-        self.until
-    }
-
-    /// Whether more entries are wanted.
-    pub fn wants(&self) -> bool {
-        self.trust.is_some() && self.next < self.until
-    }
-
-    /// The next entry, from the first.
-    pub fn entry(&mut self, bytes: &[u8]) {
-        if !self.wants() {
-            return;
-        }
-        self.next += 1;
-        let state = match (self.state.take(), self.trust.as_ref()) {
-            (Some(state), _) => Some(state),
-            (None, Some(trust)) => start_state(trust, bytes).ok(),
-            (None, None) => None,
-        };
-        // The first pass applied every one of these: applying them again cannot fail, and if
-        // it did, the pass would describe fewer entries, never a wrong state.
-        self.state = state.and_then(|mut s| s.apply(bytes).is_ok().then_some(s));
-        if self.state.is_none() {
-            self.trust = None;
-        }
-    }
-
-    pub fn finish(mut self) -> AuditReport {
-        if let Some(state) = &self.state {
-            conclude(&mut self.report, state);
-        }
-        self.report
-    }
+    let key = root.key.clone();
+    Ok((region, key))
 }
 
 /// Hash tiles recomputed as the tree grows, compared with the node's as both are at hand. Each
@@ -644,11 +606,8 @@ mod tests {
         }
     }
 
-    fn done(finished: Finished) -> AuditReport {
-        match finished {
-            Finished::Done(report) => report,
-            Finished::Stopped(second) => second.finish(),
-        }
+    fn done(finished: Finished<MemoryStore>) -> AuditReport {
+        finished.report
     }
 
     #[test]
@@ -759,30 +718,22 @@ mod tests {
         for entry in &tampered {
             audit.entry(entry.clone());
         }
-        let Finished::Stopped(mut second) = audit.finish() else {
-            return Err("the replay should stop".into());
-        };
-        for entry in &tampered {
-            second.entry(entry);
-        }
-        let report = second.finish();
+        let report = audit.finish().report;
         assert_eq!(report.replayed, 5);
         assert_eq!(report.findings[0].entry, Some(5));
         // Exactly the state a replay of the first five entries reaches.
-        let mut expected = AuditReport::default();
-        let mut state = start_state(
-            &TrustStore::load_any_time(&log.trust_bundle, None)?,
-            &log.entries[0],
-        )
-        .map_err(|(_, d)| d)?;
+        let mut audit = LogAudit::new(&log.vkey, &log.trust_bundle, false);
         for entry in &log.entries[..5] {
-            state.apply(entry)?;
+            audit.entry(entry.clone());
         }
-        conclude(&mut expected, &state);
+        let expected = audit.finish().report;
+        assert!(expected.is_clean(), "{:?}", expected.findings);
         assert_eq!(
             report.statistics.final_states,
             expected.statistics.final_states
         );
+        assert!(!report.statistics.final_states.is_empty());
+        assert_eq!(report.statistics.issued, expected.statistics.issued);
         assert_eq!(report.agencies, expected.agencies);
         Ok(())
     }

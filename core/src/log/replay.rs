@@ -1,12 +1,21 @@
-//! Replaying a log with its signatures checked on several threads. Strict signature checks are
-//! most of a replay's time (a node's start, an audit), and unlike the rules they do not depend on
-//! one another: the rules are applied in order on the caller's thread while the signatures of
-//! each window of entries are checked in parallel. The outcome is the one [`RegionState::apply`]
+//! Replaying a log with its signatures checked on several threads, over a state kept wherever
+//! its [`AuditStore`] keeps it. Strict signature checks are most of a replay's time, and unlike
+//! the rules they do not depend on one another: the rules are applied in order on the caller's
+//! thread, over the store and an overlay of the window's own changes, while the signatures of
+//! each window of entries are checked in parallel; the store takes a window's changes once all of
+//! them held. The outcome is the one [`RegionState::apply`](crate::log::state::RegionState::apply)
 //! on each entry in turn gives: the same state, or the same first rejection at the same index.
 
+use std::collections::HashMap;
 use std::num::NonZeroUsize;
 
-use crate::log::state::{Applied, PendingSignature, RegionState, Rejection};
+use crate::ids::RegionCode;
+use crate::keys::{KeyId, PublicKey};
+use crate::log::overlay::{Layered, Overlay};
+use crate::log::state::{
+    Applied, ApplyError, AuditStore, Delta, Head, PendingSignature, Rejection, Rules, SealRecord,
+    Write,
+};
 
 /// How a replay divides its work.
 #[derive(Clone, Copy, Debug)]
@@ -32,84 +41,210 @@ pub struct Stopped {
     pub rejection: Rejection,
 }
 
-/// Applies `entries` to `state` in order, with [`RegionState::apply`]'s rules, calling `each`
-/// after every entry with the state as it then stands, and verifying the signatures on up to
-/// `threads` threads. Returns the state after the last entry, or where a replay one entry at a
-/// time would have stopped. The state is not returned then: entries after one whose signature
-/// failed may have been applied to it, so it is no state of the log.
-///
-/// `each` sees an entry before its signature is checked (up to a window of entries ahead): what
-/// it does with one must hold for any bytes (no panic on a hostile value) and be dropped if the
-/// replay fails.
-pub fn replay<B: AsRef<[u8]>>(
-    state: RegionState,
-    entries: &[B],
-    threads: NonZeroUsize,
-    each: impl FnMut(&RegionState, Applied),
-) -> Result<RegionState, Stopped> {
-    replay_tuned(state, entries, threads, TUNING, each)
+/// Why a replay did not take every entry given.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError<E: std::error::Error + 'static> {
+    /// The log's fault: an entry its rules refuse. The store holds the state before it.
+    #[error(transparent)]
+    Refused(Stopped),
+    /// The store's own failure (a full disk, say): no fault of the log.
+    #[error("the replay's state store failed: {0}")]
+    Store(#[source] E),
 }
 
-fn replay_tuned<B: AsRef<[u8]>>(
-    mut state: RegionState,
-    entries: &[B],
+/// A replay of one region's log: the rules, where the log stands, its seals (one per agency's
+/// stamp: a bounded set, held here), and the store that holds the rest.
+pub struct Replay<S> {
+    region: RegionCode,
+    root: PublicKey,
+    head: Head,
+    seals: HashMap<KeyId, SealRecord>,
+    store: S,
     threads: NonZeroUsize,
     tuning: Tuning,
-    mut each: impl FnMut(&RegionState, Applied),
-) -> Result<RegionState, Stopped> {
-    let window = tuning.window.max(1);
-    for (w, chunk) in entries.chunks(window).enumerate() {
-        let base = w * window;
-        state = replay_window(state, chunk, threads, tuning, &mut each).map_err(|s| Stopped {
-            offset: base + s.offset,
-            rejection: s.rejection,
-        })?;
+}
+
+impl<S: AuditStore> Replay<S> {
+    /// The replay of `region`'s log (whose root key is `root`) from its first entry, into
+    /// `store` (empty).
+    pub fn new(region: RegionCode, root: PublicKey, store: S, threads: NonZeroUsize) -> Replay<S> {
+        Replay {
+            region,
+            root,
+            head: Head::default(),
+            seals: HashMap::new(),
+            store,
+            threads,
+            tuning: TUNING,
+        }
     }
-    Ok(state)
-}
 
-fn replay_window<B: AsRef<[u8]>>(
-    mut state: RegionState,
-    entries: &[B],
-    threads: NonZeroUsize,
-    tuning: Tuning,
-    each: &mut impl FnMut(&RegionState, Applied),
-) -> Result<RegionState, Stopped> {
-    let mut next = 0;
-    while next < entries.len() {
-        let mut pending = Vec::with_capacity(entries.len() - next);
-        let mut refused_at = None;
-        for (offset, bytes) in entries.iter().enumerate().skip(next) {
-            match state.apply_deferred(bytes.as_ref()) {
-                Ok((applied, signature)) => {
-                    pending.push(signature);
-                    each(&state, applied);
+    pub fn region(&self) -> &RegionCode {
+        &self.region
+    }
+
+    /// Entries taken so far.
+    pub fn size(&self) -> u64 {
+        self.head.size
+    }
+
+    pub fn seals(&self) -> impl Iterator<Item = &SealRecord> {
+        self.seals.values()
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Where the log stands after the entries taken.
+    pub fn head(&self) -> Head {
+        self.head
+    }
+
+    pub fn into_store(self) -> S {
+        self.store
+    }
+
+    /// Takes the next `entries`, in windows: `each` sees every entry once it and every entry
+    /// before it passed every rule and its signature. On a refusal, the store holds the state
+    /// before the refused entry.
+    pub fn entries<B: AsRef<[u8]>>(
+        &mut self,
+        entries: &[B],
+        mut each: impl FnMut(&Applied, &Delta),
+    ) -> Result<(), ReplayError<S::Error>> {
+        let window = self.tuning.window.max(1);
+        for (w, chunk) in entries.chunks(window).enumerate() {
+            self.window(chunk, &mut each).map_err(|e| match e {
+                ReplayError::Refused(s) => ReplayError::Refused(Stopped {
+                    offset: w * window + s.offset,
+                    rejection: s.rejection,
+                }),
+                store => store,
+            })?;
+        }
+        Ok(())
+    }
+
+    fn window<B: AsRef<[u8]>>(
+        &mut self,
+        entries: &[B],
+        each: &mut impl FnMut(&Applied, &Delta),
+    ) -> Result<(), ReplayError<S::Error>> {
+        let seals_before = self.seals.clone();
+        let (judged, stop) = self.judge(entries);
+        let stop = match stop {
+            Some(Stop::Store(e)) => return Err(ReplayError::Store(e)),
+            Some(Stop::Refused(stopped)) => {
+                // The seals as the good entries left them, not as the refused window did.
+                self.seals = seals_before;
+                for (_, delta) in &judged {
+                    for write in &delta.writes {
+                        if let Write::Seal(record) = write {
+                            self.seals.insert(record.info.key.kid(), record.clone());
+                        }
+                    }
                 }
-                Err(_) => {
-                    refused_at = Some(offset);
+                Some(stopped)
+            }
+            None => None,
+        };
+        for (applied, delta) in &judged {
+            each(applied, delta);
+        }
+        let deltas: Vec<Delta> = judged.into_iter().map(|(_, delta)| delta).collect();
+        if let Some(last) = deltas.last() {
+            self.head = last.head;
+        }
+        self.store.take(&deltas).map_err(ReplayError::Store)?;
+        match stop {
+            Some(stopped) => Err(ReplayError::Refused(stopped)),
+            None => Ok(()),
+        }
+    }
+
+    /// Every rule of each entry in order over the store and the window's own changes, the
+    /// signatures put off; then the signatures on every thread. Returns what passed everything,
+    /// and where and why the window stopped, if it did.
+    fn judge<B: AsRef<[u8]>>(&mut self, entries: &[B]) -> Judged<S::Error> {
+        let rules = Rules {
+            region: &self.region,
+            root: &self.root,
+        };
+        let mut overlay = Overlay::default();
+        let mut head = self.head;
+        let mut judged: Vec<(Applied, Delta)> = Vec::with_capacity(entries.len());
+        let mut pending: Vec<PendingSignature<'_>> = Vec::with_capacity(entries.len());
+        let mut refused = None;
+        for (offset, bytes) in entries.iter().enumerate() {
+            let store = Layered {
+                seals: &self.seals,
+                overlay: &overlay,
+                store: &self.store,
+            };
+            let checked = rules.check(head, &store, bytes.as_ref(), |envelope, key| {
+                Ok(PendingSignature::new(envelope, key))
+            });
+            match checked {
+                Ok((applied, signature, delta)) => {
+                    pending.push(signature);
+                    overlay.take(head.size, &delta, &mut self.seals);
+                    head = delta.head;
+                    judged.push((applied, delta));
+                }
+                Err(ApplyError::Store(e)) => {
+                    judged.clear();
+                    return (judged, Some(Stop::Store(e)));
+                }
+                Err(ApplyError::Rejected(_)) => {
+                    // Decided below: an earlier bad signature comes first; else the strict check
+                    // of this entry (its signature before any later rule) says why.
+                    let strict = rules.check(head, &store, bytes.as_ref(), |envelope, key| {
+                        PendingSignature::new(envelope, key).check()
+                    });
+                    refused = Some(match strict {
+                        Ok(_) => Err(offset),
+                        Err(ApplyError::Rejected(rejection)) => Ok((offset, rejection)),
+                        Err(ApplyError::Store(e)) => {
+                            judged.clear();
+                            return (judged, Some(Stop::Store(e)));
+                        }
+                    });
                     break;
                 }
             }
         }
-        if let Some((i, rejection)) = first_bad_signature(&pending, threads, tuning.min_share) {
-            return Err(Stopped {
-                offset: next + i,
-                rejection,
-            });
+        if let Some((offset, rejection)) =
+            first_bad_signature(&pending, self.threads, self.tuning.min_share)
+        {
+            judged.truncate(offset);
+            return (judged, Some(Stop::Refused(Stopped { offset, rejection })));
         }
-        let Some(offset) = refused_at else {
-            return Ok(state);
-        };
-        // Every earlier entry is now known good and a refusal leaves the state unchanged, so
-        // this is the state a replay one entry at a time reaches here, and its strict `apply`
-        // decides the entry as that replay would (a bad signature before a later rule, say).
-        let applied = state
-            .apply(entries[offset].as_ref())
-            .map_err(|rejection| Stopped { offset, rejection })?;
-        each(&state, applied);
-        next = offset + 1;
+        match refused {
+            None => (judged, None),
+            Some(Ok((offset, rejection))) => {
+                (judged, Some(Stop::Refused(Stopped { offset, rejection })))
+            }
+            // The rules are a function of the entry and the state: a second look cannot accept
+            // what the first refused. Were it to, the entry is still not taken.
+            Some(Err(offset)) => {
+                let rejection = Rejection {
+                    code: crate::log::audit::FindingCode::EntryMalformed,
+                    detail: "refused, then accepted, by the same rules".into(),
+                };
+                (judged, Some(Stop::Refused(Stopped { offset, rejection })))
+            }
+        }
     }
-    Ok(state)
+}
+
+/// What a window's judgement passed, and where and why it stopped, if it did.
+type Judged<E> = (Vec<(Applied, Delta)>, Option<Stop<E>>);
+
+/// Why a window stopped.
+enum Stop<E> {
+    Refused(Stopped),
+    Store(E),
 }
 
 /// The first signature (by index) that fails its strict check, checked on up to `threads`
@@ -161,36 +296,82 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+    use crate::log::state::{MemoryStore, RegionState};
     use crate::testkit::log::sample;
     use crate::testkit::region_code;
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-    /// The state's fingerprint or where the replay stopped, and what `each` saw.
-    type Replayed = (Result<String, Stopped>, Vec<String>);
+    /// Where the replay stopped (if it did), the state it left, and what `each` saw.
+    type Replayed = (Result<(), Stopped>, String, Vec<String>);
 
     fn fresh() -> Result<RegionState, Box<dyn std::error::Error>> {
         let root = crate::testkit::key("region 341200 root")?.public().clone();
         Ok(RegionState::new(region_code("341200")?, root))
     }
 
-    /// Everything the state holds, in a comparable form.
-    fn fingerprint(state: &RegionState) -> String {
-        let certs: BTreeMap<_, _> = state.certs().collect();
-        let mut seals: Vec<String> = state.seals().map(|s| format!("{s:?}")).collect();
+    /// Everything a state holds, in a comparable form.
+    fn fingerprint(
+        head: Head,
+        certs: BTreeMap<String, String>,
+        mut seals: Vec<String>,
+        transfers_in: Vec<String>,
+        transfers_out: Vec<String>,
+    ) -> String {
         seals.sort();
         format!(
-            "{} {:?} {certs:?} {seals:?} {:?} {:?}",
-            state.size(),
-            state.last_at(),
-            state.transfers_in(),
-            state.transfers_out()
+            "{} {:?} {certs:?} {seals:?} {transfers_in:?} {transfers_out:?}",
+            head.size, head.last_at
         )
     }
 
-    /// What `each` saw: the entry applied and the state's size just after it.
-    fn seen(state: &RegionState, applied: &Applied) -> String {
-        format!("{} {:?} {:?}", state.size(), applied.signer, applied.entry)
+    fn of_state(state: &RegionState) -> String {
+        fingerprint(
+            state.head(),
+            state
+                .certs()
+                .map(|(id, c)| (id.as_str().to_owned(), format!("{c:?}")))
+                .collect(),
+            state.seals().map(|s| format!("{s:?}")).collect(),
+            state
+                .transfers_in()
+                .iter()
+                .map(|t| format!("{t:?}"))
+                .collect(),
+            state
+                .transfers_out()
+                .iter()
+                .map(|t| format!("{t:?}"))
+                .collect(),
+        )
+    }
+
+    fn of_replay(replay: &Replay<MemoryStore>) -> Result<String, Box<dyn std::error::Error>> {
+        let mut certs = BTreeMap::new();
+        let (mut transfers_in, mut transfers_out) = (Vec::new(), Vec::new());
+        let store = replay.store();
+        store.each_cert(&mut |id, c| {
+            certs.insert(id.as_str().to_owned(), format!("{c:?}"));
+            true
+        })?;
+        store.each_transfer_in(&mut |i, id, p| {
+            transfers_in.push(format!("{:?}", (i, id.clone(), p.clone())));
+        })?;
+        store.each_transfer_out(&mut |id, to| {
+            transfers_out.push(format!("{:?}", (id.clone(), to.clone())));
+        })?;
+        Ok(fingerprint(
+            replay.head(),
+            certs,
+            replay.seals().map(|s| format!("{s:?}")).collect(),
+            transfers_in,
+            transfers_out,
+        ))
+    }
+
+    /// What `each` saw: the entry applied and the log's size just after it.
+    fn seen(size: u64, applied: &Applied) -> String {
+        format!("{size} {:?} {:?}", applied.signer, applied.entry)
     }
 
     /// The reference: [`RegionState::apply`] on one entry after another.
@@ -199,11 +380,13 @@ mod tests {
         let mut log = Vec::new();
         for (offset, bytes) in entries.iter().enumerate() {
             match state.apply(bytes) {
-                Ok(applied) => log.push(seen(&state, &applied)),
-                Err(rejection) => return Ok((Err(Stopped { offset, rejection }), log)),
+                Ok(applied) => log.push(seen(state.size(), &applied)),
+                Err(rejection) => {
+                    return Ok((Err(Stopped { offset, rejection }), of_state(&state), log));
+                }
             }
         }
-        Ok((Ok(fingerprint(&state)), log))
+        Ok((Ok(()), of_state(&state), log))
     }
 
     /// Divisions that reach every path: one entry per window, windows that split the log, one
@@ -227,11 +410,24 @@ mod tests {
         threads: NonZeroUsize,
         tuning: Tuning,
     ) -> Result<Replayed, Box<dyn std::error::Error>> {
+        let state = fresh()?;
+        let mut replay = Replay::new(
+            state.region().clone(),
+            state.root().clone(),
+            MemoryStore::default(),
+            threads,
+        );
+        replay.tuning = tuning;
         let mut log = Vec::new();
-        let outcome = replay_tuned(fresh()?, entries, threads, tuning, |state, applied| {
-            log.push(seen(state, &applied))
+        let outcome = replay.entries(entries, |applied, delta| {
+            log.push(seen(delta.head.size, applied))
         });
-        Ok((outcome.map(|state| fingerprint(&state)), log))
+        let outcome = match outcome {
+            Ok(()) => Ok(()),
+            Err(ReplayError::Refused(stopped)) => Err(stopped),
+            Err(ReplayError::Store(never)) => match never {},
+        };
+        Ok((outcome, of_replay(&replay)?, log))
     }
 
     #[test]
@@ -239,6 +435,7 @@ mod tests {
         let entries = sample()?.entries;
         let expected = one_at_a_time(&entries)?;
         assert!(expected.0.is_ok(), "the sample log replays");
+        assert!(expected.2.len() == entries.len());
         for (threads, tuning) in tunings() {
             assert_eq!(
                 in_parallel(&entries, threads, tuning)?,
@@ -291,12 +488,13 @@ mod tests {
                 let Some(log) = tampered(&entries, at, how) else {
                     continue;
                 };
-                let (expected, _) = one_at_a_time(&log)?;
-                stopped += usize::from(expected.is_err());
+                let expected = one_at_a_time(&log)?;
+                stopped += usize::from(expected.0.is_err());
                 for (threads, tuning) in tunings() {
-                    let (outcome, _) = in_parallel(&log, threads, tuning)?;
+                    // The same stop, the same state before it, the same entries seen.
                     assert_eq!(
-                        outcome, expected,
+                        in_parallel(&log, threads, tuning)?,
+                        expected,
                         "entry {at} tampered by {how}, {threads} threads, {tuning:?}"
                     );
                 }
@@ -317,16 +515,16 @@ mod tests {
             window: 4096,
             min_share: 1,
         };
-        let (outcome, seen) = in_parallel(&log, threads, tuning)?;
+        let (outcome, _, seen) = in_parallel(&log, threads, tuning)?;
         let stopped = outcome.err().ok_or("the log is refused")?;
         assert_eq!(stopped.offset, bad);
         assert_eq!(
             stopped.rejection.code,
             crate::log::audit::FindingCode::EntrySignature
         );
-        // The later entries were applied before the signatures were checked, which is why the
-        // state is not handed back.
-        assert!(seen.len() > bad);
+        // The later entries were judged by the rules before the signatures were checked, but
+        // only the entries before the bad one were seen (and taken).
+        assert_eq!(seen.len(), bad);
         Ok(())
     }
 }

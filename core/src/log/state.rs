@@ -76,6 +76,74 @@ pub struct CertRecord {
 }
 
 impl CertRecord {
+    /// The record as a store keeps it: a CBOR array of its fields, optional ones as arrays of
+    /// none or one item.
+    pub fn encode(&self) -> Vec<u8> {
+        use crate::cbor::{
+            write_bool, write_bytes, write_head, write_option, write_text, write_uint,
+        };
+        let mut out = Vec::with_capacity(160);
+        write_head(&mut out, 4, 14);
+        write_uint(&mut out, self.state.code());
+        write_text(&mut out, &self.agency);
+        write_bytes(&mut out, &self.seal.0);
+        write_bytes(&mut out, &self.digest);
+        write_uint(&mut out, self.issued.seconds());
+        write_option(&mut out, self.predecessor.as_ref(), |o, p| {
+            write_text(o, p.as_str())
+        });
+        write_option(&mut out, self.promise_deadline, |o, t| {
+            write_uint(o, t.seconds())
+        });
+        write_bool(&mut out, self.promise_fulfilled);
+        write_uint(&mut out, self.issued_at_index);
+        write_uint(&mut out, self.changed_at_index);
+        write_uint(&mut out, self.changed.seconds());
+        write_option(&mut out, self.reason.as_ref(), |o, r| {
+            write_text(o, r.as_str())
+        });
+        write_bool(&mut out, self.transfer_accepted);
+        write_uint(&mut out, u64::from(self.status_index));
+        out
+    }
+
+    /// What [`CertRecord::encode`] wrote; `None` for anything else.
+    pub fn decode(bytes: &[u8]) -> Option<CertRecord> {
+        use crate::cbor::{Reader, read_option};
+        let mut r = Reader::new(bytes);
+        (r.array()? == 14).then_some(())?;
+        let state = State::from_code(r.uint()?)?;
+        let agency = r.text()?.to_owned();
+        let seal = KeyId(r.bytes()?.try_into().ok()?);
+        let digest = r.bytes()?.try_into().ok()?;
+        let issued = Time::new(r.uint()?)?;
+        let predecessor = read_option(&mut r, |r| Identifier::parse(r.text()?).ok())?;
+        let promise_deadline = read_option(&mut r, |r| Time::new(r.uint()?))?;
+        let promise_fulfilled = r.bool()?;
+        let issued_at_index = r.uint()?;
+        let changed_at_index = r.uint()?;
+        let changed = Time::new(r.uint()?)?;
+        let reason = read_option(&mut r, |r| ShortText::new(r.text()?))?;
+        let transfer_accepted = r.bool()?;
+        let status_index = u32::try_from(r.uint()?).ok()?;
+        r.at_end().then_some(CertRecord {
+            state,
+            agency,
+            seal,
+            digest,
+            issued,
+            predecessor,
+            promise_deadline,
+            promise_fulfilled,
+            issued_at_index,
+            changed_at_index,
+            changed,
+            reason,
+            transfer_accepted,
+            status_index,
+        })
+    }
+
     /// What the region's status list says of this certificate (specs/status.md §5).
     pub fn list_status(&self) -> ListStatus {
         ListStatus::of(
@@ -93,7 +161,14 @@ pub(crate) struct PendingSignature<'a> {
     key: PublicKey,
 }
 
-impl PendingSignature<'_> {
+impl<'a> PendingSignature<'a> {
+    pub(crate) fn new(envelope: Envelope<'a>, key: &PublicKey) -> PendingSignature<'a> {
+        PendingSignature {
+            envelope,
+            key: key.clone(),
+        }
+    }
+
     /// The strict check [`RegionState::apply`] makes, with the same rejection when it fails.
     pub(crate) fn check(&self) -> Result<(), Rejection> {
         verify_entry(&self.envelope, &self.key)
@@ -134,6 +209,21 @@ pub trait StateRead {
     fn transfer_out(&self, id: &Identifier) -> Result<Option<RegionCode>, Self::Error>;
     /// Whether a certificate holds status list index `index` already.
     fn status_index_taken(&self, index: u32) -> Result<bool, Self::Error>;
+}
+
+/// A transfer in as a store keeps it, under its predecessor: the index of the entry that took it
+/// in (8 bytes, big-endian) and the identifier issued for it.
+pub fn encode_transfer_in(index: u64, id: &Identifier) -> Vec<u8> {
+    let mut value = index.to_be_bytes().to_vec();
+    value.extend_from_slice(id.as_str().as_bytes());
+    value
+}
+
+/// What [`encode_transfer_in`] wrote.
+pub fn decode_transfer_in(value: &[u8]) -> Option<(u64, Identifier)> {
+    let (index, id) = value.split_first_chunk::<8>()?;
+    let id = Identifier::parse(std::str::from_utf8(id).ok()?).ok()?;
+    Some((u64::from_be_bytes(*index), id))
 }
 
 /// One change an entry makes to the state.
@@ -588,20 +678,147 @@ impl<'r, 's, S: StateRead> Judgement<'r, 's, S> {
     }
 }
 
-/// The state of one region's log after some prefix of its entries, held in memory: what an
-/// audit, a test or a small replica uses. A node keeps its own on disk beside its log.
+/// Where a replay keeps what the log establishes beyond its seals (which it holds itself: a bounded
+/// set): certificates, transfers, status indexes. In memory for a small log ([`MemoryStore`]), on
+/// disk for a province's (`tongban-verify audit replay`'s temporary store). The rules read it;
+/// it takes a window's changes only once every rule and signature of the window held.
+pub trait AuditStore: StateRead {
+    /// Takes the changes of the entries that follow those taken so far, in order (their seal
+    /// writes too, which a store may ignore).
+    fn take(&mut self, deltas: &[Delta]) -> Result<(), Self::Error>;
+    /// Every certificate's record, in no particular order, while `each` returns true.
+    fn each_cert(
+        &self,
+        each: &mut dyn FnMut(&Identifier, &CertRecord) -> bool,
+    ) -> Result<(), Self::Error>;
+    /// Every transfer in: (entry index, identifier issued, predecessor).
+    fn each_transfer_in(
+        &self,
+        each: &mut dyn FnMut(u64, &Identifier, &Identifier),
+    ) -> Result<(), Self::Error>;
+    /// Every certificate transferred out and not taken back, with its receiving region.
+    fn each_transfer_out(
+        &self,
+        each: &mut dyn FnMut(&Identifier, &RegionCode),
+    ) -> Result<(), Self::Error>;
+}
+
+/// An [`AuditStore`] in memory: what a test, a small log's audit or a small replica uses.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryStore {
+    certs: HashMap<Identifier, CertRecord>,
+    transfers_in: Vec<(u64, Identifier, Identifier)>,
+    /// Predecessors already transferred in: each may be only once.
+    transferred_predecessors: HashSet<Identifier>,
+    transfers_out: BTreeMap<Identifier, RegionCode>,
+    status_indexes: HashSet<u32>,
+}
+
+impl MemoryStore {
+    fn take_one(&mut self, delta: &Delta) {
+        for write in &delta.writes {
+            match write {
+                Write::Seal(_) => {}
+                Write::Cert { id, record } => {
+                    self.status_indexes.insert(record.status_index);
+                    self.certs.insert(id.clone(), record.clone());
+                }
+                Write::TransferIn {
+                    index,
+                    id,
+                    predecessor,
+                } => {
+                    self.transferred_predecessors.insert(predecessor.clone());
+                    self.transfers_in
+                        .push((*index, id.clone(), predecessor.clone()));
+                }
+                Write::TransferOut { id, to: Some(to) } => {
+                    self.transfers_out.insert(id.clone(), to.clone());
+                }
+                Write::TransferOut { id, to: None } => {
+                    self.transfers_out.remove(id);
+                }
+            }
+        }
+    }
+}
+
+impl StateRead for MemoryStore {
+    type Error = std::convert::Infallible;
+
+    fn seal(&self, _: &KeyId) -> Result<Option<SealRecord>, Self::Error> {
+        // Seals are their holder's (RegionState, a replay), never the store's.
+        Ok(None)
+    }
+
+    fn cert(&self, id: &Identifier) -> Result<Option<CertRecord>, Self::Error> {
+        Ok(self.certs.get(id).cloned())
+    }
+
+    fn transferred_in(&self, predecessor: &Identifier) -> Result<bool, Self::Error> {
+        Ok(self.transferred_predecessors.contains(predecessor))
+    }
+
+    fn transfer_out(&self, id: &Identifier) -> Result<Option<RegionCode>, Self::Error> {
+        Ok(self.transfers_out.get(id).cloned())
+    }
+
+    fn status_index_taken(&self, index: u32) -> Result<bool, Self::Error> {
+        Ok(self.status_indexes.contains(&index))
+    }
+}
+
+impl AuditStore for MemoryStore {
+    fn take(&mut self, deltas: &[Delta]) -> Result<(), Self::Error> {
+        for delta in deltas {
+            self.take_one(delta);
+        }
+        Ok(())
+    }
+
+    fn each_cert(
+        &self,
+        each: &mut dyn FnMut(&Identifier, &CertRecord) -> bool,
+    ) -> Result<(), Self::Error> {
+        for (id, record) in &self.certs {
+            if !each(id, record) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn each_transfer_in(
+        &self,
+        each: &mut dyn FnMut(u64, &Identifier, &Identifier),
+    ) -> Result<(), Self::Error> {
+        for (index, id, predecessor) in &self.transfers_in {
+            each(*index, id, predecessor);
+        }
+        Ok(())
+    }
+
+    fn each_transfer_out(
+        &self,
+        each: &mut dyn FnMut(&Identifier, &RegionCode),
+    ) -> Result<(), Self::Error> {
+        for (id, to) in &self.transfers_out {
+            each(id, to);
+        }
+        Ok(())
+    }
+}
+
+/// The state of one region's log after some prefix of its entries, held in memory: what a test
+/// or a small replica uses. A node keeps its own on disk beside its log; an audit, in whichever
+/// [`AuditStore`] it is given.
 #[derive(Clone, Debug)]
 pub struct RegionState {
     region: RegionCode,
     root: PublicKey,
     head: Head,
     seals: HashMap<KeyId, SealRecord>,
-    certs: HashMap<Identifier, CertRecord>,
-    transfers_in: Vec<(u64, String, String)>,
-    /// Predecessors already transferred in: each may be only once.
-    transferred_predecessors: HashSet<String>,
-    transfers_out: BTreeMap<String, RegionCode>,
-    status_indexes: HashSet<u32>,
+    store: MemoryStore,
 }
 
 impl StateRead for RegionState {
@@ -612,19 +829,19 @@ impl StateRead for RegionState {
     }
 
     fn cert(&self, id: &Identifier) -> Result<Option<CertRecord>, Self::Error> {
-        Ok(self.certs.get(id.as_str()).cloned())
+        self.store.cert(id)
     }
 
     fn transferred_in(&self, predecessor: &Identifier) -> Result<bool, Self::Error> {
-        Ok(self.transferred_predecessors.contains(predecessor.as_str()))
+        self.store.transferred_in(predecessor)
     }
 
     fn transfer_out(&self, id: &Identifier) -> Result<Option<RegionCode>, Self::Error> {
-        Ok(self.transfers_out.get(id.as_str()).cloned())
+        self.store.transfer_out(id)
     }
 
     fn status_index_taken(&self, index: u32) -> Result<bool, Self::Error> {
-        Ok(self.status_indexes.contains(&index))
+        self.store.status_index_taken(index)
     }
 }
 
@@ -643,11 +860,7 @@ impl RegionState {
             root,
             head: Head::default(),
             seals: HashMap::new(),
-            certs: HashMap::new(),
-            transfers_in: Vec::new(),
-            transferred_predecessors: HashSet::new(),
-            transfers_out: BTreeMap::new(),
-            status_indexes: HashSet::new(),
+            store: MemoryStore::default(),
         }
     }
 
@@ -682,21 +895,21 @@ impl RegionState {
     }
 
     pub fn cert(&self, id: &str) -> Option<&CertRecord> {
-        self.certs.get(id)
+        self.store.certs.get(id)
     }
 
     pub fn certs(&self) -> impl Iterator<Item = (&Identifier, &CertRecord)> {
-        self.certs.iter()
+        self.store.certs.iter()
     }
 
     /// Transfers in: (entry index, identifier issued, predecessor identifier).
-    pub fn transfers_in(&self) -> &[(u64, String, String)] {
-        &self.transfers_in
+    pub fn transfers_in(&self) -> &[(u64, Identifier, Identifier)] {
+        &self.store.transfers_in
     }
 
     /// Certificates transferred out and not taken back: identifier → receiving region.
-    pub fn transfers_out(&self) -> &BTreeMap<String, RegionCode> {
-        &self.transfers_out
+    pub fn transfers_out(&self) -> &BTreeMap<Identifier, RegionCode> {
+        &self.store.transfers_out
     }
 
     /// Applies the next entry of the log. On a rejection the state is unchanged, so a node can
@@ -712,22 +925,6 @@ impl RegionState {
     pub fn apply_own(&mut self, bytes: &[u8], signer: &PublicKey) -> Result<Applied, Rejection> {
         self.apply_checked(bytes, |_, key| own_signature(key, signer))
             .map(|(applied, ())| applied)
-    }
-
-    /// Every rule of [`RegionState::apply`] but the signature's verification, which is handed
-    /// back to be done later (and elsewhere: on another thread). Until it is, the state may hold
-    /// an entry that its signature would have refused: only [`replay`](crate::log::replay::replay)
-    /// calls this, and it drops the state when a signature then fails.
-    pub(crate) fn apply_deferred<'a>(
-        &mut self,
-        bytes: &'a [u8],
-    ) -> Result<(Applied, PendingSignature<'a>), Rejection> {
-        self.apply_checked(bytes, |envelope, key| {
-            Ok(PendingSignature {
-                envelope,
-                key: key.clone(),
-            })
-        })
     }
 
     fn apply_checked<'a, T>(
@@ -749,33 +946,12 @@ impl RegionState {
     /// Takes a delta the rules made over this state (by [`Rules::check`], as a replica does
     /// with this state as its store); nothing is checked here.
     pub fn take(&mut self, delta: Delta) {
-        for write in delta.writes {
-            match write {
-                Write::Seal(record) => {
-                    self.seals.insert(record.info.key.kid(), record);
-                }
-                Write::Cert { id, record } => {
-                    self.status_indexes.insert(record.status_index);
-                    self.certs.insert(id, record);
-                }
-                Write::TransferIn {
-                    index,
-                    id,
-                    predecessor,
-                } => {
-                    let predecessor = predecessor.as_str().to_owned();
-                    self.transferred_predecessors.insert(predecessor.clone());
-                    self.transfers_in
-                        .push((index, id.as_str().to_owned(), predecessor));
-                }
-                Write::TransferOut { id, to: Some(to) } => {
-                    self.transfers_out.insert(id.as_str().to_owned(), to);
-                }
-                Write::TransferOut { id, to: None } => {
-                    self.transfers_out.remove(id.as_str());
-                }
+        for write in &delta.writes {
+            if let Write::Seal(record) = write {
+                self.seals.insert(record.info.key.kid(), record.clone());
             }
         }
+        self.store.take_one(&delta);
         self.head = delta.head;
     }
 }
@@ -819,6 +995,46 @@ mod tests {
             state.apply(entry)?;
         }
         Ok((state, log.entries))
+    }
+
+    #[test]
+    fn a_certificate_record_decodes_to_the_record_it_encodes()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let time = |s: u64| Time::new(s).ok_or("time");
+        let agency = crate::testkit::make_uscc("91340100MA2N0AAAA")?;
+        let id =
+            |serial| crate::testkit::identifier(crate::testkit::BUSINESS_LICENCE, &agency, serial);
+        let full = CertRecord {
+            state: State::Suspended,
+            agency: "91340100MA2N0AAAA1".into(),
+            seal: KeyId([7; 16]),
+            digest: [9; 32],
+            issued: time(1_700_000_000)?,
+            predecessor: Some(id("000001")?),
+            promise_deadline: Some(time(1_800_000_000)?),
+            promise_fulfilled: false,
+            issued_at_index: 5,
+            changed_at_index: 9,
+            changed: time(1_700_000_500)?,
+            reason: ShortText::new("核查中"),
+            transfer_accepted: true,
+            status_index: 70_000,
+        };
+        assert_eq!(CertRecord::decode(&full.encode()), Some(full.clone()));
+        let bare = CertRecord {
+            predecessor: None,
+            promise_deadline: None,
+            reason: None,
+            ..full
+        };
+        let bytes = bare.encode();
+        assert_eq!(CertRecord::decode(&bytes), Some(bare));
+        // Cut short or extended, a record does not decode.
+        assert_eq!(CertRecord::decode(&bytes[..bytes.len() - 1]), None);
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert_eq!(CertRecord::decode(&longer), None);
+        Ok(())
     }
 
     #[test]

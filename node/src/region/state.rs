@@ -6,7 +6,7 @@
 //! and the seals (one per agency's stamp, a bounded set).
 //!
 //! Rows (kind, key → value):
-//! - [`CERT`]: identifier → [`CertRecord`] (encoded by [`encode_cert`]);
+//! - [`CERT`]: identifier → [`CertRecord`] (encoded by [`CertRecord::encode`]);
 //! - [`SEAL`]: key id → the signed seal, and its signed revocation once revoked;
 //! - [`TRANSFER_IN`]: predecessor → (entry index, identifier issued for it);
 //! - [`TRANSFER_OUT`]: identifier → receiving region, while transferred out;
@@ -22,10 +22,12 @@ use tongban_core::cbor::{self, Reader};
 use tongban_core::envelope::{Envelope, Kind};
 use tongban_core::ids::{Identifier, RegionCode};
 use tongban_core::keys::KeyId;
-use tongban_core::log::state::{CertRecord, Delta, Head, SealRecord, StateRead, Write};
+use tongban_core::log::state::{
+    CertRecord, Delta, Head, SealRecord, StateRead, Write, encode_transfer_in,
+};
 use tongban_core::status::{ListStatus, State};
 use tongban_core::trust::{SealInfo, SealRevocation};
-use tongban_core::values::{ShortText, Time};
+use tongban_core::values::Time;
 
 use crate::log::{LogError, StateOp, StateRows};
 
@@ -59,102 +61,9 @@ fn corrupt(what: &str, key: &[u8]) -> LogError {
     ))
 }
 
-// ---- encoding (CBOR arrays with core's writer and reader; optional values as 0- or 1-arrays) ----
+// ---- encoding: CBOR arrays with core's writer and reader (certificate records are core's) ----
 
-fn put_uint(out: &mut Vec<u8>, v: u64) {
-    cbor::write_head(out, 0, v);
-}
-
-fn put_text(out: &mut Vec<u8>, s: &str) {
-    cbor::write_head(out, 3, s.len() as u64);
-    out.extend_from_slice(s.as_bytes());
-}
-
-fn put_bool(out: &mut Vec<u8>, b: bool) {
-    out.push(if b { 0xf5 } else { 0xf4 });
-}
-
-fn put_option<T>(out: &mut Vec<u8>, v: Option<T>, each: impl FnOnce(&mut Vec<u8>, T)) {
-    match v {
-        None => cbor::write_head(out, 4, 0),
-        Some(v) => {
-            cbor::write_head(out, 4, 1);
-            each(out, v);
-        }
-    }
-}
-
-fn take_option<'a, T>(
-    r: &mut Reader<'a>,
-    each: impl FnOnce(&mut Reader<'a>) -> Option<T>,
-) -> Option<Option<T>> {
-    match r.array()? {
-        0 => Some(None),
-        1 => each(r).map(Some),
-        _ => None,
-    }
-}
-
-pub fn encode_cert(record: &CertRecord) -> Vec<u8> {
-    let mut out = Vec::with_capacity(160);
-    cbor::write_head(&mut out, 4, 14);
-    put_uint(&mut out, record.state.code());
-    put_text(&mut out, &record.agency);
-    cbor::write_bytes(&mut out, &record.seal.0);
-    cbor::write_bytes(&mut out, &record.digest);
-    put_uint(&mut out, record.issued.seconds());
-    put_option(&mut out, record.predecessor.as_ref(), |o, p| {
-        put_text(o, p.as_str())
-    });
-    put_option(&mut out, record.promise_deadline, |o, t| {
-        put_uint(o, t.seconds())
-    });
-    put_bool(&mut out, record.promise_fulfilled);
-    put_uint(&mut out, record.issued_at_index);
-    put_uint(&mut out, record.changed_at_index);
-    put_uint(&mut out, record.changed.seconds());
-    put_option(&mut out, record.reason.as_ref(), |o, r| {
-        put_text(o, r.as_str())
-    });
-    put_bool(&mut out, record.transfer_accepted);
-    put_uint(&mut out, u64::from(record.status_index));
-    out
-}
-
-pub fn decode_cert(bytes: &[u8]) -> Option<CertRecord> {
-    let mut r = Reader::new(bytes);
-    (r.array()? == 14).then_some(())?;
-    let state = State::from_code(r.uint()?)?;
-    let agency = r.text()?.to_owned();
-    let seal = KeyId(r.bytes()?.try_into().ok()?);
-    let digest = r.bytes()?.try_into().ok()?;
-    let issued = Time::new(r.uint()?)?;
-    let predecessor = take_option(&mut r, |r| Identifier::parse(r.text()?).ok())?;
-    let promise_deadline = take_option(&mut r, |r| Time::new(r.uint()?))?;
-    let promise_fulfilled = r.bool()?;
-    let issued_at_index = r.uint()?;
-    let changed_at_index = r.uint()?;
-    let changed = Time::new(r.uint()?)?;
-    let reason = take_option(&mut r, |r| ShortText::new(r.text()?))?;
-    let transfer_accepted = r.bool()?;
-    let status_index = u32::try_from(r.uint()?).ok()?;
-    r.at_end().then_some(CertRecord {
-        state,
-        agency,
-        seal,
-        digest,
-        issued,
-        predecessor,
-        promise_deadline,
-        promise_fulfilled,
-        issued_at_index,
-        changed_at_index,
-        changed,
-        reason,
-        transfer_accepted,
-        status_index,
-    })
-}
+use tongban_core::cbor::{read_option as take_option, write_option as put_option};
 
 fn encode_seal(record: &SealRecord) -> Vec<u8> {
     let mut out = Vec::with_capacity(record.signed.len() + 16);
@@ -246,7 +155,7 @@ pub fn ops_of(delta: &Delta) -> Vec<StateOp> {
                 ops.push(StateOp::Put {
                     kind: CERT,
                     key,
-                    value: encode_cert(record),
+                    value: record.encode(),
                 });
                 let (chunk, offset) = slot(record.status_index);
                 ops.push(StateOp::Patch {
@@ -263,12 +172,10 @@ pub fn ops_of(delta: &Delta) -> Vec<StateOp> {
                 id,
                 predecessor,
             } => {
-                let mut value = index.to_be_bytes().to_vec();
-                value.extend_from_slice(id.as_str().as_bytes());
                 ops.push(StateOp::Put {
                     kind: TRANSFER_IN,
                     key: predecessor.as_str().as_bytes().to_vec(),
-                    value,
+                    value: encode_transfer_in(*index, id),
                 });
             }
             Write::TransferOut { id, to } => {
@@ -337,7 +244,7 @@ impl<R: StateRows> StateRead for Rows<'_, R> {
         let key = id.as_str().as_bytes();
         self.0
             .get(CERT, key)?
-            .map(|v| decode_cert(&v).ok_or_else(|| corrupt("certificate", key)))
+            .map(|v| CertRecord::decode(&v).ok_or_else(|| corrupt("certificate", key)))
             .transpose()
     }
 
@@ -454,64 +361,5 @@ pub fn all_seals(snapshot: &crate::log::StateSnapshot) -> Result<Vec<SealRecord>
     match bad {
         Some(e) => Err(e),
         None => Ok(seals),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
-
-    fn time(seconds: u64) -> Result<Time> {
-        Ok(Time::new(seconds).ok_or("time out of range")?)
-    }
-
-    fn id(serial: &str) -> Result<Identifier> {
-        let agency = tongban_core::testkit::make_uscc("91340100MA2N0AAAA")?;
-        Ok(tongban_core::testkit::identifier(
-            tongban_core::testkit::BUSINESS_LICENCE,
-            &agency,
-            serial,
-        )?)
-    }
-
-    fn record() -> Result<CertRecord> {
-        Ok(CertRecord {
-            state: State::Suspended,
-            agency: "91340100MA2N0AAAA1".into(),
-            seal: KeyId([7; 16]),
-            digest: [9; 32],
-            issued: time(1_700_000_000)?,
-            predecessor: Some(id("000001")?),
-            promise_deadline: Some(time(1_800_000_000)?),
-            promise_fulfilled: false,
-            issued_at_index: 5,
-            changed_at_index: 9,
-            changed: time(1_700_000_500)?,
-            reason: ShortText::new("核查中"),
-            transfer_accepted: true,
-            status_index: 70_000,
-        })
-    }
-
-    #[test]
-    fn a_certificate_row_decodes_to_the_record_it_encodes() -> Result<()> {
-        let full = record()?;
-        assert_eq!(decode_cert(&encode_cert(&full)), Some(full.clone()));
-        let bare = CertRecord {
-            predecessor: None,
-            promise_deadline: None,
-            reason: None,
-            ..full
-        };
-        let bytes = encode_cert(&bare);
-        assert_eq!(decode_cert(&bytes), Some(bare));
-        // Cut short or extended, a row does not decode.
-        assert_eq!(decode_cert(&bytes[..bytes.len() - 1]), None);
-        let mut longer = bytes.clone();
-        longer.push(0);
-        assert_eq!(decode_cert(&longer), None);
-        Ok(())
     }
 }

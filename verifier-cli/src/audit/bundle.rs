@@ -9,11 +9,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow};
 use tongban_core::envelope::Kind;
-use tongban_core::log::audit::{AuditReport, note_size};
+use tongban_core::log::audit::note_size;
 use tongban_core::log::auditor::{Finished, LogAudit};
 use tongban_core::log::note::MAX_NOTE;
 
 use super::node::MAX_VKEY;
+use super::store::DiskStore;
 use crate::cli::{read_bounded, read_capped};
 
 /// The files of a bundle.
@@ -100,13 +101,18 @@ impl Entries {
 }
 
 /// Audits the bundle in `dir`, whose key and trust bundle the caller read and checked.
-pub fn audit(bundle: &Bundle, log_key: &str, trust: &[u8]) -> Result<AuditReport> {
-    let mut audit = LogAudit::new(log_key, trust, false);
+pub fn audit(
+    bundle: &Bundle,
+    log_key: &str,
+    trust: &[u8],
+    store: DiskStore,
+) -> Result<Finished<DiskStore>> {
+    let mut audit = LogAudit::with_store(log_key, trust, false, store);
     if !audit.is_open() {
-        return done(audit.finish(), bundle);
+        return Ok(audit.finish());
     }
     let mut entries = bundle.entries()?;
-    let mut feed_to = |audit: &mut LogAudit, size: u64| -> Result<()> {
+    let mut feed_to = |audit: &mut LogAudit<DiskStore>, size: u64| -> Result<()> {
         while audit.size() < size {
             match entries.next_entry()? {
                 Some(entry) => audit.entry(entry),
@@ -126,23 +132,7 @@ pub fn audit(bundle: &Bundle, log_key: &str, trust: &[u8]) -> Result<AuditReport
         }
     }
     feed_to(&mut audit, u64::MAX)?;
-    done(audit.finish(), bundle)
-}
-
-fn done(finished: Finished, bundle: &Bundle) -> Result<AuditReport> {
-    match finished {
-        Finished::Done(report) => Ok(report),
-        Finished::Stopped(mut second) => {
-            let mut entries = bundle.entries()?;
-            while second.wants() {
-                match entries.next_entry()? {
-                    Some(entry) => second.entry(&entry),
-                    None => break,
-                }
-            }
-            Ok(second.finish())
-        }
-    }
+    Ok(audit.finish())
 }
 
 /// Writes an audit bundle, streaming: the key and bundle at once, checkpoints one file each, and

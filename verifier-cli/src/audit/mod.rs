@@ -6,19 +6,24 @@ mod bundle;
 pub(crate) mod http;
 pub(crate) mod node;
 mod report;
+pub(crate) mod store;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
+use tongban_core::ids::RegionCode;
 use tongban_core::keys::KeyId;
 use tongban_core::log::audit::{AuditReport, cross_check};
 use tongban_core::log::checkpoint;
 use tongban_core::log::note::NoteVerifier;
+use tongban_core::log::state::AuditStore;
 use tongban_core::trust::TrustStore;
 
 pub use node::HashTiles;
 pub use report::{json, text};
+use store::DiskStore;
 
 /// Where a log is read from.
 #[derive(Clone, Debug)]
@@ -75,35 +80,92 @@ impl Reading {
     }
 }
 
-/// Audits one log from its source. An error is a log that cannot be read (exit 2); what is wrong
-/// with a log that can is in the report.
-pub fn audit(source: &Source, reading: Reading, pinned: Option<KeyId>) -> Result<AuditReport> {
-    match source {
+/// Audits one log from its source, the region's state in a temporary file; with `states`, each
+/// certificate's final state is written there as a JSON line. An error is a log that cannot be
+/// read, or the auditor's own failure (exit 2); what is wrong with a log that can is in the
+/// report.
+pub fn audit(
+    source: &Source,
+    reading: Reading,
+    pinned: Option<KeyId>,
+    states: Option<&mut dyn Write>,
+) -> Result<AuditReport> {
+    let store = DiskStore::create(None)?;
+    let finished = match source {
         Source::Dir(dir) => {
             let bundle = bundle::Bundle { dir: dir.clone() };
             let (key, trust) = (bundle.log_key()?, bundle.trust_bundle()?);
             check_federation(source, &trust, pinned)?;
-            bundle::audit(&bundle, &key, &trust)
+            bundle::audit(&bundle, &key, &trust, store)?
         }
         Source::Node(url) => {
             let node = node::Node::new(url, reading.timeout, reading.max_checkpoints)?;
             let (key, trust) = (node.log_key()?, node.trust_bundle()?);
             check_federation(source, &trust, pinned)?;
-            Ok(node::audit(&node, &key, &trust, HashTiles::Check)?)
+            node::audit(&node, &key, &trust, HashTiles::Check, store)?
         }
+    };
+    let report = finished.report;
+    if let Some(failure) = &report.store_failure {
+        return Err(anyhow!(
+            "{}: the audit could not finish: {failure}",
+            source.name()
+        ));
+    }
+    if let (Some(out), Some(store), Some(region)) = (states, &finished.store, &report.region) {
+        write_states(out, region, store)?;
+    }
+    Ok(report)
+}
+
+/// Each certificate's final state as a JSON line (`--states`).
+fn write_states(out: &mut dyn Write, region: &RegionCode, store: &DiskStore) -> Result<()> {
+    let mut failed = None;
+    store.each_cert(&mut |id, c| {
+        let line = serde_json::json!({
+            "region": region.as_str(),
+            "id": id.as_str(),
+            "state": c.state.code(),
+            "state_name": c.state.name(),
+            "since": c.changed.seconds(),
+            "reason": c.reason.as_ref().map(|r| r.as_str()),
+            "status_index": c.status_index,
+            "issued_at_index": c.issued_at_index,
+            "changed_at_index": c.changed_at_index,
+            "promise_deadline": c.promise_deadline.map(|t| t.seconds()),
+            "promise_fulfilled": c.promise_fulfilled,
+            "transfer_accepted": c.transfer_accepted,
+        });
+        match writeln!(out, "{line}") {
+            Ok(()) => true,
+            Err(e) => {
+                failed = Some(e);
+                false
+            }
+        }
+    })?;
+    match failed {
+        Some(e) => Err(anyhow!("cannot write the states: {e}")),
+        None => Ok(()),
     }
 }
 
-/// Audits the logs one after the other and cross-checks the transfers between their regions.
+/// Audits the logs one after the other and cross-checks the transfers between their regions;
+/// with `states`, every certificate's final state goes there as a JSON line.
 pub fn replay_all(
     sources: &[Source],
     reading: Reading,
     pinned: Option<KeyId>,
+    mut states: Option<&mut dyn Write>,
 ) -> Result<Vec<AuditReport>> {
-    let mut reports = sources
-        .iter()
-        .map(|s| audit(s, reading, pinned))
-        .collect::<Result<Vec<_>>>()?;
+    let mut reports = Vec::with_capacity(sources.len());
+    for source in sources {
+        let out: Option<&mut dyn Write> = match states.as_mut() {
+            Some(w) => Some(&mut **w),
+            None => None,
+        };
+        reports.push(audit(source, reading, pinned, out)?);
+    }
     cross_check(&mut reports);
     Ok(reports)
 }

@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use tongban_core::envelope::Kind;
-use tongban_core::log::audit::AuditReport;
 use tongban_core::log::auditor::{Finished, LogAudit};
 use tongban_core::log::note::MAX_NOTE;
 use tongban_core::log::tiles::{TILE_WIDTH, TilePath, decode_entry_bundle};
 
 use super::http::{Client, FetchError};
+use super::store::DiskStore;
 
 /// `/v1/audit/log.vkey`: one verifier key line.
 pub const MAX_VKEY: u64 = 4 << 10;
@@ -241,7 +241,11 @@ impl<'a> Entries<'a> {
 }
 
 /// Feeds `audit` the node's entries until it holds `size`, and the hash tiles it completes.
-fn stream_to(entries: &mut Entries<'_>, audit: &mut LogAudit, size: u64) -> Result<(), FetchError> {
+fn stream_to(
+    entries: &mut Entries<'_>,
+    audit: &mut LogAudit<DiskStore>,
+    size: u64,
+) -> Result<(), FetchError> {
     while audit.size() < size {
         audit.entry(entries.take(audit.size())?);
         if audit.size().is_multiple_of(u64::from(TILE_WIDTH)) || audit.size() == size {
@@ -261,10 +265,11 @@ pub fn audit(
     log_key: &str,
     trust: &[u8],
     tiles: HashTiles,
-) -> Result<AuditReport, FetchError> {
-    let mut audit = LogAudit::new(log_key, trust, tiles == HashTiles::Check);
+    store: DiskStore,
+) -> Result<Finished<DiskStore>, FetchError> {
+    let mut audit = LogAudit::with_store(log_key, trust, tiles == HashTiles::Check, store);
     if !audit.is_open() {
-        return done(audit.finish(), &mut Entries::new(node, 0));
+        return Ok(audit.finish());
     }
     // The served checkpoint: its size (once its signature verifies) is how far entries may be
     // fetched; it is taken into the audit beside the listed one of its size, or after the list
@@ -302,22 +307,7 @@ pub fn audit(
     for path in audit.partial_tiles() {
         audit.served_tile(path, node.hash_tile(path)?);
     }
-    done(audit.finish(), &mut entries)
-}
-
-/// The report, after the second pass over the entries when the replay stopped at one.
-fn done(finished: Finished, entries: &mut Entries<'_>) -> Result<AuditReport, FetchError> {
-    match finished {
-        Finished::Done(report) => Ok(report),
-        Finished::Stopped(mut second) => {
-            let mut next = 0;
-            while second.wants() {
-                second.entry(&entries.take(next)?);
-                next += 1;
-            }
-            Ok(second.finish())
-        }
-    }
+    Ok(audit.finish())
 }
 
 #[cfg(test)]
