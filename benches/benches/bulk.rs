@@ -47,10 +47,12 @@ struct Decoded<'a> {
 fn raw_equation(decoded: &Decoded<'_>, range: std::ops::Range<usize>, batch: usize) {
     let mut equation = Equation::default();
     let terms: Vec<Term<'_>> = range
-        .map(|i| Term {
-            message: &decoded.messages[i],
-            signature: &decoded.signature_bytes[i],
-            seal: decoded.seals[i],
+        .map(|i| {
+            Term::of_seal(
+                &decoded.messages[i],
+                &decoded.signature_bytes[i],
+                decoded.seals[i],
+            )
         })
         .collect();
     for chunk in terms.chunks(batch) {

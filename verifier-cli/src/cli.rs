@@ -119,6 +119,10 @@ enum AuditCommand {
         /// (the report itself only counts them).
         #[arg(long, value_name = "FILE")]
         states: Option<PathBuf>,
+        /// Check every entry signature one by one, strictly, instead of in batches (which may
+        /// accept a signature its own signer crafted with torsion in R: specs/bulk.md §4.4).
+        #[arg(long)]
+        exact: bool,
         #[arg(long)]
         json: bool,
     },
@@ -142,6 +146,7 @@ fn reading(timeout: u64, max_checkpoints: u64) -> audit::Reading {
     audit::Reading {
         timeout: std::time::Duration::from_secs(timeout),
         max_checkpoints,
+        batch: None,
     }
 }
 
@@ -160,9 +165,17 @@ fn audit_replay(
     reading: audit::Reading,
     federation_kid: Option<&str>,
     states: Option<&Path>,
+    exact: bool,
     json: bool,
 ) -> Result<ExitCode> {
     let pinned = pinned_kid(federation_kid)?;
+    let reading = audit::Reading {
+        batch: match exact {
+            true => None,
+            false => Some(crate::bulk::coefficient_key()?),
+        },
+        ..reading
+    };
     let sources: Vec<audit::Source> = sources.iter().map(|s| audit::Source::from_arg(s)).collect();
     // A new file, written whole or removed: a partial list of states must not pass for one.
     let mut out = states
@@ -364,6 +377,7 @@ where
                     federation_kid,
                     max_checkpoints,
                     states,
+                    exact,
                     json,
                 },
         } => audit_replay(
@@ -371,6 +385,7 @@ where
             reading(*timeout, *max_checkpoints),
             federation_kid.as_deref(),
             states.as_deref(),
+            *exact,
             *json,
         ),
         Command::Audit {

@@ -325,11 +325,11 @@ fn batch_passes(
         .map(|&i| {
             let item = &pending[i];
             let (start, end) = item.message;
-            Term {
-                message: scratch.messages.get(start..end).unwrap_or_default(),
-                signature: &item.envelope.signature,
-                seal: item.seal,
-            }
+            Term::of_seal(
+                scratch.messages.get(start..end).unwrap_or_default(),
+                &item.envelope.signature,
+                item.seal,
+            )
         })
         .collect();
     scratch.stats.batch_calls += 1;

@@ -13,13 +13,29 @@ use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
 use sha2::{Digest, Sha512};
 
+use ed25519_dalek::VerifyingKey;
+
 use crate::bulk::seals::PreparedSeal;
 
-/// One signature of a batch.
+/// One signature of a batch, by the key in `slot` (a small number naming the key within the
+/// caller's set: terms of one slot are gathered into one point).
 pub struct Term<'a> {
     pub message: &'a [u8],
     pub signature: &'a [u8; 64],
-    pub seal: &'a PreparedSeal,
+    pub key: &'a VerifyingKey,
+    pub slot: usize,
+}
+
+impl<'a> Term<'a> {
+    /// A term signed by a seal of the bulk verifier's table.
+    pub fn of_seal(message: &'a [u8], signature: &'a [u8; 64], seal: &'a PreparedSeal) -> Self {
+        Term {
+            message,
+            signature,
+            key: &seal.key,
+            slot: seal.slot,
+        }
+    }
 }
 
 /// Buffers reused from batch to batch.
@@ -65,7 +81,7 @@ impl Equation {
             };
             let mut hasher = Sha512::new();
             hasher.update(r);
-            hasher.update(term.seal.key.as_bytes());
+            hasher.update(term.key.as_bytes());
             hasher.update(term.message);
             self.hrams.push(hasher.finalize().into());
             self.s.push(s);
@@ -92,7 +108,7 @@ impl Equation {
             basepoint += z * s;
             self.scalars.push(z);
             let k = Scalar::from_bytes_mod_order_wide(hram);
-            gathered &= self.gather(term.seal, z * k);
+            gathered &= self.gather(term.slot, term.key, z * k);
         }
         self.hrams = hrams;
         self.s = signature_s;
@@ -109,20 +125,19 @@ impl Equation {
         EdwardsPoint::vartime_multiscalar_mul(&self.scalars, &self.points).is_identity()
     }
 
-    /// Adds `scalar` to the term of `seal`'s key.
-    fn gather(&mut self, seal: &PreparedSeal, scalar: Scalar) -> bool {
-        if self.slot_at.len() <= seal.slot {
-            self.slot_at.resize(seal.slot + 1, u32::MAX);
+    /// Adds `scalar` to the term of the key in `slot`.
+    fn gather(&mut self, slot: usize, key: &VerifyingKey, scalar: Scalar) -> bool {
+        if self.slot_at.len() <= slot {
+            self.slot_at.resize(slot + 1, u32::MAX);
         }
-        let Some(at) = self.slot_at.get_mut(seal.slot) else {
+        let Some(at) = self.slot_at.get_mut(slot) else {
             return false;
         };
         match self.gathered.get_mut(*at as usize) {
             Some(entry) => entry.1 += scalar,
             None => {
                 *at = self.gathered.len() as u32;
-                self.gathered
-                    .push((seal.slot, scalar, seal.key.to_edwards()));
+                self.gathered.push((slot, scalar, key.to_edwards()));
             }
         }
         true
@@ -171,11 +186,11 @@ mod tests {
             self.signed
                 .iter()
                 .map(|(message, signature, kid)| {
-                    Ok(Term {
+                    Ok(Term::of_seal(
                         message,
                         signature,
-                        seal: self.table.get(kid).ok_or("seal")?,
-                    })
+                        self.table.get(kid).ok_or("seal")?,
+                    ))
                 })
                 .collect()
         }

@@ -66,6 +66,8 @@ pub struct LogAudit<S = MemoryStore> {
     rules: Rules<S>,
     statistics: Statistics,
     threads: NonZeroUsize,
+    /// The batch coefficient key, when signatures are checked in batches.
+    batch: Option<[u8; 32]>,
 }
 
 /// How an audit ended: its report, and the store with the state the report describes (the
@@ -121,7 +123,15 @@ impl<S: AuditStore> LogAudit<S> {
             rules: Rules::Unstarted(store),
             statistics: Statistics::default(),
             threads: std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN),
+            batch: None,
         }
+    }
+
+    /// Checks the entries' signatures in batches (see [`Replay::batched`]) with this secret,
+    /// random coefficient key; without it, each one strictly.
+    pub fn batched(mut self, coefficient_key: [u8; 32]) -> LogAudit<S> {
+        self.batch = Some(coefficient_key);
+        self
     }
 
     /// Whether the audit can use more input (its key and bundle loaded).
@@ -238,8 +248,13 @@ impl<S: AuditStore> LogAudit<S> {
             };
             if let Some((region, root)) = self.start(&bytes) {
                 self.report.region = Some(region.clone());
+                let replay = Replay::new(region, root, store, self.threads);
+                let replay = match self.batch {
+                    Some(key) => replay.batched(key),
+                    None => replay,
+                };
                 self.rules = Rules::Running {
-                    replay: Box::new(Replay::new(region, root, store, self.threads)),
+                    replay: Box::new(replay),
                     window: Vec::with_capacity(WINDOW),
                     base: 0,
                 };

@@ -9,6 +9,8 @@
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
 
+use crate::bulk::equation::{Equation, Term};
+use crate::bulk::screen::{KeyClass, batchable_signature, classify_key};
 use crate::ids::RegionCode;
 use crate::keys::{KeyId, PublicKey};
 use crate::log::overlay::{Layered, Overlay};
@@ -62,6 +64,9 @@ pub struct Replay<S> {
     store: S,
     threads: NonZeroUsize,
     tuning: Tuning,
+    /// Checks signatures in batches (specs/bulk.md §4) with this coefficient key; `None`: one
+    /// by one, strictly.
+    batch: Option<[u8; 32]>,
 }
 
 impl<S: AuditStore> Replay<S> {
@@ -76,7 +81,18 @@ impl<S: AuditStore> Replay<S> {
             store,
             threads,
             tuning: TUNING,
+            batch: None,
         }
+    }
+
+    /// Checks the signatures in batches with the bulk verifier's equation and screen, each batch
+    /// that fails checked again one by one (specs/bulk.md §4), the coefficients derived with
+    /// `coefficient_key`, which the caller draws at random so that no signer can predict them.
+    /// The verdicts are strict verification's but for what §4.4 says a batch may accept (a
+    /// signer's own crafted torsion in `R`).
+    pub fn batched(mut self, coefficient_key: [u8; 32]) -> Replay<S> {
+        self.batch = Some(coefficient_key);
+        self
     }
 
     pub fn region(&self) -> &RegionCode {
@@ -214,9 +230,12 @@ impl<S: AuditStore> Replay<S> {
                 }
             }
         }
-        if let Some((offset, rejection)) =
-            first_bad_signature(&pending, self.threads, self.tuning.min_share)
-        {
+        if let Some((offset, rejection)) = first_bad_signature(
+            &pending,
+            self.threads,
+            self.tuning.min_share,
+            self.batch.as_ref(),
+        ) {
             judged.truncate(offset);
             return (judged, Some(Stop::Refused(Stopped { offset, rejection })));
         }
@@ -247,19 +266,72 @@ enum Stop<E> {
     Store(E),
 }
 
-/// The first signature (by index) that fails its strict check, checked on up to `threads`
-/// threads, each taking a contiguous share.
+/// Signatures per batch equation: a failed batch costs its signatures checked again one by one.
+const BATCH: usize = 64;
+
+/// The first signature of `share` (by index, offset by `base`) that fails: strictly one by one,
+/// or with `batch`, in batches whose failures are checked one by one.
+fn first_in<'s>(
+    share: &'s [PendingSignature<'_>],
+    base: usize,
+    batch: Option<&[u8; 32]>,
+) -> Option<(usize, Rejection)> {
+    let strictly = |part: &[PendingSignature<'_>], base: usize| {
+        #[cfg(test)]
+        tests::STRICT.with(|n| n.set(n.get() + part.len()));
+        part.iter()
+            .enumerate()
+            .find_map(|(i, p)| p.check().err().map(|r| (base + i, r)))
+    };
+    let Some(coefficient_key) = batch else {
+        return strictly(share, base);
+    };
+    // The keys of the share (a log has few: its root and its seals), each screened once.
+    let mut keys: Vec<(&'s PublicKey, bool)> = Vec::new();
+    let mut slot_of = |key: &'s PublicKey| -> (usize, bool) {
+        match keys.iter().position(|(k, _)| *k == key) {
+            Some(slot) => (slot, keys[slot].1),
+            None => {
+                let batchable = classify_key(key.verifying_key()) == KeyClass::Batchable;
+                keys.push((key, batchable));
+                (keys.len() - 1, batchable)
+            }
+        }
+    };
+    let mut equation = Equation::default();
+    for (k, part) in share.chunks(BATCH).enumerate() {
+        let at = base + k * BATCH;
+        let messages: Vec<Vec<u8>> = part.iter().map(|p| p.envelope().signed_bytes()).collect();
+        let mut terms = Vec::with_capacity(part.len());
+        let mut screened = true;
+        for (p, message) in part.iter().zip(&messages) {
+            let (slot, batchable) = slot_of(p.key());
+            screened &= batchable && batchable_signature(&p.envelope().signature);
+            terms.push(Term {
+                message,
+                signature: &p.envelope().signature,
+                key: p.key().verifying_key(),
+                slot,
+            });
+        }
+        if !(screened && equation.holds(coefficient_key, &terms))
+            && let Some(found) = strictly(part, at)
+        {
+            return Some(found);
+        }
+    }
+    None
+}
+
+/// The first signature (by index) that fails its check, checked on up to `threads` threads, each
+/// taking a contiguous share.
 fn first_bad_signature(
     pending: &[PendingSignature<'_>],
     threads: NonZeroUsize,
     min_share: usize,
+    batch: Option<&[u8; 32]>,
 ) -> Option<(usize, Rejection)> {
-    let first_in = |share: &[PendingSignature<'_>], base: usize| {
-        share
-            .iter()
-            .enumerate()
-            .find_map(|(i, p)| p.check().err().map(|r| (base + i, r)))
-    };
+    let first_in = |share: &[PendingSignature<'_>], base: usize| first_in(share, base, batch);
     let share = pending.len().div_ceil(threads.get()).max(min_share.max(1));
     if share >= pending.len() {
         return first_in(pending, 0);
@@ -301,6 +373,33 @@ mod tests {
     use crate::testkit::region_code;
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    thread_local! {
+        /// Signatures checked one by one on this thread.
+        pub(super) static STRICT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    #[test]
+    fn batches_check_good_signatures_without_a_strict_check_and_find_a_bad_one() -> TestResult {
+        let entries = sample()?.entries;
+        let one = NonZeroUsize::MIN;
+        let tuning = Tuning {
+            window: 4096,
+            min_share: 1,
+        };
+        STRICT.with(|n| n.set(0));
+        let (outcome, _, _) = in_parallel(&entries, (one, tuning, Some([9; 32])))?;
+        assert!(outcome.is_ok());
+        assert_eq!(STRICT.with(|n| n.get()), 0, "a good batch fell back");
+        // One bad signature: its batch is checked again one by one, and it is found.
+        let mut bad = entries.clone();
+        let last = bad[4].len() - 1;
+        bad[4][last] ^= 1;
+        let (outcome, _, _) = in_parallel(&bad, (one, tuning, Some([9; 32])))?;
+        assert_eq!(outcome.err().map(|s| s.offset), Some(4));
+        assert!(STRICT.with(|n| n.get()) > 0);
+        Ok(())
+    }
 
     /// Where the replay stopped (if it did), the state it left, and what `each` saw.
     type Replayed = (Result<(), Stopped>, String, Vec<String>);
@@ -390,14 +489,16 @@ mod tests {
     }
 
     /// Divisions that reach every path: one entry per window, windows that split the log, one
-    /// window; no threads, two, more threads than checks.
-    fn tunings() -> Vec<(NonZeroUsize, Tuning)> {
+    /// window; no threads, two, more threads than checks; strict checks and batches.
+    fn tunings() -> Vec<(NonZeroUsize, Tuning, Option<[u8; 32]>)> {
         let mut all = Vec::new();
         for threads in [1, 2, 3, 64] {
             for window in [1, 2, 5, 4096] {
                 for min_share in [1, 32] {
-                    if let Some(threads) = NonZeroUsize::new(threads) {
-                        all.push((threads, Tuning { window, min_share }));
+                    for batch in [None, Some([0x5a; 32])] {
+                        if let Some(threads) = NonZeroUsize::new(threads) {
+                            all.push((threads, Tuning { window, min_share }, batch));
+                        }
                     }
                 }
             }
@@ -407,8 +508,7 @@ mod tests {
 
     fn in_parallel(
         entries: &[Vec<u8>],
-        threads: NonZeroUsize,
-        tuning: Tuning,
+        (threads, tuning, batch): (NonZeroUsize, Tuning, Option<[u8; 32]>),
     ) -> Result<Replayed, Box<dyn std::error::Error>> {
         let state = fresh()?;
         let mut replay = Replay::new(
@@ -418,6 +518,7 @@ mod tests {
             threads,
         );
         replay.tuning = tuning;
+        replay.batch = batch;
         let mut log = Vec::new();
         let outcome = replay.entries(entries, |applied, delta| {
             log.push(seen(delta.head.size, applied))
@@ -436,12 +537,8 @@ mod tests {
         let expected = one_at_a_time(&entries)?;
         assert!(expected.0.is_ok(), "the sample log replays");
         assert!(expected.2.len() == entries.len());
-        for (threads, tuning) in tunings() {
-            assert_eq!(
-                in_parallel(&entries, threads, tuning)?,
-                expected,
-                "{threads} threads, {tuning:?}"
-            );
+        for tuning in tunings() {
+            assert_eq!(in_parallel(&entries, tuning)?, expected, "{tuning:?}");
         }
         Ok(())
     }
@@ -490,12 +587,12 @@ mod tests {
                 };
                 let expected = one_at_a_time(&log)?;
                 stopped += usize::from(expected.0.is_err());
-                for (threads, tuning) in tunings() {
+                for tuning in tunings() {
                     // The same stop, the same state before it, the same entries seen.
                     assert_eq!(
-                        in_parallel(&log, threads, tuning)?,
+                        in_parallel(&log, tuning)?,
                         expected,
-                        "entry {at} tampered by {how}, {threads} threads, {tuning:?}"
+                        "entry {at} tampered by {how}, {tuning:?}"
                     );
                 }
             }
@@ -515,7 +612,7 @@ mod tests {
             window: 4096,
             min_share: 1,
         };
-        let (outcome, _, seen) = in_parallel(&log, threads, tuning)?;
+        let (outcome, _, seen) = in_parallel(&log, (threads, tuning, Some([7; 32])))?;
         let stopped = outcome.err().ok_or("the log is refused")?;
         assert_eq!(stopped.offset, bad);
         assert_eq!(

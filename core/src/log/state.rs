@@ -169,6 +169,14 @@ impl<'a> PendingSignature<'a> {
         }
     }
 
+    pub(crate) fn envelope(&self) -> &Envelope<'a> {
+        &self.envelope
+    }
+
+    pub(crate) fn key(&self) -> &PublicKey {
+        &self.key
+    }
+
     /// The strict check [`RegionState::apply`] makes, with the same rejection when it fails.
     pub(crate) fn check(&self) -> Result<(), Rejection> {
         verify_entry(&self.envelope, &self.key)

@@ -105,9 +105,12 @@ pub fn audit(
     bundle: &Bundle,
     log_key: &str,
     trust: &[u8],
-    store: DiskStore,
+    (store, batch): (DiskStore, Option<[u8; 32]>),
 ) -> Result<Finished<DiskStore>> {
     let mut audit = LogAudit::with_store(log_key, trust, false, store);
+    if let Some(key) = batch {
+        audit = audit.batched(key);
+    }
     if !audit.is_open() {
         return Ok(audit.finish());
     }

@@ -62,13 +62,16 @@ fn check_federation(source: &Source, trust: &[u8], pinned: Option<KeyId>) -> Res
     }
 }
 
-/// How logs are read from nodes.
+/// How logs are read (from nodes) and their signatures checked.
 #[derive(Clone, Copy, Debug)]
 pub struct Reading {
     /// Bounds each request, from connecting to the last byte.
     pub timeout: Duration,
     /// Most checkpoints read from a node's list.
     pub max_checkpoints: u64,
+    /// Entry signatures checked in batches with this secret coefficient key (specs/bulk.md §4);
+    /// `None`: each one strictly.
+    pub batch: Option<[u8; 32]>,
 }
 
 impl Reading {
@@ -76,6 +79,7 @@ impl Reading {
         Reading {
             timeout,
             max_checkpoints: node::MAX_LISTED,
+            batch: None,
         }
     }
 }
@@ -91,18 +95,19 @@ pub fn audit(
     states: Option<&mut dyn Write>,
 ) -> Result<AuditReport> {
     let store = DiskStore::create(None)?;
+    let with = |store| (store, reading.batch);
     let finished = match source {
         Source::Dir(dir) => {
             let bundle = bundle::Bundle { dir: dir.clone() };
             let (key, trust) = (bundle.log_key()?, bundle.trust_bundle()?);
             check_federation(source, &trust, pinned)?;
-            bundle::audit(&bundle, &key, &trust, store)?
+            bundle::audit(&bundle, &key, &trust, with(store))?
         }
         Source::Node(url) => {
             let node = node::Node::new(url, reading.timeout, reading.max_checkpoints)?;
             let (key, trust) = (node.log_key()?, node.trust_bundle()?);
             check_federation(source, &trust, pinned)?;
-            node::audit(&node, &key, &trust, HashTiles::Check, store)?
+            node::audit(&node, &key, &trust, HashTiles::Check, with(store))?
         }
     };
     let report = finished.report;

@@ -265,9 +265,12 @@ pub fn audit(
     log_key: &str,
     trust: &[u8],
     tiles: HashTiles,
-    store: DiskStore,
+    (store, batch): (DiskStore, Option<[u8; 32]>),
 ) -> Result<Finished<DiskStore>, FetchError> {
     let mut audit = LogAudit::with_store(log_key, trust, tiles == HashTiles::Check, store);
+    if let Some(key) = batch {
+        audit = audit.batched(key);
+    }
     if !audit.is_open() {
         return Ok(audit.finish());
     }

@@ -56,7 +56,7 @@ pub struct BulkArgs {
 
 /// A secret key for this run's batch coefficients, so that no issuer can predict them
 /// (specs/bulk.md §4.4).
-fn coefficient_key() -> Result<[u8; 32]> {
+pub(crate) fn coefficient_key() -> Result<[u8; 32]> {
     let mut key = [0u8; 32];
     getrandom::fill(&mut key)
         .map_err(|e| anyhow!("no randomness for the batch coefficients: {e}"))?;
