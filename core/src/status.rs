@@ -243,15 +243,17 @@ impl ListStatus {
     }
 
     /// What a list says of a certificate in `state`, issued on a promise (`promise`) fulfilled or
-    /// not, whose last status change gave `reason`. A promise still open shows as
-    /// [`ListStatus::PromiseOpen`] while the certificate is valid, and after the node recorded
-    /// its lapse; a certificate suspended or ended for another reason shows that state.
-    pub fn of(state: State, promise: Option<bool>, reason: Option<&str>) -> ListStatus {
+    /// not; `lapsed`: its revocation is the lapse of that promise (reason `promise_lapsed`, made
+    /// at or after the deadline). A promise still open shows as [`ListStatus::PromiseOpen`] while
+    /// the certificate is valid, and after its lapse was recorded — which a verifier reads as
+    /// lapsed, the deadline being past; a certificate suspended or ended otherwise (a revocation
+    /// before the deadline, whatever its reason says, among them) shows that state.
+    pub fn of(state: State, promise: Option<bool>, lapsed: bool) -> ListStatus {
         let open = promise == Some(false);
         match state {
             State::Valid if open => ListStatus::PromiseOpen,
             State::Valid => ListStatus::Valid,
-            State::Revoked if open && reason == Some(PROMISE_LAPSED) => ListStatus::PromiseOpen,
+            State::Revoked if open && lapsed => ListStatus::PromiseOpen,
             other => ListStatus::State(other),
         }
     }
@@ -370,7 +372,7 @@ mod tests {
         }
         assert_eq!(ListStatus::from_value(0x10), None);
         for state in State::ALL {
-            let status = ListStatus::of(state, None, None);
+            let status = ListStatus::of(state, None, false);
             assert_eq!(ListStatus::from_value(status.value()), Some(status));
         }
     }
@@ -379,15 +381,19 @@ mod tests {
     fn an_open_promise_shows_until_fulfilled_and_after_its_lapse() {
         let of = ListStatus::of;
         let open = ListStatus::PromiseOpen;
-        assert_eq!(of(State::Valid, Some(false), None), open);
-        assert_eq!(of(State::Valid, Some(true), None), ListStatus::Valid);
-        assert_eq!(of(State::Revoked, Some(false), Some(PROMISE_LAPSED)), open);
+        assert_eq!(of(State::Valid, Some(false), false), open);
+        assert_eq!(of(State::Valid, Some(true), false), ListStatus::Valid);
+        assert_eq!(of(State::Revoked, Some(false), true), open);
         assert_eq!(
-            of(State::Revoked, Some(false), Some("违法")),
+            of(State::Revoked, Some(false), false),
             ListStatus::State(State::Revoked)
         );
         assert_eq!(
-            of(State::Suspended, Some(false), None),
+            of(State::Revoked, Some(true), true),
+            ListStatus::State(State::Revoked)
+        );
+        assert_eq!(
+            of(State::Suspended, Some(false), false),
             ListStatus::State(State::Suspended)
         );
     }

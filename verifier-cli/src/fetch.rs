@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
+use tongban_core::envelope::Kind;
 use tongban_core::status::ListStatus;
 use tongban_core::trust::{StatusList, TrustStore};
 
@@ -15,7 +16,8 @@ use crate::audit::http::Client;
 use crate::audit::node::base;
 use crate::cli::{emit, now_or, pinned_kid};
 
-/// Largest trust bundle or status list accepted (the response limit of specs/federation.md §5.3).
+/// Largest trust bundle accepted (the response limit of specs/federation.md §5.3); a status list
+/// may be as large as its format allows (status.md §5.3).
 const LIMIT: u64 = 8 << 20;
 
 #[derive(clap::Args)]
@@ -95,7 +97,7 @@ pub fn run(args: &FetchArgs) -> Result<ExitCode> {
         let rc = root.region.as_str();
         let url = (routes.list)(rc);
         let fetched = client
-            .get(&url, LIMIT)
+            .get(&url, Kind::StatusList.size_limit())
             .map_err(anyhow::Error::from)
             .and_then(|bytes| {
                 let list = StatusList::load(&bytes, &trust)

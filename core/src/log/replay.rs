@@ -150,10 +150,14 @@ impl<S: AuditStore> Replay<S> {
         let seals_before = self.seals.clone();
         let (judged, stop) = self.judge(entries);
         let stop = match stop {
-            Some(Stop::Store(e)) => return Err(ReplayError::Store(e)),
+            Some(Stop::Store(e)) => {
+                // Nothing of the window taken: the seals as before it.
+                self.seals = seals_before;
+                return Err(ReplayError::Store(e));
+            }
             Some(Stop::Refused(stopped)) => {
                 // The seals as the good entries left them, not as the refused window did.
-                self.seals = seals_before;
+                self.seals = seals_before.clone();
                 for (_, delta) in &judged {
                     for write in &delta.writes {
                         if let Write::Seal(record) = write {
@@ -165,14 +169,17 @@ impl<S: AuditStore> Replay<S> {
             }
             None => None,
         };
-        for (applied, delta) in &judged {
-            each(applied, delta);
+        let (applied, deltas): (Vec<Applied>, Vec<Delta>) = judged.into_iter().unzip();
+        if let Err(e) = self.store.take(&deltas) {
+            self.seals = seals_before;
+            return Err(ReplayError::Store(e));
         }
-        let deltas: Vec<Delta> = judged.into_iter().map(|(_, delta)| delta).collect();
         if let Some(last) = deltas.last() {
             self.head = last.head;
         }
-        self.store.take(&deltas).map_err(ReplayError::Store)?;
+        for (applied, delta) in applied.iter().zip(&deltas) {
+            each(applied, delta);
+        }
         match stop {
             Some(stopped) => Err(ReplayError::Refused(stopped)),
             None => Ok(()),

@@ -146,10 +146,14 @@ impl CertRecord {
 
     /// What the region's status list says of this certificate (specs/status.md §5).
     pub fn list_status(&self) -> ListStatus {
+        // A revocation is the promise's lapse only when made at or after the deadline: an
+        // agency's revocation before it shows as revoked whatever reason it gives.
+        let lapsed = self.reason.as_ref().map(ShortText::as_str) == Some(status::PROMISE_LAPSED)
+            && self.promise_deadline.is_some_and(|pd| self.changed >= pd);
         ListStatus::of(
             self.state,
             self.promise_deadline.map(|_| self.promise_fulfilled),
-            self.reason.as_ref().map(ShortText::as_str),
+            lapsed,
         )
     }
 }
@@ -1003,6 +1007,37 @@ mod tests {
             state.apply(entry)?;
         }
         Ok((state, log.entries))
+    }
+
+    #[test]
+    fn only_a_revocation_at_the_deadline_reads_as_a_lapsed_promise()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let time = |s: u64| Time::new(s).ok_or("time");
+        let record = CertRecord {
+            state: State::Revoked,
+            agency: "91340100MA2N0AAAA1".into(),
+            seal: KeyId([7; 16]),
+            digest: [9; 32],
+            issued: time(1_700_000_000)?,
+            predecessor: None,
+            promise_deadline: Some(time(1_700_086_400)?),
+            promise_fulfilled: false,
+            issued_at_index: 5,
+            changed_at_index: 9,
+            changed: time(1_700_086_400)?,
+            reason: ShortText::new(status::PROMISE_LAPSED),
+            transfer_accepted: false,
+            status_index: 3,
+        };
+        assert_eq!(record.list_status(), ListStatus::PromiseOpen);
+        // The same reason given by a revocation before the deadline: revoked, not "promise open"
+        // (which a verifier would take for valid until the deadline).
+        let early = CertRecord {
+            changed: time(1_700_000_100)?,
+            ..record
+        };
+        assert_eq!(early.list_status(), ListStatus::State(State::Revoked));
+        Ok(())
     }
 
     #[test]

@@ -33,6 +33,9 @@ const TTL: i64 = 65534;
 /// The most a verifier unpacks: 256 MiB, 2^29 certificates, more than any province issues. A
 /// list that inflates beyond it is refused rather than allowed to take a verifier's memory.
 pub const MAX_UNPACKED: u64 = 256 << 20;
+/// The most entries a list may have: what [`MAX_UNPACKED`] bytes hold. An issuer gives no index
+/// beyond it (a verifier could not load the list).
+pub const MAX_ENTRIES: u64 = MAX_UNPACKED * 2;
 
 /// The URI that names `region`'s status list, in its list's `sub` and in every certificate's
 /// `status` claim.

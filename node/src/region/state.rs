@@ -294,8 +294,10 @@ pub fn status_list_length(snapshot: &crate::log::StateSnapshot) -> Result<u64, L
     Ok(u64::from(u32::from_be_bytes(chunk)) * u64::from(CHUNK) + used as u64 + 1)
 }
 
-/// The status list values of indexes `0..length`, in order, to `each`: an index no certificate
-/// holds reads as valid (no certificate carries it, so no verifier asks for it).
+/// The status list values of indexes `0..length`, in order, to `each`. An index no durable
+/// certificate holds reads as 0x03: it may be one in flight (indexes are given before their
+/// issuance is durable), and 0x03 claims nothing for it: valid before a promise's deadline,
+/// lapsed after, never "promise kept".
 pub fn status_list_values(
     snapshot: &crate::log::StateSnapshot,
     length: u64,
@@ -309,9 +311,9 @@ pub fn status_list_values(
         if row.len() != CHUNK as usize || start < next {
             return Err(corrupt("status slots", key));
         }
-        // Chunks no certificate reached: valid, like any unassigned index.
+        // Chunks no certificate reached: like any unassigned index.
         while next < start.min(length) {
-            each(ListStatus::Valid)?;
+            each(ListStatus::PromiseOpen)?;
             next += 1;
         }
         for byte in row {
@@ -319,7 +321,7 @@ pub fn status_list_values(
                 return Ok(false);
             }
             let status = match *byte {
-                UNASSIGNED => ListStatus::Valid,
+                UNASSIGNED => ListStatus::PromiseOpen,
                 value => {
                     ListStatus::from_value(value).ok_or_else(|| corrupt("status slots", key))?
                 }
@@ -338,7 +340,7 @@ pub fn status_list_values(
     })?;
     outcome?;
     while next < length {
-        each(ListStatus::Valid)?;
+        each(ListStatus::PromiseOpen)?;
         next += 1;
     }
     Ok(())

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tongban_core::trust::StatusListToken;
-use tongban_core::trust::status_list::ListWriter;
+use tongban_core::trust::status_list::{ListWriter, MAX_ENTRIES};
 use tongban_core::values::Time;
 
 use super::{Region, now, state};
@@ -36,9 +36,15 @@ impl Region {
     /// The next status list index, or a refusal once every 32-bit index is given out.
     pub(super) fn take_status_index(&self) -> Result<u32, Refusal> {
         let index = self.next_status_index.fetch_add(1, Ordering::Relaxed);
-        u32::try_from(index).map_err(|_| {
-            Refusal::internal("the region's status list is full: 2^32 indexes are given out")
-        })
+        u32::try_from(index)
+            .ok()
+            .filter(|i| u64::from(*i) < MAX_ENTRIES)
+            .ok_or_else(|| {
+                Refusal::internal(format!(
+                    "the region's status list is full: {MAX_ENTRIES} indexes (what a verifier \
+                     unpacks) are given out"
+                ))
+            })
     }
 
     /// This region's status list, signed: the one held while it reflects the durable state (or
@@ -61,6 +67,8 @@ impl Region {
     }
 
     fn make_status_list(&self) -> Result<MadeList, Refusal> {
+        // Read before the state: the list says no more than the log held at its `iat`.
+        let issued = now()?;
         let snapshot = self.log.state()?;
         let length = state::status_list_length(&snapshot)?;
         let mut writer = ListWriter::default();
@@ -78,7 +86,6 @@ impl Region {
         let (_, list) = writer
             .finish()
             .map_err(|e| Refusal::internal(e.to_string()))?;
-        let issued = now()?;
         let token = StatusListToken {
             region: self.code.clone(),
             // The durable log this state reflects.
