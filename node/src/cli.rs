@@ -59,11 +59,17 @@ enum Command {
         bootstrap: Vec<String>,
     },
     /// Replays the log of the (stopped) node in <dir>, with every rule and signature, into a
-    /// scratch state and compares it with the stored state, row by row: exit 0 when they agree,
-    /// 1 when they do not or the log holds an entry its rules refuse.
+    /// scratch state and compares it with the stored state, row by row; then checks each replica
+    /// (its state in step with its tree, its tree giving the root of the checkpoint it verified,
+    /// and, with --origin, its state equal to the origin's): exit 0 when all agree, 1 when
+    /// anything does not or the log holds an entry its rules refuse.
     Check {
         #[arg(long)]
         dir: PathBuf,
+        /// The directory of another region's own node (stopped, at the size of this node's
+        /// replica of it): the replica's state must equal its state, row for row. Repeatable.
+        #[arg(long)]
+        origin: Vec<PathBuf>,
     },
     /// Issues <count> business licences in the (stopped) node in <dir>, through the same code
     /// as an agency's issuance, a chunk per transaction: a region of a real size for scale runs.
@@ -198,7 +204,7 @@ fn run(cli: Cli) -> Result<()> {
             listen,
             bootstrap,
         } => serve(&Home::new(&dir), listen, &bootstrap),
-        Command::Check { dir } => check(&Home::new(&dir)),
+        Command::Check { dir, origin } => check(&Home::new(&dir), &origin),
         Command::Fill {
             dir,
             count,
@@ -238,29 +244,67 @@ fn fill(home: &Home, count: u64, threads: Option<usize>, not_valid: u8) -> Resul
     Ok(())
 }
 
-fn check(home: &Home) -> Result<()> {
+fn check(home: &Home, origins: &[PathBuf]) -> Result<()> {
     let started = std::time::Instant::now();
     let check = crate::region::check_home(home)?;
     let seconds = started.elapsed().as_secs_f64();
     let differences = &check.differences;
-    if differences.count == 0 {
-        println!(
-            "state agrees with the log: {} entries replayed, {} rows compared, {seconds:.1} s",
-            check.entries, differences.compared
+    if differences.count != 0 {
+        print_differences(differences);
+        anyhow::bail!(
+            "the stored state differs from the log's in {} rows ({} entries replayed)",
+            differences.count,
+            check.entries
         );
-        return Ok(());
     }
+    println!(
+        "state agrees with the log: {} entries replayed, {} rows compared, {seconds:.1} s",
+        check.entries, differences.compared
+    );
+    check_replicas(home, origins)
+}
+
+/// The replicas' part of `check` (specs/federation.md §5).
+fn check_replicas(home: &Home, origins: &[PathBuf]) -> Result<()> {
+    let checks = crate::federation::check::check_replicas(home, origins)?;
+    let mut differing = 0;
+    for check in &checks {
+        let checkpoint = match check.checkpoint {
+            Some(size) => format!("its tree gives the root of its checkpoint at {size}"),
+            None => "no checkpoint verified yet".to_owned(),
+        };
+        let origin = match &check.origin {
+            Some(d) if d.count == 0 => {
+                format!("; state equal to the origin's ({} rows)", d.compared)
+            }
+            Some(d) => {
+                print_differences(d);
+                differing += d.count;
+                format!("; state differs from the origin's in {} rows", d.count)
+            }
+            None => String::new(),
+        };
+        println!(
+            "replica {}: {} entries ({:?}), state in step; {checkpoint}{origin}",
+            check.file.display(),
+            check.entries,
+            check.contents
+        );
+    }
+    anyhow::ensure!(
+        differing == 0,
+        "replica states differ from their origins' in {differing} rows"
+    );
+    Ok(())
+}
+
+fn print_differences(differences: &crate::log::Differences) {
     for (kind, key) in &differences.first {
         println!(
             "differs: kind {kind} key {:?}",
             String::from_utf8_lossy(key)
         );
     }
-    anyhow::bail!(
-        "the stored state differs from the log's in {} rows ({} entries replayed)",
-        differences.count,
-        check.entries
-    )
 }
 
 fn federation(command: FederationCommand) -> Result<()> {

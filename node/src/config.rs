@@ -169,6 +169,12 @@ pub struct P2pConfig {
     /// ignored and requests answered FED_BUSY (counted in tongban_federation_dropped_total).
     #[serde(default = "default_inbound_queue")]
     pub inbound_queue: usize,
+    /// Whether a new replica keeps the entries of the other region's log, to serve catch-up
+    /// to other members (specs/federation.md §5). By default a replica keeps the tree's hashes
+    /// and the state the entries establish, not the entries: a fraction of the disk. An existing
+    /// replica file keeps what it was created with; remove it to change (it is caught up anew).
+    #[serde(default)]
+    pub replica_entries: bool,
 }
 
 fn default_inbound_queue() -> usize {
@@ -186,6 +192,7 @@ impl P2pConfig {
             cosign_timeout_ms: default_cosign_timeout(),
             catch_up_interval_ms: default_catch_up(),
             inbound_queue: default_inbound_queue(),
+            replica_entries: false,
         }
     }
 }

@@ -13,13 +13,13 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use federation_process::{
     Federation, connected_to, enable_p2p, genesis, init, log_size, member_file, metric,
-    p2p_address, peer_id, replica_size, status, wait_for,
+    p2p_address, peer_id, replica_size, status, tongban, wait_for,
 };
 use node_process::{AGENCY_A, Node, certificate};
 use serde_json::{Value, json};
 use tongban_core::status::{ListStatus, State};
 use tongban_core::trust::{StatusList, StatusSnapshot, TrustStore};
-use tongban_node::log::{Log, LogConfig, NoIndex};
+use tongban_node::log::{Contents, Log, LogConfig, LogError, NoIndex};
 
 fn verify(node: &Node, cert: &str) -> Value {
     let reply = node.post("/v1/verify", None, &json!({"certificate": cert}));
@@ -245,6 +245,170 @@ fn trust_and_status_replicate_and_a_restarted_node_catches_up() {
         assert_eq!(differences.count, 0, "node {i}: {differences:?}");
         assert!(differences.compared > 10);
     }
+}
+
+/// A replica keeps the tree and the state, not the entries, unless its node is configured to keep
+/// them (an archive): such a node serves catch-up while the region's own node cannot, the others
+/// answer ENTRIES_NOT_HELD; either way the state is the origin's, row for row.
+#[test]
+fn replicas_keep_no_entries_unless_configured_and_an_archive_serves_catch_up() {
+    let mut federation = Federation::start_with(
+        &["341200", "370100", "110000"],
+        1,
+        &[(2, "replica_entries = true")],
+    );
+    let a = &federation.nodes[0];
+    let (token, seal) = a.agency_with_seal(AGENCY_A, "FY-AMR-1");
+    let mut certs = Vec::new();
+    for serial in 1..6 {
+        certs.push(issue(a, &token, &seal, &format!("20260000{serial:02}")).1);
+    }
+    let target = log_size(a);
+    let c = &federation.nodes[2];
+    wait_for(
+        Duration::from_secs(20),
+        "C to hold and verify all of A",
+        || {
+            let verified = status(c)["regions"]["341200"]["verified_checkpoint"].as_u64();
+            (replica_size(c, "341200") >= target && verified >= Some(target)).then_some(())
+        },
+    );
+
+    // A stops answering; B loses its replica of A and starts again, knowing only C.
+    signal(&federation.nodes[0], "-STOP");
+    federation.nodes[1].kill9();
+    let replica_of_a: Vec<_> = (0..3)
+        .map(|i| federation.nodes[i].dir.join("replicas/341200-1.redb"))
+        .collect();
+    std::fs::remove_file(&replica_of_a[1]).unwrap();
+    let via_c = p2p_address(&federation.nodes[2]);
+    federation.nodes[1].start_with(&["--bootstrap".into(), via_c]);
+    let b = &federation.nodes[1];
+    wait_for(Duration::from_secs(20), "B to catch up from C", || {
+        (replica_size(b, "341200") >= target).then_some(())
+    });
+    for cert in &certs {
+        assert_eq!(verify(b, cert)["code"], "OK");
+    }
+
+    // C loses its replica of A and starts again, knowing B, which keeps no entries, and A's
+    // address (A answers nothing yet).
+    federation.nodes[2].kill9();
+    std::fs::remove_file(&replica_of_a[2]).unwrap();
+    let via_b = p2p_address(&federation.nodes[1]);
+    let bootstrap = [
+        "--bootstrap".into(),
+        via_b,
+        "--bootstrap".into(),
+        federation.bootstrap.clone(),
+    ];
+    federation.nodes[2].start_with(&bootstrap);
+    let c = &federation.nodes[2];
+    wait_for(
+        Duration::from_secs(20),
+        "B to tell C it holds no entries",
+        || {
+            (metric(
+                c,
+                "tongban_catch_up_answers_total{code=\"ENTRIES_NOT_HELD\"}",
+            ) > 0.0)
+                .then_some(())
+        },
+    );
+    assert_eq!(replica_size(c, "341200"), 0);
+    // A answers again: C catches up from it.
+    signal(&federation.nodes[0], "-CONT");
+    wait_for(Duration::from_secs(30), "C to catch up from A", || {
+        (replica_size(&federation.nodes[2], "341200") >= target).then_some(())
+    });
+    assert_eq!(
+        metric(
+            &federation.nodes[2],
+            "tongban_federation_internal_errors_total{reason=\"catch-up\"}"
+        ),
+        0.0
+    );
+
+    let size = log_size(&federation.nodes[0]);
+    for i in [1, 2] {
+        wait_for(
+            Duration::from_secs(10),
+            "the replicas to hold all of A",
+            || (replica_size(&federation.nodes[i], "341200") >= size).then_some(()),
+        );
+    }
+    for node in &mut federation.nodes {
+        node.kill9();
+    }
+    let open = |path: std::path::PathBuf| {
+        Log::open(&path, LogConfig::default(), Arc::new(NoIndex)).unwrap()
+    };
+    let origin = open(federation.nodes[0].dir.join("log.redb"));
+    assert_eq!(
+        origin.size().unwrap(),
+        size,
+        "A logged more after the check"
+    );
+    let (light, archive) = (open(replica_of_a[1].clone()), open(replica_of_a[2].clone()));
+    assert_eq!(light.contents(), Contents::Tree);
+    assert!(matches!(light.entries(0..1), Err(LogError::EntriesNotHeld)));
+    assert_eq!(archive.contents(), Contents::Entries);
+    assert_eq!(
+        archive.entries(0..size).unwrap(),
+        origin.entries(0..size).unwrap()
+    );
+    for replica in [&light, &archive] {
+        assert_eq!(replica.root(size).unwrap(), origin.root(size).unwrap());
+        let differences = origin.state_differences_with(replica).unwrap();
+        assert_eq!(differences.count, 0, "{differences:?}");
+        assert!(differences.compared > 5);
+    }
+    drop((origin, light, archive));
+
+    // `check` says the same of the stopped nodes: each replica's tree and state in step, and
+    // equal to the origin's; a replica whose state was changed behind the log's back is found.
+    let a_dir = federation.nodes[0].dir.to_str().unwrap().to_owned();
+    for i in [1, 2] {
+        let dir = federation.nodes[i].dir.to_str().unwrap().to_owned();
+        let out = tongban(&["check", "--dir", &dir, "--origin", &a_dir]);
+        assert!(out.contains("state equal to the origin's"), "{out}");
+        assert!(out.contains(&format!("{size} entries")), "{out}");
+    }
+    {
+        // One certificate record's last byte (its status index) changed in the file itself.
+        use redb::{ReadableDatabase, TableDefinition};
+        const STATE: TableDefinition<(u8, &[u8]), &[u8]> = TableDefinition::new("state");
+        let db = redb::Database::open(&replica_of_a[1]).unwrap();
+        let (key, mut value) = {
+            let txn = db.begin_read().unwrap();
+            let table = txn.open_table(STATE).unwrap();
+            let (key, value) = table
+                .range((1u8, &b""[..])..)
+                .unwrap()
+                .next()
+                .unwrap()
+                .unwrap();
+            (key.value().1.to_vec(), value.value().to_vec())
+        };
+        *value.last_mut().unwrap() ^= 1;
+        let txn = db.begin_write().unwrap();
+        txn.open_table(STATE)
+            .unwrap()
+            .insert((1u8, key.as_slice()), value.as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let dir = federation.nodes[1].dir.to_str().unwrap().to_owned();
+    let out = std::process::Command::new(node_process::BIN)
+        .args(["check", "--dir", &dir, "--origin", &a_dir])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("state differs from the origin's in 1 rows"),
+        "{text}"
+    );
 }
 
 /// Sends `signal` (e.g. `-STOP`) to `node`'s process with kill(1).

@@ -61,6 +61,7 @@ reasons! {
     EntryRejected => "ENTRY_REJECTED",
     EntryConflict => "ENTRY_CONFLICT",
     Gap => "LOG_GAP",
+    NotHeld => "ENTRIES_NOT_HELD",
     CheckpointInvalid => "CHECKPOINT_INVALID",
     CheckpointMismatch => "CHECKPOINT_MISMATCH",
     ProofInvalid => "PROOF_INVALID",

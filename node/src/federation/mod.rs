@@ -3,6 +3,7 @@
 //! on others' and gather cosignatures. Formats and rules are core's (`tongban_core::federation`);
 //! this module moves bytes, stores them and schedules work.
 
+pub mod check;
 pub mod cli;
 pub mod codec;
 pub mod http;

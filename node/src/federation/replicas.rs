@@ -23,7 +23,7 @@ use tongban_core::values::{ShortText, Time};
 
 use super::{Federation, FederationError, setup};
 use crate::entry_index::EntryIndexer;
-use crate::log::{Log, LogConfig, LogError};
+use crate::log::{Contents, Log, LogConfig, LogError};
 use crate::metrics::RegionLabel;
 use crate::refusal::Refusal;
 use crate::region::state::{self, Rows};
@@ -46,6 +46,11 @@ pub struct Slot {
 }
 
 impl Slot {
+    /// Whether the replica keeps the entries (and so can serve them to other members).
+    pub fn holds_entries(&self) -> bool {
+        self.log.contents() == Contents::Entries
+    }
+
     /// The replica's root at `size` (≤ its size).
     pub fn root_at(&self, size: u64) -> Result<[u8; 32], String> {
         if size == self.replica.size() {
@@ -125,12 +130,22 @@ impl Federation {
             member.region(),
             member.log_generation
         ));
-        let log = Log::open(&path, LogConfig::default(), Arc::new(EntryIndexer))
+        let config = LogConfig {
+            contents: match self.config.replica_entries {
+                true => Contents::Entries,
+                false => Contents::Tree,
+            },
+            ..LogConfig::default()
+        };
+        let log = Log::open(&path, config, Arc::new(EntryIndexer))
             .map_err(|e| setup(format!("{}: {e}", path.display())))?;
         let size = log.size().map_err(|e| setup(e.to_string()))?;
         // A replica written by an older build holds entries without their state: rebuilt once.
-        rebuild_state(&log, member.region(), &member.root.key, size)
-            .map_err(|e| setup(format!("replica {}: {e}", path.display())))?;
+        // (A replica without its entries was written with its state, always.)
+        if log.contents() == Contents::Entries {
+            rebuild_state(&log, member.region(), &member.root.key, size)
+                .map_err(|e| setup(format!("replica {}: {e}", path.display())))?;
+        }
         let replica = self.resume(member, &log)?;
         let verified = log
             .last_checkpoint()

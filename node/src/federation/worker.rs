@@ -169,7 +169,8 @@ impl Federation {
     }
 
     /// Counts a catch-up answer other than entries (`code`: the refusal's, `unexpected` or
-    /// `unreachable`); only "nothing after what the replica holds" is not worth a line.
+    /// `unreachable`); "nothing after what the replica holds" and "this node keeps no entries of
+    /// that log" (a replica kept without its entries) are not worth a line.
     pub(super) fn catch_up_answered(
         &self,
         region: &RegionCode,
@@ -178,6 +179,8 @@ impl Federation {
     ) {
         if code == Reason::Gap.as_str() {
             tracing::debug!(%region, %detail, "caught up with a source");
+        } else if code == Reason::NotHeld.as_str() {
+            tracing::debug!(%region, %detail, "a source keeps no entries of that log");
         } else {
             tracing::warn!(%region, code, %detail, "a catch-up source did not answer with entries");
         }
@@ -336,8 +339,13 @@ impl Federation {
             return Ok(0);
         }
         let held_end = size.min(first + entries.len() as u64);
-        let held = slot.log.entries(first..held_end).map_err(internal)?;
-        if let Some(i) = held.iter().zip(entries).position(|(a, b)| a != b) {
+        // By leaf hash: equal hashes are equal entries, and a replica need not keep the entries.
+        let held = slot.log.leaf_hashes(first..held_end).map_err(internal)?;
+        if let Some(i) = held
+            .iter()
+            .zip(entries)
+            .position(|(a, b)| *a != tlog_tiles::record_hash(b).0)
+        {
             let index = first + i as u64;
             self.mark_misbehaving(
                 slot.member.region().as_str(),
@@ -576,6 +584,12 @@ impl Federation {
         let slot = replicas
             .get(region)
             .ok_or_else(|| Refused::new(Reason::NotMember, format!("no replica of {region}")))?;
+        if !slot.holds_entries() {
+            return Err(Refused::new(
+                Reason::NotHeld,
+                format!("this node keeps {region}'s tree and state, not its entries"),
+            ));
+        }
         let (head, note) = slot
             .verified
             .clone()

@@ -13,6 +13,10 @@ pub enum LogError {
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 
+    /// The file keeps the tree and the state, not the entries ([`super::Contents::Tree`]).
+    #[error("this log keeps its tree and state, not its entries")]
+    EntriesNotHeld,
+
     #[error("tree size {requested} is beyond the log's size {size}")]
     BeyondSize { requested: u64, size: u64 },
 

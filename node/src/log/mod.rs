@@ -47,6 +47,22 @@ pub struct LogConfig {
     /// Memory redb may use to cache pages of this file, in bytes: what bounds the log's memory,
     /// whatever the number of entries (redb's own default is 1 GiB per file).
     pub cache_bytes: usize,
+    /// What a new file keeps. A file keeps what it was created with ([`Log::contents`]).
+    pub contents: Contents,
+}
+
+/// What a log file keeps of its entries, fixed when the file is created.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Contents {
+    /// The entries, their index rows and blobs, the tree's stored hashes and the state: a
+    /// region's own log, or a replica kept whole to serve catch-up.
+    #[default]
+    Entries,
+    /// The tree's stored hashes, the checkpoints and the state, not the entries: a replica that
+    /// judges every entry against the state and keeps only what the rules and the checkpoints
+    /// need of it (specs/federation.md §5). Reading an entry is refused with
+    /// [`LogError::EntriesNotHeld`].
+    Tree,
 }
 
 impl Default for LogConfig {
@@ -55,6 +71,7 @@ impl Default for LogConfig {
             max_batch: 4096,
             max_entry: MAX_ENTRY_LIMIT,
             cache_bytes: 32 << 20,
+            contents: Contents::Entries,
         }
     }
 }
@@ -86,6 +103,8 @@ pub struct Log {
 struct Inner {
     db: Arc<Database>,
     config: LogConfig,
+    /// What the file keeps (its own, which may differ from `config.contents`).
+    contents: Contents,
     sender: Option<Sender<Command>>,
     writer: Option<JoinHandle<()>>,
 }
@@ -123,8 +142,8 @@ impl Log {
                 .set_cache_size(config.cache_bytes)
                 .create(path)?,
         );
-        let (size, state_size) = schema::init(&db)?;
-        tracing::info!(path = %path.display(), size, state_size, "log opened");
+        let (size, state_size, contents) = schema::init(&db, config.contents)?;
+        tracing::info!(path = %path.display(), size, state_size, ?contents, "log opened");
 
         let (sender, receiver) = mpsc::channel();
         let writer = Writer {
@@ -133,6 +152,7 @@ impl Log {
             max_batch: config.max_batch,
             size,
             state_size,
+            contents,
         };
         let handle = std::thread::Builder::new()
             .name("tongban-log-writer".into())
@@ -142,10 +162,16 @@ impl Log {
             inner: Arc::new(Inner {
                 db,
                 config,
+                contents,
                 sender: Some(sender),
                 writer: Some(handle),
             }),
         })
+    }
+
+    /// What this file keeps of its entries.
+    pub fn contents(&self) -> Contents {
+        self.inner.contents
     }
 
     /// Appends and returns the entry's index only once the entry is durable (fsynced). Many

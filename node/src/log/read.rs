@@ -13,7 +13,7 @@ use super::schema::{
     META, history_key, read_size,
 };
 use super::tiles::{TILE_HEIGHT, check_tile, encode_entry_bundle};
-use super::{Log, LogError};
+use super::{Contents, Log, LogError};
 
 impl Log {
     fn snapshot(&self) -> Result<(ReadTransaction, u64), LogError> {
@@ -27,8 +27,17 @@ impl Log {
         Ok(self.snapshot()?.1)
     }
 
+    /// Refuses a read of entries from a file that does not keep them.
+    fn entries_held(&self) -> Result<(), LogError> {
+        match self.inner.contents {
+            Contents::Entries => Ok(()),
+            Contents::Tree => Err(LogError::EntriesNotHeld),
+        }
+    }
+
     /// The entry at `index`, or `None` past the end of the log.
     pub fn entry(&self, index: u64) -> Result<Option<Vec<u8>>, LogError> {
+        self.entries_held()?;
         let txn = self.inner.db.begin_read()?;
         let entries = txn.open_table(ENTRIES)?;
         Ok(entries.get(index)?.map(|g| g.value().to_vec()))
@@ -36,6 +45,7 @@ impl Log {
 
     /// The entries in `range`, which must lie within the log.
     pub fn entries(&self, range: Range<u64>) -> Result<Vec<Vec<u8>>, LogError> {
+        self.entries_held()?;
         let (txn, size) = self.snapshot()?;
         if range.start > range.end {
             return Err(LogError::InvalidArgument(format!(
@@ -50,6 +60,30 @@ impl Log {
             });
         }
         read_entries(&txn, range)
+    }
+
+    /// The leaf hashes (RFC 6962 record hashes) of the entries in `range`, which must lie within
+    /// the log: what tells whether entries offered again are the ones applied, in either
+    /// [`Contents`].
+    pub fn leaf_hashes(&self, range: Range<u64>) -> Result<Vec<[u8; 32]>, LogError> {
+        let (txn, size) = self.snapshot()?;
+        if range.start > range.end {
+            return Err(LogError::InvalidArgument(format!(
+                "entry range {}..{} is reversed",
+                range.start, range.end
+            )));
+        }
+        check_size(range.end, size)?;
+        let table = txn.open_table(HASHES)?;
+        range
+            .map(|i| {
+                let index = tlog_tiles::stored_hash_index(0, i);
+                table
+                    .get(index)?
+                    .map(|g| g.value())
+                    .ok_or_else(|| LogError::Corrupt(format!("stored hash {index} is missing")))
+            })
+            .collect()
     }
 
     /// The tree hash (root) of the log's first `size` entries; `size` at most the current size.
@@ -107,6 +141,7 @@ impl Log {
     /// C2SP tlog-tiles entry bundle: entries `n*256 .. n*256+width`, each as a big-endian uint16
     /// length and the bytes.
     pub fn entry_bundle(&self, n: u64, width: u32) -> Result<Vec<u8>, LogError> {
+        self.entries_held()?;
         let (txn, size) = self.snapshot()?;
         let range = check_tile(0, n, width, size)?;
         encode_entry_bundle(&read_entries(&txn, range)?)

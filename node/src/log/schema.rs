@@ -3,7 +3,7 @@
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
 use tlog_tiles::stored_hash_count;
 
-use super::LogError;
+use super::{Contents, LogError};
 
 /// Entry index → entry bytes.
 pub(crate) const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
@@ -25,7 +25,7 @@ pub(crate) const BLOBS: TableDefinition<(u64, [u8; 32]), &[u8]> =
 /// log: node/src/region/state.rs), written in the same transaction as the entries that change it.
 /// The log stores it without interpreting it.
 pub(crate) const STATE: TableDefinition<(u8, &[u8]), &[u8]> = TableDefinition::new("state");
-/// Small named counters: `format`, `size` and `state_size`.
+/// Small named counters: `format`, `size`, `state_size` and `contents`.
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// `last` → (tree size, checkpoint bytes) of the latest checkpoint, and [`history_key`]`(size)` →
 /// the same for every size ever checkpointed (auditors need every checkpoint the log signed).
@@ -37,6 +37,9 @@ pub(crate) const META_SIZE: &str = "size";
 /// How many entries the state table reflects: the size, except while a log of format 2 (no
 /// state) is being brought up to date after an upgrade.
 pub(crate) const META_STATE_SIZE: &str = "state_size";
+/// What the file keeps ([`Contents`]): 0 the entries, 1 the tree and state only. Absent in files
+/// written before replicas could drop their entries, which all kept them.
+const META_CONTENTS: &str = "contents";
 pub(crate) const CHECKPOINT_LAST: &str = "last";
 /// History keys sort by size: `h` and the size in 20 digits.
 pub(crate) const HISTORY_FIRST: &str = "h";
@@ -54,9 +57,10 @@ pub(crate) fn history_key(size: u64) -> String {
 /// by dropping its state, which the start rebuilds from the entries: the state is derived data.)
 const FORMAT: u64 = 5;
 
-/// Creates the tables on first use, refuses files of other formats, and checks that the size, the entries and the stored hashes agree. Returns the log's
-/// size and its state's size.
-pub(crate) fn init(db: &Database) -> Result<(u64, u64), LogError> {
+/// Creates the tables on first use (keeping `wanted` in a new file), refuses files of other
+/// formats, and checks that the size, the entries and the stored hashes agree. Returns the log's
+/// size, its state's size and what the file keeps.
+pub(crate) fn init(db: &Database, wanted: Contents) -> Result<(u64, u64, Contents), LogError> {
     let txn = begin_write(db)?;
     let sizes = {
         let mut meta = txn.open_table(META)?;
@@ -66,6 +70,7 @@ pub(crate) fn init(db: &Database) -> Result<(u64, u64), LogError> {
                 meta.insert(META_FORMAT, FORMAT)?;
                 meta.insert(META_SIZE, 0)?;
                 meta.insert(META_STATE_SIZE, 0)?;
+                meta.insert(META_CONTENTS, contents_code(wanted))?;
             }
             Some(old @ 2..=4) => {
                 return Err(LogError::Corrupt(format!(
@@ -85,12 +90,25 @@ pub(crate) fn init(db: &Database) -> Result<(u64, u64), LogError> {
             LogError::Corrupt("the log's size is missing from its metadata".into())
         })?;
 
+        let contents = match meta.get(META_CONTENTS)?.map(|g| g.value()) {
+            None | Some(0) => Contents::Entries,
+            Some(1) => Contents::Tree,
+            Some(other) => {
+                return Err(LogError::Corrupt(format!(
+                    "unknown contents code {other} in the log's metadata"
+                )));
+            }
+        };
         let entries = txn.open_table(ENTRIES)?;
         let entry_count = entries.len()?;
         let last_entry = entries.last()?.map(|(k, _)| k.value());
-        if entry_count != size || last_entry.map_or(0, |k| k + 1) != size {
+        let held = match contents {
+            Contents::Entries => size,
+            Contents::Tree => 0,
+        };
+        if entry_count != held || last_entry.map_or(0, |k| k + 1) != held {
             return Err(LogError::Corrupt(format!(
-                "size {size} but {entry_count} entries (last index {last_entry:?})"
+                "size {size} ({contents:?}) but {entry_count} entries (last index {last_entry:?})"
             )));
         }
         let hashes = txn.open_table(HASHES)?;
@@ -118,10 +136,17 @@ pub(crate) fn init(db: &Database) -> Result<(u64, u64), LogError> {
                 "the last checkpoint is for size {stored} but the log has {size} entries"
             )));
         }
-        (size, state_size)
+        (size, state_size, contents)
     };
     txn.commit()?;
     Ok(sizes)
+}
+
+fn contents_code(contents: Contents) -> u64 {
+    match contents {
+        Contents::Entries => 0,
+        Contents::Tree => 1,
+    }
 }
 
 /// Every write transaction of the log, with redb's default immediate durability (commit returns

@@ -313,13 +313,14 @@ fn a_log_is_shareable_across_threads() {
 /// A log whose writer thread is `writer`, to see what callers get when the writer is gone.
 fn log_with_writer(dir: &tempfile::TempDir, writer: impl FnOnce(mpsc::Receiver<Command>)) -> Log {
     let db = Arc::new(redb::Database::create(dir.path().join("log.redb")).unwrap());
-    schema::init(&db).unwrap();
+    schema::init(&db, Contents::Entries).unwrap();
     let (sender, receiver) = mpsc::channel();
     writer(receiver);
     Log {
         inner: Arc::new(Inner {
             db,
             config: LogConfig::default(),
+            contents: Contents::Entries,
             sender: Some(sender),
             writer: None,
         }),
@@ -394,6 +395,89 @@ fn a_log_of_another_format_is_refused() {
         .err()
         .expect("format 1 is refused");
     assert!(refused.to_string().contains("log format 1"), "{refused}");
+}
+
+#[test]
+fn a_tree_only_log_keeps_hashes_state_and_checkpoints_but_no_entry() {
+    let tree = LogConfig {
+        contents: Contents::Tree,
+        ..LogConfig::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("replica.redb");
+    let log = Log::open(&path, tree.clone(), Arc::new(NoIndex)).unwrap();
+    assert_eq!(log.contents(), Contents::Tree);
+    let put = StateOp::Put {
+        kind: 1,
+        key: b"k".to_vec(),
+        value: b"v".to_vec(),
+    };
+    let leaves: Vec<Vec<u8>> = LEAVES.iter().map(|l| hex::decode(l).unwrap()).collect();
+    log.submit(leaves[..3].to_vec(), Vec::new(), vec![put])
+        .unwrap()
+        .wait()
+        .unwrap();
+    log.append_many(leaves[3..].to_vec()).unwrap();
+    log.store_checkpoint(8, b"checkpoint".to_vec()).unwrap();
+
+    // The tree is whole: the same roots, proofs and leaf hashes as a log with its entries.
+    let (_full_dir, full) = rfc_log();
+    for size in 1..=8 {
+        assert_eq!(log.root(size).unwrap(), full.root(size).unwrap());
+        assert_eq!(log.root(size).unwrap(), h(ROOTS[size as usize - 1]));
+    }
+    assert_eq!(
+        log.consistency_proof(3, 8).unwrap(),
+        full.consistency_proof(3, 8).unwrap()
+    );
+    let hashes = log.leaf_hashes(2..5).unwrap();
+    let want: Vec<[u8; 32]> = leaves[2..5].iter().map(|l| record_hash(l).0).collect();
+    assert_eq!(hashes, want);
+    assert_eq!(full.leaf_hashes(2..5).unwrap(), want);
+    assert!(matches!(
+        log.leaf_hashes(7..9),
+        Err(LogError::BeyondSize { .. })
+    ));
+    assert_eq!(
+        log.state().unwrap().get(1, b"k").unwrap(),
+        Some(b"v".to_vec())
+    );
+    // No entry is kept, and a read says so rather than reporting a corrupt file.
+    for refused in [
+        log.entries(0..1).err(),
+        log.entry(0).err(),
+        log.entry_bundle(0, 8).err(),
+    ] {
+        assert!(
+            matches!(refused, Some(LogError::EntriesNotHeld)),
+            "{refused:?}"
+        );
+    }
+    let blob = Blob {
+        entry: 0,
+        digest: [7; 32],
+        bytes: b"personal data".to_vec(),
+    };
+    let refused = log.submit(vec![b"x".to_vec()], vec![blob], Vec::new());
+    assert!(refused.and_then(|p| p.wait()).is_err());
+    assert_eq!(log.size().unwrap(), 8);
+    drop(log);
+
+    // The file keeps what it was made with, whatever a later opening asks for; its checks pass.
+    let reopened = Log::open(&path, LogConfig::default(), Arc::new(NoIndex)).unwrap();
+    assert_eq!(reopened.contents(), Contents::Tree);
+    assert_eq!(reopened.size().unwrap(), 8);
+    assert_eq!(reopened.root(8).unwrap(), h(ROOTS[7]));
+    assert_eq!(
+        reopened.last_checkpoint().unwrap(),
+        Some((8, b"checkpoint".to_vec()))
+    );
+    drop(reopened);
+    // A log with its entries opened as tree-only stays whole.
+    let full_path = dir.path().join("full.redb");
+    drop(Log::open(&full_path, LogConfig::default(), Arc::new(NoIndex)).unwrap());
+    let full = Log::open(&full_path, tree, Arc::new(NoIndex)).unwrap();
+    assert_eq!(full.contents(), Contents::Entries);
 }
 
 #[test]

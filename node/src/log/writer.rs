@@ -16,7 +16,7 @@ use super::schema::{
     META_STATE_SIZE, STATE, begin_write, history_key, read_size, read_state_size,
 };
 use super::state::{StateOp, write_ops};
-use super::{Indexer, LogError};
+use super::{Contents, Indexer, LogError};
 
 pub(crate) type Reply<T> = SyncSender<Result<T, LogError>>;
 
@@ -103,6 +103,9 @@ pub(crate) struct Writer {
     /// How many entries the committed state reflects: `size`, but for an upgraded log not
     /// caught up yet.
     pub(crate) state_size: u64,
+    /// What the file keeps: with [`Contents::Tree`] an appended entry adds its hashes and its
+    /// state, not its bytes or index rows.
+    pub(crate) contents: Contents,
 }
 
 /// What one command of a committed batch answers.
@@ -254,6 +257,9 @@ impl Writer {
                         write_ops(&mut tables.state, state)?;
                         let start = size;
                         for blob in blobs {
+                            if self.contents == Contents::Tree {
+                                return Err(LogError::EntriesNotHeld);
+                            }
                             if blob.entry >= entries.len() {
                                 return Err(LogError::InvalidArgument(format!(
                                     "a blob names entry {} of a submission of {}",
@@ -277,8 +283,10 @@ impl Writer {
                                 table.finish(stored_hashes(size, entry, &reader))?
                             };
                             pending.extend(new);
-                            tables.entries.insert(size, entry.as_slice())?;
-                            self.write_index_rows(&mut tables.index_rows, size, entry)?;
+                            if self.contents == Contents::Entries {
+                                tables.entries.insert(size, entry.as_slice())?;
+                                self.write_index_rows(&mut tables.index_rows, size, entry)?;
+                            }
                             size += 1;
                         }
                         outcomes.push(Outcome::Appended(start..size));
@@ -350,6 +358,9 @@ impl Writer {
     /// Derived data: drop every index row and recompute them from the entries, in one
     /// transaction so readers see either the old rows or the new ones.
     fn rebuild_indexes(&self) -> Result<(), LogError> {
+        if self.contents == Contents::Tree {
+            return Ok(());
+        }
         let started = Instant::now();
         let txn = begin_write(&self.db)?;
         txn.delete_table(INDEX_ROWS)?;

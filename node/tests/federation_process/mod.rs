@@ -166,6 +166,11 @@ pub struct Federation {
 
 impl Federation {
     pub fn start(regions: &[&str], quorum: u64) -> Federation {
+        Federation::start_with(regions, quorum, &[])
+    }
+
+    /// [`Federation::start`], with `p2p[i]`'s lines added to the `[p2p]` section of node `i`.
+    pub fn start_with(regions: &[&str], quorum: u64, p2p: &[(usize, &str)]) -> Federation {
         let dir = tempfile::tempdir().unwrap();
         let first = init(&dir.path().join(regions[0]), regions[0], None);
         let federation_key = first.dir.join("keys/federation-root.key");
@@ -178,6 +183,13 @@ impl Federation {
         genesis(&federation_key, quorum, &members, &membership);
         for node in &nodes {
             enable_p2p(node, &membership);
+        }
+        for (i, lines) in p2p {
+            let config = nodes[*i].dir.join("config.toml");
+            let mut text = std::fs::read_to_string(&config).unwrap();
+            text.push_str(lines);
+            text.push('\n');
+            std::fs::write(&config, text).unwrap();
         }
         nodes[0].start();
         let bootstrap = p2p_address(&nodes[0]);
