@@ -4,6 +4,7 @@
 //! tiles as the recomputed tree completes them. Every response is bounded, no size a node claims
 //! is used before its signature is checked, and nothing is kept per entry or per checkpoint.
 
+use std::sync::mpsc::{Receiver, sync_channel};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -212,6 +213,10 @@ struct Entries<'a> {
     fetched: std::collections::VecDeque<Vec<u8>>,
 }
 
+/// Entry tiles fetched ahead of the rules, at most: the fetching thread waits for room, so what
+/// is held stays bounded (each tile at most 256 entries of at most 64 KiB).
+const TILES_AHEAD: usize = 2;
+
 impl<'a> Entries<'a> {
     fn new(node: &'a Node, target: u64) -> Entries<'a> {
         Entries {
@@ -222,10 +227,23 @@ impl<'a> Entries<'a> {
         }
     }
 
-    /// The entry at `index` (the one after the last taken), fetching its tile when needed.
-    fn take(&mut self, index: u64) -> Result<Vec<u8>, FetchError> {
-        if self.fetched.is_empty() || index != self.next {
-            self.fetched = self.node.entries(index, self.target)?.into();
+    /// The entry at `index` (the one after the last taken), from the tiles `tiles` brings when
+    /// none is left over.
+    fn take(
+        &mut self,
+        index: u64,
+        tiles: &Receiver<Result<Vec<Vec<u8>>, FetchError>>,
+    ) -> Result<Vec<u8>, FetchError> {
+        if self.fetched.is_empty() {
+            // The fetching thread stops only after sending an error, or once it fetched up to
+            // the size asked for, which the caller does not pass.
+            self.fetched = tiles
+                .recv()
+                .map_err(|_| FetchError::TileMalformed {
+                    url: self.node.url().to_owned(),
+                    detail: format!("no entry served at {index}"),
+                })??
+                .into();
             self.next = index;
         }
         let entry = self
@@ -240,21 +258,50 @@ impl<'a> Entries<'a> {
     }
 }
 
-/// Feeds `audit` the node's entries until it holds `size`, and the hash tiles it completes.
+/// Feeds `audit` the node's entries until it holds `size`, and the hash tiles it completes. The
+/// entry tiles are fetched by a thread of their own, ahead of the rules, so that the node's
+/// answering and the audit's work overlap.
 fn stream_to(
     entries: &mut Entries<'_>,
     audit: &mut LogAudit<DiskStore>,
     size: u64,
 ) -> Result<(), FetchError> {
-    while audit.size() < size {
-        audit.entry(entries.take(audit.size())?);
-        if audit.size().is_multiple_of(u64::from(TILE_WIDTH)) || audit.size() == size {
-            for path in audit.tiles_wanted() {
-                audit.served_tile(path, entries.node.hash_tile(path)?);
+    if entries.next != audit.size() {
+        entries.fetched.clear();
+        entries.next = audit.size();
+    }
+    let (node, target) = (entries.node, entries.target);
+    let first_missing = entries.next + entries.fetched.len() as u64;
+    std::thread::scope(|scope| {
+        let (sender, tiles) = sync_channel(TILES_AHEAD);
+        scope.spawn(move || {
+            let mut from = first_missing;
+            while from < size {
+                let fetched = node.entries(from, target);
+                let stop = match &fetched {
+                    Ok(batch) if !batch.is_empty() => {
+                        from += batch.len() as u64;
+                        false
+                    }
+                    // Nothing more served: the reader reports the missing entry.
+                    _ => true,
+                };
+                // A reader gone (it failed) wants nothing more.
+                if sender.send(fetched).is_err() || stop {
+                    return;
+                }
+            }
+        });
+        while audit.size() < size {
+            audit.entry(entries.take(audit.size(), &tiles)?);
+            if audit.size().is_multiple_of(u64::from(TILE_WIDTH)) || audit.size() == size {
+                for path in audit.tiles_wanted() {
+                    audit.served_tile(path, node.hash_tile(path)?);
+                }
             }
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// Audits the log of `node`, whose key and trust bundle the caller read (and checked against a
