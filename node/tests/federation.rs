@@ -213,26 +213,7 @@ fn trust_and_status_replicate_and_a_restarted_node_catches_up() {
 
     // The replicas hold the state A's own log establishes, row for row, on disk: the same
     // rules over the same entries, whether applied as published or proven after a restart.
-    let size = log_size(&federation.nodes[0]);
-    for i in [1, 2] {
-        wait_for(
-            Duration::from_secs(10),
-            "the replicas to hold all of A",
-            || (replica_size(&federation.nodes[i], "341200") >= size).then_some(()),
-        );
-    }
-    for node in &mut federation.nodes {
-        node.kill9();
-    }
-    let open = |path: std::path::PathBuf| {
-        Log::open(&path, LogConfig::default(), Arc::new(NoIndex)).unwrap()
-    };
-    let origin = open(federation.nodes[0].dir.join("log.redb"));
-    assert_eq!(
-        origin.size().unwrap(),
-        size,
-        "A logged more after the check"
-    );
+    let (origin, size) = stop_when_replicated(&mut federation);
     for i in [1, 2] {
         let replica = open(
             federation.nodes[i]
@@ -329,26 +310,7 @@ fn replicas_keep_no_entries_unless_configured_and_an_archive_serves_catch_up() {
         0.0
     );
 
-    let size = log_size(&federation.nodes[0]);
-    for i in [1, 2] {
-        wait_for(
-            Duration::from_secs(10),
-            "the replicas to hold all of A",
-            || (replica_size(&federation.nodes[i], "341200") >= size).then_some(()),
-        );
-    }
-    for node in &mut federation.nodes {
-        node.kill9();
-    }
-    let open = |path: std::path::PathBuf| {
-        Log::open(&path, LogConfig::default(), Arc::new(NoIndex)).unwrap()
-    };
-    let origin = open(federation.nodes[0].dir.join("log.redb"));
-    assert_eq!(
-        origin.size().unwrap(),
-        size,
-        "A logged more after the check"
-    );
+    let (origin, size) = stop_when_replicated(&mut federation);
     let (light, archive) = (open(replica_of_a[1].clone()), open(replica_of_a[2].clone()));
     assert_eq!(light.contents(), Contents::Tree);
     assert!(matches!(light.entries(0..1), Err(LogError::EntriesNotHeld)));
@@ -409,6 +371,33 @@ fn replicas_keep_no_entries_unless_configured_and_an_archive_serves_catch_up() {
         text.contains("state differs from the origin's in 1 rows"),
         "{text}"
     );
+}
+
+/// Waits until nodes 1 and 2 hold all of node 0's log (region 341200), stops every node and
+/// opens node 0's log: with its size, checked not to have grown meanwhile.
+fn stop_when_replicated(federation: &mut Federation) -> (Log, u64) {
+    let size = log_size(&federation.nodes[0]);
+    for i in [1, 2] {
+        wait_for(
+            Duration::from_secs(10),
+            "the replicas to hold all of A",
+            || (replica_size(&federation.nodes[i], "341200") >= size).then_some(()),
+        );
+    }
+    for node in &mut federation.nodes {
+        node.kill9();
+    }
+    let origin = open(federation.nodes[0].dir.join("log.redb"));
+    assert_eq!(
+        origin.size().unwrap(),
+        size,
+        "A logged more after the check"
+    );
+    (origin, size)
+}
+
+fn open(path: std::path::PathBuf) -> Log {
+    Log::open(&path, LogConfig::default(), Arc::new(NoIndex)).unwrap()
 }
 
 /// Sends `signal` (e.g. `-STOP`) to `node`'s process with kill(1).
