@@ -1,7 +1,6 @@
 use std::sync::Arc;
 
-/// Everything that can go wrong in the log. Storage failures keep redb's error as the source so an
-/// operator sees the underlying I/O cause.
+/// Everything that can go wrong in the log.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
     #[error("entry of {len} bytes exceeds the limit of {max} bytes")]
@@ -47,8 +46,10 @@ pub enum LogError {
     #[error("tree computation: {0}")]
     Tree(#[from] tlog_tiles::tlog::Error),
 
+    /// The engine failed (an I/O error, a full disk, a lost database connection); its error is
+    /// kept as the source so an operator sees the underlying cause.
     #[error("storage: {0}")]
-    Storage(#[from] redb::Error),
+    Storage(#[source] Box<dyn std::error::Error + Send + Sync>),
 
     #[error("starting the writer thread: {0}")]
     Spawn(#[source] std::io::Error),
@@ -59,13 +60,14 @@ macro_rules! from_redb {
     ($($t:ty),*) => {$(
         impl From<$t> for LogError {
             fn from(e: $t) -> Self {
-                LogError::Storage(redb::Error::from(e))
+                LogError::Storage(Box::new(redb::Error::from(e)))
             }
         }
     )*};
 }
 
 from_redb!(
+    redb::Error,
     redb::DatabaseError,
     redb::TransactionError,
     redb::TableError,

@@ -1,46 +1,52 @@
-//! `HashReader`s over stored hashes: one over a table (a read snapshot or the write transaction),
-//! and one that puts the hashes of the batch being written in front of it.
+//! `HashReader`s over stored hashes: one over a snapshot, and one that puts the hashes of the
+//! batch being written in front of it.
 
 use std::cell::RefCell;
 
-use redb::ReadableTable;
 use tlog_tiles::Hash;
 use tlog_tiles::tlog::Error as TlogError;
 
 use super::LogError;
+use super::engine::Snapshot;
 
-/// Reads stored hashes from a table. `HashReader` can only return tlog's error type, so the real
-/// cause (a storage error, or a hash that should exist but does not) is kept aside and handed back
-/// by [`TableHashes::finish`].
-pub(crate) struct TableHashes<'a, T> {
-    table: &'a T,
+/// Reads stored hashes from a snapshot. `HashReader` can only return tlog's error type, so the
+/// real cause (a storage error, or a hash that should exist but does not) is kept aside and
+/// handed back by [`StoredHashes::finish`].
+pub(crate) struct StoredHashes<'a> {
+    snapshot: &'a dyn Snapshot,
     failure: RefCell<Option<LogError>>,
 }
 
-impl<'a, T: ReadableTable<u64, [u8; 32]>> TableHashes<'a, T> {
-    pub(crate) fn new(table: &'a T) -> Self {
-        TableHashes {
-            table,
+impl<'a> StoredHashes<'a> {
+    pub(crate) fn new(snapshot: &'a dyn Snapshot) -> Self {
+        StoredHashes {
+            snapshot,
             failure: RefCell::new(None),
         }
     }
 
-    fn read_one(&self, index: u64) -> Result<Hash, TlogError> {
-        match self.table.get(index) {
-            Ok(Some(g)) => Ok(Hash(g.value())),
-            Ok(None) => {
-                self.fail(LogError::Corrupt(format!("stored hash {index} is missing")));
-                Err(TlogError::IndexesNotInTree)
+    fn read(&self, positions: &[u64]) -> Result<Vec<Hash>, TlogError> {
+        let found = self.snapshot.hashes(positions).and_then(|found| {
+            if found.len() != positions.len() {
+                return Err(LogError::Corrupt(format!(
+                    "asked for {} stored hashes, the engine answered {}",
+                    positions.len(),
+                    found.len()
+                )));
             }
-            Err(e) => {
-                self.fail(e.into());
-                Err(TlogError::IndexesNotInTree)
-            }
-        }
-    }
-
-    fn fail(&self, e: LogError) {
-        self.failure.borrow_mut().get_or_insert(e);
+            positions
+                .iter()
+                .zip(found)
+                .map(|(p, hash)| {
+                    hash.map(Hash)
+                        .ok_or_else(|| LogError::Corrupt(format!("stored hash {p} is missing")))
+                })
+                .collect()
+        });
+        found.map_err(|e| {
+            self.failure.borrow_mut().get_or_insert(e);
+            TlogError::IndexesNotInTree
+        })
     }
 
     /// Converts the result of a tlog call made with this reader, preferring the cause kept aside.
@@ -53,22 +59,22 @@ impl<'a, T: ReadableTable<u64, [u8; 32]>> TableHashes<'a, T> {
     }
 }
 
-impl<T: ReadableTable<u64, [u8; 32]>> tlog_tiles::HashReader for TableHashes<'_, T> {
+impl tlog_tiles::HashReader for StoredHashes<'_> {
     fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, TlogError> {
-        indexes.iter().map(|&i| self.read_one(i)).collect()
+        self.read(indexes)
     }
 }
 
 /// The hashes computed for the batch in flight, which starts at stored-hash index `base`, in front
-/// of the table: `stored_hashes` for entry n needs hashes written for entries earlier in the same
-/// batch, which are not in the table yet.
-pub(crate) struct BatchHashes<'a, T> {
+/// of the stored ones: `stored_hashes` for entry n needs hashes written for entries earlier in
+/// the same batch, which are not stored yet.
+pub(crate) struct BatchHashes<'a> {
     pub(crate) base: u64,
     pub(crate) pending: &'a [Hash],
-    pub(crate) table: &'a TableHashes<'a, T>,
+    pub(crate) stored: &'a StoredHashes<'a>,
 }
 
-impl<T: ReadableTable<u64, [u8; 32]>> tlog_tiles::HashReader for BatchHashes<'_, T> {
+impl tlog_tiles::HashReader for BatchHashes<'_> {
     fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, TlogError> {
         indexes
             .iter()
@@ -77,7 +83,11 @@ impl<T: ReadableTable<u64, [u8; 32]>> tlog_tiles::HashReader for BatchHashes<'_,
                     .ok()
                     .and_then(|o| self.pending.get(o).copied())
                     .ok_or(TlogError::IndexesNotInTree),
-                None => self.table.read_one(i),
+                None => self
+                    .stored
+                    .read(&[i])?
+                    .pop()
+                    .ok_or(TlogError::IndexesNotInTree),
             })
             .collect()
     }

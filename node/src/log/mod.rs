@@ -1,18 +1,21 @@
 //! The region's transparency log: an append-only sequence of opaque entries with an RFC 6962
-//! Merkle tree over them, stored in one redb file.
+//! Merkle tree over them, and the state they establish, kept by a storage [`Engine`] (redb by
+//! default: [`RedbEngine`], one file).
 //!
 //! Writes go through a single writer thread that groups every request queued while it is busy
-//! into one write transaction (entries, their stored hashes, index rows and the new size), and
-//! answers the callers only once that transaction is committed with an fsync. Reads are redb read
-//! transactions: snapshots that never wait for the writer.
+//! into one write transaction (entries, their stored hashes, index rows, state and the new size),
+//! and answers the callers only once that transaction is durable. Reads are engine snapshots that
+//! never wait for the writer. Everything a log decides (the tree, tiles, proofs, the checkpoint
+//! rule, what a file keeps) lives here, above the engine, so every engine behaves alike.
 //!
 //! The stored hashes follow Go's `golang.org/x/mod/sumdb/tlog` layout (via `tlog_tiles`), so tree
 //! hashes, proofs and C2SP tlog-tiles hash tiles are all plain reads of that table.
 
+mod engine;
 mod error;
 mod hashes;
 mod read;
-mod schema;
+mod redb_engine;
 mod state;
 mod tiles;
 mod writer;
@@ -23,9 +26,9 @@ use std::sync::Arc;
 use std::sync::mpsc::{self, Sender};
 use std::thread::JoinHandle;
 
-use redb::Database;
-
+pub use engine::{Engine, IndexRows, KindRow, Opened, Snapshot, StateView, WriteSet};
 pub use error::LogError;
+pub use redb_engine::RedbEngine;
 pub use state::{Differences, Scratch, StateOp, StateRows, StateSnapshot, StateTarget};
 pub use tiles::{TILE_WIDTH, encode_entry_bundle};
 
@@ -101,7 +104,7 @@ pub struct Log {
 }
 
 struct Inner {
-    db: Arc<Database>,
+    engine: Arc<dyn Engine>,
     config: LogConfig,
     /// What the file keeps (its own, which may differ from `config.contents`).
     contents: Contents,
@@ -128,31 +131,30 @@ impl Log {
         config: LogConfig,
         indexer: Arc<dyn Indexer>,
     ) -> Result<Log, LogError> {
-        if config.max_batch == 0 {
-            return Err(LogError::Config("max_batch must be at least 1".into()));
-        }
-        if config.max_entry == 0 || config.max_entry > MAX_ENTRY_LIMIT {
-            return Err(LogError::Config(format!(
-                "max_entry must be between 1 and {MAX_ENTRY_LIMIT} (an entry bundle's uint16 length), not {}",
-                config.max_entry
-            )));
-        }
-        let db = Arc::new(
-            Database::builder()
-                .set_cache_size(config.cache_bytes)
-                .create(path)?,
-        );
-        let (size, state_size, contents) = schema::init(&db, config.contents)?;
-        tracing::info!(path = %path.display(), size, state_size, ?contents, "log opened");
+        check_config(&config)?;
+        let (engine, opened) = RedbEngine::open(path, config.cache_bytes, config.contents)?;
+        tracing::info!(path = %path.display(), ?opened, "log opened");
+        Log::over(Arc::new(engine), opened, config, indexer)
+    }
 
+    /// A log over `engine`, which holds what `opened` says (the engine's own open gives it).
+    pub fn over(
+        engine: Arc<dyn Engine>,
+        opened: Opened,
+        config: LogConfig,
+        indexer: Arc<dyn Indexer>,
+    ) -> Result<Log, LogError> {
+        check_config(&config)?;
+        let checkpoint = engine.read()?.last_checkpoint()?.map(|(size, _)| size);
         let (sender, receiver) = mpsc::channel();
         let writer = Writer {
-            db: db.clone(),
+            engine: engine.clone(),
             indexer,
             max_batch: config.max_batch,
-            size,
-            state_size,
-            contents,
+            size: opened.size,
+            state_size: opened.state_size,
+            contents: opened.contents,
+            checkpoint,
         };
         let handle = std::thread::Builder::new()
             .name("tongban-log-writer".into())
@@ -160,9 +162,9 @@ impl Log {
             .map_err(LogError::Spawn)?;
         Ok(Log {
             inner: Arc::new(Inner {
-                db,
+                engine,
                 config,
-                contents,
+                contents: opened.contents,
                 sender: Some(sender),
                 writer: Some(handle),
             }),
@@ -262,6 +264,20 @@ impl<T> Pending<T> {
         // A dropped reply sender means the writer died before answering.
         self.0.recv().map_err(|_| LogError::WriterClosed)?
     }
+}
+
+/// Refuses a configuration no log can work with.
+fn check_config(config: &LogConfig) -> Result<(), LogError> {
+    if config.max_batch == 0 {
+        return Err(LogError::Config("max_batch must be at least 1".into()));
+    }
+    if config.max_entry == 0 || config.max_entry > MAX_ENTRY_LIMIT {
+        return Err(LogError::Config(format!(
+            "max_entry must be between 1 and {MAX_ENTRY_LIMIT} (an entry bundle's uint16 length), not {}",
+            config.max_entry
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -312,13 +312,13 @@ fn a_log_is_shareable_across_threads() {
 
 /// A log whose writer thread is `writer`, to see what callers get when the writer is gone.
 fn log_with_writer(dir: &tempfile::TempDir, writer: impl FnOnce(mpsc::Receiver<Command>)) -> Log {
-    let db = Arc::new(redb::Database::create(dir.path().join("log.redb")).unwrap());
-    schema::init(&db, Contents::Entries).unwrap();
+    let (engine, _) =
+        RedbEngine::open(&dir.path().join("log.redb"), 1 << 20, Contents::Entries).unwrap();
     let (sender, receiver) = mpsc::channel();
     writer(receiver);
     Log {
         inner: Arc::new(Inner {
-            db,
+            engine: Arc::new(engine),
             config: LogConfig::default(),
             contents: Contents::Entries,
             sender: Some(sender),
@@ -374,27 +374,6 @@ fn blobs_are_found_by_their_entry_and_digest_only() {
     assert_eq!(log.blob(1, &digest).unwrap(), Some(b"bytes".to_vec()));
     assert_eq!(log.blob(0, &digest).unwrap(), None);
     assert_eq!(log.blob(1, &[8u8; 32]).unwrap(), None);
-}
-
-#[test]
-fn a_log_of_another_format_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("log.redb");
-    drop(Log::open(&path, LogConfig::default(), Arc::new(NoIndex)).unwrap());
-    {
-        // As a build of format 1 (certificate bytes keyed by digest) left it.
-        let db = redb::Database::open(&path).unwrap();
-        let txn = db.begin_write().unwrap();
-        txn.open_table(schema::META)
-            .unwrap()
-            .insert(schema::META_FORMAT, 1)
-            .unwrap();
-        txn.commit().unwrap();
-    }
-    let refused = Log::open(&path, LogConfig::default(), Arc::new(NoIndex))
-        .err()
-        .expect("format 1 is refused");
-    assert!(refused.to_string().contains("log format 1"), "{refused}");
 }
 
 #[test]
@@ -534,4 +513,103 @@ fn the_frontier_read_from_stored_hashes_has_the_tree_root_at_every_size() {
         log.append(n.to_be_bytes().to_vec()).unwrap();
     }
     assert!(log.frontier(41).is_err());
+}
+
+/// An engine that fails one write of its choosing, either before writing anything or after the
+/// write is committed (as a database connection lost after COMMIT was sent would).
+struct Flaky {
+    inner: RedbEngine,
+    next: std::sync::Mutex<Option<Fault>>,
+}
+
+#[derive(Clone, Copy)]
+enum Fault {
+    Before,
+    After,
+}
+
+impl Flaky {
+    fn fail_next(&self, fault: Fault) {
+        *self.next.lock().unwrap() = Some(fault);
+    }
+}
+
+fn lost() -> LogError {
+    LogError::Storage("the connection was lost".into())
+}
+
+impl Engine for Flaky {
+    fn write(&self, set: &WriteSet<'_>) -> Result<(), LogError> {
+        match self.next.lock().unwrap().take() {
+            Some(Fault::Before) => Err(lost()),
+            Some(Fault::After) => {
+                self.inner.write(set)?;
+                Err(lost())
+            }
+            None => self.inner.write(set),
+        }
+    }
+
+    fn read(&self) -> Result<Box<dyn Snapshot + '_>, LogError> {
+        self.inner.read()
+    }
+
+    fn state(&self) -> Result<Box<dyn StateView>, LogError> {
+        self.inner.state()
+    }
+
+    fn rebuild_index_rows(&self, derive: &mut IndexRows<'_>) -> Result<(), LogError> {
+        self.inner.rebuild_index_rows(derive)
+    }
+}
+
+#[test]
+fn a_write_the_engine_fails_is_never_acknowledged_and_one_it_committed_is_never_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let (inner, opened) =
+        RedbEngine::open(&dir.path().join("log.redb"), 1 << 20, Contents::Entries).unwrap();
+    let engine = Arc::new(Flaky {
+        inner,
+        next: std::sync::Mutex::new(None),
+    });
+    let log = Log::over(
+        engine.clone(),
+        opened,
+        LogConfig::default(),
+        Arc::new(NoIndex),
+    )
+    .unwrap();
+    log.append(b"a".to_vec()).unwrap();
+
+    // Failed before anything was written: the caller is told, the size stays.
+    engine.fail_next(Fault::Before);
+    let err = log.append(b"lost".to_vec()).unwrap_err();
+    assert!(matches!(err, LogError::BatchFailed(_)), "{err}");
+    assert_eq!(log.size().unwrap(), 1);
+    assert_eq!(log.append(b"b".to_vec()).unwrap(), 1);
+
+    // Failed after the commit: the caller is told it failed (it cannot know better), and the
+    // writer takes the size from storage again, so the next entry does not take index 2 twice.
+    engine.fail_next(Fault::After);
+    assert!(log.append(b"c".to_vec()).is_err());
+    assert_eq!(log.size().unwrap(), 3);
+    assert_eq!(log.append(b"d".to_vec()).unwrap(), 3);
+    assert_eq!(
+        log.entries(0..4).unwrap(),
+        vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec(), b"d".to_vec()]
+    );
+    let leaves: Vec<[u8; 32]> = [b"a", b"b", b"c", b"d"]
+        .iter()
+        .map(|e| record_hash(&e[..]).0)
+        .collect();
+    assert_eq!(log.leaf_hashes(0..4).unwrap(), leaves);
+
+    // A checkpoint committed despite the error still bars going back below it.
+    engine.fail_next(Fault::After);
+    assert!(log.store_checkpoint(4, b"four".to_vec()).is_err());
+    assert!(matches!(
+        log.store_checkpoint(3, b"three".to_vec()),
+        Err(LogError::CheckpointRefused { .. })
+    ));
+    assert_eq!(log.last_checkpoint().unwrap(), Some((4, b"four".to_vec())));
 }

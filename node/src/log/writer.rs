@@ -7,15 +7,11 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::time::Instant;
 
-use redb::{Database, ReadableDatabase, ReadableTable, Table, WriteTransaction};
 use tlog_tiles::{Hash, stored_hash_index, stored_hashes};
 
-use super::hashes::{BatchHashes, TableHashes};
-use super::schema::{
-    BLOBS, CHECKPOINT, CHECKPOINT_LAST, ENTRIES, HASHES, INDEX_ROWS, META, META_SIZE,
-    META_STATE_SIZE, STATE, begin_write, history_key, read_size, read_state_size,
-};
-use super::state::{StateOp, write_ops};
+use super::engine::{Engine, WriteSet};
+use super::hashes::{BatchHashes, StoredHashes};
+use super::state::StateOp;
 use super::{Contents, Indexer, LogError};
 
 pub(crate) type Reply<T> = SyncSender<Result<T, LogError>>;
@@ -95,7 +91,7 @@ impl Command {
 }
 
 pub(crate) struct Writer {
-    pub(crate) db: Arc<Database>,
+    pub(crate) engine: Arc<dyn Engine>,
     pub(crate) indexer: Arc<dyn Indexer>,
     pub(crate) max_batch: usize,
     /// The committed size. Only this thread writes, so it is the truth between commits.
@@ -106,6 +102,8 @@ pub(crate) struct Writer {
     /// What the file keeps: with [`Contents::Tree`] an appended entry adds its hashes and its
     /// state, not its bytes or index rows.
     pub(crate) contents: Contents,
+    /// The tree size of the latest stored checkpoint, which a new one may not go below.
+    pub(crate) checkpoint: Option<u64>,
 }
 
 /// What one command of a committed batch answers.
@@ -173,7 +171,7 @@ impl Writer {
     fn commit(&mut self, batch: Vec<Command>) {
         let started = Instant::now();
         match self.write_batch(&batch) {
-            Ok((outcomes, new_size)) => {
+            Ok((outcomes, new_size, checkpoint)) => {
                 tracing::debug!(
                     requests = batch.len(),
                     entries = new_size - self.size,
@@ -185,6 +183,7 @@ impl Writer {
                     self.state_size = new_size;
                 }
                 self.size = new_size;
+                self.checkpoint = checkpoint;
                 for (command, outcome) in batch.into_iter().zip(outcomes) {
                     command.answer(outcome);
                 }
@@ -205,17 +204,18 @@ impl Writer {
     /// not reuse their indexes. (redb refuses further writes after an I/O error in a commit, so
     /// this matters only for errors it recovers from.)
     fn resync_size(&mut self) {
-        let stored = self
-            .db
-            .begin_read()
-            .map_err(LogError::from)
-            .and_then(|txn| {
-                let meta = txn.open_table(META)?;
-                Ok((read_size(&meta)?, read_state_size(&meta)?))
-            });
+        let stored = self.engine.read().and_then(|snapshot| {
+            let checkpoint = snapshot.last_checkpoint()?.map(|(size, _)| size);
+            Ok((snapshot.size(), self.engine.state()?.size(), checkpoint))
+        });
         match stored {
-            Ok((size, state_size)) if size != self.size || state_size != self.state_size => {
+            Ok((size, state_size, checkpoint))
+                if size != self.size
+                    || state_size != self.state_size
+                    || checkpoint != self.checkpoint =>
+            {
                 self.state_size = state_size;
+                self.checkpoint = checkpoint;
                 tracing::warn!(
                     memory = self.size,
                     stored = size,
@@ -230,113 +230,111 @@ impl Writer {
         }
     }
 
-    /// Writes a whole batch in one transaction and commits it (fsync). On any error the
-    /// transaction is dropped, which rolls it back.
-    fn write_batch(&self, batch: &[Command]) -> Result<(Vec<Outcome>, u64), LogError> {
-        let txn = begin_write(&self.db)?;
-        let mut outcomes = Vec::with_capacity(batch.len());
-        let size = {
-            let mut tables = Tables::open(&txn)?;
-            let base = stored_hash_index(0, self.size);
-            let mut pending: Vec<Hash> = Vec::new();
-            let mut size = self.size;
-            for command in batch {
-                match command {
-                    Command::Append {
-                        entries,
-                        blobs,
-                        state,
-                        ..
-                    } => {
-                        if self.state_size != self.size && !state.is_empty() {
-                            return Err(LogError::StateBehind {
-                                state: self.state_size,
-                                size: self.size,
-                            });
-                        }
-                        write_ops(&mut tables.state, state)?;
-                        let start = size;
-                        for blob in blobs {
-                            if self.contents == Contents::Tree {
-                                return Err(LogError::EntriesNotHeld);
-                            }
-                            if blob.entry >= entries.len() {
-                                return Err(LogError::InvalidArgument(format!(
-                                    "a blob names entry {} of a submission of {}",
-                                    blob.entry,
-                                    entries.len()
-                                )));
-                            }
-                            let index = start + blob.entry as u64;
-                            tables
-                                .blobs
-                                .insert((index, blob.digest), blob.bytes.as_slice())?;
-                        }
-                        for entry in entries {
-                            let new = {
-                                let table = TableHashes::new(&tables.hashes);
-                                let reader = BatchHashes {
-                                    base,
-                                    pending: &pending,
-                                    table: &table,
-                                };
-                                table.finish(stored_hashes(size, entry, &reader))?
-                            };
-                            pending.extend(new);
-                            if self.contents == Contents::Entries {
-                                tables.entries.insert(size, entry.as_slice())?;
-                                self.write_index_rows(&mut tables.index_rows, size, entry)?;
-                            }
-                            size += 1;
-                        }
-                        outcomes.push(Outcome::Appended(start..size));
-                    }
-                    Command::Checkpoint {
-                        size: requested,
-                        checkpoint,
-                        ..
-                    } => {
-                        let result =
-                            store_checkpoint(&mut tables.checkpoint, *requested, size, checkpoint);
-                        outcomes.push(Outcome::Checkpoint(result?));
-                    }
-                    Command::RebuildIndexes { .. } | Command::CatchUp { .. } => {
-                        return Err(LogError::Corrupt(
-                            "internal: a command that runs alone was queued inside a batch".into(),
-                        ));
-                    }
-                }
-            }
-            // Ascending keys: redb appends to the right edge of the B-tree.
-            for (offset, hash) in (base..).zip(&pending) {
-                tables.hashes.insert(offset, hash.0)?;
-            }
-            if size != self.size {
-                tables.meta.insert(META_SIZE, size)?;
-                // A state in step stays in step; one behind (an upgrade) is caught up apart.
-                if self.state_size == self.size {
-                    tables.meta.insert(META_STATE_SIZE, size)?;
-                }
-            }
-            size
+    /// Writes a whole batch in one transaction and commits it (fsync); returns each command's
+    /// outcome, the new size and the latest checkpoint's size. On any error nothing is written.
+    fn write_batch(&self, batch: &[Command]) -> Result<(Vec<Outcome>, u64, Option<u64>), LogError> {
+        let snapshot = self.engine.read()?;
+        let stored = StoredHashes::new(&*snapshot);
+        let base = stored_hash_index(0, self.size);
+        let mut pending: Vec<Hash> = Vec::new();
+        let mut set = WriteSet {
+            entries_from: self.size,
+            hashes_from: base,
+            ..WriteSet::default()
         };
-        txn.commit()?;
-        Ok((outcomes, size))
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut size = self.size;
+        let mut checkpoint = self.checkpoint;
+        for command in batch {
+            match command {
+                Command::Append {
+                    entries,
+                    blobs,
+                    state,
+                    ..
+                } => {
+                    if self.state_size != self.size && !state.is_empty() {
+                        return Err(LogError::StateBehind {
+                            state: self.state_size,
+                            size: self.size,
+                        });
+                    }
+                    set.state.extend(state);
+                    let start = size;
+                    for blob in blobs {
+                        if self.contents == Contents::Tree {
+                            return Err(LogError::EntriesNotHeld);
+                        }
+                        if blob.entry >= entries.len() {
+                            return Err(LogError::InvalidArgument(format!(
+                                "a blob names entry {} of a submission of {}",
+                                blob.entry,
+                                entries.len()
+                            )));
+                        }
+                        let index = start + blob.entry as u64;
+                        set.blobs.push((index, blob.digest, blob.bytes.as_slice()));
+                    }
+                    for entry in entries {
+                        let new = {
+                            let reader = BatchHashes {
+                                base,
+                                pending: &pending,
+                                stored: &stored,
+                            };
+                            stored.finish(stored_hashes(size, entry, &reader))?
+                        };
+                        pending.extend(new);
+                        if self.contents == Contents::Entries {
+                            set.entries.push(entry.as_slice());
+                            for (name, key) in self.index_keys(size, entry)? {
+                                set.index_rows.push((name, key, size));
+                            }
+                        }
+                        size += 1;
+                    }
+                    outcomes.push(Outcome::Appended(start..size));
+                }
+                Command::Checkpoint {
+                    size: requested,
+                    checkpoint: bytes,
+                    ..
+                } => {
+                    let result = checkpoint_allowed(*requested, size, checkpoint);
+                    if result.is_ok() {
+                        set.checkpoints.push((*requested, bytes.as_slice()));
+                        checkpoint = Some(*requested);
+                    }
+                    outcomes.push(Outcome::Checkpoint(result));
+                }
+                Command::RebuildIndexes { .. } | Command::CatchUp { .. } => {
+                    return Err(LogError::Corrupt(
+                        "internal: a command that runs alone was queued inside a batch".into(),
+                    ));
+                }
+            }
+        }
+        set.hashes = pending.iter().map(|h| h.0).collect();
+        if size != self.size {
+            set.size = Some(size);
+            // A state in step stays in step; one behind (an upgrade) is caught up apart.
+            if self.state_size == self.size {
+                set.state_size = Some(size);
+            }
+        }
+        self.engine.write(&set)?;
+        Ok((outcomes, size, checkpoint))
     }
 
-    fn write_index_rows(
+    /// The index rows of the entry at `index`.
+    fn index_keys(
         &self,
-        rows: &mut Table<(&'static str, &'static [u8], u64), ()>,
         index: u64,
         entry: &[u8],
-    ) -> Result<(), LogError> {
+    ) -> Result<Vec<(&'static str, Vec<u8>)>, LogError> {
         // A panicking indexer must fail this batch, not kill the only writer.
-        let keys = catch_unwind(AssertUnwindSafe(|| self.indexer.index_keys(entry)))
-            .map_err(|_| LogError::IndexerPanicked(index))?;
-        for (name, key) in keys {
-            rows.insert((name, key.as_slice(), index), ())?;
-        }
-        Ok(())
+        catch_unwind(AssertUnwindSafe(|| self.indexer.index_keys(entry)))
+            .map_err(|_| LogError::IndexerPanicked(index))
     }
 
     /// Writes the state changes of the entries from the state's size up to `to`.
@@ -347,10 +345,11 @@ impl Writer {
                 self.state_size, self.size
             )));
         }
-        let txn = begin_write(&self.db)?;
-        write_ops(&mut txn.open_table(STATE)?, ops)?;
-        txn.open_table(META)?.insert(META_STATE_SIZE, to)?;
-        txn.commit()?;
+        self.engine.write(&WriteSet {
+            state: ops.iter().collect(),
+            state_size: Some(to),
+            ..WriteSet::default()
+        })?;
         self.state_size = to;
         Ok(())
     }
@@ -362,17 +361,8 @@ impl Writer {
             return Ok(());
         }
         let started = Instant::now();
-        let txn = begin_write(&self.db)?;
-        txn.delete_table(INDEX_ROWS)?;
-        {
-            let entries = txn.open_table(ENTRIES)?;
-            let mut rows = txn.open_table(INDEX_ROWS)?;
-            for item in entries.range(0..)? {
-                let (index, entry) = item?;
-                self.write_index_rows(&mut rows, index.value(), entry.value())?;
-            }
-        }
-        txn.commit()?;
+        self.engine
+            .rebuild_index_rows(&mut |index, entry| self.index_keys(index, entry))?;
         tracing::info!(
             entries = self.size,
             millis = started.elapsed().as_millis() as u64,
@@ -382,56 +372,23 @@ impl Writer {
     }
 }
 
-/// The tables a batch writes, opened once per transaction.
-struct Tables<'t> {
-    entries: Table<'t, u64, &'static [u8]>,
-    hashes: Table<'t, u64, [u8; 32]>,
-    index_rows: Table<'t, (&'static str, &'static [u8], u64), ()>,
-    meta: Table<'t, &'static str, u64>,
-    checkpoint: Table<'t, &'static str, (u64, &'static [u8])>,
-    blobs: Table<'t, (u64, [u8; 32]), &'static [u8]>,
-    state: Table<'t, (u8, &'static [u8]), &'static [u8]>,
-}
-
-impl<'t> Tables<'t> {
-    fn open(txn: &'t WriteTransaction) -> Result<Self, LogError> {
-        Ok(Tables {
-            entries: txn.open_table(ENTRIES)?,
-            hashes: txn.open_table(HASHES)?,
-            index_rows: txn.open_table(INDEX_ROWS)?,
-            meta: txn.open_table(META)?,
-            checkpoint: txn.open_table(CHECKPOINT)?,
-            blobs: txn.open_table(BLOBS)?,
-            state: txn.open_table(STATE)?,
-        })
-    }
-}
-
-/// Stores a checkpoint unless it would move the stored one backwards or claim more entries than
-/// the log holds at this point of the batch. The outer `Result` is a storage failure (fails the
-/// batch); the inner one is this caller's refusal (fails only this caller).
-fn store_checkpoint(
-    table: &mut Table<&'static str, (u64, &'static [u8])>,
-    requested: u64,
-    size: u64,
-    checkpoint: &[u8],
-) -> Result<Result<(), LogError>, LogError> {
+/// Whether a checkpoint for `requested` may be stored when the log holds `size` entries at this
+/// point of the batch and the latest stored one is for `stored`: never backwards, never past
+/// the log. A refusal fails only its caller, not the batch.
+fn checkpoint_allowed(requested: u64, size: u64, stored: Option<u64>) -> Result<(), LogError> {
     if requested > size {
-        return Ok(Err(LogError::CheckpointRefused {
+        return Err(LogError::CheckpointRefused {
             requested,
             reason: format!("the log has only {size} entries"),
-        }));
+        });
     }
-    let stored = table.get(CHECKPOINT_LAST)?.map(|g| g.value().0);
     if let Some(stored) = stored
         && requested < stored
     {
-        return Ok(Err(LogError::CheckpointRefused {
+        return Err(LogError::CheckpointRefused {
             requested,
             reason: format!("a checkpoint for the larger size {stored} is already stored"),
-        }));
+        });
     }
-    table.insert(CHECKPOINT_LAST, (requested, checkpoint))?;
-    table.insert(history_key(requested).as_str(), (requested, checkpoint))?;
-    Ok(Ok(()))
+    Ok(())
 }

@@ -3,7 +3,8 @@
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
 use tlog_tiles::stored_hash_count;
 
-use super::{Contents, LogError};
+use super::super::engine::Opened;
+use super::super::{Contents, LogError};
 
 /// Entry index → entry bytes.
 pub(crate) const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
@@ -41,8 +42,7 @@ pub(crate) const META_STATE_SIZE: &str = "state_size";
 /// written before replicas could drop their entries, which all kept them.
 const META_CONTENTS: &str = "contents";
 pub(crate) const CHECKPOINT_LAST: &str = "last";
-/// History keys sort by size: `h` and the size in 20 digits.
-pub(crate) const HISTORY_FIRST: &str = "h";
+/// History keys sort by size: `h` and the size in 20 digits, all below this one.
 pub(crate) const HISTORY_END: &str = "i";
 
 pub(crate) fn history_key(size: u64) -> String {
@@ -60,7 +60,7 @@ const FORMAT: u64 = 5;
 /// Creates the tables on first use (keeping `wanted` in a new file), refuses files of other
 /// formats, and checks that the size, the entries and the stored hashes agree. Returns the log's
 /// size, its state's size and what the file keeps.
-pub(crate) fn init(db: &Database, wanted: Contents) -> Result<(u64, u64, Contents), LogError> {
+pub(crate) fn init(db: &Database, wanted: Contents) -> Result<Opened, LogError> {
     let txn = begin_write(db)?;
     let sizes = {
         let mut meta = txn.open_table(META)?;
@@ -136,7 +136,11 @@ pub(crate) fn init(db: &Database, wanted: Contents) -> Result<(u64, u64, Content
                 "the last checkpoint is for size {stored} but the log has {size} entries"
             )));
         }
-        (size, state_size, contents)
+        Opened {
+            size,
+            state_size,
+            contents,
+        }
     };
     txn.commit()?;
     Ok(sizes)
