@@ -1,0 +1,227 @@
+//! The sequencer: the one lock under which every act is checked against the state (durable
+//! plus in flight), signed, applied and submitted to the log, and the wait for its durability.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, MutexGuard};
+
+use tongban_core::ids::{Identifier, RegionCode};
+use tongban_core::keys::{KeyId, PublicKey, SecretKey};
+use tongban_core::log::entry::{Act, LogEntry};
+use tongban_core::log::overlay::{Layered, Overlay};
+use tongban_core::log::state::{
+    ApplyError, CertRecord, Delta, Head, Rules, SealRecord, StateRead, own_signature,
+};
+
+use crate::log::{Blob, Log, LogError, Pending, StateSnapshot};
+use crate::refusal::{Kind, Refusal};
+
+use super::{Region, Seals, Signer, lock_failed, now, state};
+
+/// What the log's writes need, kept under one lock so acts enter the log in the order they were
+/// checked.
+pub(super) struct Sequencer {
+    pub(super) region: RegionCode,
+    pub(super) root: PublicKey,
+    /// The log as the sequencer has it: every entry submitted, durable or not.
+    pub(super) head: Head,
+    /// Every seal registered (a bounded set: one per agency's stamp), with what is in flight.
+    pub(super) seals: HashMap<KeyId, SealRecord>,
+    /// What entries submitted and not durable yet changed.
+    pub(super) overlay: Overlay,
+    pub(super) seal_keys: HashMap<KeyId, Arc<SecretKey>>,
+}
+
+/// An entry checked and applied by the sequencer, not yet submitted to the log.
+pub(super) struct Staged {
+    pub(super) bytes: Vec<u8>,
+    pub(super) delta: Delta,
+}
+
+impl Sequencer {
+    /// A snapshot of the durable state, and the overlay trimmed to what it does not hold. The
+    /// snapshot is opened under the sequencer lock, after every commit the overlay was trimmed
+    /// for: whatever the overlay no longer holds, the snapshot does.
+    fn snapshot(&mut self, log: &Log) -> Result<StateSnapshot, Refusal> {
+        let snapshot = log.state()?;
+        self.overlay.settle(snapshot.size());
+        Ok(snapshot)
+    }
+
+    fn layered<'a>(
+        &'a self,
+        rows: &'a state::Rows<'a, StateSnapshot>,
+    ) -> Layered<'a, state::Rows<'a, StateSnapshot>> {
+        Layered {
+            seals: &self.seals,
+            overlay: &self.overlay,
+            store: rows,
+        }
+    }
+
+    /// Reads the state as the sequencer has it (in flight, else durable).
+    pub(super) fn read<T>(
+        &mut self,
+        log: &Log,
+        f: impl FnOnce(&Layered<'_, state::Rows<'_, StateSnapshot>>) -> Result<T, LogError>,
+    ) -> Result<T, Refusal> {
+        let snapshot = self.snapshot(log)?;
+        let rows = state::Rows(&snapshot);
+        Ok(f(&self.layered(&rows))?)
+    }
+
+    pub(super) fn cert(
+        &mut self,
+        log: &Log,
+        id: &Identifier,
+    ) -> Result<Option<CertRecord>, Refusal> {
+        self.read(log, |state| state.cert(id))
+    }
+
+    /// Checks an entry its caller has just signed with `signer` against the rules and applies
+    /// it: every later act is checked against it.
+    pub(super) fn apply_own(
+        &mut self,
+        log: &Log,
+        bytes: Vec<u8>,
+        signer: &PublicKey,
+    ) -> Result<Staged, Refusal> {
+        let snapshot = self.snapshot(log)?;
+        let rows = state::Rows(&snapshot);
+        let rules = Rules {
+            region: &self.region,
+            root: &self.root,
+        };
+        let checked = rules.check(self.head, &self.layered(&rows), &bytes, |_, key| {
+            own_signature(key, signer)
+        });
+        let (_, (), delta) = checked.map_err(|e| match e {
+            ApplyError::Rejected(rejection) => Refusal::from(rejection),
+            ApplyError::Store(e) => Refusal::from(e),
+        })?;
+        self.overlay.take(self.head.size, &delta, &mut self.seals);
+        self.head = delta.head;
+        Ok(Staged { bytes, delta })
+    }
+}
+
+impl Region {
+    pub(super) fn sequencer(&self) -> Result<MutexGuard<'_, Sequencer>, Refusal> {
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(Refusal::new(
+                Kind::Unavailable,
+                "STORAGE_UNAVAILABLE",
+                "a write failed after it was applied; restart the node to replay its log",
+            ));
+        }
+        self.seq.lock().map_err(|_| lock_failed())
+    }
+
+    fn poison(&self, why: &str) {
+        tracing::error!(why, "refusing further writes until restart");
+        self.poisoned.store(true, Ordering::Release);
+    }
+
+    /// Applies a signed entry to the state, submits it to the log and updates the view, all under
+    /// the sequencer lock; the caller waits for durability after releasing it.
+    pub(super) fn submit(
+        &self,
+        seq: &mut Sequencer,
+        entry: Vec<u8>,
+        signer: &SecretKey,
+        blobs: Vec<Blob>,
+    ) -> Result<(u64, Pending<std::ops::Range<u64>>), Refusal> {
+        let staged = seq.apply_own(&self.log, entry, signer.public())?;
+        self.log_applied(seq, vec![staged], blobs)
+    }
+
+    /// Submits entries already applied to the state, in one log submission (so they commit in
+    /// one transaction: all durable or none), and updates the view; returns the first's index.
+    pub(super) fn log_applied(
+        &self,
+        seq: &mut Sequencer,
+        entries: Vec<Staged>,
+        blobs: Vec<Blob>,
+    ) -> Result<(u64, Pending<std::ops::Range<u64>>), Refusal> {
+        let first = seq.head.size - entries.len() as u64;
+        let seals_changed = entries.iter().any(|e| {
+            e.delta
+                .writes
+                .iter()
+                .any(|w| matches!(w, tongban_core::log::state::Write::Seal(_)))
+        });
+        let ops = entries
+            .iter()
+            .flat_map(|e| state::ops_of(&e.delta))
+            .collect();
+        let bytes = entries.into_iter().map(|e| e.bytes).collect();
+        let pending = match self.log.submit(bytes, blobs, ops) {
+            Ok(pending) => pending,
+            Err(e) => {
+                self.poison("the log refused an applied entry");
+                return Err(e.into());
+            }
+        };
+        if seals_changed {
+            // The trust bundle is signed over these seals once the entries are durable.
+            self.published
+                .push(seq.head.size - 1, Arc::new(Seals::of(seq.seals.values())))?;
+        }
+        Ok((first, pending))
+    }
+
+    fn signer(&self) -> Signer<'_> {
+        Signer {
+            federation: &self.federation,
+            region_cert: &self.region_cert,
+            root: &self.root,
+        }
+    }
+
+    /// Waits until a submitted entry is durable.
+    pub(super) fn durable(
+        &self,
+        index: u64,
+        pending: Pending<std::ops::Range<u64>>,
+    ) -> Result<u64, Refusal> {
+        match pending.wait() {
+            Ok(range) if range.start == index => {
+                // Everything below range.end is durable now: the view may show it.
+                self.published
+                    .publish(range.end, &self.view, &self.signer())?;
+                self.appended.notify_one();
+                Ok(index)
+            }
+            Ok(range) => {
+                self.poison("the log gave an entry another index than the state");
+                Err(Refusal::internal(format!(
+                    "entry logged at {} but applied as {index}",
+                    range.start
+                )))
+            }
+            Err(e) => {
+                self.poison("a commit failed after its entry was applied");
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Signs `act` with `key`, then submits and waits.
+    pub(super) fn act(
+        &self,
+        mut seq: MutexGuard<'_, Sequencer>,
+        act: Act,
+        key: &SecretKey,
+    ) -> Result<u64, Refusal> {
+        let entry = LogEntry {
+            region: self.code.clone(),
+            at: now()?,
+            act,
+        }
+        .sign(key)
+        .map_err(|e| Refusal::internal(e.to_string()))?;
+        let (index, pending) = self.submit(&mut seq, entry, key, Vec::new())?;
+        drop(seq);
+        self.durable(index, pending)
+    }
+}
