@@ -3,8 +3,9 @@
 # `tongban-node fill`, then what an operator sees: disk per certificate, start to healthy, RSS
 # after the start and after load, the status list (its size, the node's first build of it, and
 # `tongban-verify fetch` downloading and loading it), verification and issuance under load
-# (`tongban-load`, 64 connections), and `tongban-node check` (a full replay of the log compared
-# with the state). NOT_VALID percent of the certificates (default 10) get a logged status change
+# (`tongban-load`, 64 connections), `tongban-verify audit replay` of the whole log from the
+# node (entries/s and peak RSS), and `tongban-node check` (a full replay of the log compared with
+# the state). NOT_VALID percent of the certificates (default 10) get a logged status change
 # (revoked, cancelled, suspended, expired in turn), as a region's list looks after years.
 #
 #   cargo build --release -p tongban-node
@@ -27,8 +28,8 @@ rss() { awk '/^VmRSS/ {print int($2/1024)}' "/proc/$1/status"; }
 hwm() { awk '/^VmHWM/ {print int($2/1024)}' "/proc/$1/status"; }
 now_ms() { date +%s%3N; }
 
-echo "| certificates | fill (/s) | disk (B/cert) | start to healthy | RSS started | status list (first build; fetch + load) | RSS after load (peak) | verify /s (p99) | issue /s (p99) | check |"
-echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+echo "| certificates | fill (/s) | disk (B/cert) | start to healthy | RSS started | status list (first build; fetch + load) | RSS after load (peak) | verify /s (p99) | issue /s (p99) | audit replay (/s; peak RSS) | check |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 for n in "${@:-1000000}"; do
     dir=$(mktemp -d "${SCALE_DIR:-/tmp}/tongban-scale.XXXXXX")
     trap 'kill "${pid:-0}" 2>/dev/null || true; [[ ${KEEP:-0} == 1 ]] || rm -rf "$dir"' EXIT
@@ -61,13 +62,22 @@ for n in "${@:-1000000}"; do
     verified=$(phase verif)
     issue=$(phase issu)
     rss_after="$(rss "$pid") ($(hwm "$pid"))"
+
+    # The audit reads the node's tiles and checkpoints over HTTP, as an auditor would; its
+    # temporary state file goes to the same disk as the region.
+    audit_started=$(now_ms)
+    TMPDIR=$dir /usr/bin/time -f '%M' -o "$dir/audit.rss" \
+        "$verify" audit replay "http://$addr" --json > "$dir/audit.json"
+    audit_ms=$(( $(now_ms) - audit_started ))
+    audited=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["clean"], r["findings"]; print(sum(l["replayed"] for l in r["logs"]))' "$dir/audit.json")
+    audit="$(( audited * 1000 / audit_ms )) ($(( $(tail -1 "$dir/audit.rss") / 1024 )) MiB)"
     kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
 
     check_started=$(now_ms)
     "$node" check --dir "$dir/node" > /dev/null 2>&1
     check=$(( ($(now_ms) - check_started) / 1000 ))
 
-    echo "| $n | $fill_rate | $(( bytes / n )) | ${healthy} ms | ${rss_started} MiB | $list | ${rss_after} MiB | $verified | $issue | ${check} s |"
+    echo "| $n | $fill_rate | $(( bytes / n )) | ${healthy} ms | ${rss_started} MiB | $list | ${rss_after} MiB | $verified | $issue | $audit | ${check} s |"
     [[ ${KEEP:-0} == 1 ]] || rm -rf "$dir"
     trap - EXIT
 done
