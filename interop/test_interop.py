@@ -26,6 +26,8 @@ CASES = {c["name"]: c for c in VECTORS["certificates"]}
 KEYS = {k["name"]: k for k in VECTORS["keys"]}
 FULL = CASES["valid-full-disclosure"]
 NOW = FULL["now"]
+SUITES = {s["suite"]: s for s in VECTORS["suites"]}
+SUITE_CASES = [(s["suite"], c) for s in VECTORS["suites"] for c in s["certificates"]]
 
 
 @pytest.fixture(scope="module")
@@ -226,10 +228,48 @@ def test_certificate_vector(case):
 def test_every_certificate_case_is_run():
     # test_certificate_vector is parametrized over the whole list; unique names, so no case is shadowed
     names = [c["name"] for c in VECTORS["certificates"]]
-    assert VECTORS["format"] == "tongban test vectors v2" and len(names) == len(set(names))
+    names += [c["name"] for _, c in SUITE_CASES]
+    assert VECTORS["format"] == "tongban test vectors v3" and len(names) == len(set(names))
+    assert set(SUITES) == {"sm2"} and SUITES["sm2"]["certificates"]
     assert "status_snapshots" not in VECTORS and all("status_snapshots" not in c for c in VECTORS["certificates"])
     for c in VECTORS["certificates"] + VECTORS["copies"]:
         assert set(c["status"]) <= set(STATUS_FILES), c["name"]
+
+
+def suite_store(suite: str, now: int) -> ts.TrustStore:
+    return ts.load_trust_bundle(bytes.fromhex(SUITES[suite]["trust_bundle"]), now)
+
+
+def suite_status(suite: str, case, store) -> ts.StatusData:
+    files = {f["name"]: bytes.fromhex(f["bytes"]) for f in SUITES[suite]["status_files"]}
+    held = ts.StatusData()
+    for name in case["status"]:
+        held.hold(ts.load_status_file(files[name], store))
+    return held
+
+
+def test_suite_keys_match_their_seeds_and_kids():
+    # specs/vectors/README.md: an sm2 key's seed is that of its name ("sm2 ..."), read as d (enc §3)
+    for k in SUITES["sm2"]["keys"]:
+        seed = bytes.fromhex(k["seed"])
+        assert k["name"].startswith("sm2 ")
+        assert blake3.blake3(k["name"].encode(), derive_key_context="tongban v1 test seed").digest() == seed
+        assert ts.sm2_public_key(seed).hex() == k["public"], k["name"]
+        assert ts.kid(bytes.fromhex(k["public"])).hex() == k["kid"], k["name"]
+
+
+@pytest.mark.parametrize("suite,case", SUITE_CASES, ids=lambda x: x if isinstance(x, str) else x["name"])
+def test_suite_certificate_vector(suite, case):
+    try:
+        store = suite_store(suite, case["now"])
+        res = ts.verify_certificate(bytes.fromhex(case["certificate"]), store, case["now"],
+                                    suite_status(suite, case, store))
+    except ts.Reject as e:
+        res = ts.Result(e.code)
+    assert res.code == case["expect"]["code"], res.detail
+    assert (res.claims["id"] if res.claims else None) == case["expect"]["id"]
+    if res.code == "OK":
+        assert as_json(res.disclosed) == json.dumps(case["expect"].get("disclosed", []), ensure_ascii=False)
 
 
 @pytest.mark.parametrize("case", VECTORS["trust_bundles"], ids=lambda c: c["name"])
@@ -269,7 +309,7 @@ def issue(store, fields=FIELDS, seed=SEAL_SEED, claims=None, idx=None) -> bytes:
     return ts.build_certificate(seed, {**base, **(claims or {})}, fields)
 
 
-def tongban_verify(cert: bytes, tmp_path: Path, now: int = NOW, status=()):
+def tongban_verify(cert: bytes, tmp_path: Path, now: int = NOW, status=(), bundle: bytes = BUNDLE):
     """tongban-verify verify --json, with the status files (snapshots or lists) given. A status file that
     fails to load stops the run (exit 2, no JSON): its code is then read from the error line."""
     binary = Path(os.environ.get("TONGBAN_VERIFY") or ROOT / "target/debug/tongban-verify")
@@ -277,7 +317,7 @@ def tongban_verify(cert: bytes, tmp_path: Path, now: int = NOW, status=()):
         pytest.fail(f"tongban-verify not found at {binary}: run `cargo build -p tongban-verify` in {ROOT} "
                     "or set TONGBAN_VERIFY")
     (tmp_path / "cert.tbc").write_bytes(cert)
-    (tmp_path / "bundle.bin").write_bytes(BUNDLE)
+    (tmp_path / "bundle.bin").write_bytes(bundle)
     args = [str(binary), "verify", str(tmp_path / "cert.tbc"), "--trust", str(tmp_path / "bundle.bin"),
             "--now", str(now), "--json"]
     for i, raw in enumerate(status):
@@ -321,6 +361,47 @@ def test_tongban_accepts_python_certificate(issued, tmp_path):
     assert {d["name"]: d["value"] for d in out["disclosed"]} == dict(FIELDS)
     assert out["undisclosed"] == 0
     assert out["digest"] == ts.certificate_digest(env.protected, env.payload, env.signature).hex()  # encoding.md §4
+
+
+SM2_BUNDLE = bytes.fromhex(SUITES["sm2"]["trust_bundle"])
+SM2_SEAL_SEED = bytes.fromhex({k["name"]: k for k in SUITES["sm2"]["keys"]}["sm2 seal 341200 FY-AMR-01"]["seed"])
+
+
+@pytest.fixture(scope="module")
+def sm2_issued() -> bytes:
+    """A certificate issued by Python in the sm2 suite (gmssl signs, a random nonce)."""
+    store = ts.load_trust_bundle(SM2_BUNDLE, NOW)
+    seal = store.seals[ts.kid(ts.sm2_public_key(SM2_SEAL_SEED))]
+    iat = NOW - 86_400
+    base = {1: seal["au"], 4: NOW + 5 * 365 * 86_400, 5: iat, 6: iat,
+            65535: ts.status_claim(seal["rc"], 1_000_000 + secrets.randbelow(2**31)),
+            "v": 2, "id": ts.make_identifier("11100000000013338W001", seal["au"], "PY" + secrets.token_hex(5).upper()),
+            "tn": "营业执照", "an": seal["an"], "rc": seal["rc"], "lvl": "A"}
+    cert = ts.build_certificate(SM2_SEAL_SEED, base, FIELDS, suite="sm2")
+    env = ts.open_envelope(cert, ts.TYP_CERT, disclosures_ok=True)
+    # enc §2: alg -65581 is 0x3a 0x0001002c
+    assert env.protected.startswith(bytes.fromhex("a3013a0001002c0450")) and env.suite == "sm2"
+    assert ts.verify_certificate(cert, store, NOW).code == "OK"
+    return cert
+
+
+def test_tongban_accepts_python_sm2_certificate(sm2_issued, tmp_path):
+    rc, out = tongban_verify(sm2_issued, tmp_path, bundle=SM2_BUNDLE)
+    assert (rc, out["verdict"], out["code"]) == (0, "valid", "OK"), out
+    assert {d["name"]: d["value"] for d in out["disclosed"]} == dict(FIELDS)
+    env = ts.open_envelope(sm2_issued, ts.TYP_CERT, disclosures_ok=True)
+    assert out["digest"] == ts.certificate_digest(env.protected, env.payload, env.signature, "sm2").hex()
+    assert out["digest"] != ts.certificate_digest(env.protected, env.payload, env.signature).hex()
+
+
+def test_tongban_rejects_python_sm2_certificate_altered_or_under_an_ed25519_bundle(sm2_issued, tmp_path):
+    bad = bytearray(sm2_issued)
+    bad[-1] ^= 0x01  # the last byte of s
+    rc, out = tongban_verify(bytes(bad), tmp_path, bundle=SM2_BUNDLE)
+    assert (rc, out["code"]) == (1, "SIGNATURE_INVALID"), out
+    # the ed25519 test federation holds no seal with the sm2 seal's kid
+    rc, out = tongban_verify(sm2_issued, tmp_path, bundle=BUNDLE)
+    assert (rc, out["code"]) == (1, "KID_UNKNOWN"), out
 
 
 def test_tongban_rejects_flipped_signature_byte(issued, tmp_path, store):

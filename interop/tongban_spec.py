@@ -6,6 +6,8 @@ Certificates are of claims format 2 (cert §2: with a status list index); their 
 lists (status.md §5) and, for a region no usable list covers, status snapshots (trust §6).
 COSE_Sign1 decoding, verification and signing go through pycose; the extra "strict" Ed25519 rules of
 enc §2.2 (S < L, no small-order R or key) are checked here, in pure Python, before pycose is called.
+The sm2 suite (enc §2.3, §2.4) uses gmssl's SM2 and SM3; the key and range checks of the spec are
+written out here.
 """
 
 from __future__ import annotations
@@ -21,9 +23,13 @@ from pycose.algorithms import EdDSA
 from pycose.headers import KID, Algorithm
 from pycose.keys import OKPKey
 from pycose.messages import Sign1Message
+from gmssl import sm2 as gm_sm2
+from gmssl import sm3 as gm_sm3
 
-# enc §2, cert §4
+# enc §2, §2.3, cert §4
 ALG_EDDSA = -8
+ALG_SM2 = -65581
+SUITE_OF_ALG = {ALG_EDDSA: "ed25519", ALG_SM2: "sm2"}
 LABEL_ALG, LABEL_KID, LABEL_TYP = 1, 4, 16
 LABEL_DISCLOSURES = -65537
 TYP_REGION = "application/tongban-region+cbor"
@@ -57,11 +63,24 @@ def require(ok: bool, code: str, detail: str = "") -> None:
 
 # ---------------------------------------------------------------- enc §3, §4: key ids and digests
 
+def sm3(data: bytes) -> bytes:
+    return bytes.fromhex(gm_sm3.sm3_hash(list(data)))
+
+
+def key_suite(pk: bytes) -> str | None:
+    """enc §3: the length says the suite."""
+    return {32: "ed25519", 65: "sm2"}.get(len(pk))
+
+
 def kid(pk: bytes) -> bytes:
+    if key_suite(pk) == "sm2":
+        return sm3(b"tongban v1 key id" + b"\x02" + pk)[:16]
     return blake3.blake3(b"\x01" + pk, derive_key_context="tongban v1 key id").digest()[:16]
 
 
-def disclosure_digest(disclosure: bytes) -> bytes:
+def disclosure_digest(disclosure: bytes, suite: str = "ed25519") -> bytes:
+    if suite == "sm2":
+        return sm3(b"tongban v1 disclosure" + disclosure)
     return blake3.blake3(disclosure, derive_key_context="tongban v1 disclosure").digest()
 
 
@@ -69,9 +88,9 @@ def bstr(b: bytes) -> bytes:
     return cbor2.dumps(bytes(b))
 
 
-def certificate_digest(protected: bytes, payload: bytes, signature: bytes) -> bytes:
+def certificate_digest(protected: bytes, payload: bytes, signature: bytes, suite: str = "ed25519") -> bytes:
     bare = b"\xd2\x84" + bstr(protected) + b"\xa0" + bstr(payload) + bstr(signature)
-    return blake3.blake3(bare).digest()
+    return sm3(bare) if suite == "sm2" else blake3.blake3(bare).digest()
 
 
 # ---------------------------------------------------------------- enc §1: Tongban CBOR
@@ -170,8 +189,60 @@ def _double(pt):
     return (2 * x * y) * pow(1 + t, -1, _P) % _P, (y * y + x * x) * pow(1 - t, -1, _P) % _P
 
 
+# enc §2.4: the curve of GB/T 32918.5
+SM2_P = 0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF00000000FFFFFFFFFFFFFFFF
+SM2_A = 0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF00000000FFFFFFFFFFFFFFFC
+SM2_B = 0x28E9FA9E9D9F5E344D5A9E4BCF6509A7F39789F515AB8F92DDBCBD414D940E93
+SM2_N = 0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFF7203DF6B21C6052B53BBF40939D54123
+SM2_ID = b"1234567812345678"
+
+
+def is_acceptable_sm2_key(b: bytes) -> bool:
+    """enc §3: 0x04 || x || y, x and y below p, on y^2 = x^3 + ax + b."""
+    if len(b) != 65 or b[0] != 0x04:
+        return False
+    x, y = int.from_bytes(b[1:33], "big"), int.from_bytes(b[33:], "big")
+    return x < SM2_P and y < SM2_P and (y * y - (x * x * x + SM2_A * x + SM2_B)) % SM2_P == 0
+
+
+def _gm(pk: bytes = b"", d: int | None = None) -> gm_sm2.CryptSM2:
+    """gmssl's SM2 object; its public key set after construction, as raw x || y hex (its constructor
+    strips leading '0' and '4' digits, not just a 04 prefix)."""
+    obj = gm_sm2.CryptSM2(private_key="" if d is None else "%064x" % d, public_key="")
+    obj.public_key = pk[1:].hex()
+    return obj
+
+
+def sm2_verify(pk: bytes, message: bytes, sig: bytes) -> bool:
+    """enc §2.4, steps 1-5 (the ranges here; Z_A, e and the equation in gmssl, ID_A its default)."""
+    r, s = int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big")
+    if not (1 <= r < SM2_N and 1 <= s < SM2_N) or not is_acceptable_sm2_key(pk):
+        return False
+    return bool(_gm(pk).verify_with_sm3(sig.hex(), message))
+
+
+def sm2_public_key(seed: bytes) -> bytes:
+    """enc §3: the seed is d, big-endian, in [1, n - 2]; the public key is [d]G."""
+    d = int.from_bytes(seed, "big")
+    require(1 <= d <= SM2_N - 2, "INTERNAL", "seed is not an SM2 private key")
+    g = gm_sm2.default_ecc_table["g"]
+    return bytes.fromhex("04" + _gm(d=d)._kg(d, g))
+
+
+def sm2_sign(seed: bytes, message: bytes) -> bytes:
+    """An SM2 signature r || s with a random nonce (enc §2.4: verifiers must not depend on the nonce)."""
+    pk = sm2_public_key(seed)
+    while True:
+        sig = _gm(pk, int.from_bytes(seed, "big")).sign_with_sm3(message, os.urandom(32).hex())
+        if sig is not None:
+            return bytes.fromhex(sig)
+
+
 def is_acceptable_key(b: bytes) -> bool:
-    """enc §2.2: 32 bytes, the canonical encoding (y < p, no sign bit on x = 0) of a curve point."""
+    """enc §2.2, §3: an sm2 key as above, or 32 bytes, the canonical encoding (y < p, no sign bit on
+    x = 0) of an Ed25519 curve point."""
+    if len(b) == 65:
+        return is_acceptable_sm2_key(b)
     if len(b) != 32:
         return False
     y = int.from_bytes(b, "little") & ((1 << 255) - 1)
@@ -190,6 +261,8 @@ def check_key(pk: bytes, what: str) -> None:
 
 
 def is_small_order(b: bytes) -> bool:
+    if len(b) != 32:
+        return False  # only Ed25519 keys can be weak
     pt = _decompress(b)
     if pt is None:
         return False
@@ -217,7 +290,18 @@ def sig_structure(protected: bytes, payload: bytes) -> bytes:
 
 
 def verify_strict(raw: bytes, pk: bytes) -> bool:
-    """enc §2.2: pycose verifies the COSE_Sign1 `raw` under pk; the strict extras are added here."""
+    """enc §2.2: pycose verifies the COSE_Sign1 `raw` under pk; the strict extras are added here.
+    An sm2 object (enc §2.4) is verified over the Sig_structure of the exact received bytes."""
+    try:
+        item = cbor2.loads(raw)
+        env = item.value if isinstance(item, cbor2.CBORTag) else item
+        alg = cbor2.loads(env[0]).get(LABEL_ALG)
+    except Exception:  # not an envelope: nothing verifies
+        return False
+    if SUITE_OF_ALG.get(alg) != key_suite(pk):
+        return False
+    if alg == ALG_SM2:
+        return len(env[3]) == 64 and sm2_verify(pk, sig_structure(env[0], env[2]), env[3])
     msg = Sign1Message.decode(raw)
     sig = msg.signature
     if is_small_order(pk) or is_small_order(sig[:32]) or int.from_bytes(sig[32:], "little") >= _L:
@@ -244,6 +328,10 @@ class Envelope:
     def kid(self) -> bytes:
         return self.header[LABEL_KID]
 
+    @property
+    def suite(self) -> str:
+        return SUITE_OF_ALG[self.header[LABEL_ALG]]
+
 
 def open_envelope(data: bytes, typ: str, limit: int = OBJECT_LIMIT, disclosures_ok: bool = False) -> Envelope:
     require(len(data) <= limit, "TOO_LARGE", f"{len(data)} bytes")
@@ -256,7 +344,7 @@ def open_envelope(data: bytes, typ: str, limit: int = OBJECT_LIMIT, disclosures_
     header = decode(protected, limit)
     require(type(header) is dict, "HEADER_INVALID", "protected header is not a map")
     alg = header.get(LABEL_ALG, ALG_EDDSA)
-    require(type(alg) is int and alg == ALG_EDDSA, "ALG_UNSUPPORTED", repr(alg))
+    require(type(alg) is int and alg in SUITE_OF_ALG, "ALG_UNSUPPORTED", repr(alg))
     require(set(header) == {LABEL_ALG, LABEL_KID, LABEL_TYP}, "HEADER_INVALID", f"labels {sorted(map(str, header))}")
     require(type(header[LABEL_KID]) is bytes and len(header[LABEL_KID]) == 16, "HEADER_INVALID", "kid")
     require(type(header[LABEL_TYP]) is str, "HEADER_INVALID", "typ")
@@ -320,6 +408,11 @@ def make_identifier(typ: str, issuer: str, serial: str, version: str = "001") ->
     return f"{IDENTIFIER_PREFIX}{typ}.{issuer}.{serial}.{version}.{check}"
 
 
+def is_key_bytes(v) -> bool:
+    """enc §5 "key": 32 bytes (Ed25519) or 65 (SM2)."""
+    return type(v) is bytes and len(v) in (32, 65)
+
+
 def is_uint(v) -> bool:
     return type(v) is int and v >= 0
 
@@ -349,7 +442,7 @@ PICTURE_TYPES = {"image/png", "image/svg+xml", "image/jpeg", "application/ofd"}
 
 def region_payload_ok(p) -> bool:
     return (closed_map(p, {"v", "rc", "rn", "pk", "vf", "vu"}) and p["v"] == 1 and is_uint(p["v"])
-            and is_region_code(p["rc"]) and is_short_text(p["rn"]) and is_bytes(p["pk"], 32)
+            and is_region_code(p["rc"]) and is_short_text(p["rn"]) and is_key_bytes(p["pk"])
             and is_time(p["vf"]) and is_time(p["vu"]) and p["vf"] < p["vu"])
 
 
@@ -371,7 +464,7 @@ def seal_payload_ok(p) -> bool:
             and ("ct" not in p or sharing_scope_ok(p["ct"]))
             and type(p["sid"]) is str and re.fullmatch(r"[0-9A-Za-z-]{1,64}", p["sid"]) is not None
             and type(p["st"]) is str and p["st"] in SEAL_TYPES and is_short_text(p["sn"]) and is_short_text(p["an"])
-            and is_uscc(p["au"]) and is_region_code(p["rc"]) and is_bytes(p["pk"], 32)
+            and is_uscc(p["au"]) and is_region_code(p["rc"]) and is_key_bytes(p["pk"])
             and all(is_time(p[k]) for k in ("cd", "vf", "vu")) and p["vf"] < p["vu"]
             and closed_map(p["pic"], {"d", "mt", "sz"}) and is_bytes(p["pic"]["d"], 32)
             and type(p["pic"]["mt"]) is str and p["pic"]["mt"] in PICTURE_TYPES
@@ -387,7 +480,7 @@ def bundle_payload_ok(p) -> bool:
     return (closed_map(p, {"v", "ver", "iat", "exp", "fed", "regions", "seals", "revocations"})
             and is_uint(p["v"]) and p["v"] == 1 and is_uint(p["ver"]) and is_time(p["iat"]) and is_time(p["exp"])
             and p["iat"] < p["exp"] and closed_map(p["fed"], {"name", "pk"}) and is_short_text(p["fed"]["name"])
-            and is_bytes(p["fed"]["pk"], 32)
+            and is_key_bytes(p["fed"]["pk"])
             and all(type(p[k]) is list and all(type(x) is bytes for x in p[k])
                     for k in ("regions", "seals", "revocations")))
 
@@ -445,7 +538,10 @@ def load_trust_bundle(data: bytes, now: int, pinned_federation_kid: bytes | None
             require(s["rc"] == root["rc"], "TRUST_BUNDLE_INVALID", f"seal {s['sid']}: region")
             require(root["vf"] <= s["cd"] < root["vu"], "TRUST_BUNDLE_INVALID", f"seal {s['sid']}: cd")
             seals.append(s)
-        kids = [kid(x["pk"]) for x in [p["fed"], *roots, *seals]]                            # 7
+        suite = key_suite(fed_pk)                                                           # 7
+        require(all(key_suite(x["pk"]) == suite for x in [*roots, *seals]), "TRUST_BUNDLE_INVALID",
+                "a key of another suite than the federation root's")
+        kids = [kid(x["pk"]) for x in [p["fed"], *roots, *seals]]
         sids = [(s["rc"], s["sid"]) for s in seals]
         require(len(set(kids)) == len(kids) and len(set(sids)) == len(sids), "TRUST_BUNDLE_INVALID", "not unique")
         store.seals = {kid(s["pk"]): s for s in seals}
@@ -663,7 +759,7 @@ def status_index(claims: dict) -> int:
     return claims[CLAIM_STATUS]["status_list"]["idx"]
 
 
-def check_disclosures(raws: list, sd: list) -> list:
+def check_disclosures(raws: list, sd: list, suite: str = "ed25519") -> list:
     """ver §2 step 10. Returns [(name, value)] in the order received."""
     out, digests, names = [], set(), set()
     committed = set(sd)
@@ -677,7 +773,7 @@ def check_disclosures(raws: list, sd: list) -> list:
                 and (type(d[2]) is bool or (type(d[2]) is int and -2**63 <= d[2] < 2**63)
                      or (type(d[2]) is str and len(d[2].encode()) <= 4096)),
                 "DISCLOSURE_MALFORMED")
-        dg = disclosure_digest(raw)
+        dg = disclosure_digest(raw, suite)
         require(dg in committed, "DISCLOSURE_MISMATCH", d[1])
         require(dg not in digests and d[1] not in names, "DISCLOSURE_DUPLICATE", d[1])
         digests.add(dg)
@@ -716,12 +812,13 @@ def verify_certificate(data: bytes, trust: TrustStore, now: int, status: StatusD
 def _verify(data, trust, now, status, res):
     require(now < trust.exp, "TRUST_BUNDLE_EXPIRED")                                        # 0
     env = open_envelope(data, TYP_CERT, OBJECT_LIMIT, disclosures_ok=True)                  # 1-6
-    res.digest = certificate_digest(env.protected, env.payload, env.signature)
+    res.digest = certificate_digest(env.protected, env.payload, env.signature, env.suite)
     seal = trust.seals.get(env.kid)
     require(seal is not None, "KID_UNKNOWN", env.kid.hex())                                 # 7
+    require(key_suite(seal["pk"]) == env.suite, "ALG_UNSUPPORTED", "the seal's key is of another suite")
     require(verify_strict(data, seal["pk"]), "SIGNATURE_INVALID")                           # 8
     c = res.claims = check_claims(env.payload)                                              # 9
-    res.disclosed = check_disclosures(env.unprotected.get(LABEL_DISCLOSURES, []), c["sd"])  # 10
+    res.disclosed = check_disclosures(env.unprotected.get(LABEL_DISCLOSURES, []), c["sd"], env.suite)  # 10
     res.undisclosed = len(c["sd"]) - len(res.disclosed)
     require(c["rc"] == seal["rc"], "SEAL_REGION_MISMATCH")                                  # 11
     require(c[1] == seal["au"] and c["an"] == seal["an"], "ISSUER_MISMATCH")
@@ -766,11 +863,18 @@ def status_claim(rc: str, idx: int) -> dict:
     return {"status_list": {"idx": idx, "uri": status_uri(rc)}}
 
 
-def build_certificate(seed: bytes, claims: dict, fields: list) -> bytes:
-    """cert §5. claims without "sd"; fields [(name, value)]. Signs with pycose (EdDSA, OKP key)."""
-    disclosures = sorted((make_disclosure(n, v) for n, v in fields), key=disclosure_digest)
-    sd = [disclosure_digest(d) for d in disclosures]
+def build_certificate(seed: bytes, claims: dict, fields: list, suite: str = "ed25519") -> bytes:
+    """cert §5. claims without "sd"; fields [(name, value)]. Signs with pycose (EdDSA, OKP key), or
+    for the sm2 suite with gmssl over the Sig_structure written out by hand (enc §2.1, §2.4)."""
+    disclosures = sorted((make_disclosure(n, v) for n, v in fields), key=lambda d: disclosure_digest(d, suite))
+    sd = [disclosure_digest(d, suite) for d in disclosures]
     payload = cbor2.dumps(canonical_map({**claims, "sd": sd}))
+    if suite == "sm2":
+        protected = cbor2.dumps(canonical_map({LABEL_ALG: ALG_SM2, LABEL_KID: kid(sm2_public_key(seed)),
+                                               LABEL_TYP: TYP_CERT}))
+        unprotected = cbor2.dumps({LABEL_DISCLOSURES: disclosures} if disclosures else {})
+        sig = sm2_sign(seed, sig_structure(protected, payload))
+        return b"\xd2\x84" + bstr(protected) + unprotected + bstr(payload) + bstr(sig)
     msg = Sign1Message(
         phdr={Algorithm: EdDSA, KID: kid(public_key(seed)), LABEL_TYP: TYP_CERT},
         uhdr={LABEL_DISCLOSURES: disclosures} if disclosures else {},

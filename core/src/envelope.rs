@@ -5,13 +5,12 @@ use coset::{CoseSign1Builder, HeaderBuilder, TaggedCborSerializable, iana};
 use crate::cbor::{self, Key, Reader, TAG_COSE_SIGN1};
 use crate::codes::{Code, Failure};
 use crate::keys::{KeyId, PublicKey, SecretKey};
+use crate::suite::Suite;
 
 /// COSE header label of the algorithm, key id and object type (RFC 9052, RFC 9596).
 const LABEL_ALG: i64 = 1;
 const LABEL_KID: i64 = 4;
 const LABEL_TYP: i64 = 16;
-/// EdDSA in the COSE algorithms registry.
-const ALG_EDDSA: i64 = -8;
 /// Private-use unprotected header label that carries an e-certificate's disclosures.
 pub const LABEL_DISCLOSURES: i64 = -65537;
 /// At most this many disclosures travel with one certificate.
@@ -83,6 +82,8 @@ pub struct Envelope<'a> {
     /// The protected header exactly as received: what the signature covers.
     pub protected: &'a [u8],
     pub kid: KeyId,
+    /// The suite its `alg` names.
+    pub suite: Suite,
     /// The payload exactly as received.
     pub payload: &'a [u8],
     pub signature: [u8; 64],
@@ -129,20 +130,33 @@ impl<'a> Envelope<'a> {
             .and_then(|s| <[u8; 64]>::try_from(s).ok())
             .ok_or_else(|| malformed("signature not a 64-byte string"))?;
         cbor::check(protected, limit, false)?;
-        let kid = read_protected(protected, kind)?;
+        let (suite, kid) = read_protected(protected, kind)?;
         let disclosures = read_unprotected(unprotected, kind)?;
         Ok(Envelope {
             kind,
             protected,
             kid,
+            suite,
             payload,
             signature,
             disclosures,
         })
     }
 
-    /// Step 8: strict Ed25519 over the Sig_structure of the exact received bytes.
+    /// Step 8: the suite's strict verification over the Sig_structure of the exact received
+    /// bytes, by a key of the suite the envelope names.
     pub fn verify(&self, key: &PublicKey) -> Result<(), Failure> {
+        if key.suite() != self.suite {
+            return Err(Failure::new(
+                Code::AlgUnsupported,
+                format!(
+                    "the object is signed with {} but key {} is an {} key",
+                    self.suite,
+                    key.kid(),
+                    key.suite()
+                ),
+            ));
+        }
         if key.verify_strict(&self.signed_bytes(), &self.signature) {
             Ok(())
         } else {
@@ -158,8 +172,8 @@ impl<'a> Envelope<'a> {
         sig_structure(self.protected, self.payload)
     }
 
-    /// BLAKE3 of the bare envelope (empty unprotected header): the certificate digest of
-    /// specs/encoding.md §4, the same whatever disclosures travel with it.
+    /// The suite's hash (BLAKE3 or SM3) of the bare envelope (empty unprotected header): the
+    /// certificate digest of specs/encoding.md §4, the same whatever disclosures travel with it.
     pub fn digest(&self) -> [u8; 32] {
         let mut bare = Vec::with_capacity(self.protected.len() + self.payload.len() + 80);
         bare.extend_from_slice(&[0xd2, 0x84]);
@@ -167,7 +181,7 @@ impl<'a> Envelope<'a> {
         bare.push(0xa0);
         cbor::write_bytes(&mut bare, self.payload);
         cbor::write_bytes(&mut bare, &self.signature);
-        *blake3::hash(&bare).as_bytes()
+        self.suite.digest(&bare)
     }
 }
 
@@ -188,13 +202,13 @@ pub fn write_sig_structure(out: &mut Vec<u8>, protected: &[u8], payload: &[u8]) 
     cbor::write_bytes(out, payload);
 }
 
-fn read_protected(protected: &[u8], kind: Kind) -> Result<KeyId, Failure> {
+fn read_protected(protected: &[u8], kind: Kind) -> Result<(Suite, KeyId), Failure> {
     let invalid = |what: &str| Failure::new(Code::HeaderInvalid, what.to_owned());
     let mut reader = Reader::new(protected);
     let count = reader
         .map()
         .ok_or_else(|| invalid("protected header not a map"))?;
-    let (mut alg_ok, mut alg_seen, mut kid, mut typ, mut extra) = (false, false, None, None, false);
+    let (mut suite, mut alg_seen, mut kid, mut typ, mut extra) = (None, false, None, None, false);
     for _ in 0..count {
         let key = reader
             .key()
@@ -206,22 +220,22 @@ fn read_protected(protected: &[u8], kind: Kind) -> Result<KeyId, Failure> {
         match key {
             Key::Int(LABEL_ALG) => {
                 alg_seen = true;
-                alg_ok = value.int() == Some(ALG_EDDSA);
+                suite = value.int().and_then(Suite::from_cose_alg);
             }
             Key::Int(LABEL_KID) => kid = Some(value.bytes().and_then(KeyId::from_slice)),
             Key::Int(LABEL_TYP) => typ = Some(value.text()),
             _ => extra = true,
         }
     }
-    if alg_seen && !alg_ok {
+    if alg_seen && suite.is_none() {
         return Err(Failure::new(
             Code::AlgUnsupported,
-            "algorithm is not EdDSA (-8)",
+            "algorithm is neither EdDSA (-8) nor SM2 with SM3 (-65581)",
         ));
     }
-    let (Some(Some(kid)), Some(Some(typ)), true, false) = (kid, typ, alg_seen, extra) else {
+    let (Some(Some(kid)), Some(Some(typ)), Some(suite), false) = (kid, typ, suite, extra) else {
         return Err(invalid(
-            "protected header must be exactly {1: -8, 4: kid(16 bytes), 16: typ}",
+            "protected header must be exactly {1: alg, 4: kid(16 bytes), 16: typ}",
         ));
     };
     if typ != kind.typ() {
@@ -230,7 +244,7 @@ fn read_protected(protected: &[u8], kind: Kind) -> Result<KeyId, Failure> {
             format!("typ is {typ:?}, expected {:?}", kind.typ()),
         ));
     }
-    Ok(kid)
+    Ok((suite, kid))
 }
 
 fn read_unprotected(unprotected: &[u8], kind: Kind) -> Result<Vec<&[u8]>, Failure> {
@@ -286,11 +300,16 @@ pub fn seal(
     if disclosures.len() > MAX_DISCLOSURES {
         return Err(BuildError::Invalid("more than 256 disclosures".into()));
     }
-    let protected = HeaderBuilder::new()
-        .algorithm(iana::Algorithm::EdDSA)
+    let alg = match signer.suite() {
+        Suite::Ed25519 => coset::Algorithm::Assigned(iana::Algorithm::EdDSA),
+        // COSE's private-use range (specs/encoding.md §2): no IANA value exists for SM2.
+        Suite::Sm2 => coset::Algorithm::PrivateUse(crate::suite::ALG_SM2_SM3),
+    };
+    let mut protected = HeaderBuilder::new()
         .key_id(signer.public().kid().0.to_vec())
         .value(LABEL_TYP, ciborium::Value::Text(kind.typ().to_owned()))
         .build();
+    protected.alg = Some(alg);
     let mut unprotected = HeaderBuilder::new();
     if !disclosures.is_empty() {
         let items = disclosures
@@ -367,6 +386,50 @@ mod tests {
         bytes[at] ^= 1;
         let outcome = Envelope::open(&bytes, Kind::Region).and_then(|e| e.verify(signer.public()));
         assert!(outcome.is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn an_sm2_envelope_names_its_algorithm_and_verifies_only_under_an_sm2_key()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let signer = SecretKey::from_suite_seed(Suite::Sm2, &[3u8; 32])?;
+        let bytes = seal(Kind::Seal, &signer, payload(), &[])?;
+        let envelope = Envelope::open(&bytes, Kind::Seal)?;
+        assert_eq!(envelope.suite, Suite::Sm2);
+        assert_eq!(envelope.kid, signer.public().kid());
+        // {1: -65581, 4: kid, 16: typ}: -65581 is 0x3a 0x00 0x01 0x00 0x2c.
+        assert_eq!(
+            &envelope.protected[..7],
+            &[0xa3, 0x01, 0x3a, 0x00, 0x01, 0x00, 0x2c]
+        );
+        envelope.verify(signer.public())?;
+        // The same seed as an Ed25519 key: refused for its suite, before any arithmetic.
+        let failure = envelope.verify(key().public()).err();
+        assert_eq!(failure.map(|f| f.code), Some(Code::AlgUnsupported));
+        // And an Ed25519 envelope under an SM2 key.
+        let ed_bytes = seal(Kind::Seal, &key(), payload(), &[])?;
+        let ed = Envelope::open(&ed_bytes, Kind::Seal)?;
+        let failure = ed.verify(signer.public()).err();
+        assert_eq!(failure.map(|f| f.code), Some(Code::AlgUnsupported));
+        // The digest is SM3 of the bare envelope.
+        use sm3::Digest;
+        let sm3: [u8; 32] = sm3::Sm3::digest(&bytes).into();
+        assert_eq!(envelope.digest(), sm3);
+        Ok(())
+    }
+
+    #[test]
+    fn an_unknown_algorithm_is_refused() -> Result<(), Box<dyn std::error::Error>> {
+        let bytes = seal(Kind::Seal, &key(), payload(), &[])?;
+        // Protected header {1: -8, ...} → {1: -7 (ES256), ...}: 0x27 → 0x26.
+        let at = bytes
+            .windows(4)
+            .position(|w| w == [0xa3, 0x01, 0x27, 0x04])
+            .ok_or("no protected header")?;
+        let mut other = bytes.clone();
+        other[at + 2] = 0x26;
+        let failure = Envelope::open(&other, Kind::Seal).err();
+        assert_eq!(failure.map(|f| f.code), Some(Code::AlgUnsupported));
         Ok(())
     }
 

@@ -150,7 +150,7 @@ impl<'a> Fields<'a> {
         let bytes = self.bytes(key)?;
         PublicKey::from_bytes(bytes).map_err(|e| match e {
             KeyError::Weak => Bad::with_code(Code::WeakKey, format!("{}: {e}", describe(&key))),
-            KeyError::Invalid => Bad::new(format!("{}: {e}", describe(&key))),
+            KeyError::Invalid | KeyError::Sm2Scalar => Bad::new(format!("{}: {e}", describe(&key))),
         })
     }
 

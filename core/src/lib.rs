@@ -18,6 +18,7 @@ pub mod keys;
 pub mod log;
 pub mod sharing;
 pub mod status;
+pub mod suite;
 /// Fixed test keys (with published seeds), fixtures and the vector generator: for tests, `gen`
 /// and vector generation only, never in a production build (feature `testkit`).
 #[cfg(any(test, feature = "testkit"))]

@@ -4,6 +4,7 @@
 use proptest::prelude::*;
 use tongban_core::cert::{self, Disclosure, Verification};
 use tongban_core::envelope::{Envelope, Kind};
+use tongban_core::suite::Suite;
 use tongban_core::testkit::vectors::generate;
 use tongban_core::testkit::{NOW, SeededSalts, TestFederation};
 use tongban_core::trust::{StatusSnapshot, StatusTable, TrustStore};
@@ -63,7 +64,7 @@ fn every_byte_change_inside_a_disclosure_breaks_its_digest() {
                     continue;
                 }
                 mutated[position] = value;
-                if let Ok(d) = Disclosure::open(&mutated) {
+                if let Ok(d) = Disclosure::open(Suite::Ed25519, &mutated) {
                     assert!(claims.digests.binary_search(&d.digest).is_err());
                 }
             }
@@ -92,7 +93,7 @@ proptest! {
             let _ = Envelope::open(&bytes, Kind::Certificate);
             let _ = cert::inspect(&bytes);
             let _ = check(f, &bytes);
-            let _ = Disclosure::open(&bytes);
+            let _ = Disclosure::open(Suite::Ed25519, &bytes);
             let _ = StatusSnapshot::load(&bytes, &f.trust);
             let _ = TrustStore::load(&bytes, Time::new(NOW).unwrap_or_else(|| panic!("now")), None);
         });

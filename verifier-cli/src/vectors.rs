@@ -13,7 +13,7 @@ use tongban_core::sharing::Party;
 #[cfg(test)]
 use tongban_core::testkit::vectors::VectorSet;
 
-pub const FORMAT: &str = "tongban test vectors v2";
+pub const FORMAT: &str = "tongban test vectors v3";
 
 #[derive(Serialize, Deserialize, PartialEq, Debug)]
 pub struct VectorFile {
@@ -28,6 +28,19 @@ pub struct VectorFile {
     pub copies: Vec<CopyCase>,
     #[serde(default)]
     pub proofs: Vec<ProofCase>,
+    /// The other suites' vectors (specs/vectors/README.md), each with its own federation.
+    #[serde(default)]
+    pub suites: Vec<SuiteVectors>,
+}
+
+/// One other suite's keys, bundle, status files and certificate cases.
+#[derive(Serialize, Deserialize, PartialEq, Debug)]
+pub struct SuiteVectors {
+    pub suite: String,
+    pub keys: Vec<KeyEntry>,
+    pub trust_bundle: String,
+    pub status_files: Vec<StatusFileEntry>,
+    pub certificates: Vec<CertificateCase>,
 }
 
 #[derive(Serialize, Deserialize, PartialEq, Debug)]
@@ -147,50 +160,10 @@ impl VectorFile {
     pub fn from_set(set: &VectorSet) -> VectorFile {
         VectorFile {
             format: FORMAT.into(),
-            keys: set
-                .keys
-                .iter()
-                .map(|k| KeyEntry {
-                    name: k.name.clone(),
-                    role: k.role.into(),
-                    seed: hex::encode(k.seed),
-                    public: hex::encode(k.public),
-                    kid: k.kid.to_hex(),
-                })
-                .collect(),
+            keys: key_entries(&set.keys),
             trust_bundle: hex::encode(&set.bundle),
-            status_files: set
-                .status
-                .iter()
-                .map(|(name, bytes)| StatusFileEntry {
-                    name: (*name).into(),
-                    bytes: hex::encode(bytes),
-                })
-                .collect(),
-            certificates: set
-                .certificates
-                .iter()
-                .map(|c| CertificateCase {
-                    name: c.name.into(),
-                    description: c.description.into(),
-                    now: c.now,
-                    status: c.status.iter().map(|s| (*s).into()).collect(),
-                    certificate: hex::encode(&c.bytes),
-                    expect: Expectation {
-                        verdict: verdict_of(c.code).into(),
-                        code: c.code.as_str().into(),
-                        id: tongban_core::testkit::vectors::reported_id(&c.bytes, c.code),
-                        disclosed: c
-                            .disclosed
-                            .iter()
-                            .map(|(name, value)| DisclosedField {
-                                name: name.clone(),
-                                value: field_json(value),
-                            })
-                            .collect(),
-                    },
-                })
-                .collect(),
+            status_files: status_entries(&set.status),
+            certificates: certificate_entries(&set.certificates),
             trust_bundles: set
                 .bundles
                 .iter()
@@ -240,8 +213,70 @@ impl VectorFile {
                     },
                 })
                 .collect(),
+            suites: set
+                .suites
+                .iter()
+                .map(|s| SuiteVectors {
+                    suite: s.suite.name().into(),
+                    keys: key_entries(&s.keys),
+                    trust_bundle: hex::encode(&s.bundle),
+                    status_files: status_entries(&s.status),
+                    certificates: certificate_entries(&s.certificates),
+                })
+                .collect(),
         }
     }
+}
+
+#[cfg(test)]
+fn key_entries(keys: &[tongban_core::testkit::vectors::NamedKey]) -> Vec<KeyEntry> {
+    keys.iter()
+        .map(|k| KeyEntry {
+            name: k.name.clone(),
+            role: k.role.into(),
+            seed: hex::encode(k.seed),
+            public: hex::encode(&k.public),
+            kid: k.kid.to_hex(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+fn status_entries(files: &[(&str, Vec<u8>)]) -> Vec<StatusFileEntry> {
+    files
+        .iter()
+        .map(|(name, bytes)| StatusFileEntry {
+            name: (*name).into(),
+            bytes: hex::encode(bytes),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+fn certificate_entries(cases: &[tongban_core::testkit::vectors::CertCase]) -> Vec<CertificateCase> {
+    cases
+        .iter()
+        .map(|c| CertificateCase {
+            name: c.name.into(),
+            description: c.description.into(),
+            now: c.now,
+            status: c.status.iter().map(|s| (*s).into()).collect(),
+            certificate: hex::encode(&c.bytes),
+            expect: Expectation {
+                verdict: verdict_of(c.code).into(),
+                code: c.code.as_str().into(),
+                id: tongban_core::testkit::vectors::reported_id(&c.bytes, c.code),
+                disclosed: c
+                    .disclosed
+                    .iter()
+                    .map(|(name, value)| DisclosedField {
+                        name: name.clone(),
+                        value: field_json(value),
+                    })
+                    .collect(),
+            },
+        })
+        .collect()
 }
 
 /// The outcome of running a vector file.
@@ -260,66 +295,24 @@ pub fn run(file: &VectorFile) -> Result<Outcome> {
         bail!("unknown vector format {:?}", file.format);
     }
     let bundle = unhex("trust_bundle", &file.trust_bundle)?;
-    let status = file
-        .status_files
-        .iter()
-        .map(|s| Ok((s.name.as_str(), unhex(&s.name, &s.bytes)?)))
-        .collect::<Result<Vec<_>>>()?;
+    let status = status_files(&file.status_files)?;
     let status_refs: Vec<(&str, &[u8])> = status.iter().map(|(r, b)| (*r, b.as_slice())).collect();
-    // A case naming a file the set lacks is a broken vector file, not a loading failure.
-    let named = file
-        .certificates
+    let copy_files = file
+        .copies
         .iter()
-        .flat_map(|c| c.status.iter().map(move |n| (&c.name, n)))
-        .chain(
-            file.copies
-                .iter()
-                .flat_map(|c| c.status.iter().map(move |n| (&c.name, n))),
-        );
-    for (case, name) in named {
-        if !status_refs.iter().any(|(n, _)| n == name) {
-            bail!("case {case} names status file {name:?}, which the vectors do not hold");
-        }
-    }
+        .flat_map(|c| c.status.iter().map(move |n| (&c.name, n)));
+    check_named(&file.certificates, copy_files, &status_refs)?;
     let mut outcome = Outcome {
         passed: 0,
         failures: Vec::new(),
     };
-    for case in &file.certificates {
-        let bytes = unhex(&case.name, &case.certificate)?;
-        let names: Vec<&str> = case.status.iter().map(String::as_str).collect();
-        let (code, disclosed, id) =
-            match run_certificate(&bundle, &status_refs, &names, case.now, &bytes) {
-                Ok(v) => (
-                    v.code,
-                    v.disclosed
-                        .iter()
-                        .map(|(n, v)| DisclosedField {
-                            name: n.as_str().into(),
-                            value: field_json(v),
-                        })
-                        .collect(),
-                    v.claims.map(|c| c.id.as_str().to_owned()),
-                ),
-                Err(f) => (f.code, Vec::new(), None),
-            };
-        if code.as_str() != case.expect.code || verdict_of(code) != case.expect.verdict {
-            outcome.failures.push(format!(
-                "{}: got {code}, expected {}",
-                case.name, case.expect.code
-            ));
-        } else if id != case.expect.id {
-            outcome.failures.push(format!(
-                "{}: reported id {id:?}, expected {:?}",
-                case.name, case.expect.id
-            ));
-        } else if code == Code::Ok && disclosed != case.expect.disclosed {
-            outcome
-                .failures
-                .push(format!("{}: disclosed fields differ", case.name));
-        } else {
-            outcome.passed += 1;
-        }
+    run_certificates(&bundle, &status_refs, &file.certificates, &mut outcome)?;
+    for suite in &file.suites {
+        let bundle = unhex("trust_bundle", &suite.trust_bundle)?;
+        let status = status_files(&suite.status_files)?;
+        let refs: Vec<(&str, &[u8])> = status.iter().map(|(r, b)| (*r, b.as_slice())).collect();
+        check_named(&suite.certificates, std::iter::empty(), &refs)?;
+        run_certificates(&bundle, &refs, &suite.certificates, &mut outcome)?;
     }
     for case in &file.trust_bundles {
         let bytes = unhex(&case.name, &case.bundle)?;
@@ -383,6 +376,77 @@ pub fn run(file: &VectorFile) -> Result<Outcome> {
         }
     }
     Ok(outcome)
+}
+
+fn status_files(files: &[StatusFileEntry]) -> Result<Vec<(&str, Vec<u8>)>> {
+    files
+        .iter()
+        .map(|s| Ok((s.name.as_str(), unhex(&s.name, &s.bytes)?)))
+        .collect()
+}
+
+/// A case naming a file the set lacks is a broken vector file, not a loading failure.
+fn check_named<'a>(
+    certificates: &'a [CertificateCase],
+    others: impl Iterator<Item = (&'a String, &'a String)>,
+    files: &[(&str, &[u8])],
+) -> Result<()> {
+    let named = certificates
+        .iter()
+        .flat_map(|c| c.status.iter().map(move |n| (&c.name, n)))
+        .chain(others);
+    for (case, name) in named {
+        if !files.iter().any(|(n, _)| n == name) {
+            bail!("case {case} names status file {name:?}, which the vectors do not hold");
+        }
+    }
+    Ok(())
+}
+
+/// Runs certificate cases against a bundle and status files, counting into `outcome`.
+fn run_certificates(
+    bundle: &[u8],
+    status_refs: &[(&str, &[u8])],
+    cases: &[CertificateCase],
+    outcome: &mut Outcome,
+) -> Result<()> {
+    for case in cases {
+        let bytes = unhex(&case.name, &case.certificate)?;
+        let names: Vec<&str> = case.status.iter().map(String::as_str).collect();
+        let (code, disclosed, id) =
+            match run_certificate(bundle, status_refs, &names, case.now, &bytes) {
+                Ok(v) => (
+                    v.code,
+                    v.disclosed
+                        .iter()
+                        .map(|(n, v)| DisclosedField {
+                            name: n.as_str().into(),
+                            value: field_json(v),
+                        })
+                        .collect(),
+                    v.claims.map(|c| c.id.as_str().to_owned()),
+                ),
+                Err(f) => (f.code, Vec::new(), None),
+            };
+        if code.as_str() != case.expect.code || verdict_of(code) != case.expect.verdict {
+            outcome.failures.push(format!(
+                "{}: got {code}, expected {}",
+                case.name, case.expect.code
+            ));
+        } else if id != case.expect.id {
+            outcome.failures.push(format!(
+                "{}: reported id {id:?}, expected {:?}",
+                case.name, case.expect.id
+            ));
+        } else if code == Code::Ok && disclosed != case.expect.disclosed {
+            outcome
+                .failures
+                .push(format!("{}: disclosed fields differ", case.name));
+        } else {
+            outcome.passed += 1;
+        }
+    }
+    Ok(())
 }
 
 /// Writes the vectors as files: `bundle.tbt`, `status-<region>.tbs`, `certificates/<case>.tbc`,
@@ -473,8 +537,18 @@ mod tests {
                 + file.trust_bundles.len()
                 + file.copies.len()
                 + file.proofs.len()
+                + file
+                    .suites
+                    .iter()
+                    .map(|s| s.certificates.len())
+                    .sum::<usize>()
         );
         assert!(!file.copies.is_empty() && !file.proofs.is_empty());
+        assert!(
+            file.suites
+                .iter()
+                .any(|s| s.suite == "sm2" && !s.certificates.is_empty())
+        );
         Ok(())
     }
 

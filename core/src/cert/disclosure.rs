@@ -9,6 +9,7 @@ use crate::cbor::{self, Reader};
 use crate::codes::{Code, Failure};
 use crate::envelope::{BuildError, encode};
 use crate::ids::{ResidentId, Uscc};
+use crate::suite::Suite;
 use crate::values::is_short_text;
 
 /// BLAKE3 context of disclosure digests; changing it breaks every issued certificate.
@@ -156,21 +157,28 @@ pub struct Disclosure {
     pub bytes: Vec<u8>,
 }
 
-/// The digest of a disclosure's exact bytes: `blake3::derive_key(DISCLOSURE_CONTEXT, bytes)`,
-/// with the context hashed once per process instead of once per disclosure (a verifier computes
-/// several digests per certificate).
-pub fn digest(bytes: &[u8]) -> [u8; 32] {
-    use blake3::hazmat::{ContextKey, HasherExt, hash_derive_key_context};
-    static CONTEXT_KEY: std::sync::OnceLock<ContextKey> = std::sync::OnceLock::new();
-    let key = CONTEXT_KEY.get_or_init(|| hash_derive_key_context(DISCLOSURE_CONTEXT));
-    let mut hasher = blake3::Hasher::new_from_context_key(key);
-    hasher.update(bytes);
-    *hasher.finalize().as_bytes()
+/// The digest of a disclosure's exact bytes in `suite` (specs/encoding.md §4): for Ed25519,
+/// `blake3::derive_key(DISCLOSURE_CONTEXT, bytes)`, with the context hashed once per process
+/// instead of once per disclosure (a verifier computes several digests per certificate); for SM2,
+/// SM3 of the context and the bytes.
+pub fn digest(suite: Suite, bytes: &[u8]) -> [u8; 32] {
+    match suite {
+        Suite::Ed25519 => {
+            use blake3::hazmat::{ContextKey, HasherExt, hash_derive_key_context};
+            static CONTEXT_KEY: std::sync::OnceLock<ContextKey> = std::sync::OnceLock::new();
+            let key = CONTEXT_KEY.get_or_init(|| hash_derive_key_context(DISCLOSURE_CONTEXT));
+            let mut hasher = blake3::Hasher::new_from_context_key(key);
+            hasher.update(bytes);
+            *hasher.finalize().as_bytes()
+        }
+        Suite::Sm2 => suite.hash(DISCLOSURE_CONTEXT, &[bytes]),
+    }
 }
 
 impl Disclosure {
-    /// Encodes `[salt, name, value]`.
+    /// Encodes `[salt, name, value]`, digested in `suite`.
     pub fn new(
+        suite: Suite,
         salt: [u8; 16],
         name: FieldName,
         value: FieldValue,
@@ -184,7 +192,7 @@ impl Disclosure {
             value.to_cbor(),
         ]))?;
         Ok(Disclosure {
-            digest: digest(&bytes),
+            digest: digest(suite, &bytes),
             name,
             value,
             bytes,
@@ -192,13 +200,14 @@ impl Disclosure {
     }
 
     /// Reads a received disclosure (the shape part of step 10): `DISCLOSURE_MALFORMED` unless its
-    /// bytes are strict CBOR of `[bstr .size 16, field name, value]`.
-    pub fn open(bytes: &[u8]) -> Result<Disclosure, Failure> {
+    /// bytes are strict CBOR of `[bstr .size 16, field name, value]`; digested in `suite`, the
+    /// certificate's.
+    pub fn open(suite: Suite, bytes: &[u8]) -> Result<Disclosure, Failure> {
         let (name, value) = Disclosure::read(bytes)?;
         Ok(Disclosure {
             name,
             value,
-            digest: digest(bytes),
+            digest: digest(suite, bytes),
             bytes: bytes.to_vec(),
         })
     }
@@ -273,17 +282,30 @@ mod tests {
     #[test]
     fn round_trip_and_digest() -> Result<(), Box<dyn std::error::Error>> {
         let name = FieldName::parse("holder.name").ok_or("name")?;
-        let made = Disclosure::new([9; 16], name, FieldValue::Text("张三".into()))?;
-        let opened = Disclosure::open(&made.bytes)?;
+        let made = Disclosure::new(
+            Suite::Ed25519,
+            [9; 16],
+            name.clone(),
+            FieldValue::Text("张三".into()),
+        )?;
+        let opened = Disclosure::open(Suite::Ed25519, &made.bytes)?;
         assert_eq!(opened, made);
         assert_eq!(
             made.digest,
             blake3::derive_key("tongban v1 disclosure", &made.bytes)
         );
         assert_eq!(
-            digest(b""),
+            digest(Suite::Ed25519, b""),
             blake3::derive_key("tongban v1 disclosure", b"")
         );
+        // The national suite: SM3 of the context and the bytes; the same bytes, another digest.
+        use sm3::Digest;
+        let sm2 = Disclosure::new(Suite::Sm2, [9; 16], name, FieldValue::Text("张三".into()))?;
+        assert_eq!(sm2.bytes, made.bytes);
+        let expected: [u8; 32] =
+            sm3::Sm3::digest([&b"tongban v1 disclosure"[..], &made.bytes].concat()).into();
+        assert_eq!(sm2.digest, expected);
+        assert_eq!(Disclosure::open(Suite::Sm2, &made.bytes)?, sm2);
         Ok(())
     }
 
@@ -299,7 +321,9 @@ mod tests {
                 .step_by(2)
                 .filter_map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
                 .collect();
-            let code = Disclosure::open(&bytes).err().map(|f| f.code);
+            let code = Disclosure::open(Suite::Ed25519, &bytes)
+                .err()
+                .map(|f| f.code);
             assert_eq!(code, Some(Code::DisclosureMalformed), "{hex}");
         }
     }

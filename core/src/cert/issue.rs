@@ -119,12 +119,15 @@ pub fn issue(
     }
     let mut disclosures = fields
         .into_iter()
-        .map(|(name, value)| Disclosure::new(salts.salt(), name, value))
+        .map(|(name, value)| Disclosure::new(key.suite(), salts.salt(), name, value))
         .collect::<Result<Vec<_>, _>>()?;
     disclosures.sort_by_key(|d| d.digest);
     let mut digests: Vec<[u8; 32]> = disclosures.iter().map(|d| d.digest).collect();
     for _ in 0..draft.decoys {
-        digests.push(disclosure::digest(&[salts.salt(), salts.salt()].concat()));
+        digests.push(disclosure::digest(
+            key.suite(),
+            &[salts.salt(), salts.salt()].concat(),
+        ));
     }
     digests.sort();
     let claims = Claims {
@@ -164,7 +167,7 @@ pub fn present(
     let envelope = Envelope::open(certificate, Kind::Certificate)?;
     let mut kept = Vec::new();
     for bytes in &envelope.disclosures {
-        if keep(&Disclosure::open(bytes)?.name) {
+        if keep(&Disclosure::open(envelope.suite, bytes)?.name) {
             kept.push(*bytes);
         }
     }

@@ -323,7 +323,7 @@ fn check_disclosures<'a>(
             f.detail = format!("disclosure {i}: {}", f.detail);
             f
         })?;
-        let digest = disclosure::digest(bytes);
+        let digest = disclosure::digest(envelope.suite, bytes);
         if claims.digests.binary_search(&digest).is_err() {
             return Err(Failure::new(
                 Code::DisclosureMismatch,
@@ -451,7 +451,7 @@ pub fn inspect(bytes: &[u8]) -> Result<Inspection, Failure> {
         .disclosures
         .iter()
         .map(|bytes| {
-            let opened = Disclosure::open(bytes);
+            let opened = Disclosure::open(envelope.suite, bytes);
             let committed = match (&opened, &claims) {
                 (Ok(d), Ok(c)) => c.digests.binary_search(&d.digest).is_ok(),
                 _ => false,

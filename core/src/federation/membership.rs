@@ -279,9 +279,7 @@ impl Membership {
 
     /// The member whose node key is `key` (32 bytes).
     pub fn member_by_node(&self, key: &[u8]) -> Option<&Member> {
-        self.members
-            .iter()
-            .find(|m| m.node_key.as_bytes().as_slice() == key)
+        self.members.iter().find(|m| m.node_key.as_bytes() == key)
     }
 
     /// Whether `self` (received) may replace `held` (specs/federation.md §2.3).

@@ -62,8 +62,13 @@ impl NoteVerifier {
         if !matches!(signature_type, TYPE_ED25519 | TYPE_COSIGNATURE_V1) {
             return Err(NoteError::BadKey("unsupported signature type"));
         }
+        // C2SP signed notes have no SM2 signature type yet: a note key is Ed25519 (encoding.md §2.3).
+        let bytes: &[u8; 32] = key
+            .as_bytes()
+            .try_into()
+            .map_err(|_| NoteError::BadKey("signed-note keys are Ed25519 keys"))?;
         Ok(NoteVerifier {
-            id: key_id(name, signature_type, key.as_bytes()),
+            id: key_id(name, signature_type, bytes),
             name: name.to_owned(),
             signature_type,
             key,

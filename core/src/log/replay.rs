@@ -299,7 +299,10 @@ fn first_in<'s>(
         match keys.iter().position(|(k, _)| *k == key) {
             Some(slot) => (slot, keys[slot].1),
             None => {
-                let batchable = classify_key(key.verifying_key()) == KeyClass::Batchable;
+                // Only Ed25519 keys enter the batch equation; others are checked one by one.
+                let batchable = key
+                    .ed25519_key()
+                    .is_some_and(|k| classify_key(k) == KeyClass::Batchable);
                 keys.push((key, batchable));
                 (keys.len() - 1, batchable)
             }
@@ -314,10 +317,13 @@ fn first_in<'s>(
         for (p, message) in part.iter().zip(&messages) {
             let (slot, batchable) = slot_of(p.key());
             screened &= batchable && batchable_signature(&p.envelope().signature);
+            let Some(key) = p.key().ed25519_key().filter(|_| screened) else {
+                continue;
+            };
             terms.push(Term {
                 message,
                 signature: &p.envelope().signature,
-                key: p.key().verifying_key(),
+                key,
                 slot,
             });
         }

@@ -14,6 +14,7 @@ use crate::envelope::BuildError;
 use crate::ids::{Identifier, IssuerCode, RegionCode, TypeCode, Uscc, uscc};
 use crate::keys::SecretKey;
 use crate::status::{State, Succession};
+use crate::suite::Suite;
 use crate::trust::{
     BundleContents, FederationRoot, MediaType, Picture, RegionRoot, SealId, SealInfo,
     SealRevocation, SealType, StatusEntry, StatusSnapshot,
@@ -42,6 +43,22 @@ pub fn seed(name: &str) -> [u8; 32] {
 /// The test key called `name`.
 pub fn key(name: &str) -> Result<SecretKey, BuildError> {
     SecretKey::from_seed(&seed(name)).map_err(|e| BuildError::Invalid(format!("{name}: {e}")))
+}
+
+/// The name of the test key `name` in `suite`: itself for Ed25519, `"sm2 " + name` for SM2, so
+/// that no seed serves both algorithms.
+pub fn key_name(suite: Suite, name: &str) -> String {
+    match suite {
+        Suite::Ed25519 => name.to_owned(),
+        Suite::Sm2 => format!("sm2 {name}"),
+    }
+}
+
+/// The test key called `name` in `suite`: made from the seed of [`key_name`].
+pub fn suite_key(suite: Suite, name: &str) -> Result<SecretKey, BuildError> {
+    let name = key_name(suite, name);
+    SecretKey::from_suite_seed(suite, &seed(&name))
+        .map_err(|e| BuildError::Invalid(format!("{name}: {e}")))
 }
 
 pub fn time(seconds: u64) -> Result<Time, BuildError> {
@@ -148,7 +165,8 @@ pub(crate) fn make_region(
     name: &str,
     seals: &[SealSpec<'_>],
 ) -> Result<TestRegion, BuildError> {
-    let root = key(&format!("region {code} root"))?;
+    let suite = federation.suite();
+    let root = suite_key(suite, &format!("region {code} root"))?;
     let certificate = RegionRoot {
         region: region_code(code)?,
         name: text(name)?,
@@ -159,7 +177,7 @@ pub(crate) fn make_region(
     let signed = certificate.certify(federation)?;
     let mut made = Vec::new();
     for spec in seals {
-        let seal_key = key(&format!("seal {code} {}", spec.id))?;
+        let seal_key = suite_key(suite, &format!("seal {code} {}", spec.id))?;
         let picture = format!("seal picture of {}", spec.id);
         let info = SealInfo {
             id: SealId::parse(spec.id).ok_or_else(|| BuildError::Invalid(spec.id.into()))?,
@@ -200,7 +218,12 @@ pub const JINAN_APPROVAL: &str = "济南市行政审批服务局";
 
 impl TestFederation {
     pub fn standard() -> Result<TestFederation, BuildError> {
-        let federation = key("federation root")?;
+        TestFederation::of(Suite::Ed25519)
+    }
+
+    /// The test federation with every key in `suite`.
+    pub fn of(suite: Suite) -> Result<TestFederation, BuildError> {
+        let federation = suite_key(suite, "federation root")?;
         let fuyang = make_region(
             &federation,
             "341200",

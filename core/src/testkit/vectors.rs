@@ -9,6 +9,7 @@ use crate::envelope::{BuildError, Kind};
 use crate::ids::{Identifier, IssuerCode, RegionCode, TypeCode};
 use crate::keys::{KeyId, SecretKey};
 use crate::status::Succession;
+use crate::suite::Suite;
 use crate::testkit::raw::{self, Parts, edit_map, ikey, remove, set, tkey};
 use crate::testkit::{
     DAY, FOOD_PERMIT, NOW, SeededSalts, T0, TestFederation, TestSeal, YEAR, field, identifier, key,
@@ -22,7 +23,8 @@ pub struct NamedKey {
     pub name: String,
     pub role: &'static str,
     pub seed: [u8; 32],
-    pub public: [u8; 32],
+    /// The public key's encoding: 32 bytes (Ed25519) or 65 (SM2).
+    pub public: Vec<u8>,
     pub kid: KeyId,
 }
 
@@ -49,6 +51,17 @@ pub struct BundleCase {
     pub code: Code,
 }
 
+/// The vectors of a suite other than `ed25519` (specs/vectors/README.md): the same test
+/// federation with every key in that suite, its bundle and snapshots, and certificate cases that
+/// exercise what the suite changes (signatures, key ids, digests, the algorithm header).
+pub struct SuiteSet {
+    pub suite: Suite,
+    pub keys: Vec<NamedKey>,
+    pub bundle: Vec<u8>,
+    pub status: Vec<(&'static str, Vec<u8>)>,
+    pub certificates: Vec<CertCase>,
+}
+
 /// Everything in specs/vectors/vectors.json.
 pub struct VectorSet {
     pub keys: Vec<NamedKey>,
@@ -62,12 +75,14 @@ pub struct VectorSet {
     /// Purpose-bound copies and verification proofs (specs/sharing.md).
     pub copies: Vec<crate::testkit::sharing::CopyCase>,
     pub proofs: Vec<crate::testkit::sharing::ProofCase>,
+    /// The other suites' sets.
+    pub suites: Vec<SuiteSet>,
 }
 
 fn named(name: String, role: &'static str, key: &SecretKey) -> NamedKey {
     NamedKey {
         seed: seed(&name),
-        public: *key.public().as_bytes(),
+        public: key.public().as_bytes().to_vec(),
         kid: key.public().kid(),
         name,
         role,
@@ -75,21 +90,23 @@ fn named(name: String, role: &'static str, key: &SecretKey) -> NamedKey {
 }
 
 fn keys(f: &TestFederation) -> Vec<NamedKey> {
+    let suite = f.federation.suite();
+    let name = |n: String| crate::testkit::key_name(suite, &n);
     let mut keys = vec![named(
-        "federation root".into(),
+        name("federation root".into()),
         "federation root",
         &f.federation,
     )];
     for region in [&f.fuyang, &f.jinan] {
         let code = region.certificate.region.as_str();
         keys.push(named(
-            format!("region {code} root"),
+            name(format!("region {code} root")),
             "region root",
             &region.root,
         ));
         for seal in &region.seals {
             keys.push(named(
-                format!("seal {code} {}", seal.info.id),
+                name(format!("seal {code} {}", seal.info.id)),
                 "e-seal",
                 &seal.key,
             ));
@@ -759,6 +776,7 @@ fn certificate_cases(f: &TestFederation) -> Result<Vec<CertCase>, BuildError> {
         .unwrap_or(0);
     let salt: [u8; 16] = p.disclosures[holder][2..18].try_into().unwrap_or([0; 16]);
     p.disclosures[holder] = crate::cert::Disclosure::new(
+        crate::suite::Suite::Ed25519,
         salt,
         field("holder.name")?,
         FieldValue::Text("冒名顶替有限公司".into()),
@@ -1375,15 +1393,164 @@ pub fn generate() -> Result<VectorSet, BuildError> {
         ("370100", f.jinan_snapshot()?),
     ];
     status.extend(status_lists(&f)?);
+    let sm2 = TestFederation::of(Suite::Sm2)?;
+    let mut bundles = bundle_cases(&f, &bundle)?;
+    bundles.extend(suite_bundle_cases(&f, &sm2)?);
     Ok(VectorSet {
         keys: keys(&f),
         certificates: certificate_cases(&f)?,
-        bundles: bundle_cases(&f, &bundle)?,
+        bundles,
+        suites: vec![suite_set(&sm2)?],
         copies: crate::testkit::sharing::copy_cases()?,
         proofs: crate::testkit::sharing::proof_cases()?,
         bundle,
         status,
     })
+}
+
+/// The set of `f`'s suite (sm2, the only other one, which the case names say): a few
+/// certificates of each kind of failure the suite changes.
+fn suite_set(f: &TestFederation) -> Result<SuiteSet, BuildError> {
+    let [revoked, suspended, fulfilled] = snapshot_ids(f)?;
+    let status = vec![
+        (
+            "341200",
+            f.fuyang_snapshot(&revoked, &suspended, &fulfilled)?,
+        ),
+        ("370100", f.jinan_snapshot()?),
+    ];
+    let suite = f.federation.suite();
+    let mut m = Maker { cases: Vec::new() };
+    let amr = f.amr();
+    let main = m.issue(amr, &f.draft(amr, "2026000001")?, "main")?;
+    m.valid(
+        "sm2-valid-full-disclosure",
+        "business licence with all six fields disclosed, sealed in the suite",
+        &main,
+        main.bytes.clone(),
+    )?;
+    m.valid(
+        "sm2-valid-holder-name-only",
+        "the same certificate disclosing only holder.name",
+        &main,
+        present(&main.bytes, keep(&["holder.name"]))
+            .map_err(|e| BuildError::Invalid(e.to_string()))?,
+    )?;
+    let parts = Parts::of(&main.bytes, Kind::Certificate)?;
+    let mut p = parts.clone();
+    p.signature[10] ^= 0x01;
+    m.push(
+        "sm2-signature-altered",
+        "one bit of r flipped",
+        p.assemble(),
+        Code::SignatureInvalid,
+    );
+    let mut p = parts.clone();
+    p.signature[32..].fill(0);
+    m.push(
+        "sm2-signature-s-zero",
+        "s = 0, outside [1, n - 1]",
+        p.assemble(),
+        Code::SignatureInvalid,
+    );
+    let mut p = parts.clone();
+    p.payload[20] ^= 0x01;
+    m.push(
+        "sm2-payload-altered",
+        "one payload bit flipped after signing",
+        p.assemble(),
+        Code::SignatureInvalid,
+    );
+    let holder = main
+        .disclosures
+        .iter()
+        .position(|d| d.name.as_str() == "holder.name")
+        .unwrap_or(0);
+    let mut p = parts.clone();
+    let salt: [u8; 16] = p.disclosures[holder][2..18].try_into().unwrap_or([0; 16]);
+    p.disclosures[holder] = crate::cert::Disclosure::new(
+        suite,
+        salt,
+        field("holder.name")?,
+        FieldValue::Text("冒名顶替有限公司".into()),
+    )?
+    .bytes;
+    m.push(
+        "sm2-tampered-disclosure-value",
+        "holder.name replaced, salt kept: its digest is not committed",
+        p.assemble(),
+        Code::DisclosureMismatch,
+    );
+    let kid = amr.key.public().kid().0;
+    let typ = Kind::Certificate.typ();
+    let mut p = parts.clone();
+    p.protected = raw::protected(-8, &kid, typ)?;
+    m.push(
+        "sm2-header-names-eddsa",
+        "signed by the seal's key over a header naming EdDSA: the key is of another suite",
+        p.resign(&amr.key),
+        Code::AlgUnsupported,
+    );
+    let mut p = parts.clone();
+    p.protected = raw::protected(-7, &kid, typ)?;
+    m.push(
+        "sm2-header-names-es256",
+        "alg -7 (ES256): neither suite",
+        p.resign(&amr.key),
+        Code::AlgUnsupported,
+    );
+    Ok(SuiteSet {
+        suite,
+        keys: keys(f),
+        bundle: f.bundle()?,
+        status,
+        certificates: m.cases,
+    })
+}
+
+/// Bundle cases across suites: each suite's bundle loads; a key of the other suite in it does not.
+fn suite_bundle_cases(
+    ed: &TestFederation,
+    sm2: &TestFederation,
+) -> Result<Vec<BundleCase>, BuildError> {
+    let case = |name, description, bytes: Vec<u8>, code| BundleCase {
+        name,
+        description,
+        bytes,
+        now: NOW,
+        pinned: None,
+        code,
+    };
+    // A seal of `into`'s first region whose key is `from`'s suite, signed by `into`'s root.
+    let foreign_seal =
+        |into: &TestFederation, from: &TestFederation| -> Result<Vec<u8>, BuildError> {
+            let mut info = into.amr().info.clone();
+            info.key = from.amr().key.public().clone();
+            info.sign(&into.fuyang.root)
+        };
+    let mut cases = vec![case(
+        "sm2-bundle-valid",
+        "the test federation in the sm2 suite, published by Fuyang",
+        sm2.bundle()?,
+        Code::Ok,
+    )];
+    let mut c = sm2.contents()?;
+    c.seals[0] = foreign_seal(sm2, ed)?;
+    cases.push(case(
+        "sm2-bundle-with-ed25519-seal",
+        "an sm2 federation whose FY-AMR-01 seal holds an Ed25519 key",
+        c.sign(&sm2.fuyang.root)?,
+        Code::TrustBundleInvalid,
+    ));
+    let mut c = ed.contents()?;
+    c.seals[0] = foreign_seal(ed, sm2)?;
+    cases.push(case(
+        "bundle-with-sm2-seal",
+        "an ed25519 federation whose FY-AMR-01 seal holds an SM2 key",
+        c.sign(&ed.fuyang.root)?,
+        Code::TrustBundleInvalid,
+    ));
+    Ok(cases)
 }
 
 pub use crate::conformance::{run_bundle, run_certificate};

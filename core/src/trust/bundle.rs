@@ -242,7 +242,20 @@ impl TrustStore {
             }
             infos.push(info);
         }
-        // 7: unique keys and seal ids, once every seal passed step 6.
+        // 7: one suite (the federation root's), unique keys and seal ids, once every seal passed
+        // step 6.
+        let suite = raw.federation.key.suite();
+        let keys = regions
+            .iter()
+            .map(|r| &r.key)
+            .chain(infos.iter().map(|i| &i.key));
+        if let Some(other) = keys.into_iter().find(|k| k.suite() != suite) {
+            return Err(invalid(format!(
+                "key {} is an {} key in an {suite} federation",
+                other.kid(),
+                other.suite()
+            )));
+        }
         let mut kids: HashSet<KeyId> = HashSet::from([fed_kid]);
         for root in &regions {
             if !kids.insert(root.key.kid()) {

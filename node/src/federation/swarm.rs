@@ -94,8 +94,8 @@ pub fn keypair(seed: &[u8; 32]) -> Result<Keypair, String> {
     Keypair::ed25519_from_bytes(&mut seed).map_err(|e| e.to_string())
 }
 
-/// The PeerId of an Ed25519 node key (32 bytes).
-pub fn peer_id(node_key: &[u8; 32]) -> Result<PeerId, String> {
+/// The PeerId of an Ed25519 node key (32 bytes). Node keys are Ed25519 in either suite (libp2p has no SM2 identity): any other key is refused.
+pub fn peer_id(node_key: &[u8]) -> Result<PeerId, String> {
     let key = libp2p::identity::ed25519::PublicKey::try_from_bytes(node_key)
         .map_err(|e| e.to_string())?;
     Ok(libp2p::identity::PublicKey::from(key).to_peer_id())
