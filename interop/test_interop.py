@@ -1,6 +1,7 @@
 """Tongban interoperability: an implementation written only from specs/ (tongban_spec.py) against
 what Tongban issues (specs/vectors/vectors.json) and what Tongban accepts (the tongban-verify CLI)."""
 
+import base64
 import json
 import os
 import re
@@ -402,6 +403,41 @@ def test_tongban_rejects_python_sm2_certificate_altered_or_under_an_ed25519_bund
     # the ed25519 test federation holds no seal with the sm2 seal's kid
     rc, out = tongban_verify(sm2_issued, tmp_path, bundle=BUNDLE)
     assert (rc, out["code"]) == (1, "KID_UNKNOWN"), out
+
+
+def _der_integer(b: bytes) -> bytes:
+    b = b.lstrip(b"\0") or b"\0"
+    b = b"\0" + b if b[0] & 0x80 else b
+    return b"\x02" + bytes([len(b)]) + b
+
+
+def openssl_sm2_verify(pk: bytes, message: bytes, signature: bytes, tmp_path: Path) -> bool:
+    """OpenSSL's SM2 (an implementation independent of Tongban, RustCrypto and gmssl): the key as an
+    SPKI (id-ecPublicKey, curve sm2p256v1 1.2.156.10197.1.301), the signature as DER, SM3 over
+    Z_A || message with the signer id of enc §2.4."""
+    spki = bytes.fromhex("3059301306072a8648ce3d020106082a811ccf5501822d034200") + pk
+    pem = "-----BEGIN PUBLIC KEY-----\n" + base64.encodebytes(spki).decode() + "-----END PUBLIC KEY-----\n"
+    body = _der_integer(signature[:32]) + _der_integer(signature[32:])
+    (tmp_path / "pub.pem").write_text(pem)
+    (tmp_path / "sig.der").write_bytes(b"\x30" + bytes([len(body)]) + body)
+    (tmp_path / "msg.bin").write_bytes(message)
+    p = subprocess.run(["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", str(tmp_path / "pub.pem"),
+                        "-rawin", "-in", str(tmp_path / "msg.bin"), "-sigfile", str(tmp_path / "sig.der"),
+                        "-digest", "sm3", "-pkeyopt", "distid:1234567812345678"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode in (0, 1), p.stderr  # 1: did not verify; anything else: openssl could not run
+    return p.returncode == 0 and "Signature Verified Successfully" in p.stdout
+
+
+def test_openssl_verifies_sm2_certificate_signatures(sm2_issued, tmp_path):
+    store = ts.load_trust_bundle(SM2_BUNDLE, NOW)
+    valid = [bytes.fromhex(c["certificate"]) for c in SUITES["sm2"]["certificates"] if c["expect"]["code"] == "OK"]
+    for cert in valid + [sm2_issued]:  # Tongban's (deterministic nonce) and Python's (random nonce)
+        env = ts.open_envelope(cert, ts.TYP_CERT, disclosures_ok=True)
+        pk = store.seals[env.kid]["pk"]
+        message = ts.sig_structure(env.protected, env.payload)
+        assert openssl_sm2_verify(pk, message, env.signature, tmp_path)
+        assert not openssl_sm2_verify(pk, message + b"\0", env.signature, tmp_path)
 
 
 def test_tongban_rejects_flipped_signature_byte(issued, tmp_path, store):
