@@ -29,9 +29,9 @@ MAX_COPY_LIFETIME = 90 * 86_400
 DISCLOSURE_CODES = {"DISCLOSURE_MALFORMED", "DISCLOSURE_MISMATCH", "DISCLOSURE_DUPLICATE"}
 
 
-def object_digest(raw: bytes) -> bytes:
-    """enc §4: BLAKE3 of the bytes as received."""
-    return blake3.blake3(raw).digest()
+def object_digest(raw: bytes, suite: str = "ed25519") -> bytes:
+    """enc §4: the federation suite's hash (BLAKE3 or SM3) of the bytes as received."""
+    return ts.sm3(raw) if suite == "sm2" else blake3.blake3(raw).digest()
 
 
 # ---------------------------------------------------------------- sharing §4.1: share requests

@@ -174,7 +174,7 @@ pub fn verify_copy(
         verdict: Verdict::Invalid,
         code: Code::Ok,
         detail: String::new(),
-        digest: object_digest(bytes),
+        digest: object_digest(trust.suite(), bytes),
         provider: None,
         issued: None,
         expires: None,
@@ -333,7 +333,7 @@ pub fn inspect_copy(bytes: &[u8]) -> Result<CopyInspection, Failure> {
     });
     Ok(CopyInspection {
         kid: envelope.kid,
-        digest: object_digest(bytes),
+        digest: object_digest(envelope.suite, bytes),
         region: copy.region,
         issued: copy.issued,
         expires: copy.expires,

@@ -15,6 +15,7 @@ use std::fmt;
 use crate::codes::{Code, Failure};
 use crate::envelope::{Envelope, Kind};
 use crate::ids::{RegionCode, Uscc};
+use crate::suite::Suite;
 use crate::trust::{RegionRoot, SealEntry, TrustStore};
 use crate::values::Time;
 
@@ -23,10 +24,12 @@ pub use proof::{ProofContents, ProofExpectation, ProofRequest, VerifiedProof, ve
 pub use request::{OpenedRequest, ShareRequest};
 pub use transfer::{Link, PredecessorEvidence, assess};
 
-/// Object digest (specs/encoding.md §4): BLAKE3 of the exact bytes received. Logs name proofs,
-/// requests and copies by it.
-pub fn object_digest(bytes: &[u8]) -> [u8; 32] {
-    *blake3::hash(bytes).as_bytes()
+/// Object digest (specs/encoding.md §4): the federation suite's hash (BLAKE3 or SM3) of the exact
+/// bytes received. Logs name proofs, requests and copies by it. The suite is the federation's
+/// (its trust store's, or the node's root key's), not the object's: bytes that are not even an
+/// envelope are named too.
+pub fn object_digest(suite: Suite, bytes: &[u8]) -> [u8; 32] {
+    suite.digest(bytes)
 }
 
 /// An agency of a region: who asks for data, and who may present a copy.

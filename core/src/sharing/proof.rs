@@ -18,6 +18,7 @@ use crate::log::state::CertRecord;
 use crate::log::verification::{ReceiptItem, VerificationReceipt};
 use crate::sharing::{object_digest, open_region_signed, same_region};
 use crate::status::{Operation, State, Termination};
+use crate::suite::Suite;
 use crate::trust::TrustStore;
 use crate::values::Time;
 
@@ -70,16 +71,17 @@ impl ProofRequest {
     }
 }
 
-/// Steps 2–4 of specs/sharing.md §3.2: the receipt item the answering region `here` gives for
-/// `verification` (the certificate verified at `at` against its own trust and live status), where
-/// `logged` is its log's record of the certificate's identifier, if any.
+/// Steps 2–4 of specs/sharing.md §3.2: the receipt item the answering region `here` (of a
+/// federation of `suite`) gives for `request`'s certificate, given `verification` (verified at `at`
+/// against its own trust and live status), where `logged` is its log's record of the
+/// certificate's identifier, if any.
 pub fn answer_item(
+    suite: Suite,
     here: &RegionCode,
-    certificate: &[u8],
+    request: &ProofRequest,
     verification: &Verification,
     logged: Option<&CertRecord>,
     requester: &RegionCode,
-    nonce: [u8; 16],
     at: Time,
 ) -> ReceiptItem {
     let claims = verification.claims.as_ref();
@@ -96,13 +98,13 @@ pub fn answer_item(
         // Bytes that are not even an envelope have no certificate digest: name them by their hash.
         digest: verification
             .digest
-            .unwrap_or_else(|| object_digest(certificate)),
+            .unwrap_or_else(|| object_digest(suite, &request.certificate)),
         id: claims.map(|c| c.id.clone()),
         valid: code == Code::Ok,
         code,
         state: record.map(|r| r.state),
         requester: Some(requester.clone()),
-        nonce: Some(nonce),
+        nonce: Some(request.nonce),
     }
 }
 
@@ -436,7 +438,7 @@ pub fn verify_proof(
         }
     }
     Ok(VerifiedProof {
-        digest: object_digest(bytes),
+        digest: object_digest(trust.suite(), bytes),
         region: proof.region,
         item,
         receipts_index: receipt.log_index,
@@ -475,7 +477,7 @@ pub fn inspect_proof(bytes: &[u8]) -> Result<ProofInspection, Failure> {
     let index = |text: Option<&str>| text.and_then(|t| Receipt::parse(t).ok()).map(|r| r.index);
     Ok(ProofInspection {
         kid: envelope.kid,
-        digest: object_digest(bytes),
+        digest: object_digest(envelope.suite, bytes),
         region: proof.region,
         item: VerificationReceipt::decode(proof.receipt).and_then(|r| ReceiptItem::decode(&r.item)),
         log_key: proof.log_key.to_owned(),

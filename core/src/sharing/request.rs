@@ -113,7 +113,7 @@ impl ShareRequest {
         Ok(OpenedRequest {
             request,
             seal: seal.clone(),
-            digest: object_digest(bytes),
+            digest: object_digest(trust.suite(), bytes),
         })
     }
 }

@@ -369,7 +369,7 @@ fn a_proof_of_a_valid_certificate_carries_its_issuance() -> R {
     assert_eq!(verified.region, *w.fuyang());
     assert_eq!(verified.issuance.as_ref().map(|i| i.index), Some(1));
     assert!(verified.status.is_none());
-    assert_eq!(verified.digest, object_digest(&proof));
+    assert_eq!(verified.digest, object_digest(w.trust.suite(), &proof));
     assert_eq!(proof::inspect_proof(&proof)?.region, *w.fuyang());
     // The receipts entry that logged the answer counts it as given to another region.
     let logged = w.log.entries.last().ok_or("logged")?;
@@ -535,7 +535,10 @@ fn forged_and_foreign_certificates_get_no_log_evidence() -> R {
     let proof = w.answer_proof(b"not a certificate", &jinan, [5; 16], NOW)?;
     let verified = verify_proof(&proof, &w.trust, time(NOW)?, &expect(&jinan, [5; 16]))?;
     assert_eq!(verified.item.code, Code::CborTrailingBytes);
-    assert_eq!(verified.item.digest, object_digest(b"not a certificate"));
+    assert_eq!(
+        verified.item.digest,
+        object_digest(w.trust.suite(), b"not a certificate")
+    );
     Ok(())
 }
 

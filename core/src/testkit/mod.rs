@@ -190,7 +190,7 @@ pub(crate) fn make_region(
             created: time(spec.valid_from)?,
             valid_from: time(spec.valid_from)?,
             valid_until: time(spec.valid_until)?,
-            picture: Picture::of(picture.as_bytes(), MediaType::Png),
+            picture: Picture::of(suite, picture.as_bytes(), MediaType::Png),
             share_types: spec
                 .share_types
                 .iter()

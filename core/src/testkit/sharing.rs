@@ -233,13 +233,17 @@ impl World {
             .as_ref()
             .and_then(|c| self.state.cert(c.id.as_str()))
             .cloned();
+        let request = crate::sharing::ProofRequest {
+            certificate: certificate.to_vec(),
+            nonce,
+        };
         let item = answer_item(
+            self.trust.suite(),
             self.fuyang(),
-            certificate,
+            &request,
             &verification,
             record.as_ref(),
             requester,
-            nonce,
             now,
         );
         let receipt = self.log_receipt(item.encode()?, requester != self.fuyang(), at)?;

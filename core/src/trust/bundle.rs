@@ -311,6 +311,11 @@ impl TrustStore {
     }
 
     /// `TRUST_BUNDLE_EXPIRED` at or after the bundle's expiry.
+    /// The federation's suite: its root key's (encoding.md §2.3).
+    pub fn suite(&self) -> crate::suite::Suite {
+        self.federation.key.suite()
+    }
+
     pub fn check_fresh(&self, now: Time) -> Result<(), Failure> {
         if now >= self.expires {
             return Err(Failure::new(

@@ -10,6 +10,7 @@ use crate::envelope::{BuildError, Kind, seal};
 use crate::fields::{Bad, Fields};
 use crate::ids::{RegionCode, TypeCode, Uscc};
 use crate::keys::{PublicKey, SecretKey};
+use crate::suite::Suite;
 use crate::values::{ShortText, Time};
 
 /// Largest seal picture, in bytes.
@@ -93,10 +94,10 @@ pub struct Picture {
 }
 
 impl Picture {
-    /// The binding for the picture file `image`.
-    pub fn of(image: &[u8], media_type: MediaType) -> Picture {
+    /// The binding for the picture file `image`, digested in the seal's `suite` (encoding.md §4).
+    pub fn of(suite: Suite, image: &[u8], media_type: MediaType) -> Picture {
         Picture {
-            digest: *blake3::hash(image).as_bytes(),
+            digest: suite.digest(image),
             media_type,
             size: image.len() as u64,
         }
@@ -247,5 +248,25 @@ impl SealInfo {
 impl From<SealType> for Value {
     fn from(seal_type: SealType) -> Value {
         Value::Text(seal_type.as_str().to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_picture_is_bound_by_its_suites_hash() {
+        let image = b"\x89PNG seal picture";
+        let ed = Picture::of(Suite::Ed25519, image, MediaType::Png);
+        assert_eq!(ed.digest, *blake3::hash(image).as_bytes());
+        let sm2 = Picture::of(Suite::Sm2, image, MediaType::Png);
+        use sm3::Digest;
+        let expected: [u8; 32] = sm3::Sm3::digest(image).into();
+        assert_eq!(sm2.digest, expected);
+        assert_eq!(
+            (sm2.size, sm2.media_type),
+            (image.len() as u64, MediaType::Png)
+        );
     }
 }

@@ -65,7 +65,7 @@ pub async fn proof(
         "code": answer.code.as_str(),
         "state": answer.state.map(|s| s.code()),
         "proof": B64.encode(&proof),
-        "digest": hex::encode(object_digest(&proof)),
+        "digest": hex::encode(object_digest(app.region.suite(), &proof)),
     })))
 }
 

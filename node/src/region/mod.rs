@@ -247,6 +247,11 @@ impl Region {
         &self.origin
     }
 
+    /// The federation's suite: this region root's (specs/encoding.md §2.3).
+    pub fn suite(&self) -> tongban_core::suite::Suite {
+        self.root.suite()
+    }
+
     pub fn log_vkey(&self) -> Result<String, Refusal> {
         self.signer
             .vkey()

@@ -175,7 +175,7 @@ impl Region {
         let (answer, result) = match self.copy_for(&opened, request, now)? {
             Ok((copy, expires)) => (
                 ShareOutcome::Given {
-                    copy: object_digest(&copy),
+                    copy: object_digest(self.root.suite(), &copy),
                     expires,
                 },
                 Ok(copy),
@@ -340,12 +340,12 @@ impl Region {
             (verification, record)
         };
         let item = answer_item(
+            self.root.suite(),
             &self.code,
-            &request.certificate,
+            request,
             &verification,
             record.as_ref(),
             requester,
-            request.nonce,
             now,
         );
         let encoded = item
