@@ -1,11 +1,12 @@
-//! Single-certificate verification and its parts, side by side in one run:
-//! `cargo bench -p tongban-benches --bench verify`.
+//! Single-certificate verification and its parts, side by side in one run, in both suites:
+//! `cargo bench -p tongban-benches --bench verify` (`-- sm2` for the national suite only).
 
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use tongban_core::cert::{self, Claims};
 use tongban_core::envelope::{Envelope, Kind};
+use tongban_core::suite::Suite;
 use tongban_core::testkit::{NOW, TestFederation};
 use tongban_core::trust::{StatusTable, TrustStore};
 use tongban_core::values::Time;
@@ -54,5 +55,45 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// The same certificate path in the national suite (issue 15): the test federation with SM2 keys.
+/// `benches/sm2.sh` runs it beside `openssl speed sm2` on this machine.
+fn bench_sm2(c: &mut Criterion) {
+    let federation = TestFederation::of(Suite::Sm2).unwrap_or_else(|e| panic!("{e}"));
+    let now = Time::new(NOW).unwrap_or_else(|| panic!("now"));
+    let bundle = federation.bundle().unwrap_or_else(|e| panic!("{e}"));
+    let trust = TrustStore::load(&bundle, now, None).unwrap_or_else(|e| panic!("{e}"));
+    let seal = federation.amr();
+    let draft = federation
+        .draft(seal, "2026000001")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let issued = cert::issue(
+        &draft,
+        &seal.info,
+        &seal.key,
+        &mut tongban_core::testkit::SeededSalts::new("bench"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let bytes = issued.bytes;
+    let status = StatusTable::default();
+    let envelope = Envelope::open(&bytes, Kind::Certificate).unwrap_or_else(|e| panic!("{e}"));
+    let signed = envelope.signed_bytes();
+
+    let mut group = c.benchmark_group("sm2 certificate");
+    group.bench_function("verify (all steps)", |b| {
+        b.iter(|| cert::verify(black_box(&bytes), &trust, &status, now))
+    });
+    group.bench_function("verify_strict only", |b| {
+        b.iter(|| {
+            seal.info
+                .key
+                .verify_strict(black_box(&signed), &envelope.signature)
+        })
+    });
+    group.bench_function("sign (issue's signature only)", |b| {
+        b.iter(|| seal.key.sign(black_box(&signed)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench, bench_sm2);
 criterion_main!(benches);
