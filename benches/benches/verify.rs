@@ -6,6 +6,7 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use tongban_core::cert::{self, Claims};
 use tongban_core::envelope::{Envelope, Kind};
+use tongban_core::keys::PublicKey;
 use tongban_core::suite::Suite;
 use tongban_core::testkit::{NOW, TestFederation};
 use tongban_core::trust::{StatusTable, TrustStore};
@@ -87,6 +88,13 @@ fn bench_sm2(c: &mut Criterion) {
             seal.info
                 .key
                 .verify_strict(black_box(&signed), &envelope.signature)
+        })
+    });
+    // A key read afresh: its first verification builds the key's table (sm2_tables.rs).
+    group.bench_function("first verification by a new key", |b| {
+        b.iter(|| {
+            PublicKey::from_bytes(black_box(seal.info.key.as_bytes()))
+                .map(|key| key.verify_strict(&signed, &envelope.signature))
         })
     });
     group.bench_function("sign (issue's signature only)", |b| {

@@ -3,7 +3,6 @@
 use std::fmt;
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
-use sm2::dsa::signature::Verifier as _;
 
 use crate::suite::Suite;
 
@@ -96,13 +95,13 @@ pub struct PublicKey {
 #[derive(Clone)]
 enum Key {
     Ed25519(VerifyingKey),
-    // Boxed: the SM2 key holds its precomputed Z_A beside the point.
-    Sm2(Box<Sm2Key>),
+    // Shared: the SM2 key holds its Z_A and, once it has verified, its table (about 70 KB), which
+    // every clone of the key (a trust store's, a bulk table's) uses.
+    Sm2(std::sync::Arc<Sm2Key>),
 }
 
-#[derive(Clone)]
 struct Sm2Key {
-    key: sm2::dsa::VerifyingKey,
+    prepared: crate::sm2_tables::Prepared,
     encoded: [u8; SM2_KEY_LEN],
 }
 
@@ -141,8 +140,9 @@ impl PublicKey {
         // The crate refuses coordinates ≥ p and points off the curve.
         let key = sm2::dsa::VerifyingKey::from_sec1_bytes(SM2_SIGNER_ID, &encoded)
             .map_err(|_| KeyError::Invalid)?;
+        let prepared = crate::sm2_tables::Prepared::new(SM2_SIGNER_ID, &encoded, *key.as_affine());
         Ok(PublicKey {
-            key: Key::Sm2(Box::new(Sm2Key { key, encoded })),
+            key: Key::Sm2(std::sync::Arc::new(Sm2Key { prepared, encoded })),
             kid: KeyId::of(Suite::Sm2, &encoded),
         })
     }
@@ -181,8 +181,7 @@ impl PublicKey {
             Key::Ed25519(key) => key
                 .verify_strict(message, &Signature::from_bytes(signature))
                 .is_ok(),
-            Key::Sm2(key) => sm2::dsa::Signature::from_bytes(signature)
-                .is_ok_and(|signature| key.key.verify(message, &signature).is_ok()),
+            Key::Sm2(key) => key.prepared.verify(message, signature),
         }
     }
 }

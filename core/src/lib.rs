@@ -17,6 +17,7 @@ pub mod ids;
 pub mod keys;
 pub mod log;
 pub mod sharing;
+pub mod sm2_tables;
 pub mod status;
 pub mod suite;
 /// Fixed test keys (with published seeds), fixtures and the vector generator: for tests, `gen`
