@@ -178,6 +178,12 @@ fn killed_while_creating_seals_still_starts_with_every_acknowledged_seal() {
             .collect();
         let delay = rng.between(50, 400);
         std::thread::sleep(Duration::from_millis(delay));
+        // On a busy machine the first acknowledgement can come after the delay: the kill waits
+        // for one (at most 30 s), so that every round kills a node that was registering seals.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while acked.lock().unwrap().len() == before && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         node.kill9();
         for worker in workers {
             worker.join().unwrap();
