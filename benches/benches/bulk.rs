@@ -53,6 +53,7 @@ fn raw_equation(decoded: &Decoded<'_>, range: std::ops::Range<usize>, batch: usi
                 &decoded.signature_bytes[i],
                 decoded.seals[i],
             )
+            .unwrap_or_else(|| panic!("the bench's seals are batchable"))
         })
         .collect();
     for chunk in terms.chunks(batch) {
@@ -120,7 +121,10 @@ fn bench(c: &mut Criterion) {
         decoded
             .signatures
             .push(Signature::from_bytes(&envelope.signature));
-        decoded.keys.push(seal.key);
+        decoded.keys.push(
+            seal.batch_key
+                .unwrap_or_else(|| panic!("the bench's seals are batchable")),
+        );
         decoded.signature_bytes.push(envelope.signature);
         decoded.seals.push(seal);
     }

@@ -251,7 +251,7 @@ impl FastVerifier {
 fn check_signatures(pending: &mut [Pending<'_>], key: &[u8; 32], scratch: &mut Scratch) {
     let mut batch: Vec<usize> = Vec::with_capacity(pending.len());
     for (i, item) in pending.iter_mut().enumerate() {
-        if item.seal.batchable && batchable_signature(&item.envelope.signature) {
+        if item.seal.batchable() && batchable_signature(&item.envelope.signature) {
             batch.push(i);
         } else {
             item.signature = Some(strict(item, scratch));
@@ -320,7 +320,9 @@ fn batch_passes(
     key: &[u8; 32],
     scratch: &mut Scratch,
 ) -> bool {
-    let terms: Vec<Term<'_>> = indices
+    // Only batchable seals' signatures reach a batch; should one not be, the batch fails and
+    // bisection checks each signature on its own.
+    let terms: Option<Vec<Term<'_>>> = indices
         .iter()
         .map(|&i| {
             let item = &pending[i];
@@ -332,6 +334,9 @@ fn batch_passes(
             )
         })
         .collect();
+    let Some(terms) = terms else {
+        return false;
+    };
     scratch.stats.batch_calls += 1;
     let passed = scratch.equation.holds(key, &terms);
     if !passed {

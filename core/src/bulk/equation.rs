@@ -27,14 +27,19 @@ pub struct Term<'a> {
 }
 
 impl<'a> Term<'a> {
-    /// A term signed by a seal of the bulk verifier's table.
-    pub fn of_seal(message: &'a [u8], signature: &'a [u8; 64], seal: &'a PreparedSeal) -> Self {
-        Term {
+    /// A term signed by a seal of the bulk verifier's table; none for a seal that is not
+    /// batchable.
+    pub fn of_seal(
+        message: &'a [u8],
+        signature: &'a [u8; 64],
+        seal: &'a PreparedSeal,
+    ) -> Option<Self> {
+        Some(Term {
             message,
             signature,
-            key: &seal.key,
+            key: seal.batch_key.as_ref()?,
             slot: seal.slot,
-        }
+        })
     }
 }
 
@@ -186,11 +191,8 @@ mod tests {
             self.signed
                 .iter()
                 .map(|(message, signature, kid)| {
-                    Ok(Term::of_seal(
-                        message,
-                        signature,
-                        self.table.get(kid).ok_or("seal")?,
-                    ))
+                    Term::of_seal(message, signature, self.table.get(kid).ok_or("seal")?)
+                        .ok_or_else(|| "not batchable".to_owned())
                 })
                 .collect()
         }
@@ -206,7 +208,12 @@ mod tests {
             let keys = self
                 .signed
                 .iter()
-                .map(|s| Ok(self.table.get(&s.2).ok_or("seal")?.key))
+                .map(|s| {
+                    self.table
+                        .get(&s.2)
+                        .and_then(|p| p.batch_key)
+                        .ok_or_else(|| "seal".to_owned())
+                })
                 .collect::<Result<Vec<_>, String>>()?;
             Ok(ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok())
         }

@@ -13,10 +13,11 @@ use crate::trust::{SealEntry, TrustStore};
 #[derive(Clone, Debug)]
 pub struct PreparedSeal {
     pub entry: SealEntry,
-    /// The decompressed key (decompression costs microseconds: once per seal, not per certificate).
-    pub key: VerifyingKey,
-    /// Whether its signatures may be batched (specs/bulk.md §4).
-    pub batchable: bool,
+    /// The decompressed key (decompression costs microseconds: once per seal, not per
+    /// certificate) when the seal's signatures may be batched (specs/bulk.md §4): an Ed25519 key
+    /// that passed the screen. None: each signature is checked on its own, by `verify_strict` (an
+    /// Ed25519 key with a torsion component; an SM2 key, through its tables).
+    pub batch_key: Option<VerifyingKey>,
     /// Its position in the table (0 to len − 1): lets the batch equation gather a seal's terms
     /// without hashing its kid.
     pub slot: usize,
@@ -26,6 +27,13 @@ pub struct PreparedSeal {
 #[derive(Clone, Debug)]
 pub struct SealTable {
     seals: HashMap<KeyId, PreparedSeal>,
+}
+
+impl PreparedSeal {
+    /// Whether its signatures may be batched.
+    pub fn batchable(&self) -> bool {
+        self.batch_key.is_some()
+    }
 }
 
 impl SealTable {
@@ -57,33 +65,26 @@ impl SealTable {
     }
 }
 
-/// Screens one seal's key: weak keys are refused with `WEAK_KEY`. The bulk path verifies
-/// Ed25519 certificates only in this version: an SM2 seal is refused with `ALG_UNSUPPORTED`.
+/// Screens one seal's key: weak keys are refused with `WEAK_KEY`. An SM2 key is never batched:
+/// its signatures are checked one by one (through the key's tables, which every clone of the key
+/// shares).
 pub fn prepare_seal(entry: SealEntry, slot: usize) -> Result<PreparedSeal, Failure> {
-    let Some(&key) = entry.info.key.ed25519_key() else {
-        return Err(Failure::new(
-            Code::AlgUnsupported,
-            format!(
-                "seal {} is an {} key: bulk verification of that suite is not built yet (issue 15)",
-                entry.info.id,
-                entry.info.key.suite()
-            ),
-        ));
-    };
-    let batchable = match classify_key(&key) {
-        KeyClass::Weak => {
-            return Err(Failure::new(
-                Code::WeakKey,
-                format!("seal {} has a small-order key", entry.info.id),
-            ));
-        }
-        KeyClass::StrictOnly => false,
-        KeyClass::Batchable => true,
+    let batch_key = match entry.info.key.ed25519_key() {
+        None => None,
+        Some(&key) => match classify_key(&key) {
+            KeyClass::Weak => {
+                return Err(Failure::new(
+                    Code::WeakKey,
+                    format!("seal {} has a small-order key", entry.info.id),
+                ));
+            }
+            KeyClass::StrictOnly => None,
+            KeyClass::Batchable => Some(key),
+        },
     };
     Ok(PreparedSeal {
         entry,
-        key,
-        batchable,
+        batch_key,
         slot,
     })
 }
