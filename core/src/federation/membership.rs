@@ -95,7 +95,8 @@ impl Member {
 pub struct MembershipContents {
     pub name: ShortText,
     pub version: u64,
-    /// BLAKE3 of the previous version's signed bytes; `None` exactly for version 1.
+    /// The suite hash (BLAKE3 or SM3) of the previous version's signed bytes; `None` exactly for
+    /// version 1.
     pub previous: Option<[u8; 32]>,
     pub issued: Time,
     /// Cosignatures from other members' witnesses a checkpoint needs before it is published.
@@ -258,7 +259,8 @@ impl Membership {
             issued,
             quorum,
             members,
-            digest: *blake3::hash(signed).as_bytes(),
+            // The federation's suite hash (encoding.md §2.3): BLAKE3 or SM3.
+            digest: federation.suite().digest(signed),
             bytes: signed.to_vec(),
         })
     }
@@ -268,7 +270,7 @@ impl Membership {
         &self.bytes
     }
 
-    /// BLAKE3 of the signed bytes: what the next version names as `"prev"`.
+    /// The federation suite's hash of the signed bytes: what the next version names as `"prev"`.
     pub fn digest(&self) -> [u8; 32] {
         self.digest
     }
@@ -449,6 +451,31 @@ mod tests {
         let mut wrong = t.contents(1)?;
         wrong.previous = Some([1; 32]);
         assert!(wrong.sign(&t.federation).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn an_sm2_federations_versions_are_chained_by_sm3() -> Result<(), Box<dyn std::error::Error>> {
+        use crate::suite::Suite;
+        use sm3::Digest;
+        let t = TestMembers::of(Suite::Sm2, 3)?;
+        let key = t.federation.public();
+        let genesis = t.genesis(1)?;
+        let v1 = Membership::open(&genesis, key)?;
+        let sm3: [u8; 32] = sm3::Sm3::digest(&genesis).into();
+        assert_eq!(v1.digest(), sm3);
+        let mut next = t.contents(1)?;
+        next.version = 2;
+        next.previous = Some(v1.digest());
+        let v2 = Membership::open(&next.sign(&t.federation)?, key)?;
+        assert_eq!(v2.succeeds(&v1)?, Succession::Next);
+        // Named by the other suite's hash, version 1 is another predecessor: a fork.
+        next.previous = Some(*blake3::hash(&genesis).as_bytes());
+        let named_by_blake3 = Membership::open(&next.sign(&t.federation)?, key)?;
+        assert_eq!(
+            named_by_blake3.succeeds(&v1).err().map(|r| r.code),
+            Some(Reason::MembershipFork)
+        );
         Ok(())
     }
 

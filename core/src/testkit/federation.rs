@@ -5,7 +5,8 @@
 use crate::envelope::BuildError;
 use crate::federation::{Member, MembershipContents};
 use crate::keys::SecretKey;
-use crate::testkit::{T0, key, make_region, text, time};
+use crate::suite::Suite;
+use crate::testkit::{T0, key, make_region, suite_key, text, time};
 
 pub const NAME: &str = "tongban.example";
 /// Region codes of the members, in order.
@@ -53,7 +54,13 @@ pub struct TestMembers {
 
 impl TestMembers {
     pub fn new(n: usize) -> Result<TestMembers, BuildError> {
-        let federation = key("federation root")?;
+        TestMembers::of(Suite::Ed25519, n)
+    }
+
+    /// The first `n` members under the federation root of `suite`: their region roots are of
+    /// that suite; node, witness and log keys stay Ed25519 (libp2p identities and signed notes).
+    pub fn of(suite: Suite, n: usize) -> Result<TestMembers, BuildError> {
+        let federation = suite_key(suite, "federation root")?;
         let members = REGIONS
             .iter()
             .take(n)
