@@ -12,23 +12,53 @@ use tongban_core::testkit::{NOW, TestFederation};
 use tongban_core::trust::{StatusTable, TrustStore};
 use tongban_core::values::Time;
 
+/// The test federation in `suite`, its trust store, and one business licence stamped by its
+/// Fuyang seal.
+struct Fixture {
+    federation: TestFederation,
+    now: Time,
+    bundle: Vec<u8>,
+    trust: TrustStore,
+    bytes: Vec<u8>,
+}
+
+impl Fixture {
+    fn of(suite: Suite) -> Fixture {
+        let federation = TestFederation::of(suite).unwrap_or_else(|e| panic!("{e}"));
+        let now = Time::new(NOW).unwrap_or_else(|| panic!("now"));
+        let bundle = federation.bundle().unwrap_or_else(|e| panic!("{e}"));
+        let trust = TrustStore::load(&bundle, now, None).unwrap_or_else(|e| panic!("{e}"));
+        let seal = federation.amr();
+        let draft = federation
+            .draft(seal, "2026000001")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let bytes = cert::issue(
+            &draft,
+            &seal.info,
+            &seal.key,
+            &mut tongban_core::testkit::SeededSalts::new("bench"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+        .bytes;
+        Fixture {
+            federation,
+            now,
+            bundle,
+            trust,
+            bytes,
+        }
+    }
+}
+
 fn bench(c: &mut Criterion) {
-    let federation = TestFederation::standard().unwrap_or_else(|e| panic!("{e}"));
-    let now = Time::new(NOW).unwrap_or_else(|| panic!("now"));
-    let bundle = federation.bundle().unwrap_or_else(|e| panic!("{e}"));
-    let trust = TrustStore::load(&bundle, now, None).unwrap_or_else(|e| panic!("{e}"));
+    let Fixture {
+        federation,
+        now,
+        bundle,
+        trust,
+        bytes,
+    } = Fixture::of(Suite::Ed25519);
     let seal = federation.amr();
-    let draft = federation
-        .draft(seal, "2026000001")
-        .unwrap_or_else(|e| panic!("{e}"));
-    let issued = cert::issue(
-        &draft,
-        &seal.info,
-        &seal.key,
-        &mut tongban_core::testkit::SeededSalts::new("bench"),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let bytes = issued.bytes;
     let status = StatusTable::default();
     let envelope = Envelope::open(&bytes, Kind::Certificate).unwrap_or_else(|e| panic!("{e}"));
     let signed = envelope.signed_bytes();
@@ -59,22 +89,14 @@ fn bench(c: &mut Criterion) {
 /// The same certificate path in the national suite (issue 15): the test federation with SM2 keys.
 /// `benches/sm2.sh` runs it beside `openssl speed sm2` on this machine.
 fn bench_sm2(c: &mut Criterion) {
-    let federation = TestFederation::of(Suite::Sm2).unwrap_or_else(|e| panic!("{e}"));
-    let now = Time::new(NOW).unwrap_or_else(|| panic!("now"));
-    let bundle = federation.bundle().unwrap_or_else(|e| panic!("{e}"));
-    let trust = TrustStore::load(&bundle, now, None).unwrap_or_else(|e| panic!("{e}"));
+    let Fixture {
+        federation,
+        now,
+        trust,
+        bytes,
+        ..
+    } = Fixture::of(Suite::Sm2);
     let seal = federation.amr();
-    let draft = federation
-        .draft(seal, "2026000001")
-        .unwrap_or_else(|e| panic!("{e}"));
-    let issued = cert::issue(
-        &draft,
-        &seal.info,
-        &seal.key,
-        &mut tongban_core::testkit::SeededSalts::new("bench"),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let bytes = issued.bytes;
     let status = StatusTable::default();
     let envelope = Envelope::open(&bytes, Kind::Certificate).unwrap_or_else(|e| panic!("{e}"));
     let signed = envelope.signed_bytes();

@@ -137,10 +137,11 @@ impl PublicKey {
         if encoded[0] != 0x04 {
             return Err(KeyError::Invalid);
         }
-        // The crate refuses coordinates ≥ p and points off the curve.
-        let key = sm2::dsa::VerifyingKey::from_sec1_bytes(SM2_SIGNER_ID, &encoded)
-            .map_err(|_| KeyError::Invalid)?;
-        let prepared = crate::sm2_tables::Prepared::new(SM2_SIGNER_ID, &encoded, *key.as_affine());
+        // The crate refuses coordinates ≥ p, points off the curve and the identity. Only the
+        // point: Z_A is computed once, by the prepared key.
+        let point = sm2::PublicKey::from_sec1_bytes(&encoded).map_err(|_| KeyError::Invalid)?;
+        let prepared =
+            crate::sm2_tables::Prepared::new(SM2_SIGNER_ID, &encoded, *point.as_affine());
         Ok(PublicKey {
             key: Key::Sm2(std::sync::Arc::new(Sm2Key { prepared, encoded })),
             kid: KeyId::of(Suite::Sm2, &encoded),

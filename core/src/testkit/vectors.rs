@@ -768,24 +768,10 @@ fn certificate_cases(f: &TestFederation) -> Result<Vec<CertCase>, BuildError> {
         p.assemble(),
         Code::DisclosureMismatch,
     );
-    let mut p = parts.clone();
-    let holder = main
-        .disclosures
-        .iter()
-        .position(|d| d.name.as_str() == "holder.name")
-        .unwrap_or(0);
-    let salt: [u8; 16] = p.disclosures[holder][2..18].try_into().unwrap_or([0; 16]);
-    p.disclosures[holder] = crate::cert::Disclosure::new(
-        crate::suite::Suite::Ed25519,
-        salt,
-        field("holder.name")?,
-        FieldValue::Text("冒名顶替有限公司".into()),
-    )?
-    .bytes;
     m.push(
         "tampered-disclosure-value",
         "holder.name replaced, salt kept",
-        p.assemble(),
+        holder_name_replaced(&main, &parts, Suite::Ed25519)?,
         Code::DisclosureMismatch,
     );
     let mut p = parts.clone();
@@ -1188,15 +1174,49 @@ fn snapshot_ids(f: &TestFederation) -> Result<[Identifier; 3], BuildError> {
     ])
 }
 
-fn bundle_cases(f: &TestFederation, bundle: &[u8]) -> Result<Vec<BundleCase>, BuildError> {
-    let case = |name, description, bytes: Vec<u8>, code| BundleCase {
+/// `issued` (split into `parts`) with its holder.name disclosure replaced by another name under
+/// the same salt, digested in `suite`: a disclosure its claims do not commit.
+fn holder_name_replaced(
+    issued: &Issued,
+    parts: &Parts,
+    suite: Suite,
+) -> Result<Vec<u8>, BuildError> {
+    let holder = issued
+        .disclosures
+        .iter()
+        .position(|d| d.name.as_str() == "holder.name")
+        .unwrap_or(0);
+    let mut p = parts.clone();
+    let salt: [u8; 16] = p.disclosures[holder][2..18].try_into().unwrap_or([0; 16]);
+    p.disclosures[holder] = crate::cert::Disclosure::new(
+        suite,
+        salt,
+        field("holder.name")?,
+        FieldValue::Text("冒名顶替有限公司".into()),
+    )?
+    .bytes;
+    Ok(p.assemble())
+}
+
+/// A bundle case loaded at [`NOW`], pinning no federation key.
+fn bundle_case(
+    name: &'static str,
+    description: &'static str,
+    bytes: Vec<u8>,
+    code: Code,
+) -> BundleCase {
+    BundleCase {
         name,
         description,
         bytes,
         now: NOW,
         pinned: None,
         code,
-    };
+    }
+}
+
+fn bundle_cases(f: &TestFederation, bundle: &[u8]) -> Result<Vec<BundleCase>, BuildError> {
+    let case = bundle_case;
     let contents = f.contents()?;
     let mut cases = vec![case(
         "bundle-valid",
@@ -1461,24 +1481,10 @@ fn suite_set(f: &TestFederation) -> Result<SuiteSet, BuildError> {
         p.assemble(),
         Code::SignatureInvalid,
     );
-    let holder = main
-        .disclosures
-        .iter()
-        .position(|d| d.name.as_str() == "holder.name")
-        .unwrap_or(0);
-    let mut p = parts.clone();
-    let salt: [u8; 16] = p.disclosures[holder][2..18].try_into().unwrap_or([0; 16]);
-    p.disclosures[holder] = crate::cert::Disclosure::new(
-        suite,
-        salt,
-        field("holder.name")?,
-        FieldValue::Text("冒名顶替有限公司".into()),
-    )?
-    .bytes;
     m.push(
         "sm2-tampered-disclosure-value",
         "holder.name replaced, salt kept: its digest is not committed",
-        p.assemble(),
+        holder_name_replaced(&main, &parts, suite)?,
         Code::DisclosureMismatch,
     );
     let kid = amr.key.public().kid().0;
@@ -1513,14 +1519,7 @@ fn suite_bundle_cases(
     ed: &TestFederation,
     sm2: &TestFederation,
 ) -> Result<Vec<BundleCase>, BuildError> {
-    let case = |name, description, bytes: Vec<u8>, code| BundleCase {
-        name,
-        description,
-        bytes,
-        now: NOW,
-        pinned: None,
-        code,
-    };
+    let case = bundle_case;
     // A seal of `into`'s first region whose key is `from`'s suite, signed by `into`'s root.
     let foreign_seal =
         |into: &TestFederation, from: &TestFederation| -> Result<Vec<u8>, BuildError> {

@@ -75,7 +75,7 @@ impl Region {
             created: now,
             valid_from: spec.valid_from.unwrap_or(now),
             valid_until: spec.valid_until,
-            picture: Picture::of(self.root.suite(), &spec.picture, spec.media_type),
+            picture: Picture::of(self.suite(), &spec.picture, spec.media_type),
             share_types: spec.share_types,
         };
         if info.valid_from >= info.valid_until {

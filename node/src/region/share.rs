@@ -175,7 +175,7 @@ impl Region {
         let (answer, result) = match self.copy_for(&opened, request, now)? {
             Ok((copy, expires)) => (
                 ShareOutcome::Given {
-                    copy: object_digest(self.root.suite(), &copy),
+                    copy: object_digest(self.suite(), &copy),
                     expires,
                 },
                 Ok(copy),
@@ -340,7 +340,7 @@ impl Region {
             (verification, record)
         };
         let item = answer_item(
-            self.root.suite(),
+            self.suite(),
             &self.code,
             request,
             &verification,
