@@ -11,7 +11,7 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use tongban_core::federation::witness::{self, AddCheckpoint, Outcome, Witnessed};
 use tongban_core::keys::SecretKey;
 use tongban_core::log::checkpoint::{self, Checkpoint};
-use tongban_core::log::note::{NoteSignature, NoteVerifier, TYPE_COSIGNATURE_V1, TYPE_ED25519};
+use tongban_core::log::note::{NoteRole, NoteSignature, NoteVerifier};
 use tongban_core::log::proof::MemoryTree;
 
 const ORIGIN: &str = "tongban.local/341200/log/1";
@@ -23,13 +23,13 @@ fn key(n: u8) -> SecretKey {
 }
 
 fn bench(c: &mut Criterion) {
-    let mut tree = MemoryTree::default();
+    let mut tree = MemoryTree::new(tongban_core::suite::Suite::Ed25519);
     for i in 0..NEW {
         tree.append(&i.to_be_bytes())
             .unwrap_or_else(|e| panic!("{e}"));
     }
     let log_key = key(1);
-    let log = NoteVerifier::new(ORIGIN, TYPE_ED25519, log_key.public().clone())
+    let log = NoteVerifier::new(ORIGIN, NoteRole::Log, log_key.public().clone())
         .unwrap_or_else(|e| panic!("{e}"));
     let head = |size| Checkpoint {
         origin: ORIGIN.into(),
@@ -80,7 +80,7 @@ fn bench(c: &mut Criterion) {
         })
     });
 
-    let verifier = NoteVerifier::new(name, TYPE_COSIGNATURE_V1, witness_key.public().clone())
+    let verifier = NoteVerifier::new(name, NoteRole::Witness, witness_key.public().clone())
         .unwrap_or_else(|e| panic!("{e}"));
     c.bench_function("region: check one cosignature", |b| {
         b.iter(|| {
@@ -97,9 +97,8 @@ fn bench(c: &mut Criterion) {
         let witnesses: Vec<(SecretKey, NoteVerifier)> = (0..quorum)
             .map(|i| {
                 let k = key(10 + i);
-                let v =
-                    NoteVerifier::new(&format!("w{i}"), TYPE_COSIGNATURE_V1, k.public().clone())
-                        .unwrap_or_else(|e| panic!("{e}"));
+                let v = NoteVerifier::new(&format!("w{i}"), NoteRole::Witness, k.public().clone())
+                    .unwrap_or_else(|e| panic!("{e}"));
                 (k, v)
             })
             .collect();

@@ -253,7 +253,7 @@ fn served_hash_tiles_must_be_the_recomputed_trees() -> Result<(), Box<dyn std::e
     use tongban_core::log::proof::MemoryTree;
     use tongban_core::log::tiles::TilePath;
     let log = sample()?;
-    let mut tree = MemoryTree::default();
+    let mut tree = MemoryTree::new(tongban_core::suite::Suite::Ed25519);
     for e in &log.entries {
         tree.append(e)?;
     }

@@ -2,7 +2,7 @@
 
 use tongban_core::keys::SecretKey;
 use tongban_core::log::checkpoint::{self, Checkpoint};
-use tongban_core::log::note::{Note, NoteError, NoteVerifier, TYPE_ED25519};
+use tongban_core::log::note::{Note, NoteError, NoteRole, NoteVerifier};
 
 use crate::log::{Log, LogError};
 
@@ -27,7 +27,7 @@ pub struct CheckpointSigner {
 
 impl CheckpointSigner {
     pub fn new(origin: &str, key: SecretKey) -> Result<CheckpointSigner, NoteError> {
-        NoteVerifier::new(origin, TYPE_ED25519, key.public().clone())?;
+        NoteVerifier::new(origin, NoteRole::Log, key.public().clone())?;
         Ok(CheckpointSigner {
             origin: origin.to_owned(),
             key,
@@ -36,7 +36,7 @@ impl CheckpointSigner {
 
     /// The log's verifier key, `<origin>+<id>+<key>`.
     pub fn vkey(&self) -> Result<String, NoteError> {
-        Ok(NoteVerifier::new(&self.origin, TYPE_ED25519, self.key.public().clone())?.to_vkey())
+        Ok(NoteVerifier::new(&self.origin, NoteRole::Log, self.key.public().clone())?.to_vkey())
     }
 
     /// Signs a checkpoint of the log's current size and persists it before returning it: the
@@ -61,7 +61,7 @@ impl CheckpointSigner {
                     });
                 }
             };
-            if !checkpoint::extends(&last, &next, &proof) {
+            if !checkpoint::extends(log.suite(), &last, &next, &proof) {
                 return Err(CheckpointError::Fork {
                     last: last_size,
                     size,

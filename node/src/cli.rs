@@ -16,6 +16,7 @@ use crate::receipts::Receipts;
 use crate::region::{Region, now};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use tongban_core::suite::Suite;
 
 #[derive(Parser)]
 #[command(name = "tongban-node", version, about = "A Tongban region node")]
@@ -46,6 +47,10 @@ enum Command {
         /// Address the HTTP API listens on.
         #[arg(long, default_value = "127.0.0.1:8341")]
         listen: SocketAddr,
+        /// The federation's signature suite: ed25519 (Ed25519, BLAKE3, SHA-256 tree) or sm2
+        /// (SM2 with SM3, SM3 for every hash: national cryptography).
+        #[arg(long, default_value = "ed25519", value_parser = parse_suite)]
+        suite: Suite,
     },
     /// Serve the node in <dir>.
     Run {
@@ -166,6 +171,11 @@ where
     }
 }
 
+/// A suite named on the command line.
+fn parse_suite(name: &str) -> Result<Suite, String> {
+    Suite::parse(name).ok_or_else(|| format!("no suite {name:?}: ed25519 or sm2"))
+}
+
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Init {
@@ -175,6 +185,7 @@ fn run(cli: Cli) -> Result<()> {
             federation,
             federation_key,
             listen,
+            suite,
         } => {
             let home = Home::new(&dir);
             let made = init(
@@ -184,6 +195,7 @@ fn run(cli: Cli) -> Result<()> {
                     name: &name,
                     federation_name: &federation,
                     federation_key: federation_key.as_deref(),
+                    suite,
                     http: HttpConfig {
                         listen,
                         ..HttpConfig::default()

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use tongban_core::ids::RegionCode;
 use tongban_core::keys::{PublicKey, SecretKey};
+use tongban_core::suite::Suite;
 use tongban_core::trust::RegionRoot;
 use tongban_core::values::{ShortText, Time};
 
@@ -106,6 +107,9 @@ pub struct InitOptions<'a> {
     /// The federation root's key, to certify the new region root. Without it `init` makes a
     /// federation of this one region, with its own federation root key in `keys/`.
     pub federation_key: Option<&'a Path>,
+    /// The federation's signature suite: every key `init` makes but the node's libp2p identity
+    /// (always Ed25519: specs/federation.md §3.1) is of it, and a given federation key must be.
+    pub suite: Suite,
     pub http: HttpConfig,
     pub now: Time,
 }
@@ -134,19 +138,31 @@ pub fn init(home: &Home, options: &InitOptions<'_>) -> Result<Initialised, HomeE
                 .map_err(io(&dir))?;
         }
     }
+    let suite = options.suite;
     let federation = match options.federation_key {
         Some(path) => keyfile::read(path)?,
         None => {
-            let key = keyfile::generate()?;
+            let key = keyfile::generate(suite)?;
             keyfile::write(&home.federation_key(), &key)?;
             key
         }
     };
-    let root = keyfile::generate()?;
+    if federation.suite() != suite {
+        return Err(invalid(
+            options
+                .federation_key
+                .unwrap_or(Path::new("--federation-key")),
+            format!(
+                "a federation key of the {} suite for a {suite} region",
+                federation.suite()
+            ),
+        ));
+    }
+    let root = keyfile::generate(suite)?;
     keyfile::write(&home.region_root_key(), &root)?;
-    keyfile::write(&home.log_key(), &keyfile::generate()?)?;
-    keyfile::write(&home.node_key(), &keyfile::generate()?)?;
-    keyfile::write(&home.witness_key(), &keyfile::generate()?)?;
+    keyfile::write(&home.log_key(), &keyfile::generate(suite)?)?;
+    keyfile::write(&home.node_key(), &keyfile::generate(Suite::Ed25519)?)?;
+    keyfile::write(&home.witness_key(), &keyfile::generate(suite)?)?;
     let until = Time::new(options.now.seconds() + ROOT_VALIDITY)
         .ok_or_else(|| invalid(&home.region_cert(), "validity beyond the time range"))?;
     let certificate = RegionRoot {
@@ -215,18 +231,40 @@ pub fn load(home: &Home) -> Result<Loaded, HomeError> {
         .ok_or_else(|| {
             invalid(
                 &path,
-                "federation.root_key is not a valid Ed25519 key in hex",
+                "federation.root_key is not a valid Ed25519 or SM2 key in hex",
             )
         })?;
     let region_cert = std::fs::read(home.region_cert()).map_err(io(&home.region_cert()))?;
+    let region_root = keyfile::read(&home.region_root_key())?;
+    let log_key = keyfile::read(&home.log_key())?;
+    let node_key = keyfile::read(&home.node_key())?;
+    // One suite for everything the region signs; the libp2p identity is Ed25519 in any suite.
+    let suite = federation_key.suite();
+    for (file, key_suite) in [
+        (home.region_root_key(), region_root.suite()),
+        (home.log_key(), log_key.suite()),
+    ] {
+        if key_suite != suite {
+            return Err(invalid(
+                &file,
+                format!("a key of the {key_suite} suite in a {suite} federation"),
+            ));
+        }
+    }
+    if node_key.suite() != Suite::Ed25519 {
+        return Err(invalid(
+            &home.node_key(),
+            "the node's libp2p identity must be an Ed25519 key",
+        ));
+    }
     Ok(Loaded {
         region,
         federation_name,
         federation_key,
-        region_root: keyfile::read(&home.region_root_key())?,
+        region_root,
         region_cert,
-        log_key: keyfile::read(&home.log_key())?,
-        node_key: keyfile::read(&home.node_key())?,
+        log_key,
+        node_key,
         config,
     })
 }

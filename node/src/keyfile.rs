@@ -1,4 +1,5 @@
-//! Private keys as files: the 32-byte Ed25519 seed in hex, mode 0600, written durably. A node
+//! Private keys as files, mode 0600, written durably: an Ed25519 key as its 32-byte seed in hex,
+//! an SM2 key as `sm2:` and its 32-byte private scalar in hex (specs/encoding.md §2.4). A node
 //! refuses a key file that others can read, as ssh does.
 
 use std::fs::{File, OpenOptions};
@@ -7,6 +8,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use tongban_core::keys::SecretKey;
+use tongban_core::suite::Suite;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyFileError {
@@ -17,7 +19,7 @@ pub enum KeyFileError {
     },
     #[error("{path} is readable or writable by others (mode {mode:o}); run chmod 600 on it")]
     Exposed { path: PathBuf, mode: u32 },
-    #[error("{path} does not hold a 64-hex-digit Ed25519 seed")]
+    #[error("{path} does not hold a key: 64 hex digits (Ed25519) or sm2: and 64 hex digits")]
     Malformed { path: PathBuf },
     #[error("{path} holds a key this implementation refuses (weak or non-canonical)")]
     Refused { path: PathBuf },
@@ -39,21 +41,29 @@ pub fn random<const N: usize>() -> Result<[u8; N], KeyFileError> {
     Ok(out)
 }
 
-/// A new key from the operating system's CSPRNG.
-pub fn generate() -> Result<SecretKey, KeyFileError> {
+/// A new key of `suite` from the operating system's CSPRNG.
+pub fn generate(suite: Suite) -> Result<SecretKey, KeyFileError> {
     loop {
-        // A seed whose public key core refuses is astronomically unlikely; draw again if so.
-        if let Ok(key) = SecretKey::from_seed(&random::<32>()?) {
+        // A seed core refuses (an SM2 scalar outside [1, n-2], an Ed25519 key it deems weak) is
+        // astronomically unlikely; draw again if so.
+        if let Ok(key) = SecretKey::from_suite_seed(suite, &random::<32>()?) {
             return Ok(key);
         }
     }
 }
 
+/// What marks an SM2 key file; an Ed25519 key file has no prefix (and so reads as it always did).
+const SM2_PREFIX: &str = "sm2:";
+
 /// Writes `key` to a new file at `path` (never over an existing one) with mode 0600, through a
 /// temporary name: a crash at any point leaves no file at `path` or the whole key, never a
 /// partial one. Durable, directory entry included, when this returns.
 pub fn write(path: &Path, key: &SecretKey) -> Result<(), KeyFileError> {
-    let text = format!("{}\n", hex::encode(key.seed()));
+    let prefix = match key.suite() {
+        Suite::Ed25519 => "",
+        Suite::Sm2 => SM2_PREFIX,
+    };
+    let text = format!("{prefix}{}\n", hex::encode(key.seed()));
     write_file(path, text.as_bytes(), Replace::No)
 }
 
@@ -122,13 +132,18 @@ pub fn read(path: &Path) -> Result<SecretKey, KeyFileError> {
         });
     }
     let text = std::fs::read_to_string(path).map_err(io(path))?;
-    let seed: [u8; 32] = hex::decode(text.trim())
+    let text = text.trim();
+    let (suite, text) = match text.strip_prefix(SM2_PREFIX) {
+        Some(scalar) => (Suite::Sm2, scalar),
+        None => (Suite::Ed25519, text),
+    };
+    let seed: [u8; 32] = hex::decode(text)
         .ok()
         .and_then(|b| b.try_into().ok())
         .ok_or_else(|| KeyFileError::Malformed {
             path: path.to_owned(),
         })?;
-    SecretKey::from_seed(&seed).map_err(|_| KeyFileError::Refused {
+    SecretKey::from_suite_seed(suite, &seed).map_err(|_| KeyFileError::Refused {
         path: path.to_owned(),
     })
 }
@@ -140,10 +155,34 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     #[test]
+    fn keys_of_both_suites_read_back_in_their_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        for suite in Suite::ALL {
+            let path = dir.path().join(format!("{suite}.key"));
+            let key = generate(suite).unwrap();
+            write(&path, &key).unwrap();
+            let read = read(&path).unwrap();
+            assert_eq!(read.suite(), suite);
+            assert_eq!(read.public(), key.public());
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert_eq!(text.starts_with("sm2:"), suite == Suite::Sm2);
+        }
+        // An SM2 scalar of zero is no key.
+        let zero = dir.path().join("zero.key");
+        write_file(
+            &zero,
+            format!("sm2:{}\n", "0".repeat(64)).as_bytes(),
+            Replace::No,
+        )
+        .unwrap();
+        assert!(matches!(read(&zero), Err(KeyFileError::Refused { .. })));
+    }
+
+    #[test]
     fn written_keys_are_private_and_read_back() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k.key");
-        let key = generate().unwrap();
+        let key = generate(Suite::Ed25519).unwrap();
         write(&path, &key).unwrap();
         assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
         assert_eq!(read(&path).unwrap().public(), key.public());
@@ -162,7 +201,7 @@ mod tests {
     fn a_key_others_can_read_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k.key");
-        write(&path, &generate().unwrap()).unwrap();
+        write(&path, &generate(Suite::Ed25519).unwrap()).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert!(matches!(
             read(&path),

@@ -144,14 +144,13 @@ impl Batches {
             let cross = requests.iter().filter(|r| r.cross_region).count() as u64;
             let (items, replies): (Vec<_>, Vec<_>) =
                 requests.into_iter().map(|r| (r.item, r.reply)).unzip();
-            let result =
-                batch(&items)
-                    .map_err(Refusal::from_failure)
-                    .and_then(|Batch { root, paths }| {
-                        region
-                            .log_receipts(items.len() as u64, root, cross)
-                            .map(|(entry, index, pending)| (paths, entry, index, pending))
-                    });
+            let result = batch(region.suite(), &items)
+                .map_err(Refusal::from_failure)
+                .and_then(|Batch { root, paths }| {
+                    region
+                        .log_receipts(items.len() as u64, root, cross)
+                        .map(|(entry, index, pending)| (paths, entry, index, pending))
+                });
             match result {
                 Ok((paths, entry, index, pending)) => {
                     let batch = Logged {

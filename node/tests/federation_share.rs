@@ -16,6 +16,7 @@ use tongban_core::log::audit::{AuditInput, replay_many};
 use tongban_core::log::entry::{Act, LogEntry, ShareOutcome};
 use tongban_core::sharing::{ProofExpectation, ProofRequest, verify_proof};
 use tongban_core::status::State;
+use tongban_core::suite::Suite;
 use tongban_core::trust::{
     BundleContents, FederationRoot, MediaType, SealId, SealType, StatusEntry, StatusTable,
     TrustStore,
@@ -51,6 +52,7 @@ fn open(dir: &Path, code: &str, name: &str, federation_key: &Path) -> Node {
             name,
             federation_name: "tongban.test",
             federation_key: Some(federation_key),
+            suite: keyfile::read(federation_key).unwrap().suite(),
             http: HttpConfig::default(),
             now: now().unwrap(),
         },
@@ -168,10 +170,10 @@ struct World {
     unscoped: KeyId,
 }
 
-fn world() -> World {
+fn world(suite: Suite) -> World {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("federation-root.key");
-    keyfile::write(&key, &keyfile::generate().unwrap()).unwrap();
+    keyfile::write(&key, &keyfile::generate(suite).unwrap()).unwrap();
     let fuyang = open(&dir.path().join("fuyang"), "341200", "阜阳市", &key);
     let jinan = open(&dir.path().join("jinan"), "370100", "济南市", &key);
     let amr = seal(&fuyang, FUYANG_AMR, "FY-AMR-1", &[]);
@@ -318,7 +320,13 @@ fn audit(nodes: &[&Node]) -> Vec<tongban_core::log::audit::AuditReport> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_proof_is_answered_logged_on_both_sides_and_verifies_offline() {
-    let w = world();
+    for suite in Suite::ALL {
+        a_proof_is_answered_logged_on_both_sides_and_verifies_offline_in(suite).await;
+    }
+}
+
+async fn a_proof_is_answered_logged_on_both_sides_and_verifies_offline_in(suite: Suite) {
+    let w = world(suite);
     let (id, bytes) = issue(&w, "2026000001");
     let nonce = [7; 16];
     let proof = ask_proof(&w, &bytes, nonce).await;
@@ -411,7 +419,13 @@ fn ask(w: &World, seal: KeyId, id: &Identifier, fields: &[&str]) -> ShareAsk {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copy_is_given_to_an_authorised_agency_and_refusals_are_logged() {
-    let w = world();
+    for suite in Suite::ALL {
+        a_copy_is_given_to_an_authorised_agency_and_refusals_are_logged_in(suite).await;
+    }
+}
+
+async fn a_copy_is_given_to_an_authorised_agency_and_refusals_are_logged_in(suite: Suite) {
+    let w = world(suite);
     let (id, _) = issue(&w, "2026000002");
     let fields = ["holder.name", "licence.registered_capital"];
     let request = w
@@ -598,7 +612,13 @@ fn take_in(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_is_transferred_out_and_in_and_both_logs_agree() {
-    let w = world();
+    for suite in Suite::ALL {
+        a_certificate_is_transferred_out_and_in_and_both_logs_agree_in(suite).await;
+    }
+}
+
+async fn a_certificate_is_transferred_out_and_in_and_both_logs_agree_in(suite: Suite) {
+    let w = world(suite);
     let (id, bytes) = issue(&w, "2026000003");
     let jinan = w.jinan.region.code().clone();
     // Not transferred yet: Fuyang accepts nothing, and Jinan cannot take it in.

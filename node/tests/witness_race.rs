@@ -51,7 +51,7 @@ struct Candidate {
 }
 
 fn tree(leaves: &[Vec<u8>]) -> MemoryTree {
-    let mut tree = MemoryTree::default();
+    let mut tree = MemoryTree::new(tongban_core::suite::Suite::Ed25519);
     for leaf in leaves {
         tree.append(leaf).unwrap();
     }

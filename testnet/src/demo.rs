@@ -9,6 +9,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
+use tongban_core::suite::Suite;
 
 use crate::net::{self, BUSINESS_LICENCE, PERMIT, Testnet, wait_for};
 use crate::signals;
@@ -85,7 +86,7 @@ fn first_line(text: &str) -> String {
     }
 }
 
-pub fn run(dir: Option<&Path>) -> Result<ExitCode> {
+pub fn run(dir: Option<&Path>, suite: Suite) -> Result<ExitCode> {
     // The temporary directory, if any, lives as long as the run.
     let (dir, _temp) = signals::state_dir(dir, "tongban-demo-")?;
     println!(
@@ -94,13 +95,16 @@ pub fn run(dir: Option<&Path>) -> Result<ExitCode> {
          federation. A business in Fuyang gets an electronic business licence, and the other \
          regions accept it without the paper original."
     );
-    println!("\n── Step 1. Four regions start and join one federation");
+    println!(
+        "\n── Step 1. Four regions start and join one federation ({} suite)",
+        suite.name()
+    );
     println!(
         "   Each region's node gets its own keys, the federation root signs the membership (the \
          genesis), and every node connects to the others over libp2p."
     );
     let started = Instant::now();
-    let mut net = Testnet::create(&dir, net::DEFAULT_REGIONS.len())?;
+    let mut net = Testnet::create(&dir, net::DEFAULT_REGIONS.len(), suite)?;
     for node in &net.state.nodes {
         println!(
             "   · {} {}: API {}, p2p {}",

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 use clap::{Parser, Subcommand};
+use tongban_core::suite::Suite;
 use serde_json::Value;
 
 use net::{DEFAULT_REGIONS, MAX_REGIONS, Testnet};
@@ -45,6 +46,10 @@ enum Cmd {
         /// The network's directory: node directories and testnet.json (0600: it holds tokens).
         #[arg(long, default_value = DEFAULT_DIR)]
         dir: PathBuf,
+        /// The federation's signature suite, for a new network: ed25519 or sm2 (national
+        /// cryptography: SM2 with SM3, SM3 for every hash).
+        #[arg(long, default_value = "ed25519", value_parser = parse_suite)]
+        suite: Suite,
     },
     /// Each node's peers, log size, last checkpoint and its cosignatures; exits 1 if a node does
     /// not answer.
@@ -63,6 +68,9 @@ enum Cmd {
         /// Keep the network's directory here (default: a temporary directory, removed after).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// The federation's signature suite: ed25519 or sm2.
+        #[arg(long, default_value = "ed25519", value_parser = parse_suite)]
+        suite: Suite,
     },
     /// Fault scenarios with measured figures; exits 1 if the network does not behave.
     ///
@@ -82,6 +90,9 @@ enum Cmd {
         /// Keep the network's directory here (default: a temporary directory, removed after).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// The federation's signature suite: ed25519 or sm2.
+        #[arg(long, default_value = "ed25519", value_parser = parse_suite)]
+        suite: Suite,
     },
     /// Runs a region node: `tongban-node`'s command line (how the testnet starts its nodes).
     #[command(hide = true, disable_help_flag = true)]
@@ -125,18 +136,32 @@ fn main() -> ExitCode {
     }
 }
 
+/// A suite named on the command line.
+fn parse_suite(name: &str) -> Result<Suite, String> {
+    Suite::parse(name).ok_or_else(|| format!("no suite {name:?}: ed25519 or sm2"))
+}
+
 fn run(command: Cmd) -> Result<ExitCode> {
     match command {
-        Cmd::Up { regions, dir } => up(&dir, regions),
+        Cmd::Up {
+            regions,
+            dir,
+            suite,
+        } => up(&dir, regions, suite),
         Cmd::Status { dir } => status(&dir),
         Cmd::Down { dir } => down(&dir),
-        Cmd::Demo { dir } => demo::run(dir.as_deref()),
-        Cmd::Scenario { name, regions, dir } => scenario::run(name, regions, dir.as_deref()),
+        Cmd::Demo { dir, suite } => demo::run(dir.as_deref(), suite),
+        Cmd::Scenario {
+            name,
+            regions,
+            dir,
+            suite,
+        } => scenario::run(name, regions, dir.as_deref(), suite),
         Cmd::Node { .. } | Cmd::Verify { .. } => bail!("handled in main"),
     }
 }
 
-fn up(dir: &Path, regions: usize) -> Result<ExitCode> {
+fn up(dir: &Path, regions: usize, suite: Suite) -> Result<ExitCode> {
     if !(1..=MAX_REGIONS).contains(&regions) {
         bail!("--regions must be between 1 and {MAX_REGIONS}");
     }
@@ -156,11 +181,12 @@ fn up(dir: &Path, regions: usize) -> Result<ExitCode> {
         net
     } else {
         println!("starting {regions} region node(s) in {} …", dir.display());
-        Testnet::create(dir, regions)?
+        Testnet::create(dir, regions, suite)?
     };
     println!(
-        "federation {} (membership {}), quorum {}:",
+        "federation {} ({} suite, membership {}), quorum {}:",
         net.state.federation,
+        net.state.suite,
         net.state.membership.display(),
         net.state.quorum
     );

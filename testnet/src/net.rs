@@ -16,6 +16,8 @@ use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use tongban_core::suite::Suite;
+
 use crate::http::Http;
 use crate::signals;
 
@@ -86,10 +88,18 @@ pub struct NodeRecord {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct State {
     pub federation: String,
+    /// The federation's signature suite (`ed25519` or `sm2`); absent in networks made before
+    /// there were two.
+    #[serde(default = "default_suite")]
+    pub suite: String,
     pub quorum: u64,
     pub membership: PathBuf,
     pub federation_key: PathBuf,
     pub nodes: Vec<NodeRecord>,
+}
+
+fn default_suite() -> String {
+    Suite::Ed25519.name().into()
 }
 
 pub struct Testnet {
@@ -176,8 +186,9 @@ impl Testnet {
     }
 
     /// Creates a network of `regions` nodes in `dir` (which must be new or empty), starts it,
-    /// and registers demo agencies and seals in every region.
-    pub fn create(dir: &Path, regions: usize) -> Result<Testnet> {
+    /// and registers demo agencies and seals in every region; every key of it but the nodes'
+    /// libp2p identities is of `suite`.
+    pub fn create(dir: &Path, regions: usize, suite: Suite) -> Result<Testnet> {
         if !(1..=MAX_REGIONS).contains(&regions) {
             bail!("--regions must be between 1 and {MAX_REGIONS}");
         }
@@ -187,12 +198,12 @@ impl Testnet {
             .take(regions)
             .copied()
             .collect();
-        Self::create_regions(dir, &chosen)
+        Self::create_regions(dir, &chosen, suite)
     }
 
     /// Like [`Testnet::create`], with these regions (code, name), the first one's node holding
     /// the federation root key.
-    pub fn create_regions(dir: &Path, chosen: &[(&str, &str)]) -> Result<Testnet> {
+    pub fn create_regions(dir: &Path, chosen: &[(&str, &str)], suite: Suite) -> Result<Testnet> {
         let regions = chosen.len();
         if regions == 0 {
             bail!("a testnet needs at least one region");
@@ -234,6 +245,8 @@ impl Testnet {
                 FEDERATION.into(),
                 "--listen".into(),
                 "127.0.0.1:0".into(),
+                "--suite".into(),
+                suite.name().into(),
             ];
             if i > 0 {
                 args.push("--federation-key".into());
@@ -295,6 +308,7 @@ impl Testnet {
             dir,
             state: State {
                 federation: FEDERATION.into(),
+                suite: suite.name().into(),
                 quorum,
                 membership,
                 federation_key,

@@ -12,6 +12,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
+use tongban_core::suite::Suite;
 
 use crate::http::{Answer, Http};
 use crate::net::{self, BUSINESS_LICENCE, Testnet, wait_for};
@@ -50,7 +51,7 @@ struct Malformed {
 /// The figures a scenario measured, printed as `name: value` lines.
 type Figures = Vec<(String, String)>;
 
-pub fn run(name: Name, regions: usize, dir: Option<&Path>) -> Result<ExitCode> {
+pub fn run(name: Name, regions: usize, dir: Option<&Path>, suite: Suite) -> Result<ExitCode> {
     if regions < name.least_regions() || regions > net::MAX_REGIONS {
         bail!(
             "scenario {name:?} needs between {} and {} regions",
@@ -62,7 +63,7 @@ pub fn run(name: Name, regions: usize, dir: Option<&Path>) -> Result<ExitCode> {
     let (dir, _temp) = signals::state_dir(dir, "tongban-scenario-")?;
     println!("scenario {name:?}: starting {regions} region nodes …");
     let started = Instant::now();
-    let mut net = Testnet::create(&dir, regions)?;
+    let mut net = Testnet::create(&dir, regions, suite)?;
     println!(
         "network up (full mesh) in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -418,7 +419,6 @@ fn partition(net: &mut Testnet) -> Result<Figures> {
 /// The first node signs a second checkpoint of a size the second node has witnessed, with
 /// another root, and asks the second node to cosign it; every node must mark it misbehaving.
 fn equivocation(net: &mut Testnet) -> Result<Figures> {
-    use tongban_core::keys::SecretKey;
     use tongban_core::log::checkpoint::Checkpoint;
     let (a, b) = (0, 1);
     let region = net.node(a).region.clone();
@@ -437,13 +437,8 @@ fn equivocation(net: &mut Testnet) -> Result<Figures> {
         .as_str()
         .ok_or_else(|| anyhow!("no origin for {region}"))?
         .to_owned();
-    let seed = std::fs::read_to_string(net.node(a).dir.join("keys/log.key"))
+    let key = tongban_node::keyfile::read(&net.node(a).dir.join("keys/log.key"))
         .context("reading the first node's log key")?;
-    let seed: [u8; 32] = hex::decode(seed.trim())
-        .ok()
-        .and_then(|s| s.try_into().ok())
-        .ok_or_else(|| anyhow!("the log key file is not 32 hex bytes"))?;
-    let key = SecretKey::from_seed(&seed).map_err(|e| anyhow!("the log key: {e}"))?;
     let forged = Checkpoint {
         origin: origin.clone(),
         size: witnessed,
@@ -556,7 +551,9 @@ fn outsider(net: &mut Testnet) -> Result<Figures> {
     let before: f64 = (0..net.len())
         .map(|i| metric(&net.http, &net.url(i, "/metrics"), refused))
         .sum::<Result<f64>>()?;
-    let mut other = Testnet::create_regions(&net.dir.join("outsider"), &[("440100", "广州市")])?;
+    let suite = Suite::parse(&net.state.suite).unwrap_or(Suite::Ed25519);
+    let mut other =
+        Testnet::create_regions(&net.dir.join("outsider"), &[("440100", "广州市")], suite)?;
     other.kill9(0)?;
     let dialled = Instant::now();
     other.start_with(0, &members)?;

@@ -462,7 +462,7 @@ fn answer(mut stream: TcpStream, answers: &dyn Fn(&str) -> Option<Answer>) {
 /// The sample log (11 entries, checkpoints at 3, 7 and 11) as a node serves it.
 fn served_sample() -> HashMap<String, Answer> {
     let log = sample().unwrap();
-    let mut tree = MemoryTree::default();
+    let mut tree = MemoryTree::new(tongban_core::suite::Suite::Ed25519);
     for e in &log.entries {
         tree.append(e).unwrap();
     }
@@ -749,7 +749,7 @@ impl Forger {
     fn vkey(&self) -> String {
         tongban_core::log::note::NoteVerifier::new(
             &self.origin,
-            tongban_core::log::note::TYPE_ED25519,
+            tongban_core::log::note::NoteRole::Log,
             self.key.public().clone(),
         )
         .unwrap()
@@ -776,7 +776,7 @@ fn made_up(i: u64) -> Vec<u8> {
 /// Hash tile `level`/`index` (full) of the made-up log, for levels 0 and 1.
 fn made_up_tile(level: u8, index: u64) -> Vec<u8> {
     let tree = |first: u64| {
-        let mut tree = MemoryTree::default();
+        let mut tree = MemoryTree::new(tongban_core::suite::Suite::Ed25519);
         for i in first..first + 256 {
             tree.append(&made_up(i)).unwrap();
         }

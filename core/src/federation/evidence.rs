@@ -42,14 +42,14 @@ pub fn check(a: &[u8], b: &[u8], log: &NoteVerifier) -> Result<Equivocation, Ref
 mod tests {
     use super::*;
     use crate::keys::SecretKey;
-    use crate::log::note::TYPE_ED25519;
+    use crate::log::note::NoteRole;
 
     #[test]
     fn only_same_size_different_roots_under_the_log_key() -> Result<(), Box<dyn std::error::Error>>
     {
         let origin = "tongban.example/341200/log/1";
         let key = SecretKey::from_seed(&[5; 32])?;
-        let log = NoteVerifier::new(origin, TYPE_ED25519, key.public().clone())?;
+        let log = NoteVerifier::new(origin, NoteRole::Log, key.public().clone())?;
         let head = |size, fill| {
             Checkpoint {
                 origin: origin.into(),

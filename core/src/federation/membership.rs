@@ -13,7 +13,7 @@ use crate::federation::{Reason, Refused, refuse};
 use crate::fields::{Bad, Fields};
 use crate::ids::RegionCode;
 use crate::keys::{KeyId, PublicKey, SecretKey};
-use crate::log::note::{NoteVerifier, TYPE_COSIGNATURE_V1, TYPE_ED25519};
+use crate::log::note::{NoteRole, NoteVerifier};
 use crate::trust::RegionRoot;
 use crate::values::{ShortText, Time};
 
@@ -57,8 +57,12 @@ impl Member {
 
     /// The C2SP note verifier of the member's log.
     pub fn log_verifier(&self, federation: &str) -> Result<NoteVerifier, Refused> {
-        NoteVerifier::new(&self.origin(federation), TYPE_ED25519, self.log_key.clone())
-            .map_err(|e| Refused::new(Reason::MembershipInvalid, e.to_string()))
+        NoteVerifier::new(
+            &self.origin(federation),
+            NoteRole::Log,
+            self.log_key.clone(),
+        )
+        .map_err(|e| Refused::new(Reason::MembershipInvalid, e.to_string()))
     }
 
     /// The name the member's witness signs cosignatures under.
@@ -69,7 +73,7 @@ impl Member {
     pub fn witness_verifier(&self, federation: &str) -> Result<NoteVerifier, Refused> {
         NoteVerifier::new(
             &self.witness_name(federation),
-            TYPE_COSIGNATURE_V1,
+            NoteRole::Witness,
             self.witness_key.clone(),
         )
         .map_err(|e| Refused::new(Reason::MembershipInvalid, e.to_string()))

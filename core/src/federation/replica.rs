@@ -50,7 +50,7 @@ impl Replica {
             federation,
             Head::default(),
             Vec::new(),
-            Frontier::default(),
+            Frontier::new(member.log_key.suite()),
         )
     }
 
@@ -62,6 +62,16 @@ impl Replica {
         seals: Vec<SealRecord>,
         frontier: Frontier,
     ) -> Result<Replica, Refused> {
+        if frontier.suite() != member.log_key.suite() {
+            return refuse(
+                Reason::Internal,
+                format!(
+                    "a stored replica's tree in {}, its log key of {}",
+                    frontier.suite(),
+                    member.log_key.suite()
+                ),
+            );
+        }
         if frontier.size() != head.size {
             return refuse(
                 Reason::Internal,
@@ -206,7 +216,16 @@ impl Replica {
         for entry in entries {
             frontier.push(entry);
         }
-        if end > 0 && !verify_consistency(end, frontier.root(), head.size, head.root, proof) {
+        if end > 0
+            && !verify_consistency(
+                frontier.suite(),
+                end,
+                frontier.root(),
+                head.size,
+                head.root,
+                proof,
+            )
+        {
             return refuse(
                 Reason::ProofInvalid,
                 format!(
@@ -303,7 +322,7 @@ mod tests {
     #[test]
     fn proven_entries_need_a_valid_proof() -> Result<(), Box<dyn std::error::Error>> {
         let log = sample()?;
-        let mut tree = MemoryTree::default();
+        let mut tree = MemoryTree::new(crate::suite::Suite::Ed25519);
         for e in &log.entries {
             tree.append(e)?;
         }

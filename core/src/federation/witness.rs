@@ -156,9 +156,14 @@ pub fn add_checkpoint(
     }
     let consistent = match held {
         None => request.proof.is_empty(),
-        Some(held) => {
-            verify_consistency(held.size, held.root, next.size, next.root, &request.proof)
-        }
+        Some(held) => verify_consistency(
+            log.suite(),
+            held.size,
+            held.root,
+            next.size,
+            next.root,
+            &request.proof,
+        ),
     };
     if !consistent {
         return refuse(
@@ -209,7 +214,7 @@ pub fn parse_lines(text: &str) -> Result<Vec<NoteSignature>, Refused> {
 mod tests {
     use super::*;
     use crate::log::checkpoint::open;
-    use crate::log::note::{TYPE_COSIGNATURE_V1, TYPE_ED25519};
+    use crate::log::note::NoteRole;
     use crate::log::proof::MemoryTree;
 
     const ORIGIN: &str = "tongban.example/341200/log/1";
@@ -223,8 +228,8 @@ mod tests {
     impl Fixture {
         fn new() -> Result<Fixture, Box<dyn std::error::Error>> {
             let key = SecretKey::from_seed(&[11; 32])?;
-            let log = NoteVerifier::new(ORIGIN, TYPE_ED25519, key.public().clone())?;
-            let mut tree = MemoryTree::default();
+            let log = NoteVerifier::new(ORIGIN, NoteRole::Log, key.public().clone())?;
+            let mut tree = MemoryTree::new(crate::suite::Suite::Ed25519);
             for i in 0u8..20 {
                 tree.append(&[i])?;
             }
@@ -291,7 +296,7 @@ mod tests {
         let name = "tongban.example/370100/witness";
         let line = cosignature(&first, 1_700_000_000, name, &witness)?;
         let with = checkpoint::add_signatures(&held.note, &parse_lines(&line)?)?;
-        let verifier = NoteVerifier::new(name, TYPE_COSIGNATURE_V1, witness.public().clone())?;
+        let verifier = NoteVerifier::new(name, NoteRole::Witness, witness.public().clone())?;
         assert_eq!(
             open(with.as_bytes(), &f.log, &[verifier])?
                 .cosigned_by

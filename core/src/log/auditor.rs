@@ -18,8 +18,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroUsize;
 
-use tlog_tiles::{Hash, node_hash};
-
 use crate::ids::RegionCode;
 use crate::keys::PublicKey;
 use crate::log::audit::{AuditReport, FindingCode, Statistics, conclude, count};
@@ -31,6 +29,8 @@ use crate::log::proof::leaf_hash;
 use crate::log::replay::{Replay, ReplayError};
 use crate::log::state::{AuditStore, MemoryStore};
 use crate::log::tiles::{MAX_LEVEL, TILE_WIDTH, TilePath};
+use crate::log::tree::node_hash;
+use crate::suite::Suite;
 use crate::trust::TrustStore;
 
 /// Entries replayed together: their signatures are checked in parallel.
@@ -113,11 +113,15 @@ impl<S: AuditStore> LogAudit<S> {
                 None
             }
         };
+        // The log key's suite is the tree's (nothing is taken when the key did not load).
+        let suite = setup
+            .as_ref()
+            .map_or(Suite::Ed25519, |(log, _)| log.suite());
         LogAudit {
             report,
             setup,
-            tree: Frontier::default(),
-            tiles: hash_tiles.then(TileCheck::default),
+            tree: Frontier::new(suite),
+            tiles: hash_tiles.then(|| TileCheck::new(suite)),
             pending: BTreeMap::new(),
             reached: None,
             rules: Rules::Unstarted(store),
@@ -227,7 +231,7 @@ impl<S: AuditStore> LogAudit<S> {
         if self.setup.is_none() {
             return;
         }
-        let leaf = leaf_hash(&bytes);
+        let leaf = leaf_hash(self.tree.suite(), &bytes);
         self.tree.push_leaf(leaf);
         if let Some(tiles) = self.tiles.as_mut() {
             tiles.push_leaf(leaf, &mut self.report);
@@ -406,8 +410,8 @@ fn start_of(
 
 /// Hash tiles recomputed as the tree grows, compared with the node's as both are at hand. Each
 /// level keeps only the hashes of its tile in progress (at most 256).
-#[derive(Default)]
 struct TileCheck {
+    suite: Suite,
     /// Per level, the hashes of the incomplete tile, and how many full tiles came before it.
     levels: Vec<(Vec<[u8; 32]>, u64)>,
     /// Full tiles computed and not compared yet.
@@ -417,6 +421,15 @@ struct TileCheck {
 }
 
 impl TileCheck {
+    fn new(suite: Suite) -> TileCheck {
+        TileCheck {
+            suite,
+            levels: Vec::new(),
+            computed: HashMap::new(),
+            served: HashMap::new(),
+        }
+    }
+
     fn push_leaf(&mut self, leaf: [u8; 32], report: &mut AuditReport) {
         let mut carry = Some(leaf);
         let mut level = 0usize;
@@ -437,7 +450,7 @@ impl TileCheck {
                     width: TILE_WIDTH,
                 };
                 *done += 1;
-                carry = Some(subtree_root(&full));
+                carry = Some(subtree_root(self.suite, &full));
                 self.computed.insert(path, full.concat());
                 self.compare(path, report);
             }
@@ -512,13 +525,13 @@ impl TileCheck {
 }
 
 /// The root of a perfect subtree over 256 hashes of one level: a hash of the level eight above.
-fn subtree_root(hashes: &[[u8; 32]]) -> [u8; 32] {
+fn subtree_root(suite: Suite, hashes: &[[u8; 32]]) -> [u8; 32] {
     let mut level: Vec<[u8; 32]> = hashes.to_vec();
     while level.len() > 1 {
         level = level
             .chunks(2)
             .map(|pair| match pair {
-                [left, right] => node_hash(Hash(*left), Hash(*right)).0,
+                [left, right] => node_hash(suite, left, right),
                 [single] => *single,
                 _ => [0; 32],
             })
@@ -567,7 +580,7 @@ fn compare_tile(path: TilePath, want: &[u8], served: &[u8], report: &mut AuditRe
 mod tests {
     use super::*;
     use crate::log::checkpoint::Checkpoint;
-    use crate::log::note::TYPE_ED25519;
+    use crate::log::note::NoteRole;
     use crate::log::proof::MemoryTree;
     use crate::log::tiles::tiles_of_tree;
     use crate::testkit::log::sample;
@@ -586,9 +599,9 @@ mod tests {
     /// checkpoints and the tiles are what these tests look at).
     fn fixture(n: u32) -> Result<Fixture, Box<dyn std::error::Error>> {
         let key = crate::testkit::key("streaming audit log")?;
-        let vkey = NoteVerifier::new(ORIGIN, TYPE_ED25519, key.public().clone())?.to_vkey();
+        let vkey = NoteVerifier::new(ORIGIN, NoteRole::Log, key.public().clone())?.to_vkey();
         let entries: Vec<Vec<u8>> = (0..n).map(|i| i.to_be_bytes().to_vec()).collect();
-        let mut tree = MemoryTree::default();
+        let mut tree = MemoryTree::new(crate::suite::Suite::Ed25519);
         for e in &entries {
             tree.append(e)?;
         }

@@ -5,7 +5,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 
 use crate::keys::SecretKey;
-use crate::log::note::{self, Note, NoteError, NoteSignature, NoteVerifier, TYPE_COSIGNATURE_V1};
+use crate::log::note::{self, Note, NoteError, NoteRole, NoteSignature, NoteVerifier};
+use crate::suite::Suite;
 
 /// A tree head: `<origin>\n<size>\n<base64 root>\n`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,12 +74,12 @@ impl Checkpoint {
 
 /// The rule a log obeys before it signs (specs/log.md §3), and a witness before it cosigns
 /// (C2SP tlog-witness): `next` must provably extend `last` — same origin, no smaller, and `proof`
-/// a valid consistency proof from `last` to `next`.
-pub fn extends(last: &Checkpoint, next: &Checkpoint, proof: &[[u8; 32]]) -> bool {
+/// a valid consistency proof from `last` to `next` in the tree hash of `suite`.
+pub fn extends(suite: Suite, last: &Checkpoint, next: &Checkpoint, proof: &[[u8; 32]]) -> bool {
     last.origin == next.origin
         && (last.size == 0 && proof.is_empty()
             || crate::log::proof::verify_consistency(
-                last.size, last.root, next.size, next.root, proof,
+                suite, last.size, last.root, next.size, next.root, proof,
             ))
 }
 
@@ -94,7 +95,7 @@ pub fn cosign(
     name: &str,
     key: &SecretKey,
 ) -> Result<NoteSignature, NoteError> {
-    let verifier = NoteVerifier::new(name, TYPE_COSIGNATURE_V1, key.public().clone())?;
+    let verifier = NoteVerifier::new(name, NoteRole::Witness, key.public().clone())?;
     let mut blob = time.to_be_bytes().to_vec();
     blob.extend_from_slice(&key.sign(cosignature_message(time, body).as_bytes()));
     Ok(NoteSignature {
@@ -120,7 +121,7 @@ pub fn open(
     witnesses: &[NoteVerifier],
 ) -> Result<VerifiedCheckpoint, NoteError> {
     let note = Note::parse(note_bytes)?;
-    if !note.verify_ed25519(log)? {
+    if !note.verify_log(log)? {
         return Err(NoteError::Unsigned);
     }
     let checkpoint = Checkpoint::parse(&note.text)?;
@@ -130,7 +131,7 @@ pub fn open(
     let mut cosigned_by = Vec::new();
     for witness in witnesses
         .iter()
-        .filter(|w| w.signature_type == TYPE_COSIGNATURE_V1)
+        .filter(|w| w.role == NoteRole::Witness && w.suite() == log.suite())
     {
         for signature in note.by(witness) {
             let (time, sig) = signature
@@ -173,20 +174,27 @@ pub fn add_signatures(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::note::TYPE_ED25519;
+    use crate::log::note::NoteRole;
 
-    fn key(n: u8) -> SecretKey {
-        SecretKey::from_seed(&[n; 32]).unwrap_or_else(|e| panic!("{e}"))
+    fn key(suite: Suite, n: u8) -> SecretKey {
+        SecretKey::from_suite_seed(suite, &[n; 32]).unwrap_or_else(|e| panic!("{e}"))
     }
 
     #[test]
-    fn sign_open_and_cosign() -> Result<(), Box<dyn std::error::Error>> {
+    fn sign_open_and_cosign_in_both_suites() -> Result<(), Box<dyn std::error::Error>> {
+        for suite in Suite::ALL {
+            sign_open_and_cosign(suite)?;
+        }
+        Ok(())
+    }
+
+    fn sign_open_and_cosign(suite: Suite) -> Result<(), Box<dyn std::error::Error>> {
         let origin = "tongban.example/341200/log/2026";
-        let (log_key, witness_key) = (key(1), key(2));
-        let log = NoteVerifier::new(origin, TYPE_ED25519, log_key.public().clone())?;
+        let (log_key, witness_key) = (key(suite, 1), key(suite, 2));
+        let log = NoteVerifier::new(origin, NoteRole::Log, log_key.public().clone())?;
         let witness = NoteVerifier::new(
             "tongban.example/370100/witness",
-            TYPE_COSIGNATURE_V1,
+            NoteRole::Witness,
             witness_key.public().clone(),
         )?;
         let checkpoint = Checkpoint {
@@ -214,13 +222,60 @@ mod tests {
         // A cosignature over another time fails the whole note.
         let mut note = Note::parse(cosigned.as_bytes())?;
         note.signatures[1].body[7] ^= 1;
-        assert!(open(note.to_text().as_bytes(), &log, &[witness]).is_err());
+        assert!(
+            open(
+                note.to_text().as_bytes(),
+                &log,
+                std::slice::from_ref(&witness)
+            )
+            .is_err()
+        );
+        // Verifier keys read back, and name their suite's signature type.
+        for verifier in [&log, &witness] {
+            assert_eq!(&NoteVerifier::parse(&verifier.to_vkey())?, verifier);
+            assert_eq!(verifier.signature_type().suite(), suite);
+        }
+        // The log key of the other suite, under the same name, did not sign it.
+        let other = match suite {
+            Suite::Ed25519 => Suite::Sm2,
+            Suite::Sm2 => Suite::Ed25519,
+        };
+        let stranger = NoteVerifier::new(origin, NoteRole::Log, key(other, 1).public().clone())?;
+        assert_eq!(
+            open(signed.as_bytes(), &stranger, &[]),
+            Err(NoteError::Unsigned)
+        );
+        // A witness key is not a log key.
+        assert!(open(signed.as_bytes(), &witness, &[]).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn sm2_verifier_keys_name_their_type_after_0xff() -> Result<(), Box<dyn std::error::Error>> {
+        let log = NoteVerifier::new("o", NoteRole::Log, key(Suite::Sm2, 1).public().clone())?;
+        let vkey = log.to_vkey();
+        let material = B64.decode(vkey.rsplit('+').next().ok_or("vkey")?)?;
+        assert_eq!(&material[..15], b"\xfftongban-sm2/v1");
+        assert_eq!(material.len(), 15 + 65);
+        // The key id is SM3's, not SHA-256's.
+        let sm3 = crate::log::tree::plain_hash(Suite::Sm2, &[b"o\n", &material]);
+        assert_eq!(log.id, u32::from_be_bytes([sm3[0], sm3[1], sm3[2], sm3[3]]));
+        // An Ed25519 key under the sm2 type, or an unknown type name, is refused.
+        let mut wrong = b"\xfftongban-sm2/v1".to_vec();
+        wrong.extend_from_slice(key(Suite::Ed25519, 1).public().as_bytes());
+        let forged = format!("o+{:08x}+{}", log.id, B64.encode(&wrong));
+        assert!(NoteVerifier::parse(&forged).is_err());
+        let unknown = vkey.replace(
+            &B64.encode(&material),
+            &B64.encode([&b"\xfftongban-sm9/v1"[..], &material[15..]].concat()),
+        );
+        assert!(NoteVerifier::parse(&unknown).is_err());
         Ok(())
     }
 
     #[test]
     fn only_extensions_are_accepted() -> Result<(), Box<dyn std::error::Error>> {
-        let mut tree = crate::log::proof::MemoryTree::default();
+        let mut tree = crate::log::proof::MemoryTree::new(Suite::Ed25519);
         for i in 0u8..9 {
             tree.append(&[i])?;
         }
@@ -231,16 +286,36 @@ mod tests {
                 root: tree.root(size)?,
             })
         };
-        assert!(extends(&at(0)?, &at(5)?, &[]));
-        assert!(extends(&at(5)?, &at(9)?, &tree.consistency_proof(5, 9)?));
-        assert!(extends(&at(9)?, &at(9)?, &[]));
-        assert!(!extends(&at(9)?, &at(5)?, &tree.consistency_proof(5, 9)?));
+        assert!(extends(Suite::Ed25519, &at(0)?, &at(5)?, &[]));
+        assert!(extends(
+            Suite::Ed25519,
+            &at(5)?,
+            &at(9)?,
+            &tree.consistency_proof(5, 9)?
+        ));
+        assert!(extends(Suite::Ed25519, &at(9)?, &at(9)?, &[]));
+        assert!(!extends(
+            Suite::Ed25519,
+            &at(9)?,
+            &at(5)?,
+            &tree.consistency_proof(5, 9)?
+        ));
         let mut fork = at(9)?;
         fork.root[0] ^= 1;
-        assert!(!extends(&at(5)?, &fork, &tree.consistency_proof(5, 9)?));
+        assert!(!extends(
+            Suite::Ed25519,
+            &at(5)?,
+            &fork,
+            &tree.consistency_proof(5, 9)?
+        ));
         let mut other = at(9)?;
         other.origin = "p".into();
-        assert!(!extends(&at(5)?, &other, &tree.consistency_proof(5, 9)?));
+        assert!(!extends(
+            Suite::Ed25519,
+            &at(5)?,
+            &other,
+            &tree.consistency_proof(5, 9)?
+        ));
         Ok(())
     }
 

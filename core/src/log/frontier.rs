@@ -3,18 +3,32 @@
 //! another region's entries against a signed checkpoint before it applies or stores any of them,
 //! and an auditor can stream a log of any length through its tree in constant memory.
 
-use tlog_tiles::{Hash, node_hash};
+use crate::log::tree::{empty_root, leaf_hash, node_hash};
+use crate::suite::Suite;
 
-use crate::log::proof::{empty_root, leaf_hash};
-
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Frontier {
+    /// Whose tree hash the tree uses.
+    suite: Suite,
     size: u64,
     /// (height, hash) of each perfect subtree on the right edge, largest (leftmost) first.
     peaks: Vec<(u32, [u8; 32])>,
 }
 
 impl Frontier {
+    /// The empty tree of `suite`'s tree hash.
+    pub fn new(suite: Suite) -> Frontier {
+        Frontier {
+            suite,
+            size: 0,
+            peaks: Vec::new(),
+        }
+    }
+
+    pub fn suite(&self) -> Suite {
+        self.suite
+    }
+
     pub fn size(&self) -> u64 {
         self.size
     }
@@ -22,14 +36,14 @@ impl Frontier {
     /// The right edge of a tree of `size` leaves from its perfect subtrees' roots, largest
     /// (leftmost) first, with their heights: those of the set bits of `size`, from the highest
     /// (as a log that stores its subtree hashes reads them). `None` if they are not.
-    pub fn from_peaks(size: u64, peaks: Vec<(u32, [u8; 32])>) -> Option<Frontier> {
+    pub fn from_peaks(suite: Suite, size: u64, peaks: Vec<(u32, [u8; 32])>) -> Option<Frontier> {
         let heights: Vec<u32> = (0..64).rev().filter(|h| size >> h & 1 == 1).collect();
         let matches = heights.len() == peaks.len()
             && heights
                 .iter()
                 .zip(&peaks)
                 .all(|(h, (height, _))| h == height);
-        matches.then_some(Frontier { size, peaks })
+        matches.then_some(Frontier { suite, size, peaks })
     }
 
     /// The heights of the perfect subtrees on the right edge of a tree of `size` leaves, largest
@@ -49,7 +63,7 @@ impl Frontier {
 
     /// Appends an entry (its leaf hash is computed here).
     pub fn push(&mut self, entry: &[u8]) {
-        self.push_leaf(leaf_hash(entry));
+        self.push_leaf(leaf_hash(self.suite, entry));
     }
 
     pub fn push_leaf(&mut self, leaf: [u8; 32]) {
@@ -59,7 +73,7 @@ impl Frontier {
                 break;
             }
             self.peaks.pop();
-            carry = (height + 1, node_hash(Hash(left), Hash(carry.1)).0);
+            carry = (height + 1, node_hash(self.suite, &left, &carry.1));
         }
         self.peaks.push(carry);
         self.size += 1;
@@ -69,10 +83,10 @@ impl Frontier {
     pub fn root(&self) -> [u8; 32] {
         let mut peaks = self.peaks.iter().rev();
         let Some(&(_, mut root)) = peaks.next() else {
-            return empty_root();
+            return empty_root(self.suite);
         };
         for &(_, left) in peaks {
-            root = node_hash(Hash(left), Hash(root)).0;
+            root = node_hash(self.suite, &left, &root);
         }
         root
     }
@@ -86,9 +100,10 @@ mod tests {
     #[test]
     fn a_frontier_made_from_its_peaks_is_the_one_built_leaf_by_leaf()
     -> Result<(), Box<dyn std::error::Error>> {
-        let mut built = Frontier::default();
+        let mut built = Frontier::new(Suite::Sm2);
         for n in 0..70u64 {
-            let again = Frontier::from_peaks(n, built.peaks.clone()).ok_or("peaks refused")?;
+            let again =
+                Frontier::from_peaks(Suite::Sm2, n, built.peaks.clone()).ok_or("peaks refused")?;
             assert_eq!(again, built);
             let positions = Frontier::peak_positions(n);
             assert_eq!(
@@ -97,7 +112,10 @@ mod tests {
             );
             if n > 0 {
                 // Wrong heights, or one peak too few, are refused.
-                assert_eq!(Frontier::from_peaks(n + 1, built.peaks.clone()), None);
+                assert_eq!(
+                    Frontier::from_peaks(Suite::Sm2, n + 1, built.peaks.clone()),
+                    None
+                );
             }
             built.push(&n.to_be_bytes());
         }
@@ -106,7 +124,14 @@ mod tests {
 
     #[test]
     fn matches_the_tree_at_every_size() -> Result<(), Box<dyn std::error::Error>> {
-        let (mut tree, mut frontier) = (MemoryTree::default(), Frontier::default());
+        for suite in Suite::ALL {
+            matches_at_every_size(suite)?;
+        }
+        Ok(())
+    }
+
+    fn matches_at_every_size(suite: Suite) -> Result<(), Box<dyn std::error::Error>> {
+        let (mut tree, mut frontier) = (MemoryTree::new(suite), Frontier::new(suite));
         assert_eq!(frontier.root(), tree.root(0)?);
         for i in 0u32..300 {
             let entry = i.to_be_bytes();

@@ -13,4 +13,5 @@ pub mod receipt;
 pub mod replay;
 pub mod state;
 pub mod tiles;
+pub mod tree;
 pub mod verification;

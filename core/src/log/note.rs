@@ -3,13 +3,77 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use sha2::{Digest, Sha256};
 
 use crate::keys::{PublicKey, SecretKey};
+use crate::log::tree;
+use crate::suite::Suite;
 
-/// Signature type bytes of C2SP signed-note.
-pub const TYPE_ED25519: u8 = 0x01;
-pub const TYPE_COSIGNATURE_V1: u8 = 0x04;
+/// What a note key signs: a log's checkpoints, or a witness's cosignatures of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NoteRole {
+    Log,
+    Witness,
+}
+
+/// The signature types of C2SP signed-note that Tongban speaks: `0x01` Ed25519 and `0x04`
+/// cosignature/v1 in the `ed25519` suite; in the `sm2` suite, two types without an assigned byte,
+/// named after `0xff` as signed-note asks of such types (specs/log.md §3.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SignatureType {
+    Ed25519,
+    CosignatureV1,
+    Sm2,
+    Sm2Cosignature,
+}
+
+impl SignatureType {
+    pub const ALL: [SignatureType; 4] = [
+        SignatureType::Ed25519,
+        SignatureType::CosignatureV1,
+        SignatureType::Sm2,
+        SignatureType::Sm2Cosignature,
+    ];
+
+    pub fn of(suite: Suite, role: NoteRole) -> SignatureType {
+        match (suite, role) {
+            (Suite::Ed25519, NoteRole::Log) => SignatureType::Ed25519,
+            (Suite::Ed25519, NoteRole::Witness) => SignatureType::CosignatureV1,
+            (Suite::Sm2, NoteRole::Log) => SignatureType::Sm2,
+            (Suite::Sm2, NoteRole::Witness) => SignatureType::Sm2Cosignature,
+        }
+    }
+
+    pub fn suite(self) -> Suite {
+        match self {
+            SignatureType::Ed25519 | SignatureType::CosignatureV1 => Suite::Ed25519,
+            SignatureType::Sm2 | SignatureType::Sm2Cosignature => Suite::Sm2,
+        }
+    }
+
+    pub fn role(self) -> NoteRole {
+        match self {
+            SignatureType::Ed25519 | SignatureType::Sm2 => NoteRole::Log,
+            SignatureType::CosignatureV1 | SignatureType::Sm2Cosignature => NoteRole::Witness,
+        }
+    }
+
+    /// The bytes that name the type in a key id and before the key in a verifier key.
+    pub fn identifier(self) -> &'static [u8] {
+        match self {
+            SignatureType::Ed25519 => &[0x01],
+            SignatureType::CosignatureV1 => &[0x04],
+            SignatureType::Sm2 => b"\xfftongban-sm2/v1",
+            SignatureType::Sm2Cosignature => b"\xfftongban-sm2-cosignature/v1",
+        }
+    }
+
+    /// Splits a verifier key's material into its type and key bytes.
+    fn split(material: &[u8]) -> Option<(SignatureType, &[u8])> {
+        SignatureType::ALL
+            .into_iter()
+            .find_map(|t| material.strip_prefix(t.identifier()).map(|key| (t, key)))
+    }
+}
 /// Notes larger than this are refused before parsing.
 pub const MAX_NOTE: usize = 1 << 20;
 /// More signature lines than this are refused (the spec asks verifiers to accept at least 16).
@@ -28,13 +92,14 @@ pub enum NoteError {
     Unsigned,
 }
 
-/// The 4-byte key id of C2SP signed-note: SHA-256(name ‖ "\n" ‖ type ‖ key)[:4], big-endian.
-pub fn key_id(name: &str, signature_type: u8, key: &[u8; 32]) -> u32 {
-    let mut hasher = Sha256::new();
-    hasher.update(name.as_bytes());
-    hasher.update([b'\n', signature_type]);
-    hasher.update(key);
-    let digest = hasher.finalize();
+/// The 4-byte key id of C2SP signed-note: H(name ‖ "\n" ‖ type identifier ‖ key)[:4],
+/// big-endian, with H SHA-256 as signed-note has it, or SM3 in the `sm2` suite, where no hash
+/// but SM3 is used.
+pub fn key_id(name: &str, signature_type: SignatureType, key: &[u8]) -> u32 {
+    let digest = tree::plain_hash(
+        signature_type.suite(),
+        &[name.as_bytes(), b"\n", signature_type.identifier(), key],
+    );
     u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
 }
 
@@ -45,34 +110,37 @@ fn valid_name(name: &str) -> bool {
             .any(|c| c.is_whitespace() || c == '+' || c.is_control())
 }
 
-/// A key that verifies note signatures: a log key (type 0x01) or a cosigner key (type 0x04).
+/// A key that verifies note signatures: a log key or a witness (cosigner) key, of either suite.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NoteVerifier {
     pub name: String,
-    pub signature_type: u8,
+    pub role: NoteRole,
     pub key: PublicKey,
     pub id: u32,
 }
 
 impl NoteVerifier {
-    pub fn new(name: &str, signature_type: u8, key: PublicKey) -> Result<NoteVerifier, NoteError> {
+    /// The verifier of `key` in `role`; its signature type follows from the key's suite.
+    pub fn new(name: &str, role: NoteRole, key: PublicKey) -> Result<NoteVerifier, NoteError> {
         if !valid_name(name) {
             return Err(NoteError::BadKey("key name empty or with spaces or '+'"));
         }
-        if !matches!(signature_type, TYPE_ED25519 | TYPE_COSIGNATURE_V1) {
-            return Err(NoteError::BadKey("unsupported signature type"));
-        }
-        // C2SP signed notes have no SM2 signature type yet: a note key is Ed25519 (encoding.md §2.3).
-        let bytes: &[u8; 32] = key
-            .as_bytes()
-            .try_into()
-            .map_err(|_| NoteError::BadKey("signed-note keys are Ed25519 keys"))?;
+        let signature_type = SignatureType::of(key.suite(), role);
         Ok(NoteVerifier {
-            id: key_id(name, signature_type, bytes),
+            id: key_id(name, signature_type, key.as_bytes()),
             name: name.to_owned(),
-            signature_type,
+            role,
             key,
         })
+    }
+
+    pub fn signature_type(&self) -> SignatureType {
+        SignatureType::of(self.key.suite(), self.role)
+    }
+
+    /// The suite of the key, and so of the tree whose checkpoints it signs or cosigns.
+    pub fn suite(&self) -> Suite {
+        self.key.suite()
     }
 
     /// Parses `<name>+<hex id>+<base64(type ‖ key)>`.
@@ -89,12 +157,13 @@ impl NoteVerifier {
         let material = B64
             .decode(material)
             .map_err(|_| NoteError::BadKey("key is not base64"))?;
-        let (&signature_type, key) = material
-            .split_first()
-            .ok_or(NoteError::BadKey("empty key"))?;
-        let key =
-            PublicKey::from_bytes(key).map_err(|_| NoteError::BadKey("not an Ed25519 key"))?;
-        let verifier = NoteVerifier::new(name, signature_type, key)?;
+        let (signature_type, key) = SignatureType::split(&material)
+            .ok_or(NoteError::BadKey("unsupported signature type"))?;
+        let key = PublicKey::from_bytes(key)
+            .ok()
+            .filter(|k| k.suite() == signature_type.suite())
+            .ok_or(NoteError::BadKey("not a key of the signature type's suite"))?;
+        let verifier = NoteVerifier::new(name, signature_type.role(), key)?;
         if verifier.id != id {
             return Err(NoteError::BadKey("id does not match name and key"));
         }
@@ -103,7 +172,7 @@ impl NoteVerifier {
 
     /// The `<name>+<hex id>+<base64>` form.
     pub fn to_vkey(&self) -> String {
-        let mut material = vec![self.signature_type];
+        let mut material = self.signature_type().identifier().to_vec();
         material.extend_from_slice(self.key.as_bytes());
         format!("{}+{:08x}+{}", self.name, self.id, B64.encode(material))
     }
@@ -181,9 +250,13 @@ impl Note {
             .filter(|s| s.name == verifier.name && s.id == verifier.id)
     }
 
-    /// Verifies the type-0x01 signature of `verifier`: `Ok(false)` when it did not sign, an error when
-    /// its signature fails (the whole note is then to be rejected, as signed-note asks).
-    pub fn verify_ed25519(&self, verifier: &NoteVerifier) -> Result<bool, NoteError> {
+    /// Verifies the log signature (Ed25519 or SM2) of `verifier`: `Ok(false)` when it did not
+    /// sign, an error when its signature fails (the whole note is then to be rejected, as
+    /// signed-note asks) or the key is not a log key.
+    pub fn verify_log(&self, verifier: &NoteVerifier) -> Result<bool, NoteError> {
+        if verifier.role != NoteRole::Log {
+            return Err(NoteError::BadKey("not a log key"));
+        }
         let mut signed = false;
         for signature in self.by(verifier) {
             let sig: &[u8; 64] = signature
@@ -211,12 +284,12 @@ impl Note {
     }
 }
 
-/// A type-0x01 signature of `text` by `key` under `name`.
+/// A log signature (type 0x01, or the `sm2` log type) of `text` by `key` under `name`.
 pub fn sign(text: &str, name: &str, key: &SecretKey) -> Result<NoteSignature, NoteError> {
     if !text.ends_with('\n') {
         return Err(NoteError::Malformed("text must end with a newline"));
     }
-    let verifier = NoteVerifier::new(name, TYPE_ED25519, key.public().clone())?;
+    let verifier = NoteVerifier::new(name, NoteRole::Log, key.public().clone())?;
     Ok(NoteSignature {
         name: name.to_owned(),
         id: verifier.id,
@@ -247,7 +320,7 @@ mod tests {
         assert_eq!(note.to_text(), SIGNED);
         let parsed = Note::parse(SIGNED.as_bytes())?;
         assert_eq!(parsed.text, TEXT);
-        assert!(parsed.verify_ed25519(&verifier)?);
+        assert!(parsed.verify_log(&verifier)?);
         Ok(())
     }
 
@@ -257,12 +330,12 @@ mod tests {
         let tampered = SIGNED.replace("problem is", "problem was");
         assert!(
             Note::parse(tampered.as_bytes())?
-                .verify_ed25519(&verifier)
+                .verify_log(&verifier)
                 .is_err()
         );
         let other = SIGNED.replace("PeterNeumann x08", "PeterNeumann2 x08");
         assert_eq!(
-            Note::parse(other.as_bytes())?.verify_ed25519(&verifier),
+            Note::parse(other.as_bytes())?.verify_log(&verifier),
             Ok(false)
         );
         for bad in [

@@ -1,23 +1,17 @@
-//! RFC 6962 Merkle tree hashes and proofs (SHA-256), through `tlog_tiles`, with the argument checks
-//! that keep hostile sizes and proofs from reaching its internal assertions.
+//! RFC 6962 Merkle tree hashes and proofs in either suite's hash (through [`crate::log::tree`]),
+//! with the argument checks that keep hostile sizes and proofs out of the tree maths.
 
-use tlog_tiles::tlog::Error as TlogError;
-use tlog_tiles::{Hash, HashReader};
+use crate::log::tree::{self, Hash, HashReader};
+use crate::suite::Suite;
+
+pub use crate::log::tree::{TreeError, empty_root, leaf_hash};
 
 /// Proofs longer than this cannot belong to any tree of at most 2^63 leaves.
 pub const MAX_PROOF: usize = 64;
 
-/// SHA-256(0x00 ‖ entry).
-pub fn leaf_hash(entry: &[u8]) -> [u8; 32] {
-    tlog_tiles::record_hash(entry).0
-}
-
-fn hashes(proof: &[[u8; 32]]) -> Vec<Hash> {
-    proof.iter().copied().map(Hash).collect()
-}
-
 /// Whether `proof` shows leaf `leaf` at `index` in the tree of `size` leaves with root `root`.
 pub fn verify_inclusion(
+    suite: Suite,
     leaf: [u8; 32],
     index: u64,
     size: u64,
@@ -26,11 +20,12 @@ pub fn verify_inclusion(
 ) -> bool {
     index < size
         && proof.len() <= MAX_PROOF
-        && tlog_tiles::check_record(&hashes(proof), size, Hash(root), index, Hash(leaf)).is_ok()
+        && tree::check_record(suite, proof, size, root, index, leaf)
 }
 
 /// Whether `proof` shows the tree (`old_size`, `old_root`) is a prefix of (`new_size`, `new_root`).
 pub fn verify_consistency(
+    suite: Suite,
     old_size: u64,
     old_root: [u8; 32],
     new_size: u64,
@@ -43,59 +38,52 @@ pub fn verify_consistency(
     0 < old_size
         && old_size < new_size
         && proof.len() <= MAX_PROOF
-        && tlog_tiles::check_tree(
-            &hashes(proof),
-            new_size,
-            Hash(new_root),
-            old_size,
-            Hash(old_root),
-        )
-        .is_ok()
-}
-
-/// The root of the empty tree: SHA-256 of nothing.
-pub fn empty_root() -> [u8; 32] {
-    use sha2::{Digest, Sha256};
-    Sha256::digest([]).into()
+        && tree::check_tree(suite, proof, new_size, new_root, old_size, old_root)
 }
 
 /// A tree held in memory: what an auditor rebuilds from a log's entries.
-#[derive(Default, Clone)]
+#[derive(Clone)]
 pub struct MemoryTree {
+    suite: Suite,
     stored: Vec<Hash>,
     size: u64,
 }
 
 impl HashReader for MemoryTree {
-    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, TlogError> {
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, TreeError> {
         indexes
             .iter()
             .map(|&i| {
-                self.stored
-                    .get(usize::try_from(i).map_err(|_| TlogError::IndexesNotInTree)?)
+                usize::try_from(i)
+                    .ok()
+                    .and_then(|i| self.stored.get(i))
                     .copied()
-                    .ok_or(TlogError::IndexesNotInTree)
+                    .ok_or(TreeError::Unreadable(i))
             })
             .collect()
     }
 }
 
-/// Why a tree operation was refused.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("tree: {0}")]
-pub struct TreeError(pub String);
-
-fn tree_error(e: TlogError) -> TreeError {
-    TreeError(e.to_string())
+fn refused(what: String) -> TreeError {
+    TreeError::Arguments(what)
 }
 
 impl MemoryTree {
+    /// An empty tree hashing with `suite`'s tree hash.
+    pub fn new(suite: Suite) -> MemoryTree {
+        MemoryTree {
+            suite,
+            stored: Vec::new(),
+            size: 0,
+        }
+    }
+
     pub fn size(&self) -> u64 {
         self.size
     }
 
     pub fn append(&mut self, entry: &[u8]) -> Result<u64, TreeError> {
-        let added = tlog_tiles::stored_hashes(self.size, entry, self).map_err(tree_error)?;
+        let added = tree::stored_hashes(self.suite, self.size, entry, self)?;
         self.stored.extend(added);
         self.size += 1;
         Ok(self.size - 1)
@@ -103,17 +91,12 @@ impl MemoryTree {
 
     pub fn root(&self, size: u64) -> Result<[u8; 32], TreeError> {
         if size > self.size {
-            return Err(TreeError(format!(
+            return Err(refused(format!(
                 "size {size} beyond the tree's {}",
                 self.size
             )));
         }
-        if size == 0 {
-            return Ok(empty_root());
-        }
-        tlog_tiles::tree_hash(size, self)
-            .map(|h| h.0)
-            .map_err(tree_error)
+        tree::tree_hash(self.suite, size, self)
     }
 
     /// The C2SP tlog-tiles hash tile `level`/`index` of `width` hashes, as the tree's own hashes
@@ -121,7 +104,7 @@ impl MemoryTree {
     pub fn tile(&self, level: u8, index: u64, width: u32) -> Result<Vec<u8>, TreeError> {
         use crate::log::tiles::{MAX_LEVEL, TILE_WIDTH};
         if !(1..=TILE_WIDTH).contains(&width) || level > MAX_LEVEL {
-            return Err(TreeError(format!(
+            return Err(refused(format!(
                 "no tile of level {level} and width {width}"
             )));
         }
@@ -129,30 +112,28 @@ impl MemoryTree {
         // u128 because a hostile index times 256 does not fit in u64.
         let nodes = u128::from(index) * u128::from(TILE_WIDTH) + u128::from(width);
         if nodes > u128::from(self.size >> (8 * u32::from(level))) {
-            return Err(TreeError(format!(
+            return Err(refused(format!(
                 "tile {level}/{index} of width {width} is beyond the tree of {} entries",
                 self.size
             )));
         }
-        tlog_tiles::Tile::new(8, level, index, width, false)
-            .read_data(self)
-            .map_err(tree_error)
+        let hashes = self.read_hashes(&tree::tile_indexes(8, level, index, width))?;
+        Ok(hashes.concat())
     }
 
     pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<[u8; 32]>, TreeError> {
         if index >= size || size > self.size {
-            return Err(TreeError(format!(
+            return Err(refused(format!(
                 "no leaf {index} in a tree of {size} (of {})",
                 self.size
             )));
         }
-        let proof = tlog_tiles::prove_record(size, index, self).map_err(tree_error)?;
-        Ok(proof.into_iter().map(|h| h.0).collect())
+        tree::prove_record(self.suite, size, index, self)
     }
 
     pub fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<[u8; 32]>, TreeError> {
         if old == 0 || old > new || new > self.size {
-            return Err(TreeError(format!(
+            return Err(refused(format!(
                 "no consistency proof from {old} to {new} (of {})",
                 self.size
             )));
@@ -160,8 +141,7 @@ impl MemoryTree {
         if old == new {
             return Ok(Vec::new());
         }
-        let proof = tlog_tiles::prove_tree(new, old, self).map_err(tree_error)?;
-        Ok(proof.into_iter().map(|h| h.0).collect())
+        tree::prove_tree(self.suite, new, old, self)
     }
 }
 
@@ -206,7 +186,7 @@ mod tests {
     ];
 
     fn rfc_tree() -> MemoryTree {
-        let mut tree = MemoryTree::default();
+        let mut tree = MemoryTree::new(Suite::Ed25519);
         for leaf in LEAVES {
             tree.append(&unhex(leaf)).unwrap_or_else(|e| panic!("{e}"));
         }
@@ -241,6 +221,7 @@ mod tests {
         ];
         assert_eq!(tree.consistency_proof(2, 5)?, consistency.map(h).to_vec());
         assert!(verify_consistency(
+            Suite::Ed25519,
             2,
             h(ROOTS[1]),
             5,
@@ -248,7 +229,8 @@ mod tests {
             &consistency.map(h)
         ));
         assert!(verify_inclusion(
-            leaf_hash(&unhex(LEAVES[5])),
+            Suite::Ed25519,
+            leaf_hash(Suite::Ed25519, &unhex(LEAVES[5])),
             5,
             8,
             h(ROOTS[7]),
@@ -259,7 +241,7 @@ mod tests {
 
     #[test]
     fn every_proof_of_random_trees_verifies_and_bit_flips_fail() -> Result<(), TreeError> {
-        let mut tree = MemoryTree::default();
+        let mut tree = MemoryTree::new(Suite::Ed25519);
         let entries: Vec<Vec<u8>> = (0u32..70).map(|i| i.to_be_bytes().to_vec()).collect();
         for e in &entries {
             tree.append(e)?;
@@ -268,26 +250,68 @@ mod tests {
             let root = tree.root(size)?;
             for index in (0..size).step_by(7) {
                 let proof = tree.inclusion_proof(index, size)?;
-                let leaf = leaf_hash(&entries[index as usize]);
-                assert!(verify_inclusion(leaf, index, size, root, &proof));
+                let leaf = leaf_hash(Suite::Ed25519, &entries[index as usize]);
+                assert!(verify_inclusion(
+                    Suite::Ed25519,
+                    leaf,
+                    index,
+                    size,
+                    root,
+                    &proof
+                ));
                 for (i, bit) in [(0usize, 0u8), (proof.len().saturating_sub(1), 7)] {
                     if let Some(mut bad) = (!proof.is_empty()).then(|| proof.clone()) {
                         bad[i][5] ^= 1 << bit;
-                        assert!(!verify_inclusion(leaf, index, size, root, &bad));
+                        assert!(!verify_inclusion(
+                            Suite::Ed25519,
+                            leaf,
+                            index,
+                            size,
+                            root,
+                            &bad
+                        ));
                     }
                 }
                 let mut bad_root = root;
                 bad_root[31] ^= 1;
-                assert!(!verify_inclusion(leaf, index, size, bad_root, &proof));
-                assert!(!verify_inclusion(leaf, index + size, size, root, &proof));
+                assert!(!verify_inclusion(
+                    Suite::Ed25519,
+                    leaf,
+                    index,
+                    size,
+                    bad_root,
+                    &proof
+                ));
+                assert!(!verify_inclusion(
+                    Suite::Ed25519,
+                    leaf,
+                    index + size,
+                    size,
+                    root,
+                    &proof
+                ));
             }
             for old in (1..=size).step_by(5) {
                 let proof = tree.consistency_proof(old, size)?;
-                assert!(verify_consistency(old, tree.root(old)?, size, root, &proof));
+                assert!(verify_consistency(
+                    Suite::Ed25519,
+                    old,
+                    tree.root(old)?,
+                    size,
+                    root,
+                    &proof
+                ));
                 if let Some(first) = proof.first() {
                     let mut bad = proof.clone();
                     bad[0] = [first[0] ^ 1; 32];
-                    assert!(!verify_consistency(old, tree.root(old)?, size, root, &bad));
+                    assert!(!verify_consistency(
+                        Suite::Ed25519,
+                        old,
+                        tree.root(old)?,
+                        size,
+                        root,
+                        &bad
+                    ));
                 }
             }
         }
@@ -297,17 +321,20 @@ mod tests {
     #[test]
     fn hash_tiles_hold_leaf_hashes_and_subtree_roots() -> Result<(), TreeError> {
         let entries: Vec<Vec<u8>> = (0u32..600).map(|i| i.to_be_bytes().to_vec()).collect();
-        let mut tree = MemoryTree::default();
+        let mut tree = MemoryTree::new(Suite::Ed25519);
         for e in &entries {
             tree.append(e)?;
         }
         let level0 = tree.tile(0, 2, 88)?;
-        let want: Vec<u8> = entries[512..].iter().flat_map(|e| leaf_hash(e)).collect();
+        let want: Vec<u8> = entries[512..]
+            .iter()
+            .flat_map(|e| leaf_hash(Suite::Ed25519, e))
+            .collect();
         assert_eq!(level0, want);
         // Level 1 holds the roots of whole 256-entry subtrees: two of them in 600 entries.
         let level1 = tree.tile(1, 0, 2)?;
         for (k, root) in level1.chunks(32).enumerate() {
-            let mut sub = MemoryTree::default();
+            let mut sub = MemoryTree::new(Suite::Ed25519);
             for e in &entries[256 * k..256 * (k + 1)] {
                 sub.append(e)?;
             }
@@ -341,8 +368,10 @@ mod tests {
             (1, 2),
         ] {
             for len in [0usize, 1, 2, 64, 65] {
-                let _ = verify_inclusion([1; 32], index, size, [2; 32], &junk[..len]);
-                let _ = verify_consistency(index, [1; 32], size, [2; 32], &junk[..len]);
+                let _ =
+                    verify_inclusion(Suite::Ed25519, [1; 32], index, size, [2; 32], &junk[..len]);
+                let _ =
+                    verify_consistency(Suite::Ed25519, index, [1; 32], size, [2; 32], &junk[..len]);
             }
         }
     }

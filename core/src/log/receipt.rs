@@ -86,7 +86,8 @@ impl Receipt {
         let verified = checkpoint::open(self.checkpoint.as_bytes(), log, witnesses)?;
         let head = &verified.checkpoint;
         if !verify_inclusion(
-            leaf_hash(&self.entry),
+            log.suite(),
+            leaf_hash(log.suite(), &self.entry),
             self.index,
             head.size,
             head.root,
@@ -103,15 +104,15 @@ mod tests {
     use super::*;
     use crate::keys::SecretKey;
     use crate::log::checkpoint::Checkpoint;
-    use crate::log::note::TYPE_ED25519;
+    use crate::log::note::NoteRole;
     use crate::log::proof::MemoryTree;
 
     #[test]
     fn receipt_round_trip_and_tamper() -> Result<(), Box<dyn std::error::Error>> {
         let key = SecretKey::from_seed(&[5; 32])?;
         let origin = "tongban.example/341200/log/2026";
-        let log = NoteVerifier::new(origin, TYPE_ED25519, key.public().clone())?;
-        let mut tree = MemoryTree::default();
+        let log = NoteVerifier::new(origin, NoteRole::Log, key.public().clone())?;
+        let mut tree = MemoryTree::new(crate::suite::Suite::Ed25519);
         let entries: Vec<Vec<u8>> = (0u8..13).map(|i| vec![i; 40]).collect();
         for e in &entries {
             tree.append(e)?;

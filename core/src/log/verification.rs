@@ -15,6 +15,7 @@ use crate::keys::PublicKey;
 use crate::log::entry::{Act, LogEntry};
 use crate::log::proof::{MAX_PROOF, MemoryTree, leaf_hash, verify_inclusion};
 use crate::status::State;
+use crate::suite::Suite;
 use crate::values::Time;
 
 /// Largest receipt item accepted, in bytes.
@@ -132,10 +133,11 @@ pub struct Batch {
     pub paths: Vec<Vec<[u8; 32]>>,
 }
 
-/// Builds the tree of one batch.
-pub fn batch(items: &[Vec<u8>]) -> Result<Batch, Failure> {
-    let tree_error = |e: crate::log::proof::TreeError| Failure::new(Code::ClaimsInvalid, e.0);
-    let mut tree = MemoryTree::default();
+/// Builds the tree of one batch, in the tree hash of the region's suite.
+pub fn batch(suite: Suite, items: &[Vec<u8>]) -> Result<Batch, Failure> {
+    let tree_error =
+        |e: crate::log::proof::TreeError| Failure::new(Code::ClaimsInvalid, e.to_string());
+    let mut tree = MemoryTree::new(suite);
     for item in items {
         tree.append(item).map_err(tree_error)?;
     }
@@ -196,7 +198,15 @@ impl VerificationReceipt {
                 "receipt item and batch of different regions",
             ));
         }
-        if !verify_inclusion(leaf_hash(&self.item), self.index, count, root, &self.path) {
+        let suite = region_root.suite();
+        if !verify_inclusion(
+            suite,
+            leaf_hash(suite, &self.item),
+            self.index,
+            count,
+            root,
+            &self.path,
+        ) {
             return Err(Failure::new(
                 Code::SignatureInvalid,
                 "receipt item not in its batch",
@@ -265,7 +275,7 @@ mod tests {
                     .map_err(|e| e.to_string())
             })
             .collect::<Result<_, String>>()?;
-        let Batch { root, paths } = batch(&items)?;
+        let Batch { root, paths } = batch(root_key.suite(), &items)?;
         let entry = LogEntry {
             region: region_code("341200")?,
             at: time(1_800_000_000)?,

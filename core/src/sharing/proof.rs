@@ -12,7 +12,7 @@ use crate::ids::RegionCode;
 use crate::keys::{KeyId, PublicKey, SecretKey};
 use crate::log::checkpoint::VerifiedCheckpoint;
 use crate::log::entry::{Act, LogEntry};
-use crate::log::note::{NoteVerifier, TYPE_ED25519};
+use crate::log::note::{NoteRole, NoteVerifier};
 use crate::log::receipt::Receipt;
 use crate::log::state::CertRecord;
 use crate::log::verification::{ReceiptItem, VerificationReceipt};
@@ -328,7 +328,7 @@ pub fn verify_proof(
     // 9
     let log =
         NoteVerifier::parse(proof.log_key).map_err(|e| log_invalid(format!("log key: {e}")))?;
-    if log.signature_type != TYPE_ED25519 || !origin_of(&log.name, &proof.region) {
+    if log.role != NoteRole::Log || !origin_of(&log.name, &proof.region) {
         return Err(log_invalid(format!(
             "{} is not a log key of region {}",
             log.name, proof.region

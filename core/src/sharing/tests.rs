@@ -4,7 +4,7 @@ use super::*;
 use crate::cert::{self, Draft, StatusView};
 use crate::keys::SecretKey;
 use crate::log::checkpoint;
-use crate::log::note::{NoteVerifier, TYPE_COSIGNATURE_V1, TYPE_ED25519};
+use crate::log::note::{NoteRole, NoteVerifier};
 use crate::log::verification::VerificationReceipt;
 use crate::status::State;
 use crate::testkit::sharing::{World, made_at, proof_parts, sign_proof_unchecked};
@@ -572,7 +572,7 @@ fn a_proof_whose_log_evidence_does_not_hold_is_refused() -> R {
     // Another log key: the checkpoint no longer verifies.
     let other = NoteVerifier::new(
         ORIGIN_FY,
-        TYPE_ED25519,
+        NoteRole::Log,
         key("another log")?.public().clone(),
     )?;
     let rekeyed = resigned(&w, &proof, |c| c.log_key = other.to_vkey())?;
@@ -580,7 +580,7 @@ fn a_proof_whose_log_evidence_does_not_hold_is_refused() -> R {
     // The log key of another region's origin.
     let foreign = NoteVerifier::new(
         "tongban.example/370100/log/1",
-        TYPE_ED25519,
+        NoteRole::Log,
         w.log.key.public().clone(),
     )?;
     let foreign = resigned(&w, &proof, |c| c.log_key = foreign.to_vkey())?;
@@ -626,7 +626,7 @@ fn a_quorum_counts_known_witnesses_only() -> R {
     let witness_key = key("witness 370100")?;
     let witness = NoteVerifier::new(
         "tongban.example/370100/witness",
-        TYPE_COSIGNATURE_V1,
+        NoteRole::Witness,
         witness_key.public().clone(),
     )?;
     let quorum = |bytes: &[u8], witnesses: &[NoteVerifier]| {

@@ -5,7 +5,7 @@ use crate::envelope::BuildError;
 use crate::keys::SecretKey;
 use crate::log::checkpoint::Checkpoint;
 use crate::log::entry::{Act, LogEntry};
-use crate::log::note::{NoteVerifier, TYPE_ED25519};
+use crate::log::note::{NoteRole, NoteVerifier};
 use crate::log::proof::MemoryTree;
 use crate::status::{Operation, State, Termination};
 use crate::testkit::{DAY, T0, TestFederation, key, time};
@@ -26,7 +26,7 @@ pub struct SampleLog {
 impl SampleLog {
     /// A signed checkpoint of the first `size` entries.
     pub fn checkpoint(&self, size: u64) -> Result<Vec<u8>, BuildError> {
-        let mut tree = MemoryTree::default();
+        let mut tree = MemoryTree::new(self.log_key.suite());
         for entry in &self.entries {
             tree.append(entry)
                 .map_err(|e| BuildError::Invalid(e.to_string()))?;
@@ -157,7 +157,7 @@ fn finish(
     sizes: &[u64],
 ) -> Result<SampleLog, BuildError> {
     let log_key = key(key_name)?;
-    let vkey = NoteVerifier::new(origin, TYPE_ED25519, log_key.public().clone())
+    let vkey = NoteVerifier::new(origin, NoteRole::Log, log_key.public().clone())
         .map_err(|e| BuildError::Invalid(e.to_string()))?
         .to_vkey();
     let mut log = SampleLog {

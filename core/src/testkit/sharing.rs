@@ -13,7 +13,7 @@ use crate::ids::RegionCode;
 use crate::keys::SecretKey;
 use crate::log::checkpoint::Checkpoint;
 use crate::log::entry::{Act, LogEntry};
-use crate::log::note::{NoteVerifier, TYPE_ED25519};
+use crate::log::note::{NoteRole, NoteVerifier};
 use crate::log::proof::MemoryTree;
 use crate::log::receipt::Receipt;
 use crate::log::state::RegionState;
@@ -46,22 +46,23 @@ pub struct LogFixture {
 
 impl LogFixture {
     pub fn new(origin: &str, key_name: &str) -> Result<LogFixture, BuildError> {
+        let key = key(key_name)?;
         Ok(LogFixture {
             origin: origin.to_owned(),
-            key: key(key_name)?,
+            tree: MemoryTree::new(key.suite()),
+            key,
             entries: Vec::new(),
-            tree: MemoryTree::default(),
         })
     }
 
     pub fn append(&mut self, entry: Vec<u8>) -> Result<u64, BuildError> {
-        self.tree.append(&entry).map_err(|e| invalid(e.0))?;
+        self.tree.append(&entry).map_err(invalid)?;
         self.entries.push(entry);
         Ok(self.entries.len() as u64 - 1)
     }
 
     pub fn vkey(&self) -> Result<String, BuildError> {
-        NoteVerifier::new(&self.origin, TYPE_ED25519, self.key.public().clone())
+        NoteVerifier::new(&self.origin, NoteRole::Log, self.key.public().clone())
             .map(|v| v.to_vkey())
             .map_err(invalid)
     }
@@ -72,7 +73,7 @@ impl LogFixture {
         Checkpoint {
             origin: self.origin.clone(),
             size,
-            root: self.tree.root(size).map_err(|e| invalid(e.0))?,
+            root: self.tree.root(size).map_err(invalid)?,
         }
         .sign(&self.origin, &self.key)
         .map_err(invalid)
@@ -90,7 +91,7 @@ impl LogFixture {
             proof: self
                 .tree
                 .inclusion_proof(index, self.tree.size())
-                .map_err(|e| invalid(e.0))?,
+                .map_err(invalid)?,
             checkpoint: checkpoint.to_owned(),
         })
     }
@@ -279,7 +280,11 @@ impl World {
         cross_region: bool,
         at: u64,
     ) -> Result<Vec<u8>, BuildError> {
-        let tree = batch(std::slice::from_ref(&item_bytes)).map_err(invalid)?;
+        let tree = batch(
+            crate::suite::Suite::Ed25519,
+            std::slice::from_ref(&item_bytes),
+        )
+        .map_err(invalid)?;
         let receipts = Act::Receipts {
             count: 1,
             root: tree.root,
@@ -778,7 +783,7 @@ pub fn proof_cases() -> Result<Vec<ProofCase>, BuildError> {
     let last = tampered.len() - 1;
     tampered[last] ^= 1;
     let mut parts = proof_parts(&valid)?;
-    let other_log = NoteVerifier::new(ORIGIN, TYPE_ED25519, key("another log")?.public().clone())
+    let other_log = NoteVerifier::new(ORIGIN, NoteRole::Log, key("another log")?.public().clone())
         .map_err(invalid)?;
     parts.log_key = other_log.to_vkey();
     let rekeyed = sign_proof_unchecked(&parts, &w.f.fuyang.root)?;

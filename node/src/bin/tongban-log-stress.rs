@@ -44,7 +44,8 @@ fn signer(dir: &std::path::Path) -> Result<CheckpointSigner, String> {
     let key = match keyfile::read(&path) {
         Ok(key) => key,
         Err(_) if !path.exists() => {
-            let key = keyfile::generate().map_err(|e| e.to_string())?;
+            let key = keyfile::generate(tongban_core::suite::Suite::Ed25519)
+                .map_err(|e| e.to_string())?;
             keyfile::write(&path, &key).map_err(|e| e.to_string())?;
             key
         }
@@ -149,7 +150,7 @@ fn append_forever(log: &Log, thread: usize) -> Result<(), String> {
             .map_err(|e| format!("append: {e}"))?;
         let mut out = std::io::stdout().lock();
         for (index, entry) in range.zip(&entries) {
-            let digest = hex::encode(tlog_tiles::record_hash(entry).0);
+            let digest = hex::encode(tongban_core::log::tree::leaf_hash(log.suite(), entry));
             writeln!(out, "ack {index} {digest} {writer}").map_err(|e| format!("stdout: {e}"))?;
         }
         out.flush().map_err(|e| format!("stdout: {e}"))?;

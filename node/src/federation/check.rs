@@ -147,8 +147,18 @@ fn check_one(file: &Path, log: &Log) -> Result<ReplicaCheck, ReplicaCheckError> 
     })
 }
 
+/// Opens a replica file in whichever suite it was written in (a check reads any).
 fn open(file: &Path) -> Result<Log, ReplicaCheckError> {
-    Log::open(file, LogConfig::default(), Arc::new(NoIndex)).map_err(fail(file))
+    match Log::open(file, LogConfig::default(), Arc::new(NoIndex)) {
+        Err(LogError::SuiteMismatch { file: suite, .. }) => {
+            let config = LogConfig {
+                suite,
+                ..LogConfig::default()
+            };
+            Log::open(file, config, Arc::new(NoIndex)).map_err(fail(file))
+        }
+        opened => opened.map_err(fail(file)),
+    }
 }
 
 fn fail(file: &Path) -> impl Fn(LogError) -> ReplicaCheckError + '_ {

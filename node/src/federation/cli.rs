@@ -42,16 +42,25 @@ fn fail(e: impl std::fmt::Display) -> CliError {
 /// The member description of the node in `home` (creating its witness key if an older `init`
 /// did not).
 pub fn member(home: &Home, addresses: Vec<String>) -> Result<MemberFile, CliError> {
-    if !home.witness_key().exists() {
-        keyfile::write(&home.witness_key(), &keyfile::generate().map_err(fail)?).map_err(fail)?;
-    }
     let loaded = load(home).map_err(fail)?;
+    let suite = loaded.federation_key.suite();
+    if !home.witness_key().exists() {
+        let key = keyfile::generate(suite).map_err(fail)?;
+        keyfile::write(&home.witness_key(), &key).map_err(fail)?;
+    }
     for address in &addresses {
         address
             .parse::<libp2p::Multiaddr>()
             .map_err(|e| fail(format!("address {address:?}: {e}")))?;
     }
     let witness = keyfile::read(&home.witness_key()).map_err(fail)?;
+    if witness.suite() != suite {
+        return Err(fail(format!(
+            "{}: a witness key of the {} suite in a {suite} federation",
+            home.witness_key().display(),
+            witness.suite()
+        )));
+    }
     let node = loaded.node_key.public();
     Ok(MemberFile {
         region: loaded.region.to_string(),

@@ -135,6 +135,7 @@ impl Federation {
                 true => Contents::Entries,
                 false => Contents::Tree,
             },
+            suite: member.log_key.suite(),
             ..LogConfig::default()
         };
         let log = Log::open(&path, config, Arc::new(EntryIndexer))

@@ -344,7 +344,7 @@ impl Federation {
         if let Some(i) = held
             .iter()
             .zip(entries)
-            .position(|(a, b)| *a != tlog_tiles::record_hash(b).0)
+            .position(|(a, b)| *a != tongban_core::log::tree::leaf_hash(slot.log.suite(), b))
         {
             let index = first + i as u64;
             self.mark_misbehaving(

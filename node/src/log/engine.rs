@@ -21,6 +21,8 @@ pub struct Opened {
     pub state_size: u64,
     /// What the log keeps, fixed when it was created.
     pub contents: super::Contents,
+    /// Whose tree hash its stored hashes are in, fixed when it was created.
+    pub suite: tongban_core::suite::Suite,
 }
 
 /// A storage engine for one log.

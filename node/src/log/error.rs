@@ -44,7 +44,15 @@ pub enum LogError {
     Corrupt(String),
 
     #[error("tree computation: {0}")]
-    Tree(#[from] tlog_tiles::tlog::Error),
+    Tree(#[from] tongban_core::log::tree::TreeError),
+
+    /// The file's tree is in another suite's hash than the one asked for: opening it for the
+    /// other suite would mix two trees.
+    #[error("the log file is of the {file} suite, not {wanted}")]
+    SuiteMismatch {
+        file: tongban_core::suite::Suite,
+        wanted: tongban_core::suite::Suite,
+    },
 
     /// The engine failed (an I/O error, a full disk, a lost database connection); its error is
     /// kept as the source so an operator sees the underlying cause.

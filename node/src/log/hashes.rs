@@ -3,14 +3,13 @@
 
 use std::cell::RefCell;
 
-use tlog_tiles::Hash;
-use tlog_tiles::tlog::Error as TlogError;
+use tongban_core::log::tree::{Hash, HashReader, TreeError};
 
 use super::LogError;
 use super::engine::Snapshot;
 
-/// Reads stored hashes from a snapshot. `HashReader` can only return tlog's error type, so the
-/// real cause (a storage error, or a hash that should exist but does not) is kept aside and
+/// Reads stored hashes from a snapshot. `HashReader` can only return the tree's error type, so
+/// the real cause (a storage error, or a hash that should exist but does not) is kept aside and
 /// handed back by [`StoredHashes::finish`].
 pub(crate) struct StoredHashes<'a> {
     snapshot: &'a dyn Snapshot,
@@ -25,7 +24,7 @@ impl<'a> StoredHashes<'a> {
         }
     }
 
-    fn read(&self, positions: &[u64]) -> Result<Vec<Hash>, TlogError> {
+    fn read(&self, positions: &[u64]) -> Result<Vec<Hash>, TreeError> {
         let found = self.snapshot.hashes(positions).and_then(|found| {
             if found.len() != positions.len() {
                 return Err(LogError::Corrupt(format!(
@@ -38,19 +37,18 @@ impl<'a> StoredHashes<'a> {
                 .iter()
                 .zip(found)
                 .map(|(p, hash)| {
-                    hash.map(Hash)
-                        .ok_or_else(|| LogError::Corrupt(format!("stored hash {p} is missing")))
+                    hash.ok_or_else(|| LogError::Corrupt(format!("stored hash {p} is missing")))
                 })
                 .collect()
         });
         found.map_err(|e| {
             self.failure.borrow_mut().get_or_insert(e);
-            TlogError::IndexesNotInTree
+            TreeError::Unreadable(positions.first().copied().unwrap_or_default())
         })
     }
 
-    /// Converts the result of a tlog call made with this reader, preferring the cause kept aside.
-    pub(crate) fn finish<R>(&self, result: Result<R, TlogError>) -> Result<R, LogError> {
+    /// Converts the result of a tree call made with this reader, preferring the cause kept aside.
+    pub(crate) fn finish<R>(&self, result: Result<R, TreeError>) -> Result<R, LogError> {
         match (result, self.failure.borrow_mut().take()) {
             (_, Some(cause)) => Err(cause),
             (Ok(r), None) => Ok(r),
@@ -59,8 +57,8 @@ impl<'a> StoredHashes<'a> {
     }
 }
 
-impl tlog_tiles::HashReader for StoredHashes<'_> {
-    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, TlogError> {
+impl HashReader for StoredHashes<'_> {
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, TreeError> {
         self.read(indexes)
     }
 }
@@ -74,20 +72,20 @@ pub(crate) struct BatchHashes<'a> {
     pub(crate) stored: &'a StoredHashes<'a>,
 }
 
-impl tlog_tiles::HashReader for BatchHashes<'_> {
-    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, TlogError> {
+impl HashReader for BatchHashes<'_> {
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, TreeError> {
         indexes
             .iter()
             .map(|&i| match i.checked_sub(self.base) {
                 Some(offset) => usize::try_from(offset)
                     .ok()
                     .and_then(|o| self.pending.get(o).copied())
-                    .ok_or(TlogError::IndexesNotInTree),
+                    .ok_or(TreeError::Unreadable(i)),
                 None => self
                     .stored
                     .read(&[i])?
                     .pop()
-                    .ok_or(TlogError::IndexesNotInTree),
+                    .ok_or(TreeError::Unreadable(i)),
             })
             .collect()
     }

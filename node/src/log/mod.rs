@@ -8,8 +8,9 @@
 //! never wait for the writer. Everything a log decides (the tree, tiles, proofs, the checkpoint
 //! rule, what a file keeps) lives here, above the engine, so every engine behaves alike.
 //!
-//! The stored hashes follow Go's `golang.org/x/mod/sumdb/tlog` layout (via `tlog_tiles`), so tree
-//! hashes, proofs and C2SP tlog-tiles hash tiles are all plain reads of that table.
+//! The stored hashes follow Go's `golang.org/x/mod/sumdb/tlog` layout (core's `log::tree`, in the
+//! suite's hash), so tree hashes, proofs and C2SP tlog-tiles hash tiles are all plain reads of
+//! that table.
 
 mod engine;
 mod error;
@@ -25,6 +26,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc::{self, Sender};
 use std::thread::JoinHandle;
+
+use tongban_core::suite::Suite;
 
 pub use engine::{Engine, IndexRows, KindRow, Opened, Snapshot, StateView, WriteSet};
 pub use error::LogError;
@@ -52,6 +55,9 @@ pub struct LogConfig {
     pub cache_bytes: usize,
     /// What a new file keeps. A file keeps what it was created with ([`Log::contents`]).
     pub contents: Contents,
+    /// Whose tree hash the log's tree is in (SHA-256 or SM3): the region's suite. Fixed when the
+    /// file is created; a file of the other suite is refused ([`LogError::SuiteMismatch`]).
+    pub suite: Suite,
 }
 
 /// What a log file keeps of its entries, fixed when the file is created.
@@ -75,6 +81,7 @@ impl Default for LogConfig {
             max_entry: MAX_ENTRY_LIMIT,
             cache_bytes: 32 << 20,
             contents: Contents::Entries,
+            suite: Suite::Ed25519,
         }
     }
 }
@@ -108,6 +115,8 @@ struct Inner {
     config: LogConfig,
     /// What the file keeps (its own, which may differ from `config.contents`).
     contents: Contents,
+    /// Whose tree hash the tree is in.
+    suite: Suite,
     sender: Option<Sender<Command>>,
     writer: Option<JoinHandle<()>>,
 }
@@ -132,7 +141,8 @@ impl Log {
         indexer: Arc<dyn Indexer>,
     ) -> Result<Log, LogError> {
         check_config(&config)?;
-        let (engine, opened) = RedbEngine::open(path, config.cache_bytes, config.contents)?;
+        let (engine, opened) =
+            RedbEngine::open(path, config.cache_bytes, config.contents, config.suite)?;
         tracing::info!(path = %path.display(), ?opened, "log opened");
         Log::over(Arc::new(engine), opened, config, indexer)
     }
@@ -145,6 +155,12 @@ impl Log {
         indexer: Arc<dyn Indexer>,
     ) -> Result<Log, LogError> {
         check_config(&config)?;
+        if opened.suite != config.suite {
+            return Err(LogError::SuiteMismatch {
+                file: opened.suite,
+                wanted: config.suite,
+            });
+        }
         let checkpoint = engine.read()?.last_checkpoint()?.map(|(size, _)| size);
         let (sender, receiver) = mpsc::channel();
         let writer = Writer {
@@ -154,6 +170,7 @@ impl Log {
             size: opened.size,
             state_size: opened.state_size,
             contents: opened.contents,
+            suite: opened.suite,
             checkpoint,
         };
         let handle = std::thread::Builder::new()
@@ -165,6 +182,7 @@ impl Log {
                 engine,
                 config,
                 contents: opened.contents,
+                suite: opened.suite,
                 sender: Some(sender),
                 writer: Some(handle),
             }),
@@ -174,6 +192,11 @@ impl Log {
     /// What this file keeps of its entries.
     pub fn contents(&self) -> Contents {
         self.inner.contents
+    }
+
+    /// Whose tree hash the log's tree is in.
+    pub fn suite(&self) -> Suite {
+        self.inner.suite
     }
 
     /// Appends and returns the entry's index only once the entry is durable (fsynced). Many

@@ -4,7 +4,7 @@
 
 use std::ops::Range;
 
-use tlog_tiles::{Tile, prove_record, prove_tree, tree_hash};
+use tongban_core::log::tree::{self, HashReader, prove_record, prove_tree, tree_hash};
 
 use super::engine::Snapshot;
 use super::hashes::StoredHashes;
@@ -67,10 +67,9 @@ impl Log {
             )));
         }
         check_size(range.end, snapshot.size())?;
-        let positions: Vec<u64> = range.map(|i| tlog_tiles::stored_hash_index(0, i)).collect();
+        let positions: Vec<u64> = range.map(|i| tree::stored_hash_index(0, i)).collect();
         let reader = StoredHashes::new(&*snapshot);
-        let hashes = reader.finish(tlog_tiles::HashReader::read_hashes(&reader, &positions))?;
-        Ok(hashes.into_iter().map(|h| h.0).collect())
+        reader.finish(reader.read_hashes(&positions))
     }
 
     /// The tree hash (root) of the log's first `size` entries; `size` at most the current size.
@@ -78,7 +77,7 @@ impl Log {
         let snapshot = self.snapshot()?;
         check_size(size, snapshot.size())?;
         let reader = StoredHashes::new(&*snapshot);
-        Ok(reader.finish(tree_hash(size, &reader))?.0)
+        reader.finish(tree_hash(self.suite(), size, &reader))
     }
 
     /// RFC 6962 inclusion proof (audit path) of entry `index` in the tree of `size` entries.
@@ -91,8 +90,7 @@ impl Log {
             )));
         }
         let reader = StoredHashes::new(&*snapshot);
-        let proof = reader.finish(prove_record(size, index, &reader))?;
-        Ok(proof.into_iter().map(|h| h.0).collect())
+        reader.finish(prove_record(self.suite(), size, index, &reader))
     }
 
     /// RFC 6962 consistency proof from the tree of `old` entries to the tree of `new` entries,
@@ -106,8 +104,7 @@ impl Log {
             )));
         }
         let reader = StoredHashes::new(&*snapshot);
-        let proof = reader.finish(prove_tree(new, old, &reader))?;
-        Ok(proof.into_iter().map(|h| h.0).collect())
+        reader.finish(prove_tree(self.suite(), new, old, &reader))
     }
 
     /// C2SP tlog-tiles hash tile: level `level`, tile index `n`, `width` hashes (1..=256). Stored
@@ -117,8 +114,9 @@ impl Log {
         let snapshot = self.snapshot()?;
         check_tile(level, n, width, snapshot.size())?;
         let reader = StoredHashes::new(&*snapshot);
-        let tile = Tile::new(TILE_HEIGHT, level, n, width, false);
-        reader.finish(tile.read_data(&reader))
+        let hashes =
+            reader.finish(reader.read_hashes(&tree::tile_indexes(TILE_HEIGHT, level, n, width)))?;
+        Ok(hashes.concat())
     }
 
     /// C2SP tlog-tiles entry bundle: entries `n*256 .. n*256+width`, each as a big-endian uint16
@@ -186,15 +184,12 @@ impl Log {
             let level = u8::try_from(height)
                 .map_err(|_| LogError::Corrupt("a subtree height beyond 255".into()))?;
             heights.push(height);
-            positions.push(tlog_tiles::stored_hash_index(level, first >> height));
+            positions.push(tree::stored_hash_index(level, first >> height));
         }
         let reader = StoredHashes::new(&*snapshot);
-        let hashes = reader.finish(tlog_tiles::HashReader::read_hashes(&reader, &positions))?;
-        let peaks = heights
-            .into_iter()
-            .zip(hashes.into_iter().map(|h| h.0))
-            .collect();
-        tongban_core::log::frontier::Frontier::from_peaks(size, peaks)
+        let hashes = reader.finish(reader.read_hashes(&positions))?;
+        let peaks = heights.into_iter().zip(hashes).collect();
+        tongban_core::log::frontier::Frontier::from_peaks(self.suite(), size, peaks)
             .ok_or_else(|| LogError::Corrupt("the stored subtree hashes do not fit".into()))
     }
 }

@@ -6,6 +6,7 @@ use tlog_tiles::{Hash, check_record, check_tree, record_hash};
 
 use super::*;
 use std::sync::mpsc;
+use tongban_core::suite::Suite;
 
 /// The RFC 6962 test leaves (certificate-transparency-go's merkle test data).
 const LEAVES: [&str; 8] = [
@@ -312,8 +313,13 @@ fn a_log_is_shareable_across_threads() {
 
 /// A log whose writer thread is `writer`, to see what callers get when the writer is gone.
 fn log_with_writer(dir: &tempfile::TempDir, writer: impl FnOnce(mpsc::Receiver<Command>)) -> Log {
-    let (engine, _) =
-        RedbEngine::open(&dir.path().join("log.redb"), 1 << 20, Contents::Entries).unwrap();
+    let (engine, _) = RedbEngine::open(
+        &dir.path().join("log.redb"),
+        1 << 20,
+        Contents::Entries,
+        Suite::Ed25519,
+    )
+    .unwrap();
     let (sender, receiver) = mpsc::channel();
     writer(receiver);
     Log {
@@ -321,6 +327,7 @@ fn log_with_writer(dir: &tempfile::TempDir, writer: impl FnOnce(mpsc::Receiver<C
             engine: Arc::new(engine),
             config: LogConfig::default(),
             contents: Contents::Entries,
+            suite: Suite::Ed25519,
             sender: Some(sender),
             writer: None,
         }),
@@ -566,8 +573,13 @@ impl Engine for Flaky {
 #[test]
 fn a_write_the_engine_fails_is_never_acknowledged_and_one_it_committed_is_never_overwritten() {
     let dir = tempfile::tempdir().unwrap();
-    let (inner, opened) =
-        RedbEngine::open(&dir.path().join("log.redb"), 1 << 20, Contents::Entries).unwrap();
+    let (inner, opened) = RedbEngine::open(
+        &dir.path().join("log.redb"),
+        1 << 20,
+        Contents::Entries,
+        Suite::Ed25519,
+    )
+    .unwrap();
     let engine = Arc::new(Flaky {
         inner,
         next: std::sync::Mutex::new(None),
@@ -612,4 +624,66 @@ fn a_write_the_engine_fails_is_never_acknowledged_and_one_it_committed_is_never_
         Err(LogError::CheckpointRefused { .. })
     ));
     assert_eq!(log.last_checkpoint().unwrap(), Some((4, b"four".to_vec())));
+}
+
+#[test]
+fn an_sm2_log_keeps_an_sm3_tree_and_refuses_to_open_as_the_other_suite() {
+    use tongban_core::log::tree;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.redb");
+    let sm2 = LogConfig {
+        suite: Suite::Sm2,
+        ..LogConfig::default()
+    };
+    let entries: Vec<Vec<u8>> = (0u32..300).map(|i| i.to_be_bytes().to_vec()).collect();
+    {
+        let log = Log::open(&path, sm2.clone(), Arc::new(NoIndex)).unwrap();
+        assert_eq!(log.suite(), Suite::Sm2);
+        log.append_many(entries.clone()).unwrap();
+        let root = log.root(300).unwrap();
+        let mut memory = tongban_core::log::proof::MemoryTree::new(Suite::Sm2);
+        for e in &entries {
+            memory.append(e).unwrap();
+        }
+        assert_eq!(root, memory.root(300).unwrap());
+        assert_ne!(root, {
+            let mut sha = tongban_core::log::proof::MemoryTree::new(Suite::Ed25519);
+            entries.iter().for_each(|e| {
+                sha.append(e).unwrap();
+            });
+            sha.root(300).unwrap()
+        });
+        let proof = log.inclusion_proof(77, 300).unwrap();
+        let leaf = tree::leaf_hash(Suite::Sm2, &entries[77]);
+        assert!(tree::check_record(Suite::Sm2, &proof, 300, root, 77, leaf));
+        let old = log.root(100).unwrap();
+        let consistency = log.consistency_proof(100, 300).unwrap();
+        assert!(tree::check_tree(
+            Suite::Sm2,
+            &consistency,
+            300,
+            root,
+            100,
+            old
+        ));
+        assert_eq!(
+            log.hash_tile(0, 0, 256).unwrap(),
+            memory.tile(0, 0, 256).unwrap()
+        );
+        assert_eq!(log.frontier(300).unwrap().root(), root);
+    }
+    assert!(matches!(
+        Log::open(&path, LogConfig::default(), Arc::new(NoIndex)),
+        Err(LogError::SuiteMismatch {
+            file: Suite::Sm2,
+            wanted: Suite::Ed25519
+        })
+    ));
+    assert_eq!(
+        Log::open(&path, sm2, Arc::new(NoIndex))
+            .unwrap()
+            .size()
+            .unwrap(),
+        300
+    );
 }

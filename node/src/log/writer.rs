@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::time::Instant;
 
-use tlog_tiles::{Hash, stored_hash_index, stored_hashes};
+use tongban_core::log::tree::{Hash, stored_hash_index, stored_hashes};
+use tongban_core::suite::Suite;
 
 use super::engine::{Engine, WriteSet};
 use super::hashes::{BatchHashes, StoredHashes};
@@ -102,6 +103,8 @@ pub(crate) struct Writer {
     /// What the file keeps: with [`Contents::Tree`] an appended entry adds its hashes and its
     /// state, not its bytes or index rows.
     pub(crate) contents: Contents,
+    /// Whose tree hash the tree is in.
+    pub(crate) suite: Suite,
     /// The tree size of the latest stored checkpoint, which a new one may not go below.
     pub(crate) checkpoint: Option<u64>,
 }
@@ -282,7 +285,7 @@ impl Writer {
                                 pending: &pending,
                                 stored: &stored,
                             };
-                            stored.finish(stored_hashes(size, entry, &reader))?
+                            stored.finish(stored_hashes(self.suite, size, entry, &reader))?
                         };
                         pending.extend(new);
                         if self.contents == Contents::Entries {
@@ -314,7 +317,7 @@ impl Writer {
                 }
             }
         }
-        set.hashes = pending.iter().map(|h| h.0).collect();
+        set.hashes = pending;
         if size != self.size {
             set.size = Some(size);
             // A state in step stays in step; one behind (an upgrade) is caught up apart.

@@ -161,6 +161,7 @@ impl Region {
             LogConfig {
                 max_batch: config.log.max_batch,
                 cache_bytes: config.log.cache_mib.saturating_mul(1 << 20),
+                suite: region_root.public().suite(),
                 ..LogConfig::default()
             },
             Arc::new(EntryIndexer),

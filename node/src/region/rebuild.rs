@@ -109,7 +109,11 @@ pub fn catch_up(
 /// runs).
 pub fn check_home(home: &Home) -> Result<Check, RebuildError> {
     let loaded = load(home)?;
-    let log = Log::open(&home.log(), LogConfig::default(), Arc::new(EntryIndexer))?;
+    let config = LogConfig {
+        suite: loaded.region_root.public().suite(),
+        ..LogConfig::default()
+    };
+    let log = Log::open(&home.log(), config, Arc::new(EntryIndexer))?;
     let dir = home.log();
     let scratch_dir = dir.parent().unwrap_or(Path::new("."));
     check(

@@ -63,7 +63,7 @@ impl Region {
     /// root-signed seal.
     pub fn create_seal(&self, spec: SealSpec) -> Result<(SealInfo, u64), Refusal> {
         let now = now()?;
-        let key = keyfile::generate().map_err(|e| Refusal::internal(e.to_string()))?;
+        let key = keyfile::generate(self.suite()).map_err(|e| Refusal::internal(e.to_string()))?;
         let info = SealInfo {
             id: spec.id,
             seal_type: spec.seal_type,
@@ -129,7 +129,7 @@ impl Region {
     /// durable or neither is. The new seal is registered first: the agency is never without one.
     pub fn rotate_seal(&self, rotation: Rotation) -> Result<Rotated, Refusal> {
         let now = now()?;
-        let key = keyfile::generate().map_err(|e| Refusal::internal(e.to_string()))?;
+        let key = keyfile::generate(self.suite()).map_err(|e| Refusal::internal(e.to_string()))?;
         let mut seq = self.sequencer()?;
         let old = live_seal(&seq.seals, &rotation.old)?.info.clone();
         if seq.seals.values().any(|s| s.info.id == rotation.id) {

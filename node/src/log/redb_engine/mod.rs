@@ -19,6 +19,7 @@ use schema::{
     BLOBS, CHECKPOINT, CHECKPOINT_LAST, ENTRIES, HASHES, HISTORY_END, INDEX_ROWS, META, META_SIZE,
     META_STATE_SIZE, STATE, begin_write, history_key, read_size, read_state_size,
 };
+use tongban_core::suite::Suite;
 
 /// A log kept in a redb file.
 pub struct RedbEngine {
@@ -30,16 +31,18 @@ pub struct RedbEngine {
 
 impl RedbEngine {
     /// Opens the log in the redb file at `path`, creating it (keeping `wanted`) if it does not
-    /// exist. `cache_bytes` bounds the pages redb keeps in memory.
+    /// exist, its tree in `suite`'s hash (a file of the other suite is refused). `cache_bytes`
+    /// bounds the pages redb keeps in memory.
     pub fn open(
         path: &Path,
         cache_bytes: usize,
         wanted: Contents,
+        suite: Suite,
     ) -> Result<(RedbEngine, Opened), LogError> {
         let db = Database::builder()
             .set_cache_size(cache_bytes)
             .create(path)?;
-        let opened = schema::init(&db, wanted)?;
+        let opened = schema::init(&db, wanted, suite)?;
         Ok((RedbEngine { db, durable: true }, opened))
     }
 

@@ -1,7 +1,8 @@
 //! The redb tables of a log and the checks made when one is opened.
 
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
-use tlog_tiles::stored_hash_count;
+use tongban_core::log::tree::stored_hash_count;
+use tongban_core::suite::Suite;
 
 use super::super::engine::Opened;
 use super::super::{Contents, LogError};
@@ -26,7 +27,7 @@ pub(crate) const BLOBS: TableDefinition<(u64, [u8; 32]), &[u8]> =
 /// log: node/src/region/state.rs), written in the same transaction as the entries that change it.
 /// The log stores it without interpreting it.
 pub(crate) const STATE: TableDefinition<(u8, &[u8]), &[u8]> = TableDefinition::new("state");
-/// Small named counters: `format`, `size`, `state_size` and `contents`.
+/// Small named counters: `format`, `size`, `state_size`, `contents` and `suite`.
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// `last` → (tree size, checkpoint bytes) of the latest checkpoint, and [`history_key`]`(size)` →
 /// the same for every size ever checkpointed (auditors need every checkpoint the log signed).
@@ -41,6 +42,9 @@ pub(crate) const META_STATE_SIZE: &str = "state_size";
 /// What the file keeps ([`Contents`]): 0 the entries, 1 the tree and state only. Absent in files
 /// written before replicas could drop their entries, which all kept them.
 const META_CONTENTS: &str = "contents";
+/// Whose tree hash the file's stored hashes are in: 0 `ed25519` (SHA-256), 1 `sm2` (SM3). Absent
+/// in files written before the `sm2` suite, which were all `ed25519`.
+const META_SUITE: &str = "suite";
 pub(crate) const CHECKPOINT_LAST: &str = "last";
 /// History keys sort by size: `h` and the size in 20 digits, all below this one.
 pub(crate) const HISTORY_END: &str = "i";
@@ -58,9 +62,9 @@ pub(crate) fn history_key(size: u64) -> String {
 const FORMAT: u64 = 5;
 
 /// Creates the tables on first use (keeping `wanted` in a new file), refuses files of other
-/// formats, and checks that the size, the entries and the stored hashes agree. Returns the log's
-/// size, its state's size and what the file keeps.
-pub(crate) fn init(db: &Database, wanted: Contents) -> Result<Opened, LogError> {
+/// formats and files of another suite than `suite`, and checks that the size, the entries and
+/// the stored hashes agree. Returns the log's size, its state's size and what the file keeps.
+pub(crate) fn init(db: &Database, wanted: Contents, suite: Suite) -> Result<Opened, LogError> {
     let txn = begin_write(db)?;
     let sizes = {
         let mut meta = txn.open_table(META)?;
@@ -71,6 +75,7 @@ pub(crate) fn init(db: &Database, wanted: Contents) -> Result<Opened, LogError> 
                 meta.insert(META_SIZE, 0)?;
                 meta.insert(META_STATE_SIZE, 0)?;
                 meta.insert(META_CONTENTS, contents_code(wanted))?;
+                meta.insert(META_SUITE, suite_code(suite))?;
             }
             Some(old @ 2..=4) => {
                 return Err(LogError::Corrupt(format!(
@@ -99,6 +104,21 @@ pub(crate) fn init(db: &Database, wanted: Contents) -> Result<Opened, LogError> 
                 )));
             }
         };
+        let stored_suite = match meta.get(META_SUITE)?.map(|g| g.value()) {
+            None | Some(0) => Suite::Ed25519,
+            Some(1) => Suite::Sm2,
+            Some(other) => {
+                return Err(LogError::Corrupt(format!(
+                    "unknown suite code {other} in the log's metadata"
+                )));
+            }
+        };
+        if stored_suite != suite {
+            return Err(LogError::SuiteMismatch {
+                file: stored_suite,
+                wanted: suite,
+            });
+        }
         let entries = txn.open_table(ENTRIES)?;
         let entry_count = entries.len()?;
         let last_entry = entries.last()?.map(|(k, _)| k.value());
@@ -140,10 +160,18 @@ pub(crate) fn init(db: &Database, wanted: Contents) -> Result<Opened, LogError> 
             size,
             state_size,
             contents,
+            suite,
         }
     };
     txn.commit()?;
     Ok(sizes)
+}
+
+fn suite_code(suite: Suite) -> u64 {
+    match suite {
+        Suite::Ed25519 => 0,
+        Suite::Sm2 => 1,
+    }
 }
 
 fn contents_code(contents: Contents) -> u64 {
