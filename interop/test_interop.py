@@ -230,7 +230,7 @@ def test_every_certificate_case_is_run():
     # test_certificate_vector is parametrized over the whole list; unique names, so no case is shadowed
     names = [c["name"] for c in VECTORS["certificates"]]
     names += [c["name"] for _, c in SUITE_CASES]
-    assert VECTORS["format"] == "tongban test vectors v3" and len(names) == len(set(names))
+    assert VECTORS["format"] == "tongban test vectors v4" and len(names) == len(set(names))
     assert set(SUITES) == {"sm2"} and SUITES["sm2"]["certificates"]
     assert "status_snapshots" not in VECTORS and all("status_snapshots" not in c for c in VECTORS["certificates"])
     for c in VECTORS["certificates"] + VECTORS["copies"]:

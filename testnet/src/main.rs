@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 use clap::{Parser, Subcommand};
-use tongban_core::suite::Suite;
 use serde_json::Value;
+use tongban_core::suite::Suite;
 
 use net::{DEFAULT_REGIONS, MAX_REGIONS, Testnet};
 

@@ -329,12 +329,25 @@ fn conformance(path: &Path, export: Option<&Path>) -> Result<ExitCode> {
         .iter()
         .map(|failure| format!("FAIL {failure}\n"))
         .collect();
+    let suites: Vec<String> = file
+        .suites
+        .iter()
+        .map(|s| {
+            format!(
+                "{}: {} certificate and {} log cases",
+                s.suite,
+                s.certificates.len(),
+                vectors::log_case_count(&s.log)
+            )
+        })
+        .collect();
     text.push_str(&format!(
-        "conformance: {} certificate, {} trust bundle, {} copy and {} proof cases from {}\n{} passed, {} failed\n",
+        "conformance: {} certificate, {} trust bundle, {} copy and {} proof cases; {} — from {}\n{} passed, {} failed\n",
         file.certificates.len(),
         file.trust_bundles.len(),
         file.copies.len(),
         file.proofs.len(),
+        suites.join("; "),
         path.display(),
         outcome.passed,
         outcome.failures.len()

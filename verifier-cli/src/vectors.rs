@@ -13,7 +13,7 @@ use tongban_core::sharing::Party;
 #[cfg(test)]
 use tongban_core::testkit::vectors::VectorSet;
 
-pub const FORMAT: &str = "tongban test vectors v3";
+pub const FORMAT: &str = "tongban test vectors v4";
 
 #[derive(Serialize, Deserialize, PartialEq, Debug)]
 pub struct VectorFile {
@@ -41,6 +41,40 @@ pub struct SuiteVectors {
     pub trust_bundle: String,
     pub status_files: Vec<StatusFileEntry>,
     pub certificates: Vec<CertificateCase>,
+    pub log: LogCases,
+}
+
+/// A suite's log vectors (specs/log.md §2–§3): the tree's roots over the RFC 6962 test leaves,
+/// two proofs, and signed notes with what a verifier must find.
+#[derive(Serialize, Deserialize, PartialEq, Debug)]
+pub struct LogCases {
+    /// Hex of each leaf.
+    pub leaves: Vec<String>,
+    /// Hex of the root of the first n leaves, n = 0, 1, …
+    pub roots: Vec<String>,
+    pub inclusion: PathCase,
+    pub consistency: PathCase,
+    pub log_vkey: String,
+    pub witness_vkey: String,
+    pub notes: Vec<NoteCase>,
+}
+
+/// An inclusion proof (`from` the leaf index) or a consistency proof (`from` the old size), to
+/// the tree of `to` leaves.
+#[derive(Serialize, Deserialize, PartialEq, Debug)]
+pub struct PathCase {
+    pub from: u64,
+    pub to: u64,
+    pub proof: Vec<String>,
+}
+
+/// A checkpoint note and what opening it with the log and witness keys finds: `ok`,
+/// `log-signature` or `cosignature`.
+#[derive(Serialize, Deserialize, PartialEq, Debug)]
+pub struct NoteCase {
+    pub name: String,
+    pub note: String,
+    pub expect: String,
 }
 
 #[derive(Serialize, Deserialize, PartialEq, Debug)]
@@ -222,9 +256,41 @@ impl VectorFile {
                     trust_bundle: hex::encode(&s.bundle),
                     status_files: status_entries(&s.status),
                     certificates: certificate_entries(&s.certificates),
+                    log: log_entries(&s.log),
                 })
                 .collect(),
         }
+    }
+}
+
+#[cfg(test)]
+fn log_entries(log: &tongban_core::testkit::vectors::LogVectors) -> LogCases {
+    use tongban_core::testkit::vectors::{CONSISTENCY_FROM, INCLUSION_AT};
+    let hexes = |hashes: &[[u8; 32]]| hashes.iter().map(hex::encode).collect();
+    LogCases {
+        leaves: log.leaves.iter().map(hex::encode).collect(),
+        roots: hexes(&log.roots),
+        inclusion: PathCase {
+            from: INCLUSION_AT.0,
+            to: INCLUSION_AT.1,
+            proof: hexes(&log.inclusion),
+        },
+        consistency: PathCase {
+            from: CONSISTENCY_FROM.0,
+            to: CONSISTENCY_FROM.1,
+            proof: hexes(&log.consistency),
+        },
+        log_vkey: log.log_vkey.clone(),
+        witness_vkey: log.witness_vkey.clone(),
+        notes: log
+            .notes
+            .iter()
+            .map(|(name, note, expect)| NoteCase {
+                name: (*name).into(),
+                note: note.clone(),
+                expect: (*expect).into(),
+            })
+            .collect(),
     }
 }
 
@@ -279,6 +345,99 @@ fn certificate_entries(cases: &[tongban_core::testkit::vectors::CertCase]) -> Ve
         .collect()
 }
 
+fn hashes(what: &str, hexes: &[String]) -> Result<Vec<[u8; 32]>> {
+    hexes
+        .iter()
+        .map(|h| {
+            <[u8; 32]>::try_from(unhex(what, h)?)
+                .ok()
+                .with_context(|| format!("{what}: a hash is not 32 bytes"))
+        })
+        .collect()
+}
+
+/// A suite's log cases: each root recomputed, both proofs, each note opened. Each is one case.
+fn run_log(suite: &str, log: &LogCases, outcome: &mut Outcome) -> Result<()> {
+    use tongban_core::log::checkpoint;
+    use tongban_core::log::note::{NoteError, NoteVerifier};
+    use tongban_core::log::proof::{MemoryTree, leaf_hash, verify_consistency, verify_inclusion};
+    let suite = tongban_core::suite::Suite::parse(suite)
+        .with_context(|| format!("unknown suite {suite:?}"))?;
+    let mut check = |ok: bool, what: String| match ok {
+        true => outcome.passed += 1,
+        false => outcome.failures.push(format!("{suite} log: {what}")),
+    };
+    let leaves: Vec<Vec<u8>> = log
+        .leaves
+        .iter()
+        .map(|l| unhex("log leaf", l))
+        .collect::<Result<_>>()?;
+    let roots = hashes("log roots", &log.roots)?;
+    let mut tree = MemoryTree::new(suite);
+    for (n, root) in roots.iter().enumerate() {
+        check(
+            tree.root(n as u64).ok() == Some(*root),
+            format!("root of {n} leaves"),
+        );
+        if let Some(leaf) = leaves.get(n) {
+            tree.append(leaf).map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+    }
+    let root_of = |n: u64| roots.get(n as usize).copied().unwrap_or_default();
+    let path = &log.inclusion;
+    let leaf = leaves
+        .get(path.from as usize)
+        .with_context(|| "the inclusion proof's leaf is not among the leaves")?;
+    check(
+        verify_inclusion(
+            suite,
+            leaf_hash(suite, leaf),
+            path.from,
+            path.to,
+            root_of(path.to),
+            &hashes("inclusion proof", &path.proof)?,
+        ),
+        "inclusion proof".into(),
+    );
+    let path = &log.consistency;
+    check(
+        verify_consistency(
+            suite,
+            path.from,
+            root_of(path.from),
+            path.to,
+            root_of(path.to),
+            &hashes("consistency proof", &path.proof)?,
+        ),
+        "consistency proof".into(),
+    );
+    let log_key = NoteVerifier::parse(&log.log_vkey).context("log_vkey")?;
+    let witness = NoteVerifier::parse(&log.witness_vkey).context("witness_vkey")?;
+    for case in &log.notes {
+        let found = match checkpoint::open(
+            case.note.as_bytes(),
+            &log_key,
+            std::slice::from_ref(&witness),
+        ) {
+            Ok(v) if v.cosigned_by.len() == 1 => "ok",
+            Ok(_) => "not cosigned",
+            Err(NoteError::BadSignature(name)) if name == witness.name => "cosignature",
+            Err(NoteError::BadSignature(_)) => "log-signature",
+            Err(_) => "malformed",
+        };
+        check(
+            found == case.expect,
+            format!("{}: found {found}, expected {}", case.name, case.expect),
+        );
+    }
+    Ok(())
+}
+
+/// The cases a suite's log vectors count.
+pub fn log_case_count(log: &LogCases) -> usize {
+    log.roots.len() + 2 + log.notes.len()
+}
+
 /// The outcome of running a vector file.
 pub struct Outcome {
     pub passed: usize,
@@ -313,6 +472,7 @@ pub fn run(file: &VectorFile) -> Result<Outcome> {
         let refs: Vec<(&str, &[u8])> = status.iter().map(|(r, b)| (*r, b.as_slice())).collect();
         check_named(&suite.certificates, std::iter::empty(), &refs)?;
         run_certificates(&bundle, &refs, &suite.certificates, &mut outcome)?;
+        run_log(&suite.suite, &suite.log, &mut outcome)?;
     }
     for case in &file.trust_bundles {
         let bytes = unhex(&case.name, &case.bundle)?;
@@ -540,7 +700,7 @@ mod tests {
                 + file
                     .suites
                     .iter()
-                    .map(|s| s.certificates.len())
+                    .map(|s| s.certificates.len() + log_case_count(&s.log))
                     .sum::<usize>()
         );
         assert!(!file.copies.is_empty() && !file.proofs.is_empty());

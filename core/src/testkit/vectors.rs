@@ -60,6 +60,123 @@ pub struct SuiteSet {
     pub bundle: Vec<u8>,
     pub status: Vec<(&'static str, Vec<u8>)>,
     pub certificates: Vec<CertCase>,
+    /// The suite's log: tree, proofs and signed notes (specs/log.md §2–§3).
+    pub log: LogVectors,
+}
+
+/// A suite's log vectors: the roots of the RFC 6962 test leaves in the suite's tree hash, two
+/// proofs, and a checkpoint signed by a log key and cosigned by a witness, with notes that must
+/// not verify.
+pub struct LogVectors {
+    /// The eight RFC 6962 test leaves (certificate-transparency-go's merkle test data).
+    pub leaves: Vec<Vec<u8>>,
+    /// The root of the first n leaves, n = 0..=8.
+    pub roots: Vec<[u8; 32]>,
+    /// Inclusion proof of leaf 5 in the tree of 8, and consistency proof from 2 to 5.
+    pub inclusion: Vec<[u8; 32]>,
+    pub consistency: Vec<[u8; 32]>,
+    pub log_vkey: String,
+    pub witness_vkey: String,
+    /// (name, note, what a verifier must find): `ok`, `log-signature` (the log's signature
+    /// fails) or `cosignature` (the witness's fails).
+    pub notes: Vec<(&'static str, String, &'static str)>,
+}
+
+/// The test leaves' index and sizes the proofs are for.
+pub const INCLUSION_AT: (u64, u64) = (5, 8);
+pub const CONSISTENCY_FROM: (u64, u64) = (2, 5);
+
+/// The RFC 6962 test leaves.
+const RFC6962_LEAVES: [&[u8]; 8] = [
+    b"",
+    b"\x00",
+    b"\x10",
+    b"\x20\x21",
+    b"\x30\x31",
+    b"\x40\x41\x42\x43",
+    b"\x50\x51\x52\x53\x54\x55\x56\x57",
+    b"\x60\x61\x62\x63\x64\x65\x66\x67\x68\x69\x6a\x6b\x6c\x6d\x6e\x6f",
+];
+
+fn log_vectors(suite: Suite) -> Result<LogVectors, BuildError> {
+    use crate::log::checkpoint::{Checkpoint, add_signatures, cosign};
+    use crate::log::note::{Note, NoteRole, NoteVerifier};
+    use crate::log::proof::MemoryTree;
+    let invalid = |e: &dyn std::fmt::Display| BuildError::Invalid(e.to_string());
+    let leaves: Vec<Vec<u8>> = RFC6962_LEAVES.iter().map(|l| l.to_vec()).collect();
+    let mut tree = MemoryTree::new(suite);
+    for leaf in &leaves {
+        tree.append(leaf).map_err(|e| invalid(&e))?;
+    }
+    let roots = (0..=8)
+        .map(|n| tree.root(n).map_err(|e| invalid(&e)))
+        .collect::<Result<_, _>>()?;
+    let origin = "tongban.example/341200/log/1";
+    let witness_name = "tongban.example/370100/witness";
+    let log_key = crate::testkit::suite_key(suite, "log 341200")?;
+    let witness_key = crate::testkit::suite_key(suite, "witness 370100")?;
+    let log = NoteVerifier::new(origin, NoteRole::Log, log_key.public().clone())
+        .map_err(|e| invalid(&e))?;
+    let witness = NoteVerifier::new(
+        witness_name,
+        NoteRole::Witness,
+        witness_key.public().clone(),
+    )
+    .map_err(|e| invalid(&e))?;
+    let checkpoint = Checkpoint {
+        origin: origin.into(),
+        size: 8,
+        root: tree.root(8).map_err(|e| invalid(&e))?,
+    };
+    let signed = checkpoint.sign(origin, &log_key).map_err(|e| invalid(&e))?;
+    let cosignature = cosign(
+        &checkpoint.body(),
+        1_796_000_000,
+        witness_name,
+        &witness_key,
+    )
+    .map_err(|e| invalid(&e))?;
+    let cosigned = add_signatures(signed.as_bytes(), &[cosignature]).map_err(|e| invalid(&e))?;
+    let mut other_root = Note::parse(cosigned.as_bytes()).map_err(|e| invalid(&e))?;
+    other_root.text = Checkpoint {
+        root: roots_at(&tree, 7)?,
+        ..checkpoint.clone()
+    }
+    .body();
+    let mut other_time = Note::parse(cosigned.as_bytes()).map_err(|e| invalid(&e))?;
+    if let Some(line) = other_time.signatures.get_mut(1) {
+        line.body[7] ^= 1;
+    }
+    Ok(LogVectors {
+        leaves,
+        roots,
+        inclusion: tree
+            .inclusion_proof(INCLUSION_AT.0, INCLUSION_AT.1)
+            .map_err(|e| invalid(&e))?,
+        consistency: tree
+            .consistency_proof(CONSISTENCY_FROM.0, CONSISTENCY_FROM.1)
+            .map_err(|e| invalid(&e))?,
+        log_vkey: log.to_vkey(),
+        witness_vkey: witness.to_vkey(),
+        notes: vec![
+            ("checkpoint-cosigned", cosigned, "ok"),
+            (
+                "checkpoint-root-replaced",
+                other_root.to_text(),
+                "log-signature",
+            ),
+            (
+                "checkpoint-cosignature-time-altered",
+                other_time.to_text(),
+                "cosignature",
+            ),
+        ],
+    })
+}
+
+fn roots_at(tree: &crate::log::proof::MemoryTree, size: u64) -> Result<[u8; 32], BuildError> {
+    tree.root(size)
+        .map_err(|e| BuildError::Invalid(e.to_string()))
 }
 
 /// Everything in specs/vectors/vectors.json.
@@ -1511,6 +1628,7 @@ fn suite_set(f: &TestFederation) -> Result<SuiteSet, BuildError> {
         bundle: f.bundle()?,
         status,
         certificates: m.cases,
+        log: log_vectors(suite)?,
     })
 }
 
