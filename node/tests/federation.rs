@@ -396,8 +396,13 @@ fn stop_when_replicated(federation: &mut Federation) -> (Log, u64) {
     (origin, size)
 }
 
+/// A replica or log file of the test federation's suite.
 fn open(path: std::path::PathBuf) -> Log {
-    Log::open(&path, LogConfig::default(), Arc::new(NoIndex)).unwrap()
+    let config = LogConfig {
+        suite: tongban_core::suite::Suite::parse(&node_process::suite()).unwrap(),
+        ..LogConfig::default()
+    };
+    Log::open(&path, config, Arc::new(NoIndex)).unwrap()
 }
 
 /// Sends `signal` (e.g. `-STOP`) to `node`'s process with kill(1).
@@ -435,11 +440,8 @@ fn checkpoints_reach_their_quorum_while_a_witness_is_stopped() {
 
 /// Signs a checkpoint of `node`'s log with its log key: what an equivocating region would do.
 fn forge_checkpoint(node: &Node, origin: &str, size: u64, root: [u8; 32]) -> String {
-    use tongban_core::keys::SecretKey;
     use tongban_core::log::checkpoint::Checkpoint;
-    let seed = std::fs::read_to_string(node.dir.join("keys/log.key")).unwrap();
-    let seed: [u8; 32] = hex::decode(seed.trim()).unwrap().try_into().unwrap();
-    let key = SecretKey::from_seed(&seed).unwrap();
+    let key = tongban_node::keyfile::read(&node.dir.join("keys/log.key")).unwrap();
     Checkpoint {
         origin: origin.to_owned(),
         size,

@@ -29,9 +29,7 @@ const REQUESTS: usize = 8;
 const ROUNDS: usize = 6;
 
 fn key_of(node: &Node, name: &str) -> SecretKey {
-    let seed = std::fs::read_to_string(node.dir.join("keys").join(name)).unwrap();
-    let seed: [u8; 32] = hex::decode(seed.trim()).unwrap().try_into().unwrap();
-    SecretKey::from_seed(&seed).unwrap()
+    tongban_node::keyfile::read(&node.dir.join("keys").join(name)).unwrap()
 }
 
 /// A rogue member's log: the leaves it has had witnessed, and its log key.
@@ -51,7 +49,8 @@ struct Candidate {
 }
 
 fn tree(leaves: &[Vec<u8>]) -> MemoryTree {
-    let mut tree = MemoryTree::new(tongban_core::suite::Suite::Ed25519);
+    let mut tree =
+        MemoryTree::new(tongban_core::suite::Suite::parse(&node_process::suite()).unwrap());
     for leaf in leaves {
         tree.append(leaf).unwrap();
     }

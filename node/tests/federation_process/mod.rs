@@ -32,6 +32,8 @@ pub fn init(dir: &Path, code: &str, federation_key: Option<&Path>) -> Node {
         format!("地区{code}"),
         "--dir".into(),
         dir.display().to_string(),
+        "--suite".into(),
+        crate::node_process::suite(),
     ];
     if let Some(key) = federation_key {
         args.push("--federation-key".into());

@@ -50,10 +50,28 @@ impl Reply {
     }
 }
 
+/// The suite the process tests found their federations in: `TONGBAN_TEST_SUITE` (`ed25519` or
+/// `sm2`; CI runs the node's tests in both), `ed25519` when unset.
+pub fn suite() -> String {
+    std::env::var("TONGBAN_TEST_SUITE").unwrap_or_else(|_| "ed25519".into())
+}
+
 impl Node {
     /// `tongban-node init` in `dir` (a fresh directory).
     pub fn init(dir: &Path) -> Node {
-        let stdout = command_ok(&["init", "--region", "341200", "--name", "阜阳市"], dir);
+        let suite = suite();
+        let stdout = command_ok(
+            &[
+                "init",
+                "--region",
+                "341200",
+                "--name",
+                "阜阳市",
+                "--suite",
+                &suite,
+            ],
+            dir,
+        );
         let operator = stdout
             .split_whitespace()
             .find(|w| w.starts_with("tb_"))
