@@ -10,6 +10,7 @@
 #
 #   cargo build --release -p tongban-node
 #   benches/scale.sh 1000000 3000000       # default: 1000000
+#   SUITE=sm2 benches/scale.sh 100000      # the region in the national suite (default ed25519)
 #
 # Each size gets a fresh directory under ${SCALE_DIR:-/tmp}, removed at the end unless KEEP=1.
 # Results go to stdout as one Markdown table row per size.
@@ -34,7 +35,7 @@ for n in "${@:-1000000}"; do
     dir=$(mktemp -d "${SCALE_DIR:-/tmp}/tongban-scale.XXXXXX")
     trap 'kill "${pid:-0}" 2>/dev/null || true; [[ ${KEEP:-0} == 1 ]] || rm -rf "$dir"' EXIT
     token=$("$node" init --region 341200 --name 阜阳市 --dir "$dir/node" --listen 127.0.0.1:0 \
-        | grep -o 'tb_[A-Za-z0-9_-]*')
+        --suite "${SUITE:-ed25519}" | grep -o 'tb_[A-Za-z0-9_-]*')
     fill_rate=$("$node" fill --dir "$dir/node" --count "$n" --not-valid "$not_valid" 2>/dev/null \
         | sed -n 's/.*(\([0-9]*\)\/s).*/\1/p')
     bytes=$(stat -c %s "$dir/node/log.redb")
