@@ -23,6 +23,7 @@ use tongban_core::bulk::{
 };
 use tongban_core::envelope::{Envelope, Kind};
 use tongban_core::keys::KeyId;
+use tongban_core::suite::Suite;
 use tongban_core::testkit::NOW;
 use tongban_core::testkit::bulk::{Mix, generate};
 use tongban_core::trust::TrustStore;
@@ -98,7 +99,7 @@ fn run_pipeline(
 
 fn bench(c: &mut Criterion) {
     let now = Time::new(NOW).unwrap_or_else(|| panic!("now"));
-    let set = must(generate(COUNT, &Mix::valid(), 16));
+    let set = must(generate(Suite::Ed25519, COUNT, &Mix::valid(), 16));
     let trust = must(TrustStore::load(&set.bundle, now, None));
     let verifier = must(FastVerifier::new(&trust, CompactStatus::default(), now));
     let certificates: Vec<Vec<u8>> = set.certificates.iter().map(|c| c.bytes.clone()).collect();
@@ -167,6 +168,7 @@ fn bench(c: &mut Criterion) {
         })
     });
     let mixed = must(generate(
+        Suite::Ed25519,
         COUNT,
         &must(Mix::parse(
             "valid=90,revoked=3,expired=3,tampered=2,foreign=1,malformed=1",

@@ -160,10 +160,7 @@ impl<'a> Envelope<'a> {
         if key.verify_strict(&self.signed_bytes(), &self.signature) {
             Ok(())
         } else {
-            Err(Failure::new(
-                Code::SignatureInvalid,
-                format!("signature does not verify under key {}", key.kid()),
-            ))
+            Err(signature_invalid(key))
         }
     }
 
@@ -338,6 +335,14 @@ pub fn encode(value: &ciborium::Value) -> Result<Vec<u8>, BuildError> {
     let mut out = Vec::new();
     ciborium::into_writer(value, &mut out).map_err(|e| BuildError::Cose(e.to_string()))?;
     Ok(out)
+}
+
+/// Step 8's refusal, wherever the signature was checked (alone, or in a bulk run).
+pub(crate) fn signature_invalid(key: &PublicKey) -> Failure {
+    Failure::new(
+        Code::SignatureInvalid,
+        format!("signature does not verify under key {}", key.kid()),
+    )
 }
 
 #[cfg(test)]

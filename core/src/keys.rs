@@ -95,7 +95,7 @@ pub struct PublicKey {
 #[derive(Clone)]
 enum Key {
     Ed25519(VerifyingKey),
-    // Shared: the SM2 key holds its Z_A and, once it has verified, its table (about 70 KB), which
+    // Shared: the SM2 key holds its Z_A and, once it has verified, its table (about 100 KB), which
     // every clone of the key (a trust store's, a bulk table's) uses.
     Sm2(std::sync::Arc<Sm2Key>),
 }
@@ -172,6 +172,15 @@ impl PublicKey {
         match &self.key {
             Key::Ed25519(key) => Some(key),
             Key::Sm2(_) => None,
+        }
+    }
+
+    /// The prepared SM2 key, for verification that shares its affine conversion across many
+    /// signatures (bulk); `None` for an Ed25519 key.
+    pub(crate) fn sm2_prepared(&self) -> Option<&crate::sm2_tables::Prepared> {
+        match &self.key {
+            Key::Ed25519(_) => None,
+            Key::Sm2(key) => Some(&key.prepared),
         }
     }
 

@@ -93,6 +93,19 @@ impl Suite {
     }
 }
 
+/// A suite named on a command line or in configuration.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("no suite {0:?}: ed25519 or sm2")]
+pub struct UnknownSuite(pub String);
+
+impl std::str::FromStr for Suite {
+    type Err = UnknownSuite;
+
+    fn from_str(name: &str) -> Result<Suite, UnknownSuite> {
+        Suite::parse(name).ok_or_else(|| UnknownSuite(name.to_owned()))
+    }
+}
+
 impl fmt::Display for Suite {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

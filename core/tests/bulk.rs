@@ -4,6 +4,7 @@ use tongban_core::bulk::{CompactStatus, Config, DigestCache, FastVerifier, Outco
 use tongban_core::cert::{self, Verdict};
 use tongban_core::codes::Code;
 use tongban_core::envelope::{Envelope, Kind, sig_structure};
+use tongban_core::suite::Suite;
 use tongban_core::testkit::NOW;
 use tongban_core::testkit::bulk::{BulkSet, Mix, Sample, generate};
 use tongban_core::testkit::raw::assemble;
@@ -77,7 +78,16 @@ fn bulk(
 }
 
 fn set(count: u64, mix: &str, regions: usize) -> Result<BulkSet, Box<dyn std::error::Error>> {
-    Ok(generate(count, &Mix::parse(mix)?, regions)?)
+    set_in(Suite::Ed25519, count, mix, regions)
+}
+
+fn set_in(
+    suite: Suite,
+    count: u64,
+    mix: &str,
+    regions: usize,
+) -> Result<BulkSet, Box<dyn std::error::Error>> {
+    Ok(generate(suite, count, &Mix::parse(mix)?, regions)?)
 }
 
 fn bytes_of(set: &BulkSet) -> Vec<Vec<u8>> {
@@ -195,8 +205,20 @@ fn all_vectors_in_one_batch_match_too() -> TestResult {
 
 #[test]
 fn mixed_sets_match_the_single_path_on_any_thread_count() -> TestResult {
-    let set = set(
-        3000,
+    mixed_set_matches_the_single_path(Suite::Ed25519, 3000)
+}
+
+/// SM2 signatures are decided together (one inversion shared by many), tampered ones among
+/// them: each gets the single path's code, on any thread count and batch size.
+#[test]
+fn mixed_sm2_sets_match_the_single_path_on_any_thread_count() -> TestResult {
+    mixed_set_matches_the_single_path(Suite::Sm2, 400)
+}
+
+fn mixed_set_matches_the_single_path(suite: Suite, count: u64) -> TestResult {
+    let set = set_in(
+        suite,
+        count,
         "valid=70,revoked=6,expired=6,tampered=6,foreign=6,malformed=6",
         16,
     )?;
@@ -233,7 +255,7 @@ fn mixed_sets_match_the_single_path_on_any_thread_count() -> TestResult {
             outcomes, expected,
             "{threads} threads, batches of {batch_size}"
         );
-        assert_eq!(summary.certificates, 3000);
+        assert_eq!(summary.certificates, count);
     }
     Ok(())
 }
@@ -246,7 +268,7 @@ fn one_forged_signature_among_thousands_is_found() -> TestResult {
     let mut certificates = bytes_of(&set);
     // A real signature by the right seal key, over other bytes: it passes every cheap screen
     // and enters a batch like any other.
-    let federation = tongban_core::testkit::bulk::BulkFederation::new(16)?;
+    let federation = tongban_core::testkit::bulk::BulkFederation::new(Suite::Ed25519, 16)?;
     let victim = 2711;
     let envelope = Envelope::open(&certificates[victim], Kind::Certificate)?;
     let seal = federation
@@ -432,7 +454,7 @@ fn the_cache_never_changes_a_verdict() -> TestResult {
         .iter()
         .find(|c| c.sample == Sample::Valid)
         .ok_or("a valid certificate")?;
-    let federation = tongban_core::testkit::bulk::BulkFederation::new(8)?;
+    let federation = tongban_core::testkit::bulk::BulkFederation::new(Suite::Ed25519, 8)?;
     let region = target.region.ok_or("home region")?;
     let mut revoked: Vec<_> = set
         .certificates
@@ -593,7 +615,7 @@ fn torsion_signature(key: &tongban_core::keys::SecretKey, message: &[u8], nonce:
 #[test]
 fn exact_mode_closes_the_torsion_gap_the_batch_leaves_open() -> TestResult {
     let set = set(64, "valid=1", 2)?;
-    let federation = tongban_core::testkit::bulk::BulkFederation::new(2)?;
+    let federation = tongban_core::testkit::bulk::BulkFederation::new(Suite::Ed25519, 2)?;
     let at = now(NOW)?;
     let (trust, table, _) = load(&set.bundle, &[])?;
     let mut certificates = bytes_of(&set);

@@ -24,6 +24,9 @@ pub struct GenArgs {
     /// Write JSON lines (certificates.jsonl) instead of a bulk stream (certificates.tbb).
     #[arg(long)]
     jsonl: bool,
+    /// The federation's signature suite: ed25519 or sm2 (every key, certificate and list).
+    #[arg(long, default_value = "ed25519")]
+    suite: tongban_core::suite::Suite,
     /// Threads making certificates (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
@@ -66,7 +69,7 @@ mod make {
     pub fn run(args: &GenArgs) -> Result<ExitCode> {
         let mix = Mix::parse(&args.mix).map_err(|e| anyhow!("--mix: {e}"))?;
         let federation =
-            BulkFederation::new(args.regions).map_err(|e| anyhow!("--regions: {e}"))?;
+            BulkFederation::new(args.suite, args.regions).map_err(|e| anyhow!("--regions: {e}"))?;
         let threads = match args.threads {
             Some(0) => return Err(anyhow!("--threads must be at least 1")),
             Some(n) => n,
@@ -168,6 +171,7 @@ mod make {
             "mix": mix.to_string(),
             "kinds": kinds,
             "regions": args.regions,
+            "suite": args.suite.name(),
             "now": NOW,
             "file": name,
             "status": status_files,

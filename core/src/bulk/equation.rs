@@ -167,7 +167,7 @@ mod tests {
     }
 
     fn fixture(count: usize) -> Result<Fixture, Box<dyn std::error::Error>> {
-        let federation = BulkFederation::new(2)?;
+        let federation = BulkFederation::new(crate::suite::Suite::Ed25519, 2)?;
         let trust = TrustStore::load_any_time(&federation.bundle()?, None)?;
         let table = SealTable::prepare(&trust)?;
         let keys: Vec<&SecretKey> = federation

@@ -11,9 +11,10 @@ use crate::envelope::BuildError;
 use crate::ids::Identifier;
 use crate::keys::SecretKey;
 use crate::status::State;
+use crate::suite::Suite;
 use crate::testkit::{
     BUSINESS_LICENCE, DAY, NOW, SealSpec, SeededSalts, T0, TestRegion, YEAR, field, identifier,
-    key, make_region, make_uscc, text, time,
+    make_region, make_uscc, suite_key, text, time,
 };
 use crate::trust::{BundleContents, FederationRoot, StatusEntry, StatusSnapshot};
 
@@ -220,21 +221,21 @@ fn region(federation: &SecretKey, code: &str, name: &str) -> Result<TestRegion, 
 }
 
 impl BulkFederation {
-    /// The first `regions` regions (1 to 16) of the list.
-    pub fn new(regions: usize) -> Result<BulkFederation, BuildError> {
+    /// The first `regions` regions (1 to 16) of the list, every key of `suite`.
+    pub fn new(suite: Suite, regions: usize) -> Result<BulkFederation, BuildError> {
         if !(1..=REGIONS.len()).contains(&regions) {
             return Err(BuildError::Invalid(format!(
                 "regions must be 1 to {}",
                 REGIONS.len()
             )));
         }
-        let federation = key("federation root")?;
+        let federation = suite_key(suite, "federation root")?;
         let made = REGIONS[..regions]
             .iter()
             .map(|(code, name)| region(&federation, code, name))
             .collect::<Result<Vec<_>, _>>()?;
         // The foreign region is certified by a federation of its own.
-        let elsewhere = key("bulk foreign federation root")?;
+        let elsewhere = suite_key(suite, "bulk foreign federation root")?;
         let foreign = region(&elsewhere, FOREIGN.0, FOREIGN.1)?;
         Ok(BulkFederation {
             federation,
@@ -445,9 +446,14 @@ pub struct BulkSet {
     pub certificates: Vec<Generated>,
 }
 
-/// `count` certificates of `mix` from a federation of `regions` regions.
-pub fn generate(count: u64, mix: &Mix, regions: usize) -> Result<BulkSet, BuildError> {
-    let federation = BulkFederation::new(regions)?;
+/// `count` certificates of `mix` from a federation of `regions` regions of `suite`.
+pub fn generate(
+    suite: Suite,
+    count: u64,
+    mix: &Mix,
+    regions: usize,
+) -> Result<BulkSet, BuildError> {
+    let federation = BulkFederation::new(suite, regions)?;
     let certificates = (0..count)
         .map(|i| federation.certificate(i, mix.pick(i)))
         .collect::<Result<Vec<_>, _>>()?;
