@@ -44,7 +44,10 @@ impl Bad {
 
 /// The entries of one map, taken one by one.
 pub struct Fields<'a> {
+    /// Taken entries first (`..taken`), then the rest in the order received. A reader that asks
+    /// for keys in the encoding's order (specs/encoding.md §1 sorts them) finds each at once.
     entries: Vec<(Key<'a>, Reader<'a>)>,
+    taken: usize,
 }
 
 impl<'a> Fields<'a> {
@@ -72,12 +75,24 @@ impl<'a> Fields<'a> {
                 .ok_or_else(|| Bad::new("malformed map value"))?;
             entries.push((key, value));
         }
-        Ok(Fields { entries })
+        Ok(Fields { entries, taken: 0 })
+    }
+
+    /// The entries not taken yet.
+    fn rest(&self) -> &[(Key<'a>, Reader<'a>)] {
+        self.entries.get(self.taken..).unwrap_or_default()
+    }
+
+    fn has(&self, key: Key<'a>) -> bool {
+        self.rest().iter().any(|(k, _)| *k == key)
     }
 
     fn take(&mut self, key: Key<'a>) -> Option<Reader<'a>> {
-        let index = self.entries.iter().position(|(k, _)| *k == key)?;
-        Some(self.entries.swap_remove(index).1)
+        let at = self.taken + self.rest().iter().position(|(k, _)| *k == key)?;
+        self.entries.swap(self.taken, at);
+        let reader = self.entries.get(self.taken)?.1.clone();
+        self.taken += 1;
+        Some(reader)
     }
 
     fn required<T>(
@@ -96,7 +111,7 @@ impl<'a> Fields<'a> {
         what: &str,
         read: impl FnOnce(&mut Reader<'a>) -> Option<T>,
     ) -> Result<Option<T>, Bad> {
-        if self.entries.iter().any(|(k, _)| *k == key) {
+        if self.has(key) {
             self.required(key, what, read).map(Some)
         } else {
             Ok(None)
@@ -169,7 +184,7 @@ impl<'a> Fields<'a> {
     }
 
     pub fn optional_map(&mut self, key: Key<'a>) -> Result<Option<Fields<'a>>, Bad> {
-        if self.entries.iter().any(|(k, _)| *k == key) {
+        if self.has(key) {
             self.map(key).map(Some)
         } else {
             Ok(None)
@@ -200,7 +215,7 @@ impl<'a> Fields<'a> {
         what: &str,
         read: impl FnMut(&mut Reader<'a>) -> Option<T>,
     ) -> Result<Option<Vec<T>>, Bad> {
-        if self.entries.iter().any(|(k, _)| *k == key) {
+        if self.has(key) {
             self.array(key, what, read).map(Some)
         } else {
             Ok(None)
@@ -222,7 +237,7 @@ impl<'a> Fields<'a> {
 
     /// Refuses keys nobody took.
     pub fn finish(self) -> Result<(), Bad> {
-        match self.entries.first() {
+        match self.rest().first() {
             None => Ok(()),
             Some((key, _)) => Err(Bad::field(key, "is not allowed here")),
         }

@@ -2,7 +2,7 @@
 //! vectors. The whole command line is [`cli::main`]; the binary is a thin wrapper around it.
 
 pub mod audit;
-mod bulk;
+pub mod bulk;
 pub mod cli;
 mod fetch;
 mod generate;

@@ -12,6 +12,7 @@
 //!
 //! [`Envelope::open`]: crate::envelope::Envelope::open
 
+pub mod backend;
 pub mod batch;
 pub mod cache;
 pub mod equation;
@@ -20,9 +21,10 @@ pub mod screen;
 pub mod seals;
 pub mod status;
 
+pub use backend::ed25519_backend;
 pub use batch::{FastVerifier, Scratch, SignatureStats};
 pub use cache::DigestCache;
-pub use pipeline::{Config, Summary};
+pub use pipeline::{Batch, Config, Source, Summary, Work};
 pub use seals::{PreparedSeal, SealTable};
 pub use status::CompactStatus;
 

@@ -1,11 +1,14 @@
 //! Batches over threads, with bounded memory and results in input order.
 //!
-//! The calling thread reads records from the input iterator, packs them into batches and hands
-//! the batches to worker threads; it also receives the workers' results and passes them to the
-//! sink in input order. At most [`Config::in_flight`] batches exist at once (read, queued, being
-//! verified or waiting to be written), each of at most [`Config::batch_size`] records and about
-//! [`Config::batch_bytes`] bytes, so memory stays bounded whatever the input's length, and a slow
-//! sink (a pipe to a slow consumer) slows the reading down instead of filling memory.
+//! The calling thread does as little per certificate as it can, because it is the one stage that
+//! does not grow with the workers: it reads records straight into a batch's buffer (a [`Source`]),
+//! hands full batches to the workers, and passes what they made of each batch on in input order.
+//! The workers verify a batch and also *render* it ([`run_rendered`]'s `render`: the command's
+//! result lines and counts, say), so formatting scales with them. At most [`Config::in_flight`]
+//! batches exist at once (read, queued, being verified or waiting to be written), each of at most
+//! [`Config::batch_size`] records and about [`Config::batch_bytes`] bytes, so memory stays bounded
+//! whatever the input's length, and a slow sink (a pipe to a slow consumer) slows the reading down
+//! instead of filling memory.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -57,33 +60,63 @@ pub struct Summary {
     pub signatures: SignatureStats,
 }
 
-struct Job<T> {
-    seq: u64,
+/// Records being gathered into one batch: their bytes back to back in one buffer, which is reused
+/// from batch to batch, and a tag for each (where the record came from).
+pub struct Batch<T> {
     tags: Vec<T>,
     data: Vec<u8>,
     ends: Vec<usize>,
 }
 
-struct Done<T> {
-    seq: u64,
-    tags: Vec<T>,
-    outcomes: Vec<Outcome>,
-    stats: SignatureStats,
-    /// The batch's byte buffer, emptied, for the next batch: reusing it saves allocating (and the
-    /// kernel zeroing) a megabyte per batch.
-    data: Vec<u8>,
-}
-
-impl<T> Job<T> {
-    fn new(seq: u64, config: &Config, spare: &mut Vec<Vec<u8>>) -> Job<T> {
-        let mut data = spare.pop().unwrap_or_default();
+impl<T> Batch<T> {
+    fn new(capacity: usize, mut data: Vec<u8>) -> Batch<T> {
         data.clear();
-        Job {
-            seq,
-            tags: Vec::with_capacity(config.batch_size),
+        Batch {
+            tags: Vec::with_capacity(capacity),
             data,
-            ends: Vec::with_capacity(config.batch_size),
+            ends: Vec::with_capacity(capacity),
         }
+    }
+
+    /// Appends a record whose bytes are at hand.
+    pub fn push(&mut self, tag: T, bytes: &[u8]) {
+        self.data.extend_from_slice(bytes);
+        self.ends.push(self.data.len());
+        self.tags.push(tag);
+    }
+
+    /// Appends a record that `fill` writes straight into the batch's buffer, so that a reader
+    /// copies each record once, from its own buffer to here. `fill` appends the record's bytes and
+    /// returns its tag, or `None` when there is no record; whatever it appended is removed again
+    /// when it fails or finds none. Returns whether a record was added.
+    pub fn push_from<E>(
+        &mut self,
+        fill: impl FnOnce(&mut Vec<u8>) -> Result<Option<T>, E>,
+    ) -> Result<bool, E> {
+        let start = self.data.len();
+        match fill(&mut self.data) {
+            Ok(Some(tag)) => {
+                self.ends.push(self.data.len());
+                self.tags.push(tag);
+                Ok(true)
+            }
+            Ok(None) => {
+                self.data.truncate(start);
+                Ok(false)
+            }
+            Err(error) => {
+                self.data.truncate(start);
+                Err(error)
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.tags.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tags.is_empty()
     }
 
     fn is_full(&self, config: &Config) -> bool {
@@ -91,12 +124,67 @@ impl<T> Job<T> {
     }
 }
 
+/// Where a run's records come from.
+pub trait Source {
+    /// What the sink is told of each record besides its outcome.
+    type Tag: Send;
+    type Error;
+    /// Appends the next record to `batch`; `Ok(false)` at the end of the input. After an error
+    /// the run stops reading.
+    fn read_into(&mut self, batch: &mut Batch<Self::Tag>) -> Result<bool, Self::Error>;
+}
+
+/// Records from an iterator of `(tag, bytes)`, the bytes owned or borrowed: they are copied into
+/// the batch either way, so records already in memory are passed without a copy of their own.
+pub struct Records<I>(pub I);
+
+impl<T, E, B, I> Source for Records<I>
+where
+    T: Send,
+    B: AsRef<[u8]>,
+    I: Iterator<Item = Result<(T, B), E>>,
+{
+    type Tag = T;
+    type Error = E;
+
+    fn read_into(&mut self, batch: &mut Batch<T>) -> Result<bool, E> {
+        match self.0.next() {
+            None => Ok(false),
+            Some(Err(error)) => Err(error),
+            Some(Ok((tag, bytes))) => {
+                batch.push(tag, bytes.as_ref());
+                Ok(true)
+            }
+        }
+    }
+}
+
+/// What a worker does with one batch: one outcome per certificate, in order, appended to the
+/// vector (the fast verifier's [`verify_batch`](FastVerifier::verify_batch), or anything else
+/// that answers that way, such as the bench's stand-in that measures the pipeline alone).
+pub trait Work: Sync {
+    fn verify(&self, certificates: &[&[u8]], scratch: &mut Scratch, out: &mut Vec<Outcome>);
+}
+
+/// The fast verifier, with or without the verified-digest cache.
+pub struct Verify<'a> {
+    pub verifier: &'a FastVerifier,
+    pub cache: Option<&'a DigestCache>,
+}
+
+impl Work for Verify<'_> {
+    fn verify(&self, certificates: &[&[u8]], scratch: &mut Scratch, out: &mut Vec<Outcome>) {
+        self.verifier
+            .verify_batch(certificates, self.cache, scratch, out);
+    }
+}
+
 /// Verifies every record of `input` and gives each outcome, in input order, to `sink` with the
 /// record's tag. Stops at the first error of the input or the sink, after giving the sink the
 /// outcomes of every record read before it (the sink's own error ends the run at once).
 ///
-/// A record's bytes may be owned or borrowed (`B`): they are copied into the batch either way, so
-/// input already in memory is passed without a copy of its own.
+/// The sink runs on the calling thread for every certificate; where that matters (a run at the
+/// rate of many cores), [`run_rendered`] does the per-certificate work on the workers.
 pub fn run<T, E, B, I, F>(
     verifier: &FastVerifier,
     cache: Option<&DigestCache>,
@@ -110,6 +198,32 @@ where
     I: IntoIterator<Item = Result<(T, B), E>>,
     F: FnMut(T, Outcome) -> Result<(), E>,
 {
+    run_rendered(
+        &Verify { verifier, cache },
+        config,
+        Records(input.into_iter()),
+        |tags: Vec<T>, outcomes: Vec<Outcome>| tags.into_iter().zip(outcomes).collect::<Vec<_>>(),
+        |pairs: Vec<(T, Outcome)>| pairs.into_iter().try_for_each(|(t, o)| sink(t, o)),
+    )
+}
+
+/// Verifies every record `source` gives with `work`; a worker turns each batch's tags and
+/// outcomes into one `O` with `render`, and `sink` receives those in input order on the calling
+/// thread. Stops as [`run`] does.
+pub fn run_rendered<S, W, O, R, F>(
+    work: &W,
+    config: &Config,
+    mut source: S,
+    render: R,
+    mut sink: F,
+) -> Result<Summary, S::Error>
+where
+    S: Source,
+    W: Work,
+    O: Send,
+    R: Fn(Vec<S::Tag>, Vec<Outcome>) -> O + Sync,
+    F: FnMut(O) -> Result<(), S::Error>,
+{
     let started = Instant::now();
     let config = Config {
         threads: config.threads.max(1),
@@ -117,22 +231,23 @@ where
         batch_bytes: config.batch_bytes.max(1),
         in_flight: config.in_flight.max(config.threads.max(1) + 1),
     };
-    let (job_tx, job_rx) = mpsc::sync_channel::<Job<T>>(config.in_flight);
-    let (done_tx, done_rx) = mpsc::channel::<Done<T>>();
+    let (job_tx, job_rx) = mpsc::sync_channel::<Job<S::Tag>>(config.in_flight);
+    let (done_tx, done_rx) = mpsc::channel::<Done<O>>();
     let job_rx = Mutex::new(job_rx);
     std::thread::scope(|scope| {
         // As many workers as the system lets start (a process or memory limit may stop short of
         // `threads`); the work is shared among those. One is needed: if even the first cannot
         // start, the scope's own spawn reports it.
         let job_rx = &job_rx;
+        let render = &render;
         for n in 0..config.threads {
             let tx = done_tx.clone();
             let spawned = std::thread::Builder::new()
-                .spawn_scoped(scope, move || worker(verifier, cache, job_rx, &tx));
+                .spawn_scoped(scope, move || worker(work, render, job_rx, &tx));
             if spawned.is_err() {
                 if n == 0 {
                     let tx = done_tx.clone();
-                    scope.spawn(move || worker(verifier, cache, job_rx, &tx));
+                    scope.spawn(move || worker(work, render, job_rx, &tx));
                 }
                 break;
             }
@@ -144,7 +259,14 @@ where
             summary: Summary::default(),
             spare: Vec::new(),
         };
-        let outcome = feed(&config, input, &job_tx, &done_rx, &mut writer, &mut sink);
+        let outcome = feed(
+            &config,
+            &mut source,
+            &job_tx,
+            &done_rx,
+            &mut writer,
+            &mut sink,
+        );
         // No more jobs: workers finish what is queued and stop.
         drop(job_tx);
         match outcome {
@@ -167,44 +289,56 @@ where
     })
 }
 
+struct Job<T> {
+    seq: u64,
+    batch: Batch<T>,
+}
+
+struct Done<O> {
+    seq: u64,
+    certificates: u64,
+    rendered: O,
+    stats: SignatureStats,
+    /// The batch's byte buffer, emptied, for the next batch: reusing it saves allocating (and the
+    /// kernel zeroing) a megabyte per batch.
+    data: Vec<u8>,
+}
+
 enum Stop<E> {
     Input(E),
     Sink(E),
 }
 
-fn feed<T, E, B, I, F>(
+fn feed<S, O, F>(
     config: &Config,
-    input: I,
-    job_tx: &mpsc::SyncSender<Job<T>>,
-    done_rx: &mpsc::Receiver<Done<T>>,
-    writer: &mut Writer<T>,
+    source: &mut S,
+    job_tx: &mpsc::SyncSender<Job<S::Tag>>,
+    done_rx: &mpsc::Receiver<Done<O>>,
+    writer: &mut Writer<O>,
     sink: &mut F,
-) -> Result<(), Stop<E>>
+) -> Result<(), Stop<S::Error>>
 where
-    B: AsRef<[u8]>,
-    I: IntoIterator<Item = Result<(T, B), E>>,
-    F: FnMut(T, Outcome) -> Result<(), E>,
+    S: Source,
+    F: FnMut(O) -> Result<(), S::Error>,
 {
     let mut seq = 0u64;
-    let mut job = Job::new(seq, config, &mut writer.spare);
+    let mut batch = writer.batch(config);
     // Batches handed out and not yet written (a finished batch waiting for an earlier one still
     // counts: its outcomes are held).
     let mut out = 0usize;
-    for record in input {
-        let (tag, bytes) = match record {
-            Ok(record) => record,
+    loop {
+        match source.read_into(&mut batch) {
+            Ok(true) => {}
+            Ok(false) => break,
             Err(error) => {
                 // Verify what was read before the bad record; the run then reports the error.
-                if !job.tags.is_empty() {
-                    let _ = job_tx.send(job);
+                if !batch.is_empty() {
+                    let _ = job_tx.send(Job { seq, batch });
                 }
                 return Err(Stop::Input(error));
             }
-        };
-        job.tags.push(tag);
-        job.data.extend_from_slice(bytes.as_ref());
-        job.ends.push(job.data.len());
-        if job.is_full(config) {
+        }
+        if batch.is_full(config) {
             // Keep at most `in_flight` batches alive: this one plus those handed out.
             while out + 1 >= config.in_flight {
                 let Ok(done) = done_rx.recv() else {
@@ -212,29 +346,32 @@ where
                 };
                 out -= writer.accept(done, sink).map_err(Stop::Sink)?;
             }
-            seq += 1;
-            let full = std::mem::replace(&mut job, Job::new(seq, config, &mut writer.spare));
-            if job_tx.send(full).is_err() {
+            let full = std::mem::replace(&mut batch, writer.batch(config));
+            if job_tx.send(Job { seq, batch: full }).is_err() {
                 return Ok(());
             }
+            seq += 1;
             out += 1;
             while let Ok(done) = done_rx.try_recv() {
                 out -= writer.accept(done, sink).map_err(Stop::Sink)?;
             }
         }
     }
-    if !job.tags.is_empty() && job_tx.send(job).is_err() {
+    if !batch.is_empty() && job_tx.send(Job { seq, batch }).is_err() {
         return Ok(());
     }
     Ok(())
 }
 
-fn worker<T>(
-    verifier: &FastVerifier,
-    cache: Option<&DigestCache>,
+fn worker<T, W, O, R>(
+    work: &W,
+    render: &R,
     jobs: &Mutex<mpsc::Receiver<Job<T>>>,
-    done: &mpsc::Sender<Done<T>>,
-) {
+    done: &mpsc::Sender<Done<O>>,
+) where
+    W: Work,
+    R: Fn(Vec<T>, Vec<Outcome>) -> O,
+{
     let mut scratch = Scratch::default();
     loop {
         // The lock is held only to take one job; a poisoned lock means another worker panicked,
@@ -243,25 +380,29 @@ fn worker<T>(
             Ok(receiver) => receiver.recv(),
             Err(_) => return,
         };
-        let Ok(job) = job else {
+        let Ok(Job { seq, batch }) = job else {
             return;
         };
-        let mut certificates: Vec<&[u8]> = Vec::with_capacity(job.ends.len());
+        let Batch {
+            tags,
+            mut data,
+            ends,
+        } = batch;
+        let mut certificates: Vec<&[u8]> = Vec::with_capacity(ends.len());
         let mut start = 0;
-        for &end in &job.ends {
-            certificates.push(job.data.get(start..end).unwrap_or_default());
+        for &end in &ends {
+            certificates.push(data.get(start..end).unwrap_or_default());
             start = end;
         }
         scratch.stats = SignatureStats::default();
-        let mut outcomes = Vec::with_capacity(job.tags.len());
-        verifier.verify_batch(&certificates, cache, &mut scratch, &mut outcomes);
+        let mut outcomes = Vec::with_capacity(tags.len());
+        work.verify(&certificates, &mut scratch, &mut outcomes);
         drop(certificates);
-        let mut data = job.data;
         data.clear();
         let finished = Done {
-            seq: job.seq,
-            tags: job.tags,
-            outcomes,
+            seq,
+            certificates: outcomes.len() as u64,
+            rendered: render(tags, outcomes),
             stats: scratch.stats,
             data,
         };
@@ -272,33 +413,36 @@ fn worker<T>(
 }
 
 /// Puts finished batches back in input order.
-struct Writer<T> {
+struct Writer<O> {
     next: u64,
-    waiting: BTreeMap<u64, Done<T>>,
+    waiting: BTreeMap<u64, Done<O>>,
     summary: Summary,
     /// Byte buffers of written batches, for new ones (at most `in_flight`).
     spare: Vec<Vec<u8>>,
 }
 
-impl<T> Writer<T> {
+impl<O> Writer<O> {
     /// Takes a finished batch and writes every batch now in order; returns how many it wrote.
     fn accept<E>(
         &mut self,
-        done: Done<T>,
-        sink: &mut impl FnMut(T, Outcome) -> Result<(), E>,
+        done: Done<O>,
+        sink: &mut impl FnMut(O) -> Result<(), E>,
     ) -> Result<usize, E> {
         self.waiting.insert(done.seq, done);
         let mut written = 0;
-        while let Some(mut done) = self.waiting.remove(&self.next) {
+        while let Some(done) = self.waiting.remove(&self.next) {
             self.next += 1;
             written += 1;
-            self.spare.push(std::mem::take(&mut done.data));
+            self.spare.push(done.data);
             self.summary.signatures.add(&done.stats);
-            for (tag, outcome) in done.tags.into_iter().zip(done.outcomes) {
-                self.summary.certificates += 1;
-                sink(tag, outcome)?;
-            }
+            self.summary.certificates += done.certificates;
+            sink(done.rendered)?;
         }
         Ok(written)
+    }
+
+    /// An empty batch, in a spare buffer where there is one.
+    fn batch<T>(&mut self, config: &Config) -> Batch<T> {
+        Batch::new(config.batch_size, self.spare.pop().unwrap_or_default())
     }
 }

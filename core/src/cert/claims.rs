@@ -219,6 +219,12 @@ impl<'a> RawClaims<'a> {
     fn read(payload: &'a [u8]) -> Result<RawClaims<'a>, Bad> {
         let mut f = Fields::whole(payload)?;
         f.version(VERSION)?;
+        // The rest in the order the encoding sorts the keys (integers, then texts by length and
+        // bytes), so that each is the next one (`Fields` finds it at once).
+        let iss = f.text(Key::Int(ISS))?;
+        let exp = f.optional_uint(Key::Int(EXP))?;
+        let nbf = f.uint(Key::Int(NBF))?;
+        let iat = f.uint(Key::Int(IAT))?;
         let status = {
             let mut status = f.map(Key::Int(STATUS))?;
             let mut list = status.map(Key::Text("status_list"))?;
@@ -227,6 +233,13 @@ impl<'a> RawClaims<'a> {
             status.finish()?;
             reference
         };
+        let an = f.text(Key::Text("an"))?;
+        let id = f.text(Key::Text("id"))?;
+        let pd = f.optional_uint(Key::Text("pd"))?;
+        let rc = f.text(Key::Text("rc"))?;
+        let sd = f.array(Key::Text("sd"), "an array of byte strings", |r| r.bytes())?;
+        let tn = f.text(Key::Text("tn"))?;
+        let lvl = f.text(Key::Text("lvl"))?;
         let prev = match f.optional_map(Key::Text("prev"))? {
             None => None,
             Some(mut prev) => {
@@ -236,23 +249,22 @@ impl<'a> RawClaims<'a> {
                 Some((id, op))
             }
         };
-        let raw = RawClaims {
-            iss: f.text(Key::Int(ISS))?,
-            exp: f.optional_uint(Key::Int(EXP))?,
-            nbf: f.uint(Key::Int(NBF))?,
-            iat: f.uint(Key::Int(IAT))?,
-            id: f.text(Key::Text("id"))?,
-            tn: f.text(Key::Text("tn"))?,
-            an: f.text(Key::Text("an"))?,
-            rc: f.text(Key::Text("rc"))?,
-            lvl: f.text(Key::Text("lvl"))?,
-            pd: f.optional_uint(Key::Text("pd"))?,
-            prev,
-            sd: f.array(Key::Text("sd"), "an array of byte strings", |r| r.bytes())?,
-            status,
-        };
         f.finish()?;
-        Ok(raw)
+        Ok(RawClaims {
+            iss,
+            exp,
+            nbf,
+            iat,
+            id,
+            tn,
+            an,
+            rc,
+            lvl,
+            pd,
+            prev,
+            sd,
+            status,
+        })
     }
 
     fn finish(

@@ -1,11 +1,15 @@
 //! Reading certificates for `bulk` (specs/bulk.md §2): bulk streams, JSON lines and directories,
-//! from files or standard input, one record at a time so memory stays bounded.
+//! from files or standard input, one record at a time so memory stays bounded. Each record is read straight into the batch
+//! it joins (no buffer of its own), so reading costs a copy per certificate and little else.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
+use std::sync::Arc;
+
+use tongban_core::bulk::{Batch, Source as RecordSource};
 use tongban_core::envelope::Kind;
 
 /// The largest certificate (specs/encoding.md §5), and so the largest stream record.
@@ -56,8 +60,9 @@ pub enum InputError {
 #[derive(Clone, Debug)]
 pub struct Position {
     /// The input as named on the command line, or a file inside a named directory, as a JSON
-    /// string literal (made once per input, not once per certificate).
-    pub input_json: std::sync::Arc<str>,
+    /// string literal (made once per input, not once per certificate). Given on the first record
+    /// of each input and of each batch; `None`: the same input as the record before it.
+    pub input_json: Option<Arc<str>>,
     /// The certificate's number within that input, from 0.
     pub index: u64,
 }
@@ -87,13 +92,21 @@ impl Source {
 }
 
 /// The records of one input.
-type Boxed = Box<dyn Iterator<Item = Result<(Position, Vec<u8>), InputError>>>;
+trait Input {
+    /// Appends the next record's bytes to `data` and returns its index within its input; `None`
+    /// at the end.
+    fn read_into(&mut self, data: &mut Vec<u8>) -> Result<Option<u64>, InputError>;
+    /// The name of the input the last record came from, as a JSON string.
+    fn name_json(&self) -> &Arc<str>;
+}
 
 /// Every certificate of every input, in order.
 pub struct Records {
     sources: std::vec::IntoIter<Source>,
     format: Format,
-    current: Option<Boxed>,
+    current: Option<Box<dyn Input>>,
+    /// The input named in the last tag given.
+    named: Option<Arc<str>>,
     failed: bool,
 }
 
@@ -103,35 +116,53 @@ impl Records {
             sources: sources.into_iter(),
             format,
             current: None,
+            named: None,
             failed: false,
         }
     }
 }
 
-impl Iterator for Records {
-    type Item = Result<(Position, Vec<u8>), InputError>;
+impl RecordSource for Records {
+    type Tag = Position;
+    type Error = InputError;
 
-    fn next(&mut self) -> Option<Self::Item> {
+    fn read_into(&mut self, batch: &mut Batch<Position>) -> Result<bool, InputError> {
         if self.failed {
-            return None;
+            return Ok(false);
         }
         loop {
             if let Some(current) = &mut self.current {
-                match current.next() {
-                    Some(Err(e)) => {
+                let first = batch.is_empty();
+                let named = &mut self.named;
+                let read = batch.push_from(|data| {
+                    let Some(index) = current.read_into(data)? else {
+                        return Ok(None);
+                    };
+                    let name = current.name_json();
+                    let same = named.as_ref().is_some_and(|n| Arc::ptr_eq(n, name));
+                    let input_json = (first || !same).then(|| {
+                        *named = Some(name.clone());
+                        name.clone()
+                    });
+                    Ok(Some(Position { input_json, index }))
+                });
+                match read {
+                    Ok(true) => return Ok(true),
+                    Ok(false) => self.current = None,
+                    Err(e) => {
                         self.failed = true;
-                        return Some(Err(e));
+                        return Err(e);
                     }
-                    Some(ok) => return Some(ok),
-                    None => self.current = None,
                 }
             }
-            let source = self.sources.next()?;
+            let Some(source) = self.sources.next() else {
+                return Ok(false);
+            };
             match open(&source, self.format) {
-                Ok(records) => self.current = Some(records),
+                Ok(input) => self.current = Some(input),
                 Err(e) => {
                     self.failed = true;
-                    return Some(Err(e));
+                    return Err(e);
                 }
             }
         }
@@ -145,14 +176,14 @@ fn unreadable(input: &str) -> impl FnOnce(io::Error) -> InputError + '_ {
     }
 }
 
-fn open(source: &Source, format: Format) -> Result<Boxed, InputError> {
+fn open(source: &Source, format: Format) -> Result<Box<dyn Input>, InputError> {
     let name = source.name();
     let reader: Box<dyn BufRead> = match source {
         Source::Stdin => Box::new(BufReader::with_capacity(1 << 16, io::stdin())),
         Source::Path(path) => {
             let metadata = std::fs::metadata(path).map_err(unreadable(&name))?;
             if metadata.is_dir() {
-                return Directory::open(path, &name).map(|d| Box::new(d) as Boxed);
+                return Directory::open(path, &name).map(|d| Box::new(d) as Box<dyn Input>);
             }
             let file = File::open(path).map_err(unreadable(&name))?;
             Box::new(BufReader::with_capacity(1 << 16, file))
@@ -162,11 +193,11 @@ fn open(source: &Source, format: Format) -> Result<Boxed, InputError> {
 }
 
 /// Records of one file or standard input in the given format.
-pub fn from_reader(
+fn from_reader(
     mut reader: Box<dyn BufRead>,
     name: &str,
     format: Format,
-) -> Result<Boxed, InputError> {
+) -> Result<Box<dyn Input>, InputError> {
     let format = match format {
         Format::Auto => {
             let first = reader
@@ -182,7 +213,7 @@ pub fn from_reader(
         }
         other => other,
     };
-    let input: std::sync::Arc<str> = super::json_string(name).into();
+    let input: Arc<str> = super::json_string(name).into();
     Ok(match format {
         Format::Jsonl => Box::new(JsonLines {
             reader,
@@ -191,7 +222,6 @@ pub fn from_reader(
             line: 0,
             index: 0,
             buffer: Vec::new(),
-            done: false,
         }),
         _ => Box::new(Stream {
             reader,
@@ -199,7 +229,6 @@ pub fn from_reader(
             input,
             index: 0,
             offset: 0,
-            done: false,
         }),
     })
 }
@@ -210,10 +239,9 @@ struct Stream {
     /// The input's name, for errors.
     name: String,
     /// The input's name as a JSON string, for result lines.
-    input: std::sync::Arc<str>,
+    input: Arc<str>,
     index: u64,
     offset: u64,
-    done: bool,
 }
 
 impl Stream {
@@ -224,8 +252,10 @@ impl Stream {
             offset: self.offset,
         }
     }
+}
 
-    fn next_record(&mut self) -> Result<Option<Vec<u8>>, InputError> {
+impl Input for Stream {
+    fn read_into(&mut self, data: &mut Vec<u8>) -> Result<Option<u64>, InputError> {
         let mut prefix = [0u8; 4];
         let mut got = 0;
         while got < 4 {
@@ -252,44 +282,23 @@ impl Stream {
                 length,
             });
         }
-        let mut record = vec![0u8; length as usize];
-        self.reader.read_exact(&mut record).map_err(|e| {
-            if e.kind() == io::ErrorKind::UnexpectedEof {
+        let start = data.len();
+        data.resize(start + length as usize, 0);
+        if let Err(e) = self.reader.read_exact(&mut data[start..]) {
+            return Err(if e.kind() == io::ErrorKind::UnexpectedEof {
                 self.truncated()
             } else {
                 unreadable(&self.name)(e)
-            }
-        })?;
+            });
+        }
         self.offset += 4 + length;
-        Ok(Some(record))
+        let index = self.index;
+        self.index += 1;
+        Ok(Some(index))
     }
-}
 
-impl Iterator for Stream {
-    type Item = Result<(Position, Vec<u8>), InputError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        match self.next_record() {
-            Ok(Some(record)) => {
-                let position = Position {
-                    input_json: self.input.clone(),
-                    index: self.index,
-                };
-                self.index += 1;
-                Some(Ok((position, record)))
-            }
-            Ok(None) => {
-                self.done = true;
-                None
-            }
-            Err(e) => {
-                self.done = true;
-                Some(Err(e))
-            }
-        }
+    fn name_json(&self) -> &Arc<str> {
+        &self.input
     }
 }
 
@@ -299,11 +308,10 @@ struct JsonLines {
     /// The input's name, for errors.
     name: String,
     /// The input's name as a JSON string, for result lines.
-    input: std::sync::Arc<str>,
+    input: Arc<str>,
     line: u64,
     index: u64,
     buffer: Vec<u8>,
-    done: bool,
 }
 
 /// A line cut off at [`MAX_LINE`] bytes: what follows up to the newline is skipped, never held.
@@ -363,8 +371,10 @@ impl JsonLines {
             reason: reason.into(),
         }
     }
+}
 
-    fn next_record(&mut self) -> Result<Option<Vec<u8>>, InputError> {
+impl Input for JsonLines {
+    fn read_into(&mut self, data: &mut Vec<u8>) -> Result<Option<u64>, InputError> {
         loop {
             match self.read_line()? {
                 Line::End => return Ok(None),
@@ -372,7 +382,8 @@ impl JsonLines {
                     // Longer than any certificate's encoding: a certificate over the size limit.
                     // One byte past the limit makes the verifier say TOO_LARGE, as the single
                     // path does for such a file, without holding the line.
-                    return Ok(Some(vec![0u8; MAX_RECORD + 1]));
+                    data.resize(data.len() + MAX_RECORD + 1, 0);
+                    break;
                 }
                 Line::Whole => {}
             }
@@ -383,41 +394,32 @@ impl JsonLines {
             if text.is_empty() {
                 continue;
             }
-            let encoded: String = serde_json::from_str(text)
-                .map_err(|e| self.invalid(format!("not a JSON string: {e}")))?;
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(encoded.as_bytes())
-                .map_err(|e| self.invalid(format!("not padded standard base64: {e}")))?;
-            return Ok(Some(bytes));
+            // Base64 needs no escapes: a plain string literal is read in place; anything else
+            // goes through the JSON parser (which also says what is wrong with it).
+            let plain = text
+                .strip_prefix('"')
+                .and_then(|t| t.strip_suffix('"'))
+                .filter(|t| !t.contains(['"', '\\']) && !t.contains(|c: char| c < ' '));
+            let decoded = match plain {
+                Some(encoded) => {
+                    base64::engine::general_purpose::STANDARD.decode_vec(encoded, data)
+                }
+                None => {
+                    let encoded: String = serde_json::from_str(text)
+                        .map_err(|e| self.invalid(format!("not a JSON string: {e}")))?;
+                    base64::engine::general_purpose::STANDARD.decode_vec(encoded.as_bytes(), data)
+                }
+            };
+            decoded.map_err(|e| self.invalid(format!("not padded standard base64: {e}")))?;
+            break;
         }
+        let index = self.index;
+        self.index += 1;
+        Ok(Some(index))
     }
-}
 
-impl Iterator for JsonLines {
-    type Item = Result<(Position, Vec<u8>), InputError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        match self.next_record() {
-            Ok(Some(record)) => {
-                let position = Position {
-                    input_json: self.input.clone(),
-                    index: self.index,
-                };
-                self.index += 1;
-                Some(Ok((position, record)))
-            }
-            Ok(None) => {
-                self.done = true;
-                None
-            }
-            Err(e) => {
-                self.done = true;
-                Some(Err(e))
-            }
-        }
+    fn name_json(&self) -> &Arc<str> {
+        &self.input
     }
 }
 
@@ -426,6 +428,8 @@ impl Iterator for JsonLines {
 struct Directory {
     entries: std::fs::ReadDir,
     name: String,
+    /// The file the last record came from, as a JSON string.
+    file_json: Arc<str>,
 }
 
 impl Directory {
@@ -433,53 +437,50 @@ impl Directory {
         Ok(Directory {
             entries: std::fs::read_dir(path).map_err(unreadable(name))?,
             name: name.to_owned(),
+            file_json: super::json_string(name).into(),
         })
     }
 
-    fn read(&self, path: &Path) -> Result<Option<Vec<u8>>, InputError> {
+    /// Appends the file's bytes; false when it is not a regular file.
+    fn read(&self, path: &Path, data: &mut Vec<u8>) -> Result<bool, InputError> {
         let file_name = path.display().to_string();
         let metadata = match std::fs::metadata(path) {
             Ok(m) => m,
             Err(e) => return Err(unreadable(&file_name)(e)),
         };
         if !metadata.is_file() {
-            return Ok(None);
+            return Ok(false);
         }
         // Read one byte past the limit at most: a larger file is TOO_LARGE whatever follows.
         let file = File::open(path).map_err(unreadable(&file_name))?;
-        let mut bytes = Vec::new();
         file.take(MAX_RECORD as u64 + 1)
-            .read_to_end(&mut bytes)
+            .read_to_end(data)
             .map_err(unreadable(&file_name))?;
-        Ok(Some(bytes))
+        Ok(true)
     }
 }
 
-impl Iterator for Directory {
-    type Item = Result<(Position, Vec<u8>), InputError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+impl Input for Directory {
+    fn read_into(&mut self, data: &mut Vec<u8>) -> Result<Option<u64>, InputError> {
         loop {
-            let entry = match self.entries.next()? {
-                Ok(entry) => entry,
-                Err(e) => return Some(Err(unreadable(&self.name)(e))),
+            let entry = match self.entries.next() {
+                None => return Ok(None),
+                Some(Ok(entry)) => entry,
+                Some(Err(e)) => return Err(unreadable(&self.name)(e)),
             };
             if entry.file_name().as_encoded_bytes().first() == Some(&b'.') {
                 continue;
             }
             let path = entry.path();
-            match self.read(&path) {
-                Ok(Some(bytes)) => {
-                    let position = Position {
-                        input_json: super::json_string(&path.display().to_string()).into(),
-                        index: 0,
-                    };
-                    return Some(Ok((position, bytes)));
-                }
-                Ok(None) => continue,
-                Err(e) => return Some(Err(e)),
+            if self.read(&path, data)? {
+                self.file_json = super::json_string(&path.display().to_string()).into();
+                return Ok(Some(0));
             }
         }
+    }
+
+    fn name_json(&self) -> &Arc<str> {
+        &self.file_json
     }
 }
 
@@ -489,11 +490,26 @@ mod tests {
 
     fn records(bytes: &[u8], format: Format) -> Vec<Result<Vec<u8>, String>> {
         let reader: Box<dyn BufRead> = Box::new(io::Cursor::new(bytes.to_vec()));
-        match from_reader(reader, "test", format) {
-            Ok(records) => records
-                .map(|r| r.map(|(_, b)| b).map_err(|e| e.to_string()))
-                .collect(),
-            Err(e) => vec![Err(e.to_string())],
+        let mut input = match from_reader(reader, "test", format) {
+            Ok(input) => input,
+            Err(e) => return vec![Err(e.to_string())],
+        };
+        let mut got = Vec::new();
+        loop {
+            // Records land after what the buffer held, which stays as it was.
+            let mut data = b"before".to_vec();
+            match input.read_into(&mut data) {
+                Ok(None) => return got,
+                Ok(Some(index)) => {
+                    assert_eq!(index, got.len() as u64);
+                    assert_eq!(&data[..6], b"before");
+                    got.push(Ok(data.split_off(6)));
+                }
+                Err(e) => {
+                    got.push(Err(e.to_string()));
+                    return got;
+                }
+            }
         }
     }
 

@@ -11,12 +11,15 @@ use tongban_core::trust::LoadedStatus;
 use anyhow::{Context, Result, anyhow};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
-use tongban_core::bulk::{CompactStatus, Config, DigestCache, FastVerifier, Outcome, pipeline};
+use tongban_core::bulk::{
+    Batch, CompactStatus, Config, DigestCache, FastVerifier, Outcome, Source, Summary, Work,
+    pipeline,
+};
 use tongban_core::cert::Verdict;
 
 use crate::cli::{EXIT_ERROR, EXIT_INVALID};
 use crate::trust::TrustArgs;
-use input::{Format, InputError, Position, Records, Source};
+use input::{Format, InputError, Position, Records};
 
 /// The options of `bulk`.
 #[derive(clap::Args)]
@@ -65,19 +68,31 @@ pub(crate) fn coefficient_key() -> Result<[u8; 32]> {
 
 /// Why a run stopped early.
 #[derive(Debug, thiserror::Error)]
-enum Stop {
+pub enum Stop {
     #[error(transparent)]
     Input(#[from] InputError),
     #[error("cannot write results: {0}")]
     Output(io::Error),
 }
 
+/// The inputs, their errors stopping the run.
+struct Inputs(Records);
+
+impl Source for Inputs {
+    type Tag = Position;
+    type Error = Stop;
+
+    fn read_into(&mut self, batch: &mut Batch<Position>) -> Result<bool, Stop> {
+        Ok(self.0.read_into(batch)?)
+    }
+}
+
 /// Counts for the summary.
 #[derive(Default)]
-struct Tally {
-    valid: u64,
-    invalid: u64,
-    codes: BTreeMap<&'static str, u64>,
+pub struct Tally {
+    pub valid: u64,
+    pub invalid: u64,
+    pub codes: BTreeMap<&'static str, u64>,
 }
 
 impl Tally {
@@ -88,38 +103,83 @@ impl Tally {
         }
         *self.codes.entry(outcome.code.as_str()).or_default() += 1;
     }
+
+    fn merge(&mut self, other: Tally) {
+        self.valid += other.valid;
+        self.invalid += other.invalid;
+        for (code, n) in other.codes {
+            *self.codes.entry(code).or_default() += n;
+        }
+    }
+}
+
+/// One batch's result lines and counts, made on the worker that verified it.
+struct Rendered {
+    text: String,
+    tally: Tally,
+}
+
+/// Renders a batch's results (on a worker thread, so that formatting grows with the workers).
+fn render(positions: Vec<Position>, outcomes: Vec<Outcome>) -> Rendered {
+    let mut rendered = Rendered {
+        text: String::with_capacity(outcomes.len() * 128),
+        tally: Tally::default(),
+    };
+    let mut input: Option<std::sync::Arc<str>> = None;
+    for (position, outcome) in positions.into_iter().zip(&outcomes) {
+        if let Some(named) = position.input_json {
+            input = Some(named);
+        }
+        // The first record of every batch names its input.
+        let name = input.as_deref().unwrap_or("null");
+        rendered.tally.add(outcome);
+        line(&mut rendered.text, name, position.index, outcome);
+    }
+    rendered
 }
 
 /// Appends one result line (specs/bulk.md §3). Written by hand rather than through
 /// `serde_json::Value`: at a hundred thousand lines a second the formatting would otherwise take a
 /// noticeable share of a core.
-fn line(out: &mut String, position: &Position, outcome: &Outcome) {
+fn line(out: &mut String, input_json: &str, index: u64, outcome: &Outcome) {
     use std::fmt::Write as _;
-    let id = match outcome.id.as_deref() {
-        None => "null".to_owned(),
-        Some(id) => json_string(id),
-    };
+    out.push_str("{\"input\":");
+    out.push_str(input_json);
     // Writing to a String cannot fail.
-    let _ = writeln!(
-        out,
-        "{{\"input\":{},\"index\":{},\"id\":{id},\"verdict\":\"{}\",\"code\":\"{}\"}}",
-        position.input_json,
-        position.index,
-        outcome.verdict.as_str(),
-        outcome.code.as_str(),
-    );
+    let _ = write!(out, ",\"index\":{index},\"id\":");
+    match outcome.id.as_deref() {
+        None => out.push_str("null"),
+        Some(id) => push_json_string(out, id),
+    }
+    out.push_str(",\"verdict\":\"");
+    out.push_str(outcome.verdict.as_str());
+    out.push_str("\",\"code\":\"");
+    out.push_str(outcome.code.as_str());
+    out.push_str("\"}\n");
+}
+
+/// Appends `text` as a JSON string literal.
+fn push_json_string(out: &mut String, text: &str) {
+    if is_plain(text) {
+        out.push('"');
+        out.push_str(text);
+        out.push('"');
+    } else {
+        out.push_str(&serde_json::Value::from(text).to_string());
+    }
+}
+
+/// Needs no escaping in JSON.
+fn is_plain(text: &str) -> bool {
+    text.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'/'))
 }
 
 /// `text` as a JSON string literal.
 pub fn json_string(text: &str) -> String {
-    if text
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'/'))
-    {
-        format!("\"{text}\"")
-    } else {
-        serde_json::Value::from(text).to_string()
-    }
+    let mut out = String::with_capacity(text.len() + 2);
+    push_json_string(&mut out, text);
+    out
 }
 
 fn progress(args: &BulkArgs) -> Option<ProgressBar> {
@@ -140,6 +200,27 @@ fn progress(args: &BulkArgs) -> Option<ProgressBar> {
     bar.set_style(style);
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
     Some(bar)
+}
+
+/// What `bulk` does once its trust and status are loaded: every record of `records` through
+/// `work` (the fast verifier, or a stand-in that measures the rest), a result line per
+/// certificate written to `out` in input order, `progress` told how many more are done after each
+/// batch. The calling thread reads and writes; the workers verify and render the lines.
+pub fn sweep(
+    work: &impl Work,
+    config: &Config,
+    records: Records,
+    out: &mut impl Write,
+    mut progress: impl FnMut(u64),
+) -> Result<(Summary, Tally), Stop> {
+    let mut tally = Tally::default();
+    let summary = pipeline::run_rendered(work, config, Inputs(records), render, |rendered| {
+        progress(rendered.tally.valid + rendered.tally.invalid);
+        tally.merge(rendered.tally);
+        out.write_all(rendered.text.as_bytes())
+            .map_err(Stop::Output)
+    })?;
+    Ok((summary, tally))
 }
 
 pub fn run(args: &BulkArgs) -> Result<ExitCode> {
@@ -171,35 +252,31 @@ pub fn run(args: &BulkArgs) -> Result<ExitCode> {
         ..Config::new(threads)
     };
     let cache = (args.cache > 0).then(|| DigestCache::new(args.cache));
-    let sources = args.inputs.iter().map(|i| Source::parse(i)).collect();
+    let sources = args
+        .inputs
+        .iter()
+        .map(|i| input::Source::parse(i))
+        .collect();
     let records = Records::new(sources, args.format);
 
     let bar = progress(args);
-    let mut tally = Tally::default();
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    let mut text = String::with_capacity(256);
-    let result = pipeline::run(
-        &verifier,
-        cache.as_ref(),
-        &config,
-        records.map(|r| r.map_err(Stop::from)),
-        |position: Position, outcome: Outcome| {
-            tally.add(&outcome);
-            if let Some(bar) = &bar {
-                bar.inc(1);
-            }
-            text.clear();
-            line(&mut text, &position, &outcome);
-            out.write_all(text.as_bytes()).map_err(Stop::Output)
-        },
-    );
+    let work = pipeline::Verify {
+        verifier: &verifier,
+        cache: cache.as_ref(),
+    };
+    let result = sweep(&work, &config, records, &mut out, |n| {
+        if let Some(bar) = &bar {
+            bar.inc(n);
+        }
+    });
     let flushed = out.flush();
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    let summary = match result {
-        Ok(summary) => summary,
+    let (summary, tally) = match result {
+        Ok(done) => done,
         Err(Stop::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
             // The reader went away (`| head`): not every certificate was checked.
             return Ok(ExitCode::from(EXIT_ERROR));
@@ -221,6 +298,7 @@ pub fn run(args: &BulkArgs) -> Result<ExitCode> {
             "seconds": (seconds * 1000.0).round() / 1000.0,
             "per_second": if seconds > 0.0 { (summary.certificates as f64 / seconds).round() } else { 0.0 },
             "threads": config.threads,
+            "ed25519_backend": tongban_core::bulk::ed25519_backend(),
             "batch": config.batch_size,
             "signatures": {
                 "batched": signatures.batched,
@@ -246,18 +324,14 @@ mod tests {
     #[test]
     fn result_lines_are_json_whatever_the_names() {
         for name in ["certs.tbb", "-", "证照/\"quoted\"\\dir\n.tbb", "a b.tbc"] {
-            let position = Position {
-                input_json: json_string(name).into(),
-                index: 7,
-            };
-            for id in [None, Some("1.2.156.3005.2.X.Y.Z.001.Q")] {
+            for id in [None, Some("1.2.156.3005.2.X.Y.Z.001.Q"), Some("证照\"1")] {
                 let outcome = Outcome {
                     verdict: Verdict::Invalid,
                     code: tongban_core::Code::Expired,
                     id: id.map(Into::into),
                 };
                 let mut text = String::new();
-                line(&mut text, &position, &outcome);
+                line(&mut text, &json_string(name), 7, &outcome);
                 assert!(text.ends_with('\n'));
                 let parsed: serde_json::Value =
                     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
@@ -268,5 +342,55 @@ mod tests {
                 assert_eq!(parsed["code"], "EXPIRED");
             }
         }
+    }
+
+    #[test]
+    fn a_batch_names_each_line_by_the_last_input_named_before_it() {
+        let at = |input: Option<&str>, index| Position {
+            input_json: input.map(|n| json_string(n).into()),
+            index,
+        };
+        let positions = vec![
+            at(Some("a.tbb"), 5),
+            at(None, 6),
+            at(Some("b.tbb"), 0),
+            at(None, 1),
+        ];
+        let outcome = |code| Outcome {
+            verdict: if code == tongban_core::Code::Ok {
+                Verdict::Valid
+            } else {
+                Verdict::Invalid
+            },
+            code,
+            id: None,
+        };
+        let outcomes = vec![
+            outcome(tongban_core::Code::Ok),
+            outcome(tongban_core::Code::Expired),
+            outcome(tongban_core::Code::Ok),
+            outcome(tongban_core::Code::Ok),
+        ];
+        let rendered = render(positions, outcomes);
+        let lines: Vec<serde_json::Value> = rendered
+            .text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect();
+        let got: Vec<(&str, u64)> = lines
+            .iter()
+            .map(|l| {
+                (
+                    l["input"].as_str().unwrap_or("?"),
+                    l["index"].as_u64().unwrap_or(99),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [("a.tbb", 5), ("a.tbb", 6), ("b.tbb", 0), ("b.tbb", 1)]
+        );
+        assert_eq!((rendered.tally.valid, rendered.tally.invalid), (3, 1));
+        assert_eq!(rendered.tally.codes.get("EXPIRED"), Some(&1));
     }
 }
