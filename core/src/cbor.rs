@@ -142,7 +142,7 @@ impl Scanner<'_> {
             return Err(self.fail(Code::CborTruncated, "string runs past the end"));
         }
         let end = self.pos + head.arg as usize;
-        if head.major == MAJOR_TEXT && std::str::from_utf8(&self.buf[self.pos..end]).is_err() {
+        if head.major == MAJOR_TEXT && !is_utf8(&self.buf[self.pos..end]) {
             self.pos = at;
             return Err(self.fail(Code::CborMalformed, "text string not UTF-8"));
         }
@@ -200,15 +200,35 @@ impl Scanner<'_> {
     }
 }
 
+/// Rule 13. Most text is ASCII, which a word-at-a-time check settles faster than the full
+/// decoder.
+fn is_utf8(bytes: &[u8]) -> bool {
+    bytes.is_ascii() || std::str::from_utf8(bytes).is_ok()
+}
+
 /// The keys seen in one map; returns false on a repeat.
 #[derive(Default)]
 struct KeySet<'a> {
     few: Vec<&'a [u8]>,
     many: BTreeSet<&'a [u8]>,
+    /// Whether every key so far came after the one before it (bytewise), as producers are asked
+    /// to order them: a key after the last is then new without a search.
+    ascending: bool,
 }
 
 impl<'a> KeySet<'a> {
     fn insert(&mut self, key: &'a [u8]) -> bool {
+        match self.few.last() {
+            None => self.ascending = true,
+            Some(&last) if self.ascending && self.many.is_empty() => {
+                if key > last {
+                    self.few.push(key);
+                    return true;
+                }
+                self.ascending = false;
+            }
+            Some(_) => {}
+        }
         if self.few.len() < LINEAR_KEY_SCAN {
             if self.few.contains(&key) {
                 return false;
@@ -228,6 +248,23 @@ impl<'a> KeySet<'a> {
 pub enum Key<'a> {
     Int(i64),
     Text(&'a str),
+}
+
+/// A map key as received: an integer, or a text key's bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RawKey<'a> {
+    Int(i64),
+    Text(&'a [u8]),
+}
+
+impl RawKey<'_> {
+    pub fn is(&self, key: Key<'_>) -> bool {
+        match (*self, key) {
+            (RawKey::Int(a), Key::Int(b)) => a == b,
+            (RawKey::Text(a), Key::Text(b)) => a == b.as_bytes(),
+            _ => false,
+        }
+    }
 }
 
 /// A cursor over bytes that [`check`] accepted. Every read returns `None` when the next item is not
@@ -339,6 +376,18 @@ impl<'a> Reader<'a> {
         match self.peek_head()?.0 {
             MAJOR_TEXT => self.text().map(Key::Text),
             _ => self.int().map(Key::Int),
+        }
+    }
+
+    /// A map key with a text key's bytes left as they are: compared with the [`Key`]s a reader
+    /// asks for, it needs no UTF-8 check of its own ([`check`] made one).
+    pub fn raw_key(&mut self) -> Option<RawKey<'a>> {
+        match self.peek_head()?.0 {
+            MAJOR_TEXT => {
+                let len = self.take_head(MAJOR_TEXT)?;
+                self.take_slice(len).map(RawKey::Text)
+            }
+            _ => self.int().map(RawKey::Int),
         }
     }
 
@@ -553,6 +602,36 @@ mod tests {
         assert_eq!(code("a301020304055fff"), Code::CborIndefiniteLength);
         // A count that cannot fit is reported at its head, before any element.
         assert_eq!(code("a30102010360"), Code::CborTruncated);
+    }
+
+    #[test]
+    fn repeats_are_found_whatever_the_key_order() {
+        // Keys in ascending order, then out of order: a repeat is found on the short and the
+        // long path, and a map out of order without repeats is accepted.
+        let map_of = |keys: &[u64]| {
+            let mut map = vec![];
+            write_head(&mut map, MAJOR_MAP, keys.len() as u64);
+            for &k in keys {
+                write_head(&mut map, MAJOR_UINT, k);
+                map.push(0);
+            }
+            check(&map, 1000, false).map_err(|f| f.code)
+        };
+        let duplicate = Err(Code::CborDuplicateKey);
+        assert_eq!(map_of(&[1, 2, 3, 1]), duplicate);
+        assert_eq!(map_of(&[1, 2, 3, 3]), duplicate);
+        assert_eq!(map_of(&[3, 1, 2, 1]), duplicate);
+        assert_eq!(map_of(&[3, 1, 2, 4]), Ok(()));
+        let ascending: Vec<u64> = (0..30).collect();
+        assert_eq!(map_of(&ascending), Ok(()));
+        for repeat in [0, 15, 16, 29] {
+            let mut keys = ascending.clone();
+            keys.push(repeat);
+            assert_eq!(map_of(&keys), duplicate, "{repeat}");
+            keys.pop();
+            keys.extend([31, 30, repeat]);
+            assert_eq!(map_of(&keys), duplicate, "{repeat}");
+        }
     }
 
     #[test]

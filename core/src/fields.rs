@@ -1,7 +1,7 @@
 //! Reading closed payload maps: every key is taken by name and type, and [`Fields::finish`] refuses
 //! whatever is left, so an unknown claim can never pass unnoticed (specs/encoding.md §5).
 
-use crate::cbor::{Key, Reader};
+use crate::cbor::{Key, RawKey, Reader};
 use crate::codes::{Code, Failure};
 use crate::keys::{KeyError, PublicKey};
 use crate::values::{Time, is_short_text};
@@ -40,13 +40,20 @@ impl Bad {
             Key::Text(t) => Bad::new(format!("field \"{t}\" {what}")),
         }
     }
+
+    fn raw_field(key: &RawKey<'_>, what: &str) -> Bad {
+        match key {
+            RawKey::Int(i) => Bad::new(format!("claim {i} {what}")),
+            RawKey::Text(t) => Bad::new(format!("field \"{}\" {what}", String::from_utf8_lossy(t))),
+        }
+    }
 }
 
 /// The entries of one map, taken one by one.
 pub struct Fields<'a> {
     /// Taken entries first (`..taken`), then the rest in the order received. A reader that asks
     /// for keys in the encoding's order (specs/encoding.md §1 sorts them) finds each at once.
-    entries: Vec<(Key<'a>, Reader<'a>)>,
+    entries: Vec<(RawKey<'a>, Reader<'a>)>,
     taken: usize,
 }
 
@@ -67,7 +74,7 @@ impl<'a> Fields<'a> {
         let mut entries = Vec::with_capacity(count.min(32) as usize);
         for _ in 0..count {
             let key = reader
-                .key()
+                .raw_key()
                 .ok_or_else(|| Bad::new("map key neither integer nor text"))?;
             let value = reader.clone();
             reader
@@ -79,16 +86,16 @@ impl<'a> Fields<'a> {
     }
 
     /// The entries not taken yet.
-    fn rest(&self) -> &[(Key<'a>, Reader<'a>)] {
+    fn rest(&self) -> &[(RawKey<'a>, Reader<'a>)] {
         self.entries.get(self.taken..).unwrap_or_default()
     }
 
     fn has(&self, key: Key<'a>) -> bool {
-        self.rest().iter().any(|(k, _)| *k == key)
+        self.rest().iter().any(|(k, _)| k.is(key))
     }
 
     fn take(&mut self, key: Key<'a>) -> Option<Reader<'a>> {
-        let at = self.taken + self.rest().iter().position(|(k, _)| *k == key)?;
+        let at = self.taken + self.rest().iter().position(|(k, _)| k.is(key))?;
         self.entries.swap(self.taken, at);
         let reader = self.entries.get(self.taken)?.1.clone();
         self.taken += 1;
@@ -239,7 +246,7 @@ impl<'a> Fields<'a> {
     pub fn finish(self) -> Result<(), Bad> {
         match self.rest().first() {
             None => Ok(()),
-            Some((key, _)) => Err(Bad::field(key, "is not allowed here")),
+            Some((key, _)) => Err(Bad::raw_field(key, "is not allowed here")),
         }
     }
 }

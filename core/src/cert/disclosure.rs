@@ -235,8 +235,8 @@ impl Disclosure {
             .text()
             .filter(|n| FieldName::is_valid(n))
             .ok_or_else(|| malformed("field name invalid"))?;
-        let value = if let Some(text) = reader.clone().text() {
-            reader.text();
+        // A read of another type leaves the reader where it was.
+        let value = if let Some(text) = reader.text() {
             if text.len() > MAX_VALUE_TEXT {
                 return Err(malformed("text value longer than 4096 bytes"));
             }
