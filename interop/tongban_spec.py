@@ -923,3 +923,63 @@ def build_status_list(root_seed: bytes, rc: str, values, iat: int, exp: int, ver
                65533: {"bits": bits, "lst": zlib.compress(pack_status_values(values)) if lst is None else lst}}
     payload.update(replace or {})
     return sign_object(root_seed, TYP_STATUS_LIST, cbor2.dumps(canonical_map(payload)))
+
+
+# ---------------------------------------------------------------- presentation.md §1: offline QR text
+
+QR_PREFIX = "TB1:"
+QR_MAX_TEXT = 4296
+BASE45 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
+
+
+def base45_encode(data: bytes) -> str:
+    out = []
+    for i in range(0, len(data), 2):
+        if i + 1 < len(data):
+            n = data[i] * 256 + data[i + 1]
+            out += [BASE45[n % 45], BASE45[n // 45 % 45], BASE45[n // 2025]]
+        else:
+            out += [BASE45[data[i] % 45], BASE45[data[i] // 45]]
+    return "".join(out)
+
+
+def base45_decode(text: str) -> bytes:
+    require(len(text) % 3 != 1, "QR_ENCODING", "length 1 modulo 3")
+    values = []
+    for c in text:
+        require(c in BASE45, "QR_ENCODING", f"{c!r} is not Base45")
+        values.append(BASE45.index(c))
+    out = bytearray()
+    for i in range(0, len(values), 3):
+        group = values[i:i + 3]
+        n = sum(v * 45 ** k for k, v in enumerate(group))
+        if len(group) == 3:
+            require(n <= 0xFFFF, "QR_ENCODING", "group over 65535")
+            out += n.to_bytes(2, "big")
+        else:
+            require(n <= 0xFF, "QR_ENCODING", "last group over 255")
+            out.append(n)
+    return bytes(out)
+
+
+def qr_encode(certificate: bytes) -> str:
+    text = QR_PREFIX + base45_encode(zlib.compress(certificate, 9))
+    require(len(text) <= QR_MAX_TEXT, "QR_TOO_LARGE", "disclose fewer fields")
+    return text
+
+
+def qr_decode(text: str) -> bytes:
+    """The certificate bytes of an offline QR text, the rules in the order of presentation.md §1."""
+    text = text.strip(" \t\r\n")
+    require(len(text) <= QR_MAX_TEXT, "QR_TOO_LARGE")
+    require(text.startswith(QR_PREFIX), "QR_PREFIX")
+    compressed = base45_decode(text[len(QR_PREFIX):])
+    inflater = zlib.decompressobj()
+    try:
+        out = inflater.decompress(compressed, OBJECT_LIMIT + 1)
+    except zlib.error as e:
+        raise Reject("QR_ZLIB", str(e)) from e
+    require(len(out) <= OBJECT_LIMIT, "TOO_LARGE", "inflates beyond the certificate limit")
+    require(inflater.eof, "QR_ZLIB", "the stream is cut short")
+    require(not inflater.unused_data, "QR_ZLIB", "bytes after the stream")
+    return out

@@ -38,6 +38,10 @@ macro_rules! codes {
 codes! {
     Ok => "OK", "every check passed";
     TooLarge => "TOO_LARGE", "input larger than the object's size limit";
+    QrTooLarge => "QR_TOO_LARGE", "an offline QR text longer than 4,296 characters";
+    QrPrefix => "QR_PREFIX", "an offline QR text that does not start with TB1:";
+    QrEncoding => "QR_ENCODING", "an offline QR text whose body is not Base45";
+    QrZlib => "QR_ZLIB", "an offline QR text whose bytes are not one whole ZLIB stream";
     CborTruncated => "CBOR_TRUNCATED", "input ends inside an item, or a length or count exceeds the bytes left";
     CborTrailingBytes => "CBOR_TRAILING_BYTES", "bytes after the top-level item";
     CborIndefiniteLength => "CBOR_INDEFINITE_LENGTH", "an indefinite-length string, array or map";

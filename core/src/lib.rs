@@ -16,6 +16,7 @@ pub mod fields;
 pub mod ids;
 pub mod keys;
 pub mod log;
+pub mod qr;
 pub mod sharing;
 pub mod sm2_tables;
 pub mod status;

@@ -3,7 +3,7 @@
 //! anyhow.
 
 use crate::trust::TrustArgs;
-use crate::{audit, bulk, fetch, generate, report, sharing, vectors};
+use crate::{audit, bulk, fetch, generate, qr, report, sharing, vectors};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -33,7 +33,7 @@ struct Cli {
 enum Command {
     /// Verify one certificate against a trust bundle (and status lists or snapshots).
     Verify {
-        /// The certificate file (the COSE_Sign1 bytes).
+        /// The certificate file: the COSE_Sign1 bytes, or its offline QR text (`TB1:…`).
         file: PathBuf,
         #[command(flatten)]
         trust: TrustArgs,
@@ -61,6 +61,11 @@ enum Command {
     },
     /// Verify many certificates through the fast path; one JSON line per certificate.
     Bulk(bulk::BulkArgs),
+    /// A certificate as one QR code (its offline QR text, TB1:…), and QR codes read from images.
+    Qr {
+        #[command(subcommand)]
+        command: qr::QrCommand,
+    },
     /// Make a large test set (stream, trust bundle, status lists) from the fixed test keys.
     Gen(generate::GenArgs),
     /// Download a node's federation-wide trust bundle and every member region's status
@@ -287,12 +292,28 @@ pub(crate) fn pinned_kid(federation_kid: Option<&str>) -> Result<Option<KeyId>> 
 fn verify(file: &Path, trust: &TrustArgs, status: &[PathBuf], json: bool) -> Result<ExitCode> {
     let (store, now) = trust.load()?;
     let status = crate::status::load_all(status, &store)?;
-    let result = cert::verify(
-        &read_capped(file, Kind::Certificate.size_limit())?,
-        &store,
-        &status,
-        now,
-    );
+    // The certificate's bytes, its offline QR text (specs/presentation.md §1), or a photo or scan
+    // of that QR code.
+    let mut input = read_capped(file, qr::MAX_IMAGE_BYTES)?;
+    if qr::is_image(&input) {
+        if input.len() as u64 > qr::MAX_IMAGE_BYTES {
+            return Err(anyhow!(
+                "{}: an image over {} bytes",
+                file.display(),
+                qr::MAX_IMAGE_BYTES
+            ));
+        }
+        let texts = qr::texts_in_image(&input).with_context(|| file.display().to_string())?;
+        input = texts
+            .into_iter()
+            .find(|t| tongban_core::qr::is_qr_text(t.as_bytes()))
+            .ok_or_else(|| anyhow!("{}: no Tongban QR code (TB1:) in the image", file.display()))?
+            .into_bytes();
+    } else {
+        // Anything past the certificate's limit is TOO_LARGE whatever it holds.
+        input.truncate(Kind::Certificate.size_limit() as usize + 1);
+    }
+    let result = tongban_core::qr::verify_either(&input, &store, &status, now);
     if json {
         emit(&format!("{:#}\n", report::verification_json(&result)))?;
     } else {
@@ -380,6 +401,7 @@ where
         Command::Inspect { file, json } => inspect(file, *json),
         Command::Conformance { vectors, export } => conformance(vectors, export.as_deref()),
         Command::Bulk(args) => bulk::run(args),
+        Command::Qr { command } => qr::run(command),
         Command::Gen(args) => generate::run(args),
         Command::Fetch(args) => fetch::run(args),
         Command::Audit {

@@ -6,6 +6,7 @@ pub mod bulk;
 pub mod cli;
 mod fetch;
 mod generate;
+mod qr;
 mod report;
 mod sharing;
 mod status;

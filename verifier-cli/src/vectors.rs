@@ -667,18 +667,61 @@ mod tests {
     #[test]
     fn committed_vectors_are_reproduced() -> Result<()> {
         let set = tongban_core::testkit::vectors::generate()?;
-        let generated = VectorFile::from_set(&set);
-        let mut text = serde_json::to_string_pretty(&generated)?;
+        reproduces(COMMITTED, &VectorFile::from_set(&set))
+    }
+
+    /// The committed file at `path` is `generated`, pretty-printed; TONGBAN_WRITE_VECTORS=1
+    /// writes it first.
+    fn reproduces(path: &str, generated: &impl serde::Serialize) -> Result<()> {
+        let mut text = serde_json::to_string_pretty(generated)?;
         text.push('\n');
         if std::env::var_os("TONGBAN_WRITE_VECTORS").is_some() {
-            std::fs::write(COMMITTED, &text)?;
+            std::fs::write(path, &text)?;
         }
-        let committed = std::fs::read_to_string(COMMITTED)
-            .context("specs/vectors/vectors.json missing: run with TONGBAN_WRITE_VECTORS=1")?;
+        let committed = std::fs::read_to_string(path)
+            .with_context(|| format!("{path} missing: run with TONGBAN_WRITE_VECTORS=1"))?;
         assert!(
             committed == text,
-            "specs/vectors/vectors.json differs from what the generator makes"
+            "{path} differs from what the generator makes"
         );
+        Ok(())
+    }
+
+    const COMMITTED_QR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../specs/vectors/qr.json");
+
+    /// specs/vectors/qr.json (specs/presentation.md §1) is reproduced from the vectors' full
+    /// business licence, and every case reads as it says.
+    #[test]
+    fn committed_qr_vectors_are_reproduced_and_pass() -> Result<()> {
+        let set = tongban_core::testkit::vectors::generate()?;
+        let full = set
+            .certificates
+            .iter()
+            .find(|c| c.name == "valid-full-disclosure")
+            .context("no valid-full-disclosure vector")?;
+        let cases =
+            tongban_core::testkit::qr::cases(&full.bytes, ["holder.name", "holder.id_number"])
+                .map_err(|f| anyhow::anyhow!("{f}"))?;
+        let json = serde_json::json!({
+            "spec": "specs/presentation.md §1",
+            "cases": cases.iter().map(|c| {
+                let mut case = serde_json::json!({
+                    "name": c.name,
+                    "description": c.description,
+                    "text": c.text,
+                });
+                match &c.expect {
+                    Ok(bytes) => case["certificate"] = hex::encode(bytes).into(),
+                    Err(code) => case["code"] = code.as_str().into(),
+                }
+                case
+            }).collect::<Vec<_>>(),
+        });
+        reproduces(COMMITTED_QR, &json)?;
+        for case in &cases {
+            let got = tongban_core::qr::decode(&case.text).map_err(|f| f.code);
+            assert_eq!(got, case.expect, "{}", case.name);
+        }
         Ok(())
     }
 

@@ -97,6 +97,14 @@ impl Verification {
         }
     }
 
+    /// The result for input refused before it was a certificate to verify (an offline QR text
+    /// that does not decode, specs/presentation.md §1).
+    pub fn refused(checked_at: Time, failure: Failure) -> Verification {
+        let mut result = Verification::new(checked_at);
+        result.settle(Err(failure));
+        result
+    }
+
     pub fn is_valid(&self) -> bool {
         self.verdict == Verdict::Valid
     }

@@ -5,6 +5,7 @@
 pub mod bulk;
 pub mod federation;
 pub mod log;
+pub mod qr;
 pub mod raw;
 pub mod sharing;
 pub mod vectors;
