@@ -194,6 +194,37 @@ fn a_node_serves_its_whole_api_and_refuses_what_it_must() {
         403
     );
 
+    // The same as one QR code a holder shows (specs/presentation.md §1): the text decodes to the
+    // presented certificate, which verifies; SVG by default, PNG on request; the owner only.
+    let qr = node.get(
+        &format!("/v1/certificates/{id}/qr?disclose=holder.name&format=text"),
+        Some(&a),
+    );
+    assert_eq!(qr.status, 200, "{}", qr.text());
+    assert_eq!(
+        qr.header("content-type").as_deref(),
+        Some("text/plain; charset=utf-8")
+    );
+    let inside = tongban_core::qr::decode(&qr.text()).unwrap();
+    let shown = verify(&node, &B64.encode(&inside));
+    assert_eq!(shown["disclosed"], json!(["holder.name"]));
+    let svg = node.get(&format!("/v1/certificates/{id}/qr"), Some(&a));
+    assert_eq!(svg.header("content-type").as_deref(), Some("image/svg+xml"));
+    assert!(svg.text().contains("<svg"), "{}", svg.text());
+    let png = node.get(&format!("/v1/certificates/{id}/qr?format=png"), Some(&a));
+    assert_eq!(png.header("content-type").as_deref(), Some("image/png"));
+    assert!(png.body.starts_with(b"\x89PNG"));
+    assert_eq!(
+        node.get(&format!("/v1/certificates/{id}/qr"), Some(&b))
+            .status,
+        403
+    );
+    let gif = node.get(&format!("/v1/certificates/{id}/qr?format=gif"), Some(&a));
+    assert_eq!(
+        (gif.status, gif.code()),
+        (400, "MALFORMED_QUERY".to_owned())
+    );
+
     // Status operations and the transition rules.
     let status = |op: &str| {
         node.post(

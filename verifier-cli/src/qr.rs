@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow};
-use image::{GrayImage, ImageReader, Luma};
-use qrcode::{EcLevel, QrCode, Version};
+use image::ImageReader;
 use tongban_core::cert::present;
 use tongban_core::envelope::Kind;
+use tongban_core::qr::symbol::Symbol;
 
 use crate::cli::{emit, read_bounded};
 
@@ -19,8 +19,6 @@ pub const MAX_IMAGE_BYTES: u64 = 32 * 1024 * 1024;
 const MAX_SIDE: u32 = 8192;
 /// What decoding one image may allocate.
 const MAX_DECODED_BYTES: u64 = 256 * 1024 * 1024;
-/// White modules around the symbol, as ISO/IEC 18004 asks.
-const QUIET_ZONE: u32 = 4;
 
 #[derive(clap::Subcommand)]
 pub enum QrCommand {
@@ -80,14 +78,12 @@ fn encode(
         .map_err(|f| anyhow!("{}: {f}", file.display()))?,
     };
     let text = tongban_core::qr::encode(&shown)?;
-    let code = QrCode::with_error_correction_level(text.as_bytes(), EcLevel::M)
-        .map_err(|e| anyhow!("cannot make a QR code of {} characters: {e:?}", text.len()))?;
-    let version = match code.version() {
-        Version::Normal(n) | Version::Micro(n) => n,
-    };
+    let symbol = Symbol::new(&text)?;
     eprintln!(
-        "QR version {version}, level M, {0}x{0} modules, {1} characters, {2} certificate bytes",
-        code.width(),
+        "QR version {}, level {}, {2}x{2} modules, {3} characters, {4} certificate bytes",
+        symbol.version(),
+        symbol.level(),
+        symbol.width(),
         text.len(),
         shown.len()
     );
@@ -95,13 +91,8 @@ fn encode(
         .and_then(Path::extension)
         .map(|e| e.to_ascii_lowercase());
     let bytes = match extension.as_ref().and_then(|e| e.to_str()) {
-        Some("svg") => code
-            .render::<qrcode::render::svg::Color>()
-            .quiet_zone(true)
-            .min_dimensions(256, 256)
-            .build()
-            .into_bytes(),
-        Some("png") => png(&code, scale)?,
+        Some("svg") => symbol.svg().into_bytes(),
+        Some("png") => symbol.png(scale)?,
         _ => format!("{text}\n").into_bytes(),
     };
     match out {
@@ -109,27 +100,6 @@ fn encode(
         Some(path) => write_whole(path, &bytes)?,
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The symbol as a greyscale PNG, `scale` pixels a module, with the quiet zone.
-fn png(code: &QrCode, scale: u32) -> Result<Vec<u8>> {
-    let width = u32::try_from(code.width()).context("QR code too wide")?;
-    let side = (width + 2 * QUIET_ZONE) * scale;
-    let colors = code.to_colors();
-    let image = GrayImage::from_fn(side, side, |x, y| {
-        let (mx, my) = (x / scale, y / scale);
-        let dark = (QUIET_ZONE..QUIET_ZONE + width).contains(&mx)
-            && (QUIET_ZONE..QUIET_ZONE + width).contains(&my)
-            && colors
-                .get(((my - QUIET_ZONE) * width + (mx - QUIET_ZONE)) as usize)
-                .is_some_and(|c| *c == qrcode::Color::Dark);
-        Luma([if dark { 0 } else { 255 }])
-    });
-    let mut out = std::io::Cursor::new(Vec::new());
-    image
-        .write_to(&mut out, image::ImageFormat::Png)
-        .context("cannot encode the PNG")?;
-    Ok(out.into_inner())
 }
 
 /// Whether `bytes` start as a PNG or a JPEG file does.

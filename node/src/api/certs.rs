@@ -328,23 +328,83 @@ pub async fn fetch(
     CertId(id): CertId,
     Query(query): Query<FetchQuery>,
 ) -> Result<Json<Value>, Refusal> {
-    let record = app.region.certificate(&id)?;
-    check_owner(&record, &agency)?;
-    let region = app.region.clone();
-    let bytes = blocking(move || region.certificate_bytes(&record)).await?;
-    let wanted: Option<Vec<String>> = query.disclose.map(|d| {
-        d.split(',')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect()
-    });
-    let presented = match &wanted {
-        None => bytes,
-        Some(names) => present(&bytes, |name| names.iter().any(|n| n == name.as_str()))
-            .map_err(|f| Refusal::internal(f.to_string()))?,
-    };
+    let presented = presented(&app, &agency, &id, query.disclose.as_deref()).await?;
     Ok(Json(json!({
         "id": id.as_str(),
         "certificate": B64.encode(&presented),
     })))
+}
+
+/// The agency's certificate with all its disclosures, or only those `disclose` names
+/// (comma-separated; empty names skipped).
+async fn presented(
+    app: &App,
+    agency: &str,
+    id: &tongban_core::ids::Identifier,
+    disclose: Option<&str>,
+) -> Result<Vec<u8>, Refusal> {
+    let record = app.region.certificate(id)?;
+    check_owner(&record, agency)?;
+    let region = app.region.clone();
+    let bytes = blocking(move || region.certificate_bytes(&record)).await?;
+    let Some(disclose) = disclose else {
+        return Ok(bytes);
+    };
+    let names: Vec<&str> = disclose.split(',').filter(|s| !s.is_empty()).collect();
+    present(&bytes, |name| names.contains(&name.as_str()))
+        .map_err(|f| Refusal::internal(f.to_string()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QrQuery {
+    /// Comma-separated field names to disclose; absent: all.
+    disclose: Option<String>,
+    /// `svg` (the default), `png` or `text`.
+    format: Option<QrFormat>,
+}
+
+#[derive(Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QrFormat {
+    Svg,
+    Png,
+    Text,
+}
+
+/// `GET /v1/certificates/{id}/qr`: the certificate (all or some disclosures) as one QR code a
+/// holder shows on a phone (specs/presentation.md §1): SVG, PNG or the QR text itself.
+pub async fn qr(
+    State(app): State<App>,
+    Agency(agency): Agency,
+    CertId(id): CertId,
+    Query(query): Query<QrQuery>,
+) -> Result<axum::response::Response, Refusal> {
+    use axum::response::IntoResponse;
+    let presented = presented(&app, &agency, &id, query.disclose.as_deref()).await?;
+    let text = tongban_core::qr::encode(&presented).map_err(|e| {
+        Refusal::code(
+            Kind::Invalid,
+            tongban_core::codes::Code::QrTooLarge,
+            e.to_string(),
+        )
+    })?;
+    let format = query.format.unwrap_or(QrFormat::Svg);
+    let (content_type, body) = match format {
+        QrFormat::Text => ("text/plain; charset=utf-8", text.into_bytes()),
+        QrFormat::Svg | QrFormat::Png => {
+            let symbol = tongban_core::qr::symbol::Symbol::new(&text)
+                .map_err(|e| Refusal::internal(e.to_string()))?;
+            match format {
+                QrFormat::Png => (
+                    "image/png",
+                    symbol
+                        .png(8)
+                        .map_err(|e| Refusal::internal(e.to_string()))?,
+                ),
+                _ => ("image/svg+xml", symbol.svg().into_bytes()),
+            }
+        }
+    };
+    Ok(([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response())
 }

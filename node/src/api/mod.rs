@@ -78,6 +78,7 @@ pub fn router(app: App) -> Router {
         .route("/v1/admin/seals/{kid}/rotate", post(admin::rotate_seal))
         .route("/v1/certificates", post(certs::issue))
         .route("/v1/certificates/{id}", get(certs::fetch))
+        .route("/v1/certificates/{id}/qr", get(certs::qr))
         .route("/v1/certificates/{id}/renew", post(certs::renew))
         .route("/v1/certificates/{id}/change", post(certs::change))
         .route("/v1/certificates/{id}/status", post(certs::change_status))

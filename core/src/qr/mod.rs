@@ -2,6 +2,9 @@
 //! §1): what a holder's phone shows and a counter's scanner reads. Decoding gives the certificate's
 //! bytes; verifying them is [`cert::verify`](crate::cert::verify)'s.
 
+#[cfg(feature = "render")]
+pub mod symbol;
+
 use std::io::{Read, Write};
 
 use flate2::Compression;
