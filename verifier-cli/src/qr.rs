@@ -1,5 +1,6 @@
 //! `tongban-verify qr`: a certificate as one QR code (specs/presentation.md §1), drawn as SVG or
-//! PNG or written as text, and QR codes read back from a photo or a scan.
+//! PNG or written as text, and QR codes read back from a photo or a scan (rxing, ZXing's
+//! decoder in Rust).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -121,16 +122,32 @@ pub fn texts_in_image(bytes: &[u8]) -> Result<Vec<String>> {
         .decode()
         .context("cannot decode the image")?
         .into_luma8();
-    let mut prepared = rqrr::PreparedImage::prepare_from_greyscale(
-        grey.width() as usize,
-        grey.height() as usize,
-        |x, y| grey.get_pixel(x as u32, y as u32).0[0],
+    let (width, height) = grey.dimensions();
+    let mut hints = rxing::DecodeHints {
+        PossibleFormats: Some(std::collections::HashSet::from([
+            rxing::BarcodeFormat::QR_CODE,
+        ])),
+        ..rxing::DecodeHints::default()
+    };
+    // ZXing's multiple-code reader, trying harder: it finds codes a camera left soft or skewed.
+    let found = rxing::helpers::detect_multiple_in_luma_with_hints(
+        grey.into_raw(),
+        width,
+        height,
+        &mut hints,
     );
-    Ok(prepared
-        .detect_grids()
-        .into_iter()
-        .filter_map(|grid| grid.decode().ok().map(|(_, text)| text))
-        .collect())
+    use rxing::Exceptions;
+    match found {
+        Ok(codes) => Ok(codes.into_iter().map(|r| r.getText().to_owned()).collect()),
+        // No code, or codes too damaged to read: nothing to give.
+        Err(
+            Exceptions::NotFoundException(_)
+            | Exceptions::FormatException(_)
+            | Exceptions::ChecksumException(_)
+            | Exceptions::ReedSolomonException(_),
+        ) => Ok(Vec::new()),
+        Err(other) => Err(anyhow!("cannot look for QR codes in the image: {other}")),
+    }
 }
 
 /// Writes `bytes` to `path` whole: a temporary name beside it, synced, then renamed.

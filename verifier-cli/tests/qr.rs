@@ -123,6 +123,38 @@ fn a_licence_as_text_png_and_svg_verifies_from_each() {
 }
 
 #[test]
+fn a_photo_of_the_code_verifies() {
+    // What a counter's camera gives: the code not on the pixel grid (1.25 and 1.5 pixels per
+    // pixel), softened, as JPEG. (rqrr misses some resamplings, e.g. 1,000 -> 1,007 pixels with
+    // a triangle filter: a camera's own rescaling differs, but a stronger decoder would help.)
+    let f = Files::new("qr-photo");
+    f.encode("valid-full-disclosure.tbc", "code.png", None);
+    let png = must(std::fs::read(f.dir.join("code.png")));
+    let sharp = image_of(&png);
+    for (n, d) in [(5, 4), (3, 2)] {
+        let (w, h) = (sharp.width() * n / d, sharp.height() * n / d);
+        let photo = image::imageops::blur(
+            &image::imageops::resize(&sharp, w, h, image::imageops::FilterType::Triangle),
+            1.2,
+        );
+        let mut jpeg = Vec::new();
+        must(
+            photo.write_with_encoder(image::codecs::jpeg::JpegEncoder::new_with_quality(
+                &mut jpeg, 60,
+            )),
+        );
+        let name = format!("photo-{n}-{d}.jpg");
+        must(std::fs::write(f.dir.join(&name), &jpeg));
+        let (code, json) = f.verify(&name);
+        assert_eq!(
+            (code, json["code"].as_str()),
+            (Some(0), Some("OK")),
+            "{name}: {json}"
+        );
+    }
+}
+
+#[test]
 fn a_revoked_licence_shown_as_a_code_is_still_revoked() {
     let f = Files::new("qr-revoked");
     f.encode("status-revoked.tbc", "revoked.png", None);
