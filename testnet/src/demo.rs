@@ -146,6 +146,14 @@ pub fn run(dir: Option<&Path>, suite: Suite) -> Result<ExitCode> {
         verify_offline,
     );
     story.step(
+        "The holder shows the licence as a QR code (亮证); Suqian's counter scans it",
+        "QR shown, checked in Suqian",
+        "Fuyang's node draws the licence, with only the holder's name and credit code disclosed, \
+         as one QR code (TB1: text, specs/presentation.md); the counter in Suqian reads the code \
+         and its own node verifies what it holds.",
+        show_qr,
+    );
+    story.step(
         "Jinan asks Fuyang for a verification proof (核验回执)",
         "verification proof for Jinan",
         "Jinan's approval bureau asks Fuyang's node, over the federation, whether the licence is \
@@ -316,6 +324,66 @@ fn verify_offline(story: &mut Story) -> Result<Shown> {
             ),
         ],
         figure: "OK while Fuyang was silent".into(),
+    })
+}
+
+fn show_qr(story: &mut Story) -> Result<Shown> {
+    let licence = story.licence()?;
+    let net = &*story.net;
+    let (f, s) = (net.index_of("341200")?, net.index_of("321300")?);
+    let agency = net.agency(f, "issuer")?;
+    let path = format!(
+        "/v1/certificates/{}/qr?disclose=holder.name,holder.id_number&format=text",
+        licence.id
+    );
+    let answer = net.http.get(&net.url(f, &path), Some(&agency.token))?;
+    if answer.status != 200 {
+        bail!(
+            "Fuyang's node answered {}: {}",
+            answer.status,
+            answer.text()
+        );
+    }
+    let text = answer.text();
+    // What the counter's scanner types, decoded as any reader does.
+    let shown = tongban_core::qr::decode(&text).map_err(|f| anyhow!("the QR text: {f}"))?;
+    let checked = net
+        .http
+        .post(
+            &net.url(s, "/v1/verify"),
+            None,
+            &json!({"certificate": B64.encode(&shown)}),
+        )?
+        .expect(200, "verifying at Suqian")?;
+    let disclosed = checked["disclosed"].clone();
+    let mut names: Vec<&str> = disclosed
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    names.sort_unstable();
+    if checked["verdict"] != "valid" || names != ["holder.id_number", "holder.name"] {
+        bail!("Suqian answered {checked}");
+    }
+    let symbol = tongban_core::qr::symbol::Symbol::new(&text)?;
+    Ok(Shown {
+        lines: vec![
+            format!(
+                "the code: {} characters, QR version {} ({}x{} modules, level {})",
+                text.len(),
+                symbol.version(),
+                symbol.width(),
+                symbol.width(),
+                symbol.level()
+            ),
+            format!("{}…", text.chars().take(48).collect::<String>()),
+            format!(
+                "Suqian's answer: verdict {}, code {}, disclosed {}",
+                checked["verdict"].as_str().unwrap_or("?"),
+                code_of(&checked),
+                disclosed
+            ),
+        ],
+        figure: format!("version {} code verified", symbol.version()),
     })
 }
 
