@@ -399,7 +399,9 @@ impl Input for JsonLines {
             let plain = text
                 .strip_prefix('"')
                 .and_then(|t| t.strip_suffix('"'))
-                .filter(|t| !t.contains(['"', '\\']) && !t.contains(|c: char| c < ' '));
+                // One pass over the bytes: a quote, a backslash or a control character needs the
+                // JSON parser.
+                .filter(|t| !t.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20));
             let decoded = match plain {
                 Some(encoded) => {
                     base64::engine::general_purpose::STANDARD.decode_vec(encoded, data)
