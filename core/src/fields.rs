@@ -43,8 +43,8 @@ impl Bad {
 
     fn raw_field(key: &RawKey<'_>, what: &str) -> Bad {
         match key {
-            RawKey::Int(i) => Bad::new(format!("claim {i} {what}")),
-            RawKey::Text(t) => Bad::new(format!("field \"{}\" {what}", String::from_utf8_lossy(t))),
+            RawKey::Int(i) => Bad::field(&Key::Int(*i), what),
+            RawKey::Text(t) => Bad::field(&Key::Text(&String::from_utf8_lossy(t)), what),
         }
     }
 }

@@ -27,5 +27,6 @@ pub mod suite;
 pub mod testkit;
 pub mod trust;
 pub mod values;
+pub mod zlib;
 
 pub use codes::{Code, Failure};

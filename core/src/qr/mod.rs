@@ -5,10 +5,9 @@
 #[cfg(feature = "render")]
 pub mod symbol;
 
-use std::io::{Read, Write};
+use std::io::Write;
 
 use flate2::Compression;
-use flate2::bufread::ZlibDecoder;
 use flate2::write::ZlibEncoder;
 
 use crate::cert::{StatusSource, Verification, verify};
@@ -16,6 +15,7 @@ use crate::codes::{Code, Failure};
 use crate::envelope::Kind;
 use crate::trust::TrustStore;
 use crate::values::Time;
+use crate::zlib::{InflateError, inflate_whole};
 
 /// The prefix: format version 1.
 pub const PREFIX: &str = "TB1:";
@@ -161,26 +161,17 @@ pub(crate) fn base45_decode(text: &[u8]) -> Result<Vec<u8>, Failure> {
     Ok(out)
 }
 
-/// Inflates one whole ZLIB stream, stopping past the certificate's size limit.
+/// The certificate inside: one whole ZLIB stream, at most the certificate's size limit.
 fn inflate(compressed: &[u8]) -> Result<Vec<u8>, Failure> {
-    let limit = Kind::Certificate.size_limit();
-    let mut decoder = ZlibDecoder::new(compressed);
-    let mut out = Vec::new();
-    (&mut decoder)
-        .take(limit + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| Failure::new(Code::QrZlib, format!("not a ZLIB stream: {e}")))?;
-    if out.len() as u64 > limit {
-        return Err(Failure::new(
+    inflate_whole(compressed, Kind::Certificate.size_limit()).map_err(|e| match e {
+        InflateError::TooLarge(limit) => Failure::new(
             Code::TooLarge,
             format!("the QR text inflates beyond {limit} bytes"),
-        ));
-    }
-    // A stream cut short fails above; one that ended must be the last thing in the text.
-    if !decoder.into_inner().is_empty() {
-        return Err(Failure::new(Code::QrZlib, "bytes follow the ZLIB stream"));
-    }
-    Ok(out)
+        ),
+        InflateError::Corrupt(_) | InflateError::Trailing => {
+            Failure::new(Code::QrZlib, format!("not one whole ZLIB stream: {e}"))
+        }
+    })
 }
 
 #[cfg(test)]

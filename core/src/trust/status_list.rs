@@ -5,11 +5,12 @@
 //! certificate it checks.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Write;
 
 use flate2::Compression;
-use flate2::bufread::ZlibDecoder;
 use flate2::write::ZlibEncoder;
+
+use crate::zlib::InflateError;
 
 use crate::cbor::Key;
 use crate::codes::{Code, Failure};
@@ -276,22 +277,11 @@ impl StatusList {
 
 /// Inflates `lst`, refusing more than [`MAX_UNPACKED`] bytes and any value the format reserves.
 fn unpack(lst: &[u8]) -> Result<Vec<u8>, Bad> {
-    let mut packed = Vec::new();
-    let mut decoder = ZlibDecoder::new(lst);
-    (&mut decoder)
-        .take(MAX_UNPACKED + 1)
-        .read_to_end(&mut packed)
-        .map_err(|e| Bad::new(format!("lst does not inflate: {e}")))?;
-    if packed.len() as u64 > MAX_UNPACKED {
-        return Err(Bad::new(format!(
-            "lst inflates beyond {MAX_UNPACKED} bytes"
-        )));
-    }
-    // The stream ended (a cut one fails to inflate above): nothing may follow it, so that one
-    // signed list has one reading.
-    if !decoder.into_inner().is_empty() {
-        return Err(Bad::new("bytes follow the ZLIB stream of lst"));
-    }
+    // The stream must end the bytes, so that one signed list has one reading.
+    let mut packed = crate::zlib::inflate_whole(lst, MAX_UNPACKED).map_err(|e| match e {
+        InflateError::Trailing => Bad::new("bytes follow the ZLIB stream of lst"),
+        other => Bad::new(format!("lst {other}")),
+    })?;
     let reserved = |v: u8| ListStatus::from_value(v).is_none();
     for (at, byte) in packed.iter().enumerate() {
         for (half, value) in [(0, byte & 0x0F), (1, byte >> 4)] {
@@ -425,8 +415,7 @@ mod tests {
         writer.push(ListStatus::State(State::Suspended))?;
         writer.push(ListStatus::State(State::Other))?;
         let (_, compressed) = writer.finish()?;
-        let mut raw = Vec::new();
-        ZlibDecoder::new(compressed.as_slice()).read_to_end(&mut raw)?;
+        let raw = crate::zlib::inflate_whole(&compressed, 16)?;
         assert_eq!(raw, [0x21, 0x0F]);
         Ok(())
     }
