@@ -19,6 +19,7 @@ from tongban_spec import Reject, require
 # sharing.md §1, log.md §1
 TYP_PROOF = "application/tongban-verification-proof+cbor"
 TYP_SHARE_REQUEST = "application/tongban-share-request+cbor"
+TYP_PRESENTATION_REQUEST = "application/tongban-presentation-request+cbor"  # presentation.md §2.3
 TYP_COPY = "application/tongban-copy+cbor"
 TYP_LOG_ENTRY = "application/tongban-log-entry+cbor"
 PROOF_LIMIT = 524_288
@@ -58,8 +59,32 @@ def open_share_request(raw: bytes, trust: ts.TrustStore):
     return p, seal, env.kid
 
 
-def authorise(p, seal, seal_kid, trust: ts.TrustStore, here: str, t: int) -> None:
-    """sharing §4.1 steps 6-9."""
+def _presentation_request_ok(p) -> bool:
+    return (ts.closed_map(p, {"v", "to", "pc", "pp", "cs", "at", "n"}) and ts.is_uint(p["v"]) and p["v"] == 1
+            and ts.is_region_code(p["to"]) and ts.is_bytes(p["pc"], 32)
+            and ts.is_short_text(p["pp"]) and ts.is_short_text(p["cs"]) and ts.is_time(p["at"])
+            and ts.is_bytes(p["n"], 16))
+
+
+def open_copy_request(raw: bytes, trust: ts.TrustStore):
+    """sharing §4.4 step 7's opening: a presentation request (presentation.md §2.3) when the envelope's
+    typ says so, else a share request. Returns (payload, seal payload, seal kid, is_presentation)."""
+    try:
+        env = ts.open_envelope(raw, TYP_PRESENTATION_REQUEST, ts.OBJECT_LIMIT)
+    except Reject as e:
+        if e.code != "WRONG_TYPE":
+            raise
+        return (*open_share_request(raw, trust), False)
+    seal = trust.seals.get(env.kid)
+    require(seal is not None, "KID_UNKNOWN", env.kid.hex())
+    require(ts.verify_strict(raw, seal["pk"]), "SIGNATURE_INVALID", "presentation request")
+    p = ts.decode(env.payload, ts.OBJECT_LIMIT)
+    require(_presentation_request_ok(p), "CLAIMS_INVALID", "presentation request payload")
+    return p, seal, env.kid, True
+
+
+def authorise(p, seal, seal_kid, trust: ts.TrustStore, here: str, t: int, scope: bool = True) -> None:
+    """sharing §4.1 steps 6-9 (6-8 without `scope`: a presentation request, presentation.md §2.3)."""
     require(p["to"] == here, "REGION_MISMATCH", f"to {p['to']}, here {here}")
     at = p["at"]
     require(at >= seal["vf"], "SEAL_NOT_YET_VALID")
@@ -67,7 +92,8 @@ def authorise(p, seal, seal_kid, trust: ts.TrustStore, here: str, t: int) -> Non
     ra = trust.revoked.get(seal_kid)
     require(ra is None or at < ra, "SEAL_REVOKED")
     require(abs(t - at) <= ts.SKEW, "SHARE_REQUEST_STALE")
-    require(ts.split_identifier(p["id"])["type"] in seal.get("ct", []), "SHARE_NOT_AUTHORISED")
+    if scope:
+        require(ts.split_identifier(p["id"])["type"] in seal.get("ct", []), "SHARE_NOT_AUTHORISED")
 
 
 # ---------------------------------------------------------------- sharing §4.3-4.4: copies
@@ -99,15 +125,17 @@ def _verify_copy(raw, trust, now, presenter, status):
     p = ts.decode(env.payload, COPY_LIMIT)                                                   # 5
     require(_copy_ok(p), "CLAIMS_INVALID", "copy payload")
     require(p["rc"] == root["rc"], "REGION_MISMATCH", "copy region")                         # 6
-    req, seal, seal_kid = open_share_request(p["req"], trust)                                # 7
-    authorise(req, seal, seal_kid, trust, p["rc"], p["iat"])
+    req, seal, seal_kid, shown = open_copy_request(p["req"], trust)                          # 7
+    authorise(req, seal, seal_kid, trust, p["rc"], p["iat"], scope=not shown)
     require(p["iat"] <= now + ts.SKEW, "ISSUED_IN_FUTURE")                                   # 8
     require(now < p["exp"], "COPY_EXPIRED")
     require(tuple(presenter) == (seal["rc"], seal["au"]), "COPY_WRONG_RECIPIENT")            # 9
     res = ts.verify_certificate(p["cert"], trust, now, status)                               # 10
     if res.claims is not None and res.code not in DISCLOSURE_CODES:                          # 11
-        require(res.claims["id"] == req["id"] and res.claims["rc"] == p["rc"]
-                and {n for n, _ in res.disclosed} == set(req["f"]), "COPY_MISMATCH")
+        require(res.claims["rc"] == p["rc"], "COPY_MISMATCH")
+        # A presentation request names no certificate or fields: the holder chose them.
+        require(shown or (res.claims["id"] == req["id"]
+                          and {n for n, _ in res.disclosed} == set(req["f"])), "COPY_MISMATCH")
     require(res.code == "OK", res.code, res.detail)                                          # 12
 
 

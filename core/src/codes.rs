@@ -97,6 +97,10 @@ codes! {
     CopyWrongRecipient => "COPY_WRONG_RECIPIENT", "the copy is presented by a party other than its recipient";
     CopyMismatch => "COPY_MISMATCH", "the copy's certificate is not the one requested, or discloses other fields";
     TransferUnconfirmed => "TRANSFER_UNCONFIRMED", "a transferred-in certificate whose predecessor the verifier does not know to be transferred out";
+    PresentationMalformed => "PRESENTATION_MALFORMED", "a presentation code that is not a region code and ten code characters";
+    PresentationUnknown => "PRESENTATION_UNKNOWN", "no presentation with this code was made in the code's region";
+    PresentationExpired => "PRESENTATION_EXPIRED", "at or after the presentation code's expiry";
+    PresentationUsedUp => "PRESENTATION_USED_UP", "the presentation code was resolved as many times as its holder allowed";
 }
 
 impl fmt::Display for Code {

@@ -32,6 +32,8 @@ pub enum Kind {
     VerificationProof,
     /// An agency's request for chosen fields of another region's certificate (sharing.md §4.1).
     ShareRequest,
+    /// An agency's request to resolve a holder's presentation code (亮证码, presentation.md §2).
+    PresentationRequest,
     /// A purpose-bound copy (加注件, sharing.md §4.3).
     Copy,
     Membership,
@@ -51,6 +53,7 @@ impl Kind {
             Kind::LogEntry => "application/tongban-log-entry+cbor",
             Kind::VerificationProof => "application/tongban-verification-proof+cbor",
             Kind::ShareRequest => "application/tongban-share-request+cbor",
+            Kind::PresentationRequest => "application/tongban-presentation-request+cbor",
             Kind::Copy => "application/tongban-copy+cbor",
             Kind::Membership => "application/tongban-membership+cbor",
         }

@@ -13,7 +13,7 @@ use tongban_core::ids::{RegionCode, Uscc};
 use tongban_core::log::entry::Act;
 use tongban_core::log::note::NoteVerifier;
 use tongban_core::log::verification::ReceiptItem;
-use tongban_core::sharing::copy::CopyVerification;
+use tongban_core::sharing::copy::{CopyRequest, CopyVerification};
 use tongban_core::sharing::proof::{ProofInspection, inspect_proof};
 use tongban_core::sharing::{
     Party, ProofExpectation, VerifiedProof, inspect_copy, verify_copy, verify_proof,
@@ -156,16 +156,37 @@ fn copy_json(v: &CopyVerification) -> Value {
         "recipient": v.recipient.as_ref().map(|(p, name)| json!({
             "region": p.region.as_str(), "agency": p.agency.as_str(), "agency_name": name.as_str(),
         })),
-        "request": v.request.as_ref().map(|r| json!({
+        "request": v.request.as_ref().map(|r| {
+            let mut request = request_json(r);
+            request["digest"] = json!(v.request_digest.map(hex::encode));
+            request
+        }),
+        "certificate": v.certificate.as_ref().map(report::verification_json),
+    })
+}
+
+/// A copy's request: a share request names the certificate and fields, a presentation request
+/// the digest of the holder's code (the certificate and fields are in the copy).
+fn request_json(request: &CopyRequest) -> Value {
+    match request {
+        CopyRequest::Share(r) => json!({
+            "kind": "share",
+            "to": r.to.as_str(),
             "identifier": r.id.as_str(),
             "fields": r.fields.iter().map(|f| f.as_str().to_owned()).collect::<Vec<_>>(),
             "purpose": r.purpose.as_str(),
             "case": r.case.as_str(),
             "at": r.at.seconds(),
-            "digest": v.request_digest.map(hex::encode),
-        })),
-        "certificate": v.certificate.as_ref().map(report::verification_json),
-    })
+        }),
+        CopyRequest::Presentation(r) => json!({
+            "kind": "presentation",
+            "to": r.to.as_str(),
+            "code_digest": hex::encode(r.code),
+            "purpose": r.purpose.as_str(),
+            "case": r.case.as_str(),
+            "at": r.at.seconds(),
+        }),
+    }
 }
 
 fn copy_text(v: &CopyVerification) -> String {
@@ -186,9 +207,17 @@ fn copy_text(v: &CopyVerification) -> String {
         ));
     }
     if let Some(request) = &v.request {
-        table.push(("purpose", request.purpose.as_str().to_owned()));
-        table.push(("case", request.case.as_str().to_owned()));
-        table.push(("certificate", request.id.as_str().to_owned()));
+        table.push(("purpose", request.purpose().as_str().to_owned()));
+        table.push(("case", request.case().as_str().to_owned()));
+        if let CopyRequest::Presentation(_) = request {
+            table.push((
+                "asked by",
+                "a holder's presentation code (亮证码)".to_owned(),
+            ));
+        }
+    }
+    if let Some(id) = v.id() {
+        table.push(("certificate", id.as_str().to_owned()));
     }
     if let (Some(issued), Some(expires)) = (v.issued, v.expires) {
         table.push(("valid", format!("{} → {}", time(issued), time(expires))));
@@ -215,11 +244,7 @@ fn copy_inspect(file: &Path, json: bool) -> Result<ExitCode> {
             "expires": i.expires.seconds(),
             "request_kid": i.request_kid.as_ref().map(|k| k.to_hex()).ok(),
             "request": match &i.request {
-                Ok(r) => json!({
-                    "to": r.to.as_str(), "identifier": r.id.as_str(),
-                    "fields": r.fields.iter().map(|f| f.as_str().to_owned()).collect::<Vec<_>>(),
-                    "purpose": r.purpose.as_str(), "case": r.case.as_str(), "at": r.at.seconds(),
-                }),
+                Ok(r) => request_json(r),
                 Err(f) => json!({"error": f.code.as_str(), "detail": f.detail}),
             },
             "certificate": match &i.certificate {
@@ -240,10 +265,20 @@ fn copy_inspect(file: &Path, json: bool) -> Result<ExitCode> {
         ];
         match &i.request {
             Ok(r) => {
-                table.push(("purpose", r.purpose.as_str().to_owned()));
-                table.push(("case", r.case.as_str().to_owned()));
-                let fields: Vec<&str> = r.fields.iter().map(|f| f.as_str()).collect();
-                table.push(("fields asked", fields.join(", ")));
+                table.push(("purpose", r.purpose().as_str().to_owned()));
+                table.push(("case", r.case().as_str().to_owned()));
+                table.push((
+                    "fields asked",
+                    match r {
+                        CopyRequest::Share(r) => r
+                            .fields
+                            .iter()
+                            .map(|f| f.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        CopyRequest::Presentation(_) => "those the holder's code shows".to_owned(),
+                    },
+                ));
             }
             Err(f) => table.push(("request", format!("undecodable: {f}"))),
         }

@@ -44,6 +44,9 @@ pub enum Request {
     /// A transfer request (sharing.md §5.2): a proof request (§3.1) for a certificate the asked
     /// region transferred out to the sender's, which it accepts before it answers with the proof.
     Transfer { request: Vec<u8> },
+    /// A signed presentation request (presentation.md §2.3), exactly as the resolving agency's
+    /// seal signed it; answered like a share request.
+    Presentation { request: Vec<u8> },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -143,6 +146,10 @@ impl Request {
                 e.push(entry("t", text("transfer")));
                 e.push(entry("rq", bytes(request)));
             }
+            Request::Presentation { request } => {
+                e.push(entry("t", text("presentation")));
+                e.push(entry("rq", bytes(request)));
+            }
         }
         let encoded = map_bytes(e)?;
         if encoded.len() > MAX_REQUEST {
@@ -184,6 +191,9 @@ impl Request {
                 request: f.bytes(Key::Text("rq")).map_err(malformed)?.to_vec(),
             },
             "transfer" => Request::Transfer {
+                request: f.bytes(Key::Text("rq")).map_err(malformed)?.to_vec(),
+            },
+            "presentation" => Request::Presentation {
                 request: f.bytes(Key::Text("rq")).map_err(malformed)?.to_vec(),
             },
             other => return refuse(Reason::Malformed, format!("unknown request {other:?}")),
@@ -404,6 +414,9 @@ mod tests {
             },
             Request::Transfer {
                 request: vec![0xa1; 300],
+            },
+            Request::Presentation {
+                request: vec![0xd2, 0x84, 0x40],
             },
         ];
         for request in requests {

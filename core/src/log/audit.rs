@@ -35,6 +35,7 @@ pub enum FindingCode {
     TransferUnmatched,
     TileHash,
     ShareInvalid,
+    PresentationInvalid,
 }
 
 impl FindingCode {
@@ -56,6 +57,7 @@ impl FindingCode {
             FindingCode::TransferUnmatched => "TRANSFER_UNMATCHED",
             FindingCode::TileHash => "TILE_HASH",
             FindingCode::ShareInvalid => "SHARE_INVALID",
+            FindingCode::PresentationInvalid => "PRESENTATION_INVALID",
         }
     }
 }
@@ -112,6 +114,14 @@ pub struct Statistics {
     pub copies_received_cross_region: u64,
     /// Verification proofs received from other regions.
     pub proofs_received: u64,
+    /// Presentation codes made for holders (`presentation.created`).
+    pub presentations_made: u64,
+    /// Codes resolved with a copy given (`presentation.answered` with `OK`), and of those for
+    /// other regions.
+    pub presentations_resolved: u64,
+    pub presentations_resolved_cross_region: u64,
+    /// Authenticated presentation requests refused, by code.
+    pub presentations_refused: BTreeMap<String, u64>,
 }
 
 /// The outcome of replaying one log.
@@ -278,6 +288,23 @@ pub(crate) fn count(applied: &Applied, delta: &Delta, region: &RegionCode, stats
             }
         }
         Act::ProofReceived { .. } => stats.proofs_received += 1,
+        Act::PresentationCreated { .. } => stats.presentations_made += 1,
+        Act::PresentationAnswered {
+            requester, outcome, ..
+        } => match outcome {
+            ShareOutcome::Given { .. } => {
+                stats.presentations_resolved += 1;
+                if requester != region {
+                    stats.presentations_resolved_cross_region += 1;
+                }
+            }
+            ShareOutcome::Refused(code) => {
+                *stats
+                    .presentations_refused
+                    .entry(code.as_str().to_owned())
+                    .or_default() += 1;
+            }
+        },
         Act::SealRegistered { .. } | Act::SealRevoked { .. } | Act::PromiseFulfilled { .. } => {}
     }
 }

@@ -3,6 +3,7 @@
 use ciborium::Value;
 
 use crate::cbor::{self, Key};
+use crate::cert::FieldName;
 use crate::codes::{Code, Failure};
 use crate::encode::{bytes, entry, map_bytes, text, uint};
 use crate::envelope::{BuildError, Envelope, Kind, seal};
@@ -77,6 +78,31 @@ pub enum Act {
         copy: [u8; 32],
         expires: Time,
     },
+    /// A holder's presentation code made for an agency acting for the holder
+    /// (specs/presentation.md §2.2); signed by the region root. The code by its digest only.
+    PresentationCreated {
+        agency: Uscc,
+        id: Identifier,
+        code: [u8; 32],
+        /// The fields the code shows, sorted and unique: names, never values.
+        fields: Vec<FieldName>,
+        expires: Time,
+        uses: u32,
+    },
+    /// An authenticated presentation request answered (presentation.md §2.3): a copy given, or a
+    /// refusal; signed by the region root.
+    PresentationAnswered {
+        /// The resolving region and agency, and the kid of the seal that signed the request.
+        requester: RegionCode,
+        agency: Uscc,
+        seal: KeyId,
+        code: [u8; 32],
+        /// The certificate the code shows; `None` exactly when no presentation has the code.
+        id: Option<Identifier>,
+        /// Object digest of the request.
+        request: [u8; 32],
+        outcome: ShareOutcome,
+    },
     /// A verification proof received from another region and verified (sharing.md §3.5); signed by
     /// the region root.
     ProofReceived {
@@ -107,6 +133,35 @@ impl ShareOutcome {
             ShareOutcome::Refused(code) => code,
         }
     }
+
+    /// `"c"`, and `"cd"` and `"exp"` for a copy given.
+    fn add_to(self, add: &mut impl FnMut(&str, Value)) -> Result<(), BuildError> {
+        add("c", text(self.code().as_str()));
+        match self {
+            ShareOutcome::Given { copy, expires } => {
+                add("cd", bytes(&copy));
+                add("exp", uint(expires.seconds()));
+            }
+            ShareOutcome::Refused(Code::Ok) => {
+                return Err(BuildError::Invalid("a refusal needs a refusal code".into()));
+            }
+            ShareOutcome::Refused(_) => {}
+        }
+        Ok(())
+    }
+
+    /// What [`ShareOutcome::add_to`] wrote.
+    fn read(f: &mut Fields<'_>) -> Result<ShareOutcome, Bad> {
+        let code = code(f.text(Key::Text("c"))?)?;
+        let copy = f.optional_fixed::<32>(Key::Text("cd"))?;
+        let expires = f.optional_time(Key::Text("exp"))?;
+        match (code, copy, expires) {
+            (Code::Ok, Some(copy), Some(expires)) => Ok(ShareOutcome::Given { copy, expires }),
+            (Code::Ok, _, _) => Err(Bad::new("a copy given without its digest or expiry")),
+            (code, None, None) => Ok(ShareOutcome::Refused(code)),
+            _ => Err(Bad::new("a refusal with a copy's digest or expiry")),
+        }
+    }
 }
 
 impl Act {
@@ -121,6 +176,8 @@ impl Act {
             Act::ShareAnswered { .. } => "share.answered",
             Act::ShareReceived { .. } => "share.received",
             Act::ProofReceived { .. } => "proof.received",
+            Act::PresentationCreated { .. } => "presentation.created",
+            Act::PresentationAnswered { .. } => "presentation.answered",
         }
     }
 
@@ -131,8 +188,9 @@ impl Act {
             | Act::StatusChanged { id, .. }
             | Act::PromiseFulfilled { id }
             | Act::ShareAnswered { id, .. }
-            | Act::ShareReceived { id, .. } => Some(id),
-            Act::ProofReceived { id, .. } => id.as_ref(),
+            | Act::ShareReceived { id, .. }
+            | Act::PresentationCreated { id, .. } => Some(id),
+            Act::ProofReceived { id, .. } | Act::PresentationAnswered { id, .. } => id.as_ref(),
             _ => None,
         }
     }
@@ -247,17 +305,49 @@ impl LogEntry {
                 add("sk", bytes(&seal.0));
                 add("id", text(id.as_str()));
                 add("rd", bytes(request));
-                add("c", text(outcome.code().as_str()));
-                match outcome {
-                    ShareOutcome::Given { copy, expires } => {
-                        add("cd", bytes(copy));
-                        add("exp", uint(expires.seconds()));
-                    }
-                    ShareOutcome::Refused(Code::Ok) => {
-                        return Err(BuildError::Invalid("a refusal needs a refusal code".into()));
-                    }
-                    ShareOutcome::Refused(_) => {}
+                outcome.add_to(&mut add)?;
+            }
+            Act::PresentationCreated {
+                agency,
+                id,
+                code,
+                fields,
+                expires,
+                uses,
+            } => {
+                add("ra", text(agency.as_str()));
+                add("id", text(id.as_str()));
+                add("pc", bytes(code));
+                add(
+                    "f",
+                    Value::Array(fields.iter().map(|f| text(f.as_str())).collect()),
+                );
+                add("exp", uint(expires.seconds()));
+                add("u", uint(u64::from(*uses)));
+            }
+            Act::PresentationAnswered {
+                requester,
+                agency,
+                seal,
+                code,
+                id,
+                request,
+                outcome,
+            } => {
+                if id.is_none() != (outcome.code() == Code::PresentationUnknown) {
+                    return Err(BuildError::Invalid(
+                        "an answer names the certificate exactly when the code is known".into(),
+                    ));
                 }
+                add("rq", text(requester.as_str()));
+                add("ra", text(agency.as_str()));
+                add("sk", bytes(&seal.0));
+                add("pc", bytes(code));
+                if let Some(id) = id {
+                    add("id", text(id.as_str()));
+                }
+                add("rd", bytes(request));
+                outcome.add_to(&mut add)?;
             }
             Act::ShareReceived {
                 provider,
@@ -419,17 +509,7 @@ fn read(payload: &[u8]) -> Result<LogEntry, Bad> {
             cross_region: f.uint(Key::Text("x"))?,
         },
         "share.answered" => {
-            let code = code(f.text(Key::Text("c"))?)?;
-            let copy = f.optional_fixed::<32>(Key::Text("cd"))?;
-            let expires = f.optional_time(Key::Text("exp"))?;
-            let outcome = match (code, copy, expires) {
-                (Code::Ok, Some(copy), Some(expires)) => ShareOutcome::Given { copy, expires },
-                (Code::Ok, _, _) => {
-                    return Err(Bad::new("a copy given without its digest or expiry"));
-                }
-                (code, None, None) => ShareOutcome::Refused(code),
-                _ => return Err(Bad::new("a refusal with a copy's digest or expiry")),
-            };
+            let outcome = ShareOutcome::read(&mut f)?;
             Act::ShareAnswered {
                 requester: region_code(f.text(Key::Text("rq"))?)?,
                 agency: uscc(f.text(Key::Text("ra"))?)?,
@@ -457,6 +537,48 @@ fn read(payload: &[u8]) -> Result<LogEntry, Bad> {
             code: code(f.text(Key::Text("c"))?)?,
             proof: f.fixed::<32>(Key::Text("pd"))?,
         },
+        "presentation.created" => {
+            let fields = f
+                .array(Key::Text("f"), "an array of texts", |r| r.text())?
+                .into_iter()
+                .map(|n| FieldName::parse(n).ok_or_else(|| Bad::new(format!("field {n:?}"))))
+                .collect::<Result<Vec<_>, _>>()?;
+            if fields.is_empty() || fields.windows(2).any(|w| w[0] >= w[1]) {
+                return Err(Bad::new(
+                    "a presentation's fields: one or more, sorted, unique",
+                ));
+            }
+            let uses = f.uint(Key::Text("u"))?;
+            Act::PresentationCreated {
+                agency: uscc(f.text(Key::Text("ra"))?)?,
+                id: identifier(f.text(Key::Text("id"))?)?,
+                code: f.fixed::<32>(Key::Text("pc"))?,
+                fields,
+                expires: f.time(Key::Text("exp"))?,
+                uses: u32::try_from(uses).map_err(|_| Bad::new(format!("{uses} uses")))?,
+            }
+        }
+        "presentation.answered" => {
+            let outcome = ShareOutcome::read(&mut f)?;
+            let id = f
+                .optional_text(Key::Text("id"))?
+                .map(identifier)
+                .transpose()?;
+            if id.is_none() != (outcome.code() == Code::PresentationUnknown) {
+                return Err(Bad::new(
+                    "\"id\" is absent exactly when the code is PRESENTATION_UNKNOWN",
+                ));
+            }
+            Act::PresentationAnswered {
+                requester: region_code(f.text(Key::Text("rq"))?)?,
+                agency: uscc(f.text(Key::Text("ra"))?)?,
+                seal: KeyId(f.fixed::<16>(Key::Text("sk"))?),
+                code: f.fixed::<32>(Key::Text("pc"))?,
+                id,
+                request: f.fixed::<32>(Key::Text("rd"))?,
+                outcome,
+            }
+        }
         other => return Err(Bad::new(format!("unknown entry type {other:?}"))),
     };
     f.finish()?;

@@ -8,13 +8,15 @@ use std::collections::{HashMap, VecDeque};
 use crate::ids::{Identifier, RegionCode};
 use crate::keys::KeyId;
 use crate::log::state::{CertRecord, Delta, SealRecord, StateRead, Write};
+use crate::sharing::presentation::PresentationRecord;
 
-/// Which map a written key lives in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A written key and the map it lives in.
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum Slot {
-    Cert,
-    TransferIn,
-    TransferOut,
+    Cert(Identifier),
+    TransferIn(Identifier),
+    TransferOut(Identifier),
+    Presentation([u8; 32]),
 }
 
 /// The changes of entries not in the store yet, by the index of the entry that made them.
@@ -25,8 +27,9 @@ pub struct Overlay {
     transfers_out: HashMap<Identifier, (u64, Option<RegionCode>)>,
     /// Status list indexes of the certificates in `certs`, by the entry that last wrote them.
     status_indexes: HashMap<u32, u64>,
+    presentations: HashMap<[u8; 32], (u64, PresentationRecord)>,
     /// Keys written, by entry index, in log order: what to drop when.
-    written: VecDeque<(u64, Identifier, Slot)>,
+    written: VecDeque<(u64, Slot)>,
 }
 
 impl Overlay {
@@ -38,17 +41,21 @@ impl Overlay {
                 Write::Cert { id, record } => {
                     self.status_indexes.insert(record.status_index, index);
                     self.certs.insert(id.clone(), (index, record.clone()));
-                    self.written.push_back((index, id.clone(), Slot::Cert));
+                    self.written.push_back((index, Slot::Cert(id.clone())));
                 }
                 Write::TransferIn { predecessor, .. } => {
                     self.transfers_in.insert(predecessor.clone(), index);
                     self.written
-                        .push_back((index, predecessor.clone(), Slot::TransferIn));
+                        .push_back((index, Slot::TransferIn(predecessor.clone())));
                 }
                 Write::TransferOut { id, to } => {
                     self.transfers_out.insert(id.clone(), (index, to.clone()));
                     self.written
-                        .push_back((index, id.clone(), Slot::TransferOut));
+                        .push_back((index, Slot::TransferOut(id.clone())));
+                }
+                Write::Presentation { code, record } => {
+                    self.presentations.insert(*code, (index, record.clone()));
+                    self.written.push_back((index, Slot::Presentation(*code)));
                 }
                 Write::Seal(record) => {
                     seals.insert(record.info.key.kid(), record.clone());
@@ -59,28 +66,36 @@ impl Overlay {
 
     /// Drops what entries below `durable` wrote, unless a later entry wrote it again.
     pub fn settle(&mut self, durable: u64) {
-        while let Some((index, _, _)) = self.written.front()
+        while let Some((index, _)) = self.written.front()
             && *index < durable
         {
-            let Some((index, id, slot)) = self.written.pop_front() else {
+            let Some((index, slot)) = self.written.pop_front() else {
                 break;
             };
             match slot {
-                Slot::Cert if self.certs.get(&id).is_some_and(|(i, _)| *i == index) => {
+                Slot::Cert(id) if self.certs.get(&id).is_some_and(|(i, _)| *i == index) => {
                     if let Some((_, record)) = self.certs.remove(&id) {
                         self.status_indexes.remove(&record.status_index);
                     }
                 }
-                Slot::TransferIn if self.transfers_in.get(&id) == Some(&index) => {
+                Slot::TransferIn(id) if self.transfers_in.get(&id) == Some(&index) => {
                     self.transfers_in.remove(&id);
                 }
-                Slot::TransferOut
+                Slot::TransferOut(id)
                     if self
                         .transfers_out
                         .get(&id)
                         .is_some_and(|(i, _)| *i == index) =>
                 {
                     self.transfers_out.remove(&id);
+                }
+                Slot::Presentation(code)
+                    if self
+                        .presentations
+                        .get(&code)
+                        .is_some_and(|(i, _)| *i == index) =>
+                {
+                    self.presentations.remove(&code);
                 }
                 _ => {}
             }
@@ -132,6 +147,13 @@ impl<S: StateRead> StateRead for Layered<'_, S> {
         match self.overlay.status_indexes.contains_key(&index) {
             true => Ok(true),
             false => self.store.status_index_taken(index),
+        }
+    }
+
+    fn presentation(&self, code: &[u8; 32]) -> Result<Option<PresentationRecord>, S::Error> {
+        match self.overlay.presentations.get(code) {
+            Some((_, record)) => Ok(Some(record.clone())),
+            None => self.store.presentation(code),
         }
     }
 }

@@ -4,11 +4,13 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use crate::cert::FieldName;
 use crate::envelope::{Envelope, Kind};
-use crate::ids::{Identifier, RegionCode};
+use crate::ids::{Identifier, RegionCode, Uscc};
 use crate::keys::{KeyId, PublicKey};
 use crate::log::audit::FindingCode;
 use crate::log::entry::{Act, LogEntry, ShareOutcome};
+use crate::sharing::presentation::{self, PresentationRecord};
 use crate::status::{self, ListStatus, Operation, State, Succession};
 use crate::trust::{SealInfo, SealRevocation};
 use crate::values::{ShortText, Time};
@@ -221,6 +223,8 @@ pub trait StateRead {
     fn transfer_out(&self, id: &Identifier) -> Result<Option<RegionCode>, Self::Error>;
     /// Whether a certificate holds status list index `index` already.
     fn status_index_taken(&self, index: u32) -> Result<bool, Self::Error>;
+    /// The presentation made with the code whose digest is `code`.
+    fn presentation(&self, code: &[u8; 32]) -> Result<Option<PresentationRecord>, Self::Error>;
 }
 
 /// A transfer in as a store keeps it, under its predecessor: the index of the entry that took it
@@ -257,6 +261,11 @@ pub enum Write {
     TransferOut {
         id: Identifier,
         to: Option<RegionCode>,
+    },
+    /// A presentation made, or resolved once more: its whole record, under its code's digest.
+    Presentation {
+        code: [u8; 32],
+        record: PresentationRecord,
     },
 }
 
@@ -346,6 +355,8 @@ impl<'a> Rules<'a> {
             | Act::ShareAnswered { .. }
             | Act::ShareReceived { .. }
             | Act::ProofReceived { .. }
+            | Act::PresentationCreated { .. }
+            | Act::PresentationAnswered { .. }
             | Act::StatusChanged {
                 operation: Operation::AcceptTransfer,
                 ..
@@ -642,12 +653,107 @@ impl<'r, 's, S: StateRead> Judgement<'r, 's, S> {
                 }
                 Ok(Vec::new())
             }
+            Act::PresentationCreated {
+                agency,
+                id,
+                code,
+                fields,
+                expires,
+                uses,
+            } => self.create_presentation(agency, id, code, fields, *expires, *uses),
+            Act::PresentationAnswered {
+                code,
+                id,
+                outcome: ShareOutcome::Given { .. },
+                ..
+            } => self.redeem_presentation(code, id.as_ref()),
             // A refusal, a copy received, a proof received: facts about other parties' objects,
             // which this log commits to by digest and does not interpret.
-            Act::ShareAnswered { .. } | Act::ShareReceived { .. } | Act::ProofReceived { .. } => {
-                Ok(Vec::new())
-            }
+            Act::ShareAnswered { .. }
+            | Act::ShareReceived { .. }
+            | Act::ProofReceived { .. }
+            | Act::PresentationAnswered { .. } => Ok(Vec::new()),
         }
+    }
+
+    /// `presentation.created`: a new code for a valid certificate of this log, within the
+    /// limits of specs/presentation.md §2.2 as of the entry's time.
+    fn create_presentation(
+        &self,
+        agency: &Uscc,
+        id: &Identifier,
+        code: &[u8; 32],
+        fields: &[FieldName],
+        expires: Time,
+        uses: u32,
+    ) -> Result<Vec<Write>, ApplyError<S::Error>> {
+        let cert = known(self.store, id)?;
+        let at = self.entry.at.seconds();
+        let lifetime = expires.seconds().saturating_sub(at);
+        let bad = if cert.state != State::Valid {
+            Some(format!("a code for {id} made in state {}", cert.state))
+        } else if read(self.store.presentation(code))?.is_some() {
+            Some("a code made twice".to_owned())
+        } else if expires.seconds() <= at || lifetime > presentation::MAX_LIFETIME {
+            Some(format!("a code living {lifetime} s"))
+        } else if !(1..=presentation::MAX_USES).contains(&uses) {
+            Some(format!("a code for {uses} uses"))
+        } else {
+            None
+        };
+        if let Some(detail) = bad {
+            return refuse(FindingCode::PresentationInvalid, detail);
+        }
+        Ok(vec![Write::Presentation {
+            code: *code,
+            record: PresentationRecord {
+                agency: agency.clone(),
+                id: id.clone(),
+                fields: fields.to_vec(),
+                expires,
+                uses,
+                used: 0,
+            },
+        }])
+    }
+
+    /// `presentation.answered` with a copy given: a code of this log for that certificate, still
+    /// redeemable at the entry's time, for a certificate still valid; one use spent.
+    fn redeem_presentation(
+        &self,
+        code: &[u8; 32],
+        id: Option<&Identifier>,
+    ) -> Result<Vec<Write>, ApplyError<S::Error>> {
+        let Some(mut record) = read(self.store.presentation(code))? else {
+            return refuse(
+                FindingCode::PresentationInvalid,
+                "a copy for an unknown code",
+            );
+        };
+        if id != Some(&record.id) {
+            return refuse(
+                FindingCode::PresentationInvalid,
+                format!(
+                    "the answer names another certificate than the code's {}",
+                    record.id
+                ),
+            );
+        }
+        if let Err(failure) = record.redeemable(self.entry.at) {
+            return refuse(FindingCode::PresentationInvalid, failure.to_string());
+        }
+        let cert = known(self.store, &record.id)?;
+        if cert.state != State::Valid {
+            return refuse(
+                FindingCode::PresentationInvalid,
+                format!("a copy of {} given in state {}", record.id, cert.state),
+            );
+        }
+        record.used += 1;
+        Ok(vec![Write::Presentation {
+            code: *code,
+            record,
+        }])
     }
 
     fn register_seal(&self, bytes: &[u8]) -> Result<Vec<Write>, ApplyError<S::Error>> {
@@ -724,6 +830,7 @@ pub struct MemoryStore {
     transferred_predecessors: HashSet<Identifier>,
     transfers_out: BTreeMap<Identifier, RegionCode>,
     status_indexes: HashSet<u32>,
+    presentations: HashMap<[u8; 32], PresentationRecord>,
 }
 
 impl MemoryStore {
@@ -749,6 +856,9 @@ impl MemoryStore {
                 }
                 Write::TransferOut { id, to: None } => {
                     self.transfers_out.remove(id);
+                }
+                Write::Presentation { code, record } => {
+                    self.presentations.insert(*code, record.clone());
                 }
             }
         }
@@ -777,6 +887,10 @@ impl StateRead for MemoryStore {
 
     fn status_index_taken(&self, index: u32) -> Result<bool, Self::Error> {
         Ok(self.status_indexes.contains(&index))
+    }
+
+    fn presentation(&self, code: &[u8; 32]) -> Result<Option<PresentationRecord>, Self::Error> {
+        Ok(self.presentations.get(code).cloned())
     }
 }
 
@@ -854,6 +968,10 @@ impl StateRead for RegionState {
 
     fn status_index_taken(&self, index: u32) -> Result<bool, Self::Error> {
         self.store.status_index_taken(index)
+    }
+
+    fn presentation(&self, code: &[u8; 32]) -> Result<Option<PresentationRecord>, Self::Error> {
+        self.store.presentation(code)
     }
 }
 

@@ -12,8 +12,10 @@ use crate::codes::{Code, Failure};
 use crate::encode::{bytes, entry, map_bytes, text, uint};
 use crate::envelope::{BuildError, Envelope, Kind, seal};
 use crate::fields::{Bad, Fields};
+use crate::ids::Identifier;
 use crate::ids::RegionCode;
 use crate::keys::{KeyId, SecretKey};
+use crate::sharing::presentation::{OpenedPresentation, PresentationRequest};
 use crate::sharing::request::{OpenedRequest, ShareRequest};
 use crate::sharing::{Party, object_digest, open_region_signed, same_region};
 use crate::trust::TrustStore;
@@ -148,7 +150,7 @@ pub struct CopyVerification {
     pub issued: Option<Time>,
     pub expires: Option<Time>,
     /// The request and its recipient (with the agency's name), once the request opened.
-    pub request: Option<ShareRequest>,
+    pub request: Option<CopyRequest>,
     pub recipient: Option<(Party, ShortText)>,
     /// The request's object digest.
     pub request_digest: Option<[u8; 32]>,
@@ -159,6 +161,15 @@ pub struct CopyVerification {
 impl CopyVerification {
     pub fn is_valid(&self) -> bool {
         self.verdict == Verdict::Valid
+    }
+
+    /// The certificate the copy is of: the one its share request named, or for a presentation
+    /// request the one its certificate's claims name.
+    pub fn id(&self) -> Option<&Identifier> {
+        self.request.as_ref().and_then(CopyRequest::id).or_else(|| {
+            let certificate = self.certificate.as_ref()?;
+            certificate.claims.as_ref().map(|c| &c.id)
+        })
     }
 }
 
@@ -217,19 +228,18 @@ fn run(
     same_region(&copy.region, &root.region, "the copy")?;
     out.provider = Some(copy.region.clone());
     // 7
-    let opened: OpenedRequest = ShareRequest::open(copy.request, trust).map_err(|mut f| {
+    let in_request = |mut f: Failure| {
         f.detail = format!("the copy's request: {}", f.detail);
         f
-    })?;
-    out.request = Some(opened.request.clone());
-    out.request_digest = Some(opened.digest);
-    out.recipient = Some((opened.requester(), opened.seal.info.agency_name.clone()));
+    };
+    let opened = AnyRequest::open(copy.request, trust).map_err(in_request)?;
+    let (requester, agency_name, digest) = opened.signer();
+    out.request = Some(opened.contents());
+    out.request_digest = Some(digest);
+    out.recipient = Some((requester.clone(), agency_name));
     opened
         .authorise(&copy.region, copy.issued)
-        .map_err(|mut f| {
-            f.detail = format!("the copy's request: {}", f.detail);
-            f
-        })?;
+        .map_err(in_request)?;
     // 8
     if copy.issued.seconds() > now.seconds().saturating_add(crate::cert::verify::SKEW) {
         return Err(Failure::new(
@@ -244,7 +254,7 @@ fn run(
         ));
     }
     // 9
-    let recipient = opened.requester();
+    let recipient = requester;
     if *presenter != recipient {
         return Err(Failure::new(
             Code::CopyWrongRecipient,
@@ -254,7 +264,7 @@ fn run(
     // 10
     let verification = cert::verify(copy.certificate, trust, status, now);
     // 11
-    let matches = matches_request(&verification, &opened.request, &copy.region);
+    let matches = matches_request(&verification, &opened, &copy.region);
     let code = verification.code;
     let detail = verification.detail.clone();
     out.certificate = Some(verification);
@@ -266,11 +276,93 @@ fn run(
     Ok(())
 }
 
-/// Step 11: the certificate is the one requested, of the copy's region, with exactly the
-/// requested fields disclosed.
+/// The request a copy answers (its `"req"`, specs/sharing.md §4.3): an agency's share request,
+/// or its presentation request for a holder's code (presentation.md §2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CopyRequest {
+    Share(ShareRequest),
+    Presentation(PresentationRequest),
+}
+
+impl CopyRequest {
+    /// The matter being handled.
+    pub fn purpose(&self) -> &ShortText {
+        match self {
+            CopyRequest::Share(r) => &r.purpose,
+            CopyRequest::Presentation(r) => &r.purpose,
+        }
+    }
+
+    /// The requester's case id.
+    pub fn case(&self) -> &ShortText {
+        match self {
+            CopyRequest::Share(r) => &r.case,
+            CopyRequest::Presentation(r) => &r.case,
+        }
+    }
+
+    /// The certificate asked for: a share request names it; a presentation request names a code,
+    /// and the holder's region chose the certificate.
+    pub fn id(&self) -> Option<&Identifier> {
+        match self {
+            CopyRequest::Share(r) => Some(&r.id),
+            CopyRequest::Presentation(_) => None,
+        }
+    }
+}
+
+/// A copy's request, opened by the rules of its `typ`.
+enum AnyRequest {
+    Share(OpenedRequest),
+    Presentation(OpenedPresentation),
+}
+
+impl AnyRequest {
+    /// Step 7's opening: a presentation request when the envelope's `typ` says so, else a share
+    /// request (whose steps give every other envelope its code, `WRONG_TYPE` included). The
+    /// checks before the `typ` are the same for both, so their codes do not depend on the order.
+    fn open(bytes: &[u8], trust: &TrustStore) -> Result<AnyRequest, Failure> {
+        match PresentationRequest::open(bytes, trust) {
+            Ok(opened) => Ok(AnyRequest::Presentation(opened)),
+            Err(f) if f.code == Code::WrongType => {
+                ShareRequest::open(bytes, trust).map(AnyRequest::Share)
+            }
+            Err(f) => Err(f),
+        }
+    }
+
+    /// The requesting agency, its name and the request's object digest.
+    fn signer(&self) -> (Party, ShortText, [u8; 32]) {
+        match self {
+            AnyRequest::Share(o) => (o.requester(), o.seal.info.agency_name.clone(), o.digest),
+            AnyRequest::Presentation(o) => {
+                (o.requester(), o.seal.info.agency_name.clone(), o.digest)
+            }
+        }
+    }
+
+    fn contents(&self) -> CopyRequest {
+        match self {
+            AnyRequest::Share(o) => CopyRequest::Share(o.request.clone()),
+            AnyRequest::Presentation(o) => CopyRequest::Presentation(o.request.clone()),
+        }
+    }
+
+    /// Steps 6–9 of sharing.md §4.1 for a share request; 6–8 for a presentation request.
+    fn authorise(&self, here: &RegionCode, at: Time) -> Result<(), Failure> {
+        match self {
+            AnyRequest::Share(o) => o.authorise(here, at),
+            AnyRequest::Presentation(o) => o.authorise(here, at),
+        }
+    }
+}
+
+/// Step 11: the certificate is of the copy's region and, for a share request, the one requested
+/// with exactly the requested fields disclosed. A presentation request names no certificate or
+/// fields: the holder chose them, and the providing region signed the copy for them.
 fn matches_request(
     verification: &Verification,
-    request: &ShareRequest,
+    request: &AnyRequest,
     region: &RegionCode,
 ) -> Result<(), Failure> {
     // Only a certificate that passed steps 9 and 10 there can be compared with the request.
@@ -282,10 +374,12 @@ fn matches_request(
         return Ok(());
     };
     let mismatch = |detail: String| Err(Failure::new(Code::CopyMismatch, detail));
-    if claims.id != request.id {
+    if let AnyRequest::Share(opened) = request
+        && claims.id != opened.request.id
+    {
         return mismatch(format!(
             "the copy holds {}, the request asked for {}",
-            claims.id, request.id
+            claims.id, opened.request.id
         ));
     }
     if claims.region != *region {
@@ -294,12 +388,20 @@ fn matches_request(
             claims.region
         ));
     }
+    let AnyRequest::Share(opened) = request else {
+        return Ok(());
+    };
     let disclosed: BTreeSet<&str> = verification
         .disclosed
         .iter()
         .map(|(name, _)| name.as_str())
         .collect();
-    let requested: BTreeSet<&str> = request.fields.iter().map(FieldName::as_str).collect();
+    let requested: BTreeSet<&str> = opened
+        .request
+        .fields
+        .iter()
+        .map(FieldName::as_str)
+        .collect();
     if disclosed != requested {
         return mismatch(format!("disclosed {disclosed:?}, requested {requested:?}"));
     }
@@ -317,7 +419,7 @@ pub struct CopyInspection {
     pub expires: Time,
     /// The request's signing seal's kid and its contents, if they decode.
     pub request_kid: Result<KeyId, Failure>,
-    pub request: Result<ShareRequest, Failure>,
+    pub request: Result<CopyRequest, Failure>,
     pub certificate: Result<Inspection, Failure>,
 }
 
@@ -326,10 +428,19 @@ pub fn inspect_copy(bytes: &[u8]) -> Result<CopyInspection, Failure> {
     let envelope = Envelope::open(bytes, Kind::Copy)?;
     crate::cbor::check(envelope.payload, Kind::Copy.size_limit(), false)?;
     let copy = read(envelope.payload).map_err(|b| b.into_failure(Code::ClaimsInvalid))?;
-    let request_envelope = Envelope::open(copy.request, Kind::ShareRequest);
+    let request_envelope = match Envelope::open(copy.request, Kind::PresentationRequest) {
+        Err(f) if f.code == Code::WrongType => Envelope::open(copy.request, Kind::ShareRequest),
+        opened => opened,
+    };
     let request = request_envelope.clone().and_then(|e| {
-        crate::cbor::check(e.payload, Kind::ShareRequest.size_limit(), false)?;
-        ShareRequest::from_payload(e.payload).map_err(|b| b.into_failure(Code::ClaimsInvalid))
+        crate::cbor::check(e.payload, e.kind.size_limit(), false)?;
+        let decoded = match e.kind {
+            Kind::PresentationRequest => {
+                PresentationRequest::from_payload(e.payload).map(CopyRequest::Presentation)
+            }
+            _ => ShareRequest::from_payload(e.payload).map(CopyRequest::Share),
+        };
+        decoded.map_err(|b| b.into_failure(Code::ClaimsInvalid))
     });
     Ok(CopyInspection {
         kid: envelope.kid,

@@ -6,6 +6,7 @@
 //! once.
 
 pub mod copy;
+pub mod presentation;
 pub mod proof;
 pub mod request;
 pub mod transfer;
@@ -19,9 +20,15 @@ use crate::suite::Suite;
 use crate::trust::{RegionRoot, SealEntry, TrustStore};
 use crate::values::Time;
 
-pub use copy::{CopyContents, CopyInspection, CopyVerification, inspect_copy, verify_copy};
+pub use copy::{
+    CopyContents, CopyInspection, CopyRequest, CopyVerification, inspect_copy, verify_copy,
+};
+pub use presentation::{
+    OpenedPresentation, PresentationCode, PresentationRecord, PresentationRequest,
+    PresentationTerms,
+};
 pub use proof::{ProofContents, ProofExpectation, ProofRequest, VerifiedProof, verify_proof};
-pub use request::{OpenedRequest, ShareRequest};
+pub use request::{Opened, OpenedRequest, ShareRequest};
 pub use transfer::{Link, PredecessorEvidence, assess};
 
 /// Object digest (specs/encoding.md §4): the federation suite's hash (BLAKE3 or SM3) of the exact

@@ -104,31 +104,46 @@ impl ShareRequest {
     /// `trust`. Nothing here says the requester may have what it asks for: see
     /// [`OpenedRequest::authorise`].
     pub fn open(bytes: &[u8], trust: &TrustStore) -> Result<OpenedRequest, Failure> {
-        let envelope = Envelope::open(bytes, Kind::ShareRequest)?;
-        let seal = crate::cert::find_seal(&envelope.kid, |kid| trust.seal(kid))?;
-        envelope.verify(&seal.info.key)?;
-        cbor::check(envelope.payload, Kind::ShareRequest.size_limit(), false)?;
-        let request = ShareRequest::from_payload(envelope.payload)
-            .map_err(|b| b.into_failure(Code::ClaimsInvalid))?;
-        Ok(OpenedRequest {
-            request,
-            seal: seal.clone(),
-            digest: object_digest(trust.suite(), bytes),
-        })
+        open_sealed(bytes, trust, Kind::ShareRequest, ShareRequest::from_payload)
     }
 }
 
-/// A share request whose seal signature verified.
+/// Steps 1–5 of specs/sharing.md §4.1 for a request of `kind` signed by an agency's e-seal (a
+/// share request, a presentation request): size and envelope, the seal in `trust`, its strict
+/// signature, the payload's CBOR, then `decode` (`CLAIMS_INVALID`).
+pub(crate) fn open_sealed<R>(
+    bytes: &[u8],
+    trust: &TrustStore,
+    kind: Kind,
+    decode: fn(&[u8]) -> Result<R, Bad>,
+) -> Result<Opened<R>, Failure> {
+    let envelope = Envelope::open(bytes, kind)?;
+    let seal = crate::cert::find_seal(&envelope.kid, |kid| trust.seal(kid))?;
+    envelope.verify(&seal.info.key)?;
+    cbor::check(envelope.payload, kind.size_limit(), false)?;
+    let request = decode(envelope.payload).map_err(|b| b.into_failure(Code::ClaimsInvalid))?;
+    Ok(Opened {
+        request,
+        seal: seal.clone(),
+        digest: object_digest(trust.suite(), bytes),
+    })
+}
+
+/// A request whose seal signature verified: a share request ([`OpenedRequest`]) or a
+/// presentation request.
 #[derive(Clone, Debug)]
-pub struct OpenedRequest {
-    pub request: ShareRequest,
+pub struct Opened<R> {
+    pub request: R,
     /// The seal that signed it: it names the requesting agency and region, and its scope.
     pub seal: SealEntry,
     /// The request's object digest.
     pub digest: [u8; 32],
 }
 
-impl OpenedRequest {
+/// A share request whose seal signature verified.
+pub type OpenedRequest = Opened<ShareRequest>;
+
+impl<R> Opened<R> {
     /// The requesting agency: the seal's agency in the seal's region.
     pub fn requester(&self) -> Party {
         Party {
@@ -137,23 +152,39 @@ impl OpenedRequest {
         }
     }
 
-    /// Steps 6–9 of specs/sharing.md §4.1: the request is for region `here`, its seal could sign
-    /// it, it is fresh at `now`, and the seal's sharing scope covers the certificate's type.
-    pub fn authorise(&self, here: &RegionCode, now: Time) -> Result<(), Failure> {
-        let request = &self.request;
-        same_region(&request.to, here, "the request")?;
-        seal_may_act(&self.seal, request.at)?;
-        if now.seconds().abs_diff(request.at.seconds()) > FRESHNESS {
+    /// Steps 6–8 of specs/sharing.md §4.1, shared by every request a seal signs: the request
+    /// (naming `to`, made at `at`) is for region `here`, its seal could sign it, and it is fresh
+    /// at `now`.
+    pub(crate) fn authorise_sent(
+        &self,
+        to: &RegionCode,
+        at: Time,
+        here: &RegionCode,
+        now: Time,
+    ) -> Result<(), Failure> {
+        same_region(to, here, "the request")?;
+        seal_may_act(&self.seal, at)?;
+        if now.seconds().abs_diff(at.seconds()) > FRESHNESS {
             return Err(Failure::new(
                 Code::ShareRequestStale,
                 format!(
                     "request made at {}, {} s from {}",
-                    request.at.to_rfc3339(),
-                    now.seconds().abs_diff(request.at.seconds()),
+                    at.to_rfc3339(),
+                    now.seconds().abs_diff(at.seconds()),
                     now.to_rfc3339()
                 ),
             ));
         }
+        Ok(())
+    }
+}
+
+impl OpenedRequest {
+    /// Steps 6–9 of specs/sharing.md §4.1: the request is for region `here`, its seal could sign
+    /// it, it is fresh at `now`, and the seal's sharing scope covers the certificate's type.
+    pub fn authorise(&self, here: &RegionCode, now: Time) -> Result<(), Failure> {
+        let request = &self.request;
+        self.authorise_sent(&request.to, request.at, here, now)?;
         let type_code = request.id.type_code();
         if !self.seal.info.may_request(type_code) {
             return Err(Failure::new(

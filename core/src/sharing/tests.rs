@@ -60,12 +60,12 @@ fn a_copy_verifies_for_its_recipient_with_exactly_the_requested_fields() -> R {
         assert!(names.contains(name), "{name} disclosed");
     }
     let request = result.request.ok_or("the request decoded")?;
-    assert_eq!(request.purpose.as_str(), "企业跨省迁移登记");
+    assert_eq!(request.purpose().as_str(), "企业跨省迁移登记");
     assert_eq!(result.recipient.map(|r| r.0), Some(jinan_agency(&w)));
     // The inspection shows the same without any trust.
     let inspection = inspect_copy(&copy)?;
     assert_eq!(inspection.region, *w.fuyang());
-    assert_eq!(inspection.request?.id, w.licence.claims.id);
+    assert_eq!(inspection.request?.id(), Some(&w.licence.claims.id));
     Ok(())
 }
 

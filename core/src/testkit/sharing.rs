@@ -20,6 +20,7 @@ use crate::log::state::RegionState;
 use crate::log::verification::{VerificationReceipt, batch};
 use crate::sharing::Party;
 use crate::sharing::copy::CopyContents;
+use crate::sharing::presentation::{PresentationCode, PresentationRequest};
 use crate::sharing::proof::{ProofContents, answer_item};
 use crate::sharing::request::ShareRequest;
 use crate::status::{Operation, State, Termination};
@@ -384,6 +385,54 @@ impl World {
         .sign(&seal.key)
     }
 
+    /// A presentation request from `seal` for the code `code` of region `to`, made at `at`.
+    pub fn presentation_request(
+        &self,
+        seal: &TestSeal,
+        to: &RegionCode,
+        code: &str,
+        at: u64,
+    ) -> Result<Vec<u8>, BuildError> {
+        let code = PresentationCode::parse(code).map_err(invalid)?;
+        PresentationRequest {
+            to: to.clone(),
+            code: code.digest(self.trust.suite()),
+            purpose: text("亮证核验：企业开户")?,
+            case: text("JN-2026-000456")?,
+            at: time(at)?,
+            nonce: *blake3::hash(format!("presentation nonce {at}").as_bytes())
+                .as_bytes()
+                .first_chunk::<16>()
+                .ok_or_else(|| invalid("nonce"))?,
+        }
+        .sign(&seal.key)
+    }
+
+    /// Fuyang's copy of `fields` of `stored` answering the presentation request `request`,
+    /// made at `issued`, valid for `days`.
+    pub fn presentation_copy(
+        &self,
+        request: &[u8],
+        stored: &Issued,
+        fields: &[&str],
+        issued: u64,
+        days: u64,
+    ) -> Result<Vec<u8>, BuildError> {
+        let names = fields
+            .iter()
+            .map(|n| FieldName::parse(n).ok_or_else(|| invalid(n)))
+            .collect::<Result<Vec<_>, _>>()?;
+        CopyContents::of(
+            self.fuyang().clone(),
+            request.to_vec(),
+            &stored.bytes,
+            &names,
+            time(issued)?,
+            time(issued + days * DAY)?,
+        )?
+        .sign(&self.f.fuyang.root)
+    }
+
     /// Fuyang's copy of `stored` for `request`, made at `issued`, valid for `days`.
     pub fn copy(
         &self,
@@ -661,8 +710,31 @@ pub fn copy_cases() -> Result<Vec<CopyCase>, BuildError> {
             Code::StatusRevoked,
         )
     });
+    // A holder's presentation code resolved by Jinan's staff (presentation.md §2): the holder
+    // chose the certificate and fields, so the seal's sharing scope (business licences only)
+    // does not limit it.
+    let shown = w.presentation_request(w.jinan_seal(), w.fuyang(), PRESENTED_CODE, made)?;
+    cases.push(case(
+        "copy-presentation-valid",
+        "a copy answering a presentation code: a food permit, outside the resolving seal's sharing scope",
+        NOW,
+        &me,
+        w.presentation_copy(&shown, &w.permit, &["holder.name"], made, 30)?,
+        Code::Ok,
+    ));
+    cases.push(case(
+        "copy-presentation-stale",
+        "a copy made more than 300 s after the presentation request it answers",
+        NOW,
+        &me,
+        w.presentation_copy(&shown, &w.permit, &["holder.name"], made + 301, 30)?,
+        Code::ShareRequestStale,
+    ));
     Ok(cases)
 }
+
+/// The presentation code of the vectors' presentation copies.
+pub const PRESENTED_CODE: &str = "341200-7KQ9M-2XDPT";
 
 /// The proof cases: authentic proofs with three answers, and one case per refusal of
 /// specs/sharing.md §3.4 that a proof alone can show.

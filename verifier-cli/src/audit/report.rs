@@ -95,6 +95,16 @@ pub fn text(source: &str, r: &AuditReport) -> String {
             ),
         ),
         ("proofs received", s.proofs_received.to_string()),
+        (
+            "codes shown",
+            format!(
+                "{} made, {} resolved ({} by other regions)",
+                s.presentations_made,
+                s.presentations_resolved,
+                s.presentations_resolved_cross_region
+            ),
+        ),
+        ("codes refused", counts(&s.presentations_refused)),
     ];
     for (k, v) in rows {
         out.push_str(&format!("  {k:16}{v}\n"));
@@ -131,6 +141,10 @@ pub fn json(source: &str, r: &AuditReport) -> Value {
             "shares_refused": s.shares_refused, "copies_received": s.copies_received,
             "copies_received_cross_region": s.copies_received_cross_region,
             "proofs_received": s.proofs_received,
+            "presentations_made": s.presentations_made,
+            "presentations_resolved": s.presentations_resolved,
+            "presentations_resolved_cross_region": s.presentations_resolved_cross_region,
+            "presentations_refused": s.presentations_refused,
         },
     })
 }

@@ -11,6 +11,7 @@ use tongban_core::log::state::{
     AuditStore, CertRecord, Delta, SealRecord, StateRead, Write, decode_transfer_in,
     encode_transfer_in,
 };
+use tongban_core::sharing::PresentationRecord;
 
 /// Identifier → the certificate's record ([`CertRecord::encode`]).
 const CERTS: TableDefinition<&str, &[u8]> = TableDefinition::new("certs");
@@ -20,6 +21,8 @@ const TRANSFERS_IN: TableDefinition<&str, &[u8]> = TableDefinition::new("transfe
 const TRANSFERS_OUT: TableDefinition<&str, &str> = TableDefinition::new("transfers_out");
 /// Status list indexes held.
 const INDEXES: TableDefinition<u32, ()> = TableDefinition::new("indexes");
+/// Presentation code digest → its record ([`PresentationRecord::encode`]).
+const PRESENTATIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("presentations");
 
 /// The most memory redb's page cache takes.
 const CACHE_BYTES: usize = 64 << 20;
@@ -58,6 +61,7 @@ struct Tables {
     transfers_in: ReadOnlyTable<&'static str, &'static [u8]>,
     transfers_out: ReadOnlyTable<&'static str, &'static str>,
     indexes: ReadOnlyTable<u32, ()>,
+    presentations: ReadOnlyTable<&'static [u8], &'static [u8]>,
 }
 
 /// A region's state in a temporary file.
@@ -88,6 +92,7 @@ impl DiskStore {
         txn.open_table(TRANSFERS_IN)?;
         txn.open_table(TRANSFERS_OUT)?;
         txn.open_table(INDEXES)?;
+        txn.open_table(PRESENTATIONS)?;
         txn.commit()?;
         let tables = Self::tables(&db)?;
         Ok(DiskStore {
@@ -104,6 +109,7 @@ impl DiskStore {
             transfers_in: read.open_table(TRANSFERS_IN)?,
             transfers_out: read.open_table(TRANSFERS_OUT)?,
             indexes: read.open_table(INDEXES)?,
+            presentations: read.open_table(PRESENTATIONS)?,
         })
     }
 }
@@ -158,6 +164,18 @@ impl StateRead for DiskStore {
     fn status_index_taken(&self, index: u32) -> Result<bool, StoreError> {
         Ok(self.tables.indexes.get(index)?.is_some())
     }
+
+    fn presentation(&self, code: &[u8; 32]) -> Result<Option<PresentationRecord>, StoreError> {
+        self.tables
+            .presentations
+            .get(code.as_slice())?
+            .map(|v| {
+                PresentationRecord::decode(v.value()).ok_or_else(|| {
+                    StoreError::Corrupt(format!("presentation {}", hex::encode(code)))
+                })
+            })
+            .transpose()
+    }
 }
 
 impl AuditStore for DiskStore {
@@ -170,6 +188,7 @@ impl AuditStore for DiskStore {
             let mut transfers_in = txn.open_table(TRANSFERS_IN)?;
             let mut transfers_out = txn.open_table(TRANSFERS_OUT)?;
             let mut indexes = txn.open_table(INDEXES)?;
+            let mut presentations = txn.open_table(PRESENTATIONS)?;
             for write in deltas.iter().flat_map(|d| &d.writes) {
                 match write {
                     Write::Seal(_) => {}
@@ -190,6 +209,9 @@ impl AuditStore for DiskStore {
                     }
                     Write::TransferOut { id, to: None } => {
                         transfers_out.remove(id.as_str())?;
+                    }
+                    Write::Presentation { code, record } => {
+                        presentations.insert(code.as_slice(), record.encode().as_slice())?;
                     }
                 }
             }
