@@ -39,9 +39,11 @@ impl Kind {
             | Code::SealNotYetValid
             | Code::SealExpired
             | Code::SealRevoked => Kind::Forbidden,
-            Code::CertificateNotLogged => Kind::NotFound,
+            Code::CertificateNotLogged | Code::PresentationUnknown => Kind::NotFound,
             Code::TooLarge => Kind::TooLarge,
-            Code::RegionMismatch | Code::ShareRequestStale => Kind::Invalid,
+            Code::RegionMismatch | Code::ShareRequestStale | Code::PresentationMalformed => {
+                Kind::Invalid
+            }
             _ => Kind::Conflict,
         }
     }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use federation_process::{Federation, wait_for};
-use node_process::{AGENCY_A, Node, TYPE_CODE, certificate, now};
+use node_process::{AGENCY_A, AGENCY_B, Node, TYPE_CODE, certificate, now};
 use serde_json::{Value, json};
 use tongban_core::codes::Code;
 use tongban_core::ids::RegionCode;
@@ -167,6 +167,73 @@ fn regions_exchange_proofs_and_purpose_bound_copies_over_the_federation() {
     };
     assert_eq!(outcome, ShareOutcome::Refused(Code::ShareNotAuthorised));
     assert_eq!(agency.as_str(), JINAN_OTHER);
+
+    // A holder's presentation code made by Fuyang's app, resolved by Jinan's agency whose seal
+    // may not ask for business licences: the holder's consent is the authority (亮证码).
+    let (app_token, _) = a.agency_with_seal(AGENCY_B, "FY-APP-1");
+    let made = a.post(
+        "/v1/presentations",
+        Some(&app_token),
+        &json!({"id": id, "fields": ["holder.name"]}),
+    );
+    assert_eq!(made.status, 201, "{}", made.text());
+    let code = made.json()["code"].as_str().unwrap().to_owned();
+    let resolve = |code: &str| {
+        b.post(
+            "/v1/presentations/resolve",
+            Some(&other_token),
+            &json!({"code": code, "purpose": "企业开户核验", "case": "JN-2026-0456"}),
+        )
+    };
+    let reply = resolve(&code);
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    let shown = reply.json();
+    assert_eq!(
+        (&shown["code"], &shown["provider"], &shown["id"]),
+        (&json!("OK"), &json!("341200"), &json!(id))
+    );
+    assert_eq!(shown["recipient"]["agency"], JINAN_OTHER);
+    assert_eq!(shown["fields"].as_array().map(Vec::len), Some(1));
+    let Act::PresentationAnswered {
+        outcome: ShareOutcome::Given { .. },
+        requester,
+        id: answered_id,
+        ..
+    } = entry_at(a, shown["log_index"].as_u64().unwrap()).act
+    else {
+        panic!("a presentation.answered entry in Fuyang's log")
+    };
+    assert_eq!(
+        (
+            requester.as_str(),
+            answered_id.map(|i| i.as_str().to_owned())
+        ),
+        ("370100", Some(id.clone()))
+    );
+    assert!(matches!(
+        entry_at(b, shown["received_log_index"].as_u64().unwrap()).act,
+        Act::ShareReceived { .. }
+    ));
+    // Used once: Fuyang refuses the second, and logs the refusal.
+    let reply = resolve(&code);
+    assert_eq!(
+        (reply.status, reply.code().as_str()),
+        (409, "PRESENTATION_USED_UP"),
+        "{}",
+        reply.text()
+    );
+    assert!(matches!(
+        entry_at(a, reply.json()["log_index"].as_u64().unwrap()).act,
+        Act::PresentationAnswered {
+            outcome: ShareOutcome::Refused(Code::PresentationUsedUp),
+            ..
+        }
+    ));
+    let reply = resolve("341200-00000-00000");
+    assert_eq!(
+        (reply.status, reply.code().as_str()),
+        (404, "PRESENTATION_UNKNOWN")
+    );
 
     // Transferred out to Jinan (转出), taken in there on Fuyang's proof (转入), and both acts seen
     // by Suqian from its replicas.

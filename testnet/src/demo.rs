@@ -154,6 +154,15 @@ pub fn run(dir: Option<&Path>, suite: Suite) -> Result<ExitCode> {
         show_qr,
     );
     story.step(
+        "The holder shows a presentation code (亮证码); Jinan's counter resolves it",
+        "presentation code resolved in Jinan",
+        "The holder's app (through Fuyang's government service agency) asks Fuyang's node for a \
+         code that shows only the company's name, for five minutes and one use; Jinan's counter \
+         types the code, Jinan's node asks Fuyang over the federation, and gets those fields as \
+         a copy bound to Jinan's agency. Both logs record it; a second try is refused.",
+        presentation_code,
+    );
+    story.step(
         "Jinan asks Fuyang for a verification proof (核验回执)",
         "verification proof for Jinan",
         "Jinan's approval bureau asks Fuyang's node, over the federation, whether the licence is \
@@ -384,6 +393,81 @@ fn show_qr(story: &mut Story) -> Result<Shown> {
             ),
         ],
         figure: format!("version {} code verified", symbol.version()),
+    })
+}
+
+fn presentation_code(story: &mut Story) -> Result<Shown> {
+    let licence = story.licence()?;
+    let net = &*story.net;
+    let (f, j) = (net.index_of("341200")?, net.index_of("370100")?);
+    let app = net.agency(f, "approval")?;
+    let made = net
+        .http
+        .post(
+            &net.url(f, "/v1/presentations"),
+            Some(&app.token),
+            &json!({"id": licence.id, "fields": ["holder.name"]}),
+        )?
+        .expect(201, "making a code at Fuyang's node")?;
+    let code = made["code"]
+        .as_str()
+        .ok_or_else(|| anyhow!("no code in {made}"))?;
+    let counter = net.agency(j, "approval")?;
+    let resolve = || {
+        net.http.post(
+            &net.url(j, "/v1/presentations/resolve"),
+            Some(&counter.token),
+            &json!({"code": code, "purpose": "企业开户核验", "case": "JN-2026-0456"}),
+        )
+    };
+    let shown = resolve()?.expect(201, "resolving the code at Jinan's node")?;
+    let fields: Vec<String> = shown["fields"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|f| format!("{} = {}", f["name"].as_str().unwrap_or("?"), f["value"]))
+                .collect()
+        })
+        .unwrap_or_default();
+    if code_of(&shown) != "OK" || shown["id"] != json!(licence.id) || fields.len() != 1 {
+        bail!("Jinan's node answered {shown}");
+    }
+    let again = resolve()?;
+    let again_code = again
+        .json()
+        .map(|v| code_of(&v).to_owned())
+        .unwrap_or_default();
+    if again.status != 409 || again_code != "PRESENTATION_USED_UP" {
+        bail!(
+            "a second resolution answered {}: {}",
+            again.status,
+            again.text()
+        );
+    }
+    Ok(Shown {
+        lines: vec![
+            format!(
+                "code {code} (QR text {}), one use, expires in {} s",
+                made["qr_text"].as_str().unwrap_or("?"),
+                made["expires"]
+                    .as_u64()
+                    .unwrap_or(0)
+                    .saturating_sub(net::now_secs()?)
+            ),
+            format!(
+                "Jinan's {} sees: {} — verdict {}, code {}",
+                counter.name,
+                fields.join(", "),
+                shown["verdict"].as_str().unwrap_or("?"),
+                code_of(&shown)
+            ),
+            format!(
+                "Fuyang's log records the answer at index {}, Jinan's the copy at index {}",
+                shown["log_index"], shown["received_log_index"]
+            ),
+            format!("a second resolution: HTTP {} {again_code}", again.status),
+        ],
+        figure: format!("1 field shown, 2nd try {again_code}"),
     })
 }
 
@@ -787,7 +871,7 @@ fn audit(story: &mut Story) -> Result<Shown> {
         lines.push(format!(
             "{} {}: {} entries, {} checkpoints verified (largest {}), {} hash tiles; issued {}, \
              status changes {}, verifications {} ({} for other regions), copies given {}, \
-             copies received {}, proofs received {}",
+             copies received {}, proofs received {}, codes made {} and resolved {}",
             log["region"].as_str().unwrap_or("?"),
             if log["clean"] == true {
                 "CLEAN"
@@ -805,6 +889,8 @@ fn audit(story: &mut Story) -> Result<Shown> {
             s["shares_given"],
             s["copies_received"],
             s["proofs_received"],
+            s["presentations_made"],
+            s["presentations_resolved"],
         ));
         for finding in log["findings"].as_array().into_iter().flatten() {
             lines.push(format!("  finding: {finding}"));

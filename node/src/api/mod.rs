@@ -5,6 +5,7 @@
 mod admin;
 mod certs;
 pub(crate) mod input;
+mod presentation;
 mod public;
 mod share;
 
@@ -88,6 +89,8 @@ pub fn router(app: App) -> Router {
         .route("/v1/proofs", post(share::ask_proof))
         .route("/v1/shares", post(share::share))
         .route("/v1/copies/verify", post(share::verify_copy))
+        .route("/v1/presentations", post(presentation::make))
+        .route("/v1/presentations/resolve", post(presentation::resolve))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(public::not_found)
         .layer(DefaultBodyLimit::max(max_body))

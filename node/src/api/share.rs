@@ -134,7 +134,7 @@ pub async fn share(
 }
 
 /// The answer to an agency that received a copy: the copy, what it says, where both logs hold it.
-fn copy_created(
+pub(super) fn copy_created(
     copy: &[u8],
     verification: &CopyVerification,
     answered: u64,
@@ -260,9 +260,9 @@ fn copy_json(v: &CopyVerification) -> Value {
         "recipient": v.recipient.as_ref().map(|(p, name)| json!({
             "region": p.region.as_str(), "agency": p.agency.as_str(), "agency_name": name.as_str(),
         })),
-        "purpose": v.request.as_ref().map(|r| r.purpose.as_str().to_owned()),
-        "case": v.request.as_ref().map(|r| r.case.as_str().to_owned()),
-        "id": v.request.as_ref().map(|r| r.id.as_str().to_owned()),
+        "purpose": v.request.as_ref().map(|r| r.purpose().as_str().to_owned()),
+        "case": v.request.as_ref().map(|r| r.case().as_str().to_owned()),
+        "id": v.id().map(|id| id.as_str().to_owned()),
         "issued": v.issued.map(|t| t.seconds()),
         "expires": v.expires.map(|t| t.seconds()),
         "fields": certificate.map(|c| c.disclosed.iter().map(|(n, value)| json!({

@@ -15,6 +15,7 @@ use tongban_core::federation::wire::{Request, Response, bounded_detail};
 use tongban_core::federation::{Reason, Refused};
 use tongban_core::ids::RegionCode;
 use tongban_core::sharing::{ProofRequest, VerifiedProof};
+use tongban_core::trust::TrustStore;
 
 use super::{Federation, tasks};
 use crate::keyfile::random;
@@ -111,6 +112,12 @@ impl Federation {
                     Request::Transfer { request } => {
                         federation.answer_transfer(&sender, request).await
                     }
+                    Request::Presentation { request } => {
+                        federation
+                            .clone()
+                            .answer_presentation(sender, request)
+                            .await
+                    }
                     _ => Response::refused(&Refused::new(
                         Reason::Malformed,
                         "not a proof, share or transfer request",
@@ -149,9 +156,37 @@ impl Federation {
 
     /// specs/sharing.md §4.2, for a request the sender's region must have signed.
     async fn answer_share(self: Arc<Self>, sender: RegionCode, request: Vec<u8>) -> Response {
+        self.answer_with_copy(move |federation, trust| {
+            federation
+                .region
+                .answer_share_request(&request, trust, &sender)
+        })
+        .await
+    }
+
+    /// specs/presentation.md §2.4, for a request the sender's region must have signed.
+    async fn answer_presentation(
+        self: Arc<Self>,
+        sender: RegionCode,
+        request: Vec<u8>,
+    ) -> Response {
+        self.answer_with_copy(move |federation, trust| {
+            federation
+                .region
+                .answer_presentation_request(&request, trust, &sender)
+        })
+        .await
+    }
+
+    /// Runs `answer` (a share or presentation request's, which waits for the log) off the async
+    /// threads with the federation's trust, and turns its answer into the response.
+    async fn answer_with_copy(
+        self: Arc<Self>,
+        answer: impl FnOnce(&Federation, &TrustStore) -> Result<ShareAnswer, Refusal> + Send + 'static,
+    ) -> Response {
         let work = move || -> Result<ShareAnswer, Refusal> {
             let trust = self.trust.read().map_err(|_| poisoned())?.clone();
-            self.region.answer_share_request(&request, &trust, &sender)
+            answer(&self, &trust)
         };
         let answer = tokio::task::spawn_blocking(work)
             .await
@@ -294,7 +329,22 @@ impl Federation {
 
     /// Sends an agency's signed share request to region `to` (specs/sharing.md §4).
     pub async fn ask_share(&self, to: &RegionCode, request: Vec<u8>) -> Result<Shared, Refusal> {
-        match self.ask(to, &Request::Share { request }).await? {
+        self.ask_copy(to, Request::Share { request }).await
+    }
+
+    /// Sends an agency's signed presentation request to region `to`, the code's
+    /// (specs/presentation.md §2.4).
+    pub async fn ask_presentation(
+        &self,
+        to: &RegionCode,
+        request: Vec<u8>,
+    ) -> Result<Shared, Refusal> {
+        self.ask_copy(to, Request::Presentation { request }).await
+    }
+
+    /// Sends a request answered with a copy or a logged refusal.
+    async fn ask_copy(&self, to: &RegionCode, request: Request) -> Result<Shared, Refusal> {
+        match self.ask(to, &request).await? {
             Response::Copy { copy, log_index } => Ok(Shared::Copy { copy, log_index }),
             Response::Declined {
                 code,

@@ -69,7 +69,8 @@ pub(super) fn spawn(
                         Ok(
                             request @ (Request::Proof { .. }
                             | Request::Share { .. }
-                            | Request::Transfer { .. }),
+                            | Request::Transfer { .. }
+                            | Request::Presentation { .. }),
                         ) => {
                             federation.answer_later(peer, request, channel);
                         }
@@ -554,9 +555,12 @@ impl Federation {
                     Response::Memberships { versions }
                 })
             }
-            Request::Proof { .. } | Request::Share { .. } | Request::Transfer { .. } => Err(
-                internal("proof, share and transfer requests are answered off the worker thread"),
-            ),
+            Request::Proof { .. }
+            | Request::Share { .. }
+            | Request::Transfer { .. }
+            | Request::Presentation { .. } => Err(internal(
+                "proof, share, transfer and presentation requests are answered off the worker thread",
+            )),
         };
         answer.unwrap_or_else(|r| {
             if r.code.is_local() {

@@ -41,6 +41,7 @@ use crate::refusal::{Kind, Refusal};
 
 mod fill;
 mod issuance;
+mod presentation;
 mod rebuild;
 mod seals;
 mod sequencer;
@@ -71,6 +72,7 @@ pub fn rebuild_state(
 ) -> Result<(), RebuildError> {
     rebuild::catch_up(log, log, region, root, size)
 }
+pub use presentation::{MadePresentation, PresentationAsk};
 pub use share::{EvidencePolicy, PreparedTransfer, ShareAnswer, ShareAsk, TrustElements};
 pub use view::{LoggedSeal, OwnStatus, Seals, View, status_note};
 use view::{Published, Signer};

@@ -12,7 +12,7 @@ use tongban_core::cert::verify::Layered;
 use tongban_core::cert::{self, FieldName};
 use tongban_core::codes::{Code, Failure};
 use tongban_core::ids::{Identifier, RegionCode, Uscc};
-use tongban_core::keys::KeyId;
+use tongban_core::keys::{KeyId, SecretKey};
 use tongban_core::log::entry::{Act, LogEntry, ShareOutcome};
 use tongban_core::log::note::NoteVerifier;
 use tongban_core::log::receipt::Receipt;
@@ -90,6 +90,34 @@ fn refused(kind: Kind, failure: Failure) -> Refusal {
     Refusal::code(kind, failure.code, failure.detail)
 }
 
+/// A request that did not open (steps 1–5 of specs/sharing.md §4.1): refused, not logged.
+pub(super) fn unopened(failure: Failure) -> Refusal {
+    let kind = match failure.code {
+        Code::TooLarge => Kind::TooLarge,
+        _ => Kind::Invalid,
+    };
+    refused(kind, failure)
+}
+
+/// A copy goes back to the node that delivered the request, so only the requester's own
+/// region's node may deliver it.
+pub(super) fn delivered_by_own_region(
+    requester: &Party,
+    sender: &RegionCode,
+) -> Result<(), Refusal> {
+    if &requester.region == sender {
+        return Ok(());
+    }
+    Err(Refusal::code(
+        Kind::Forbidden,
+        Code::RegionMismatch,
+        format!(
+            "a request of region {}'s agency delivered by region {sender}'s node",
+            requester.region
+        ),
+    ))
+}
+
 impl Region {
     /// This region's root certificate, seals and seal revocations, as signed and logged.
     pub fn trust_elements(&self) -> Result<TrustElements, Refusal> {
@@ -111,22 +139,7 @@ impl Region {
 
     /// An agency's share request, signed with its seal `ask.seal` (specs/sharing.md §4.1).
     pub fn share_request(&self, agency: &str, ask: ShareAsk) -> Result<Vec<u8>, Refusal> {
-        let key = {
-            let seq = self.sequencer()?;
-            let seal = seq.seals.get(&ask.seal).ok_or_else(|| {
-                Refusal::code(Kind::NotFound, Code::KidUnknown, ask.seal.to_string())
-            })?;
-            if seal.info.agency.as_str() != agency {
-                return Err(Refusal::forbidden("the seal belongs to another agency"));
-            }
-            seq.seal_keys.get(&ask.seal).cloned().ok_or_else(|| {
-                Refusal::new(
-                    Kind::Conflict,
-                    "SEAL_KEY_MISSING",
-                    "this node does not hold the seal's key",
-                )
-            })?
-        };
+        let key = self.agency_seal_key(agency, Some(ask.seal))?;
         let mut fields = ask.fields;
         fields.sort();
         fields.dedup();
@@ -143,6 +156,48 @@ impl Region {
         .map_err(|e| Refusal::invalid(e.to_string()))
     }
 
+    /// The key of the seal `kid` of `agency` that this node holds; with no `kid`, of the
+    /// agency's most recent seal usable now whose key this node holds.
+    pub(super) fn agency_seal_key(
+        &self,
+        agency: &str,
+        kid: Option<KeyId>,
+    ) -> Result<Arc<SecretKey>, Refusal> {
+        let seq = self.sequencer()?;
+        let missing = || {
+            Refusal::new(
+                Kind::Conflict,
+                "SEAL_KEY_MISSING",
+                "this node does not hold the seal's key",
+            )
+        };
+        let kid = match kid {
+            Some(kid) => {
+                let seal = seq.seals.get(&kid).ok_or_else(|| {
+                    Refusal::code(Kind::NotFound, Code::KidUnknown, kid.to_string())
+                })?;
+                if seal.info.agency.as_str() != agency {
+                    return Err(Refusal::forbidden("the seal belongs to another agency"));
+                }
+                kid
+            }
+            None => {
+                let now = now()?;
+                seq.seals
+                    .iter()
+                    .filter(|(kid, seal)| {
+                        seal.info.agency.as_str() == agency
+                            && seal.usable_at(now)
+                            && seq.seal_keys.contains_key(kid)
+                    })
+                    .max_by_key(|(kid, seal)| (seal.info.valid_from, **kid))
+                    .map(|(kid, _)| *kid)
+                    .ok_or_else(missing)?
+            }
+        };
+        seq.seal_keys.get(&kid).cloned().ok_or_else(missing)
+    }
+
     /// Answers a share request that region `sender`'s node delivered (specs/sharing.md §4.2). A
     /// request that is not authentic, or that another region's node relays, is refused unlogged
     /// (`Err`): the copy goes back to the sender, so only the requester's own region may ask.
@@ -154,24 +209,9 @@ impl Region {
         sender: &RegionCode,
     ) -> Result<ShareAnswer, Refusal> {
         let now = now()?;
-        let opened = ShareRequest::open(request, federation).map_err(|f| {
-            let kind = match f.code {
-                Code::TooLarge => Kind::TooLarge,
-                _ => Kind::Invalid,
-            };
-            refused(kind, f)
-        })?;
+        let opened = ShareRequest::open(request, federation).map_err(unopened)?;
         let requester = opened.requester();
-        if &requester.region != sender {
-            return Err(Refusal::code(
-                Kind::Forbidden,
-                Code::RegionMismatch,
-                format!(
-                    "a request of region {}'s agency delivered by region {sender}'s node",
-                    requester.region
-                ),
-            ));
-        }
+        delivered_by_own_region(&requester, sender)?;
         let (answer, result) = match self.copy_for(&opened, request, now)? {
             Ok((copy, expires)) => (
                 ShareOutcome::Given {
@@ -258,9 +298,9 @@ impl Region {
                 verification.detail,
             ));
         }
-        let (Some(provider), Some(request), Some(request_digest), Some(expires)) = (
+        let (Some(provider), Some(id), Some(request_digest), Some(expires)) = (
             verification.provider.clone(),
-            verification.request.as_ref(),
+            verification.id().cloned(),
             verification.request_digest,
             verification.expires,
         ) else {
@@ -269,7 +309,7 @@ impl Region {
         let index = self.root_act(Act::ShareReceived {
             provider,
             agency: Uscc::parse(recipient).map_err(|e| Refusal::invalid(e.to_string()))?,
-            id: request.id.clone(),
+            id,
             request: request_digest,
             copy: verification.digest,
             expires,

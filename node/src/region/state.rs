@@ -16,7 +16,8 @@
 //!   or its promise fulfilled), so a snapshot reads those rows and not every certificate's;
 //! - [`SLOTS`]: chunk number (4 bytes, big-endian) → [`CHUNK`] bytes, one per status list index
 //!   of the chunk: the list value of the certificate that holds it ([`UNASSIGNED`] for none), so
-//!   the rules see which indexes are taken and the status list is read in one pass.
+//!   the rules see which indexes are taken and the status list is read in one pass;
+//! - [`PRESENTATION`]: a presentation code's digest → its [`PresentationRecord`].
 
 use tongban_core::cbor::{self, Reader};
 use tongban_core::envelope::{Envelope, Kind};
@@ -25,6 +26,7 @@ use tongban_core::keys::KeyId;
 use tongban_core::log::state::{
     CertRecord, Delta, Head, SealRecord, StateRead, Write, encode_transfer_in,
 };
+use tongban_core::sharing::PresentationRecord;
 use tongban_core::status::{ListStatus, State};
 use tongban_core::trust::{SealInfo, SealRevocation};
 use tongban_core::values::Time;
@@ -39,6 +41,7 @@ pub const PROMISE: u8 = 5;
 pub const HEAD: u8 = 6;
 pub const LISTED: u8 = 7;
 pub const SLOTS: u8 = 8;
+pub const PRESENTATION: u8 = 9;
 
 /// Status list indexes per [`SLOTS`] row: 1 KiB rows, so a status change rewrites 1 KiB.
 pub const CHUNK: u32 = 1024;
@@ -192,6 +195,11 @@ pub fn ops_of(delta: &Delta) -> Vec<StateOp> {
                     },
                 });
             }
+            Write::Presentation { code, record } => ops.push(StateOp::Put {
+                kind: PRESENTATION,
+                key: code.to_vec(),
+                value: record.encode(),
+            }),
         }
     }
     if let Some(at) = delta.head.last_at {
@@ -274,6 +282,13 @@ impl<R: StateRows> StateRead for Rows<'_, R> {
             .0
             .get(SLOTS, &chunk)?
             .is_some_and(|row| row.get(offset).is_some_and(|b| *b != UNASSIGNED)))
+    }
+
+    fn presentation(&self, code: &[u8; 32]) -> Result<Option<PresentationRecord>, LogError> {
+        self.0
+            .get(PRESENTATION, code)?
+            .map(|v| PresentationRecord::decode(&v).ok_or_else(|| corrupt("presentation", code)))
+            .transpose()
     }
 }
 
