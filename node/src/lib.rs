@@ -14,6 +14,7 @@ pub mod home;
 pub mod keyfile;
 pub mod log;
 pub mod metrics;
+pub mod page;
 pub mod receipts;
 pub mod refusal;
 pub mod region;

@@ -98,6 +98,7 @@ pub fn router(app: App) -> Router {
         .layer(middleware::from_fn_with_state(app.clone(), observe))
         .with_state(app.clone());
     api.merge(crate::tiles_http::router(app.region.log().clone()))
+        .merge(crate::page::router())
 }
 
 /// Records each request's latency under its route pattern (never the raw path, whose identifiers

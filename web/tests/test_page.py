@@ -1,0 +1,326 @@
+"""The verification page in a real browser: Debian's headless Chromium driven by Selenium, against
+a two-region testnet of real nodes (tongban-testnet up). Each path a counter uses: the camera (a
+fake camera showing a QR code this test issued), a keyboard-wedge scanner's input, a dropped file,
+offline checking after the first load, a revoked certificate, presentation codes resolved in
+another region, expired and used up. Screenshots are kept as artefacts.
+
+Environment: TONGBAN_TESTNET and TONGBAN_VERIFY (the binaries), CHROMIUM and CHROMEDRIVER (default
+/usr/bin/chromium, /usr/bin/chromedriver), TONGBAN_ARTIFACTS (default target/browser-artifacts).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import pathlib
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from PIL import Image
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
+
+TESTNET = os.environ.get("TONGBAN_TESTNET", "target/debug/tongban-testnet")
+VERIFY = os.environ.get("TONGBAN_VERIFY", "target/debug/tongban-verify")
+ARTIFACTS = pathlib.Path(os.environ.get("TONGBAN_ARTIFACTS", "target/browser-artifacts"))
+WAIT = 30
+
+
+def call(method: str, url: str, token: str | None = None, body: dict | None = None):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            return reply.status, json.loads(reply.read() or b"null")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+class Net:
+    def __init__(self, directory: pathlib.Path):
+        self.dir = directory
+        self.state = json.loads((directory / "testnet.json").read_text())
+        self.nodes = {n["region"]: n for n in self.state["nodes"]}
+
+    def api(self, region: str) -> str:
+        return self.nodes[region]["api"]
+
+    def agency(self, region: str, role: str) -> dict:
+        return next(a for a in self.nodes[region]["agencies"] if a["role"] == role)
+
+    def issue(self, serial: str) -> tuple[str, bytes]:
+        issuer = self.agency("341200", "issuer")
+        status, answer = call("POST", self.api("341200") + "/v1/certificates", issuer["token"], {
+            "seal": issuer["seal"], "type_code": "11100000000013338W001", "serial": serial,
+            "type_name": "营业执照", "level": "A",
+            "holder": {"name": "阜阳市通办示范科技有限公司", "id_type": "USCC",
+                       "id_number": "91341200MA2T00001L"},
+            "licence": {"capital": 1000000, "scope": "软件开发"}})
+        assert status == 201, answer
+        return answer["id"], base64.b64decode(answer["certificate"])
+
+    def qr(self, certificate: bytes, name: str, out: str) -> pathlib.Path:
+        source = self.dir / f"{name}.tbc"
+        source.write_bytes(certificate)
+        target = self.dir / f"{name}.{out}"
+        subprocess.run([VERIFY, "qr", "encode", str(source), "--disclose",
+                        "holder.name,holder.id_number", "--out", str(target), "--scale", "4"],
+                       check=True, capture_output=True)
+        return target
+
+    def present(self, cert_id: str, **terms) -> str:
+        app = self.agency("341200", "approval")
+        status, answer = call("POST", self.api("341200") + "/v1/presentations", app["token"],
+                              {"id": cert_id, "fields": ["holder.name"], **terms})
+        assert status == 201, answer
+        return answer["code"]
+
+
+def y4m(png: pathlib.Path, out: pathlib.Path) -> pathlib.Path:
+    """A few frames of 640x480 video showing the code, as Chromium's fake camera plays them."""
+    width, height = 640, 480
+    code = Image.open(png).convert("L")
+    scale = min((height - 40) / code.height, 1.0)
+    code = code.resize((int(code.width * scale), int(code.height * scale)), Image.NEAREST)
+    frame = Image.new("L", (width, height), 255)
+    frame.paste(code, ((width - code.width) // 2, (height - code.height) // 2))
+    luma = frame.tobytes()
+    chroma = bytes([128]) * (width // 2 * height // 2)
+    with out.open("wb") as f:
+        f.write(f"YUV4MPEG2 W{width} H{height} F10:1 Ip A1:1 C420jpeg\n".encode())
+        for _ in range(10):
+            f.write(b"FRAME\n" + luma + chroma + chroma)
+    return out
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("testnet")
+    subprocess.run([TESTNET, "up", "--regions", "2", "--dir", str(directory)], check=True,
+                   capture_output=True, timeout=300)
+    try:
+        yield Net(directory)
+    finally:
+        subprocess.run([TESTNET, "down", "--dir", str(directory)], capture_output=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def licence(net):
+    """A valid licence of Fuyang, its QR text and picture."""
+    cert_id, certificate = net.issue("2026000001")
+    text = net.qr(certificate, "licence", "txt").read_text().strip()
+    png = net.qr(certificate, "licence", "png")
+    return {"id": cert_id, "certificate": certificate, "text": text, "png": png}
+
+
+@pytest.fixture(scope="module")
+def browser(net, licence, tmp_path_factory):
+    video = y4m(licence["png"], tmp_path_factory.mktemp("camera") / "code.y4m")
+    options = Options()
+    options.binary_location = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+    for flag in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1100,1500",
+                 "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                 f"--use-file-for-fake-video-capture={video}", "--lang=zh-CN"]:
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options,
+                              service=Service(os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")))
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def open_page(driver, net, region="370100"):
+    driver.get(net.api(region) + "/verify/")
+    WebDriverWait(driver, WAIT).until(
+        lambda d: d.execute_script("return document.body.dataset.ready === 'true'"))
+
+
+def verdict(driver, expect_class: str) -> str:
+    element = driver.find_element(By.ID, "verdict")
+    WebDriverWait(driver, WAIT).until(lambda d: expect_class in element.get_attribute("class").split())
+    return driver.find_element(By.ID, "result").text
+
+
+def shot(driver, name: str):
+    driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+
+
+def scan(driver, text: str):
+    box = driver.find_element(By.ID, "scan-input")
+    box.clear()
+    # A keyboard-wedge scanner types the code and ends with Enter.
+    box.send_keys(text + Keys.ENTER)
+
+
+def console_errors(driver) -> list:
+    return [e for e in driver.get_log("browser") if e["level"] == "SEVERE"
+            and "favicon" not in e["message"]]
+
+
+def test_a_scanner_types_the_qr_text_and_the_page_verifies_it_offline(browser, net, licence):
+    open_page(browser, net)
+    assert "核验数据" in browser.page_source
+    data = browser.find_element(By.ID, "data").text
+    assert "341200" in data and "370100" in data, data
+    scan(browser, licence["text"])
+    result = verdict(browser, "valid")
+    assert "有效" in result and "阜阳市通办示范科技有限公司" in result, result
+    assert "本机离线核验" in result
+    assert licence["id"] in result
+    shot(browser, "scanner-valid")
+    # The English view of the same verdict.
+    browser.find_element(By.ID, "lang").click()
+    assert "VALID" in verdict(browser, "valid")
+    shot(browser, "scanner-valid-en")
+    browser.find_element(By.ID, "lang").click()
+    assert console_errors(browser) == []
+
+
+def test_the_camera_reads_the_code(browser, net, licence):
+    open_page(browser, net)
+    browser.find_element(By.ID, "camera").click()
+    result = verdict(browser, "valid")
+    assert "阜阳市通办示范科技有限公司" in result, result
+    shot(browser, "camera-valid")
+
+
+def test_a_dropped_certificate_file_and_a_dropped_picture_verify(browser, net, licence):
+    open_page(browser, net)
+    drop = """
+        const [name, type, b64] = arguments;
+        const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([bytes], name, {type}));
+        document.getElementById('drop').dispatchEvent(
+            new DragEvent('drop', {dataTransfer: transfer, bubbles: true, cancelable: true}));
+    """
+    browser.execute_script(drop, "licence.tbc", "application/octet-stream",
+                           base64.b64encode(licence["certificate"]).decode())
+    result = verdict(browser, "valid")
+    # The file holds every field: the page shows them all.
+    assert "软件开发" in result or "licence.scope" in result, result
+    browser.execute_script("document.getElementById('verdict').className = 'verdict none'")
+    browser.execute_script(drop, "code.png", "image/png",
+                           base64.b64encode(licence["png"].read_bytes()).decode())
+    assert "阜阳市通办示范科技有限公司" in verdict(browser, "valid")
+    shot(browser, "drop-valid")
+
+
+def test_a_revoked_licence_is_refused_with_what_to_do(browser, net):
+    cert_id, certificate = net.issue("2026000002")
+    issuer = net.agency("341200", "issuer")
+    status, answer = call("POST", net.api("341200") + f"/v1/certificates/{cert_id}/status",
+                          issuer["token"], {"operation": "revoke", "reason": "吊销营业执照"})
+    assert status == 200, answer
+    text = net.qr(certificate, "revoked", "txt").read_text().strip()
+    # Jinan's node fetches Fuyang's new list within seconds; the page reads it when it loads.
+    deadline = time.time() + WAIT
+    while True:
+        open_page(browser, net)
+        scan(browser, text)
+        result = settled(browser)
+        if "STATUS_REVOKED" in result or time.time() > deadline:
+            break
+        time.sleep(1)
+    assert "STATUS_REVOKED" in result and "不予受理" in result, result
+    assert "invalid" in browser.find_element(By.ID, "verdict").get_attribute("class")
+    shot(browser, "revoked")
+
+
+def settled(driver) -> str:
+    """The result once the page has one."""
+    WebDriverWait(driver, WAIT).until(
+        lambda d: "none" not in d.find_element(By.ID, "verdict").get_attribute("class").split())
+    return driver.find_element(By.ID, "result").text
+
+
+def test_offline_after_the_first_load(browser, net, licence):
+    open_page(browser, net)
+    # The service worker holds the page's files once it is active.
+    WebDriverWait(browser, WAIT).until(
+        lambda d: d.execute_script("return navigator.serviceWorker.controller !== null"))
+    browser.set_network_conditions(offline=True, latency=0, download_throughput=0, upload_throughput=0)
+    try:
+        browser.execute_script("performance.clearResourceTimings()")
+        browser.refresh()
+        WebDriverWait(browser, WAIT).until(
+            lambda d: d.execute_script("return document.body.dataset.ready === 'true'"))
+        data = browser.find_element(By.ID, "data").text
+        assert "离线" in data, data
+        scan(browser, licence["text"])
+        assert "阜阳市通办示范科技有限公司" in verdict(browser, "valid")
+        # Nothing was sent to verify it: no request to the node's verify or resolve endpoints.
+        sent = browser.execute_script(
+            "return performance.getEntriesByType('resource').map(e => e.name)")
+        assert not [u for u in sent if "/v1/verify" in u or "/v1/presentations" in u], sent
+        shot(browser, "offline-valid")
+    finally:
+        browser.set_network_conditions(offline=False, latency=0, download_throughput=500000,
+                                       upload_throughput=500000)
+        browser.delete_network_conditions()
+
+
+def test_presentation_codes_resolved_in_another_region(browser, net, licence):
+    open_page(browser, net, "370100")
+    counter = net.agency("370100", "approval")
+    browser.find_element(By.CSS_SELECTOR, "#staff summary").click()
+    token = browser.find_element(By.ID, "token")
+    token.send_keys(counter["token"])
+    token.send_keys(Keys.TAB)
+    code = net.present(licence["id"])
+    scan(browser, code)
+    result = verdict(browser, "valid")
+    assert "阜阳市通办示范科技有限公司" in result and counter["name"] in result, result
+    assert "亮证码" in result, result
+    shot(browser, "presentation-valid")
+    # Used once: the second scan is refused.
+    browser.execute_script("document.getElementById('verdict').className = 'verdict none'")
+    time.sleep(3.1)  # the page takes the same text within three seconds as one scan
+    scan(browser, code)
+    result = verdict(browser, "invalid")
+    assert "PRESENTATION_USED_UP" in result and "亮证码已被使用" in result, result
+    shot(browser, "presentation-used-up")
+    # A code that lived ten seconds.
+    short = net.present(licence["id"], lifetime_seconds=10)
+    time.sleep(11)
+    scan(browser, short)
+    result = verdict(browser, "invalid")
+    assert "PRESENTATION_EXPIRED" in result and "亮证码已过期" in result, result
+    shot(browser, "presentation-expired")
+
+
+def test_bulk_mode_keeps_a_log_of_every_scan(browser, net, licence):
+    open_page(browser, net)
+    browser.find_element(By.ID, "bulk").click()
+    scan(browser, licence["text"])
+    verdict(browser, "valid")
+    time.sleep(0.2)
+    scan(browser, "TB1:NOT-A-CODE")
+    verdict(browser, "invalid")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#batch-rows tr")
+    assert len(rows) == 2
+    assert "有效 1 件，无效 1 件" in browser.find_element(By.ID, "batch-counts").text
+    shot(browser, "bulk")
+
+
+def test_the_page_has_a_content_security_policy_and_labels(net):
+    with urllib.request.urlopen(net.api("370100") + "/verify/", timeout=30) as reply:
+        csp = reply.headers["Content-Security-Policy"]
+        html = reply.read().decode()
+    assert "default-src 'none'" in csp and "connect-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    for control in ["scan-input", "token", "purpose", "case"]:
+        assert f'for="{control}"' in html, control
