@@ -52,6 +52,48 @@ pub struct HttpConfig {
     pub idle_timeout_ms: u64,
     /// How long a request's body may take to arrive once its head has.
     pub body_timeout_ms: u64,
+    /// Where people reach this node's API from outside (behind a TLS terminator, say). When set,
+    /// a presentation code's QR links the verification page there (`<url>/verify/#TBP1:…`), so a
+    /// phone's camera opens the page with the code; without it the QR holds the code alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<PublicUrl>,
+}
+
+/// An `http` or `https` URL without a query or fragment, at most 200 characters: the base the
+/// node's page is linked from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PublicUrl(String);
+
+impl TryFrom<String> for PublicUrl {
+    type Error = String;
+
+    fn try_from(url: String) -> Result<PublicUrl, String> {
+        let scheme = url.starts_with("https://") || url.starts_with("http://");
+        let plain = url
+            .chars()
+            .all(|c| c.is_ascii_graphic() && !matches!(c, '#' | '?'));
+        if !(scheme && plain && url.len() <= 200) {
+            return Err(format!(
+                "public_url {url:?}: an http(s) URL of at most 200 characters, without spaces, \
+                 query or fragment"
+            ));
+        }
+        Ok(PublicUrl(url.trim_end_matches('/').to_owned()))
+    }
+}
+
+impl From<PublicUrl> for String {
+    fn from(url: PublicUrl) -> String {
+        url.0
+    }
+}
+
+impl PublicUrl {
+    /// The verification page there, opened with `fragment` (which never reaches a server).
+    pub fn page(&self, fragment: &str) -> String {
+        format!("{}/verify/#{fragment}", self.0)
+    }
 }
 
 impl Default for HttpConfig {
@@ -63,6 +105,7 @@ impl Default for HttpConfig {
             header_timeout_ms: 10_000,
             idle_timeout_ms: 60_000,
             body_timeout_ms: 30_000,
+            public_url: None,
         }
     }
 }
@@ -203,4 +246,28 @@ fn default_cosign_timeout() -> u64 {
 
 fn default_catch_up() -> u64 {
     2000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_public_url_is_an_http_url_without_query_or_fragment() {
+        let ok = PublicUrl::try_from("https://zwfw.example.gov.cn/fy/".to_owned());
+        assert_eq!(
+            ok.map(|u| u.page("TBP1:341200-7KQ9M-2XDPT")),
+            Ok("https://zwfw.example.gov.cn/fy/verify/#TBP1:341200-7KQ9M-2XDPT".to_owned())
+        );
+        for bad in [
+            "ftp://x",
+            "https://x/#a",
+            "https://x/?a=b",
+            "https://x y",
+            "zwfw.example.gov.cn",
+            &format!("https://{}", "x".repeat(200)),
+        ] {
+            assert!(PublicUrl::try_from(bad.to_owned()).is_err(), "{bad}");
+        }
+    }
 }

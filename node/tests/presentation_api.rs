@@ -40,6 +40,15 @@ fn issue(node: &Node, token: &str, seal: &str, serial: &str) -> String {
 fn codes_show_chosen_fields_to_staff_until_used_up_expired_or_revoked() {
     let dir = tempfile::tempdir().unwrap();
     let mut node = Node::init(dir.path());
+    // The node's public address: its codes' QR codes link its verification page.
+    let config = dir.path().join("config.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replacen(
+        "[http]\n",
+        "[http]\npublic_url = \"https://zwfw.example.gov.cn/fy/\"\n",
+        1,
+    );
+    std::fs::write(&config, text).unwrap();
     node.start();
     let (a, seal_a) = node.agency_with_seal(AGENCY_A, "FY-AMR-1");
     let (app, _) = node.agency_with_seal(AGENCY_B, "FY-APP-1");
@@ -70,7 +79,8 @@ fn codes_show_chosen_fields_to_staff_until_used_up_expired_or_revoked() {
     let made = made.json();
     let code = made["code"].as_str().unwrap().to_owned();
     assert!(code.starts_with("341200-") && code.len() == 18, "{code}");
-    assert_eq!(made["qr_text"], format!("TBP1:{code}"));
+    let url = format!("https://zwfw.example.gov.cn/fy/verify/#TBP1:{code}");
+    assert_eq!((&made["url"], &made["qr_text"]), (&json!(url), &json!(url)));
     assert!(made["qr_svg"].as_str().unwrap().starts_with("<?xml"));
     assert_eq!(made["uses"], 2);
     let lifetime = made["expires"].as_u64().unwrap() - node_process::now().seconds();

@@ -645,6 +645,20 @@ async function main() {
   await refreshData();
   document.body.dataset.ready = 'true';
   $('scan-input').focus();
+  takeFragment();
+  window.addEventListener('hashchange', takeFragment);
+}
+
+// Opened from a code's QR (`…/verify/#TBP1:…`), or such a link opened in this tab: the fragment
+// is the code, and never left the device. It is taken off the address so a reload does not
+// resolve it again.
+function takeFragment() {
+  const fragment = location.hash.slice(1);
+  if (!fragment) return;
+  history.replaceState(null, '', location.pathname);
+  let text = fragment;
+  try { text = decodeURIComponent(fragment); } catch (e) { /* Base45 may hold a bare % */ }
+  handleText(text);
 }
 
 main();

@@ -287,6 +287,16 @@ def test_presentation_codes_resolved_in_another_region(browser, net, licence):
     assert "阜阳市通办示范科技有限公司" in result and counter["name"] in result, result
     assert "亮证码" in result, result
     shot(browser, "presentation-valid")
+    # Opened from a code's QR link (`/verify/#TBP1:…`, a node with public_url): resolved at once.
+    linked = net.present(licence["id"])
+    browser.execute_script("document.getElementById('verdict').className = 'verdict none'")
+    browser.get(net.api("370100") + f"/verify/#TBP1:{linked}")
+    WebDriverWait(browser, WAIT).until(
+        lambda d: d.execute_script("return document.body.dataset.ready === 'true'"))
+    result = verdict(browser, "valid")
+    assert "阜阳市通办示范科技有限公司" in result and "亮证码" in result, result
+    href = browser.execute_script("return location.href")
+    assert "#" not in href, f"the code is taken off the address: {href}"
     # Used once: the second scan is refused.
     browser.execute_script("document.getElementById('verdict').className = 'verdict none'")
     time.sleep(3.1)  # the page takes the same text within three seconds as one scan

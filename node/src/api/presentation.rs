@@ -61,21 +61,30 @@ pub async fn make(
     .map_err(|b| Refusal::invalid(b.detail))?;
     let region = app.region.clone();
     let made = blocking(move || region.make_presentation(&agency, terms)).await?;
-    let qr_text = made.code.qr_text();
+    // The QR links this node's page with the code when the node knows its public address.
+    let url = app
+        .region
+        .config
+        .http
+        .public_url
+        .as_ref()
+        .map(|base| base.page(&made.code.qr_text()));
+    let qr_text = url.clone().unwrap_or_else(|| made.code.qr_text());
     let qr_svg = tongban_core::qr::symbol::Symbol::new(&qr_text)
         .map_err(|e| Refusal::internal(e.to_string()))?
         .svg();
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({
-            "code": made.code.text(),
-            "qr_text": qr_text,
-            "qr_svg": qr_svg,
-            "expires": made.expires.seconds(),
-            "uses": made.uses,
-            "log_index": made.log_index,
-        })),
-    ))
+    let mut body = json!({
+        "code": made.code.text(),
+        "qr_text": qr_text,
+        "qr_svg": qr_svg,
+        "expires": made.expires.seconds(),
+        "uses": made.uses,
+        "log_index": made.log_index,
+    });
+    if let Some(url) = url {
+        body["url"] = json!(url);
+    }
+    Ok((StatusCode::CREATED, Json(body)))
 }
 
 #[derive(Deserialize)]
