@@ -216,22 +216,31 @@ async function kept(key) {
   };
 }
 
-// The node's bundle: the federation's when it is in one, else its own region's.
-async function fetchTrust() {
-  try {
-    return await fetchBytes('/v1/federation/trust-bundle');
-  } catch (e) {
-    return fetchBytes('/v1/trust-bundle');
+// The first of `paths` that answers.
+async function firstOf(paths) {
+  let failure = null;
+  for (const path of paths) {
+    try {
+      return await fetchBytes(path);
+    } catch (e) {
+      failure = e;
+    }
   }
+  throw failure;
 }
 
-async function fetchList(region, own) {
-  try {
-    return await fetchBytes(`/v1/federation/status-lists/${region}`);
-  } catch (e) {
-    if (region === own) return fetchBytes('/v1/status-list');
-    throw e;
-  }
+// The node's bundle: the federation's when it is in one, else its own region's. As a static
+// bundle on a site without a node, the files `tongban-verify fetch <node> data` wrote
+// beside the page.
+function fetchTrust() {
+  return firstOf(['/v1/federation/trust-bundle', '/v1/trust-bundle', 'data/bundle.tbt']);
+}
+
+function fetchList(region, own) {
+  const paths = [`/v1/federation/status-lists/${region}`];
+  if (region === own) paths.push('/v1/status-list');
+  paths.push(`data/status-${region}.tsl`);
+  return firstOf(paths);
 }
 
 function loadTrust(bytes) {
@@ -382,11 +391,26 @@ async function post(path, body, token) {
   return { status: response.status, body: await response.json() };
 }
 
-// Online: the node verifies (its answer is the same verification, with a receipt).
+// Online: the node verifies (with its live status, and gives a receipt); its verdict, code and
+// status are shown with the claims and fields the core reads from the same bytes here.
 async function verifyOnline(bytes) {
   try {
     const answer = await post('/v1/verify', { certificate: base64(bytes) });
-    show(answer.body, 'online');
+    if (answer.status !== 200) {
+      show({ verdict: 'invalid', code: answer.body.code, detail: answer.body.detail }, 'online');
+      return;
+    }
+    const local = data.trust ? core.call('verify', bytes, now()).value : {};
+    const node = answer.body;
+    const status = node.status && node.status.known ? {
+      known: true, state: node.status.state,
+      name: node.status.state === 1 ? 'valid' : node.status.state_name,
+      age: now() - node.status.as_of,
+    } : { known: false };
+    show({
+      ...local, verdict: node.verdict, code: node.code, detail: node.detail, status,
+      claims: local.claims || { id: node.id },
+    }, 'online');
   } catch (e) {
     show({ verdict: 'invalid', code: 'REGION_UNREACHABLE', detail: w('network') + e.message }, 'online');
   }

@@ -14,7 +14,9 @@ import base64
 import json
 import os
 import pathlib
+import shutil
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -23,6 +25,7 @@ import pytest
 from PIL import Image
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -182,6 +185,20 @@ def test_a_scanner_types_the_qr_text_and_the_page_verifies_it_offline(browser, n
     assert "本机离线核验" in result
     assert licence["id"] in result
     shot(browser, "scanner-valid")
+    # A figure, not a check: how long the page's own verification of this text takes (median of
+    # 5 rounds of 100), kept beside the screenshots.
+    rounds = browser.execute_script("""
+        const text = new TextEncoder().encode(arguments[0]);
+        const rounds = [];
+        for (let r = 0; r < 5; r += 1) {
+            const t = performance.now();
+            for (let i = 0; i < 100; i += 1) core.call('verify_text', text, Date.now() / 1000);
+            rounds.push((performance.now() - t) / 100);
+        }
+        return rounds.sort((a, b) => a - b);
+    """, licence["text"])
+    (ARTIFACTS / "figures.json").write_text(json.dumps(
+        {"verify_text_ms_median": rounds[2], "rounds_ms": rounds}, indent=1))
     # The English view of the same verdict.
     browser.find_element(By.ID, "lang").click()
     assert "VALID" in verdict(browser, "valid")
@@ -313,6 +330,17 @@ def test_presentation_codes_resolved_in_another_region(browser, net, licence):
     shot(browser, "presentation-expired")
 
 
+def test_online_mode_asks_the_node(browser, net, licence):
+    open_page(browser, net)
+    browser.find_element(By.ID, "online").click()
+    scan(browser, licence["text"])
+    result = verdict(browser, "valid")
+    assert "本节点联网核验" in result and "阜阳市通办示范科技有限公司" in result, result
+    sent = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert [u for u in sent if u.endswith("/v1/verify")], sent
+    shot(browser, "online-valid")
+
+
 def test_bulk_mode_keeps_a_log_of_every_scan(browser, net, licence):
     open_page(browser, net)
     browser.find_element(By.ID, "bulk").click()
@@ -325,6 +353,73 @@ def test_bulk_mode_keeps_a_log_of_every_scan(browser, net, licence):
     assert len(rows) == 2
     assert "有效 1 件，无效 1 件" in browser.find_element(By.ID, "batch-counts").text
     shot(browser, "bulk")
+
+
+def test_the_static_bundle_verifies_with_data_fetched_beside_it(browser, net, licence, tmp_path):
+    """web/dist on a plain web server, with the data `tongban-verify fetch` wrote beside it."""
+    site = tmp_path / "site" / "verify"
+    shutil.copytree(pathlib.Path(__file__).resolve().parent.parent / "dist", site)
+    subprocess.run([VERIFY, "fetch", net.api("370100"), str(site / "data")], check=True,
+                   capture_output=True, timeout=60)
+    server = subprocess.Popen([sys.executable, "-m", "http.server", "0", "--bind", "127.0.0.1",
+                               "--directory", str(tmp_path / "site")], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    try:
+        line = server.stdout.readline()
+        port = int(line.split("port ")[1].split(" ")[0])
+        browser.get(f"http://127.0.0.1:{port}/verify/")
+        WebDriverWait(browser, WAIT).until(
+            lambda d: d.execute_script("return document.body.dataset.ready === 'true'"))
+        data = browser.find_element(By.ID, "data").text
+        assert "341200" in data and "状态列表" in data, data
+        scan(browser, licence["text"])
+        assert "阜阳市通办示范科技有限公司" in verdict(browser, "valid")
+        shot(browser, "static-bundle-valid")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+CONTRAST = """
+    // WCAG 2.1 contrast of each element's text against its nearest opaque background.
+    const rgb = (c) => c.match(/[\\d.]+/g).map(Number);
+    const lum = ([r, g, b]) => {
+        const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+        return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+    };
+    const back = (el) => {
+        for (; el; el = el.parentElement) {
+            const c = rgb(getComputedStyle(el).backgroundColor);
+            if (c.length < 4 || c[3] > 0) return c;
+        }
+        return [255, 255, 255];
+    };
+    return arguments[0].map((sel) => {
+        const el = document.querySelector(sel);
+        const a = lum(rgb(getComputedStyle(el).color)), b = lum(back(el));
+        return [sel, (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)];
+    });
+"""
+
+
+def test_text_has_aa_contrast_and_every_control_is_reachable_by_keyboard(browser, net, licence):
+    open_page(browser, net)
+    scan(browser, licence["text"])
+    verdict(browser, "valid")
+    elements = ["h1", "#data-state", "label[for=scan-input]", "#check", "#camera", "#drop-help",
+                "#verdict", "#details dt", "#details dd", "footer p"]
+    for selector, ratio in browser.execute_script(CONTRAST, elements):
+        assert ratio >= 4.5, f"{selector}: contrast {ratio:.2f}"
+    # Tab from the top reaches every control, in order, with nothing unreachable.
+    browser.find_element(By.TAG_NAME, "body").click()
+    reached = set()
+    for _ in range(30):
+        # Keys go to whatever has the focus (a file input would take them as a path).
+        ActionChains(browser).send_keys(Keys.TAB).perform()
+        reached.add(browser.switch_to.active_element.get_attribute("id")
+                    or browser.switch_to.active_element.tag_name)
+    for control in ["lang", "refresh", "scan-input", "check", "camera", "file", "drop", "bulk", "online"]:
+        assert control in reached, (control, reached)
 
 
 def test_the_page_has_a_content_security_policy_and_labels(net):
