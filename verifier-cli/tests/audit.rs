@@ -242,3 +242,118 @@ fn states_lists_every_certificate_as_the_replay_leaves_it() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(std::fs::read_to_string(&states).unwrap_or_default(), text);
 }
+
+/// `audit report` of the sample log (core's test kit: acts at set times across months and
+/// quarters of 2026, China Standard Time). The expected figures are counted from how the sample
+/// is built, entry by entry, not from the code that counts them.
+#[test]
+fn a_report_adds_up_each_period_and_names_where_it_ends_in_the_log() {
+    let dir = write_bundle("report", &log());
+    let source = dir.display().to_string();
+    let report = |period: &str, format: &str| {
+        run(&[
+            "audit", "report", &source, "--period", period, "--format", format,
+        ])
+    };
+    let out = report("2026-Q2", "json");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (&json["period"], &json["previous"], &json["year_before"]),
+        (&"2026-Q2".into(), &"2026-Q1".into(), &"2025-Q2".into())
+    );
+    let region = &json["regions"][0];
+    let q2 = &region["figures"]["period"];
+    // Entries 6–10, April: seal revoked, licence 1 revoked, 100 verifications (7 for other
+    // regions), the promise-based renewal of licence 3, its promise fulfilled.
+    assert_eq!(q2["entries"], 5);
+    assert_eq!(
+        (&q2["first_index"], &q2["last_index"]),
+        (&6.into(), &10.into())
+    );
+    assert_eq!(
+        (&q2["issued"], &q2["renewed"], &q2["promise_based"]),
+        (&1.into(), &1.into(), &1.into())
+    );
+    assert_eq!(q2["promises_fulfilled"], 1);
+    assert_eq!(q2["status_changes"], serde_json::json!({"revoked": 1}));
+    assert_eq!(
+        (&q2["verifications"], &q2["verifications_cross_region"]),
+        (&100.into(), &7.into())
+    );
+    assert_eq!(q2["cross_region_share"], 0.07);
+    // The checkpoint that covers entry 10 is the one of size 11.
+    assert_eq!(region["log"]["checkpoint"]["size"], 11);
+    // Q1: entries 0–5 (January and February): two seals, three licences, one suspension.
+    let q1 = &region["figures"]["previous"];
+    assert_eq!((&q1["entries"], &q1["issued"]), (&6.into(), &3.into()));
+    assert_eq!(q1["status_changes"], serde_json::json!({"suspended": 1}));
+    assert_eq!(region["figures"]["year_before"]["entries"], 0);
+    // A month: January holds entries 0–4; the checkpoint of size 7 covers them.
+    let out = report("2026-01", "json");
+    let json: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}"));
+    let january = &json["regions"][0];
+    assert_eq!(january["figures"]["period"]["issued"], 2);
+    assert_eq!(january["log"]["checkpoint"]["size"], 7);
+    assert_eq!(json["federation"]["period"]["issued"], 2);
+    // CSV and HTML carry the same figures.
+    let csv = String::from_utf8_lossy(&report("2026-Q2", "csv").stdout).into_owned();
+    assert!(
+        csv.starts_with("region,figure,2026-Q2,2026-Q1,2025-Q2\r\n"),
+        "{csv}"
+    );
+    assert!(
+        csv.contains("341200,\"verifications\",100,0,0\r\n"),
+        "{csv}"
+    );
+    assert!(csv.contains("federation,\"issued\",1,3,0\r\n"), "{csv}");
+    let html = String::from_utf8_lossy(&report("2026-Q2", "html").stdout).into_owned();
+    assert!(html.contains("<svg") && html.contains("大小 11"), "{html}");
+}
+
+#[test]
+fn no_report_of_a_log_with_findings_and_a_bad_period_is_refused() {
+    let mut bad = log();
+    bad.entries.swap(3, 4);
+    let bad = write_bundle("report-reordered", &bad);
+    let out = run(&[
+        "audit",
+        "report",
+        &bad.display().to_string(),
+        "--period",
+        "2026",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty(), "no report is written");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("FINDING(S)"));
+    let clean = write_bundle("report-clean", &log());
+    let out = run(&[
+        "audit",
+        "report",
+        &clean.display().to_string(),
+        "--period",
+        "2026-13",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report.html");
+    let out = run(&[
+        "audit",
+        "report",
+        &clean.display().to_string(),
+        "--period",
+        "2026",
+        "--format",
+        "html",
+        "--out",
+        &target.display().to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(std::fs::read_to_string(&target).is_ok_and(|h| h.starts_with("<!doctype html>")));
+}

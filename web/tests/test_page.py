@@ -55,6 +55,11 @@ class Net:
         self.dir = directory
         self.state = json.loads((directory / "testnet.json").read_text())
         self.nodes = {n["region"]: n for n in self.state["nodes"]}
+        # What the tests did to Fuyang's log, counted here as they do it, for the report's test.
+        self.acts = {"issued": 0, "revoked": 0, "presentations_made": 0,
+                     "presentations_resolved": 0, "PRESENTATION_USED_UP": 0,
+                     "PRESENTATION_EXPIRED": 0}
+        self.started = time.time()
 
     def api(self, region: str) -> str:
         return self.nodes[region]["api"]
@@ -71,6 +76,7 @@ class Net:
                        "id_number": "91341200MA2T00001L"},
             "licence": {"capital": 1000000, "scope": "软件开发"}})
         assert status == 201, answer
+        self.acts["issued"] += 1
         return answer["id"], base64.b64decode(answer["certificate"])
 
     def qr(self, certificate: bytes, name: str, out: str) -> pathlib.Path:
@@ -87,6 +93,7 @@ class Net:
         status, answer = call("POST", self.api("341200") + "/v1/presentations", app["token"],
                               {"id": cert_id, "fields": ["holder.name"], **terms})
         assert status == 201, answer
+        self.acts["presentations_made"] += 1
         return answer["code"]
 
 
@@ -243,6 +250,7 @@ def test_a_revoked_licence_is_refused_with_what_to_do(browser, net):
     status, answer = call("POST", net.api("341200") + f"/v1/certificates/{cert_id}/status",
                           issuer["token"], {"operation": "revoke", "reason": "吊销营业执照"})
     assert status == 200, answer
+    net.acts["revoked"] += 1
     text = net.qr(certificate, "revoked", "txt").read_text().strip()
     # Jinan's node fetches Fuyang's new list within seconds; the page reads it when it loads.
     deadline = time.time() + WAIT
@@ -303,6 +311,7 @@ def test_presentation_codes_resolved_in_another_region(browser, net, licence):
     result = verdict(browser, "valid")
     assert "阜阳市通办示范科技有限公司" in result and counter["name"] in result, result
     assert "亮证码" in result, result
+    net.acts["presentations_resolved"] += 1
     shot(browser, "presentation-valid")
     # Opened from a code's QR link (`/verify/#TBP1:…`, a node with public_url): resolved at once.
     linked = net.present(licence["id"])
@@ -314,12 +323,14 @@ def test_presentation_codes_resolved_in_another_region(browser, net, licence):
     assert "阜阳市通办示范科技有限公司" in result and "亮证码" in result, result
     href = browser.execute_script("return location.href")
     assert "#" not in href, f"the code is taken off the address: {href}"
+    net.acts["presentations_resolved"] += 1
     # Used once: the second scan is refused.
     browser.execute_script("document.getElementById('verdict').className = 'verdict none'")
     time.sleep(3.1)  # the page takes the same text within three seconds as one scan
     scan(browser, code)
     result = verdict(browser, "invalid")
     assert "PRESENTATION_USED_UP" in result and "亮证码已被使用" in result, result
+    net.acts["PRESENTATION_USED_UP"] += 1
     shot(browser, "presentation-used-up")
     # A code that lived ten seconds.
     short = net.present(licence["id"], lifetime_seconds=10)
@@ -327,6 +338,7 @@ def test_presentation_codes_resolved_in_another_region(browser, net, licence):
     scan(browser, short)
     result = verdict(browser, "invalid")
     assert "PRESENTATION_EXPIRED" in result and "亮证码已过期" in result, result
+    net.acts["PRESENTATION_EXPIRED"] += 1
     shot(browser, "presentation-expired")
 
 
@@ -429,3 +441,41 @@ def test_the_page_has_a_content_security_policy_and_labels(net):
     assert "default-src 'none'" in csp and "connect-src 'self'" in csp and "frame-ancestors 'none'" in csp
     for control in ["scan-input", "token", "purpose", "case"]:
         assert f'for="{control}"' in html, control
+
+
+def test_the_month_report_counts_what_the_tests_did_and_opens_in_the_browser(browser, net, tmp_path):
+    """Runs last: `tongban-verify audit report` of both nodes for this month (China Standard
+    Time), its figures equal to the acts this module drove, its HTML opened in Chromium."""
+    month = time.strftime("%Y-%m", time.gmtime(time.time() + 8 * 3600))
+    if time.strftime("%Y-%m", time.gmtime(net.started + 8 * 3600)) != month:
+        pytest.skip("the month turned while the tests ran")
+    sources = [net.api("341200"), net.api("370100")]
+    out = subprocess.run([VERIFY, "audit", "report", *sources, "--period", month],
+                         capture_output=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    fuyang = next(r for r in report["regions"] if r["region"] == "341200")["figures"]["period"]
+    acts = net.acts
+    assert fuyang["issued"] == acts["issued"], (fuyang, acts)
+    assert fuyang["status_changes"].get("revoked", 0) == acts["revoked"], fuyang
+    assert fuyang["presentations_made"] == acts["presentations_made"], (fuyang, acts)
+    assert fuyang["presentations_resolved"] == acts["presentations_resolved"], (fuyang, acts)
+    assert fuyang["presentations_resolved_cross_region"] == acts["presentations_resolved"]
+    for code in ["PRESENTATION_USED_UP", "PRESENTATION_EXPIRED"]:
+        assert fuyang["refusals"].get(code, 0) == acts[code], (code, fuyang)
+    jinan = next(r for r in report["regions"] if r["region"] == "370100")
+    assert jinan["figures"]["period"]["copies_received_cross_region"] == acts["presentations_resolved"]
+    assert jinan["log"]["checkpoint"] is not None, jinan["log"]
+    html = tmp_path / "report.html"
+    out = subprocess.run([VERIFY, "audit", "report", *sources, "--period", month, "--format",
+                          "html", "--out", str(html)], capture_output=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    browser.get_log("browser")  # what earlier pages logged (the offline test's refused fetches)
+    browser.get(html.as_uri())
+    bars = browser.find_elements(By.CSS_SELECTOR, "svg rect.bar")
+    assert len(bars) == 24, len(bars)
+    assert any(float(b.get_attribute("height")) > 0 for b in bars)
+    assert console_errors(browser) == []
+    browser.set_window_size(1100, 2400)
+    shot(browser, "report")
+    browser.set_window_size(1100, 1500)

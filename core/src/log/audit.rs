@@ -140,6 +140,10 @@ pub struct AuditReport {
     pub findings: Vec<Finding>,
     pub findings_omitted: u64,
     pub statistics: Statistics,
+    /// The same acts month by month (China Standard Time), for reports of any period.
+    pub ledger: crate::log::ledger::Ledger,
+    /// Every checkpoint whose root the replay verified: (size, name), in size order.
+    pub verified_checkpoints: Vec<(u64, String)>,
     /// Transfers in: (entry index, identifier issued, predecessor identifier).
     pub transfers_in: Vec<(u64, String, String)>,
     /// Transfers out whose transfer in the log accepted (operation 11): (identifier, receiving

@@ -65,6 +65,7 @@ pub struct LogAudit<S = MemoryStore> {
     reached: Option<(u64, [u8; 32], String)>,
     rules: Rules<S>,
     statistics: Statistics,
+    ledger: crate::log::ledger::Ledger,
     threads: NonZeroUsize,
     /// The batch coefficient key, when signatures are checked in batches.
     batch: Option<[u8; 32]>,
@@ -126,6 +127,7 @@ impl<S: AuditStore> LogAudit<S> {
             reached: None,
             rules: Rules::Unstarted(store),
             statistics: Statistics::default(),
+            ledger: crate::log::ledger::Ledger::default(),
             threads: std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN),
             batch: None,
         }
@@ -216,6 +218,9 @@ impl<S: AuditStore> LogAudit<S> {
         if self.tree.root() == root {
             self.report.checkpoints_verified += 1;
             self.report.largest_checkpoint = self.report.largest_checkpoint.max(Some(size));
+            self.report
+                .verified_checkpoints
+                .push((size, name.to_owned()));
         } else {
             self.report.checkpoint_finding(
                 name,
@@ -295,8 +300,10 @@ impl<S: AuditStore> LogAudit<S> {
             return;
         };
         let (statistics, region) = (&mut self.statistics, replay.region().clone());
+        let ledger = &mut self.ledger;
         let outcome = replay.entries(&window, |applied, delta| {
             count(applied, delta, &region, statistics);
+            ledger.record(delta.head.size - 1, applied, delta, &region);
         });
         match outcome {
             Ok(()) => {
@@ -361,6 +368,7 @@ impl<S: AuditStore> LogAudit<S> {
         }
         let mut report = self.report;
         report.statistics = self.statistics;
+        report.ledger = self.ledger;
         let replay = match self.rules {
             Rules::Unstarted(store) => {
                 return Finished {

@@ -6,6 +6,7 @@ pub mod auditor;
 pub mod checkpoint;
 pub mod entry;
 pub mod frontier;
+pub mod ledger;
 pub mod note;
 pub mod overlay;
 pub mod proof;

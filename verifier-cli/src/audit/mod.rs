@@ -5,6 +5,7 @@
 mod bundle;
 pub(crate) mod http;
 pub(crate) mod node;
+pub mod period_report;
 mod report;
 pub(crate) mod store;
 
