@@ -264,6 +264,22 @@ fn codes_show_chosen_fields_to_staff_until_used_up_expired_or_revoked() {
         (409, "PRESENTATION_EXPIRED")
     );
 
+    // The region's month, counted live from its log (unless the month turned meanwhile).
+    let month = node.get("/v1/report/month", None);
+    assert_eq!(month.status, 200, "{}", month.text());
+    let month = month.json();
+    let figures = &month["figures"];
+    if figures["entries"].as_f64() == Some(month["last_index"].as_f64().unwrap_or(-1.0) + 1.0) {
+        assert_eq!(figures["issued"], 3.0);
+        assert_eq!(figures["presentations_made"], 4.0);
+        assert_eq!(figures["presentations_resolved"], 5.0);
+        assert_eq!(figures["refusals:PRESENTATION_USED_UP"], 10.0);
+        assert_eq!(figures["refusals:PRESENTATION_EXPIRED"], 1.0);
+        assert_eq!(figures["refusals:PRESENTATION_UNKNOWN"], 1.0);
+        assert_eq!(figures["refusals:STATUS_REVOKED"], 1.0);
+        assert_eq!(figures["status_changes:revoked"], 1.0);
+    }
+
     // The log holds all of it, and passes its own rules on a restart and in an audit.
     node.kill9();
     let (ok, report) = node.check();

@@ -40,6 +40,12 @@ const WORDS = {
     network: '无法连接本节点：', counts: (ok, bad) => `有效 ${ok} 件，无效 ${bad} 件`,
     seconds: 's', ago: (n, unit) => `${n} ${unit}`,
     units: ['秒', '分钟', '小时', '天'],
+    month_title: '本地区本月业务',
+    month_state: (name, month) => `${name}，${month}（北京时间），实时统计自本节点日志`,
+    f_issued: '发证', f_renewed: '换证', f_changed: '变更', f_verifications: '核验',
+    f_verifications_cross_region: '为外地区核验', f_copies_given: '提供加注件',
+    f_presentations_made: '生成亮证码', f_presentations_resolved: '亮证码核验',
+    f_refusals: '拒绝', f_cross_region_share: '跨区域办理占比',
   },
   en: {
     title: 'Certificate check', subtitle: 'Tongban · scan and verify e-certificates',
@@ -75,6 +81,12 @@ const WORDS = {
     need_token: 'A presentation code needs an agency token: enter it under counter settings.',
     network: 'This node cannot be reached: ', counts: (ok, bad) => `${ok} valid, ${bad} invalid`,
     units: ['s', 'min', 'h', 'd'],
+    month_title: "This region's month",
+    month_state: (name, month) => `${name}, ${month} (Beijing time), counted live from this node's log`,
+    f_issued: 'Issued', f_renewed: 'Renewed', f_changed: 'Changed', f_verifications: 'Verifications',
+    f_verifications_cross_region: 'for other regions', f_copies_given: 'Copies given',
+    f_presentations_made: 'Presentation codes made', f_presentations_resolved: 'Codes resolved',
+    f_refusals: 'Refusals', f_cross_region_share: 'Cross-region share',
   },
 };
 
@@ -162,6 +174,7 @@ function translate() {
   $('lang').setAttribute('aria-label', w('lang_other'));
   $('camera').textContent = w(camera.stream ? 'camera_stop' : 'camera_start');
   showData();
+  showMonth();
   if (last) render(last.result, last.how);
   renderBatch();
 }
@@ -343,6 +356,43 @@ function showData() {
   }
 }
 
+// ---------------------------------------------------------------- this region's month
+
+const MONTH_FIGURES = ['issued', 'renewed', 'changed', 'verifications', 'verifications_cross_region',
+  'copies_given', 'presentations_made', 'presentations_resolved', 'refusals', 'cross_region_share'];
+let month = null;
+
+// The node's figures for the current month (GET /v1/report/month), fetched again every minute.
+async function loadMonth() {
+  try {
+    const response = await fetch('/v1/report/month', { cache: 'no-store' });
+    if (!response.ok) return;
+    month = await response.json();
+    showMonth();
+  } catch (e) { /* offline, or no node: the section stays as it was */ }
+}
+
+function showMonth() {
+  if (!month) return;
+  $('month').hidden = false;
+  $('month-state').textContent = w('month_state', regionName(month.region), month.month);
+  const dl = $('month-figures');
+  dl.replaceChildren();
+  const f = month.figures;
+  const refusals = Object.entries(f).filter(([k]) => k.startsWith('refusals:')).reduce((a, [, v]) => a + v, 0);
+  for (const name of MONTH_FIGURES) {
+    let value = name === 'refusals' ? refusals : f[name];
+    if (value === undefined) continue;
+    if (name === 'cross_region_share') value = `${(value * 100).toFixed(1)} %`;
+    const dt = document.createElement('dt');
+    dt.textContent = w(`f_${name}`);
+    const dd = document.createElement('dd');
+    dd.textContent = String(value);
+    dd.dataset.figure = name;
+    dl.append(dt, dd);
+  }
+}
+
 // ---------------------------------------------------------------- what staff hand in
 
 let last = null;
@@ -354,6 +404,9 @@ async function handleText(raw) {
   // The same code twice within three seconds is one scan (a camera sees it in many frames).
   const seen = batch.recent.get(text);
   if (seen && Date.now() - seen < 3000) return;
+  for (const [old, at] of batch.recent) {
+    if (Date.now() - at >= 3000) batch.recent.delete(old);
+  }
   batch.recent.set(text, Date.now());
   const code = core.call('presentation_code', encode(text));
   if (code.ok) return resolveCode(code.value.code);
@@ -667,6 +720,8 @@ async function main() {
   }
   await core.load();
   await refreshData();
+  await loadMonth();
+  setInterval(loadMonth, 60000);
   document.body.dataset.ready = 'true';
   $('scan-input').focus();
   takeFragment();

@@ -466,6 +466,14 @@ def test_the_month_report_counts_what_the_tests_did_and_opens_in_the_browser(bro
     jinan = next(r for r in report["regions"] if r["region"] == "370100")
     assert jinan["figures"]["period"]["copies_received_cross_region"] == acts["presentations_resolved"]
     assert jinan["log"]["checkpoint"] is not None, jinan["log"]
+    # Fuyang's own page shows the same month, counted live by the node with the same code.
+    open_page(browser, net, "341200")
+    issued = browser.find_element(By.CSS_SELECTOR, "#month-figures dd[data-figure=issued]")
+    assert issued.text == str(acts["issued"]), issued.text
+    resolved = browser.find_element(By.CSS_SELECTOR, "#month-figures dd[data-figure=presentations_resolved]")
+    assert resolved.text == str(acts["presentations_resolved"]), resolved.text
+    browser.execute_script("document.getElementById('month').scrollIntoView()")
+    shot(browser, "month-on-the-page")
     html = tmp_path / "report.html"
     out = subprocess.run([VERIFY, "audit", "report", *sources, "--period", month, "--format",
                           "html", "--out", str(html)], capture_output=True, timeout=120)

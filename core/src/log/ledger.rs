@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::ids::RegionCode;
-use crate::log::entry::{Act, ShareOutcome};
-use crate::log::state::{Applied, Delta};
+use crate::log::entry::{Act, LogEntry, ShareOutcome};
+use crate::log::state::{Applied, Delta, Write};
 use crate::status::{self, State, Succession};
 use crate::values::Time;
 
@@ -258,12 +258,61 @@ impl Tally {
         (all > 0).then(|| cross as f64 / all as f64)
     }
 
-    /// Counts the entry at `index` of `region`'s log, applied with `delta`.
-    fn record(&mut self, index: u64, applied: &Applied, delta: &Delta, region: &RegionCode) {
+    /// Every figure as (name, value), maps flattened as `name:key`, the cross-region share last
+    /// when there is one: what tables, spreadsheets and pages show.
+    pub fn figures(&self) -> Vec<(String, f64)> {
+        let mut out = vec![];
+        let mut put = |name: &str, v: u64| out.push((name.to_owned(), v as f64));
+        put("issued", self.issued);
+        put("renewed", self.renewed);
+        put("changed", self.changed);
+        put("transferred_in", self.transferred_in);
+        put("promise_based", self.promise_based);
+        put("promises_lapsed", self.promises_lapsed);
+        put("promises_fulfilled", self.promises_fulfilled);
+        put("verifications", self.verifications);
+        put(
+            "verifications_cross_region",
+            self.verifications_cross_region,
+        );
+        put("proofs_received", self.proofs_received);
+        put("copies_given", self.copies_given);
+        put("copies_given_cross_region", self.copies_given_cross_region);
+        put("copies_received", self.copies_received);
+        put(
+            "copies_received_cross_region",
+            self.copies_received_cross_region,
+        );
+        put("presentations_made", self.presentations_made);
+        put("presentations_resolved", self.presentations_resolved);
+        put(
+            "presentations_resolved_cross_region",
+            self.presentations_resolved_cross_region,
+        );
+        put("entries", self.entries);
+        for (prefix, map) in [
+            ("issued_by_type", &self.issued_by_type),
+            ("issued_by_agency", &self.issued_by_agency),
+            ("status_changes", &self.status_changes),
+            ("refusals", &self.refusals),
+        ] {
+            for (k, v) in map {
+                out.push((format!("{prefix}:{k}"), *v as f64));
+            }
+        }
+        if let Some(share) = self.cross_region_share() {
+            out.push(("cross_region_share".to_owned(), share));
+        }
+        out
+    }
+
+    /// Counts `entry`, at `index` of `region`'s log; `agency` is the issuing agency's USCC of an
+    /// issuance (the stamping seal's).
+    fn record(&mut self, index: u64, entry: &LogEntry, agency: Option<&str>, region: &RegionCode) {
         self.entries += 1;
         self.first_index = Some(self.first_index.map_or(index, |i| i.min(index)));
         self.last_index = self.last_index.max(Some(index));
-        match &applied.entry.act {
+        match &entry.act {
             Act::CertIssued {
                 id,
                 operation,
@@ -275,14 +324,8 @@ impl Tally {
                     .issued_by_type
                     .entry(id.type_code().as_str().to_owned())
                     .or_default() += 1;
-                let agency = delta.writes.iter().find_map(|w| match w {
-                    crate::log::state::Write::Cert { id: w, record } if w == id => {
-                        Some(&record.agency)
-                    }
-                    _ => None,
-                });
                 if let Some(agency) = agency {
-                    *self.issued_by_agency.entry(agency.clone()).or_default() += 1;
+                    *self.issued_by_agency.entry(agency.to_owned()).or_default() += 1;
                 }
                 match Succession::from_code(*operation) {
                     Some(Succession::Renew) => self.renewed += 1,
@@ -315,15 +358,9 @@ impl Tally {
             Act::ProofReceived { .. } => self.proofs_received += 1,
             Act::ShareAnswered {
                 requester, outcome, ..
-            } => match outcome {
-                ShareOutcome::Given { .. } => {
-                    self.copies_given += 1;
-                    self.copies_given_cross_region += u64::from(requester != region);
-                }
-                ShareOutcome::Refused(code) => {
-                    *self.refusals.entry(code.as_str().to_owned()).or_default() += 1;
-                }
-            },
+            } => self.answered(outcome, requester != region, |t| {
+                (&mut t.copies_given, &mut t.copies_given_cross_region)
+            }),
             Act::ShareReceived { provider, .. } => {
                 self.copies_received += 1;
                 self.copies_received_cross_region += u64::from(provider != region);
@@ -331,16 +368,35 @@ impl Tally {
             Act::PresentationCreated { .. } => self.presentations_made += 1,
             Act::PresentationAnswered {
                 requester, outcome, ..
-            } => match outcome {
-                ShareOutcome::Given { .. } => {
-                    self.presentations_resolved += 1;
-                    self.presentations_resolved_cross_region += u64::from(requester != region);
-                }
-                ShareOutcome::Refused(code) => {
-                    *self.refusals.entry(code.as_str().to_owned()).or_default() += 1;
-                }
-            },
+            } => self.answered(outcome, requester != region, |t| {
+                (
+                    &mut t.presentations_resolved,
+                    &mut t.presentations_resolved_cross_region,
+                )
+            }),
             Act::SealRegistered { .. } | Act::SealRevoked { .. } => {}
+        }
+    }
+}
+
+impl Tally {
+    /// An answer to a share or presentation request: a copy given counts in the two figures
+    /// `given` picks (all, and for other regions when `cross`), a refusal by its code.
+    fn answered(
+        &mut self,
+        outcome: &ShareOutcome,
+        cross: bool,
+        given: fn(&mut Tally) -> (&mut u64, &mut u64),
+    ) {
+        match outcome {
+            ShareOutcome::Given { .. } => {
+                let (all, for_others) = given(self);
+                *all += 1;
+                *for_others += u64::from(cross);
+            }
+            ShareOutcome::Refused(code) => {
+                *self.refusals.entry(code.as_str().to_owned()).or_default() += 1;
+            }
         }
     }
 }
@@ -352,12 +408,32 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    /// Counts the entry at `index` of `region`'s log in the month of its `"at"`.
+    /// Counts the entry at `index` of `region`'s log, applied with `delta`, in the month of its
+    /// `"at"`.
     pub fn record(&mut self, index: u64, applied: &Applied, delta: &Delta, region: &RegionCode) {
+        let agency = match &applied.entry.act {
+            Act::CertIssued { id, .. } => delta.writes.iter().find_map(|w| match w {
+                Write::Cert { id: w, record } if w == id => Some(record.agency.as_str()),
+                _ => None,
+            }),
+            _ => None,
+        };
+        self.record_entry(index, &applied.entry, agency, region);
+    }
+
+    /// Counts an entry that passed its log's rules already (a node's own durable entries),
+    /// `agency` being the issuing agency of an issuance (the stamping seal's USCC).
+    pub fn record_entry(
+        &mut self,
+        index: u64,
+        entry: &LogEntry,
+        agency: Option<&str>,
+        region: &RegionCode,
+    ) {
         self.months
-            .entry(Month::of(applied.entry.at))
+            .entry(Month::of(entry.at))
             .or_default()
-            .record(index, applied, delta, region);
+            .record(index, entry, agency, region);
     }
 
     /// The sum of the period's months.

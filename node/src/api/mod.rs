@@ -63,6 +63,7 @@ pub fn router(app: App) -> Router {
         .route("/v1/trust-bundle", get(public::trust_bundle))
         .route("/v1/status-snapshot", get(public::status_snapshot))
         .route("/v1/status-list", get(public::status_list))
+        .route("/v1/report/month", get(public::month_report))
         .route("/v1/audit/log.vkey", get(public::log_vkey))
         .route("/v1/audit/checkpoints", get(public::checkpoints))
         .route("/v1/certificates/{id}/status", get(public::status))

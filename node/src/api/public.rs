@@ -271,3 +271,28 @@ pub async fn receipt(State(app): State<App>, CertId(id): CertId) -> Result<Respo
     .await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
 }
+
+/// `GET /v1/report/month`: this region's figures for the current month (China Standard Time),
+/// counted live from its durable log by the code `tongban-verify audit report` uses
+/// (specs/log.md §7.2): what the node's page shows.
+pub async fn month_report(State(app): State<App>) -> Result<Json<Value>, Refusal> {
+    let region = app.region.clone();
+    let (month, tally) = super::blocking(move || {
+        let now = crate::region::now()?;
+        region.month_report(now)
+    })
+    .await?;
+    let figures: serde_json::Map<String, Value> = tally
+        .figures()
+        .into_iter()
+        .map(|(name, value)| (name, json!(value)))
+        .collect();
+    Ok(Json(json!({
+        "region": app.region.code().as_str(),
+        "month": month.to_string(),
+        "time_zone": "UTC+08:00",
+        "figures": figures,
+        "first_index": tally.first_index,
+        "last_index": tally.last_index,
+    })))
+}

@@ -43,6 +43,7 @@ mod fill;
 mod issuance;
 mod presentation;
 mod rebuild;
+mod report;
 mod seals;
 mod sequencer;
 mod share;

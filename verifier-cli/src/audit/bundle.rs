@@ -105,7 +105,7 @@ pub fn audit(
     bundle: &Bundle,
     log_key: &str,
     trust: &[u8],
-    (store, batch): (DiskStore, Option<[u8; 32]>),
+    (store, batch, progress): (DiskStore, Option<[u8; 32]>, &super::Progress),
 ) -> Result<Finished<DiskStore>> {
     let mut audit = LogAudit::with_store(log_key, trust, false, store);
     if let Some(key) = batch {
@@ -118,7 +118,10 @@ pub fn audit(
     let mut feed_to = |audit: &mut LogAudit<DiskStore>, size: u64| -> Result<()> {
         while audit.size() < size {
             match entries.next_entry()? {
-                Some(entry) => audit.entry(entry),
+                Some(entry) => {
+                    audit.entry(entry);
+                    progress.entry();
+                }
                 None => break,
             }
         }

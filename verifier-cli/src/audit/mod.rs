@@ -85,6 +85,43 @@ impl Reading {
     }
 }
 
+/// Entries replayed so far, on a spinner on standard error when it is a terminal (a province's
+/// log takes minutes): nothing otherwise.
+pub(crate) struct Progress(Option<indicatif::ProgressBar>);
+
+impl Progress {
+    fn start(name: &str) -> Progress {
+        use std::io::IsTerminal;
+        if !std::io::stderr().is_terminal() {
+            return Progress(None);
+        }
+        let bar = indicatif::ProgressBar::new_spinner();
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{spinner} {prefix}: {human_pos} entries replayed  {elapsed_precise}",
+        ) {
+            bar.set_style(style);
+        }
+        bar.set_prefix(name.to_owned());
+        bar.enable_steady_tick(Duration::from_millis(200));
+        Progress(Some(bar))
+    }
+
+    /// One more entry replayed.
+    pub(crate) fn entry(&self) {
+        if let Some(bar) = &self.0 {
+            bar.inc(1);
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
+    }
+}
+
 /// Audits one log from its source, the region's state in a temporary file; with `states`, each
 /// certificate's final state is written there as a JSON line. An error is a log that cannot be
 /// read, or the auditor's own failure (exit 2); what is wrong with a log that can is in the
@@ -96,7 +133,8 @@ pub fn audit(
     states: Option<&mut dyn Write>,
 ) -> Result<AuditReport> {
     let store = DiskStore::create(None)?;
-    let with = |store| (store, reading.batch);
+    let progress = Progress::start(&source.name());
+    let with = |store| (store, reading.batch, &progress);
     let finished = match source {
         Source::Dir(dir) => {
             let bundle = bundle::Bundle { dir: dir.clone() };

@@ -265,6 +265,7 @@ fn stream_to(
     entries: &mut Entries<'_>,
     audit: &mut LogAudit<DiskStore>,
     size: u64,
+    progress: &super::Progress,
 ) -> Result<(), FetchError> {
     if entries.next != audit.size() {
         entries.fetched.clear();
@@ -294,6 +295,7 @@ fn stream_to(
         });
         while audit.size() < size {
             audit.entry(entries.take(audit.size(), &tiles)?);
+            progress.entry();
             if audit.size().is_multiple_of(u64::from(TILE_WIDTH)) || audit.size() == size {
                 for path in audit.tiles_wanted() {
                     audit.served_tile(path, node.hash_tile(path)?);
@@ -312,7 +314,7 @@ pub fn audit(
     log_key: &str,
     trust: &[u8],
     tiles: HashTiles,
-    (store, batch): (DiskStore, Option<[u8; 32]>),
+    (store, batch, progress): (DiskStore, Option<[u8; 32]>, &super::Progress),
 ) -> Result<Finished<DiskStore>, FetchError> {
     let mut audit = LogAudit::with_store(log_key, trust, tiles == HashTiles::Check, store);
     if let Some(key) = batch {
@@ -345,7 +347,7 @@ pub fn audit(
             served_fed = true;
         }
         entries.target = entries.target.max(page_largest);
-        stream_to(&mut entries, &mut audit, page_largest)
+        stream_to(&mut entries, &mut audit, page_largest, progress)
     })?;
     if !served_fed && let Some(note) = &latest {
         // After the list: beyond every listed size, or not signed by the log (then reported,
@@ -353,7 +355,7 @@ pub fn audit(
         audit.checkpoint(SERVED_CHECKPOINT, note);
     }
     let target = entries.target;
-    stream_to(&mut entries, &mut audit, target)?;
+    stream_to(&mut entries, &mut audit, target, progress)?;
     for path in audit.partial_tiles() {
         audit.served_tile(path, node.hash_tile(path)?);
     }

@@ -128,54 +128,14 @@ fn trend(ledger: &Ledger, period: Period) -> Vec<(Month, Tally)> {
         .collect()
 }
 
-/// Every figure of a tally as (name, value) rows, maps flattened as `name:key`.
-fn rows(t: &Tally) -> Vec<(String, f64)> {
-    let mut out = vec![];
-    let mut put = |name: &str, v: u64| out.push((name.to_owned(), v as f64));
-    put("issued", t.issued);
-    put("renewed", t.renewed);
-    put("changed", t.changed);
-    put("transferred_in", t.transferred_in);
-    put("promise_based", t.promise_based);
-    put("promises_lapsed", t.promises_lapsed);
-    put("promises_fulfilled", t.promises_fulfilled);
-    put("verifications", t.verifications);
-    put("verifications_cross_region", t.verifications_cross_region);
-    put("proofs_received", t.proofs_received);
-    put("copies_given", t.copies_given);
-    put("copies_given_cross_region", t.copies_given_cross_region);
-    put("copies_received", t.copies_received);
-    put(
-        "copies_received_cross_region",
-        t.copies_received_cross_region,
-    );
-    put("presentations_made", t.presentations_made);
-    put("presentations_resolved", t.presentations_resolved);
-    put(
-        "presentations_resolved_cross_region",
-        t.presentations_resolved_cross_region,
-    );
-    put("entries", t.entries);
-    for (prefix, map) in [
-        ("issued_by_type", &t.issued_by_type),
-        ("issued_by_agency", &t.issued_by_agency),
-        ("status_changes", &t.status_changes),
-        ("refusals", &t.refusals),
-    ] {
-        for (k, v) in map {
-            out.push((format!("{prefix}:{k}"), *v as f64));
-        }
-    }
-    if let Some(share) = t.cross_region_share() {
-        out.push(("cross_region_share".to_owned(), share));
-    }
-    out
-}
-
 /// The three columns' rows joined by name (a figure absent from a column is 0 there).
 fn joined(c: &Columns) -> Vec<(String, [f64; 3])> {
     let mut names: Vec<String> = Vec::new();
-    let tables = [rows(&c.period), rows(&c.previous), rows(&c.year_before)];
+    let tables = [
+        c.period.figures(),
+        c.previous.figures(),
+        c.year_before.figures(),
+    ];
     for table in &tables {
         for (name, _) in table {
             if !names.contains(name) {
