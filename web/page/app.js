@@ -139,7 +139,8 @@ const FIELDS = {
 const STATES = {
   valid: ['有效', 'valid'], suspended: ['暂停', 'suspended'], revoked: ['吊销', 'revoked'],
   cancelled: ['注销', 'cancelled'], expired: ['过期', 'expired'],
-  revoked_penalty: ['撤销', 'revoked as a penalty'], transferred_out: ['迁出', 'transferred out'],
+  // Keys: core's state names (status.md §2), as the verification reports them.
+  'revoked as penalty': ['撤销', 'revoked as a penalty'], 'transferred out': ['迁出', 'transferred out'],
   other: ['其他', 'other'],
 };
 
