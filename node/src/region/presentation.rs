@@ -134,12 +134,14 @@ impl Region {
         federation: &TrustStore,
         sender: &RegionCode,
     ) -> Result<ShareAnswer, Refusal> {
-        let now = now()?;
         let opened = PresentationRequest::open(request, federation).map_err(unopened)?;
         let requester = opened.requester();
         delivered_by_own_region(&requester, sender)?;
         let code = opened.request.code;
         let mut seq = self.sequencer()?;
+        // Taken under the lock: no entry with a later time can come between this check and the
+        // answer's entry.
+        let now = now()?;
         let record = seq.read(&self.log, |state| state.presentation(&code))?;
         let answer = match &record {
             None => Err(Failure::new(
@@ -161,7 +163,8 @@ impl Region {
             ),
             Err(failure) => (ShareOutcome::Refused(failure.code), Err(failure)),
         };
-        let log_index = self.act(
+        // Logged at the instant the code was checked at: the rules see the same expiry.
+        let log_index = self.act_at(
             seq,
             Act::PresentationAnswered {
                 requester: requester.region,
@@ -173,6 +176,7 @@ impl Region {
                 outcome,
             },
             &self.root,
+            now,
         )?;
         Ok(match result {
             Ok(copy) => ShareAnswer::Given { copy, log_index },

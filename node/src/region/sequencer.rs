@@ -12,6 +12,7 @@ use tongban_core::log::overlay::{Layered, Overlay};
 use tongban_core::log::state::{
     ApplyError, CertRecord, Delta, Head, Rules, SealRecord, StateRead, own_signature,
 };
+use tongban_core::values::Time;
 
 use crate::log::{Blob, Log, LogError, Pending, StateSnapshot};
 use crate::refusal::{Kind, Refusal};
@@ -209,13 +210,25 @@ impl Region {
     /// Signs `act` with `key`, then submits and waits.
     pub(super) fn act(
         &self,
-        mut seq: MutexGuard<'_, Sequencer>,
+        seq: MutexGuard<'_, Sequencer>,
         act: Act,
         key: &SecretKey,
     ) -> Result<u64, Refusal> {
+        self.act_at(seq, act, key, now()?)
+    }
+
+    /// [`Region::act`] with the time the act was decided at, so that what was checked against
+    /// the clock (a code's expiry) is what the log's rules check again.
+    pub(super) fn act_at(
+        &self,
+        mut seq: MutexGuard<'_, Sequencer>,
+        act: Act,
+        key: &SecretKey,
+        at: Time,
+    ) -> Result<u64, Refusal> {
         let entry = LogEntry {
             region: self.code.clone(),
-            at: now()?,
+            at,
             act,
         }
         .sign(key)
