@@ -133,6 +133,8 @@ pub struct Region {
     next_status_index: AtomicU64,
     /// The status list last made (status_list.rs).
     status_list: Mutex<Option<status_list::MadeList>>,
+    /// The current month's figures and the log size they were counted at (report.rs).
+    month_report: Mutex<Option<report::Counted>>,
 }
 
 fn lock_failed() -> Refusal {
@@ -234,6 +236,7 @@ impl Region {
             peers: OnceLock::new(),
             next_status_index: AtomicU64::new(next_status_index),
             status_list: Mutex::new(None),
+            month_report: Mutex::new(None),
         };
         tracing::info!(region = %region.code, entries = size, origin = %region.origin, "region state opened");
         Ok(region)

@@ -15,13 +15,37 @@ use crate::refusal::Refusal;
 /// Entries read from the log at a time.
 const CHUNK: u64 = 4096;
 
+/// The figures last counted, kept so that a flood of requests counts the month once per log
+/// size, not once per request.
+pub(super) struct Counted {
+    size: u64,
+    month: Month,
+    tally: Tally,
+}
+
 impl Region {
-    /// The figures of the month `now` falls in, counted from this region's durable log.
+    /// The figures of the month `now` falls in, counted from this region's durable log; counted
+    /// again only when the log has grown or the month turned (one count at a time).
     pub fn month_report(&self, now: Time) -> Result<(Month, Tally), Refusal> {
         let month = Month::of(now);
+        let mut held = self.month_report.lock().map_err(|_| super::lock_failed())?;
+        let size = self.log().size()?;
+        if let Some(c) = held.as_ref().filter(|c| c.size == size && c.month == month) {
+            return Ok((c.month, c.tally.clone()));
+        }
+        let tally = self.count_month(month, size)?;
+        *held = Some(Counted {
+            size,
+            month,
+            tally: tally.clone(),
+        });
+        Ok((month, tally))
+    }
+
+    /// Counts `month`'s entries among the log's first `size`.
+    fn count_month(&self, month: Month, size: u64) -> Result<Tally, Refusal> {
         let start = month_start(month)?;
         let log = self.log();
-        let size = log.size()?;
         let from = start.seconds().saturating_sub(TIME_TOLERANCE);
         let first = first_at_or_after(size, from, |i| at_of(log, i))?;
         let trust = self.view()?.trust.clone();
@@ -44,7 +68,7 @@ impl Region {
                 index += 1;
             }
         }
-        Ok((month, ledger.period(Period::Month(month))))
+        Ok(ledger.period(Period::Month(month)))
     }
 }
 
