@@ -293,7 +293,7 @@ fn check_replicas(home: &Home, origins: &[PathBuf]) -> Result<()> {
         };
         println!(
             "replica {}: {} entries ({:?}), state in step; {checkpoint}{origin}",
-            check.file.display(),
+            check.file,
             check.entries,
             check.contents
         );

@@ -21,6 +21,10 @@ pub struct Config {
     pub receipts: ReceiptsConfig,
     #[serde(default)]
     pub promises: PromisesConfig,
+    /// Where the logs and their state are kept: redb files in the node's directory (the
+    /// default) or a PostgreSQL database.
+    #[serde(default)]
+    pub storage: StorageConfig,
     /// The federation (specs/federation.md §7); without it the node runs alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p2p: Option<P2pConfig>,
@@ -177,6 +181,89 @@ impl Default for ReceiptsConfig {
     }
 }
 
+/// `[storage]`: the engine that keeps the node's logs, their state, indexes, certificate bytes
+/// and replicas.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "engine", rename_all = "lowercase")]
+pub enum StorageConfig {
+    /// One redb file per log in the node's directory: embedded, nothing to install.
+    #[default]
+    Redb,
+    /// A PostgreSQL server (specs/storage.md).
+    Postgres(PostgresConfig),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// A libpq connection URL or key=value string, e.g.
+    /// `postgres://tongban@db.example:5432/tongban` (the password is best left to the server's
+    /// authentication setup rather than written here).
+    pub url: DatabaseUrl,
+    /// The schema the node's tables live in: one database can hold several nodes' schemas.
+    #[serde(default = "default_schema")]
+    pub schema: SchemaName,
+    /// Most pooled connections for reads (the log's writer has one of its own per log).
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+}
+
+fn default_schema() -> SchemaName {
+    SchemaName("tongban".to_owned())
+}
+
+fn default_pool_size() -> usize {
+    16
+}
+
+/// A database connection string; shown redacted, since it may hold a password.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DatabaseUrl(pub String);
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DatabaseUrl(<redacted>)")
+    }
+}
+
+/// A PostgreSQL schema name the node may create and set as its search path: a lowercase ASCII
+/// letter or underscore, then lowercase letters, digits or underscores, at most 63 bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SchemaName(String);
+
+impl TryFrom<String> for SchemaName {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<SchemaName, String> {
+        let mut chars = name.chars();
+        let first = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+        let rest = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !(first && rest && name.len() <= 63 && !name.starts_with("pg_")) {
+            return Err(format!(
+                "schema {name:?}: a lowercase letter or _, then lowercase letters, digits or _, \
+                 at most 63 bytes, not starting with pg_"
+            ));
+        }
+        Ok(SchemaName(name))
+    }
+}
+
+impl From<SchemaName> for String {
+    fn from(name: SchemaName) -> String {
+        name.0
+    }
+}
+
+impl SchemaName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PromisesConfig {
@@ -251,6 +338,25 @@ fn default_catch_up() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn storage_is_redb_unless_postgres_is_named_with_a_url() {
+        let parse = |text: &str| toml::from_str::<StorageConfig>(text);
+        assert_eq!(parse("engine = \"redb\"").ok(), Some(StorageConfig::Redb));
+        let pg = parse("engine = \"postgres\"\nurl = \"postgres://u:secret@h/db\"\n");
+        let Ok(StorageConfig::Postgres(pg)) = pg else {
+            panic!("{pg:?}")
+        };
+        assert_eq!(pg.schema.as_str(), "tongban");
+        assert_eq!(pg.pool_size, 16);
+        assert!(!format!("{pg:?}").contains("secret"), "the password is redacted");
+        assert!(parse("engine = \"postgres\"").is_err(), "a url is required");
+        assert!(parse("engine = \"sqlite\"").is_err());
+        for bad in ["Tongban", "1x", "a-b", "pg_catalog", "x; drop"] {
+            let text = format!("engine = \"postgres\"\nurl = \"u\"\nschema = \"{bad}\"\n");
+            assert!(parse(&text).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn a_public_url_is_an_http_url_without_query_or_fragment() {

@@ -189,6 +189,7 @@ pub fn init(home: &Home, options: &InitOptions<'_>) -> Result<Initialised, HomeE
         log: LogSection::default(),
         receipts: ReceiptsConfig::default(),
         promises: PromisesConfig::default(),
+        storage: crate::config::StorageConfig::default(),
         p2p: None,
     };
     let text =

@@ -19,4 +19,5 @@ pub mod receipts;
 pub mod refusal;
 pub mod region;
 pub mod serve;
+pub mod storage;
 pub mod tiles_http;

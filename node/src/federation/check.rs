@@ -4,7 +4,7 @@
 //! and, given the region's own node directory (`--origin`), that its state is the origin's row
 //! for row: the same rules over the same entries.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use tongban_core::ids::RegionCode;
@@ -13,12 +13,13 @@ use tongban_core::log::note::Note;
 
 use crate::home::{Home, HomeError, load};
 use crate::log::{Contents, Differences, Log, LogConfig, LogError, NoIndex};
+use crate::storage::{LogName, Storage};
 
 /// What `check` found of one replica.
 #[derive(Debug)]
 pub struct ReplicaCheck {
-    /// The replica's file.
-    pub file: PathBuf,
+    /// Where the replica is kept (its file, or its name in the database).
+    pub file: String,
     pub entries: u64,
     pub contents: Contents,
     /// The size of the latest checkpoint the replica verified, whose root its tree gives.
@@ -31,28 +32,28 @@ pub struct ReplicaCheck {
 pub enum ReplicaCheckError {
     #[error("{file}: {source}")]
     Log {
-        file: PathBuf,
+        file: String,
         #[source]
         source: LogError,
     },
     #[error(transparent)]
     Home(#[from] HomeError),
-    #[error("{0}: {1}")]
-    Io(PathBuf, #[source] std::io::Error),
+    #[error("{0}")]
+    Storage(#[source] LogError),
     #[error("{file}: the state reflects {state} of its {size} entries")]
     StateBehind {
-        file: PathBuf,
+        file: String,
         state: u64,
         size: u64,
     },
     #[error("{file}: {detail}")]
-    Checkpoint { file: PathBuf, detail: String },
+    Checkpoint { file: String, detail: String },
     #[error(
         "{file} holds {replica} entries and the origin {origin}: stop both at the same size to \
          compare them"
     )]
     Sizes {
-        file: PathBuf,
+        file: String,
         replica: u64,
         origin: u64,
     },
@@ -69,18 +70,24 @@ pub fn check_replicas(
     let mut origin_logs = Vec::with_capacity(origins.len());
     for dir in origins {
         let origin = Home::new(dir);
-        let region = load(&origin)?.region;
-        origin_logs.push((region, open(&origin.log())?));
+        let loaded = load(&origin)?;
+        let storage =
+            Storage::open(&origin, &loaded.config.storage).map_err(ReplicaCheckError::Storage)?;
+        origin_logs.push((loaded.region, open(&storage, &LogName::Region)?));
     }
+    let storage = Storage::open(home, &load(home)?.config.storage)
+        .map_err(ReplicaCheckError::Storage)?;
     let mut checks = Vec::new();
-    for file in replica_files(&home.replicas())? {
-        let log = open(&file)?;
+    let mut found = Vec::new();
+    for name in storage.replicas().map_err(ReplicaCheckError::Storage)? {
+        let file = storage.describe(&name);
+        let log = open(&storage, &name)?;
         let mut check = check_one(&file, &log)?;
-        let region = region_of(&file);
-        if let Some((_, origin)) = origin_logs
-            .iter()
-            .find(|(r, _)| Some(r.as_str()) == region.as_deref())
-        {
+        let LogName::Replica { region, .. } = &name else {
+            continue;
+        };
+        found.push(region.clone());
+        if let Some((_, origin)) = origin_logs.iter().find(|(r, _)| r == region) {
             let origin_size = origin.size().map_err(fail(&file))?;
             if origin_size != check.entries {
                 return Err(ReplicaCheckError::Sizes {
@@ -94,17 +101,14 @@ pub fn check_replicas(
         checks.push(check);
     }
     for (region, _) in &origin_logs {
-        if !checks
-            .iter()
-            .any(|c| region_of(&c.file).as_deref() == Some(region.as_str()))
-        {
+        if !found.contains(region) {
             return Err(ReplicaCheckError::NoReplica(region.clone()));
         }
     }
     Ok(checks)
 }
 
-fn check_one(file: &Path, log: &Log) -> Result<ReplicaCheck, ReplicaCheckError> {
+fn check_one(file: &str, log: &Log) -> Result<ReplicaCheck, ReplicaCheckError> {
     let entries = log.size().map_err(fail(file))?;
     let state = log.state_size().map_err(fail(file))?;
     if state != entries {
@@ -147,51 +151,26 @@ fn check_one(file: &Path, log: &Log) -> Result<ReplicaCheck, ReplicaCheckError> 
     })
 }
 
-/// Opens a replica file in whichever suite it was written in (a check reads any).
-fn open(file: &Path) -> Result<Log, ReplicaCheckError> {
-    match Log::open(file, LogConfig::default(), Arc::new(NoIndex)) {
+/// Opens a log in whichever suite it was written in (a check reads any).
+fn open(storage: &Storage, name: &LogName) -> Result<Log, ReplicaCheckError> {
+    let file = storage.describe(name);
+    match storage.open_log(name, LogConfig::default(), Arc::new(NoIndex)) {
         Err(LogError::SuiteMismatch { file: suite, .. }) => {
             let config = LogConfig {
                 suite,
                 ..LogConfig::default()
             };
-            Log::open(file, config, Arc::new(NoIndex)).map_err(fail(file))
+            storage
+                .open_log(name, config, Arc::new(NoIndex))
+                .map_err(fail(&file))
         }
-        opened => opened.map_err(fail(file)),
+        opened => opened.map_err(fail(&file)),
     }
 }
 
-fn fail(file: &Path) -> impl Fn(LogError) -> ReplicaCheckError + '_ {
+fn fail(file: &str) -> impl Fn(LogError) -> ReplicaCheckError + '_ {
     move |source| ReplicaCheckError::Log {
         file: file.to_owned(),
         source,
     }
-}
-
-/// The replica files (`<region>-<generation>.redb`) in `dir`, by name; none when it does not
-/// exist (a node outside any federation).
-fn replica_files(dir: &Path) -> Result<Vec<PathBuf>, ReplicaCheckError> {
-    let read = match std::fs::read_dir(dir) {
-        Ok(read) => read,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(ReplicaCheckError::Io(dir.to_owned(), e)),
-    };
-    let mut files = Vec::new();
-    for item in read {
-        let path = item
-            .map_err(|e| ReplicaCheckError::Io(dir.to_owned(), e))?
-            .path();
-        if path.extension().is_some_and(|e| e == "redb") {
-            files.push(path);
-        }
-    }
-    files.sort();
-    Ok(files)
-}
-
-/// The region code a replica file is named after.
-fn region_of(file: &Path) -> Option<String> {
-    let stem = file.file_stem()?.to_str()?;
-    let (region, _generation) = stem.rsplit_once('-')?;
-    Some(region.to_owned())
 }

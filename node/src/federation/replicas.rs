@@ -24,6 +24,7 @@ use tongban_core::values::{ShortText, Time};
 use super::{Federation, FederationError, setup};
 use crate::entry_index::EntryIndexer;
 use crate::log::{Contents, Log, LogConfig, LogError};
+use crate::storage::LogName;
 use crate::metrics::RegionLabel;
 use crate::refusal::Refusal;
 use crate::region::state::{self, Rows};
@@ -123,13 +124,12 @@ impl Federation {
         if member.region() == &self.own || self.replicas()?.contains_key(member.region()) {
             return Ok(());
         }
-        let dir = self.home.replicas();
-        std::fs::create_dir_all(&dir).map_err(|e| setup(format!("{}: {e}", dir.display())))?;
-        let path = dir.join(format!(
-            "{}-{}.redb",
-            member.region(),
-            member.log_generation
-        ));
+        let name = LogName::Replica {
+            region: member.region().clone(),
+            generation: member.log_generation,
+        };
+        let storage = self.region.storage();
+        let path = storage.describe(&name);
         let config = LogConfig {
             contents: match self.config.replica_entries {
                 true => Contents::Entries,
@@ -138,14 +138,15 @@ impl Federation {
             suite: member.log_key.suite(),
             ..LogConfig::default()
         };
-        let log = Log::open(&path, config, Arc::new(EntryIndexer))
-            .map_err(|e| setup(format!("{}: {e}", path.display())))?;
+        let log = storage
+            .open_log(&name, config, Arc::new(EntryIndexer))
+            .map_err(|e| setup(format!("{path}: {e}")))?;
         let size = log.size().map_err(|e| setup(e.to_string()))?;
         // A replica written by an older build holds entries without their state: rebuilt once.
         // (A replica without its entries was written with its state, always.)
         if log.contents() == Contents::Entries {
             rebuild_state(&log, member.region(), &member.root.key, size)
-                .map_err(|e| setup(format!("replica {}: {e}", path.display())))?;
+                .map_err(|e| setup(format!("replica {path}: {e}")))?;
         }
         let replica = self.resume(member, &log)?;
         let verified = log

@@ -59,6 +59,11 @@ pub enum LogError {
     #[error("storage: {0}")]
     Storage(#[source] Box<dyn std::error::Error + Send + Sync>),
 
+    /// Another process writes this log (it holds the log's writer lock, or wrote the log while
+    /// this one had lost its database connection): this process must not write it.
+    #[error("superseded: {0}")]
+    Superseded(String),
+
     #[error("starting the writer thread: {0}")]
     Spawn(#[source] std::io::Error),
 }

@@ -15,6 +15,7 @@
 mod engine;
 mod error;
 mod hashes;
+mod pg_engine;
 mod read;
 mod redb_engine;
 mod state;
@@ -31,6 +32,7 @@ use tongban_core::suite::Suite;
 
 pub use engine::{Engine, IndexRows, KindRow, Opened, Snapshot, StateView, WriteSet};
 pub use error::LogError;
+pub use pg_engine::{PgDatabase, PgEngine};
 pub use redb_engine::RedbEngine;
 pub use state::{Differences, Scratch, StateOp, StateRows, StateSnapshot, StateTarget};
 pub use tiles::{TILE_WIDTH, encode_entry_bundle};

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use tlog_tiles::{Hash, check_record, check_tree, record_hash};
 
 use super::*;
+use crate::storage::{LogName, Storage};
 use std::sync::mpsc;
 use tongban_core::suite::Suite;
 
@@ -39,13 +40,37 @@ fn hs(list: &[&str]) -> Vec<[u8; 32]> {
     list.iter().map(|s| h(s)).collect()
 }
 
-fn temp_log(config: LogConfig) -> (tempfile::TempDir, Log) {
-    let dir = tempfile::tempdir().unwrap();
-    let log = Log::open(&dir.path().join("log.redb"), config, Arc::new(NoIndex)).unwrap();
-    (dir, log)
+/// A temporary directory and the engine the tests run on (`storage::test_storage`: redb, or
+/// PostgreSQL when CI says so), kept while a test's logs are open.
+struct Held {
+    _dir: tempfile::TempDir,
+    storage: Storage,
 }
 
-fn rfc_log() -> (tempfile::TempDir, Log) {
+fn held() -> Held {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = crate::storage::test_storage(dir.path());
+    Held { _dir: dir, storage }
+}
+
+impl Held {
+    /// The log `n` (each `n` another log), opened or created.
+    fn open(&self, n: u64, config: LogConfig, indexer: Arc<dyn Indexer>) -> Result<Log, LogError> {
+        let name = LogName::Replica {
+            region: tongban_core::ids::RegionCode::parse("341200").unwrap(),
+            generation: n,
+        };
+        self.storage.open_log(&name, config, indexer)
+    }
+}
+
+fn temp_log(config: LogConfig) -> (Held, Log) {
+    let held = held();
+    let log = held.open(1, config, Arc::new(NoIndex)).unwrap();
+    (held, log)
+}
+
+fn rfc_log() -> (Held, Log) {
     let (dir, log) = temp_log(LogConfig::default());
     for leaf in LEAVES {
         log.append(hex::decode(leaf).unwrap()).unwrap();
@@ -222,8 +247,7 @@ fn oversized_entries_are_refused_and_nothing_is_written() {
 
 #[test]
 fn configurations_that_cannot_work_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("log.redb");
+    let held = held();
     for config in [
         LogConfig {
             max_batch: 0,
@@ -242,7 +266,7 @@ fn configurations_that_cannot_work_are_refused() {
         },
     ] {
         assert!(matches!(
-            Log::open(&path, config, Arc::new(NoIndex)),
+            held.open(1, config, Arc::new(NoIndex)),
             Err(LogError::Config(_))
         ));
     }
@@ -279,13 +303,10 @@ impl Indexer for Panicky {
 
 #[test]
 fn a_failed_batch_fails_its_callers_and_keeps_everything_acknowledged() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = Log::open(
-        &dir.path().join("log.redb"),
-        LogConfig::default(),
-        Arc::new(Panicky),
-    )
-    .unwrap();
+    let held = held();
+    let log = held
+        .open(1, LogConfig::default(), Arc::new(Panicky))
+        .unwrap();
     log.append(b"a".to_vec()).unwrap();
     let root = log.root(1).unwrap();
     let err = log
@@ -389,9 +410,8 @@ fn a_tree_only_log_keeps_hashes_state_and_checkpoints_but_no_entry() {
         contents: Contents::Tree,
         ..LogConfig::default()
     };
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("replica.redb");
-    let log = Log::open(&path, tree.clone(), Arc::new(NoIndex)).unwrap();
+    let held = held();
+    let log = held.open(1, tree.clone(), Arc::new(NoIndex)).unwrap();
     assert_eq!(log.contents(), Contents::Tree);
     let put = StateOp::Put {
         kind: 1,
@@ -450,7 +470,9 @@ fn a_tree_only_log_keeps_hashes_state_and_checkpoints_but_no_entry() {
     drop(log);
 
     // The file keeps what it was made with, whatever a later opening asks for; its checks pass.
-    let reopened = Log::open(&path, LogConfig::default(), Arc::new(NoIndex)).unwrap();
+    let reopened = held
+        .open(1, LogConfig::default(), Arc::new(NoIndex))
+        .unwrap();
     assert_eq!(reopened.contents(), Contents::Tree);
     assert_eq!(reopened.size().unwrap(), 8);
     assert_eq!(reopened.root(8).unwrap(), h(ROOTS[7]));
@@ -460,9 +482,11 @@ fn a_tree_only_log_keeps_hashes_state_and_checkpoints_but_no_entry() {
     );
     drop(reopened);
     // A log with its entries opened as tree-only stays whole.
-    let full_path = dir.path().join("full.redb");
-    drop(Log::open(&full_path, LogConfig::default(), Arc::new(NoIndex)).unwrap());
-    let full = Log::open(&full_path, tree, Arc::new(NoIndex)).unwrap();
+    drop(
+        held.open(2, LogConfig::default(), Arc::new(NoIndex))
+            .unwrap(),
+    );
+    let full = held.open(2, tree, Arc::new(NoIndex)).unwrap();
     assert_eq!(full.contents(), Contents::Entries);
 }
 
@@ -525,7 +549,7 @@ fn the_frontier_read_from_stored_hashes_has_the_tree_root_at_every_size() {
 /// An engine that fails one write of its choosing, either before writing anything or after the
 /// write is committed (as a database connection lost after COMMIT was sent would).
 struct Flaky {
-    inner: RedbEngine,
+    inner: Arc<dyn Engine>,
     next: std::sync::Mutex<Option<Fault>>,
 }
 
@@ -572,14 +596,12 @@ impl Engine for Flaky {
 
 #[test]
 fn a_write_the_engine_fails_is_never_acknowledged_and_one_it_committed_is_never_overwritten() {
-    let dir = tempfile::tempdir().unwrap();
-    let (inner, opened) = RedbEngine::open(
-        &dir.path().join("log.redb"),
-        1 << 20,
-        Contents::Entries,
-        Suite::Ed25519,
-    )
-    .unwrap();
+    let held = held();
+    let name = LogName::Region;
+    let (inner, opened) = held
+        .storage
+        .open_engine(&name, &LogConfig::default())
+        .unwrap();
     let engine = Arc::new(Flaky {
         inner,
         next: std::sync::Mutex::new(None),
@@ -629,15 +651,14 @@ fn a_write_the_engine_fails_is_never_acknowledged_and_one_it_committed_is_never_
 #[test]
 fn an_sm2_log_keeps_an_sm3_tree_and_refuses_to_open_as_the_other_suite() {
     use tongban_core::log::tree;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("log.redb");
+    let held = held();
     let sm2 = LogConfig {
         suite: Suite::Sm2,
         ..LogConfig::default()
     };
     let entries: Vec<Vec<u8>> = (0u32..300).map(|i| i.to_be_bytes().to_vec()).collect();
     {
-        let log = Log::open(&path, sm2.clone(), Arc::new(NoIndex)).unwrap();
+        let log = held.open(1, sm2.clone(), Arc::new(NoIndex)).unwrap();
         assert_eq!(log.suite(), Suite::Sm2);
         log.append_many(entries.clone()).unwrap();
         let root = log.root(300).unwrap();
@@ -673,14 +694,14 @@ fn an_sm2_log_keeps_an_sm3_tree_and_refuses_to_open_as_the_other_suite() {
         assert_eq!(log.frontier(300).unwrap().root(), root);
     }
     assert!(matches!(
-        Log::open(&path, LogConfig::default(), Arc::new(NoIndex)),
+        held.open(1, LogConfig::default(), Arc::new(NoIndex)),
         Err(LogError::SuiteMismatch {
             file: Suite::Sm2,
             wanted: Suite::Ed25519
         })
     ));
     assert_eq!(
-        Log::open(&path, sm2, Arc::new(NoIndex))
+        held.open(1, sm2, Arc::new(NoIndex))
             .unwrap()
             .size()
             .unwrap(),

@@ -38,6 +38,7 @@ use crate::entry_index::EntryIndexer;
 use crate::home::{Home, HomeError, Loaded, load};
 use crate::log::{Log, LogConfig, Pending};
 use crate::refusal::{Kind, Refusal};
+use crate::storage::{LogName, Storage};
 
 mod fill;
 mod issuance;
@@ -135,6 +136,7 @@ pub struct Region {
     status_list: Mutex<Option<status_list::MadeList>>,
     /// The current month's figures and the log size they were counted at (report.rs).
     month_report: Mutex<Option<report::Counted>>,
+    storage: Storage,
 }
 
 fn lock_failed() -> Refusal {
@@ -161,8 +163,9 @@ impl Region {
         );
         let signer = CheckpointSigner::new(&origin, log_key)
             .map_err(|e| OpenError::Setup(format!("log origin {origin:?}: {e}")))?;
-        let log = Log::open(
-            &home.log(),
+        let storage = Storage::open(home, &config.storage)?;
+        let log = storage.open_log(
+            &LogName::Region,
             LogConfig {
                 max_batch: config.log.max_batch,
                 cache_bytes: config.log.cache_mib.saturating_mul(1 << 20),
@@ -237,6 +240,7 @@ impl Region {
             next_status_index: AtomicU64::new(next_status_index),
             status_list: Mutex::new(None),
             month_report: Mutex::new(None),
+            storage,
         };
         tracing::info!(region = %region.code, entries = size, origin = %region.origin, "region state opened");
         Ok(region)
@@ -244,6 +248,11 @@ impl Region {
 
     pub fn code(&self) -> &RegionCode {
         &self.code
+    }
+
+    /// Where the node's logs are kept (the federation opens its replicas there).
+    pub fn storage(&self) -> &Storage {
+        &self.storage
     }
 
     pub fn log(&self) -> &Log {

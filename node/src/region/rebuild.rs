@@ -113,7 +113,8 @@ pub fn check_home(home: &Home) -> Result<Check, RebuildError> {
         suite: loaded.region_root.public().suite(),
         ..LogConfig::default()
     };
-    let log = Log::open(&home.log(), config, Arc::new(EntryIndexer))?;
+    let storage = crate::storage::Storage::open(home, &loaded.config.storage)?;
+    let log = storage.open_log(&crate::storage::LogName::Region, config, Arc::new(EntryIndexer))?;
     let dir = home.log();
     let scratch_dir = dir.parent().unwrap_or(Path::new("."));
     check(

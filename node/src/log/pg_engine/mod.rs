@@ -1,0 +1,1003 @@
+//! The PostgreSQL engine (`[storage] engine = "postgres"`): every log of a node in one database
+//! schema, for regions whose data centre keeps its services of record in a replicated database.
+//!
+//! A [`WriteSet`] is one transaction on the log's writer connection, acknowledged once
+//! PostgreSQL has committed it (with its default `synchronous_commit`, once the commit is in
+//! its write-ahead log on disk). Each set's rows go in one multi-row statement per table
+//! (`unnest` of arrays), so a group commit of thousands of entries is a handful of round trips.
+//!
+//! One writer per log: the writer connection holds a session advisory lock on the log while it
+//! lives, so a second process cannot write the same log, and every commit also checks that the
+//! log's size is the one this writer last committed (a fence): a writer that lost its
+//! connection, and with it the lock, refuses to write again if anybody else wrote meanwhile.
+//!
+//! Snapshots are `REPEATABLE READ READ ONLY` transactions on pooled connections (deadpool), so
+//! reads never wait for the writer. The driver is async (tokio-postgres); its connections run on
+//! a small runtime of the engine's own, so the engine's blocking calls work from any thread,
+//! async or not, like redb's.
+
+mod schema;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::future::Future;
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use deadpool_postgres::{ClientWrapper, Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row as PgRow};
+use tongban_core::suite::Suite;
+
+use super::engine::{Engine, IndexRows, KindRow, Opened, Snapshot, StateView, WriteSet};
+use super::state::{Row, StateOp};
+use super::{Contents, LogError};
+use schema::{signed, unsigned};
+
+/// Rows fetched per round trip when a scan or a rebuild pages through a table.
+const PAGE: i64 = 1024;
+/// How long a connection may take to open, and a caller may wait for a pooled one.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one statement may run before PostgreSQL cancels it.
+const STATEMENT_TIMEOUT_MS: u64 = 60_000;
+
+/// A node's PostgreSQL database: its connection settings, a bounded pool of connections for
+/// snapshots, and the runtime that drives them. Shared by every log of the node.
+pub struct PgDatabase {
+    runtime: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
+    pool: Pool,
+    config: tokio_postgres::Config,
+    schema: String,
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        // Not `Runtime::drop`, which blocks and panics when the last handle goes on an async
+        // thread of the node's own runtime.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// A parameter moved into a query run on the engine's runtime.
+type Param = Box<dyn ToSql + Send + Sync>;
+
+impl PgDatabase {
+    /// Connects to the database at `url` (a libpq URL or key=value string), keeping the node's
+    /// tables in `schema` (a plain identifier), with at most `pool_size` pooled connections;
+    /// creates the schema and applies the migrations it lacks.
+    pub fn connect(url: &str, schema: &str, pool_size: usize) -> Result<Arc<PgDatabase>, LogError> {
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| LogError::Config(format!("storage url: {e}")))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        // Every connection reads and writes the node's schema, and no statement runs unbounded.
+        let options = format!(
+            "{} -c search_path={schema} -c statement_timeout={STATEMENT_TIMEOUT_MS}",
+            config.get_options().unwrap_or_default()
+        );
+        config
+            .options(options.trim_start())
+            .application_name("tongban-node")
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(30));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("tongban-postgres")
+            .enable_all()
+            .build()
+            .map_err(LogError::Spawn)?;
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(pool_size.max(1))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(CONNECT_TIMEOUT * 2))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .recycle_timeout(Some(CONNECT_TIMEOUT))
+            .build()
+            .map_err(|e| LogError::Config(format!("storage pool: {e}")))?;
+        let db = Arc::new(PgDatabase {
+            handle: runtime.handle().clone(),
+            runtime: Some(runtime),
+            pool,
+            config,
+            schema: schema.to_owned(),
+        });
+        let (config, schema) = (db.config.clone(), db.schema.clone());
+        let version = db.on_runtime(async move {
+            let client = connect(&config).await?;
+            schema::migrate(&client, &schema).await
+        })?;
+        tracing::info!(schema = %db.schema, version, "database opened");
+        Ok(db)
+    }
+
+    /// Runs `work` on the engine's runtime and waits for it: the engine's methods are blocking,
+    /// whatever thread calls them.
+    fn on_runtime<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = Result<T, LogError>> + Send + 'static,
+    ) -> Result<T, LogError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.handle.spawn(async move {
+            // The caller waits on `rx` until this is sent.
+            let _ = tx.send(work.await);
+        });
+        rx.recv()
+            .map_err(|_| LogError::Storage("the database task stopped before answering".into()))?
+    }
+
+    /// Opens the log `name` (creating it, keeping `wanted`, its tree in `suite`'s hash) as its
+    /// only writer: refused while another process holds it.
+    pub fn open_log(
+        self: &Arc<Self>,
+        name: &str,
+        wanted: Contents,
+        suite: Suite,
+    ) -> Result<(PgEngine, Opened), LogError> {
+        let (config, owned) = (self.config.clone(), name.to_owned());
+        let key = lock_key(&["log", &self.schema, name]);
+        let (conn, registered) = self.on_runtime(async move {
+            let conn = connect(&config).await?;
+            take_writer_lock(&conn, key, &owned).await?;
+            let registered = schema::register(&conn, &owned, wanted, suite).await?;
+            Ok((Arc::new(conn), registered))
+        })?;
+        let engine = PgEngine {
+            db: self.clone(),
+            log: registered.id,
+            name: name.to_owned(),
+            lock: key,
+            writer: Mutex::new(WriterSlot {
+                conn: Some(conn),
+                size: registered.opened.size,
+                pending: None,
+                superseded: false,
+            }),
+        };
+        Ok((engine, registered.opened))
+    }
+
+    /// The names of the logs stored, in name order, that start with `prefix`.
+    pub fn log_names(&self, prefix: &str) -> Result<Vec<String>, LogError> {
+        let (pool, pattern) = (self.pool.clone(), format!("{}%", like_escape(prefix)));
+        self.on_runtime(async move {
+            let conn = pool.get().await.map_err(storage)?;
+            let rows = conn
+                .query(
+                    "SELECT name FROM tb_logs WHERE name LIKE $1 ORDER BY name",
+                    &[&pattern],
+                )
+                .await
+                .map_err(storage)?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+    }
+}
+
+/// `prefix` as a LIKE pattern matching itself only.
+fn like_escape(prefix: &str) -> String {
+    prefix
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// A 64-bit advisory lock key for `parts` (PostgreSQL's advisory locks are keyed by a bigint).
+fn lock_key(parts: &[&str]) -> i64 {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"tongban advisory lock");
+    for part in parts {
+        hasher.update(&(part.len() as u64).to_be_bytes());
+        hasher.update(part.as_bytes());
+    }
+    let digest = hasher.finalize();
+    let mut key = [0u8; 8];
+    key.copy_from_slice(&digest.as_bytes()[..8]);
+    i64::from_be_bytes(key)
+}
+
+fn storage(e: impl std::error::Error + Send + Sync + 'static) -> LogError {
+    LogError::Storage(Box::new(e))
+}
+
+/// A connection of its own (not pooled), driven by the engine's runtime.
+async fn connect(config: &tokio_postgres::Config) -> Result<ClientWrapper, LogError> {
+    let (client, connection) = config.connect(NoTls).await.map_err(storage)?;
+    let task = tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %e, "database connection ended");
+        }
+    });
+    Ok(ClientWrapper::new(client, task))
+}
+
+/// Takes the session lock that makes this connection the log's only writer.
+async fn take_writer_lock(conn: &ClientWrapper, key: i64, name: &str) -> Result<(), LogError> {
+    let row = conn
+        .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+        .await
+        .map_err(storage)?;
+    if !row.get::<_, bool>(0) {
+        return Err(LogError::Superseded(format!(
+            "log {name} is written by another process (it holds the log's writer lock)"
+        )));
+    }
+    Ok(())
+}
+
+/// A log kept in PostgreSQL.
+pub struct PgEngine {
+    db: Arc<PgDatabase>,
+    log: i32,
+    name: String,
+    lock: i64,
+    writer: Mutex<WriterSlot>,
+}
+
+impl Drop for PgEngine {
+    fn drop(&mut self) {
+        // The lock goes with the session anyway, but only once the server notices the closed
+        // socket: released here, the log can be opened again at once (a restart, a test).
+        let conn = match self.writer.get_mut() {
+            Ok(slot) => slot.conn.take(),
+            Err(poisoned) => poisoned.into_inner().conn.take(),
+        };
+        if let Some(conn) = conn.filter(|c| !c.is_closed()) {
+            let key = self.lock;
+            let released = self.db.on_runtime(async move {
+                conn.execute("SELECT pg_advisory_unlock($1)", &[&key])
+                    .await
+                    .map_err(storage)
+            });
+            if let Err(e) = released {
+                tracing::warn!(log = %self.name, error = %e, "releasing the writer lock failed");
+            }
+        }
+    }
+}
+
+/// The writer's connection and what it knows the log's size to be.
+struct WriterSlot {
+    /// Holds the log's writer lock while open; `None` after a failure, reopened by the next
+    /// write.
+    conn: Option<Arc<ClientWrapper>>,
+    /// The size this writer last committed.
+    size: u64,
+    /// The size the last write would have made, while its outcome is unknown (the connection
+    /// failed during it).
+    pending: Option<u64>,
+    /// Set once another process wrote the log: this one never writes it again.
+    superseded: bool,
+}
+
+impl PgEngine {
+    /// The writer's connection, reopened (and the lock taken again) after a failure, and only if
+    /// the log is as this writer left it.
+    fn writer_conn(&self, slot: &mut WriterSlot) -> Result<Arc<ClientWrapper>, LogError> {
+        if slot.superseded {
+            return Err(self.superseded_error());
+        }
+        if let Some(conn) = &slot.conn
+            && !conn.is_closed()
+        {
+            return Ok(conn.clone());
+        }
+        slot.conn = None;
+        let (config, key, name, log) = (
+            self.db.config.clone(),
+            self.lock,
+            self.name.clone(),
+            self.log,
+        );
+        let (conn, stored) = self.db.on_runtime(async move {
+            let conn = connect(&config).await?;
+            take_writer_lock(&conn, key, &name).await?;
+            let row = conn
+                .query_one("SELECT size FROM tb_logs WHERE id = $1", &[&log])
+                .await
+                .map_err(storage)?;
+            Ok((Arc::new(conn), unsigned(row.get(0))?))
+        })?;
+        if stored != slot.size && Some(stored) != slot.pending {
+            slot.superseded = true;
+            tracing::error!(log = %self.name, mine = slot.size, stored, "another process wrote this log");
+            return Err(self.superseded_error());
+        }
+        tracing::info!(log = %self.name, size = stored, "log writer reconnected");
+        slot.size = stored;
+        slot.pending = None;
+        slot.conn = Some(conn.clone());
+        Ok(conn)
+    }
+
+    fn superseded_error(&self) -> LogError {
+        LogError::Superseded(format!(
+            "log {} was written by another process since this one last wrote it",
+            self.name
+        ))
+    }
+
+    /// A read-only transaction on a pooled connection, and the log's sizes as it sees them.
+    fn begin_read(&self) -> Result<(ReadTxn, u64, u64), LogError> {
+        let (pool, log) = (self.db.pool.clone(), self.log);
+        let (conn, size, state_size) = self.db.on_runtime(async move {
+            let conn = pool.get().await.map_err(storage)?;
+            conn.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                .await
+                .map_err(storage)?;
+            let row = conn
+                .query_one(
+                    "SELECT size, state_size FROM tb_logs WHERE id = $1",
+                    &[&log],
+                )
+                .await
+                .map_err(storage)?;
+            Ok((Arc::new(conn), unsigned(row.get(0))?, unsigned(row.get(1))?))
+        })?;
+        let txn = ReadTxn {
+            db: self.db.clone(),
+            conn: Some(conn),
+            log,
+        };
+        Ok((txn, size, state_size))
+    }
+}
+
+impl Engine for PgEngine {
+    fn write(&self, set: &WriteSet<'_>) -> Result<(), LogError> {
+        let batch = Batch::of(self.log, set)?;
+        let mut slot = self.writer.lock().map_err(|_| poisoned())?;
+        let conn = self.writer_conn(&mut slot)?;
+        let (expected, new_size) = (slot.size, set.size.unwrap_or(slot.size));
+        slot.pending = Some(new_size);
+        let written = {
+            let conn = conn.clone();
+            self.db.on_runtime(async move {
+                in_transaction(&conn, write_batch(&conn, batch, expected, new_size)).await
+            })
+        };
+        match written {
+            Ok(()) => {
+                slot.size = new_size;
+                slot.pending = None;
+                Ok(())
+            }
+            Err(LogError::Superseded(_)) => {
+                slot.superseded = true;
+                slot.conn = None;
+                Err(self.superseded_error())
+            }
+            Err(e) => {
+                // Outcome unknown if the connection failed mid-commit: `pending` stays, and the
+                // next write reconnects and accepts either size.
+                slot.conn = None;
+                Err(e)
+            }
+        }
+    }
+
+    fn read(&self) -> Result<Box<dyn Snapshot + '_>, LogError> {
+        let (txn, size, _) = self.begin_read()?;
+        Ok(Box::new(PgSnapshot { txn, size }))
+    }
+
+    fn state(&self) -> Result<Box<dyn StateView>, LogError> {
+        let (txn, _, size) = self.begin_read()?;
+        Ok(Box::new(PgState { txn, size }))
+    }
+
+    fn rebuild_index_rows(&self, derive: &mut IndexRows<'_>) -> Result<(), LogError> {
+        let mut slot = self.writer.lock().map_err(|_| poisoned())?;
+        let conn = self.writer_conn(&mut slot)?;
+        let log = self.log;
+        let run = |sql: &'static str, params: Vec<Param>| {
+            let conn = conn.clone();
+            self.db
+                .on_runtime(async move { query(&conn, sql, &params).await })
+        };
+        let simple = |sql: &'static str| {
+            let conn = conn.clone();
+            self.db
+                .on_runtime(async move { conn.batch_execute(sql).await.map_err(storage) })
+        };
+        simple("BEGIN")?;
+        let rebuilt = (|| {
+            run(
+                "DELETE FROM tb_index_rows WHERE log = $1",
+                vec![Box::new(log)],
+            )?;
+            let mut from = 0i64;
+            loop {
+                let page = run(
+                    "SELECT idx, bytes FROM tb_entries WHERE log = $1 AND idx >= $2
+                     ORDER BY idx LIMIT $3",
+                    vec![Box::new(log), Box::new(from), Box::new(PAGE)],
+                )?;
+                let Some(last) = page.last() else { break };
+                from = last.get::<_, i64>(0) + 1;
+                let (mut names, mut keys, mut indexes) = (Vec::new(), Vec::new(), Vec::new());
+                for row in &page {
+                    let index: i64 = row.get(0);
+                    for (name, key) in derive(unsigned(index)?, row.get::<_, &[u8]>(1))? {
+                        names.push(name.to_owned());
+                        keys.push(key);
+                        indexes.push(index);
+                    }
+                }
+                run(
+                    "INSERT INTO tb_index_rows (log, name, key, idx)
+                     SELECT $1, * FROM unnest($2::text[], $3::bytea[], $4::int8[])
+                     ON CONFLICT DO NOTHING",
+                    vec![
+                        Box::new(log),
+                        Box::new(names),
+                        Box::new(keys),
+                        Box::new(indexes),
+                    ],
+                )?;
+            }
+            Ok(())
+        })();
+        let end = if rebuilt.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        match (rebuilt, simple(end)) {
+            (Ok(()), Ok(())) => Ok(()),
+            (Err(e), _) | (Ok(()), Err(e)) => {
+                slot.conn = None;
+                Err(e)
+            }
+        }
+    }
+}
+
+fn poisoned() -> LogError {
+    LogError::Storage("a lock of the database engine was poisoned by a panic".into())
+}
+
+/// Runs `sql` with `params` (as a prepared statement, cached per connection).
+async fn query(conn: &ClientWrapper, sql: &str, params: &[Param]) -> Result<Vec<PgRow>, LogError> {
+    let statement = conn.prepare_cached(sql).await.map_err(storage)?;
+    let refs: Vec<&(dyn ToSql + Sync)> = params
+        .iter()
+        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+        .collect();
+    conn.query(&statement, &refs).await.map_err(storage)
+}
+
+/// `work` between BEGIN and COMMIT, or ROLLBACK when it fails.
+async fn in_transaction(
+    conn: &ClientWrapper,
+    work: impl Future<Output = Result<(), LogError>>,
+) -> Result<(), LogError> {
+    conn.batch_execute("BEGIN").await.map_err(storage)?;
+    match work.await {
+        Ok(()) => conn.batch_execute("COMMIT").await.map_err(storage),
+        Err(e) => {
+            if let Err(rollback) = conn.batch_execute("ROLLBACK").await {
+                tracing::warn!(error = %rollback, "rolling back a failed batch failed too");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// A [`WriteSet`] as owned columns, ready to be sent to the database.
+struct Batch {
+    log: i32,
+    entry_idx: Vec<i64>,
+    entries: Vec<Vec<u8>>,
+    index_names: Vec<String>,
+    index_keys: Vec<Vec<u8>>,
+    index_idx: Vec<i64>,
+    hash_pos: Vec<i64>,
+    hashes: Vec<Vec<u8>>,
+    blob_idx: Vec<i64>,
+    blob_digests: Vec<Vec<u8>>,
+    blobs: Vec<Vec<u8>>,
+    state: Vec<StateOp>,
+    checkpoint_sizes: Vec<i64>,
+    checkpoints: Vec<Vec<u8>>,
+    state_size: Option<i64>,
+}
+
+impl Batch {
+    fn of(log: i32, set: &WriteSet<'_>) -> Result<Batch, LogError> {
+        let from = signed(set.entries_from)?;
+        let hashes_from = signed(set.hashes_from)?;
+        let mut index_idx = Vec::with_capacity(set.index_rows.len());
+        for (_, _, index) in &set.index_rows {
+            index_idx.push(signed(*index)?);
+        }
+        let mut blob_idx = Vec::with_capacity(set.blobs.len());
+        for (index, _, _) in &set.blobs {
+            blob_idx.push(signed(*index)?);
+        }
+        let mut checkpoint_sizes = Vec::with_capacity(set.checkpoints.len());
+        for (size, _) in &set.checkpoints {
+            checkpoint_sizes.push(signed(*size)?);
+        }
+        Ok(Batch {
+            log,
+            entry_idx: (from..).take(set.entries.len()).collect(),
+            entries: set.entries.iter().map(|e| e.to_vec()).collect(),
+            index_names: set.index_rows.iter().map(|r| r.0.to_owned()).collect(),
+            index_keys: set.index_rows.iter().map(|r| r.1.clone()).collect(),
+            index_idx,
+            hash_pos: (hashes_from..).take(set.hashes.len()).collect(),
+            hashes: set.hashes.iter().map(|h| h.to_vec()).collect(),
+            blob_idx,
+            blob_digests: set.blobs.iter().map(|b| b.1.to_vec()).collect(),
+            blobs: set.blobs.iter().map(|b| b.2.to_vec()).collect(),
+            state: set.state.iter().map(|op| (*op).clone()).collect(),
+            checkpoint_sizes,
+            checkpoints: set.checkpoints.iter().map(|c| c.1.to_vec()).collect(),
+            state_size: set.state_size.map(signed).transpose()?,
+        })
+    }
+}
+
+/// Writes every table's rows of `batch`, one statement per table, and moves the log's size
+/// from `expected` to `new_size`: refused ([`LogError::Superseded`]) unless the log is still
+/// at `expected`.
+async fn write_batch(
+    conn: &ClientWrapper,
+    batch: Batch,
+    expected: u64,
+    new_size: u64,
+) -> Result<(), LogError> {
+    let log = batch.log;
+    let run = |sql: &'static str, params: Vec<Param>| async move {
+        query(conn, sql, &params).await
+    };
+    if !batch.entries.is_empty() {
+        run(
+            "INSERT INTO tb_entries (log, idx, bytes)
+             SELECT $1, * FROM unnest($2::int8[], $3::bytea[])",
+            vec![
+                Box::new(log),
+                Box::new(batch.entry_idx),
+                Box::new(batch.entries),
+            ],
+        )
+        .await?;
+    }
+    if !batch.index_idx.is_empty() {
+        run(
+            "INSERT INTO tb_index_rows (log, name, key, idx)
+             SELECT $1, * FROM unnest($2::text[], $3::bytea[], $4::int8[])
+             ON CONFLICT DO NOTHING",
+            vec![
+                Box::new(log),
+                Box::new(batch.index_names),
+                Box::new(batch.index_keys),
+                Box::new(batch.index_idx),
+            ],
+        )
+        .await?;
+    }
+    if !batch.hashes.is_empty() {
+        run(
+            "INSERT INTO tb_hashes (log, pos, hash)
+             SELECT $1, * FROM unnest($2::int8[], $3::bytea[])
+             ON CONFLICT (log, pos) DO UPDATE SET hash = EXCLUDED.hash",
+            vec![
+                Box::new(log),
+                Box::new(batch.hash_pos),
+                Box::new(batch.hashes),
+            ],
+        )
+        .await?;
+    }
+    if !batch.blobs.is_empty() {
+        run(
+            "INSERT INTO tb_blobs (log, idx, digest, bytes)
+             SELECT $1, * FROM unnest($2::int8[], $3::bytea[], $4::bytea[])
+             ON CONFLICT (log, idx, digest) DO UPDATE SET bytes = EXCLUDED.bytes",
+            vec![
+                Box::new(log),
+                Box::new(batch.blob_idx),
+                Box::new(batch.blob_digests),
+                Box::new(batch.blobs),
+            ],
+        )
+        .await?;
+    }
+    if !batch.state.is_empty() {
+        write_state(conn, log, &batch.state).await?;
+    }
+    if !batch.checkpoints.is_empty() {
+        run(
+            "INSERT INTO tb_checkpoints (log, size, bytes)
+             SELECT $1, * FROM unnest($2::int8[], $3::bytea[])
+             ON CONFLICT (log, size) DO UPDATE SET bytes = EXCLUDED.bytes",
+            vec![
+                Box::new(log),
+                Box::new(batch.checkpoint_sizes),
+                Box::new(batch.checkpoints),
+            ],
+        )
+        .await?;
+    }
+    let moved = run(
+        "UPDATE tb_logs SET size = $2, state_size = coalesce($3, state_size)
+         WHERE id = $1 AND size = $4 RETURNING id",
+        vec![
+            Box::new(log),
+            Box::new(signed(new_size)?),
+            Box::new(batch.state_size),
+            Box::new(signed(expected)?),
+        ],
+    )
+    .await?;
+    if moved.is_empty() {
+        return Err(LogError::Superseded(format!(
+            "the log is no longer at size {expected}"
+        )));
+    }
+    Ok(())
+}
+
+/// Applies state ops in order: each row's final value is worked out here (a patch reads the
+/// stored row only when no earlier op of the batch set it), then deleted and upserted rows go in
+/// one statement each.
+async fn write_state(conn: &ClientWrapper, log: i32, ops: &[StateOp]) -> Result<(), LogError> {
+    let key_of = |op: &StateOp| match op {
+        StateOp::Put { kind, key, .. }
+        | StateOp::Delete { kind, key }
+        | StateOp::Patch { kind, key, .. } => (*kind, key.clone()),
+    };
+    // Rows whose first op in the batch is a patch start from what is stored.
+    let mut first: HashMap<(u8, Vec<u8>), bool> = HashMap::new();
+    for op in ops {
+        first
+            .entry(key_of(op))
+            .or_insert(matches!(op, StateOp::Patch { .. }));
+    }
+    let (kinds, keys): (Vec<i16>, Vec<Vec<u8>>) = first
+        .iter()
+        .filter(|(_, patch)| **patch)
+        .map(|((kind, key), _)| (i16::from(*kind), key.clone()))
+        .unzip();
+    let mut rows: BTreeMap<(u8, Vec<u8>), Option<Vec<u8>>> = BTreeMap::new();
+    if !kinds.is_empty() {
+        let held = query(
+            conn,
+            "SELECT kind, key, value FROM tb_state
+             WHERE log = $1 AND (kind, key) IN (SELECT * FROM unnest($2::int2[], $3::bytea[]))",
+            &[Box::new(log), Box::new(kinds), Box::new(keys)],
+        )
+        .await?;
+        for row in held {
+            let kind = u8::try_from(row.get::<_, i16>(0))
+                .map_err(|_| LogError::Corrupt("a state row's kind is beyond a byte".into()))?;
+            rows.insert((kind, row.get(1)), Some(row.get(2)));
+        }
+    }
+    let mut touched: BTreeMap<(u8, Vec<u8>), Option<Vec<u8>>> = BTreeMap::new();
+    for op in ops {
+        let key = key_of(op);
+        let value = match op {
+            StateOp::Put { value, .. } => Some(value.clone()),
+            StateOp::Delete { .. } => None,
+            StateOp::Patch { .. } => {
+                let held = match touched.get(&key) {
+                    Some(value) => value.clone(),
+                    None => rows.get(&key).cloned().flatten(),
+                };
+                Some(op.patched(held)?)
+            }
+        };
+        touched.insert(key, value);
+    }
+    let (mut gone_kinds, mut gone_keys) = (Vec::new(), Vec::new());
+    let (mut put_kinds, mut put_keys, mut put_values) = (Vec::new(), Vec::new(), Vec::new());
+    for ((kind, key), value) in touched {
+        match value {
+            None => {
+                gone_kinds.push(i16::from(kind));
+                gone_keys.push(key);
+            }
+            Some(value) => {
+                put_kinds.push(i16::from(kind));
+                put_keys.push(key);
+                put_values.push(value);
+            }
+        }
+    }
+    if !gone_kinds.is_empty() {
+        query(
+            conn,
+            "DELETE FROM tb_state
+             WHERE log = $1 AND (kind, key) IN (SELECT * FROM unnest($2::int2[], $3::bytea[]))",
+            &[Box::new(log), Box::new(gone_kinds), Box::new(gone_keys)],
+        )
+        .await?;
+    }
+    if !put_kinds.is_empty() {
+        query(
+            conn,
+            "INSERT INTO tb_state (log, kind, key, value)
+             SELECT $1, * FROM unnest($2::int2[], $3::bytea[], $4::bytea[])
+             ON CONFLICT (log, kind, key) DO UPDATE SET value = EXCLUDED.value",
+            &[
+                Box::new(log),
+                Box::new(put_kinds),
+                Box::new(put_keys),
+                Box::new(put_values),
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// A read-only transaction on a pooled connection, ended (and the connection given back) when
+/// dropped.
+struct ReadTxn {
+    db: Arc<PgDatabase>,
+    conn: Option<Arc<Object>>,
+    log: i32,
+}
+
+impl ReadTxn {
+    fn query(&self, sql: &'static str, mut params: Vec<Param>) -> Result<Vec<PgRow>, LogError> {
+        let conn = self
+            .conn
+            .clone()
+            .ok_or_else(|| LogError::Storage("the snapshot has ended".into()))?;
+        params.insert(0, Box::new(self.log));
+        self.db
+            .on_runtime(async move { query(&conn, sql, &params).await })
+    }
+}
+
+impl Drop for ReadTxn {
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else { return };
+        // Ended on the runtime without waiting: the connection goes back to the pool once its
+        // transaction is over, or is closed if that fails.
+        self.db.handle.spawn(async move {
+            if let Err(e) = conn.batch_execute("ROLLBACK").await {
+                tracing::warn!(error = %e, "ending a read transaction failed; closing its connection");
+                if let Ok(conn) = Arc::try_unwrap(conn) {
+                    drop(Object::take(conn));
+                }
+            }
+        });
+    }
+}
+
+fn hash32(bytes: &[u8]) -> Result<[u8; 32], LogError> {
+    bytes
+        .try_into()
+        .map_err(|_| LogError::Corrupt(format!("a stored hash of {} bytes", bytes.len())))
+}
+
+struct PgSnapshot {
+    txn: ReadTxn,
+    size: u64,
+}
+
+impl Snapshot for PgSnapshot {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn entry(&self, index: u64) -> Result<Option<Vec<u8>>, LogError> {
+        let rows = self.txn.query(
+            "SELECT bytes FROM tb_entries WHERE log = $1 AND idx = $2",
+            vec![Box::new(signed(index)?)],
+        )?;
+        Ok(rows.first().map(|r| r.get(0)))
+    }
+
+    fn entries(&self, range: Range<u64>) -> Result<Vec<Vec<u8>>, LogError> {
+        let rows = self.txn.query(
+            "SELECT idx, bytes FROM tb_entries WHERE log = $1 AND idx >= $2 AND idx < $3
+             ORDER BY idx",
+            vec![
+                Box::new(signed(range.start)?),
+                Box::new(signed(range.end)?),
+            ],
+        )?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (row, want) in rows.iter().zip(range.clone()) {
+            if unsigned(row.get(0))? != want {
+                return Err(LogError::Corrupt(format!("entry {want} is missing")));
+            }
+            out.push(row.get(1));
+        }
+        if out.len() as u64 != range.end.saturating_sub(range.start) {
+            return Err(LogError::Corrupt(format!(
+                "entries {}..{} are incomplete",
+                range.start, range.end
+            )));
+        }
+        Ok(out)
+    }
+
+    fn hashes(&self, positions: &[u64]) -> Result<Vec<Option<[u8; 32]>>, LogError> {
+        let wanted = positions
+            .iter()
+            .map(|&p| signed(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let rows = self.txn.query(
+            "SELECT pos, hash FROM tb_hashes WHERE log = $1 AND pos = ANY($2)",
+            vec![Box::new(wanted)],
+        )?;
+        let mut found = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            found.insert(unsigned(row.get(0))?, hash32(row.get(1))?);
+        }
+        Ok(positions.iter().map(|p| found.get(p).copied()).collect())
+    }
+
+    fn blob(&self, index: u64, digest: &[u8; 32]) -> Result<Option<Vec<u8>>, LogError> {
+        let rows = self.txn.query(
+            "SELECT bytes FROM tb_blobs WHERE log = $1 AND idx = $2 AND digest = $3",
+            vec![Box::new(signed(index)?), Box::new(digest.to_vec())],
+        )?;
+        Ok(rows.first().map(|r| r.get(0)))
+    }
+
+    fn lookup(&self, name: &str, key: &[u8]) -> Result<Vec<u64>, LogError> {
+        let rows = self.txn.query(
+            "SELECT idx FROM tb_index_rows WHERE log = $1 AND name = $2 AND key = $3
+             ORDER BY idx",
+            vec![Box::new(name.to_owned()), Box::new(key.to_vec())],
+        )?;
+        rows.iter().map(|r| unsigned(r.get(0))).collect()
+    }
+
+    fn last_checkpoint(&self) -> Result<Option<(u64, Vec<u8>)>, LogError> {
+        let rows = self.txn.query(
+            "SELECT size, bytes FROM tb_checkpoints WHERE log = $1 ORDER BY size DESC LIMIT 1",
+            Vec::new(),
+        )?;
+        rows.first()
+            .map(|r| Ok((unsigned(r.get(0))?, r.get(1))))
+            .transpose()
+    }
+
+    fn checkpoints_from(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, LogError> {
+        let rows = self.txn.query(
+            "SELECT size, bytes FROM tb_checkpoints WHERE log = $1 AND size >= $2
+             ORDER BY size LIMIT $3",
+            vec![
+                Box::new(signed(from)?),
+                Box::new(i64::try_from(limit).unwrap_or(i64::MAX)),
+            ],
+        )?;
+        rows.iter()
+            .map(|r| Ok((unsigned(r.get(0))?, r.get(1))))
+            .collect()
+    }
+}
+
+struct PgState {
+    txn: ReadTxn,
+    size: u64,
+}
+
+fn kind_of(row: &PgRow) -> Result<u8, LogError> {
+    u8::try_from(row.get::<_, i16>(0))
+        .map_err(|_| LogError::Corrupt("a state row's kind is beyond a byte".into()))
+}
+
+impl StateView for PgState {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn get(&self, kind: u8, key: &[u8]) -> Result<Option<Vec<u8>>, LogError> {
+        let rows = self.txn.query(
+            "SELECT value FROM tb_state WHERE log = $1 AND kind = $2 AND key = $3",
+            vec![Box::new(i16::from(kind)), Box::new(key.to_vec())],
+        )?;
+        Ok(rows.first().map(|r| r.get(0)))
+    }
+
+    fn scan(
+        &self,
+        kind: u8,
+        from: &[u8],
+        each: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), LogError> {
+        let mut page = self.txn.query(
+            "SELECT key, value FROM tb_state WHERE log = $1 AND kind = $2 AND key >= $3
+             ORDER BY key LIMIT $4",
+            vec![Box::new(i16::from(kind)), Box::new(from.to_vec()), Box::new(PAGE)],
+        )?;
+        loop {
+            for row in &page {
+                if !each(row.get(0), row.get(1)) {
+                    return Ok(());
+                }
+            }
+            let Some(last) = page.last().filter(|_| page.len() as i64 == PAGE) else {
+                return Ok(());
+            };
+            let after: Vec<u8> = last.get(0);
+            page = self.txn.query(
+                "SELECT key, value FROM tb_state WHERE log = $1 AND kind = $2 AND key > $3
+                 ORDER BY key LIMIT $4",
+                vec![Box::new(i16::from(kind)), Box::new(after), Box::new(PAGE)],
+            )?;
+        }
+    }
+
+    fn last(&self, kind: u8) -> Result<Option<Row>, LogError> {
+        let rows = self.txn.query(
+            "SELECT key, value FROM tb_state WHERE log = $1 AND kind = $2
+             ORDER BY key DESC LIMIT 1",
+            vec![Box::new(i16::from(kind))],
+        )?;
+        Ok(rows.first().map(|r| (r.get(0), r.get(1))))
+    }
+
+    fn rows(&self) -> Result<Box<dyn Iterator<Item = Result<KindRow, LogError>> + '_>, LogError> {
+        Ok(Box::new(AllRows {
+            state: self,
+            after: None,
+            page: VecDeque::new(),
+            done: false,
+        }))
+    }
+}
+
+/// Every state row in (kind, key) order, a page at a time.
+struct AllRows<'a> {
+    state: &'a PgState,
+    after: Option<(i16, Vec<u8>)>,
+    page: VecDeque<KindRow>,
+    done: bool,
+}
+
+impl AllRows<'_> {
+    fn fetch(&mut self) -> Result<(), LogError> {
+        let rows = match self.after.take() {
+            None => self.state.txn.query(
+                "SELECT kind, key, value FROM tb_state WHERE log = $1
+                 ORDER BY kind, key LIMIT $2",
+                vec![Box::new(PAGE)],
+            )?,
+            Some((kind, key)) => self.state.txn.query(
+                "SELECT kind, key, value FROM tb_state WHERE log = $1 AND (kind, key) > ($2, $3)
+                 ORDER BY kind, key LIMIT $4",
+                vec![Box::new(kind), Box::new(key), Box::new(PAGE)],
+            )?,
+        };
+        self.done = (rows.len() as i64) < PAGE;
+        for row in &rows {
+            self.page.push_back((kind_of(row)?, row.get(1), row.get(2)));
+        }
+        if let Some((kind, key, _)) = self.page.back() {
+            self.after = Some((i16::from(*kind), key.clone()));
+        }
+        Ok(())
+    }
+}
+
+impl Iterator for AllRows<'_> {
+    type Item = Result<KindRow, LogError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.page.is_empty() && !self.done {
+            if let Err(e) = self.fetch() {
+                self.done = true;
+                return Some(Err(e));
+            }
+        }
+        self.page.pop_front().map(Ok)
+    }
+}
