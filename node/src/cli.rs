@@ -293,9 +293,7 @@ fn check_replicas(home: &Home, origins: &[PathBuf]) -> Result<()> {
         };
         println!(
             "replica {}: {} entries ({:?}), state in step; {checkpoint}{origin}",
-            check.file,
-            check.entries,
-            check.contents
+            check.file, check.entries, check.contents
         );
     }
     anyhow::ensure!(

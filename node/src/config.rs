@@ -189,7 +189,7 @@ pub enum StorageConfig {
     /// One redb file per log in the node's directory: embedded, nothing to install.
     #[default]
     Redb,
-    /// A PostgreSQL server (specs/storage.md).
+    /// A PostgreSQL server (README, "Storage: redb files or PostgreSQL").
     Postgres(PostgresConfig),
 }
 
@@ -349,7 +349,10 @@ mod tests {
         };
         assert_eq!(pg.schema.as_str(), "tongban");
         assert_eq!(pg.pool_size, 16);
-        assert!(!format!("{pg:?}").contains("secret"), "the password is redacted");
+        assert!(
+            !format!("{pg:?}").contains("secret"),
+            "the password is redacted"
+        );
         assert!(parse("engine = \"postgres\"").is_err(), "a url is required");
         assert!(parse("engine = \"sqlite\"").is_err());
         for bad in ["Tongban", "1x", "a-b", "pg_catalog", "x; drop"] {

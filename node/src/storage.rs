@@ -106,6 +106,19 @@ impl Storage {
         }
     }
 
+    /// Removes the log `name` (a replica to be caught up anew, say); its writer must be stopped.
+    pub fn remove_log(&self, name: &LogName) -> Result<(), LogError> {
+        match self {
+            Storage::Files(home) => match std::fs::remove_file(name.file(home)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(LogError::Storage(Box::new(e)))
+                }
+                _ => Ok(()),
+            },
+            Storage::Postgres(db) => db.remove_log(&name.key()),
+        }
+    }
+
     /// Where the log is kept, for messages: its file, or its name in the database.
     pub fn describe(&self, name: &LogName) -> String {
         match self {
@@ -144,7 +157,9 @@ impl Storage {
         let mut names = Vec::with_capacity(stems.len());
         for stem in stems {
             names.push(LogName::replica(&stem).ok_or_else(|| {
-                LogError::Corrupt(format!("a replica named {stem:?} is not <region>-<generation>"))
+                LogError::Corrupt(format!(
+                    "a replica named {stem:?} is not <region>-<generation>"
+                ))
             })?);
         }
         names.sort_by_key(LogName::key);

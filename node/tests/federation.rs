@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use tongban_core::status::{ListStatus, State};
 use tongban_core::trust::{StatusList, StatusSnapshot, TrustStore};
 use tongban_node::log::{Contents, Log, LogConfig, LogError, NoIndex};
+use tongban_node::storage::LogName;
 
 fn verify(node: &Node, cert: &str) -> Value {
     let reply = node.post("/v1/verify", None, &json!({"certificate": cert}));
@@ -215,12 +216,7 @@ fn trust_and_status_replicate_and_a_restarted_node_catches_up() {
     // rules over the same entries, whether applied as published or proven after a restart.
     let (origin, size) = stop_when_replicated(&mut federation);
     for i in [1, 2] {
-        let replica = open(
-            federation.nodes[i]
-                .dir
-                .join("replicas")
-                .join("341200-1.redb"),
-        );
+        let replica = open(&federation.nodes[i].dir, &replica_name("341200"));
         assert_eq!(replica.state_size().unwrap(), size);
         let differences = origin.state_differences_with(&replica).unwrap();
         assert_eq!(differences.count, 0, "node {i}: {differences:?}");
@@ -258,10 +254,9 @@ fn replicas_keep_no_entries_unless_configured_and_an_archive_serves_catch_up() {
     // A stops answering; B loses its replica of A and starts again, knowing only C.
     signal(&federation.nodes[0], "-STOP");
     federation.nodes[1].kill9();
-    let replica_of_a: Vec<_> = (0..3)
-        .map(|i| federation.nodes[i].dir.join("replicas/341200-1.redb"))
-        .collect();
-    std::fs::remove_file(&replica_of_a[1]).unwrap();
+    node_process::node_storage(&federation.nodes[1].dir)
+        .remove_log(&replica_name("341200"))
+        .unwrap();
     let via_c = p2p_address(&federation.nodes[2]);
     federation.nodes[1].start_with(&["--bootstrap".into(), via_c]);
     let b = &federation.nodes[1];
@@ -275,7 +270,9 @@ fn replicas_keep_no_entries_unless_configured_and_an_archive_serves_catch_up() {
     // C loses its replica of A and starts again, knowing B, which keeps no entries, and A's
     // address (A answers nothing yet).
     federation.nodes[2].kill9();
-    std::fs::remove_file(&replica_of_a[2]).unwrap();
+    node_process::node_storage(&federation.nodes[2].dir)
+        .remove_log(&replica_name("341200"))
+        .unwrap();
     let via_b = p2p_address(&federation.nodes[1]);
     let bootstrap = [
         "--bootstrap".into(),
@@ -311,7 +308,10 @@ fn replicas_keep_no_entries_unless_configured_and_an_archive_serves_catch_up() {
     );
 
     let (origin, size) = stop_when_replicated(&mut federation);
-    let (light, archive) = (open(replica_of_a[1].clone()), open(replica_of_a[2].clone()));
+    let (light, archive) = (
+        open(&federation.nodes[1].dir, &replica_name("341200")),
+        open(&federation.nodes[2].dir, &replica_name("341200")),
+    );
     assert_eq!(light.contents(), Contents::Tree);
     assert!(matches!(light.entries(0..1), Err(LogError::EntriesNotHeld)));
     assert_eq!(archive.contents(), Contents::Entries);
@@ -336,30 +336,8 @@ fn replicas_keep_no_entries_unless_configured_and_an_archive_serves_catch_up() {
         assert!(out.contains("state equal to the origin's"), "{out}");
         assert!(out.contains(&format!("{size} entries")), "{out}");
     }
-    {
-        // One certificate record's last byte (its status index) changed in the file itself.
-        use redb::{ReadableDatabase, TableDefinition};
-        const STATE: TableDefinition<(u8, &[u8]), &[u8]> = TableDefinition::new("state");
-        let db = redb::Database::open(&replica_of_a[1]).unwrap();
-        let (key, mut value) = {
-            let txn = db.begin_read().unwrap();
-            let table = txn.open_table(STATE).unwrap();
-            let (key, value) = table
-                .range((1u8, &b""[..])..)
-                .unwrap()
-                .next()
-                .unwrap()
-                .unwrap();
-            (key.value().1.to_vec(), value.value().to_vec())
-        };
-        *value.last_mut().unwrap() ^= 1;
-        let txn = db.begin_write().unwrap();
-        txn.open_table(STATE)
-            .unwrap()
-            .insert((1u8, key.as_slice()), value.as_slice())
-            .unwrap();
-        txn.commit().unwrap();
-    }
+    // One certificate record's last byte (its status index) changed where it is stored.
+    flip_last_byte_of_first_certificate(&federation.nodes[1].dir);
     let dir = federation.nodes[1].dir.to_str().unwrap().to_owned();
     let out = std::process::Command::new(node_process::BIN)
         .args(["check", "--dir", &dir, "--origin", &a_dir])
@@ -387,7 +365,7 @@ fn stop_when_replicated(federation: &mut Federation) -> (Log, u64) {
     for node in &mut federation.nodes {
         node.kill9();
     }
-    let origin = open(federation.nodes[0].dir.join("log.redb"));
+    let origin = open(&federation.nodes[0].dir, &LogName::Region);
     assert_eq!(
         origin.size().unwrap(),
         size,
@@ -396,13 +374,74 @@ fn stop_when_replicated(federation: &mut Federation) -> (Log, u64) {
     (origin, size)
 }
 
-/// A replica or log file of the test federation's suite.
-fn open(path: std::path::PathBuf) -> Log {
+/// A log of the (stopped) node in `dir`, of the test federation's suite.
+fn open(dir: &std::path::Path, name: &LogName) -> Log {
     let config = LogConfig {
         suite: tongban_core::suite::Suite::parse(&node_process::suite()).unwrap(),
         ..LogConfig::default()
     };
-    Log::open(&path, config, Arc::new(NoIndex)).unwrap()
+    node_process::node_storage(dir)
+        .open_log(name, config, Arc::new(NoIndex))
+        .unwrap()
+}
+
+/// Changes, behind the log's back, the last byte of the first certificate row (state kind 1) of
+/// the (stopped) node's replica of 341200: in its redb file, or in its database rows.
+fn flip_last_byte_of_first_certificate(dir: &std::path::Path) {
+    let config = tongban_node::home::load(&tongban_node::home::Home::new(dir))
+        .unwrap()
+        .config;
+    if let tongban_node::config::StorageConfig::Postgres(pg) = config.storage {
+        let sql = format!(
+            "SET search_path = {};
+             UPDATE tb_state SET value = set_byte(value, length(value) - 1,
+                                                  get_byte(value, length(value) - 1) # 1)
+             WHERE (log, kind, key) = (
+                 SELECT log, kind, key FROM tb_state
+                 WHERE log = (SELECT id FROM tb_logs WHERE name = 'replica/341200-1') AND kind = 1
+                 ORDER BY key LIMIT 1);",
+            pg.schema.as_str()
+        );
+        let out = std::process::Command::new("psql")
+            .args([pg.url.0.as_str(), "-v", "ON_ERROR_STOP=1", "-c", &sql])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("UPDATE 1"),
+            "{out:?}"
+        );
+        return;
+    }
+    use redb::{ReadableDatabase, TableDefinition};
+    const STATE: TableDefinition<(u8, &[u8]), &[u8]> = TableDefinition::new("state");
+    let db = redb::Database::open(dir.join("replicas/341200-1.redb")).unwrap();
+    let (key, mut value) = {
+        let txn = db.begin_read().unwrap();
+        let table = txn.open_table(STATE).unwrap();
+        let (key, value) = table
+            .range((1u8, &b""[..])..)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        (key.value().1.to_vec(), value.value().to_vec())
+    };
+    *value.last_mut().unwrap() ^= 1;
+    let txn = db.begin_write().unwrap();
+    txn.open_table(STATE)
+        .unwrap()
+        .insert((1u8, key.as_slice()), value.as_slice())
+        .unwrap();
+    txn.commit().unwrap();
+}
+
+/// The replica of the region `code`'s first log generation.
+fn replica_name(code: &str) -> LogName {
+    LogName::Replica {
+        region: tongban_core::ids::RegionCode::parse(code).unwrap(),
+        generation: 1,
+    }
 }
 
 /// Sends `signal` (e.g. `-STOP`) to `node`'s process with kill(1).

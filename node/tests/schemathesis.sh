@@ -15,7 +15,8 @@
 # minutes on 2 cores with a debug build, as busy as the machine is); ST_SEED (default 1) for a
 # reproducible run; ST_TIMEOUT seconds before schemathesis is stopped and the run fails (default
 # 600); ST_EXTRA extra arguments for `st run`; ST_REPORT_DIR to keep schemathesis' report (an
-# ndjson event log) there.
+# ndjson event log) there; ST_PG_URL a PostgreSQL server's URL to keep the node's logs in (a
+# schema of its own) instead of redb files.
 #
 # Whatever happens (a failure, a signal, the timeout), the node is stopped and the temporary
 # directory removed; the exit status is non-zero on any finding, any node error and any failure
@@ -78,6 +79,13 @@ trap 'exit 143' TERM
     >"$work/init.out"
 operator=$(sed -n 's/^operator token.*: \(tb_[0-9a-f]*\)$/\1/p' "$work/init.out")
 [[ -n $operator ]] || { echo "schemathesis.sh: no operator token in init output" >&2; cat "$work/init.out" >&2; exit 1; }
+
+if [[ -n ${ST_PG_URL:-} ]]; then
+    # [storage] is the last table `init` writes.
+    sed -i '/^\[storage\]$/,$d' "$work/node/config.toml"
+    printf '[storage]\nengine = "postgres"\nurl = "%s"\nschema = "st_%s_%s"\n' \
+        "$ST_PG_URL" "$$" "$(date +%s)" >>"$work/node/config.toml"
+fi
 
 : >"$work/node.out"
 RUST_LOG=${RUST_LOG:-warn} "$node_bin" run --dir "$work/node" --listen 127.0.0.1:0 \

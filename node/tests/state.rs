@@ -9,16 +9,83 @@ use node_process::{AGENCY_A, Node, certificate};
 use redb::{Database, ReadableTable, TableDefinition, WriteTransaction};
 use serde_json::json;
 use tongban_core::status::State;
+use tongban_node::config::StorageConfig;
 
 const STATE: TableDefinition<(u8, &[u8]), &[u8]> = TableDefinition::new("state");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
 
-/// Changes the (stopped) node's log file behind its back, in one committed transaction.
-fn edit_log(node: &Node, edit: impl FnOnce(&WriteTransaction)) {
+/// A change made behind the (stopped) node's back, to its log file or its database rows.
+enum Edit {
+    /// The first state row, in (kind, key) order, removed.
+    RemoveFirstStateRow,
+    /// The last byte of entry 2 flipped.
+    FlipEntry2,
+    /// The state dropped and its size reset: what an upgrade of the state's layout does.
+    DropState,
+    /// Marked as written by a newer build: redb's file format 4 (entries of format 1), or a
+    /// database schema version this build does not know.
+    NewerFormat,
+}
+
+fn edit_log(node: &Node, edit: Edit) {
+    let config = tongban_node::home::load(&tongban_node::home::Home::new(&node.dir))
+        .unwrap()
+        .config;
+    match config.storage {
+        StorageConfig::Postgres(pg) => edit_database(&pg, edit),
+        StorageConfig::Redb => edit_file(node, edit),
+    }
+}
+
+fn edit_database(pg: &tongban_node::config::PostgresConfig, edit: Edit) {
+    let log = "(SELECT id FROM tb_logs WHERE name = 'region')";
+    let sql = match edit {
+        Edit::RemoveFirstStateRow => format!(
+            "DELETE FROM tb_state WHERE (log, kind, key) = (SELECT log, kind, key FROM tb_state
+             WHERE log = {log} ORDER BY kind, key LIMIT 1)"
+        ),
+        Edit::FlipEntry2 => format!(
+            "UPDATE tb_entries SET bytes = set_byte(bytes, length(bytes) - 1,
+                                                    get_byte(bytes, length(bytes) - 1) # 1)
+             WHERE log = {log} AND idx = 2"
+        ),
+        Edit::DropState => format!(
+            "DELETE FROM tb_state WHERE log = {log}; UPDATE tb_logs SET state_size = 0 WHERE id = {log}"
+        ),
+        Edit::NewerFormat => "INSERT INTO tb_migrations (version) VALUES (999)".to_owned(),
+    };
+    let out = std::process::Command::new("psql")
+        .args([pg.url.0.as_str(), "-v", "ON_ERROR_STOP=1", "-c"])
+        .arg(format!("SET search_path = {}; {sql}", pg.schema.as_str()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
+
+fn edit_file(node: &Node, edit: Edit) {
     let db = Database::create(node.dir.join("log.redb")).unwrap();
     let txn = db.begin_write().unwrap();
-    edit(&txn);
+    match edit {
+        Edit::RemoveFirstStateRow => remove_first_state_row(&txn),
+        Edit::FlipEntry2 => {
+            let mut entries = txn.open_table(ENTRIES).unwrap();
+            let mut entry = entries.get(2).unwrap().unwrap().value().to_vec();
+            let last = entry.len() - 1;
+            entry[last] ^= 1;
+            entries.insert(2, entry.as_slice()).unwrap();
+        }
+        Edit::DropState => {
+            txn.delete_table(STATE).unwrap();
+            txn.open_table(META)
+                .unwrap()
+                .insert("state_size", 0)
+                .unwrap();
+        }
+        Edit::NewerFormat => {
+            txn.open_table(META).unwrap().insert("format", 4).unwrap();
+        }
+    }
     txn.commit().unwrap();
 }
 
@@ -86,19 +153,13 @@ fn check_finds_a_state_that_the_log_does_not_establish() {
     assert!(report.contains("state agrees with the log"), "{report}");
 
     // One row of the state removed behind the node's back.
-    edit_log(&node, remove_first_state_row);
+    edit_log(&node, Edit::RemoveFirstStateRow);
     let (agrees, report) = node.check();
     assert!(!agrees, "a missing row went unnoticed: {report}");
     assert!(report.contains("differs"), "{report}");
 
     // An entry whose signature no longer verifies: the replay stops there and names it.
-    edit_log(&node, |txn| {
-        let mut entries = txn.open_table(ENTRIES).unwrap();
-        let mut entry = entries.get(2).unwrap().unwrap().value().to_vec();
-        let last = entry.len() - 1;
-        entry[last] ^= 1;
-        entries.insert(2, entry.as_slice()).unwrap();
-    });
+    edit_log(&node, Edit::FlipEntry2);
     let (agrees, report) = node.check();
     assert!(!agrees, "a broken signature went unnoticed: {report}");
     assert!(
@@ -119,13 +180,7 @@ fn a_dropped_state_is_rebuilt_at_start_and_an_old_format_is_refused() {
 
     // What an upgrade of the state's layout does: the state dropped, its size reset; the start
     // rebuilds it from the entries.
-    edit_log(&node, |txn| {
-        txn.delete_table(STATE).unwrap();
-        txn.open_table(META)
-            .unwrap()
-            .insert("state_size", 0)
-            .unwrap();
-    });
+    edit_log(&node, Edit::DropState);
 
     node.start();
     let after: Vec<u64> = ids.iter().map(|id| state_of(&node, id)).collect();
@@ -134,14 +189,14 @@ fn a_dropped_state_is_rebuilt_at_start_and_an_old_format_is_refused() {
     let (agrees, report) = node.check();
     assert!(agrees, "{report}");
 
-    // A log of format 4 holds entries of format 1: refused with a message that says so.
-    edit_log(&node, |txn| {
-        txn.open_table(META).unwrap().insert("format", 4).unwrap();
-    });
+    // A log written by a newer build (redb: format 4, entries of format 1; PostgreSQL: a
+    // schema version this build does not know) is refused with a message that says so.
+    edit_log(&node, Edit::NewerFormat);
     let (opened, refused) = node.check();
     assert!(!opened, "{refused}");
     assert!(
-        refused.contains("log format 4 holds entries written before status lists"),
+        refused.contains("log format 4 holds entries written before status lists")
+            || refused.contains("schema is at version 999"),
         "{refused}"
     );
 }

@@ -41,11 +41,7 @@ pub enum ReplicaCheckError {
     #[error("{0}")]
     Storage(#[source] LogError),
     #[error("{file}: the state reflects {state} of its {size} entries")]
-    StateBehind {
-        file: String,
-        state: u64,
-        size: u64,
-    },
+    StateBehind { file: String, state: u64, size: u64 },
     #[error("{file}: {detail}")]
     Checkpoint { file: String, detail: String },
     #[error(
@@ -75,8 +71,8 @@ pub fn check_replicas(
             Storage::open(&origin, &loaded.config.storage).map_err(ReplicaCheckError::Storage)?;
         origin_logs.push((loaded.region, open(&storage, &LogName::Region)?));
     }
-    let storage = Storage::open(home, &load(home)?.config.storage)
-        .map_err(ReplicaCheckError::Storage)?;
+    let storage =
+        Storage::open(home, &load(home)?.config.storage).map_err(ReplicaCheckError::Storage)?;
     let mut checks = Vec::new();
     let mut found = Vec::new();
     for name in storage.replicas().map_err(ReplicaCheckError::Storage)? {

@@ -24,11 +24,11 @@ use tongban_core::values::{ShortText, Time};
 use super::{Federation, FederationError, setup};
 use crate::entry_index::EntryIndexer;
 use crate::log::{Contents, Log, LogConfig, LogError};
-use crate::storage::LogName;
 use crate::metrics::RegionLabel;
 use crate::refusal::Refusal;
 use crate::region::state::{self, Rows};
 use crate::region::{PeerStatus, now, rebuild_state, status_note};
+use crate::storage::LogName;
 
 /// How long the federation-wide trust bundles this node builds stay valid.
 const BUNDLE_VALIDITY: u64 = 7 * 24 * 3600;

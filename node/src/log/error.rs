@@ -59,6 +59,11 @@ pub enum LogError {
     #[error("storage: {0}")]
     Storage(#[source] Box<dyn std::error::Error + Send + Sync>),
 
+    /// The entries were built on submissions of an earlier epoch: a batch failed (or a fence
+    /// passed) since, so what they were built on may not be in the log. Nothing was written.
+    #[error("the log's epoch is {current}; these entries were built in epoch {built}")]
+    Stale { built: u64, current: u64 },
+
     /// Another process writes this log (it holds the log's writer lock, or wrote the log while
     /// this one had lost its database connection): this process must not write it.
     #[error("superseded: {0}")]

@@ -25,6 +25,7 @@ mod writer;
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::thread::JoinHandle;
 
@@ -121,6 +122,8 @@ struct Inner {
     suite: Suite,
     sender: Option<Sender<Command>>,
     writer: Option<JoinHandle<()>>,
+    /// Failed batches and fences so far, as the writer counts them.
+    epoch: Arc<AtomicU64>,
 }
 
 impl Drop for Inner {
@@ -165,7 +168,9 @@ impl Log {
         }
         let checkpoint = engine.read()?.last_checkpoint()?.map(|(size, _)| size);
         let (sender, receiver) = mpsc::channel();
+        let epoch = Arc::new(AtomicU64::new(0));
         let writer = Writer {
+            epoch: epoch.clone(),
             engine: engine.clone(),
             indexer,
             max_batch: config.max_batch,
@@ -187,6 +192,7 @@ impl Log {
                 suite: opened.suite,
                 sender: Some(sender),
                 writer: Some(handle),
+                epoch,
             }),
         })
     }
@@ -229,6 +235,42 @@ impl Log {
         blobs: Vec<Blob>,
         state: Vec<StateOp>,
     ) -> Result<Pending<Range<u64>>, LogError> {
+        self.submit_with(None, entries, blobs, state)
+    }
+
+    /// [`Log::submit`] for entries built on the submissions of `epoch` (a sequencer's, which
+    /// applies entries to its state before they are durable): refused with
+    /// [`LogError::Stale`] once a batch has failed or a fence passed since, so nothing built on
+    /// a failed batch ever enters the log.
+    pub fn submit_in(
+        &self,
+        epoch: u64,
+        entries: Vec<Vec<u8>>,
+        blobs: Vec<Blob>,
+        state: Vec<StateOp>,
+    ) -> Result<Pending<Range<u64>>, LogError> {
+        self.submit_with(Some(epoch), entries, blobs, state)
+    }
+
+    /// The current epoch: how many batches have failed and fences passed.
+    pub fn epoch(&self) -> u64 {
+        self.inner.epoch.load(Ordering::Acquire)
+    }
+
+    /// Starts a new epoch once every command queued before is answered (committed or
+    /// refused), and returns it: after it, the log holds everything it will ever hold of what
+    /// was submitted before, and refuses what was built in an earlier epoch.
+    pub fn fence(&self) -> Result<u64, LogError> {
+        self.request(|reply| Command::Fence { reply })
+    }
+
+    fn submit_with(
+        &self,
+        epoch: Option<u64>,
+        entries: Vec<Vec<u8>>,
+        blobs: Vec<Blob>,
+        state: Vec<StateOp>,
+    ) -> Result<Pending<Range<u64>>, LogError> {
         let max = self.inner.config.max_entry;
         if let Some(big) = entries.iter().find(|e| e.len() > max) {
             return Err(LogError::EntryTooLarge {
@@ -243,6 +285,7 @@ impl Log {
             entries,
             blobs,
             state,
+            epoch,
             reply,
         })
     }

@@ -351,6 +351,7 @@ fn log_with_writer(dir: &tempfile::TempDir, writer: impl FnOnce(mpsc::Receiver<C
             suite: Suite::Ed25519,
             sender: Some(sender),
             writer: None,
+            epoch: Arc::default(),
         }),
     }
 }
@@ -646,6 +647,81 @@ fn a_write_the_engine_fails_is_never_acknowledged_and_one_it_committed_is_never_
         Err(LogError::CheckpointRefused { .. })
     ));
     assert_eq!(log.last_checkpoint().unwrap(), Some((4, b"four".to_vec())));
+}
+
+#[test]
+fn what_was_built_on_a_failed_batch_never_enters_the_log() {
+    let held = held();
+    let (inner, opened) = held
+        .storage
+        .open_engine(&LogName::Region, &LogConfig::default())
+        .unwrap();
+    let engine = Arc::new(Flaky {
+        inner,
+        next: std::sync::Mutex::new(None),
+    });
+    let log = Log::over(
+        engine.clone(),
+        opened,
+        LogConfig::default(),
+        Arc::new(NoIndex),
+    )
+    .unwrap();
+    let epoch = log.epoch();
+    log.submit_in(epoch, vec![b"a".to_vec()], Vec::new(), Vec::new())
+        .unwrap()
+        .wait()
+        .unwrap();
+    // A sequencer applied "b", then "c" on top of it; "b"'s batch fails.
+    engine.fail_next(Fault::Before);
+    let b = log
+        .submit_in(epoch, vec![b"b".to_vec()], Vec::new(), Vec::new())
+        .unwrap();
+    assert!(matches!(b.wait(), Err(LogError::BatchFailed(_))));
+    let c = log
+        .submit_in(epoch, vec![b"c".to_vec()], Vec::new(), Vec::new())
+        .unwrap();
+    assert!(
+        matches!(c.wait(), Err(LogError::Stale { built, current }) if built == epoch && current == epoch + 1)
+    );
+    // Appends that were not built on earlier submissions (a replica's) are not refused.
+    assert_eq!(log.append(b"plain".to_vec()).unwrap(), 1);
+    // A fence answers once everything before it is answered, and starts an epoch of its own.
+    let fenced = log.fence().unwrap();
+    assert_eq!(fenced, epoch + 2);
+    assert!(
+        log.submit_in(epoch + 1, vec![b"x".to_vec()], Vec::new(), Vec::new())
+            .unwrap()
+            .wait()
+            .is_err()
+    );
+    log.submit_in(fenced, vec![b"d".to_vec()], Vec::new(), Vec::new())
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!(
+        log.entries(0..3).unwrap(),
+        vec![b"a".to_vec(), b"plain".to_vec(), b"d".to_vec()]
+    );
+}
+
+#[test]
+fn one_write_may_store_one_checkpoint_size_twice_and_the_last_wins() {
+    let held = held();
+    let (engine, _) = held
+        .storage
+        .open_engine(&LogName::Region, &LogConfig::default())
+        .unwrap();
+    engine
+        .write(&WriteSet {
+            checkpoints: vec![(0, b"first"), (0, b"second")],
+            ..WriteSet::default()
+        })
+        .unwrap();
+    assert_eq!(
+        engine.read().unwrap().last_checkpoint().unwrap(),
+        Some((0, b"second".to_vec()))
+    );
 }
 
 #[test]

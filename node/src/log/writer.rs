@@ -4,6 +4,7 @@
 use std::ops::Range;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::time::Instant;
 
@@ -32,7 +33,14 @@ pub(crate) enum Command {
         blobs: Vec<Blob>,
         /// What the entries change in the state, written with them.
         state: Vec<StateOp>,
+        /// The epoch the entries were built in, when they were built on the log's earlier
+        /// submissions: refused if a batch has failed (or a fence passed) since.
+        epoch: Option<u64>,
         reply: Reply<Range<u64>>,
+    },
+    /// Starts a new epoch once every command queued before it is answered.
+    Fence {
+        reply: Reply<u64>,
     },
     /// State changes of entries already in the log, up to `to` (after an upgrade).
     CatchUp {
@@ -57,7 +65,8 @@ impl Command {
             Command::Append { entries, .. } => entries.len().max(1),
             Command::Checkpoint { .. }
             | Command::RebuildIndexes { .. }
-            | Command::CatchUp { .. } => 1,
+            | Command::CatchUp { .. }
+            | Command::Fence { .. } => 1,
         }
     }
 
@@ -87,7 +96,15 @@ impl Command {
             | Command::CatchUp { reply, .. } => {
                 let _ = reply.send(Err(LogError::BatchFailed(e.clone())));
             }
+            Command::Fence { reply } => {
+                let _ = reply.send(Err(LogError::BatchFailed(e.clone())));
+            }
         }
+    }
+
+    /// Whether this is an append built in an epoch before `current`.
+    fn is_stale(&self, current: u64) -> bool {
+        matches!(self, Command::Append { epoch: Some(e), .. } if *e != current)
     }
 }
 
@@ -107,6 +124,8 @@ pub(crate) struct Writer {
     pub(crate) suite: Suite,
     /// The tree size of the latest stored checkpoint, which a new one may not go below.
     pub(crate) checkpoint: Option<u64>,
+    /// Batches failed and fences passed so far ([`super::Log::epoch`]).
+    pub(crate) epoch: Arc<AtomicU64>,
 }
 
 /// What one command of a committed batch answers.
@@ -145,13 +164,22 @@ impl Writer {
                     let _ = reply.send(result);
                     continue;
                 }
+                Command::Fence { reply } => {
+                    // Everything queued before was committed or refused: the channel is FIFO.
+                    let _ = reply.send(Ok(self.epoch.fetch_add(1, Ordering::AcqRel) + 1));
+                    continue;
+                }
                 other => other,
             };
             let mut weight = first.weight();
             let mut batch = vec![first];
             while weight < self.max_batch {
                 match rx.try_recv() {
-                    Ok(c @ (Command::RebuildIndexes { .. } | Command::CatchUp { .. })) => {
+                    Ok(
+                        c @ (Command::RebuildIndexes { .. }
+                        | Command::CatchUp { .. }
+                        | Command::Fence { .. }),
+                    ) => {
                         carried = Some(c);
                         break;
                     }
@@ -172,6 +200,20 @@ impl Writer {
     }
 
     fn commit(&mut self, batch: Vec<Command>) {
+        let current = self.epoch.load(Ordering::Acquire);
+        let (stale, batch): (Vec<Command>, Vec<Command>) =
+            batch.into_iter().partition(|c| c.is_stale(current));
+        for command in stale {
+            if let Command::Append { epoch, reply, .. } = command {
+                let _ = reply.send(Err(LogError::Stale {
+                    built: epoch.unwrap_or(current),
+                    current,
+                }));
+            }
+        }
+        if batch.is_empty() {
+            return;
+        }
         let started = Instant::now();
         match self.write_batch(&batch) {
             Ok((outcomes, new_size, checkpoint)) => {
@@ -193,6 +235,8 @@ impl Writer {
             }
             Err(e) => {
                 tracing::error!(error = %e, requests = batch.len(), "log batch failed; rolled back");
+                // Before anyone hears of it: what was built on this batch is refused from now on.
+                self.epoch.fetch_add(1, Ordering::AcqRel);
                 let e = Arc::new(e);
                 for command in batch {
                     command.fail(&e);
@@ -310,7 +354,9 @@ impl Writer {
                     }
                     outcomes.push(Outcome::Checkpoint(result));
                 }
-                Command::RebuildIndexes { .. } | Command::CatchUp { .. } => {
+                Command::RebuildIndexes { .. }
+                | Command::CatchUp { .. }
+                | Command::Fence { .. } => {
                     return Err(LogError::Corrupt(
                         "internal: a command that runs alone was queued inside a batch".into(),
                     ));

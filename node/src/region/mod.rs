@@ -200,6 +200,7 @@ impl Region {
             seals,
             overlay: Overlay::default(),
             seal_keys: HashMap::new(),
+            epoch: log.epoch(),
         };
         drop(snapshot);
         seq.seal_keys = seal_keys(&home.seal_keys(), &seq.seals)?;

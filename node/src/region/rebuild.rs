@@ -114,7 +114,11 @@ pub fn check_home(home: &Home) -> Result<Check, RebuildError> {
         ..LogConfig::default()
     };
     let storage = crate::storage::Storage::open(home, &loaded.config.storage)?;
-    let log = storage.open_log(&crate::storage::LogName::Region, config, Arc::new(EntryIndexer))?;
+    let log = storage.open_log(
+        &crate::storage::LogName::Region,
+        config,
+        Arc::new(EntryIndexer),
+    )?;
     let dir = home.log();
     let scratch_dir = dir.parent().unwrap_or(Path::new("."));
     check(

@@ -31,6 +31,9 @@ pub(super) struct Sequencer {
     /// What entries submitted and not durable yet changed.
     pub(super) overlay: Overlay,
     pub(super) seal_keys: HashMap<KeyId, Arc<SecretKey>>,
+    /// The log's epoch this state was built in: its submissions are refused once a batch
+    /// failed since (`Log::submit_in`).
+    pub(super) epoch: u64,
 }
 
 /// An entry checked and applied by the sequencer, not yet submitted to the log.
@@ -108,14 +111,42 @@ impl Sequencer {
 
 impl Region {
     pub(super) fn sequencer(&self) -> Result<MutexGuard<'_, Sequencer>, Refusal> {
+        let mut seq = self.seq.lock().map_err(|_| lock_failed())?;
         if self.poisoned.load(Ordering::Acquire) {
-            return Err(Refusal::new(
-                Kind::Unavailable,
-                "STORAGE_UNAVAILABLE",
-                "a write failed after it was applied; restart the node to replay its log",
-            ));
+            self.recover(&mut seq).map_err(|e| {
+                Refusal::new(
+                    Kind::Unavailable,
+                    "STORAGE_UNAVAILABLE",
+                    format!("a write failed and the log cannot be read again yet: {e}"),
+                )
+            })?;
         }
-        self.seq.lock().map_err(|_| lock_failed())
+        Ok(seq)
+    }
+
+    /// After a write failed: waits until the log has answered everything submitted (a fence,
+    /// after which it refuses what was built before), then takes the state again from what the
+    /// log durably holds. What the failed writes had applied in memory is gone; what committed
+    /// despite an error is kept. Retried by the next write while storage is unreachable.
+    fn recover(&self, seq: &mut Sequencer) -> Result<(), LogError> {
+        let epoch = self.log.fence()?;
+        let snapshot = self.log.state()?;
+        seq.head = state::Rows(&snapshot).head(snapshot.size())?;
+        seq.seals = state::all_seals(&snapshot)?
+            .into_iter()
+            .map(|s| (s.info.key.kid(), s))
+            .collect();
+        seq.overlay = Overlay::default();
+        seq.epoch = epoch;
+        // Seals queued for a trust bundle at sizes never made durable are dropped with them.
+        self.published.clear();
+        self.poisoned.store(false, Ordering::Release);
+        tracing::warn!(
+            size = seq.head.size,
+            epoch,
+            "writes resumed from the log's durable state"
+        );
+        Ok(())
     }
 
     fn poison(&self, why: &str) {
@@ -156,7 +187,7 @@ impl Region {
             .flat_map(|e| state::ops_of(&e.delta))
             .collect();
         let bytes = entries.into_iter().map(|e| e.bytes).collect();
-        let pending = match self.log.submit(bytes, blobs, ops) {
+        let pending = match self.log.submit_in(seq.epoch, bytes, blobs, ops) {
             Ok(pending) => pending,
             Err(e) => {
                 self.poison("the log refused an applied entry");
@@ -200,6 +231,9 @@ impl Region {
                     range.start
                 )))
             }
+            // Refused unwritten, built before a failure whose own callers poison the state
+            // (or before a recovery that already took the state again): nothing to undo here.
+            Err(e @ LogError::Stale { .. }) => Err(e.into()),
             Err(e) => {
                 self.poison("a commit failed after its entry was applied");
                 Err(e.into())

@@ -111,6 +111,14 @@ impl Published {
         Ok(())
     }
 
+    /// Forgets every queued change (their entries were not made durable).
+    pub fn clear(&self) {
+        match self.queue.lock() {
+            Ok(mut queue) => queue.clear(),
+            Err(poisoned) => poisoned.into_inner().clear(),
+        }
+    }
+
     /// Everything below `durable` is committed: the view reaches it, and takes the seals of the
     /// latest queued change below it; a trust bundle is signed only here, over seals the log
     /// holds.

@@ -53,6 +53,7 @@ pub fn init(dir: &Path, code: &str, federation_key: Option<&Path>) -> Node {
         "checkpoint_interval_ms = 200",
     );
     std::fs::write(&config, text).unwrap();
+    crate::node_process::use_test_storage(&config);
     Node {
         dir: dir.to_owned(),
         operator,

@@ -56,6 +56,30 @@ pub fn suite() -> String {
     std::env::var("TONGBAN_TEST_SUITE").unwrap_or_else(|_| "ed25519".into())
 }
 
+/// Points the node whose config is at `config` at the engine the tests run on: a schema of its
+/// own on the tests' PostgreSQL server when `TONGBAN_TEST_STORAGE=postgres` (CI runs the node's
+/// tests on both engines), redb files as `init` wrote otherwise.
+pub fn use_test_storage(config: &Path) {
+    let Some(pg) = tongban_node::storage::test_postgres() else {
+        return;
+    };
+    let section = toml::to_string(&tongban_node::config::StorageConfig::Postgres(pg)).unwrap();
+    let text = std::fs::read_to_string(config).unwrap();
+    assert!(text.contains("[storage]\nengine = \"redb\"\n"), "{text}");
+    let text = text.replace(
+        "[storage]\nengine = \"redb\"\n",
+        &format!("[storage]\n{section}"),
+    );
+    std::fs::write(config, text).unwrap();
+}
+
+/// Where the (stopped) node in `dir` keeps its logs, as its config.toml says.
+pub fn node_storage(dir: &Path) -> tongban_node::storage::Storage {
+    let home = tongban_node::home::Home::new(dir);
+    let config = tongban_node::home::load(&home).unwrap().config;
+    tongban_node::storage::Storage::open(&home, &config.storage).unwrap()
+}
+
 impl Node {
     /// `tongban-node init` in `dir` (a fresh directory).
     pub fn init(dir: &Path) -> Node {
@@ -83,6 +107,7 @@ impl Node {
             .unwrap()
             .replace("check_interval_ms = 1000", "check_interval_ms = 100");
         std::fs::write(&config, text).unwrap();
+        use_test_storage(&config);
         Node {
             dir: dir.to_owned(),
             operator,

@@ -38,6 +38,8 @@ use schema::{signed, unsigned};
 const PAGE: i64 = 1024;
 /// How long a connection may take to open, and a caller may wait for a pooled one.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long opening a log waits for another process to release its writer lock.
+const LOCK_WAIT: Duration = Duration::from_secs(5);
 /// How long one statement may run before PostgreSQL cancels it.
 const STATEMENT_TIMEOUT_MS: u64 = 60_000;
 
@@ -82,7 +84,8 @@ impl PgDatabase {
         );
         config
             .options(options.trim_start())
-            .application_name("tongban-node")
+            // Which node each session is, in pg_stat_activity.
+            .application_name(format!("tongban-node/{schema}"))
             .keepalives(true)
             .keepalives_idle(Duration::from_secs(30));
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -116,6 +119,7 @@ impl PgDatabase {
         let (config, schema) = (db.config.clone(), db.schema.clone());
         let version = db.on_runtime(async move {
             let client = connect(&config).await?;
+            refuse_undurable_settings(&client).await?;
             schema::migrate(&client, &schema).await
         })?;
         tracing::info!(schema = %db.schema, version, "database opened");
@@ -137,6 +141,13 @@ impl PgDatabase {
             .map_err(|_| LogError::Storage("the database task stopped before answering".into()))?
     }
 
+    /// The settings of a log writer's own connection (named apart in pg_stat_activity).
+    fn writer_config(&self) -> tokio_postgres::Config {
+        let mut config = self.config.clone();
+        config.application_name(format!("tongban-node/{} writer", self.schema));
+        config
+    }
+
     /// Opens the log `name` (creating it, keeping `wanted`, its tree in `suite`'s hash) as its
     /// only writer: refused while another process holds it.
     pub fn open_log(
@@ -145,7 +156,7 @@ impl PgDatabase {
         wanted: Contents,
         suite: Suite,
     ) -> Result<(PgEngine, Opened), LogError> {
-        let (config, owned) = (self.config.clone(), name.to_owned());
+        let (config, owned) = (self.writer_config(), name.to_owned());
         let key = lock_key(&["log", &self.schema, name]);
         let (conn, registered) = self.on_runtime(async move {
             let conn = connect(&config).await?;
@@ -166,6 +177,47 @@ impl PgDatabase {
             }),
         };
         Ok((engine, registered.opened))
+    }
+
+    /// Removes the log `name` and everything it holds, in one transaction; waits for (or is
+    /// refused by) a process writing it. Removing a log that does not exist does nothing.
+    pub fn remove_log(&self, name: &str) -> Result<(), LogError> {
+        let (config, owned) = (self.writer_config(), name.to_owned());
+        let key = lock_key(&["log", &self.schema, name]);
+        self.on_runtime(async move {
+            let conn = connect(&config).await?;
+            take_writer_lock(&conn, key, &owned).await?;
+            in_transaction(&conn, async {
+                let rows = conn
+                    .query("SELECT id FROM tb_logs WHERE name = $1", &[&owned])
+                    .await
+                    .map_err(storage)?;
+                let Some(id) = rows.first().map(|r| r.get::<_, i32>(0)) else {
+                    return Ok(());
+                };
+                for table in [
+                    "tb_entries",
+                    "tb_hashes",
+                    "tb_index_rows",
+                    "tb_blobs",
+                    "tb_state",
+                    "tb_checkpoints",
+                ] {
+                    conn.execute(&format!("DELETE FROM {table} WHERE log = $1"), &[&id])
+                        .await
+                        .map_err(storage)?;
+                }
+                conn.execute("DELETE FROM tb_logs WHERE id = $1", &[&id])
+                    .await
+                    .map_err(storage)?;
+                Ok(())
+            })
+            .await?;
+            conn.execute("SELECT pg_advisory_unlock($1)", &[&key])
+                .await
+                .map_err(storage)?;
+            Ok(())
+        })
     }
 
     /// The names of the logs stored, in name order, that start with `prefix`.
@@ -207,8 +259,39 @@ fn lock_key(parts: &[&str]) -> i64 {
     i64::from_be_bytes(key)
 }
 
-fn storage(e: impl std::error::Error + Send + Sync + 'static) -> LogError {
-    LogError::Storage(Box::new(e))
+fn storage(e: impl Into<DbError>) -> LogError {
+    LogError::Storage(Box::new(e.into()))
+}
+
+/// A database error with what the server said (tokio-postgres shows only "db error").
+#[derive(Debug, thiserror::Error)]
+#[error("{text}")]
+struct DbError {
+    text: String,
+    #[source]
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl From<tokio_postgres::Error> for DbError {
+    fn from(e: tokio_postgres::Error) -> DbError {
+        let text = match e.as_db_error() {
+            Some(db) => format!("{} {}: {}", db.severity(), db.code().code(), db.message()),
+            None => e.to_string(),
+        };
+        DbError {
+            text,
+            source: Box::new(e),
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for DbError {
+    fn from(e: deadpool_postgres::PoolError) -> DbError {
+        DbError {
+            text: format!("database connection pool: {e}"),
+            source: Box::new(e),
+        }
+    }
 }
 
 /// A connection of its own (not pooled), driven by the engine's runtime.
@@ -222,18 +305,45 @@ async fn connect(config: &tokio_postgres::Config) -> Result<ClientWrapper, LogEr
     Ok(ClientWrapper::new(client, task))
 }
 
-/// Takes the session lock that makes this connection the log's only writer.
-async fn take_writer_lock(conn: &ClientWrapper, key: i64, name: &str) -> Result<(), LogError> {
-    let row = conn
-        .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
-        .await
-        .map_err(storage)?;
-    if !row.get::<_, bool>(0) {
-        return Err(LogError::Superseded(format!(
-            "log {name} is written by another process (it holds the log's writer lock)"
-        )));
+/// Refuses a server that would acknowledge a commit before it is on disk (`fsync` or
+/// `synchronous_commit` off): the node answers a write only once it is durable.
+async fn refuse_undurable_settings(conn: &ClientWrapper) -> Result<(), LogError> {
+    for setting in ["fsync", "synchronous_commit"] {
+        let row = conn
+            .query_one("SELECT current_setting($1)", &[&setting])
+            .await
+            .map_err(storage)?;
+        let value: String = row.get(0);
+        if value == "off" {
+            return Err(LogError::Config(format!(
+                "the database has {setting} = off: a commit it acknowledges may be lost in a \
+                 crash, so the node will not use it (turn {setting} on)"
+            )));
+        }
     }
     Ok(())
+}
+
+/// Takes the session lock that makes this connection the log's only writer, waiting at most
+/// [`LOCK_WAIT`] for a process that held it (one just killed, whose session the server has not
+/// ended yet) to let it go.
+async fn take_writer_lock(conn: &ClientWrapper, key: i64, name: &str) -> Result<(), LogError> {
+    conn.batch_execute(&format!("SET lock_timeout = {}", LOCK_WAIT.as_millis()))
+        .await
+        .map_err(storage)?;
+    let taken = conn.execute("SELECT pg_advisory_lock($1)", &[&key]).await;
+    conn.batch_execute("RESET lock_timeout")
+        .await
+        .map_err(storage)?;
+    match taken {
+        Ok(_) => Ok(()),
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
+            Err(LogError::Superseded(format!(
+                "log {name} is written by another process (it holds the log's writer lock)"
+            )))
+        }
+        Err(e) => Err(storage(e)),
+    }
 }
 
 /// A log kept in PostgreSQL.
@@ -295,7 +405,7 @@ impl PgEngine {
         }
         slot.conn = None;
         let (config, key, name, log) = (
-            self.db.config.clone(),
+            self.db.writer_config(),
             self.lock,
             self.name.clone(),
             self.log,
@@ -333,17 +443,25 @@ impl PgEngine {
         let (pool, log) = (self.db.pool.clone(), self.log);
         let (conn, size, state_size) = self.db.on_runtime(async move {
             let conn = pool.get().await.map_err(storage)?;
-            conn.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            // One round trip: a snapshot is taken for every act and every verification.
+            let messages = conn
+                .simple_query(&format!(
+                    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+                     SELECT size, state_size FROM tb_logs WHERE id = {log}"
+                ))
                 .await
                 .map_err(storage)?;
-            let row = conn
-                .query_one(
-                    "SELECT size, state_size FROM tb_logs WHERE id = $1",
-                    &[&log],
-                )
-                .await
-                .map_err(storage)?;
-            Ok((Arc::new(conn), unsigned(row.get(0))?, unsigned(row.get(1))?))
+            let sizes = messages.iter().find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(row) => Some((
+                    row.get(0).and_then(|v| v.parse::<u64>().ok()),
+                    row.get(1).and_then(|v| v.parse::<u64>().ok()),
+                )),
+                _ => None,
+            });
+            let Some((Some(size), Some(state_size))) = sizes else {
+                return Err(LogError::Corrupt(format!("log {log} has no sizes")));
+            };
+            Ok((Arc::new(conn), size, state_size))
         })?;
         let txn = ReadTxn {
             db: self.db.clone(),
@@ -449,7 +567,11 @@ impl Engine for PgEngine {
             }
             Ok(())
         })();
-        let end = if rebuilt.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        let end = if rebuilt.is_ok() {
+            "COMMIT"
+        } else {
+            "ROLLBACK"
+        };
         match (rebuilt, simple(end)) {
             (Ok(()), Ok(())) => Ok(()),
             (Err(e), _) | (Ok(()), Err(e)) => {
@@ -518,13 +640,24 @@ impl Batch {
         for (_, _, index) in &set.index_rows {
             index_idx.push(signed(*index)?);
         }
-        let mut blob_idx = Vec::with_capacity(set.blobs.len());
-        for (index, _, _) in &set.blobs {
-            blob_idx.push(signed(*index)?);
+        // One row per key, the last given winning as a later insert does in redb: PostgreSQL
+        // refuses an upsert that touches one row twice.
+        let mut by_size: BTreeMap<i64, Vec<u8>> = BTreeMap::new();
+        for (size, bytes) in &set.checkpoints {
+            by_size.insert(signed(*size)?, bytes.to_vec());
         }
-        let mut checkpoint_sizes = Vec::with_capacity(set.checkpoints.len());
-        for (size, _) in &set.checkpoints {
-            checkpoint_sizes.push(signed(*size)?);
+        let (checkpoint_sizes, checkpoints) = by_size.into_iter().unzip();
+        let mut by_blob: BTreeMap<(i64, Vec<u8>), Vec<u8>> = BTreeMap::new();
+        for (index, digest, bytes) in &set.blobs {
+            by_blob.insert((signed(*index)?, digest.to_vec()), bytes.to_vec());
+        }
+        let mut blob_idx = Vec::with_capacity(by_blob.len());
+        let mut blob_digests = Vec::with_capacity(by_blob.len());
+        let mut blobs = Vec::with_capacity(by_blob.len());
+        for ((index, digest), bytes) in by_blob {
+            blob_idx.push(index);
+            blob_digests.push(digest);
+            blobs.push(bytes);
         }
         Ok(Batch {
             log,
@@ -536,11 +669,11 @@ impl Batch {
             hash_pos: (hashes_from..).take(set.hashes.len()).collect(),
             hashes: set.hashes.iter().map(|h| h.to_vec()).collect(),
             blob_idx,
-            blob_digests: set.blobs.iter().map(|b| b.1.to_vec()).collect(),
-            blobs: set.blobs.iter().map(|b| b.2.to_vec()).collect(),
+            blob_digests,
+            blobs,
             state: set.state.iter().map(|op| (*op).clone()).collect(),
             checkpoint_sizes,
-            checkpoints: set.checkpoints.iter().map(|c| c.1.to_vec()).collect(),
+            checkpoints,
             state_size: set.state_size.map(signed).transpose()?,
         })
     }
@@ -556,9 +689,8 @@ async fn write_batch(
     new_size: u64,
 ) -> Result<(), LogError> {
     let log = batch.log;
-    let run = |sql: &'static str, params: Vec<Param>| async move {
-        query(conn, sql, &params).await
-    };
+    let run =
+        |sql: &'static str, params: Vec<Param>| async move { query(conn, sql, &params).await };
     if !batch.entries.is_empty() {
         run(
             "INSERT INTO tb_entries (log, idx, bytes)
@@ -805,10 +937,7 @@ impl Snapshot for PgSnapshot {
         let rows = self.txn.query(
             "SELECT idx, bytes FROM tb_entries WHERE log = $1 AND idx >= $2 AND idx < $3
              ORDER BY idx",
-            vec![
-                Box::new(signed(range.start)?),
-                Box::new(signed(range.end)?),
-            ],
+            vec![Box::new(signed(range.start)?), Box::new(signed(range.end)?)],
         )?;
         let mut out = Vec::with_capacity(rows.len());
         for (row, want) in rows.iter().zip(range.clone()) {
@@ -916,7 +1045,11 @@ impl StateView for PgState {
         let mut page = self.txn.query(
             "SELECT key, value FROM tb_state WHERE log = $1 AND kind = $2 AND key >= $3
              ORDER BY key LIMIT $4",
-            vec![Box::new(i16::from(kind)), Box::new(from.to_vec()), Box::new(PAGE)],
+            vec![
+                Box::new(i16::from(kind)),
+                Box::new(from.to_vec()),
+                Box::new(PAGE),
+            ],
         )?;
         loop {
             for row in &page {
@@ -992,11 +1125,12 @@ impl Iterator for AllRows<'_> {
     type Item = Result<KindRow, LogError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.page.is_empty() && !self.done {
-            if let Err(e) = self.fetch() {
-                self.done = true;
-                return Some(Err(e));
-            }
+        if self.page.is_empty()
+            && !self.done
+            && let Err(e) = self.fetch()
+        {
+            self.done = true;
+            return Some(Err(e));
         }
         self.page.pop_front().map(Ok)
     }

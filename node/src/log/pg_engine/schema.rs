@@ -64,7 +64,11 @@ pub(super) const VERSION: i32 = MIGRATIONS.len() as i32;
 pub(super) async fn migrate(client: &Client, schema: &str) -> Result<i32, LogError> {
     client.batch_execute("BEGIN").await.map_err(storage)?;
     let applied = migrate_in_transaction(client, schema).await;
-    let end = if applied.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    let end = if applied.is_ok() {
+        "COMMIT"
+    } else {
+        "ROLLBACK"
+    };
     client.batch_execute(end).await.map_err(storage)?;
     applied
 }
@@ -87,10 +91,7 @@ async fn migrate_in_transaction(client: &Client, schema: &str) -> Result<i32, Lo
         .await
         .map_err(storage)?;
     let row = client
-        .query_one(
-            "SELECT coalesce(max(version), 0) FROM tb_migrations",
-            &[],
-        )
+        .query_one("SELECT coalesce(max(version), 0) FROM tb_migrations", &[])
         .await
         .map_err(storage)?;
     let version: i32 = row.get(0);

@@ -1,0 +1,268 @@
+//! Faults of the PostgreSQL engine: a second writer, a writer's lost connection, another process
+//! writing the log meanwhile, and the database server stopped at once (`pg_ctl stop -m
+//! immediate`) under a running node. Run when the tests run on PostgreSQL
+//! (`TONGBAN_TEST_STORAGE=postgres`, as CI's second pass does); the node's other tests run on
+//! both engines.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+mod node_process;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use node_process::{AGENCY_A, Node, certificate};
+use tongban_node::config::{DatabaseUrl, PostgresConfig, StorageConfig};
+use tongban_node::home::Home;
+use tongban_node::log::{LogConfig, LogError, NoIndex};
+use tongban_node::storage::{LogName, Storage, test_postgres};
+
+/// The tests' PostgreSQL settings (a new schema), or `None` with a note when the tests run on
+/// redb: these faults have no redb counterpart.
+fn postgres(test: &str) -> Option<PostgresConfig> {
+    let config = test_postgres();
+    if config.is_none() {
+        eprintln!("{test}: skipped, the tests run on redb (TONGBAN_TEST_STORAGE=postgres runs it)");
+    }
+    config
+}
+
+fn storage(config: &PostgresConfig) -> Storage {
+    Storage::open(
+        &Home::new(Path::new("/nonexistent")),
+        &StorageConfig::Postgres(config.clone()),
+    )
+    .unwrap()
+}
+
+/// Runs SQL through psql on the server at `url`; its output.
+fn psql(url: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .args([url, "-v", "ON_ERROR_STOP=1", "-Atq", "-c", sql])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{sql}: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Ends the sessions of `schema`'s log writers, as a lost connection would.
+fn kill_writers(config: &PostgresConfig) -> usize {
+    let killed = psql(
+        &config.url.0,
+        &format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE application_name = 'tongban-node/{} writer'",
+            config.schema.as_str()
+        ),
+    );
+    killed.lines().filter(|l| *l == "t").count()
+}
+
+#[test]
+fn a_server_that_acknowledges_before_its_disk_is_refused() {
+    let Some(config) = postgres("a_server_that_acknowledges_before_its_disk_is_refused") else {
+        return;
+    };
+    let lax = PostgresConfig {
+        url: DatabaseUrl(format!(
+            "{}?options=-c%20synchronous_commit%3Doff",
+            config.url.0
+        )),
+        ..config.clone()
+    };
+    let refused = Storage::open(
+        &Home::new(Path::new("/nonexistent")),
+        &StorageConfig::Postgres(lax),
+    )
+    .err()
+    .expect("synchronous_commit = off is refused");
+    assert!(
+        refused.to_string().contains("synchronous_commit = off"),
+        "{refused}"
+    );
+    storage(&config);
+}
+
+#[test]
+fn one_writer_per_log_and_a_writer_that_lost_its_log_never_writes_again() {
+    let Some(config) = postgres("one_writer_per_log") else {
+        return;
+    };
+    let first = storage(&config);
+    let log = first
+        .open_log(&LogName::Region, LogConfig::default(), Arc::new(NoIndex))
+        .unwrap();
+    log.append_many(vec![b"a".to_vec(), b"b".to_vec()]).unwrap();
+
+    // A second process cannot open the log while the first holds it.
+    let second = storage(&config);
+    let refused = second
+        .open_log(&LogName::Region, LogConfig::default(), Arc::new(NoIndex))
+        .err()
+        .expect("a second writer is refused");
+    assert!(matches!(refused, LogError::Superseded(_)), "{refused}");
+
+    // The writer's connection is lost: the log reconnects (a write may fail meanwhile, never
+    // one acknowledged) and goes on where it was.
+    assert_eq!(kill_writers(&config), 1);
+    let mut acked = vec![b"a".to_vec(), b"b".to_vec()];
+    let started = Instant::now();
+    while acked.len() < 5 {
+        let entry = format!("after {}", acked.len()).into_bytes();
+        if log.append(entry.clone()).is_ok() {
+            acked.push(entry);
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "no reconnect");
+    }
+    assert_eq!(log.entries(0..5).unwrap(), acked);
+
+    // Lost again, and another process takes the log and writes it: the first never writes
+    // again (its state in memory would be stale), and what the other wrote stands.
+    assert_eq!(kill_writers(&config), 1);
+    let taker = second
+        .open_log(&LogName::Region, LogConfig::default(), Arc::new(NoIndex))
+        .unwrap();
+    assert_eq!(taker.append(b"theirs".to_vec()).unwrap(), 5);
+    drop(taker);
+    for _ in 0..3 {
+        let refused = log.append(b"mine".to_vec()).unwrap_err();
+        assert!(refused.to_string().contains("superseded"), "{refused}");
+    }
+    assert_eq!(log.size().unwrap(), 6);
+    assert_eq!(log.entry(5).unwrap(), Some(b"theirs".to_vec()));
+}
+
+/// A PostgreSQL server of the test's own (it is stopped and started), from `.ci/postgres`.
+struct Server {
+    dir: tempfile::TempDir,
+    port: u16,
+    url: String,
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/postgres")
+}
+
+impl Server {
+    fn start() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut server = Server {
+            dir,
+            port,
+            url: String::new(),
+        };
+        server.url = server.run("start");
+        server
+    }
+
+    fn run(&self, action: &str) -> String {
+        let data = self.dir.path().join("pg");
+        let mut command = Command::new(script());
+        command.arg(action).arg(&data);
+        match action {
+            "start" => command.arg(self.port.to_string()),
+            _ => command.arg("immediate"),
+        };
+        let out = command.output().unwrap();
+        assert!(out.status.success(), "{action}: {out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new(script())
+            .arg("stop")
+            .arg(self.dir.path().join("pg"))
+            .arg("immediate")
+            .output();
+    }
+}
+
+/// Issues one certificate; its id on 201, else the status and code.
+fn issue(node: &Node, token: &str, seal: &str, serial: &str) -> Result<String, (u16, String)> {
+    let body = certificate(seal, serial).to_string();
+    let reply = node
+        .try_request(
+            "POST",
+            "/v1/certificates",
+            Some(token),
+            Some(body.as_bytes()),
+        )
+        .map_err(|e| (0, e.to_string()))?;
+    match reply.status {
+        201 => Ok(reply.json()["id"].as_str().unwrap().to_owned()),
+        status => Err((status, reply.code())),
+    }
+}
+
+#[test]
+fn a_node_refuses_writes_while_its_database_is_down_and_resumes_by_itself() {
+    if postgres("a_node_refuses_writes_while_its_database_is_down").is_none() {
+        return;
+    }
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = Node::init(dir.path());
+    let config_path = dir.path().join("config.toml");
+    let text = std::fs::read_to_string(&config_path).unwrap();
+    let (head, _) = text.split_once("[storage]").unwrap();
+    let ours = StorageConfig::Postgres(PostgresConfig {
+        url: DatabaseUrl(server.url.clone()),
+        ..test_postgres().unwrap()
+    });
+    let section = toml::to_string(&ours).unwrap();
+    // [storage] is the last table init writes.
+    std::fs::write(&config_path, format!("{head}[storage]\n{section}")).unwrap();
+    node.start();
+    let (token, seal) = node.agency_with_seal(AGENCY_A, "FY-AMR-1");
+    let mut acked = Vec::new();
+    for n in 0..3 {
+        acked.push(issue(&node, &token, &seal, &format!("PGB{n}")).unwrap());
+    }
+
+    server.run("stop");
+    // Writes are refused, 503 with the storage code, and answered within bounded time.
+    for n in 0..3 {
+        let started = Instant::now();
+        let refused = issue(&node, &token, &seal, &format!("PGD{n}")).unwrap_err();
+        assert_eq!(refused, (503, "STORAGE_UNAVAILABLE".to_owned()));
+        assert!(started.elapsed() < Duration::from_secs(30));
+    }
+    // Reads answer from what is held or say the storage is unavailable; never anything else.
+    let status = node.get(&format!("/v1/certificates/{}/status", acked[0]), None);
+    assert!(
+        status.status == 200 || status.status == 503,
+        "{} {}",
+        status.status,
+        status.text()
+    );
+
+    server.run("start");
+    let started = Instant::now();
+    let resumed = loop {
+        match issue(&node, &token, &seal, "PGA1") {
+            Ok(id) => break id,
+            Err((503, _)) if started.elapsed() < Duration::from_secs(30) => {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(other) => panic!("not resumed: {other:?}"),
+        }
+    };
+    acked.push(resumed);
+    for id in &acked {
+        let reply = node.get(&format!("/v1/certificates/{id}/status"), None);
+        assert_eq!(reply.status, 200, "{id}: {}", reply.text());
+    }
+    node.kill9();
+    let (ok, out) = node.check();
+    assert!(ok, "{out}");
+    assert!(out.contains("state agrees with the log"), "{out}");
+}
