@@ -11,9 +11,11 @@ use crate::api::{self, App};
 use crate::config::HttpConfig;
 use crate::federation::Federation;
 use crate::home::{Home, InitOptions, init};
+use crate::log::LogError;
 use crate::metrics::Metrics;
 use crate::receipts::Receipts;
-use crate::region::{Region, now};
+use crate::region::{OpenError, Region, now};
+use crate::storage::{LogName, Storage};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use tongban_core::suite::Suite;
@@ -354,24 +356,33 @@ fn federation(command: FederationCommand) -> Result<()> {
 fn serve(home: &Home, listen: Option<SocketAddr>, bootstrap: &[String]) -> Result<()> {
     // Before anything opens files: connections must not run the node out of descriptors.
     let fd_limit = crate::serve::raise_fd_limit();
-    let region = Arc::new(Region::open(home).context("opening the node")?);
-    let receipts = Receipts::start(region.clone()).context("starting the receipt signer")?;
+    let config = crate::home::load(home)
+        .context("reading the node's directory")?
+        .config;
     let metrics = Arc::new(Metrics::default());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        let address = listen.unwrap_or(region.config.http.listen);
+        let address = listen.unwrap_or(config.http.listen);
+        let limits = config.http.limits().within_fd_limit(fd_limit);
         let listener = tokio::net::TcpListener::bind(address)
             .await
             .with_context(|| format!("listening on {address}"))?;
         let bound = listener.local_addr()?;
+        let Some((region, listener)) =
+            open_as_sequencer(home, &config, listener, limits, &metrics).await?
+        else {
+            return Ok(());
+        };
+        let region = Arc::new(region);
+        let receipts = Receipts::start(region.clone()).context("starting the receipt signer")?;
         // Tests and the testnet read this line to find the node.
-        println!(
+        announce(&format!(
             "tongban-node {} listening on http://{bound}",
             region.code().as_str()
-        );
+        ));
         spawn_housekeeping(region.clone(), metrics.clone());
         let federation = match region.config.p2p {
             Some(_) => Some(
@@ -386,7 +397,6 @@ fn serve(home: &Home, listen: Option<SocketAddr>, bootstrap: &[String]) -> Resul
             ),
             None => None,
         };
-        let limits = region.config.http.limits().within_fd_limit(fd_limit);
         let mut app = api::router(App {
             region,
             receipts,
@@ -399,6 +409,74 @@ fn serve(home: &Home, listen: Option<SocketAddr>, bootstrap: &[String]) -> Resul
         crate::serve::serve(listener, app, limits, metrics, shutdown()).await;
         Ok(())
     })
+}
+
+/// Prints a line on stdout for whoever started the node. A standby that takes over prints a
+/// second one, which a starter that read only the first (and closed the pipe) does not get: not
+/// a reason to stop serving.
+fn announce(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush()) {
+        tracing::warn!(error = %e, line, "could not print to stdout");
+    }
+}
+
+/// Opens the region as its log's only writer. While another process of the region writes it (one
+/// PostgreSQL database, several processes), serves as a standby on `listener` and takes over
+/// when that process stops. Gives the region and the listener to serve it on; `None` if the node
+/// was told to shut down meanwhile.
+async fn open_as_sequencer(
+    home: &Home,
+    config: &crate::config::Config,
+    mut listener: tokio::net::TcpListener,
+    limits: crate::serve::Limits,
+    metrics: &Arc<Metrics>,
+) -> Result<Option<(Region, tokio::net::TcpListener)>> {
+    let storage = {
+        let (home, storage) = (home.clone(), config.storage.clone());
+        tokio::task::spawn_blocking(move || Storage::open(&home, &storage))
+            .await?
+            .context("opening the node's storage")?
+    };
+    let bound = listener.local_addr()?;
+    loop {
+        let held = {
+            let storage = storage.clone();
+            tokio::task::spawn_blocking(move || storage.log_is_held(&LogName::Region)).await??
+        };
+        if held {
+            announce(&format!(
+                "tongban-node {} standby, listening on http://{bound}",
+                config.region
+            ));
+            tracing::warn!("another process is this region's sequencer: standing by");
+            let freed = crate::standby::serve_until_free(
+                listener,
+                storage.clone(),
+                limits,
+                metrics.clone(),
+                shutdown(),
+            )
+            .await;
+            if !freed {
+                return Ok(None);
+            }
+            listener = tokio::net::TcpListener::bind(bound)
+                .await
+                .with_context(|| format!("listening on {bound} again"))?;
+            tracing::warn!("the sequencer stopped: taking over");
+        }
+        let home = home.clone();
+        match tokio::task::spawn_blocking(move || Region::open(&home)).await? {
+            Ok(region) => return Ok(Some((region, listener))),
+            // Another process took the log between the look and the open: stand by again.
+            Err(OpenError::Log(LogError::Superseded(why))) => {
+                tracing::warn!(%why, "the region's log was taken meanwhile");
+            }
+            Err(e) => return Err(e).context("opening the node"),
+        }
+    }
 }
 
 /// Checkpoints on an interval, and the node's own act of lapsing promises past their deadline.

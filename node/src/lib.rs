@@ -19,5 +19,6 @@ pub mod receipts;
 pub mod refusal;
 pub mod region;
 pub mod serve;
+pub mod standby;
 pub mod storage;
 pub mod tiles_http;

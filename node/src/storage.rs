@@ -106,6 +106,23 @@ impl Storage {
         }
     }
 
+    /// Whether another process writes the log `name` now: always false for a file, which only
+    /// one process can open.
+    pub fn log_is_held(&self, name: &LogName) -> Result<bool, LogError> {
+        match self {
+            Storage::Files(_) => Ok(false),
+            Storage::Postgres(db) => db.log_is_held(&name.key()),
+        }
+    }
+
+    /// Blocks until no other process writes the log `name`.
+    pub fn wait_for_log(&self, name: &LogName) -> Result<(), LogError> {
+        match self {
+            Storage::Files(_) => Ok(()),
+            Storage::Postgres(db) => db.wait_for_log(&name.key()),
+        }
+    }
+
     /// Removes the log `name` (a replica to be caught up anew, say); its writer must be stopped.
     pub fn remove_log(&self, name: &LogName) -> Result<(), LogError> {
         match self {

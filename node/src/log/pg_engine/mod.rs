@@ -179,6 +179,65 @@ impl PgDatabase {
         Ok((engine, registered.opened))
     }
 
+    /// Whether another process writes the log `name` now (holds its writer lock).
+    pub fn log_is_held(&self, name: &str) -> Result<bool, LogError> {
+        let (config, key) = (self.writer_config(), lock_key(&["log", &self.schema, name]));
+        self.on_runtime(async move {
+            let conn = connect(&config).await?;
+            let row = conn
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+                .await
+                .map_err(storage)?;
+            let free: bool = row.get(0);
+            if free {
+                conn.execute("SELECT pg_advisory_unlock($1)", &[&key])
+                    .await
+                    .map_err(storage)?;
+            }
+            Ok(!free)
+        })
+    }
+
+    /// Blocks until no process writes the log `name` (its writer lock is free: the writer
+    /// stopped, or died and the server ended its session), retrying while the database is
+    /// unreachable. A standby waits here to take over.
+    pub fn wait_for_log(&self, name: &str) -> Result<(), LogError> {
+        let key = lock_key(&["log", &self.schema, name]);
+        loop {
+            let config = self.writer_config();
+            let waited = self.on_runtime(async move {
+                let conn = connect(&config).await?;
+                // A blocking lock, given up now and then so a server that went away is noticed.
+                conn.batch_execute("SET lock_timeout = '10s'")
+                    .await
+                    .map_err(storage)?;
+                match conn.execute("SELECT pg_advisory_lock($1)", &[&key]).await {
+                    Ok(_) => {
+                        conn.execute("SELECT pg_advisory_unlock($1)", &[&key])
+                            .await
+                            .map_err(storage)?;
+                        Ok(true)
+                    }
+                    Err(e)
+                        if e.code()
+                            == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) =>
+                    {
+                        Ok(false)
+                    }
+                    Err(e) => Err(storage(e)),
+                }
+            });
+            match waited {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "waiting for the log's writer lock; retrying");
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+        }
+    }
+
     /// Removes the log `name` and everything it holds, in one transaction; waits for (or is
     /// refused by) a process writing it. Removing a log that does not exist does nothing.
     pub fn remove_log(&self, name: &str) -> Result<(), LogError> {

@@ -1,0 +1,66 @@
+//! A node that finds another process writing its region's log (several processes on one
+//! PostgreSQL database) stands by: it listens, answers every request `503 NOT_SEQUENCER` so
+//! that clients and load balancers go to the sequencer, and waits for the log's writer lock. When
+//! the sequencer stops or dies, the server ends its session and frees the lock, and the standby
+//! opens the region from the database and serves in its place.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tokio::net::TcpListener;
+
+use crate::metrics::Metrics;
+use crate::serve::Limits;
+use crate::storage::{LogName, Storage};
+
+/// Every request to a standby.
+async fn not_sequencer() -> Response {
+    let body = serde_json::json!({
+        "type": "urn:tongban:problem:NOT_SEQUENCER",
+        "title": "NOT_SEQUENCER",
+        "status": 503,
+        "code": "NOT_SEQUENCER",
+        "detail": "this node is a standby: another process of this region is its sequencer, and \
+                   this one takes over when it stops",
+    });
+    let mut response = (StatusCode::SERVICE_UNAVAILABLE, body.to_string()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+/// Serves as a standby on `listener` until the region's log is free (true) or `shutdown`
+/// completes (false).
+pub async fn serve_until_free(
+    listener: TcpListener,
+    storage: Storage,
+    limits: Limits,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()>,
+) -> bool {
+    let freed = Arc::new(AtomicBool::new(false));
+    let until = {
+        let freed = freed.clone();
+        async move {
+            let wait = tokio::task::spawn_blocking(move || storage.wait_for_log(&LogName::Region));
+            tokio::select! {
+                waited = wait => match waited {
+                    Ok(Ok(())) => freed.store(true, Ordering::Release),
+                    Ok(Err(e)) => tracing::error!(error = %e, "waiting for the region's log"),
+                    Err(e) => tracing::error!(error = %e, "the standby's wait failed"),
+                },
+                () = shutdown => {}
+            }
+        }
+    };
+    let router = Router::new().fallback(not_sequencer);
+    crate::serve::serve(listener, router, limits, metrics, until).await;
+    freed.load(Ordering::Acquire)
+}
