@@ -402,6 +402,7 @@ fn serve(home: &Home, listen: Option<SocketAddr>, bootstrap: &[String]) -> Resul
             receipts,
             metrics: metrics.clone(),
             federation: federation.clone(),
+            in_flight: Arc::default(),
         });
         if let Some(federation) = federation {
             app = app.merge(crate::federation::http::router(federation));

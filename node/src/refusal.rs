@@ -25,6 +25,8 @@ pub enum Kind {
     Conflict,
     /// 413
     TooLarge,
+    /// 422: well formed, but not what was sent before under the same idempotency key.
+    Unprocessable,
     /// 503: the node cannot take writes now.
     Unavailable,
     /// 500

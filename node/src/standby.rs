@@ -8,31 +8,27 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
 
 use crate::metrics::Metrics;
+use crate::refusal::{Kind, Refusal};
 use crate::serve::Limits;
 use crate::storage::{LogName, Storage};
 
 /// Every request to a standby.
 async fn not_sequencer() -> Response {
-    let body = serde_json::json!({
-        "type": "urn:tongban:problem:NOT_SEQUENCER",
-        "title": "NOT_SEQUENCER",
-        "status": 503,
-        "code": "NOT_SEQUENCER",
-        "detail": "this node is a standby: another process of this region is its sequencer, and \
-                   this one takes over when it stops",
-    });
-    let mut response = (StatusCode::SERVICE_UNAVAILABLE, body.to_string()).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
-    headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    let mut response = Refusal::new(
+        Kind::Unavailable,
+        "NOT_SEQUENCER",
+        "this node is a standby: another process of this region is its sequencer, and this one \
+         takes over when it stops",
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     response
 }
 

@@ -4,6 +4,7 @@
 
 mod admin;
 mod certs;
+pub mod idempotency;
 pub(crate) mod input;
 mod presentation;
 mod public;
@@ -38,6 +39,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// The federation, when the node is a member: how it reaches other regions.
     pub federation: Option<Arc<Federation>>,
+    /// Keyed writes in progress (`Idempotency-Key`).
+    pub in_flight: Arc<idempotency::InFlight>,
 }
 
 impl App {
@@ -96,6 +99,10 @@ pub fn router(app: App) -> Router {
         .fallback(public::not_found)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::Extension(input::BodyLimit(max_body)))
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            idempotency::layer,
+        ))
         .layer(middleware::from_fn_with_state(app.clone(), observe))
         .with_state(app.clone());
     api.merge(crate::tiles_http::router(app.region.log().clone()))
@@ -132,6 +139,7 @@ pub(crate) fn status_of(kind: Kind) -> StatusCode {
         Kind::Timeout => StatusCode::REQUEST_TIMEOUT,
         Kind::Conflict => StatusCode::CONFLICT,
         Kind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        Kind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
         Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -284,10 +292,13 @@ pub fn status_list_response(list: Vec<u8>) -> axum::response::Response {
         .into_response()
 }
 
+/// Runs region work off the async threads, carrying the keyed write's marker, if any, to the
+/// log submission it makes (`Idempotency-Key`).
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, Refusal> + Send + 'static,
 ) -> Result<T, Refusal> {
-    tokio::task::spawn_blocking(work)
+    let marker = idempotency::marker();
+    tokio::task::spawn_blocking(move || crate::region::request_marker::carrying(marker, work))
         .await
         .map_err(|e| Refusal::internal(format!("a worker failed: {e}")))?
 }

@@ -69,7 +69,17 @@ pub struct WriteSet<'a> {
     pub size: Option<u64>,
     /// The state's new size, when it changes.
     pub state_size: Option<u64>,
+    /// (key, created, record) rows of the request table (idempotency keys and the answers
+    /// given to them): not derived from the entries, kept beside them, replaced when written
+    /// again.
+    pub requests: Vec<(&'a [u8], u64, &'a [u8])>,
+    /// Removes at most [`PRUNED_PER_WRITE`] request rows created before this time.
+    pub prune_requests_before: Option<u64>,
 }
+
+/// How many expired request rows one write removes at most: pruning keeps pace with writing
+/// without ever making one commit large.
+pub const PRUNED_PER_WRITE: usize = 64;
 
 /// A consistent read of a log. Calls never see a commit made after the snapshot was taken.
 pub trait Snapshot {
@@ -96,6 +106,9 @@ pub trait Snapshot {
 
     /// At most `limit` checkpoints of sizes from `from` up, by size ascending.
     fn checkpoints_from(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, LogError>;
+
+    /// The request row under `key`: when it was created, and its record.
+    fn request(&self, key: &[u8]) -> Result<Option<(u64, Vec<u8>)>, LogError>;
 }
 
 /// A row of the state as the whole table orders it: (kind, key, value).

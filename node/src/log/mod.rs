@@ -38,7 +38,7 @@ pub use redb_engine::RedbEngine;
 pub use state::{Differences, Scratch, StateOp, StateRows, StateSnapshot, StateTarget};
 pub use tiles::{TILE_WIDTH, encode_entry_bundle};
 
-pub use writer::Blob;
+pub use writer::{Blob, RequestRow};
 use writer::{Command, Writer};
 
 /// The largest entry an entry bundle can carry: C2SP tlog-tiles prefixes each entry with a
@@ -235,21 +235,32 @@ impl Log {
         blobs: Vec<Blob>,
         state: Vec<StateOp>,
     ) -> Result<Pending<Range<u64>>, LogError> {
-        self.submit_with(None, entries, blobs, state)
+        self.submit_with(None, entries, blobs, state, Vec::new())
     }
 
     /// [`Log::submit`] for entries built on the submissions of `epoch` (a sequencer's, which
     /// applies entries to its state before they are durable): refused with
     /// [`LogError::Stale`] once a batch has failed or a fence passed since, so nothing built on
     /// a failed batch ever enters the log.
+    /// `requests` are written in the same transaction as the entries.
     pub fn submit_in(
         &self,
         epoch: u64,
         entries: Vec<Vec<u8>>,
         blobs: Vec<Blob>,
         state: Vec<StateOp>,
+        requests: Vec<RequestRow>,
     ) -> Result<Pending<Range<u64>>, LogError> {
-        self.submit_with(Some(epoch), entries, blobs, state)
+        self.submit_with(Some(epoch), entries, blobs, state, requests)
+    }
+
+    /// Writes one request row, durably, and removes a few rows made before `prune_before`.
+    pub fn record_request(&self, row: RequestRow, prune_before: u64) -> Result<(), LogError> {
+        self.request(|reply| Command::Record {
+            row,
+            prune_before,
+            reply,
+        })
     }
 
     /// The current epoch: how many batches have failed and fences passed.
@@ -270,6 +281,7 @@ impl Log {
         entries: Vec<Vec<u8>>,
         blobs: Vec<Blob>,
         state: Vec<StateOp>,
+        requests: Vec<RequestRow>,
     ) -> Result<Pending<Range<u64>>, LogError> {
         let max = self.inner.config.max_entry;
         if let Some(big) = entries.iter().find(|e| e.len() > max) {
@@ -286,6 +298,7 @@ impl Log {
             blobs,
             state,
             epoch,
+            requests,
             reply,
         })
     }

@@ -139,6 +139,11 @@ impl Log {
     }
 
     /// The last stored checkpoint and the tree size it is for.
+    /// The request row under `key` (when it was made, and its record), if any.
+    pub fn request_row(&self, key: &[u8]) -> Result<Option<(u64, Vec<u8>)>, LogError> {
+        self.snapshot()?.request(key)
+    }
+
     pub fn last_checkpoint(&self) -> Result<Option<(u64, Vec<u8>)>, LogError> {
         self.snapshot()?.last_checkpoint()
     }

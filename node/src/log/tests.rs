@@ -668,18 +668,36 @@ fn what_was_built_on_a_failed_batch_never_enters_the_log() {
     )
     .unwrap();
     let epoch = log.epoch();
-    log.submit_in(epoch, vec![b"a".to_vec()], Vec::new(), Vec::new())
-        .unwrap()
-        .wait()
-        .unwrap();
+    log.submit_in(
+        epoch,
+        vec![b"a".to_vec()],
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    )
+    .unwrap()
+    .wait()
+    .unwrap();
     // A sequencer applied "b", then "c" on top of it; "b"'s batch fails.
     engine.fail_next(Fault::Before);
     let b = log
-        .submit_in(epoch, vec![b"b".to_vec()], Vec::new(), Vec::new())
+        .submit_in(
+            epoch,
+            vec![b"b".to_vec()],
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        )
         .unwrap();
     assert!(matches!(b.wait(), Err(LogError::BatchFailed(_))));
     let c = log
-        .submit_in(epoch, vec![b"c".to_vec()], Vec::new(), Vec::new())
+        .submit_in(
+            epoch,
+            vec![b"c".to_vec()],
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        )
         .unwrap();
     assert!(
         matches!(c.wait(), Err(LogError::Stale { built, current }) if built == epoch && current == epoch + 1)
@@ -690,19 +708,98 @@ fn what_was_built_on_a_failed_batch_never_enters_the_log() {
     let fenced = log.fence().unwrap();
     assert_eq!(fenced, epoch + 2);
     assert!(
-        log.submit_in(epoch + 1, vec![b"x".to_vec()], Vec::new(), Vec::new())
-            .unwrap()
-            .wait()
-            .is_err()
-    );
-    log.submit_in(fenced, vec![b"d".to_vec()], Vec::new(), Vec::new())
+        log.submit_in(
+            epoch + 1,
+            vec![b"x".to_vec()],
+            Vec::new(),
+            Vec::new(),
+            Vec::new()
+        )
         .unwrap()
         .wait()
-        .unwrap();
+        .is_err()
+    );
+    log.submit_in(
+        fenced,
+        vec![b"d".to_vec()],
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    )
+    .unwrap()
+    .wait()
+    .unwrap();
     assert_eq!(
         log.entries(0..3).unwrap(),
         vec![b"a".to_vec(), b"plain".to_vec(), b"d".to_vec()]
     );
+}
+
+#[test]
+fn request_rows_commit_with_their_entries_and_expire() {
+    let held = held();
+    let (inner, opened) = held
+        .storage
+        .open_engine(&LogName::Region, &LogConfig::default())
+        .unwrap();
+    let engine = Arc::new(Flaky {
+        inner,
+        next: std::sync::Mutex::new(None),
+    });
+    let log = Log::over(
+        engine.clone(),
+        opened,
+        LogConfig::default(),
+        Arc::new(NoIndex),
+    )
+    .unwrap();
+    let row = |key: &[u8], created: u64, record: &[u8]| RequestRow {
+        key: key.to_vec(),
+        created,
+        record: record.to_vec(),
+    };
+    let epoch = log.epoch();
+    log.submit_in(
+        epoch,
+        vec![b"a".to_vec()],
+        Vec::new(),
+        Vec::new(),
+        vec![row(b"k1", 100, b"marker")],
+    )
+    .unwrap()
+    .wait()
+    .unwrap();
+    assert_eq!(
+        log.request_row(b"k1").unwrap(),
+        Some((100, b"marker".to_vec()))
+    );
+    // A batch that fails writes its request rows no more than its entries.
+    engine.fail_next(Fault::Before);
+    let failed = log
+        .submit_in(
+            epoch,
+            vec![b"b".to_vec()],
+            Vec::new(),
+            Vec::new(),
+            vec![row(b"k2", 100, b"marker")],
+        )
+        .unwrap()
+        .wait();
+    assert!(failed.is_err());
+    assert_eq!(log.request_row(b"k2").unwrap(), None);
+    // An answer replaces its marker; rows made before the pruning time go.
+    log.record_request(row(b"k1", 100, b"answer"), 0).unwrap();
+    assert_eq!(
+        log.request_row(b"k1").unwrap(),
+        Some((100, b"answer".to_vec()))
+    );
+    log.record_request(row(b"k3", 200, b"answer"), 150).unwrap();
+    assert_eq!(log.request_row(b"k1").unwrap(), None);
+    assert_eq!(
+        log.request_row(b"k3").unwrap(),
+        Some((200, b"answer".to_vec()))
+    );
+    assert_eq!(log.size().unwrap(), 1);
 }
 
 #[test]

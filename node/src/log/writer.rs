@@ -18,6 +18,16 @@ use super::{Contents, Indexer, LogError};
 
 pub(crate) type Reply<T> = SyncSender<Result<T, LogError>>;
 
+/// A row of the request table (idempotency keys and the answers given under them), written
+/// with a submission or alone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestRow {
+    pub key: Vec<u8>,
+    /// Seconds since the Unix epoch: when the row was made, for pruning.
+    pub created: u64,
+    pub record: Vec<u8>,
+}
+
 /// Bytes stored beside the entries, under the index of the entry that names them (given as its
 /// offset in its submission) and the digest it names them by.
 #[derive(Clone, Debug)]
@@ -36,7 +46,15 @@ pub(crate) enum Command {
         /// The epoch the entries were built in, when they were built on the log's earlier
         /// submissions: refused if a batch has failed (or a fence passed) since.
         epoch: Option<u64>,
+        /// Request rows written in the same transaction as the entries.
+        requests: Vec<RequestRow>,
         reply: Reply<Range<u64>>,
+    },
+    /// A request row alone, and the pruning of rows made before `prune_before`.
+    Record {
+        row: RequestRow,
+        prune_before: u64,
+        reply: Reply<()>,
     },
     /// Starts a new epoch once every command queued before it is answered.
     Fence {
@@ -64,6 +82,7 @@ impl Command {
         match self {
             Command::Append { entries, .. } => entries.len().max(1),
             Command::Checkpoint { .. }
+            | Command::Record { .. }
             | Command::RebuildIndexes { .. }
             | Command::CatchUp { .. }
             | Command::Fence { .. } => 1,
@@ -79,6 +98,9 @@ impl Command {
             (Command::Checkpoint { reply, .. }, Outcome::Checkpoint(result)) => {
                 let _ = reply.send(result);
             }
+            (Command::Record { reply, .. }, Outcome::Recorded) => {
+                let _ = reply.send(Ok(()));
+            }
             // write_batch gives each command an outcome of its own kind, in order.
             (command, _) => command.fail(&Arc::new(LogError::Corrupt(
                 "internal: a batch outcome does not match its request".into(),
@@ -92,6 +114,7 @@ impl Command {
                 let _ = reply.send(Err(LogError::BatchFailed(e.clone())));
             }
             Command::Checkpoint { reply, .. }
+            | Command::Record { reply, .. }
             | Command::RebuildIndexes { reply }
             | Command::CatchUp { reply, .. } => {
                 let _ = reply.send(Err(LogError::BatchFailed(e.clone())));
@@ -132,6 +155,7 @@ pub(crate) struct Writer {
 enum Outcome {
     Appended(Range<u64>),
     Checkpoint(Result<(), LogError>),
+    Recorded,
 }
 
 impl Writer {
@@ -298,8 +322,13 @@ impl Writer {
                     entries,
                     blobs,
                     state,
+                    requests,
                     ..
                 } => {
+                    for row in requests {
+                        set.requests
+                            .push((row.key.as_slice(), row.created, row.record.as_slice()));
+                    }
                     if self.state_size != self.size && !state.is_empty() {
                         return Err(LogError::StateBehind {
                             state: self.state_size,
@@ -353,6 +382,14 @@ impl Writer {
                         checkpoint = Some(*requested);
                     }
                     outcomes.push(Outcome::Checkpoint(result));
+                }
+                Command::Record {
+                    row, prune_before, ..
+                } => {
+                    set.requests
+                        .push((row.key.as_slice(), row.created, row.record.as_slice()));
+                    set.prune_requests_before = Some(*prune_before);
+                    outcomes.push(Outcome::Recorded);
                 }
                 Command::RebuildIndexes { .. }
                 | Command::CatchUp { .. }

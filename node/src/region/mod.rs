@@ -45,6 +45,7 @@ mod issuance;
 mod presentation;
 mod rebuild;
 mod report;
+pub mod request_marker;
 mod seals;
 mod sequencer;
 mod share;

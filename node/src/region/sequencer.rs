@@ -187,7 +187,8 @@ impl Region {
             .flat_map(|e| state::ops_of(&e.delta))
             .collect();
         let bytes = entries.into_iter().map(|e| e.bytes).collect();
-        let pending = match self.log.submit_in(seq.epoch, bytes, blobs, ops) {
+        let marker = super::request_marker::take();
+        let pending = match self.log.submit_in(seq.epoch, bytes, blobs, ops, marker) {
             Ok(pending) => pending,
             Err(e) => {
                 self.poison("the log refused an applied entry");

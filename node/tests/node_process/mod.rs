@@ -23,6 +23,7 @@ pub struct Node {
     pub addr: String,
 }
 
+#[derive(Clone)]
 pub struct Reply {
     pub status: u16,
     pub headers: String,
@@ -193,10 +194,25 @@ impl Node {
         token: Option<&str>,
         body: Option<&[u8]>,
     ) -> std::io::Result<Reply> {
+        self.try_request_with(method, path, token, body, &[])
+    }
+
+    /// Like `try_request`, with more request headers.
+    pub fn try_request_with(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&[u8]>,
+        headers: &[(&str, &str)],
+    ) -> std::io::Result<Reply> {
         let mut head = format!(
             "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
             self.addr
         );
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
         if let Some(token) = token {
             head.push_str(&format!("Authorization: Bearer {token}\r\n"));
         }

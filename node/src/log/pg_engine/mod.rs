@@ -29,7 +29,9 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row as PgRow};
 use tongban_core::suite::Suite;
 
-use super::engine::{Engine, IndexRows, KindRow, Opened, Snapshot, StateView, WriteSet};
+use super::engine::{
+    Engine, IndexRows, KindRow, Opened, PRUNED_PER_WRITE, Snapshot, StateView, WriteSet,
+};
 use super::state::{Row, StateOp};
 use super::{Contents, LogError};
 use schema::{signed, unsigned};
@@ -261,6 +263,7 @@ impl PgDatabase {
                     "tb_blobs",
                     "tb_state",
                     "tb_checkpoints",
+                    "tb_requests",
                 ] {
                     conn.execute(&format!("DELETE FROM {table} WHERE log = $1"), &[&id])
                         .await
@@ -689,6 +692,10 @@ struct Batch {
     checkpoint_sizes: Vec<i64>,
     checkpoints: Vec<Vec<u8>>,
     state_size: Option<i64>,
+    request_keys: Vec<Vec<u8>>,
+    request_created: Vec<i64>,
+    requests: Vec<Vec<u8>>,
+    prune_requests_before: Option<i64>,
 }
 
 impl Batch {
@@ -718,7 +725,23 @@ impl Batch {
             blob_digests.push(digest);
             blobs.push(bytes);
         }
+        let mut by_key: BTreeMap<Vec<u8>, (i64, Vec<u8>)> = BTreeMap::new();
+        for (key, created, record) in &set.requests {
+            by_key.insert(key.to_vec(), (signed(*created)?, record.to_vec()));
+        }
+        let mut request_keys = Vec::with_capacity(by_key.len());
+        let mut request_created = Vec::with_capacity(by_key.len());
+        let mut requests = Vec::with_capacity(by_key.len());
+        for (key, (created, record)) in by_key {
+            request_keys.push(key);
+            request_created.push(created);
+            requests.push(record);
+        }
         Ok(Batch {
+            request_keys,
+            request_created,
+            requests,
+            prune_requests_before: set.prune_requests_before.map(signed).transpose()?,
             log,
             entry_idx: (from..).take(set.entries.len()).collect(),
             entries: set.entries.iter().map(|e| e.to_vec()).collect(),
@@ -815,6 +838,34 @@ async fn write_batch(
                 Box::new(log),
                 Box::new(batch.checkpoint_sizes),
                 Box::new(batch.checkpoints),
+            ],
+        )
+        .await?;
+    }
+    if !batch.requests.is_empty() {
+        run(
+            "INSERT INTO tb_requests (log, key, created, record)
+             SELECT $1, * FROM unnest($2::bytea[], $3::int8[], $4::bytea[])
+             ON CONFLICT (log, key) DO UPDATE
+             SET created = EXCLUDED.created, record = EXCLUDED.record",
+            vec![
+                Box::new(log),
+                Box::new(batch.request_keys),
+                Box::new(batch.request_created),
+                Box::new(batch.requests),
+            ],
+        )
+        .await?;
+    }
+    if let Some(before) = batch.prune_requests_before {
+        run(
+            "DELETE FROM tb_requests WHERE (log, key) IN (
+                 SELECT log, key FROM tb_requests WHERE log = $1 AND created < $2
+                 ORDER BY created LIMIT $3)",
+            vec![
+                Box::new(log),
+                Box::new(before),
+                Box::new(PRUNED_PER_WRITE as i64),
             ],
         )
         .await?;
@@ -982,6 +1033,16 @@ struct PgSnapshot {
 impl Snapshot for PgSnapshot {
     fn size(&self) -> u64 {
         self.size
+    }
+
+    fn request(&self, key: &[u8]) -> Result<Option<(u64, Vec<u8>)>, LogError> {
+        let rows = self.txn.query(
+            "SELECT created, record FROM tb_requests WHERE log = $1 AND key = $2",
+            vec![Box::new(key.to_vec())],
+        )?;
+        rows.first()
+            .map(|r| Ok((unsigned(r.get(0))?, r.get(1))))
+            .transpose()
     }
 
     fn entry(&self, index: u64) -> Result<Option<Vec<u8>>, LogError> {

@@ -52,6 +52,12 @@ const MIGRATIONS: &[&str] = &[
          log integer NOT NULL, size bigint NOT NULL, bytes bytea NOT NULL,
          PRIMARY KEY (log, size)
      );",
+    // 2: the request rows (idempotency keys and their answers), by age for pruning.
+    "CREATE TABLE tb_requests (
+         log integer NOT NULL, key bytea NOT NULL, created bigint NOT NULL, record bytea NOT NULL,
+         PRIMARY KEY (log, key)
+     );
+     CREATE INDEX tb_requests_by_time ON tb_requests (log, created);",
 ];
 
 /// The schema version this build writes and reads.

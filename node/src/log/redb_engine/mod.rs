@@ -12,12 +12,15 @@ use redb::{
     Database, Durability, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, Table,
 };
 
-use super::engine::{Engine, IndexRows, KindRow, Opened, Snapshot, StateView, WriteSet};
+use super::engine::{
+    Engine, IndexRows, KindRow, Opened, PRUNED_PER_WRITE, Snapshot, StateView, WriteSet,
+};
 use super::state::{Row, StateOp};
 use super::{Contents, LogError};
 use schema::{
     BLOBS, CHECKPOINT, CHECKPOINT_LAST, ENTRIES, HASHES, HISTORY_END, INDEX_ROWS, META, META_SIZE,
-    META_STATE_SIZE, STATE, begin_write, history_key, read_size, read_state_size,
+    META_STATE_SIZE, REQUESTS, REQUESTS_BY_TIME, STATE, begin_write, history_key, read_size,
+    read_state_size,
 };
 use tongban_core::suite::Suite;
 
@@ -105,6 +108,9 @@ impl Engine for RedbEngine {
                 }
                 table.insert(CHECKPOINT_LAST, (*size, *bytes))?;
             }
+            if !set.requests.is_empty() || set.prune_requests_before.is_some() {
+                write_requests(&txn, set)?;
+            }
             if set.size.is_some() || set.state_size.is_some() {
                 let mut meta = txn.open_table(META)?;
                 if let Some(size) = set.size {
@@ -154,6 +160,35 @@ impl Engine for RedbEngine {
         txn.commit()?;
         Ok(())
     }
+}
+
+/// Upserts the set's request rows (and their age index) and prunes expired ones.
+fn write_requests(txn: &redb::WriteTransaction, set: &WriteSet<'_>) -> Result<(), LogError> {
+    let mut rows = txn.open_table(REQUESTS)?;
+    let mut by_time = txn.open_table(REQUESTS_BY_TIME)?;
+    for (key, created, record) in &set.requests {
+        if let Some(old) = rows.insert(*key, (*created, *record))? {
+            let (old_created, _) = old.value();
+            by_time.remove((old_created, *key))?;
+        }
+        by_time.insert((*created, *key), ())?;
+    }
+    if let Some(before) = set.prune_requests_before {
+        let expired: Vec<(u64, Vec<u8>)> = by_time
+            .range((0, &[][..])..(before, &[][..]))?
+            .take(PRUNED_PER_WRITE)
+            .map(|row| {
+                let (key, _) = row?;
+                let (created, key) = key.value();
+                Ok((created, key.to_vec()))
+            })
+            .collect::<Result<_, redb::StorageError>>()?;
+        for (created, key) in expired {
+            by_time.remove((created, key.as_slice()))?;
+            rows.remove(key.as_slice())?;
+        }
+    }
+    Ok(())
 }
 
 fn write_ops(
@@ -251,6 +286,19 @@ impl Snapshot for RedbSnapshot {
         Ok(table.get(CHECKPOINT_LAST)?.map(|g| {
             let (size, bytes) = g.value();
             (size, bytes.to_vec())
+        }))
+    }
+
+    fn request(&self, key: &[u8]) -> Result<Option<(u64, Vec<u8>)>, LogError> {
+        let table = match self.txn.open_table(REQUESTS) {
+            Ok(table) => table,
+            // Made on the first request recorded.
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(table.get(key)?.map(|g| {
+            let (created, record) = g.value();
+            (created, record.to_vec())
         }))
     }
 

@@ -34,6 +34,13 @@ pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta")
 pub(crate) const CHECKPOINT: TableDefinition<&str, (u64, &[u8])> =
     TableDefinition::new("checkpoint");
 
+/// Request key → (created, record): idempotency keys and the answers given under them
+/// (`WriteSet::requests`). Made on first use: files without it simply hold no requests.
+pub(crate) const REQUESTS: TableDefinition<&[u8], (u64, &[u8])> = TableDefinition::new("requests");
+/// (created, request key) → nothing: the request rows by age, for pruning.
+pub(crate) const REQUESTS_BY_TIME: TableDefinition<(u64, &[u8]), ()> =
+    TableDefinition::new("requests_by_time");
+
 pub(crate) const META_FORMAT: &str = "format";
 pub(crate) const META_SIZE: &str = "size";
 /// How many entries the state table reflects: the size, except while a log of format 2 (no

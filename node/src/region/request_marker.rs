@@ -1,0 +1,31 @@
+//! The request row a region write carries into the log with its entries: an idempotency key's
+//! "this request's act is being logged" marker (node/src/api/idempotency.rs), written in the same
+//! transaction as the act, so that a retry after the process died between the act's commit and
+//! the answer's record finds the act logged and never makes it a second time.
+//!
+//! The API sets it around the blocking call that serves the request ([`carrying`]); the first
+//! submission the sequencer makes on that thread takes it ([`take`]). A thread-local because the
+//! region's write functions are many and the marker concerns none of them but the submission
+//! they all end in.
+
+use std::cell::RefCell;
+
+use crate::log::RequestRow;
+
+thread_local! {
+    static MARKER: RefCell<Option<RequestRow>> = const { RefCell::new(None) };
+}
+
+/// Runs `work` with `marker` for the first submission it makes, and forgets the marker after
+/// (a request that logged nothing leaves nothing for the next request on this thread).
+pub fn carrying<T>(marker: Option<RequestRow>, work: impl FnOnce() -> T) -> T {
+    MARKER.with(|m| *m.borrow_mut() = marker);
+    let done = work();
+    MARKER.with(|m| m.borrow_mut().take());
+    done
+}
+
+/// The marker of the request this thread serves, once.
+pub(super) fn take() -> Vec<RequestRow> {
+    MARKER.with(|m| m.borrow_mut().take()).into_iter().collect()
+}
