@@ -37,6 +37,15 @@ pub trait Engine: Send + Sync + 'static {
     /// A consistent snapshot of the state alone: cheap, taken for every verification.
     fn state(&self) -> Result<Box<dyn StateView>, LogError>;
 
+    /// The state for the log's own sequencer, which knows every change in flight: its size is
+    /// what was committed when it was taken, and each read gives the row as committed at the
+    /// time of the read, which is that size's row unless an entry committed since changed it
+    /// (an entry the sequencer still holds in flight, and reads first). An engine whose
+    /// snapshots cost a round trip skips it here; by default, a snapshot.
+    fn sequencer_state(&self) -> Result<Box<dyn StateView>, LogError> {
+        self.state()
+    }
+
     /// Replaces every index row with those `derive` gives for the stored entries, in one
     /// transaction (index rows are derived data).
     fn rebuild_index_rows(&self, derive: &mut IndexRows<'_>) -> Result<(), LogError>;

@@ -107,6 +107,13 @@ impl Log {
         Ok(StateSnapshot(self.inner.engine.state()?))
     }
 
+    /// The state as the log's sequencer reads it ([`super::Engine::sequencer_state`]): rows as
+    /// committed when read, its size what was committed before. Only for a reader that holds
+    /// every entry in flight itself and reads those first.
+    pub fn sequencer_state(&self) -> Result<StateSnapshot, LogError> {
+        Ok(StateSnapshot(self.inner.engine.sequencer_state()?))
+    }
+
     /// How many entries the durable state reflects: the log's size, except after an upgrade
     /// from a log without state, until [`Log::catch_up_state`] has brought it up to date.
     pub fn state_size(&self) -> Result<u64, LogError> {

@@ -47,7 +47,7 @@ impl Sequencer {
     /// snapshot is opened under the sequencer lock, after every commit the overlay was trimmed
     /// for: whatever the overlay no longer holds, the snapshot does.
     fn snapshot(&mut self, log: &Log) -> Result<StateSnapshot, Refusal> {
-        let snapshot = log.state()?;
+        let snapshot = log.sequencer_state()?;
         self.overlay.settle(snapshot.size());
         Ok(snapshot)
     }

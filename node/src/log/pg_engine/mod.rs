@@ -167,6 +167,7 @@ impl PgDatabase {
             Ok((Arc::new(conn), registered))
         })?;
         let engine = PgEngine {
+            committed: Mutex::new((registered.opened.size, registered.opened.state_size)),
             db: self.clone(),
             log: registered.id,
             name: name.to_owned(),
@@ -415,6 +416,8 @@ pub struct PgEngine {
     name: String,
     lock: i64,
     writer: Mutex<WriterSlot>,
+    /// (size, state size) as this writer last committed them: read without the writer's lock.
+    committed: Mutex<(u64, u64)>,
 }
 
 impl Drop for PgEngine {
@@ -476,17 +479,25 @@ impl PgEngine {
             let conn = connect(&config).await?;
             take_writer_lock(&conn, key, &name).await?;
             let row = conn
-                .query_one("SELECT size FROM tb_logs WHERE id = $1", &[&log])
+                .query_one(
+                    "SELECT size, state_size FROM tb_logs WHERE id = $1",
+                    &[&log],
+                )
                 .await
                 .map_err(storage)?;
-            Ok((Arc::new(conn), unsigned(row.get(0))?))
+            Ok((
+                Arc::new(conn),
+                (unsigned(row.get(0))?, unsigned(row.get(1))?),
+            ))
         })?;
+        let (stored, state_size) = stored;
         if stored != slot.size && Some(stored) != slot.pending {
             slot.superseded = true;
             tracing::error!(log = %self.name, mine = slot.size, stored, "another process wrote this log");
             return Err(self.superseded_error());
         }
         tracing::info!(log = %self.name, size = stored, "log writer reconnected");
+        *self.committed.lock().map_err(|_| poisoned())? = (stored, state_size);
         slot.size = stored;
         slot.pending = None;
         slot.conn = Some(conn.clone());
@@ -529,6 +540,7 @@ impl PgEngine {
             db: self.db.clone(),
             conn: Some(conn),
             log,
+            in_transaction: true,
         };
         Ok((txn, size, state_size))
     }
@@ -551,6 +563,11 @@ impl Engine for PgEngine {
             Ok(()) => {
                 slot.size = new_size;
                 slot.pending = None;
+                let mut committed = self.committed.lock().map_err(|_| poisoned())?;
+                committed.0 = new_size;
+                if let Some(state_size) = set.state_size {
+                    committed.1 = state_size;
+                }
                 Ok(())
             }
             Err(LogError::Superseded(_)) => {
@@ -574,6 +591,22 @@ impl Engine for PgEngine {
 
     fn state(&self) -> Result<Box<dyn StateView>, LogError> {
         let (txn, _, size) = self.begin_read()?;
+        Ok(Box::new(PgState { txn, size }))
+    }
+
+    fn sequencer_state(&self) -> Result<Box<dyn StateView>, LogError> {
+        // The size first: every read after it sees at least what it says was committed.
+        let size = self.committed.lock().map_err(|_| poisoned())?.1;
+        let pool = self.db.pool.clone();
+        let conn = self
+            .db
+            .on_runtime(async move { pool.get().await.map_err(storage) })?;
+        let txn = ReadTxn {
+            db: self.db.clone(),
+            conn: Some(Arc::new(conn)),
+            log: self.log,
+            in_transaction: false,
+        };
         Ok(Box::new(PgState { txn, size }))
     }
 
@@ -989,6 +1022,9 @@ struct ReadTxn {
     db: Arc<PgDatabase>,
     conn: Option<Arc<Object>>,
     log: i32,
+    /// Whether a transaction was begun (and is to be rolled back): not for the sequencer's
+    /// reads, each its own.
+    in_transaction: bool,
 }
 
 impl ReadTxn {
@@ -998,14 +1034,19 @@ impl ReadTxn {
             .clone()
             .ok_or_else(|| LogError::Storage("the snapshot has ended".into()))?;
         params.insert(0, Box::new(self.log));
-        self.db
-            .on_runtime(async move { query(&conn, sql, &params).await })
+        // On the calling thread: the client's futures need no runtime of their own (the
+        // connection's task runs on the engine's), and a hop to the runtime and back costs
+        // more than the query on loopback.
+        futures::executor::block_on(query(&conn, sql, &params))
     }
 }
 
 impl Drop for ReadTxn {
     fn drop(&mut self) {
         let Some(conn) = self.conn.take() else { return };
+        if !self.in_transaction {
+            return;
+        }
         // Ended on the runtime without waiting: the connection goes back to the pool once its
         // transaction is over, or is closed if that fails.
         self.db.handle.spawn(async move {
