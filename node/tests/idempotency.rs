@@ -102,12 +102,7 @@ fn a_retried_write_gets_its_first_answer_and_is_made_once() {
     let answers: Vec<Reply> = (0..16)
         .map(|_| {
             let (node, token, present, barrier) = (
-                Node {
-                    dir: node.dir.clone(),
-                    operator: String::new(),
-                    child: None,
-                    addr: node.addr.clone(),
-                },
+                node.handle(),
                 token.clone(),
                 present.clone(),
                 barrier.clone(),
@@ -165,17 +160,8 @@ fn keyed_writes_killed_mid_burst_are_never_made_twice() {
     let first: Arc<Mutex<HashMap<String, Reply>>> = Arc::default();
     let workers: Vec<_> = (0..4)
         .map(|worker| {
-            let (handle, token, present, first) = (
-                Node {
-                    dir: node.dir.clone(),
-                    operator: String::new(),
-                    child: None,
-                    addr: node.addr.clone(),
-                },
-                token.clone(),
-                present.clone(),
-                first.clone(),
-            );
+            let (handle, token, present, first) =
+                (node.handle(), token.clone(), present.clone(), first.clone());
             std::thread::spawn(move || {
                 for n in 0.. {
                     let key = format!("burst-{worker}-{n}");

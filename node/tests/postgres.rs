@@ -267,16 +267,6 @@ fn a_node_refuses_writes_while_its_database_is_down_and_resumes_by_itself() {
     assert!(out.contains("state agrees with the log"), "{out}");
 }
 
-/// A handle on the same node process, for other threads (without the child to kill).
-fn handle(node: &Node) -> Node {
-    Node {
-        dir: node.dir.clone(),
-        operator: node.operator.clone(),
-        child: None,
-        addr: node.addr.clone(),
-    }
-}
-
 /// Two processes of one region on one database: the second stands by (`NOT_SEQUENCER`), and
 /// each time the sequencer is killed during a burst of issuance the other takes over within
 /// 5 s, with every certificate acknowledged before the kill; the log stays clean throughout.
@@ -287,7 +277,7 @@ fn a_standby_takes_over_within_five_seconds_when_the_sequencer_is_killed_mid_bur
     }
     let dir = tempfile::tempdir().unwrap();
     let first = Node::init(dir.path());
-    let second = handle(&first);
+    let second = first.handle();
     let mut nodes = [first, second];
     nodes[0].start();
     nodes[1].start();
@@ -309,7 +299,7 @@ fn a_standby_takes_over_within_five_seconds_when_the_sequencer_is_killed_mid_bur
         let burst: Vec<_> = (0..4)
             .map(|worker| {
                 let (node, token, seal, acked) = (
-                    handle(&nodes[active]),
+                    nodes[active].handle(),
                     token.clone(),
                     seal.clone(),
                     acked.clone(),

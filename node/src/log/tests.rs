@@ -595,13 +595,12 @@ impl Engine for Flaky {
     }
 }
 
-#[test]
-fn a_write_the_engine_fails_is_never_acknowledged_and_one_it_committed_is_never_overwritten() {
+/// A log over a [`Flaky`] engine on the tests' storage (kept alive by the first value).
+fn flaky_log() -> (Held, Arc<Flaky>, Log) {
     let held = held();
-    let name = LogName::Region;
     let (inner, opened) = held
         .storage
-        .open_engine(&name, &LogConfig::default())
+        .open_engine(&LogName::Region, &LogConfig::default())
         .unwrap();
     let engine = Arc::new(Flaky {
         inner,
@@ -614,6 +613,12 @@ fn a_write_the_engine_fails_is_never_acknowledged_and_one_it_committed_is_never_
         Arc::new(NoIndex),
     )
     .unwrap();
+    (held, engine, log)
+}
+
+#[test]
+fn a_write_the_engine_fails_is_never_acknowledged_and_one_it_committed_is_never_overwritten() {
+    let (_held, engine, log) = flaky_log();
     log.append(b"a".to_vec()).unwrap();
 
     // Failed before anything was written: the caller is told, the size stays.
@@ -649,56 +654,27 @@ fn a_write_the_engine_fails_is_never_acknowledged_and_one_it_committed_is_never_
     assert_eq!(log.last_checkpoint().unwrap(), Some((4, b"four".to_vec())));
 }
 
-#[test]
-fn what_was_built_on_a_failed_batch_never_enters_the_log() {
-    let held = held();
-    let (inner, opened) = held
-        .storage
-        .open_engine(&LogName::Region, &LogConfig::default())
-        .unwrap();
-    let engine = Arc::new(Flaky {
-        inner,
-        next: std::sync::Mutex::new(None),
-    });
-    let log = Log::over(
-        engine.clone(),
-        opened,
-        LogConfig::default(),
-        Arc::new(NoIndex),
-    )
-    .unwrap();
-    let epoch = log.epoch();
+/// Submits one entry built in `epoch`, with nothing beside it.
+fn submit_in(log: &Log, epoch: u64, entry: &[u8]) -> Result<Pending<Range<u64>>, LogError> {
     log.submit_in(
         epoch,
-        vec![b"a".to_vec()],
+        vec![entry.to_vec()],
         Vec::new(),
         Vec::new(),
         Vec::new(),
     )
-    .unwrap()
-    .wait()
-    .unwrap();
+}
+
+#[test]
+fn what_was_built_on_a_failed_batch_never_enters_the_log() {
+    let (_held, engine, log) = flaky_log();
+    let epoch = log.epoch();
+    submit_in(&log, epoch, b"a").unwrap().wait().unwrap();
     // A sequencer applied "b", then "c" on top of it; "b"'s batch fails.
     engine.fail_next(Fault::Before);
-    let b = log
-        .submit_in(
-            epoch,
-            vec![b"b".to_vec()],
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-        )
-        .unwrap();
+    let b = submit_in(&log, epoch, b"b").unwrap();
     assert!(matches!(b.wait(), Err(LogError::BatchFailed(_))));
-    let c = log
-        .submit_in(
-            epoch,
-            vec![b"c".to_vec()],
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-        )
-        .unwrap();
+    let c = submit_in(&log, epoch, b"c").unwrap();
     assert!(
         matches!(c.wait(), Err(LogError::Stale { built, current }) if built == epoch && current == epoch + 1)
     );
@@ -707,28 +683,8 @@ fn what_was_built_on_a_failed_batch_never_enters_the_log() {
     // A fence answers once everything before it is answered, and starts an epoch of its own.
     let fenced = log.fence().unwrap();
     assert_eq!(fenced, epoch + 2);
-    assert!(
-        log.submit_in(
-            epoch + 1,
-            vec![b"x".to_vec()],
-            Vec::new(),
-            Vec::new(),
-            Vec::new()
-        )
-        .unwrap()
-        .wait()
-        .is_err()
-    );
-    log.submit_in(
-        fenced,
-        vec![b"d".to_vec()],
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-    )
-    .unwrap()
-    .wait()
-    .unwrap();
+    assert!(submit_in(&log, epoch + 1, b"x").unwrap().wait().is_err());
+    submit_in(&log, fenced, b"d").unwrap().wait().unwrap();
     assert_eq!(
         log.entries(0..3).unwrap(),
         vec![b"a".to_vec(), b"plain".to_vec(), b"d".to_vec()]
@@ -737,22 +693,7 @@ fn what_was_built_on_a_failed_batch_never_enters_the_log() {
 
 #[test]
 fn request_rows_commit_with_their_entries_and_expire() {
-    let held = held();
-    let (inner, opened) = held
-        .storage
-        .open_engine(&LogName::Region, &LogConfig::default())
-        .unwrap();
-    let engine = Arc::new(Flaky {
-        inner,
-        next: std::sync::Mutex::new(None),
-    });
-    let log = Log::over(
-        engine.clone(),
-        opened,
-        LogConfig::default(),
-        Arc::new(NoIndex),
-    )
-    .unwrap();
+    let (_held, engine, log) = flaky_log();
     let row = |key: &[u8], created: u64, record: &[u8]| RequestRow {
         key: key.to_vec(),
         created,

@@ -117,6 +117,17 @@ impl Node {
         }
     }
 
+    /// Another handle on the same node (its directory and address), without its process: for
+    /// other threads, which must not kill it.
+    pub fn handle(&self) -> Node {
+        Node {
+            dir: self.dir.clone(),
+            operator: self.operator.clone(),
+            child: None,
+            addr: self.addr.clone(),
+        }
+    }
+
     /// Starts `tongban-node run` and waits until it listens.
     pub fn start(&mut self) {
         self.start_with(&[]);

@@ -806,89 +806,75 @@ async fn write_batch(
     let log = batch.log;
     let run =
         |sql: &'static str, params: Vec<Param>| async move { query(conn, sql, &params).await };
-    if !batch.entries.is_empty() {
-        run(
+    // Each table's rows in one statement (the log id first), the tables with none skipped; the
+    // order does not matter within the transaction.
+    let inserts: [(bool, &'static str, Vec<Param>); 6] = [
+        (
+            !batch.entries.is_empty(),
             "INSERT INTO tb_entries (log, idx, bytes)
              SELECT $1, * FROM unnest($2::int8[], $3::bytea[])",
-            vec![
-                Box::new(log),
-                Box::new(batch.entry_idx),
-                Box::new(batch.entries),
-            ],
-        )
-        .await?;
-    }
-    if !batch.index_idx.is_empty() {
-        run(
+            vec![Box::new(batch.entry_idx), Box::new(batch.entries)],
+        ),
+        (
+            !batch.index_idx.is_empty(),
             "INSERT INTO tb_index_rows (log, name, key, idx)
              SELECT $1, * FROM unnest($2::text[], $3::bytea[], $4::int8[])
              ON CONFLICT DO NOTHING",
             vec![
-                Box::new(log),
                 Box::new(batch.index_names),
                 Box::new(batch.index_keys),
                 Box::new(batch.index_idx),
             ],
-        )
-        .await?;
-    }
-    if !batch.hashes.is_empty() {
-        run(
+        ),
+        (
+            !batch.hashes.is_empty(),
             "INSERT INTO tb_hashes (log, pos, hash)
              SELECT $1, * FROM unnest($2::int8[], $3::bytea[])
              ON CONFLICT (log, pos) DO UPDATE SET hash = EXCLUDED.hash",
-            vec![
-                Box::new(log),
-                Box::new(batch.hash_pos),
-                Box::new(batch.hashes),
-            ],
-        )
-        .await?;
-    }
-    if !batch.blobs.is_empty() {
-        run(
+            vec![Box::new(batch.hash_pos), Box::new(batch.hashes)],
+        ),
+        (
+            !batch.blobs.is_empty(),
             "INSERT INTO tb_blobs (log, idx, digest, bytes)
              SELECT $1, * FROM unnest($2::int8[], $3::bytea[], $4::bytea[])
              ON CONFLICT (log, idx, digest) DO UPDATE SET bytes = EXCLUDED.bytes",
             vec![
-                Box::new(log),
                 Box::new(batch.blob_idx),
                 Box::new(batch.blob_digests),
                 Box::new(batch.blobs),
             ],
-        )
-        .await?;
-    }
-    if !batch.state.is_empty() {
-        write_state(conn, log, &batch.state).await?;
-    }
-    if !batch.checkpoints.is_empty() {
-        run(
+        ),
+        (
+            !batch.checkpoints.is_empty(),
             "INSERT INTO tb_checkpoints (log, size, bytes)
              SELECT $1, * FROM unnest($2::int8[], $3::bytea[])
              ON CONFLICT (log, size) DO UPDATE SET bytes = EXCLUDED.bytes",
             vec![
-                Box::new(log),
                 Box::new(batch.checkpoint_sizes),
                 Box::new(batch.checkpoints),
             ],
-        )
-        .await?;
-    }
-    if !batch.requests.is_empty() {
-        run(
+        ),
+        (
+            !batch.requests.is_empty(),
             "INSERT INTO tb_requests (log, key, created, record)
              SELECT $1, * FROM unnest($2::bytea[], $3::int8[], $4::bytea[])
              ON CONFLICT (log, key) DO UPDATE
              SET created = EXCLUDED.created, record = EXCLUDED.record",
             vec![
-                Box::new(log),
                 Box::new(batch.request_keys),
                 Box::new(batch.request_created),
                 Box::new(batch.requests),
             ],
-        )
-        .await?;
+        ),
+    ];
+    for (any, sql, mut params) in inserts {
+        if any {
+            params.insert(0, Box::new(log));
+            run(sql, params).await?;
+        }
+    }
+    if !batch.state.is_empty() {
+        write_state(conn, log, &batch.state).await?;
     }
     if let Some(before) = batch.prune_requests_before {
         run(
