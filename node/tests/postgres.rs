@@ -148,6 +148,12 @@ fn script() -> PathBuf {
 impl Server {
     fn start() -> Server {
         let dir = tempfile::tempdir().unwrap();
+        // The server runs as the postgres user when the tests run as root: it must reach it.
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
