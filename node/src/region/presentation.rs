@@ -4,20 +4,19 @@
 //! rules when the answer is applied, so two staff resolving a one-use code at once get one copy
 //! and one `PRESENTATION_USED_UP`.
 
-use tongban_core::cert;
 use tongban_core::codes::{Code, Failure};
 use tongban_core::ids::{RegionCode, Uscc};
 use tongban_core::keys::KeyId;
 use tongban_core::log::entry::{Act, ShareOutcome};
 use tongban_core::log::state::StateRead;
-use tongban_core::sharing::copy::{CopyContents, check_fields_available};
+use tongban_core::sharing::copy::check_fields_available;
 use tongban_core::sharing::{
     PresentationCode, PresentationRecord, PresentationRequest, PresentationTerms,
 };
 use tongban_core::trust::TrustStore;
 use tongban_core::values::{ShortText, Time};
 
-use super::share::{COPY_LIFETIME, ShareAnswer, delivered_by_own_region, unopened};
+use super::share::{ShareAnswer, delivered_by_own_region, unopened};
 use super::{Region, now};
 use crate::keyfile::random;
 use crate::refusal::{Kind, Refusal};
@@ -57,26 +56,17 @@ impl Region {
     ) -> Result<MadePresentation, Refusal> {
         let agency = Uscc::parse(agency).map_err(|e| Refusal::invalid(e.to_string()))?;
         let now = now()?;
-        let own = self.own_status()?;
-        let record = own.record(&terms.id)?.ok_or_else(|| {
-            Refusal::code(
-                Kind::NotFound,
-                Code::CertificateNotLogged,
-                format!("this region's log holds no certificate {}", terms.id),
-            )
-        })?;
-        let stored = self.certificate_bytes(&record)?;
-        let verification = {
-            let view = self.view()?;
-            cert::verify(&stored, &view.trust, &own, now)
+        let stored = match self.stored_valid(&terms.id, now)? {
+            None => {
+                return Err(Refusal::code(
+                    Kind::NotFound,
+                    Code::CertificateNotLogged,
+                    format!("this region's log holds no certificate {}", terms.id),
+                ));
+            }
+            Some(Err(failure)) => return Err(refusal(failure)),
+            Some(Ok(stored)) => stored,
         };
-        own.failed()?;
-        if !verification.is_valid() {
-            return Err(refusal(Failure::new(
-                verification.code,
-                verification.detail,
-            )));
-        }
         check_fields_available(&stored, &terms.fields).map_err(refusal)?;
         let random = random::<7>().map_err(|e| Refusal::internal(e.to_string()))?;
         let code = PresentationCode::from_random(self.code.clone(), random);
@@ -196,33 +186,15 @@ impl Region {
         if let Err(failure) = record.redeemable(now) {
             return Ok(Err(failure));
         }
-        let own = self.own_status()?;
-        let Some(cert) = own.record(&record.id)? else {
-            return Err(Refusal::internal(
-                "a presentation of a certificate not logged",
-            ));
+        let stored = match self.stored_valid(&record.id, now)? {
+            None => {
+                return Err(Refusal::internal(
+                    "a presentation of a certificate not logged",
+                ));
+            }
+            Some(Err(failure)) => return Ok(Err(failure)),
+            Some(Ok(stored)) => stored,
         };
-        let stored = self.certificate_bytes(&cert)?;
-        let verification = {
-            let view = self.view()?;
-            cert::verify(&stored, &view.trust, &own, now)
-        };
-        own.failed()?;
-        if !verification.is_valid() {
-            return Ok(Err(Failure::new(verification.code, verification.detail)));
-        }
-        let expires = Time::new(now.seconds() + COPY_LIFETIME)
-            .ok_or_else(|| Refusal::internal("copy expiry beyond the time range"))?;
-        let copy = CopyContents::of(
-            self.code.clone(),
-            request.to_vec(),
-            &stored,
-            &record.fields,
-            now,
-            expires,
-        )
-        .and_then(|c| c.sign(&self.root))
-        .map_err(|e| Refusal::internal(e.to_string()))?;
-        Ok(Ok((copy, expires)))
+        Ok(Ok(self.sign_copy(request, &stored, &record.fields, now)?))
     }
 }

@@ -248,12 +248,38 @@ impl Region {
             return Ok(Err(failure));
         }
         let id = &opened.request.id;
+        let stored = match self.stored_valid(id, now)? {
+            None => {
+                return Ok(Err(Failure::new(
+                    Code::CertificateNotLogged,
+                    format!("this region's log holds no certificate {id}"),
+                )));
+            }
+            Some(Err(failure)) => return Ok(Err(failure)),
+            Some(Ok(stored)) => stored,
+        };
+        if let Err(failure) = check_fields_available(&stored, &opened.request.fields) {
+            return Ok(Err(failure));
+        }
+        Ok(Ok(self.sign_copy(
+            request,
+            &stored,
+            &opened.request.fields,
+            now,
+        )?))
+    }
+
+    /// This region's certificate `id` as stored, verified at `now` against the region's own
+    /// trust and status: `None` when the log holds no such certificate, the failure when it is
+    /// not valid. The outer error is the node's own failure.
+    pub(super) fn stored_valid(
+        &self,
+        id: &Identifier,
+        now: Time,
+    ) -> Result<Option<Result<Vec<u8>, Failure>>, Refusal> {
         let own = self.own_status()?;
         let Some(record) = own.record(id)? else {
-            return Ok(Err(Failure::new(
-                Code::CertificateNotLogged,
-                format!("this region's log holds no certificate {id}"),
-            )));
+            return Ok(None);
         };
         let stored = self.certificate_bytes(&record)?;
         let verification = {
@@ -262,24 +288,36 @@ impl Region {
         };
         own.failed()?;
         if !verification.is_valid() {
-            return Ok(Err(Failure::new(verification.code, verification.detail)));
+            return Ok(Some(Err(Failure::new(
+                verification.code,
+                verification.detail,
+            ))));
         }
-        if let Err(failure) = check_fields_available(&stored, &opened.request.fields) {
-            return Ok(Err(failure));
-        }
+        Ok(Some(Ok(stored)))
+    }
+
+    /// A purpose-bound copy of `fields` of `stored` for `request`, signed by the region root,
+    /// expiring [`COPY_LIFETIME`] after `now`; and its expiry.
+    pub(super) fn sign_copy(
+        &self,
+        request: &[u8],
+        stored: &[u8],
+        fields: &[FieldName],
+        now: Time,
+    ) -> Result<(Vec<u8>, Time), Refusal> {
         let expires = Time::new(now.seconds() + COPY_LIFETIME)
             .ok_or_else(|| Refusal::internal("copy expiry beyond the time range"))?;
         let copy = CopyContents::of(
             self.code.clone(),
             request.to_vec(),
-            &stored,
-            &opened.request.fields,
+            stored,
+            fields,
             now,
             expires,
         )
         .and_then(|c| c.sign(&self.root))
         .map_err(|e| Refusal::internal(e.to_string()))?;
-        Ok(Ok((copy, expires)))
+        Ok((copy, expires))
     }
 
     /// Verifies a copy this region's agency `recipient` received and logs it (specs/sharing.md
