@@ -19,10 +19,17 @@ thread_local! {
 /// Runs `work` with `marker` for the first submission it makes, and forgets the marker after
 /// (a request that logged nothing leaves nothing for the next request on this thread).
 pub fn carrying<T>(marker: Option<RequestRow>, work: impl FnOnce() -> T) -> T {
+    /// Forgets the marker however `work` ends: a panic unwinds through it too, and the
+    /// blocking pool's thread lives on to serve other requests.
+    struct Forget;
+    impl Drop for Forget {
+        fn drop(&mut self) {
+            MARKER.with(|m| m.borrow_mut().take());
+        }
+    }
     MARKER.with(|m| *m.borrow_mut() = marker);
-    let done = work();
-    MARKER.with(|m| m.borrow_mut().take());
-    done
+    let _forget = Forget;
+    work()
 }
 
 /// The marker of the request this thread serves, once.

@@ -576,9 +576,22 @@ impl Engine for PgEngine {
                 Err(self.superseded_error())
             }
             Err(e) => {
-                // Outcome unknown if the connection failed mid-commit: `pending` stays, and the
-                // next write reconnects and accepts either size.
-                slot.conn = None;
+                // Outside a transaction again? (A ROLLBACK there only warns.)
+                let reset = {
+                    let conn = conn.clone();
+                    self.db.on_runtime(async move {
+                        conn.batch_execute("ROLLBACK").await.map_err(storage)
+                    })
+                };
+                if conn.is_closed() || reset.is_err() {
+                    // Outcome unknown if the connection failed mid-commit: `pending` stays, and
+                    // the next write reconnects and accepts either size.
+                    slot.conn = None;
+                } else {
+                    // Rolled back, and the connection (with the writer lock it holds) kept:
+                    // dropping it would hand the log to a standby over a refused statement.
+                    slot.pending = None;
+                }
                 Err(e)
             }
         }
