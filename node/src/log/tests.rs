@@ -744,6 +744,23 @@ fn request_rows_commit_with_their_entries_and_expire() {
 }
 
 #[test]
+fn reads_far_beyond_the_log_find_nothing_on_every_engine() {
+    let (_held, log) = rfc_log();
+    log.store_checkpoint(8, b"eight".to_vec()).unwrap();
+    assert_eq!(
+        log.checkpoints_after(Some(u64::MAX - 1), 1).unwrap(),
+        Vec::new()
+    );
+    assert_eq!(
+        log.checkpoints_after(Some(i64::MAX as u64), 1).unwrap(),
+        Vec::new()
+    );
+    assert_eq!(log.entry(u64::MAX).unwrap(), None);
+    assert_eq!(log.blob(u64::MAX, &[0; 32]).unwrap(), None);
+    assert!(log.inclusion_proof(u64::MAX, 8).is_err());
+}
+
+#[test]
 fn one_write_may_store_one_checkpoint_size_twice_and_the_last_wins() {
     let held = held();
     let (engine, _) = held

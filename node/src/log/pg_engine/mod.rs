@@ -1086,9 +1086,12 @@ impl Snapshot for PgSnapshot {
     }
 
     fn entry(&self, index: u64) -> Result<Option<Vec<u8>>, LogError> {
+        let Ok(index) = i64::try_from(index) else {
+            return Ok(None);
+        };
         let rows = self.txn.query(
             "SELECT bytes FROM tb_entries WHERE log = $1 AND idx = $2",
-            vec![Box::new(signed(index)?)],
+            vec![Box::new(index)],
         )?;
         Ok(rows.first().map(|r| r.get(0)))
     }
@@ -1116,10 +1119,11 @@ impl Snapshot for PgSnapshot {
     }
 
     fn hashes(&self, positions: &[u64]) -> Result<Vec<Option<[u8; 32]>>, LogError> {
-        let wanted = positions
+        // Positions beyond a bigint hold nothing.
+        let wanted: Vec<i64> = positions
             .iter()
-            .map(|&p| signed(p))
-            .collect::<Result<Vec<_>, _>>()?;
+            .filter_map(|&p| i64::try_from(p).ok())
+            .collect();
         let rows = self.txn.query(
             "SELECT pos, hash FROM tb_hashes WHERE log = $1 AND pos = ANY($2)",
             vec![Box::new(wanted)],
@@ -1132,9 +1136,12 @@ impl Snapshot for PgSnapshot {
     }
 
     fn blob(&self, index: u64, digest: &[u8; 32]) -> Result<Option<Vec<u8>>, LogError> {
+        let Ok(index) = i64::try_from(index) else {
+            return Ok(None);
+        };
         let rows = self.txn.query(
             "SELECT bytes FROM tb_blobs WHERE log = $1 AND idx = $2 AND digest = $3",
-            vec![Box::new(signed(index)?), Box::new(digest.to_vec())],
+            vec![Box::new(index), Box::new(digest.to_vec())],
         )?;
         Ok(rows.first().map(|r| r.get(0)))
     }
@@ -1159,11 +1166,15 @@ impl Snapshot for PgSnapshot {
     }
 
     fn checkpoints_from(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, LogError> {
+        // No size is beyond a bigint: nothing is stored from there on.
+        let Ok(from) = i64::try_from(from) else {
+            return Ok(Vec::new());
+        };
         let rows = self.txn.query(
             "SELECT size, bytes FROM tb_checkpoints WHERE log = $1 AND size >= $2
              ORDER BY size LIMIT $3",
             vec![
-                Box::new(signed(from)?),
+                Box::new(from),
                 Box::new(i64::try_from(limit).unwrap_or(i64::MAX)),
             ],
         )?;
