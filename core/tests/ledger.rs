@@ -4,7 +4,6 @@
 
 use tongban_core::cert::FieldName;
 use tongban_core::codes::Code;
-use tongban_core::log::audit::{AuditInput, replay};
 use tongban_core::log::entry::{Act, ShareOutcome};
 use tongban_core::log::ledger::Period;
 use tongban_core::testkit::sharing::{Signer, World};
@@ -97,14 +96,7 @@ fn sharing_acts_are_counted_in_the_month_and_quarter_of_their_time_in_beijing() 
     };
     w.append(Q3, receipts, Signer::Root)?;
 
-    let vkey = w.log.vkey()?;
-    let report = replay(&AuditInput {
-        log_key: &vkey,
-        trust_bundle: &w.bundle,
-        entries: &w.log.entries,
-        checkpoints: &[],
-        hash_tiles: &[],
-    });
+    let report = w.audit()?;
     assert!(report.is_clean(), "{:?}", report.findings);
     let ledger = &report.ledger;
     let june = ledger.period(Period::parse("2026-06")?);

@@ -5,7 +5,7 @@
 use tongban_core::cert::FieldName;
 use tongban_core::codes::Code;
 use tongban_core::ids::Identifier;
-use tongban_core::log::audit::{AuditInput, FindingCode, replay};
+use tongban_core::log::audit::FindingCode;
 use tongban_core::log::entry::{Act, LogEntry, ShareOutcome};
 use tongban_core::log::state::RegionState;
 use tongban_core::sharing::copy::CopyRequest;
@@ -188,14 +188,7 @@ fn each_copy_spends_a_use_until_none_is_left_or_the_code_expires() -> R {
         Signer::Root,
     )?;
     // The audit replays the same log and counts what happened.
-    let vkey = w.log.vkey()?;
-    let report = replay(&AuditInput {
-        log_key: &vkey,
-        trust_bundle: &w.bundle,
-        entries: &w.log.entries,
-        checkpoints: &[],
-        hash_tiles: &[],
-    });
+    let report = w.audit()?;
     assert!(report.is_clean(), "{:?}", report.findings);
     let s = &report.statistics;
     assert_eq!(

@@ -4,7 +4,7 @@
 use tongban_core::codes::Code;
 use tongban_core::ids::{Identifier, RegionCode};
 use tongban_core::keys::SecretKey;
-use tongban_core::log::audit::{AuditInput, FindingCode, replay, replay_many};
+use tongban_core::log::audit::{AuditInput, FindingCode, replay_many};
 use tongban_core::log::entry::{Act, LogEntry, ShareOutcome};
 use tongban_core::log::state::RegionState;
 use tongban_core::status::{Operation, State, Termination};
@@ -316,14 +316,7 @@ fn sharing_entries_are_counted() -> R {
         proof: [8; 32],
     };
     w.append(NOW, proof, Signer::Root)?;
-    let vkey = w.log.vkey()?;
-    let report = replay(&AuditInput {
-        log_key: &vkey,
-        trust_bundle: &w.bundle,
-        entries: &w.log.entries,
-        checkpoints: &[],
-        hash_tiles: &[],
-    });
+    let report = w.audit()?;
     assert!(report.is_clean(), "{:?}", report.findings);
     let s = &report.statistics;
     assert_eq!((s.shares_given, s.shares_given_cross_region), (1, 1));

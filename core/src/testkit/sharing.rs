@@ -11,6 +11,7 @@ use crate::envelope::{Envelope, Kind, seal};
 use crate::fields::Fields;
 use crate::ids::RegionCode;
 use crate::keys::SecretKey;
+use crate::log::audit::{AuditInput, AuditReport, replay};
 use crate::log::checkpoint::Checkpoint;
 use crate::log::entry::{Act, LogEntry};
 use crate::log::note::{NoteRole, NoteVerifier};
@@ -186,6 +187,18 @@ impl World {
     /// Jinan's approval seal, whose scope covers business licences.
     pub fn jinan_seal(&self) -> &TestSeal {
         &self.f.jinan.seals[0]
+    }
+
+    /// The auditor's replay of everything appended, against the world's bundle.
+    pub fn audit(&self) -> Result<AuditReport, BuildError> {
+        let vkey = self.log.vkey()?;
+        Ok(replay(&AuditInput {
+            log_key: &vkey,
+            trust_bundle: &self.bundle,
+            entries: &self.log.entries,
+            checkpoints: &[],
+            hash_tiles: &[],
+        }))
     }
 
     /// Signs `act` as of `at` and appends it to Fuyang's log, through the log's rules.
