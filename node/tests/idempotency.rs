@@ -93,6 +93,23 @@ fn a_retried_write_gets_its_first_answer_and_is_made_once() {
         );
     }
 
+    // An anonymous write (a verification) keeps no key: nobody can make the node store a row
+    // per request.
+    let verify = json!({"certificate": first.json()["certificate"]});
+    for _ in 0..2 {
+        let anonymous = node
+            .try_request_with(
+                "POST",
+                "/v1/verify",
+                None,
+                Some(verify.to_string().as_bytes()),
+                &[("Idempotency-Key", "anonymous-1")],
+            )
+            .unwrap();
+        assert_eq!(anonymous.status, 200, "{}", anonymous.text());
+        assert_eq!(anonymous.header("idempotent-replayed"), None);
+    }
+
     // Sixteen clients send one request with one key at once: it is made once, and every
     // answer that is not "in progress" is the first one.
     let id = first.json()["id"].as_str().unwrap().to_owned();

@@ -2,7 +2,8 @@
 //! write again with the same key, after a lost answer or a take-over, gets the first answer
 //! again and the act is never made twice.
 //!
-//! Keys are scoped to the caller (a digest of the `Authorization` header) and kept 24 hours,
+//! Keys are scoped to the caller (a digest of the `Authorization` header; requests without one,
+//! and answers `401`, are not kept) and kept 24 hours,
 //! in the log's request table (beside the entries, in the same store: the answer survives a
 //! restart and is seen by a standby that takes over). For each keyed write:
 //!
@@ -22,7 +23,7 @@ use std::sync::Mutex;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -129,6 +130,11 @@ pub(super) async fn layer(State(app): State<App>, request: Request, next: Next) 
     let Some(value) = request.headers().get("idempotency-key").cloned() else {
         return next.run(request).await;
     };
+    // Keys are the caller's: an anonymous request (a verification) is answered without one,
+    // so nobody can make the node write a row per request by sending keys.
+    if !request.headers().contains_key(header::AUTHORIZATION) {
+        return next.run(request).await;
+    }
     let key = match key_of(&value) {
         Ok(key) => key,
         Err(refused) => return refused.into_response(),
@@ -189,7 +195,9 @@ pub(super) async fn layer(State(app): State<App>, request: Request, next: Next) 
     };
     let request = Request::from_parts(parts, Body::from(bytes));
     let response = MARKER.scope(Some(marker), next.run(request)).await;
-    if response.status().is_server_error() {
+    // Neither a server error (the write may be sent again) nor a token refused (not a caller
+    // whose keys are kept) is recorded.
+    if response.status().is_server_error() || response.status() == StatusCode::UNAUTHORIZED {
         return response;
     }
     let (parts, body) = response.into_parts();
