@@ -36,6 +36,11 @@ pub struct ReasonLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabel {
+    pub phase: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RegionLabel {
     pub region: String,
 }
@@ -62,6 +67,8 @@ pub struct Metrics {
     pub federation_dropped: Family<ReasonLabel, Counter>,
     /// Catch-up answers, by what became of them (`applied`, or the refusal's code).
     pub catch_up: Family<ResultLabel, Counter>,
+    /// State rows the sequencer read, ahead of its lock and under it (region/read_ahead.rs).
+    pub sequencer_rows_read: Family<PhaseLabel, Gauge>,
     /// The HTTP server (serve.rs).
     pub http_connections: Gauge,
     pub http_closed: Family<ReasonLabel, Counter>,
@@ -177,8 +184,15 @@ impl Default for Metrics {
             "HTTP connections the node closed or refused, by reason (idle_timeout, header_timeout, evicted, refused)",
             http_closed.clone(),
         );
+        let sequencer_rows_read = Family::<PhaseLabel, Gauge>::default();
+        registry.register(
+            "sequencer_rows_read",
+            "State rows the sequencer read since start: ahead of its lock, and under it",
+            sequencer_rows_read.clone(),
+        );
         Metrics {
             registry,
+            sequencer_rows_read,
             federation_internal,
             federation_dropped,
             catch_up,

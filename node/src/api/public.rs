@@ -16,7 +16,7 @@ use tongban_core::log::verification::ReceiptItem;
 
 use super::input::{self, Body, CertId, Query};
 use super::{App, blocking};
-use crate::metrics::ResultLabel;
+use crate::metrics::{PhaseLabel, ResultLabel};
 use crate::refusal::{Kind, Refusal};
 
 pub async fn healthz(State(app): State<App>) -> Result<Json<Value>, Refusal> {
@@ -31,6 +31,13 @@ pub async fn metrics(State(app): State<App>) -> Result<Response, Refusal> {
     app.metrics
         .log_size
         .set(i64::try_from(size).unwrap_or(i64::MAX));
+    let reads = app.region.sequencer_reads();
+    for (phase, rows) in [("ahead", reads.ahead), ("under_lock", reads.under_lock)] {
+        app.metrics
+            .sequencer_rows_read
+            .get_or_create(&PhaseLabel { phase })
+            .set(i64::try_from(rows).unwrap_or(i64::MAX));
+    }
     let text = app
         .metrics
         .render()

@@ -46,10 +46,26 @@ pub trait Engine: Send + Sync + 'static {
         self.state()
     }
 
+    /// The rows at `keys` ((kind, key) pairs), in that order, as committed at one moment, and
+    /// how many entries of the log the state reflected then: what a sequencer reads before it
+    /// takes its lock. By default, from a snapshot; an engine whose reads cost a round trip
+    /// answers in one.
+    fn rows_at(&self, keys: &[(u8, Vec<u8>)]) -> Result<RowsAt, LogError> {
+        let state = self.state()?;
+        let rows = keys
+            .iter()
+            .map(|(kind, key)| state.get(*kind, key))
+            .collect::<Result<_, _>>()?;
+        Ok((state.size(), rows))
+    }
+
     /// Replaces every index row with those `derive` gives for the stored entries, in one
     /// transaction (index rows are derived data).
     fn rebuild_index_rows(&self, derive: &mut IndexRows<'_>) -> Result<(), LogError>;
 }
+
+/// What [`Engine::rows_at`] answers: the state's size, and each row asked for (`None`: absent).
+pub type RowsAt = (u64, Vec<Option<Vec<u8>>>);
 
 /// Derives an entry's index rows: (index name, key) pairs.
 pub type IndexRows<'a> =

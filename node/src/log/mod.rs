@@ -31,7 +31,7 @@ use std::thread::JoinHandle;
 
 use tongban_core::suite::Suite;
 
-pub use engine::{Engine, IndexRows, KindRow, Opened, Snapshot, StateView, WriteSet};
+pub use engine::{Engine, IndexRows, KindRow, Opened, RowsAt, Snapshot, StateView, WriteSet};
 pub use error::LogError;
 pub use pg_engine::{PgDatabase, PgEngine};
 pub use redb_engine::RedbEngine;

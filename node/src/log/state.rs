@@ -114,6 +114,12 @@ impl Log {
         Ok(StateSnapshot(self.inner.engine.sequencer_state()?))
     }
 
+    /// The rows at `keys` as committed at one moment, and the state's size then
+    /// ([`super::Engine::rows_at`]).
+    pub fn rows_at(&self, keys: &[(u8, Vec<u8>)]) -> Result<super::RowsAt, LogError> {
+        self.inner.engine.rows_at(keys)
+    }
+
     /// How many entries the durable state reflects: the log's size, except after an upgrade
     /// from a log without state, until [`Log::catch_up_state`] has brought it up to date.
     pub fn state_size(&self) -> Result<u64, LogError> {

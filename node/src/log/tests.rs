@@ -536,6 +536,47 @@ fn state_changes_are_committed_with_their_entries_and_read_in_snapshots() {
 }
 
 #[test]
+fn rows_read_at_once_are_in_the_order_asked_and_of_one_state_size() {
+    let (_dir, log) = temp_log(LogConfig::default());
+    let put = |kind: u8, key: &[u8], value: &[u8]| StateOp::Put {
+        kind,
+        key: key.to_vec(),
+        value: value.to_vec(),
+    };
+    assert_eq!(log.rows_at(&[]).unwrap(), (0, Vec::new()));
+    log.submit(
+        vec![b"a".to_vec(), b"b".to_vec()],
+        Vec::new(),
+        vec![put(1, b"k", b"1"), put(2, b"k", b"2"), put(1, b"", b"empty")],
+    )
+    .unwrap()
+    .wait()
+    .unwrap();
+    let keys = [
+        (2, b"k".to_vec()),
+        (1, b"absent".to_vec()),
+        (1, b"k".to_vec()),
+        (2, b"k".to_vec()),
+        (1, Vec::new()),
+        (3, b"k".to_vec()),
+    ];
+    let (size, rows) = log.rows_at(&keys).unwrap();
+    assert_eq!(size, 2);
+    assert_eq!(
+        rows,
+        vec![
+            Some(b"2".to_vec()),
+            None,
+            Some(b"1".to_vec()),
+            Some(b"2".to_vec()),
+            Some(b"empty".to_vec()),
+            None,
+        ]
+    );
+    assert_eq!(log.rows_at(&[]).unwrap(), (2, Vec::new()));
+}
+
+#[test]
 fn the_frontier_read_from_stored_hashes_has_the_tree_root_at_every_size() {
     let (_dir, log) = temp_log(LogConfig::default());
     for n in 0..40u64 {

@@ -18,7 +18,7 @@ use crate::keyfile::random;
 use crate::log::Blob;
 use crate::refusal::{Kind, Refusal};
 
-use super::{Region, now, refuse_revoked};
+use super::{Region, now, refuse_revoked, state};
 
 /// A new certificate's content, checked by the API layer.
 #[derive(Clone, Debug)]
@@ -54,6 +54,8 @@ pub(super) struct PreparedIssuance {
     pub(super) seal: KeyId,
     pub(super) key: Arc<SecretKey>,
     pub(super) entry: Vec<u8>,
+    /// The rows the log's rules will read to apply `entry` (`state::reads_of`).
+    pub(super) reads: Vec<(u8, Vec<u8>)>,
 }
 
 /// An issued certificate as the API returns it.
@@ -120,19 +122,21 @@ impl Region {
         if let Some(e) = salt_error {
             return Err(Refusal::internal(e.to_string()));
         }
+        let act = Act::CertIssued {
+            id: id.clone(),
+            digest: issued.digest,
+            seal: spec.seal,
+            issued: now,
+            operation: predecessor.as_ref().map_or(1, |p| p.how.code()),
+            predecessor: predecessor.map(|p| p.id),
+            promise_deadline: spec.promise_deadline,
+            status_index,
+        };
+        let reads = state::reads_of(&act);
         let entry = LogEntry {
             region: self.code.clone(),
             at: now,
-            act: Act::CertIssued {
-                id: id.clone(),
-                digest: issued.digest,
-                seal: spec.seal,
-                issued: now,
-                operation: predecessor.as_ref().map_or(1, |p| p.how.code()),
-                predecessor: predecessor.map(|p| p.id),
-                promise_deadline: spec.promise_deadline,
-                status_index,
-            },
+            act,
         }
         .sign(&key)
         .map_err(|e| Refusal::internal(e.to_string()))?;
@@ -143,6 +147,7 @@ impl Region {
             seal: spec.seal,
             key,
             entry,
+            reads,
         })
     }
 
@@ -150,9 +155,12 @@ impl Region {
     /// entry logged first in the same submission (so both are durable or neither is).
     pub(super) fn log_issuance(
         &self,
-        prepared: PreparedIssuance,
+        mut prepared: PreparedIssuance,
         before: Option<Vec<u8>>,
     ) -> Result<IssuedCertificate, Refusal> {
+        let ahead = self
+            .ahead
+            .read(&self.log, std::mem::take(&mut prepared.reads))?;
         let mut seq = self.sequencer()?;
         // Again under the lock: a rotation or revocation logged while the certificate was built.
         if let Some(seal) = seq.seals.get(&prepared.seal) {
@@ -162,7 +170,12 @@ impl Region {
         if let Some(before) = before {
             entries.push(seq.apply_own(&self.log, before, self.root.public())?);
         }
-        match seq.apply_own(&self.log, prepared.entry, prepared.key.public()) {
+        match seq.apply_own_ahead(
+            &self.log,
+            prepared.entry,
+            prepared.key.public(),
+            Some(&ahead),
+        ) {
             Ok(staged) => entries.push(staged),
             Err(rejection) if !entries.is_empty() => {
                 // The entry before is in the state already: it is logged alone, so that state

@@ -43,6 +43,7 @@ use crate::storage::{LogName, Storage};
 mod fill;
 mod issuance;
 mod presentation;
+mod read_ahead;
 mod rebuild;
 mod report;
 pub mod request_marker;
@@ -120,6 +121,8 @@ pub struct Region {
     region_cert: Vec<u8>,
     seal_dir: PathBuf,
     seq: Mutex<Sequencer>,
+    /// Rows read for acts before they take the sequencer lock (read_ahead.rs).
+    ahead: Arc<read_ahead::ReadsAhead>,
     view: RwLock<View>,
     /// Changes of entries submitted and not yet durable: the view takes them once they are.
     published: Published,
@@ -138,6 +141,13 @@ pub struct Region {
     /// The current month's figures and the log size they were counted at (report.rs).
     month_report: Mutex<Option<report::Counted>>,
     storage: Storage,
+}
+
+/// Rows the sequencer read: ahead of its lock, and under it (read_ahead.rs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SequencerReads {
+    pub ahead: u64,
+    pub under_lock: u64,
 }
 
 fn lock_failed() -> Refusal {
@@ -194,6 +204,7 @@ impl Region {
             .into_iter()
             .map(|s| (s.info.key.kid(), s))
             .collect();
+        let ahead = Arc::new(read_ahead::ReadsAhead::new(snapshot.size()));
         let mut seq = Sequencer {
             region: region.clone(),
             root: region_root.public().clone(),
@@ -202,6 +213,7 @@ impl Region {
             overlay: Overlay::default(),
             seal_keys: HashMap::new(),
             epoch: log.epoch(),
+            ahead: ahead.clone(),
         };
         drop(snapshot);
         seq.seal_keys = seal_keys(&home.seal_keys(), &seq.seals)?;
@@ -231,6 +243,7 @@ impl Region {
             region_cert,
             seal_dir: home.seal_keys(),
             seq: Mutex::new(seq),
+            ahead,
             view: RwLock::new(view),
             published: Published::default(),
             poisoned: AtomicBool::new(false),
@@ -259,6 +272,15 @@ impl Region {
 
     pub fn log(&self) -> &Log {
         &self.log
+    }
+
+    /// How many state rows the sequencer has read since start, ahead of its lock and under it.
+    pub fn sequencer_reads(&self) -> SequencerReads {
+        use std::sync::atomic::Ordering::Relaxed;
+        SequencerReads {
+            ahead: self.ahead.counts.ahead.load(Relaxed),
+            under_lock: self.ahead.counts.under_lock.load(Relaxed),
+        }
     }
 
     pub fn origin(&self) -> &str {

@@ -14,9 +14,10 @@ use tongban_core::log::state::{
 };
 use tongban_core::values::Time;
 
-use crate::log::{Blob, Log, LogError, Pending, StateSnapshot};
+use crate::log::{Blob, Log, LogError, Pending, StateRows, StateSnapshot};
 use crate::refusal::{Kind, Refusal};
 
+use super::read_ahead::{Durable, ReadsAhead, RowsAhead};
 use super::{Region, Seals, Signer, lock_failed, now, state};
 
 /// What the log's writes need, kept under one lock so acts enter the log in the order they were
@@ -34,6 +35,9 @@ pub(super) struct Sequencer {
     /// The log's epoch this state was built in: its submissions are refused once a batch
     /// failed since (`Log::submit_in`).
     pub(super) epoch: u64,
+    /// Rows read for acts before they take this lock (read_ahead.rs): the overlay keeps every
+    /// entry after the oldest of them.
+    pub(super) ahead: Arc<ReadsAhead>,
 }
 
 /// An entry checked and applied by the sequencer, not yet submitted to the log.
@@ -43,19 +47,20 @@ pub(super) struct Staged {
 }
 
 impl Sequencer {
-    /// A snapshot of the durable state, and the overlay trimmed to what it does not hold. The
-    /// snapshot is opened under the sequencer lock, after every commit the overlay was trimmed
-    /// for: whatever the overlay no longer holds, the snapshot does.
+    /// A snapshot of the durable state, and the overlay trimmed to what it does not hold (and
+    /// no read ahead needs). The snapshot is opened under the sequencer lock, after every
+    /// commit the overlay was trimmed for: whatever the overlay no longer holds, the snapshot
+    /// does.
     fn snapshot(&mut self, log: &Log) -> Result<StateSnapshot, Refusal> {
         let snapshot = log.sequencer_state()?;
-        self.overlay.settle(snapshot.size());
+        self.overlay.settle(self.ahead.settle(snapshot.size()));
         Ok(snapshot)
     }
 
-    fn layered<'a>(
+    fn layered<'a, R: StateRows>(
         &'a self,
-        rows: &'a state::Rows<'a, StateSnapshot>,
-    ) -> Layered<'a, state::Rows<'a, StateSnapshot>> {
+        rows: &'a state::Rows<'a, R>,
+    ) -> Layered<'a, state::Rows<'a, R>> {
         Layered {
             seals: &self.seals,
             overlay: &self.overlay,
@@ -90,8 +95,24 @@ impl Sequencer {
         bytes: Vec<u8>,
         signer: &PublicKey,
     ) -> Result<Staged, Refusal> {
+        self.apply_own_ahead(log, bytes, signer, None)
+    }
+
+    /// [`Sequencer::apply_own`] reading the durable rows `ahead` holds from there.
+    pub(super) fn apply_own_ahead(
+        &mut self,
+        log: &Log,
+        bytes: Vec<u8>,
+        signer: &PublicKey,
+        ahead: Option<&RowsAhead<'_>>,
+    ) -> Result<Staged, Refusal> {
         let snapshot = self.snapshot(log)?;
-        let rows = state::Rows(&snapshot);
+        let durable = Durable {
+            ahead: self.ahead.usable(ahead),
+            rest: &snapshot,
+            under_lock: &self.ahead.counts.under_lock,
+        };
+        let rows = state::Rows(&durable);
         let rules = Rules {
             region: &self.region,
             root: &self.root,
@@ -137,6 +158,7 @@ impl Region {
             .map(|s| (s.info.key.kid(), s))
             .collect();
         seq.overlay = Overlay::default();
+        seq.ahead.restart(snapshot.size());
         seq.epoch = epoch;
         // Seals queued for a trust bundle at sizes never made durable are dropped with them.
         self.published.clear();

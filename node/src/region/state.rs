@@ -23,6 +23,7 @@ use tongban_core::cbor::{self, Reader};
 use tongban_core::envelope::{Envelope, Kind};
 use tongban_core::ids::{Identifier, RegionCode};
 use tongban_core::keys::KeyId;
+use tongban_core::log::entry::Act;
 use tongban_core::log::state::{
     CertRecord, Delta, Head, SealRecord, StateRead, Write, encode_transfer_in,
 };
@@ -289,6 +290,45 @@ impl<R: StateRows> StateRead for Rows<'_, R> {
             .get(PRESENTATION, code)?
             .map(|v| PresentationRecord::decode(&v).ok_or_else(|| corrupt("presentation", code)))
             .transpose()
+    }
+}
+
+/// The rows core's rules read to judge `act` when they accept it: what the sequencer reads
+/// before its lock (read_ahead.rs). A hint, not a rule: a row left out here is read under the
+/// lock, so this only has to be right for speed. The keys come from [`Rows`] itself, which
+/// records them instead of reading.
+pub fn reads_of(act: &Act) -> Vec<(u8, Vec<u8>)> {
+    let keys = Keys::default();
+    let rows = Rows(&keys);
+    // The recorder answers every read with nothing, and never fails.
+    let _ = match act {
+        Act::CertIssued {
+            id,
+            status_index,
+            predecessor,
+            ..
+        } => rows.cert(id).and(rows.status_index_taken(*status_index)).and(
+            match predecessor {
+                Some(before) => rows.cert(before).and(rows.transferred_in(before)),
+                None => Ok(false),
+            },
+        ),
+        Act::StatusChanged { id, .. } | Act::PromiseFulfilled { id } => {
+            rows.cert(id).and(rows.transfer_out(id)).map(|_| false)
+        }
+        _ => Ok(false),
+    };
+    keys.0.into_inner()
+}
+
+/// Records the rows read through it, and finds none.
+#[derive(Default)]
+struct Keys(std::cell::RefCell<Vec<(u8, Vec<u8>)>>);
+
+impl StateRows for Keys {
+    fn get(&self, kind: u8, key: &[u8]) -> Result<Option<Vec<u8>>, LogError> {
+        self.0.borrow_mut().push((kind, key.to_vec()));
+        Ok(None)
     }
 }
 

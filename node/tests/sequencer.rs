@@ -1,0 +1,199 @@
+//! The sequencer under many simultaneous acts of one region, in one process: an identifier is
+//! issued once however many ask for it at the same moment, a certificate is renewed once however
+//! many renew it at once, every issuance's rows are read before the sequencer lock (none under
+//! it: region/read_ahead.rs), and the state the acts leave is the one a replay of the log makes.
+//! Runs on either storage engine (node_process::use_test_storage).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+mod node_process;
+
+use std::sync::{Arc, Barrier};
+
+use tongban_core::cert::{FieldName, FieldValue, Holder, HolderIdType, TrustLevel};
+use tongban_core::ids::{Identifier, IssuerCode, TypeCode, Uscc};
+use tongban_core::keys::KeyId;
+use tongban_core::status::Succession;
+use tongban_core::suite::Suite;
+use tongban_core::trust::{MediaType, SealId, SealType};
+use tongban_core::values::{ShortText, Time};
+use tongban_node::config::HttpConfig;
+use tongban_node::home::{Home, InitOptions, init};
+use tongban_node::region::{CertificateSpec, Lineage, Region, SealSpec, check_home, now};
+
+const AGENCY: &str = "11341200MB0000001F";
+const THREADS: usize = 16;
+/// Serials every thread issues at once, and serials each issues alone.
+const SHARED: usize = 8;
+const OWN: usize = 8;
+
+fn text(t: &str) -> ShortText {
+    ShortText::new(t).unwrap()
+}
+
+fn open(dir: &std::path::Path) -> (Home, Region, KeyId) {
+    let home = Home::new(dir);
+    init(
+        &home,
+        &InitOptions {
+            region: "341200",
+            name: "阜阳市",
+            federation_name: "tongban.test",
+            federation_key: None,
+            suite: Suite::Ed25519,
+            http: HttpConfig::default(),
+            now: now().unwrap(),
+        },
+    )
+    .unwrap();
+    node_process::use_test_storage(&home.config());
+    let region = Region::open(&home).unwrap();
+    let agency = Uscc::parse(AGENCY).unwrap();
+    region.credentials.register(&agency, "阜阳市市场监督管理局").unwrap();
+    let (info, _) = region
+        .create_seal(SealSpec {
+            agency,
+            agency_name: text("阜阳市市场监督管理局"),
+            id: SealId::parse("SEQ-1").unwrap(),
+            seal_type: SealType::Approval,
+            name: text("行政审批专用章"),
+            valid_from: None,
+            valid_until: Time::new(now().unwrap().seconds() + 86_400).unwrap(),
+            picture: b"png".to_vec(),
+            media_type: MediaType::Png,
+            share_types: Vec::new(),
+        })
+        .unwrap();
+    (home, region, info.key.kid())
+}
+
+fn spec(seal: KeyId) -> CertificateSpec {
+    CertificateSpec {
+        seal,
+        type_name: text("营业执照"),
+        valid_from: None,
+        valid_until: None,
+        level: TrustLevel::A,
+        promise_deadline: None,
+        holder: Holder {
+            name: text("阜阳市通办示范科技有限公司"),
+            id_type: HolderIdType::Uscc,
+            id_number: "91341200MA2T00001L".into(),
+        },
+        licence: vec![(
+            FieldName::parse("licence.capital").unwrap(),
+            FieldValue::Int(10_000_000),
+        )],
+        decoys: 0,
+    }
+}
+
+fn new(serial: &str) -> Lineage {
+    Lineage::New {
+        type_code: TypeCode::parse(node_process::TYPE_CODE).unwrap(),
+        serial: serial.into(),
+    }
+}
+
+fn first_version(serial: &str) -> Identifier {
+    Identifier::new(
+        TypeCode::parse(node_process::TYPE_CODE).unwrap(),
+        IssuerCode::Uscc(Uscc::parse(AGENCY).unwrap()),
+        serial,
+        "001",
+    )
+    .unwrap()
+}
+
+/// Runs `act(thread)` on [`THREADS`] threads released at once; returns each thread's results.
+fn at_once<T: Send>(act: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let start = Barrier::new(THREADS);
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (start, act) = (&start, &act);
+                scope.spawn(move || {
+                    start.wait();
+                    act(t)
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    })
+}
+
+#[test]
+fn simultaneous_acts_on_one_identifier_take_effect_once_and_read_nothing_under_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let (home, region, seal) = open(dir.path());
+    let region = Arc::new(region);
+    let before = region.sequencer_reads();
+
+    // Every thread issues the shared serials, in an order of its own, and serials of its own.
+    let issued = at_once(|t| {
+        let mut outcomes = Vec::new();
+        for i in 0..SHARED + OWN {
+            let serial = match i < SHARED {
+                true => format!("S{:02}", (i + t) % SHARED),
+                false => format!("T{t:02}X{i:02}"),
+            };
+            let outcome = region.issue(AGENCY, new(&serial), spec(seal));
+            outcomes.push((serial, outcome.map(|c| c.id).map_err(|r| r.code)));
+        }
+        outcomes
+    });
+    for shared in 0..SHARED {
+        let serial = format!("S{shared:02}");
+        let outcomes: Vec<_> = issued
+            .iter()
+            .flatten()
+            .filter(|(s, _)| *s == serial)
+            .map(|(_, o)| o)
+            .collect();
+        assert_eq!(outcomes.len(), THREADS);
+        let made: Vec<_> = outcomes.iter().filter_map(|o| o.as_ref().ok()).collect();
+        assert_eq!(made, [&first_version(&serial)], "{serial}: {outcomes:?}");
+        for refused in outcomes.iter().filter_map(|o| o.as_ref().err()) {
+            assert_eq!(*refused, "DUPLICATE_IDENTIFIER", "{serial}");
+        }
+    }
+    let own = issued.iter().flatten().filter(|(s, _)| s.starts_with('T'));
+    for (serial, outcome) in own {
+        assert_eq!(outcome.as_ref(), Ok(&first_version(serial)), "{serial}");
+    }
+
+    // Every thread renews each shared certificate: one renewal each takes effect.
+    let renewed = at_once(|t| {
+        (0..SHARED)
+            .map(|i| {
+                let of = first_version(&format!("S{:02}", (i + t) % SHARED));
+                let how = Succession::Renew;
+                let outcome = region.issue(AGENCY, Lineage::Successor { of, how }, spec(seal));
+                outcome.map(|c| c.id).map_err(|r| r.code)
+            })
+            .collect::<Vec<_>>()
+    });
+    let made: Vec<_> = renewed.iter().flatten().filter_map(|o| o.as_ref().ok()).collect();
+    assert_eq!(made.len(), SHARED, "{renewed:?}");
+    for id in &made {
+        assert_eq!(id.version(), "002");
+    }
+    for refused in renewed.iter().flatten().filter_map(|o| o.as_ref().err()) {
+        assert!(
+            ["DUPLICATE_IDENTIFIER", "TRANSITION_NOT_ALLOWED"].contains(refused),
+            "{refused}"
+        );
+    }
+
+    // Every row the log's rules read for those acts was read ahead of the lock.
+    let reads = region.sequencer_reads();
+    assert_eq!(reads.under_lock, before.under_lock, "{reads:?}");
+    // Two rows (the identifier's record, the status index's) for each new issuance at least;
+    // renewals refused before they were built read nothing.
+    let issuances = (THREADS * (SHARED + OWN)) as u64;
+    assert!(reads.ahead - before.ahead >= 2 * issuances, "{reads:?}");
+
+    drop(region);
+    let check = check_home(&home).unwrap();
+    assert_eq!(check.differences.count, 0, "{:?}", check.differences.first);
+}
