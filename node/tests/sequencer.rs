@@ -49,7 +49,10 @@ fn open(dir: &std::path::Path) -> (Home, Region, KeyId) {
     node_process::use_test_storage(&home.config());
     let region = Region::open(&home).unwrap();
     let agency = Uscc::parse(AGENCY).unwrap();
-    region.credentials.register(&agency, "阜阳市市场监督管理局").unwrap();
+    region
+        .credentials
+        .register(&agency, "阜阳市市场监督管理局")
+        .unwrap();
     let (info, _) = region
         .create_seal(SealSpec {
             agency,
@@ -173,7 +176,11 @@ fn simultaneous_acts_on_one_identifier_take_effect_once_and_read_nothing_under_t
             })
             .collect::<Vec<_>>()
     });
-    let made: Vec<_> = renewed.iter().flatten().filter_map(|o| o.as_ref().ok()).collect();
+    let made: Vec<_> = renewed
+        .iter()
+        .flatten()
+        .filter_map(|o| o.as_ref().ok())
+        .collect();
     assert_eq!(made.len(), SHARED, "{renewed:?}");
     for id in &made {
         assert_eq!(id.version(), "002");

@@ -2,8 +2,9 @@
 //! batch being written in front of it.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 
-use tongban_core::log::tree::{Hash, HashReader, TreeError};
+use tongban_core::log::tree::{Hash, HashReader, TreeError, stored_hash_index};
 
 use super::LogError;
 use super::engine::Snapshot;
@@ -63,29 +64,81 @@ impl HashReader for StoredHashes<'_> {
     }
 }
 
+/// The stored hashes of the perfect subtrees on the right edge of a tree of `size` leaves, by
+/// stored-hash index. Appending reads nothing else (core's `stored_hashes` reads the left
+/// siblings of the subtrees a new leaf completes, which are these), so a writer that keeps its
+/// edge reads no stored hash from storage: with a database server, each read is a round trip
+/// on the path every write waits behind.
+pub(crate) struct Edge {
+    size: u64,
+    hashes: HashMap<u64, Hash>,
+}
+
+impl Edge {
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The stored-hash indexes of the right edge of a tree of `size` leaves.
+    fn positions(size: u64) -> Vec<u64> {
+        (0..64u8)
+            .rev()
+            .filter(|h| size >> h & 1 == 1)
+            .map(|h| stored_hash_index(h, (size >> h) - 1))
+            .collect()
+    }
+
+    /// The edge of the tree `snapshot` holds `size` leaves of.
+    pub(crate) fn read(snapshot: &dyn Snapshot, size: u64) -> Result<Edge, LogError> {
+        let positions = Edge::positions(size);
+        let stored = StoredHashes::new(snapshot);
+        let hashes = stored.finish(stored.read(&positions))?;
+        Ok(Edge {
+            size,
+            hashes: positions.into_iter().zip(hashes).collect(),
+        })
+    }
+
+    /// The edge at `size` after `pending` (the stored hashes from index `base` on) were
+    /// written: each subtree on it is one of this edge's or a new one.
+    pub(crate) fn after(&self, base: u64, pending: &[Hash], size: u64) -> Result<Edge, LogError> {
+        let reader = BatchHashes {
+            base,
+            pending,
+            edge: self,
+        };
+        let positions = Edge::positions(size);
+        let hashes = reader
+            .read_hashes(&positions)
+            .map_err(|e| LogError::Corrupt(format!("the tree's edge at size {size}: {e}")))?;
+        Ok(Edge {
+            size,
+            hashes: positions.into_iter().zip(hashes).collect(),
+        })
+    }
+}
+
 /// The hashes computed for the batch in flight, which starts at stored-hash index `base`, in front
-/// of the stored ones: `stored_hashes` for entry n needs hashes written for entries earlier in
-/// the same batch, which are not stored yet.
+/// of the tree's edge before it: `stored_hashes` for entry n reads hashes of subtrees completed
+/// earlier in the same batch, which are not stored yet, or on the edge.
 pub(crate) struct BatchHashes<'a> {
     pub(crate) base: u64,
     pub(crate) pending: &'a [Hash],
-    pub(crate) stored: &'a StoredHashes<'a>,
+    pub(crate) edge: &'a Edge,
 }
 
 impl HashReader for BatchHashes<'_> {
     fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, TreeError> {
         indexes
             .iter()
-            .map(|&i| match i.checked_sub(self.base) {
-                Some(offset) => usize::try_from(offset)
-                    .ok()
-                    .and_then(|o| self.pending.get(o).copied())
-                    .ok_or(TreeError::Unreadable(i)),
-                None => self
-                    .stored
-                    .read(&[i])?
-                    .pop()
-                    .ok_or(TreeError::Unreadable(i)),
+            .map(|&i| {
+                let found = match i.checked_sub(self.base) {
+                    Some(offset) => usize::try_from(offset)
+                        .ok()
+                        .and_then(|o| self.pending.get(o)),
+                    None => self.edge.hashes.get(&i),
+                };
+                found.copied().ok_or(TreeError::Unreadable(i))
             })
             .collect()
     }

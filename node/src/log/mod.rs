@@ -179,6 +179,7 @@ impl Log {
             contents: opened.contents,
             suite: opened.suite,
             checkpoint,
+            edge: None,
         };
         let handle = std::thread::Builder::new()
             .name("tongban-log-writer".into())

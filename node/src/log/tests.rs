@@ -547,7 +547,11 @@ fn rows_read_at_once_are_in_the_order_asked_and_of_one_state_size() {
     log.submit(
         vec![b"a".to_vec(), b"b".to_vec()],
         Vec::new(),
-        vec![put(1, b"k", b"1"), put(2, b"k", b"2"), put(1, b"", b"empty")],
+        vec![
+            put(1, b"k", b"1"),
+            put(2, b"k", b"2"),
+            put(1, b"", b"empty"),
+        ],
     )
     .unwrap()
     .wait()

@@ -12,7 +12,7 @@ use tongban_core::log::tree::{Hash, stored_hash_index, stored_hashes};
 use tongban_core::suite::Suite;
 
 use super::engine::{Engine, WriteSet};
-use super::hashes::{BatchHashes, StoredHashes};
+use super::hashes::{BatchHashes, Edge};
 use super::state::StateOp;
 use super::{Contents, Indexer, LogError};
 
@@ -149,7 +149,14 @@ pub(crate) struct Writer {
     pub(crate) checkpoint: Option<u64>,
     /// Batches failed and fences passed so far ([`super::Log::epoch`]).
     pub(crate) epoch: Arc<AtomicU64>,
+    /// The tree's right edge at `size`, once read: kept from batch to batch, read again after a
+    /// failure.
+    pub(crate) edge: Option<Edge>,
 }
+
+/// What a committed batch gives: each command's outcome, the new size, the latest checkpoint's
+/// size, the tree's edge at the new size.
+type Written = (Vec<Outcome>, u64, Option<u64>, Edge);
 
 /// What one command of a committed batch answers.
 enum Outcome {
@@ -239,8 +246,10 @@ impl Writer {
             return;
         }
         let started = Instant::now();
-        match self.write_batch(&batch) {
-            Ok((outcomes, new_size, checkpoint)) => {
+        let edge = self.edge.take();
+        match self.write_batch(&batch, edge) {
+            Ok((outcomes, new_size, checkpoint, edge)) => {
+                self.edge = Some(edge);
                 tracing::debug!(
                     requests = batch.len(),
                     entries = new_size - self.size,
@@ -303,9 +312,11 @@ impl Writer {
 
     /// Writes a whole batch in one transaction and commits it (fsync); returns each command's
     /// outcome, the new size and the latest checkpoint's size. On any error nothing is written.
-    fn write_batch(&self, batch: &[Command]) -> Result<(Vec<Outcome>, u64, Option<u64>), LogError> {
-        let snapshot = self.engine.read()?;
-        let stored = StoredHashes::new(&*snapshot);
+    fn write_batch(&self, batch: &[Command], edge: Option<Edge>) -> Result<Written, LogError> {
+        let edge = match edge {
+            Some(edge) if edge.size() == self.size => edge,
+            _ => Edge::read(&*self.engine.read()?, self.size)?,
+        };
         let base = stored_hash_index(0, self.size);
         let mut pending: Vec<Hash> = Vec::new();
         let mut set = WriteSet {
@@ -356,9 +367,9 @@ impl Writer {
                             let reader = BatchHashes {
                                 base,
                                 pending: &pending,
-                                stored: &stored,
+                                edge: &edge,
                             };
-                            stored.finish(stored_hashes(self.suite, size, entry, &reader))?
+                            stored_hashes(self.suite, size, entry, &reader)?
                         };
                         pending.extend(new);
                         if self.contents == Contents::Entries {
@@ -400,6 +411,7 @@ impl Writer {
                 }
             }
         }
+        let edge = edge.after(base, &pending, size)?;
         set.hashes = pending;
         if size != self.size {
             set.size = Some(size);
@@ -409,7 +421,7 @@ impl Writer {
             }
         }
         self.engine.write(&set)?;
-        Ok((outcomes, size, checkpoint))
+        Ok((outcomes, size, checkpoint, edge))
     }
 
     /// The index rows of the entry at `index`.

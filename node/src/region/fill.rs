@@ -167,12 +167,7 @@ impl Region {
         let mut staged: Vec<Staged> = Vec::with_capacity(prepared.len());
         let mut blobs = Vec::with_capacity(prepared.len());
         for (entry, p) in prepared.into_iter().enumerate() {
-            staged.push(seq.apply_own_ahead(
-                &self.log,
-                p.entry,
-                p.key.public(),
-                Some(&ahead),
-            )?);
+            staged.push(seq.apply_own_ahead(&self.log, p.entry, p.key.public(), Some(&ahead))?);
             blobs.push(Blob {
                 entry,
                 digest: p.digest,

@@ -307,12 +307,13 @@ pub fn reads_of(act: &Act) -> Vec<(u8, Vec<u8>)> {
             status_index,
             predecessor,
             ..
-        } => rows.cert(id).and(rows.status_index_taken(*status_index)).and(
-            match predecessor {
+        } => rows
+            .cert(id)
+            .and(rows.status_index_taken(*status_index))
+            .and(match predecessor {
                 Some(before) => rows.cert(before).and(rows.transferred_in(before)),
                 None => Ok(false),
-            },
-        ),
+            }),
         Act::StatusChanged { id, .. } | Act::PromiseFulfilled { id } => {
             rows.cert(id).and(rows.transfer_out(id)).map(|_| false)
         }

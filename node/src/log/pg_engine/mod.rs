@@ -560,9 +560,8 @@ impl Engine for PgEngine {
         slot.pending = Some(new_size);
         let written = {
             let conn = conn.clone();
-            self.db.on_runtime(async move {
-                in_transaction(&conn, write_batch(&conn, batch, expected, new_size)).await
-            })
+            self.db
+                .on_runtime(async move { write_batch(&conn, batch, expected, new_size).await })
         };
         match written {
             Ok(()) => {
@@ -850,212 +849,350 @@ impl Batch {
     }
 }
 
-/// Writes every table's rows of `batch`, one statement per table, and moves the log's size
-/// from `expected` to `new_size`: refused ([`LogError::Superseded`]) unless the log is still
-/// at `expected`.
+/// Writes `batch` in one transaction, and moves the log's size from `expected` to `new_size`:
+/// refused ([`LogError::Superseded`]) unless the log is still at `expected`.
+///
+/// The statements go in two flights, each sent whole before the first answer is awaited (the
+/// server runs them in the order sent): BEGIN, every table's rows (one statement per table) and
+/// the read of the state rows the batch's patches start from; then the state's rows, the prune,
+/// the size move and COMMIT. The writer is the one thread every acknowledged write goes
+/// through, and on a busy machine each wait for an answer is also a wait for a core: two waits
+/// per batch instead of one per statement.
+///
+/// A statement that fails aborts the transaction on the server, which ignores what follows and
+/// answers COMMIT by rolling back; so the batch counts as committed only if every statement
+/// succeeded. The size move fails (it does not merely match no row) when the log has moved, so
+/// that a superseded writer's COMMIT rolls back too.
 async fn write_batch(
     conn: &ClientWrapper,
     batch: Batch,
     expected: u64,
     new_size: u64,
 ) -> Result<(), LogError> {
+    let written = write_batch_flights(conn, batch, expected, new_size).await;
+    if written.is_err()
+        && let Err(e) = conn.batch_execute("ROLLBACK").await
+    {
+        tracing::warn!(error = %e, "rolling back a failed batch failed too");
+    }
+    written
+}
+
+const INSERT_ENTRIES: &str = "INSERT INTO tb_entries (log, idx, bytes)
+     SELECT $1, * FROM unnest($2::int8[], $3::bytea[])";
+const INSERT_INDEX_ROWS: &str = "INSERT INTO tb_index_rows (log, name, key, idx)
+     SELECT $1, * FROM unnest($2::text[], $3::bytea[], $4::int8[])
+     ON CONFLICT DO NOTHING";
+const INSERT_HASHES: &str = "INSERT INTO tb_hashes (log, pos, hash)
+     SELECT $1, * FROM unnest($2::int8[], $3::bytea[])
+     ON CONFLICT (log, pos) DO UPDATE SET hash = EXCLUDED.hash";
+const INSERT_BLOBS: &str = "INSERT INTO tb_blobs (log, idx, digest, bytes)
+     SELECT $1, * FROM unnest($2::int8[], $3::bytea[], $4::bytea[])
+     ON CONFLICT (log, idx, digest) DO UPDATE SET bytes = EXCLUDED.bytes";
+const INSERT_CHECKPOINTS: &str = "INSERT INTO tb_checkpoints (log, size, bytes)
+     SELECT $1, * FROM unnest($2::int8[], $3::bytea[])
+     ON CONFLICT (log, size) DO UPDATE SET bytes = EXCLUDED.bytes";
+const INSERT_REQUESTS: &str = "INSERT INTO tb_requests (log, key, created, record)
+     SELECT $1, * FROM unnest($2::bytea[], $3::int8[], $4::bytea[])
+     ON CONFLICT (log, key) DO UPDATE SET created = EXCLUDED.created, record = EXCLUDED.record";
+const READ_PATCHED: &str = "SELECT kind, key, value FROM tb_state
+     WHERE log = $1 AND (kind, key) IN (SELECT * FROM unnest($2::int2[], $3::bytea[]))";
+const DELETE_STATE: &str = "DELETE FROM tb_state
+     WHERE log = $1 AND (kind, key) IN (SELECT * FROM unnest($2::int2[], $3::bytea[]))";
+const PUT_STATE: &str = "INSERT INTO tb_state (log, kind, key, value)
+     SELECT $1, * FROM unnest($2::int2[], $3::bytea[], $4::bytea[])
+     ON CONFLICT (log, kind, key) DO UPDATE SET value = EXCLUDED.value";
+/// Removes request rows made before $2 (none when it is null), at most $3 of them.
+const PRUNE_REQUESTS: &str = "DELETE FROM tb_requests WHERE (log, key) IN (
+     SELECT log, key FROM tb_requests WHERE log = $1 AND created < $2
+     ORDER BY created LIMIT $3)";
+/// Moves the log from size $4 to $2, or fails with division_by_zero when it is not at $4 (a
+/// failure, not an empty result, so that the transaction aborts).
+const MOVE_SIZE: &str = "WITH moved AS (
+         UPDATE tb_logs SET size = $2, state_size = coalesce($3, state_size)
+         WHERE id = $1 AND size = $4 RETURNING id)
+     SELECT 1 / count(*) FROM moved";
+
+/// A statement and its parameters, sent in a flight.
+struct Sent(tokio_postgres::Statement, Vec<Param>);
+
+impl Sent {
+    async fn prepare(
+        conn: &ClientWrapper,
+        sql: &str,
+        params: Vec<Param>,
+    ) -> Result<Sent, LogError> {
+        Ok(Sent(
+            conn.prepare_cached(sql).await.map_err(storage)?,
+            params,
+        ))
+    }
+
+    /// Sends the statement when first polled (tokio-postgres sends a request before it awaits
+    /// its answer): futures polled in order reach the server in order.
+    async fn run(&self, conn: &ClientWrapper) -> Result<Vec<PgRow>, tokio_postgres::Error> {
+        let refs: Vec<&(dyn ToSql + Sync)> = self
+            .1
+            .iter()
+            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+            .collect();
+        conn.query(&self.0, &refs).await
+    }
+}
+
+/// The first error of statements run in order: the cause; those after it only say the
+/// transaction was aborted.
+fn first_error<T>(
+    results: impl IntoIterator<Item = Result<T, tokio_postgres::Error>>,
+) -> Result<Vec<T>, LogError> {
+    results.into_iter().map(|r| r.map_err(storage)).collect()
+}
+
+async fn write_batch_flights(
+    conn: &ClientWrapper,
+    batch: Batch,
+    expected: u64,
+    new_size: u64,
+) -> Result<(), LogError> {
     let log = batch.log;
-    let run =
-        |sql: &'static str, params: Vec<Param>| async move { query(conn, sql, &params).await };
-    // Each table's rows in one statement (the log id first), the tables with none skipped; the
-    // order does not matter within the transaction.
-    let inserts: [(bool, &'static str, Vec<Param>); 6] = [
-        (
-            !batch.entries.is_empty(),
-            "INSERT INTO tb_entries (log, idx, bytes)
-             SELECT $1, * FROM unnest($2::int8[], $3::bytea[])",
-            vec![Box::new(batch.entry_idx), Box::new(batch.entries)],
-        ),
-        (
-            !batch.index_idx.is_empty(),
-            "INSERT INTO tb_index_rows (log, name, key, idx)
-             SELECT $1, * FROM unnest($2::text[], $3::bytea[], $4::int8[])
-             ON CONFLICT DO NOTHING",
+    let (patched_kinds, patched_keys) = patched_rows(&batch.state);
+    // Prepared before anything is sent (cached per connection: a round trip the first time
+    // only), so that no statement of a flight waits for its Parse while a later one goes ahead.
+    let inserts = [
+        Sent::prepare(
+            conn,
+            INSERT_ENTRIES,
             vec![
+                Box::new(log),
+                Box::new(batch.entry_idx),
+                Box::new(batch.entries),
+            ],
+        ),
+        Sent::prepare(
+            conn,
+            INSERT_INDEX_ROWS,
+            vec![
+                Box::new(log),
                 Box::new(batch.index_names),
                 Box::new(batch.index_keys),
                 Box::new(batch.index_idx),
             ],
         ),
-        (
-            !batch.hashes.is_empty(),
-            "INSERT INTO tb_hashes (log, pos, hash)
-             SELECT $1, * FROM unnest($2::int8[], $3::bytea[])
-             ON CONFLICT (log, pos) DO UPDATE SET hash = EXCLUDED.hash",
-            vec![Box::new(batch.hash_pos), Box::new(batch.hashes)],
-        ),
-        (
-            !batch.blobs.is_empty(),
-            "INSERT INTO tb_blobs (log, idx, digest, bytes)
-             SELECT $1, * FROM unnest($2::int8[], $3::bytea[], $4::bytea[])
-             ON CONFLICT (log, idx, digest) DO UPDATE SET bytes = EXCLUDED.bytes",
+        Sent::prepare(
+            conn,
+            INSERT_HASHES,
             vec![
+                Box::new(log),
+                Box::new(batch.hash_pos),
+                Box::new(batch.hashes),
+            ],
+        ),
+        Sent::prepare(
+            conn,
+            INSERT_BLOBS,
+            vec![
+                Box::new(log),
                 Box::new(batch.blob_idx),
                 Box::new(batch.blob_digests),
                 Box::new(batch.blobs),
             ],
         ),
-        (
-            !batch.checkpoints.is_empty(),
-            "INSERT INTO tb_checkpoints (log, size, bytes)
-             SELECT $1, * FROM unnest($2::int8[], $3::bytea[])
-             ON CONFLICT (log, size) DO UPDATE SET bytes = EXCLUDED.bytes",
+        Sent::prepare(
+            conn,
+            INSERT_CHECKPOINTS,
             vec![
+                Box::new(log),
                 Box::new(batch.checkpoint_sizes),
                 Box::new(batch.checkpoints),
             ],
         ),
-        (
-            !batch.requests.is_empty(),
-            "INSERT INTO tb_requests (log, key, created, record)
-             SELECT $1, * FROM unnest($2::bytea[], $3::int8[], $4::bytea[])
-             ON CONFLICT (log, key) DO UPDATE
-             SET created = EXCLUDED.created, record = EXCLUDED.record",
+        Sent::prepare(
+            conn,
+            INSERT_REQUESTS,
             vec![
+                Box::new(log),
                 Box::new(batch.request_keys),
                 Box::new(batch.request_created),
                 Box::new(batch.requests),
             ],
         ),
-    ];
-    for (any, sql, mut params) in inserts {
-        if any {
-            params.insert(0, Box::new(log));
-            run(sql, params).await?;
-        }
-    }
-    if !batch.state.is_empty() {
-        write_state(conn, log, &batch.state).await?;
-    }
-    if let Some(before) = batch.prune_requests_before {
-        run(
-            "DELETE FROM tb_requests WHERE (log, key) IN (
-                 SELECT log, key FROM tb_requests WHERE log = $1 AND created < $2
-                 ORDER BY created LIMIT $3)",
+        Sent::prepare(
+            conn,
+            READ_PATCHED,
             vec![
                 Box::new(log),
-                Box::new(before),
+                Box::new(patched_kinds),
+                Box::new(patched_keys),
+            ],
+        ),
+    ];
+    let mut first = Vec::with_capacity(inserts.len());
+    for sent in inserts {
+        first.push(sent.await?);
+    }
+    let [
+        entries,
+        index_rows,
+        hashes,
+        blobs,
+        checkpoints,
+        requests,
+        read_patched,
+    ] = &first[..]
+    else {
+        return Err(LogError::Storage(
+            "internal: a flight lost a statement".into(),
+        ));
+    };
+    let (begun, e, i, h, b, c, r, held) = futures::join!(
+        conn.batch_execute("BEGIN"),
+        entries.run(conn),
+        index_rows.run(conn),
+        hashes.run(conn),
+        blobs.run(conn),
+        checkpoints.run(conn),
+        requests.run(conn),
+        read_patched.run(conn),
+    );
+    begun.map_err(storage)?;
+    first_error([e, i, h, b, c, r])?;
+    let held = held.map_err(storage)?;
+
+    let (gone, put) = state_rows(&batch.state, &held)?;
+    let second = [
+        Sent::prepare(
+            conn,
+            DELETE_STATE,
+            vec![Box::new(log), Box::new(gone.0), Box::new(gone.1)],
+        ),
+        Sent::prepare(
+            conn,
+            PUT_STATE,
+            vec![
+                Box::new(log),
+                Box::new(put.0),
+                Box::new(put.1),
+                Box::new(put.2),
+            ],
+        ),
+        Sent::prepare(
+            conn,
+            PRUNE_REQUESTS,
+            vec![
+                Box::new(log),
+                Box::new(batch.prune_requests_before),
                 Box::new(PRUNED_PER_WRITE as i64),
             ],
-        )
-        .await?;
+        ),
+        Sent::prepare(
+            conn,
+            MOVE_SIZE,
+            vec![
+                Box::new(log),
+                Box::new(signed(new_size)?),
+                Box::new(batch.state_size),
+                Box::new(signed(expected)?),
+            ],
+        ),
+    ];
+    let mut flight = Vec::with_capacity(second.len());
+    for sent in second {
+        flight.push(sent.await?);
     }
-    let moved = run(
-        "UPDATE tb_logs SET size = $2, state_size = coalesce($3, state_size)
-         WHERE id = $1 AND size = $4 RETURNING id",
-        vec![
-            Box::new(log),
-            Box::new(signed(new_size)?),
-            Box::new(batch.state_size),
-            Box::new(signed(expected)?),
-        ],
-    )
-    .await?;
-    if moved.is_empty() {
-        return Err(LogError::Superseded(format!(
-            "the log is no longer at size {expected}"
-        )));
+    let [delete, upsert, prune, moved] = &flight[..] else {
+        return Err(LogError::Storage(
+            "internal: a flight lost a statement".into(),
+        ));
+    };
+    let (d, u, p, m, committed) = futures::join!(
+        delete.run(conn),
+        upsert.run(conn),
+        prune.run(conn),
+        moved.run(conn),
+        conn.batch_execute("COMMIT"),
+    );
+    first_error([d, u, p])?;
+    if let Err(e) = m {
+        return Err(match e.code() {
+            Some(&tokio_postgres::error::SqlState::DIVISION_BY_ZERO) => {
+                LogError::Superseded(format!("the log is no longer at size {expected}"))
+            }
+            _ => storage(e),
+        });
     }
-    Ok(())
+    committed.map_err(storage)
 }
 
-/// Applies state ops in order: each row's final value is worked out here (a patch reads the
-/// stored row only when no earlier op of the batch set it), then deleted and upserted rows go in
-/// one statement each.
-async fn write_state(conn: &ClientWrapper, log: i32, ops: &[StateOp]) -> Result<(), LogError> {
-    let key_of = |op: &StateOp| match op {
-        StateOp::Put { kind, key, .. }
-        | StateOp::Delete { kind, key }
-        | StateOp::Patch { kind, key, .. } => (*kind, key.clone()),
-    };
-    // Rows whose first op in the batch is a patch start from what is stored.
-    let mut first: HashMap<(u8, Vec<u8>), bool> = HashMap::new();
+/// The rows whose first op in `ops` is a patch: they start from what is stored.
+fn patched_rows(ops: &[StateOp]) -> (Vec<i16>, Vec<Vec<u8>>) {
+    let mut first: HashMap<(u8, &[u8]), bool> = HashMap::new();
     for op in ops {
         first
             .entry(key_of(op))
             .or_insert(matches!(op, StateOp::Patch { .. }));
     }
-    let (kinds, keys): (Vec<i16>, Vec<Vec<u8>>) = first
-        .iter()
-        .filter(|(_, patch)| **patch)
-        .map(|((kind, key), _)| (i16::from(*kind), key.clone()))
-        .unzip();
-    let mut rows: BTreeMap<(u8, Vec<u8>), Option<Vec<u8>>> = BTreeMap::new();
-    if !kinds.is_empty() {
-        let held = query(
-            conn,
-            "SELECT kind, key, value FROM tb_state
-             WHERE log = $1 AND (kind, key) IN (SELECT * FROM unnest($2::int2[], $3::bytea[]))",
-            &[Box::new(log), Box::new(kinds), Box::new(keys)],
-        )
-        .await?;
-        for row in held {
-            let kind = u8::try_from(row.get::<_, i16>(0))
-                .map_err(|_| LogError::Corrupt("a state row's kind is beyond a byte".into()))?;
-            rows.insert((kind, row.get(1)), Some(row.get(2)));
-        }
+    first
+        .into_iter()
+        .filter(|(_, patch)| *patch)
+        .map(|((kind, key), _)| (i16::from(kind), key.to_vec()))
+        .unzip()
+}
+
+fn key_of(op: &StateOp) -> (u8, &[u8]) {
+    match op {
+        StateOp::Put { kind, key, .. }
+        | StateOp::Delete { kind, key }
+        | StateOp::Patch { kind, key, .. } => (*kind, key.as_slice()),
+    }
+}
+
+/// Deleted rows (kinds, keys) and upserted rows (kinds, keys, values).
+type StateChanges = (
+    (Vec<i16>, Vec<Vec<u8>>),
+    (Vec<i16>, Vec<Vec<u8>>, Vec<Vec<u8>>),
+);
+
+/// Applies state ops in order, patches starting from the `held` rows (what [`READ_PATCHED`]
+/// found): each row's final value, deleted or upserted.
+fn state_rows(ops: &[StateOp], held: &[PgRow]) -> Result<StateChanges, LogError> {
+    let mut rows: BTreeMap<(u8, Vec<u8>), Vec<u8>> = BTreeMap::new();
+    for row in held {
+        let kind = u8::try_from(row.get::<_, i16>(0))
+            .map_err(|_| LogError::Corrupt("a state row's kind is beyond a byte".into()))?;
+        rows.insert((kind, row.get(1)), row.get(2));
     }
     let mut touched: BTreeMap<(u8, Vec<u8>), Option<Vec<u8>>> = BTreeMap::new();
     for op in ops {
-        let key = key_of(op);
+        let (kind, key) = key_of(op);
+        let key = (kind, key.to_vec());
         let value = match op {
             StateOp::Put { value, .. } => Some(value.clone()),
             StateOp::Delete { .. } => None,
             StateOp::Patch { .. } => {
                 let held = match touched.get(&key) {
                     Some(value) => value.clone(),
-                    None => rows.get(&key).cloned().flatten(),
+                    None => rows.get(&key).cloned(),
                 };
                 Some(op.patched(held)?)
             }
         };
         touched.insert(key, value);
     }
-    let (mut gone_kinds, mut gone_keys) = (Vec::new(), Vec::new());
-    let (mut put_kinds, mut put_keys, mut put_values) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut gone, mut put) = StateChanges::default();
     for ((kind, key), value) in touched {
         match value {
             None => {
-                gone_kinds.push(i16::from(kind));
-                gone_keys.push(key);
+                gone.0.push(i16::from(kind));
+                gone.1.push(key);
             }
             Some(value) => {
-                put_kinds.push(i16::from(kind));
-                put_keys.push(key);
-                put_values.push(value);
+                put.0.push(i16::from(kind));
+                put.1.push(key);
+                put.2.push(value);
             }
         }
     }
-    if !gone_kinds.is_empty() {
-        query(
-            conn,
-            "DELETE FROM tb_state
-             WHERE log = $1 AND (kind, key) IN (SELECT * FROM unnest($2::int2[], $3::bytea[]))",
-            &[Box::new(log), Box::new(gone_kinds), Box::new(gone_keys)],
-        )
-        .await?;
-    }
-    if !put_kinds.is_empty() {
-        query(
-            conn,
-            "INSERT INTO tb_state (log, kind, key, value)
-             SELECT $1, * FROM unnest($2::int2[], $3::bytea[], $4::bytea[])
-             ON CONFLICT (log, kind, key) DO UPDATE SET value = EXCLUDED.value",
-            &[
-                Box::new(log),
-                Box::new(put_kinds),
-                Box::new(put_keys),
-                Box::new(put_values),
-            ],
-        )
-        .await?;
-    }
-    Ok(())
+    Ok((gone, put))
 }
 
 /// A read-only transaction on a pooled connection, ended (and the connection given back) when
@@ -1356,5 +1493,76 @@ impl Iterator for AllRows<'_> {
             return Some(Err(e));
         }
         self.page.pop_front().map(Ok)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn put(value: &[u8]) -> StateOp {
+        StateOp::Put {
+            kind: 1,
+            key: b"k".to_vec(),
+            value: value.to_vec(),
+        }
+    }
+
+    /// Runs `sql` in the engine's schema on a connection of its own.
+    fn sql(db: &Arc<PgDatabase>, sql: &'static str) -> Vec<PgRow> {
+        let config = db.config.clone();
+        db.on_runtime(async move {
+            let conn = connect(&config).await?;
+            conn.query(sql, &[]).await.map_err(storage)
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_batch_after_the_log_moved_under_its_writer_is_rolled_back_whole() {
+        let Some(config) = crate::storage::test_postgres() else {
+            return;
+        };
+        let db = PgDatabase::connect(&config.url.0, config.schema.as_str(), 2).unwrap();
+        let (engine, _) = db
+            .open_log("region", Contents::Entries, Suite::Ed25519)
+            .unwrap();
+        let op = put(b"1");
+        let first = WriteSet {
+            entries: vec![b"a"],
+            hashes: vec![[1; 32]],
+            state: vec![&op],
+            size: Some(1),
+            state_size: Some(1),
+            ..WriteSet::default()
+        };
+        engine.write(&first).unwrap();
+        // Another writer moved the log while this one's connection was away (and with it the
+        // lock): this writer's next batch must leave no trace.
+        sql(
+            &db,
+            "UPDATE tb_logs SET size = 2, state_size = 2 WHERE name = 'region'",
+        );
+        let op = put(b"2");
+        let second = WriteSet {
+            entries_from: 1,
+            entries: vec![b"b"],
+            hashes_from: 1,
+            hashes: vec![[2; 32], [3; 32]],
+            state: vec![&op],
+            size: Some(2),
+            state_size: Some(2),
+            ..WriteSet::default()
+        };
+        let refused = engine.write(&second).unwrap_err();
+        assert!(matches!(refused, LogError::Superseded(_)), "{refused}");
+        let entries = sql(&db, "SELECT count(*) FROM tb_entries");
+        assert_eq!(entries[0].get::<_, i64>(0), 1);
+        let hashes = sql(&db, "SELECT count(*) FROM tb_hashes");
+        assert_eq!(hashes[0].get::<_, i64>(0), 1);
+        let state = sql(&db, "SELECT value FROM tb_state");
+        assert_eq!(state[0].get::<_, Vec<u8>>(0), b"1".to_vec());
     }
 }
