@@ -322,6 +322,28 @@ pub fn reads_of(act: &Act) -> Vec<(u8, Vec<u8>)> {
     keys.0.into_inner()
 }
 
+/// The rows of certificate `id` a verification reads: its record, and whether another region's
+/// certificate of that identifier was transferred in.
+pub fn cert_rows(id: &Identifier) -> Vec<(u8, Vec<u8>)> {
+    let keys = Keys::default();
+    let rows = Rows(&keys);
+    // The recorder answers every read with nothing, and never fails.
+    let _ = rows.cert(id).and(rows.transferred_in(id));
+    keys.0.into_inner()
+}
+
+/// Rows read at once ((kind, key) → the row, `None` where absent), read through [`Rows`]: a
+/// row not among them is an error, not an absence.
+pub struct Fetched(pub std::collections::HashMap<(u8, Vec<u8>), Option<Vec<u8>>>);
+
+impl StateRows for Fetched {
+    fn get(&self, kind: u8, key: &[u8]) -> Result<Option<Vec<u8>>, LogError> {
+        self.0.get(&(kind, key.to_vec())).cloned().ok_or_else(|| {
+            LogError::InvalidArgument(format!("internal: state row {kind}/{key:?} was not read"))
+        })
+    }
+}
+
 /// Records the rows read through it, and finds none.
 #[derive(Default)]
 struct Keys(std::cell::RefCell<Vec<(u8, Vec<u8>)>>);

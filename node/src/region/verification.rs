@@ -123,7 +123,7 @@ impl Region {
 
     /// The status of this region's certificates: the durable state, read live.
     pub(crate) fn own_status(&self) -> Result<OwnStatus, Refusal> {
-        Ok(OwnStatus::new(self.code.clone(), self.log.state()?, now()?))
+        Ok(OwnStatus::new(self.code.clone(), self.log.clone(), now()?))
     }
 
     /// Verifies a certificate of this region against the view and the durable state

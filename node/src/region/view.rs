@@ -16,9 +16,9 @@ use tongban_core::status::State;
 use tongban_core::trust::{BundleContents, FederationRoot, SealInfo, TrustStore};
 use tongban_core::values::{ShortText, Time};
 
-use super::state::Rows;
+use super::state::{self, Rows};
 use super::{lock_failed, now};
-use crate::log::{LogError, StateSnapshot};
+use crate::log::{Log, LogError};
 use crate::refusal::Refusal;
 
 /// How long a trust bundle the node publishes stays valid.
@@ -150,23 +150,35 @@ impl Published {
     }
 }
 
-/// The status of this region's certificates as its durable state holds them, read live from one
-/// snapshot. Core's verifier asks through [`StatusSource`], which cannot fail: a read that fails
-/// is kept and answered as unknown, and the caller turns it into a local error with
-/// [`OwnStatus::failed`] before it uses the verdict.
+/// The status of this region's certificates as its durable state holds them, read live: each
+/// certificate's rows (its record, and whether it was transferred in) together in one read
+/// ([`crate::log::Log::rows_at`]: one statement, no transaction, on PostgreSQL), the first time
+/// it is asked about, and kept for the rest of the verification, so that every question about
+/// one certificate gets answers of one moment. Core's verifier asks through [`StatusSource`],
+/// which cannot fail: a read that fails is kept and answered as unknown, and the caller turns it
+/// into a local error with [`OwnStatus::failed`] before it uses the verdict.
 pub struct OwnStatus {
     region: RegionCode,
-    snapshot: StateSnapshot,
+    log: Log,
     now: Time,
+    read: Mutex<HashMap<Identifier, CertRows>>,
     error: Mutex<Option<LogError>>,
 }
 
+/// What the state holds of one certificate.
+#[derive(Clone)]
+struct CertRows {
+    record: Option<CertRecord>,
+    transferred_in: bool,
+}
+
 impl OwnStatus {
-    pub fn new(region: RegionCode, snapshot: StateSnapshot, now: Time) -> OwnStatus {
+    pub fn new(region: RegionCode, log: Log, now: Time) -> OwnStatus {
         OwnStatus {
             region,
-            snapshot,
+            log,
             now,
+            read: Mutex::new(HashMap::new()),
             error: Mutex::new(None),
         }
     }
@@ -176,18 +188,38 @@ impl OwnStatus {
         self.now
     }
 
+    fn rows(&self, id: &Identifier) -> Result<CertRows, LogError> {
+        let poisoned = || LogError::Storage("a status lock was poisoned by a panic".into());
+        if let Some(rows) = self.read.lock().map_err(|_| poisoned())?.get(id) {
+            return Ok(rows.clone());
+        }
+        let keys = state::cert_rows(id);
+        let (_, found) = self.log.rows_at(&keys)?;
+        let fetched = state::Fetched(keys.into_iter().zip(found).collect());
+        let rows = Rows(&fetched);
+        let rows = CertRows {
+            record: rows.cert(id)?,
+            transferred_in: rows.transferred_in(id)?,
+        };
+        self.read
+            .lock()
+            .map_err(|_| poisoned())?
+            .insert(id.clone(), rows.clone());
+        Ok(rows)
+    }
+
     /// The record of one of this region's certificates.
     pub fn record(&self, id: &Identifier) -> Result<Option<CertRecord>, LogError> {
-        Rows(&self.snapshot).cert(id)
+        Ok(self.rows(id)?.record)
     }
 
     /// Whether `id` left through this log: one of its own transferred out, or another region's
     /// taken in here (sharing.md §5.5).
     pub fn transferred_away(&self, id: &Identifier) -> Result<bool, LogError> {
-        let rows = Rows(&self.snapshot);
-        Ok(rows.transferred_in(id)?
+        let rows = self.rows(id)?;
+        Ok(rows.transferred_in
             || rows
-                .cert(id)?
+                .record
                 .is_some_and(|r| r.state == State::TransferredOut))
     }
 
