@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::api::{self, App};
@@ -377,6 +378,7 @@ fn serve(home: &Home, listen: Option<SocketAddr>, bootstrap: &[String]) -> Resul
             return Ok(());
         };
         let region = Arc::new(region);
+        let region_for_watch = region.clone();
         let receipts = Receipts::start(region.clone()).context("starting the receipt signer")?;
         // Tests and the testnet read this line to find the node.
         announce(&format!(
@@ -407,9 +409,51 @@ fn serve(home: &Home, listen: Option<SocketAddr>, bootstrap: &[String]) -> Resul
         if let Some(federation) = federation {
             app = app.merge(crate::federation::http::router(federation));
         }
-        crate::serve::serve(listener, app, limits, metrics, shutdown()).await;
+        let superseded = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = {
+            let (region, superseded) = (region_for_watch, superseded.clone());
+            async move {
+                tokio::select! {
+                    () = shutdown() => {}
+                    () = until_superseded(region) => superseded.store(true, Ordering::Release),
+                }
+            }
+        };
+        crate::serve::serve(listener, app, limits, metrics, stop).await;
+        if superseded.load(Ordering::Acquire) {
+            anyhow::bail!(
+                "another process of this region took its log: this one stopped serving \
+                 (start it again to stand by)"
+            );
+        }
         Ok(())
     })
+}
+
+/// How often a sequencer confirms it still holds its log.
+const WRITER_CHECK: Duration = Duration::from_secs(1);
+
+/// Returns once another process holds or wrote the region's log (after this one's database
+/// session was lost): this process may no longer write it, and must stop answering as the
+/// sequencer, so that load balancers and clients go to the one that is. It exits rather than
+/// turn standby in place: everything it started (the federation, housekeeping, receipts) holds
+/// the region, and a supervisor's restart brings it back as a standby, cleanly.
+async fn until_superseded(region: Arc<Region>) {
+    loop {
+        tokio::time::sleep(WRITER_CHECK).await;
+        let log = region.log().clone();
+        match tokio::task::spawn_blocking(move || log.check_writer()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(LogError::Superseded(why))) => {
+                tracing::error!(%why, "this process is no longer the region's sequencer: stopping");
+                return;
+            }
+            // The database unreachable: writes are refused meanwhile, reads answered when
+            // they can be; the check goes on.
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot confirm the log's writer lock"),
+            Err(e) => tracing::error!(error = %e, "the writer check failed"),
+        }
+    }
 }
 
 /// Prints a line on stdout for whoever started the node. A standby that takes over prints a

@@ -47,13 +47,16 @@ fn psql(url: &str, sql: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// Ends the sessions of `schema`'s log writers, as a lost connection would.
+/// Ends the sessions of `schema`'s log writers (those holding a log's lock; not a standby's,
+/// waiting for it), as a lost connection would.
 fn kill_writers(config: &PostgresConfig) -> usize {
     let killed = psql(
         &config.url.0,
         &format!(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-             WHERE application_name = 'tongban-node/{} writer'",
+            "SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a
+             WHERE a.application_name = 'tongban-node/{} writer'
+             AND EXISTS (SELECT FROM pg_locks l
+                         WHERE l.pid = a.pid AND l.locktype = 'advisory' AND l.granted)",
             config.schema.as_str()
         ),
     );
@@ -374,5 +377,78 @@ fn a_standby_takes_over_within_five_seconds_when_the_sequencer_is_killed_mid_bur
         node.kill9();
     }
     let (ok, out) = nodes[0].check();
+    assert!(ok, "{out}");
+}
+
+/// The `[storage]` settings of the node in `dir`.
+fn node_postgres(dir: &Path) -> PostgresConfig {
+    match tongban_node::home::load(&Home::new(dir))
+        .unwrap()
+        .config
+        .storage
+    {
+        StorageConfig::Postgres(config) => config,
+        StorageConfig::Redb => panic!("the node runs on redb"),
+    }
+}
+
+#[test]
+fn a_sequencer_whose_log_another_process_took_stops_serving() {
+    if postgres("a_sequencer_whose_log_another_process_took").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let first = Node::init(dir.path());
+    let second = first.handle();
+    let mut nodes = [first, second];
+    nodes[0].start();
+    nodes[1].start();
+    let (token, seal) = nodes[0].agency_with_seal(AGENCY_A, "FY-AMR-1");
+    let before = issue(&nodes[0], &token, &seal, "LOST0").unwrap();
+
+    // The sequencer's database session is cut (a network partition, a server-side timeout):
+    // the standby, waiting on the lock, takes the log. (Should the sequencer reconnect first,
+    // it keeps the log, which is as good: cut again.)
+    let pg = node_postgres(dir.path());
+    let started = Instant::now();
+    'taken: loop {
+        kill_writers(&pg);
+        let cut = Instant::now();
+        while cut.elapsed() < Duration::from_secs(3) {
+            let health = nodes[1].try_request("GET", "/healthz", None, None);
+            if health.is_ok_and(|h| h.status == 200) {
+                break 'taken;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "no take-over");
+    }
+
+    // The old sequencer finds out at its next writer check and stops serving, with an error
+    // for its supervisor (a restart brings it back as a standby).
+    let mut old = nodes[0].child.take().unwrap();
+    let taken = Instant::now();
+    let status = loop {
+        if let Some(status) = old.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            taken.elapsed() < Duration::from_secs(15),
+            "the old sequencer still runs"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success(), "{status}");
+    eprintln!(
+        "the old sequencer stopped {:?} after the take-over",
+        taken.elapsed()
+    );
+
+    // The new one holds everything and writes.
+    let reply = nodes[1].get(&format!("/v1/certificates/{before}/status"), None);
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    issue(&nodes[1], &token, &seal, "LOST1").unwrap();
+    nodes[1].kill9();
+    let (ok, out) = nodes[1].check();
     assert!(ok, "{out}");
 }

@@ -59,6 +59,14 @@ pub trait Engine: Send + Sync + 'static {
         Ok((state.size(), rows))
     }
 
+    /// Confirms this process is still the log's writer: its hold on the log (a database
+    /// session's lock) is alive, taken again if the session was lost and nobody else took it;
+    /// [`LogError::Superseded`] once another process holds or wrote the log. An embedded engine
+    /// whose file this process holds open has nothing to check.
+    fn check_writer(&self) -> Result<(), LogError> {
+        Ok(())
+    }
+
     /// Replaces every index row with those `derive` gives for the stored entries, in one
     /// transaction (index rows are derived data).
     fn rebuild_index_rows(&self, derive: &mut IndexRows<'_>) -> Result<(), LogError>;

@@ -269,6 +269,11 @@ impl Log {
         self.inner.epoch.load(Ordering::Acquire)
     }
 
+    /// Confirms this process is still the log's writer ([`Engine::check_writer`]).
+    pub fn check_writer(&self) -> Result<(), LogError> {
+        self.inner.engine.check_writer()
+    }
+
     /// Starts a new epoch once every command queued before is answered (committed or
     /// refused), and returns it: after it, the log holds everything it will ever hold of what
     /// was submitted before, and refuses what was built in an earlier epoch.

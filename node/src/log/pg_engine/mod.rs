@@ -42,6 +42,11 @@ const PAGE: i64 = 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long opening a log waits for another process to release its writer lock.
 const LOCK_WAIT: Duration = Duration::from_secs(5);
+/// How long a running writer whose session was lost waits to take the writer lock again:
+/// shorter than [`LOCK_WAIT`] at start, since a writer that cannot soon confirm that it still
+/// writes the log must step down (another process may be taking it over), and a lock its own
+/// lost session held is gone within moments of the server noticing.
+const RELOCK_WAIT: Duration = Duration::from_secs(1);
 /// How long one statement may run before PostgreSQL cancels it.
 const STATEMENT_TIMEOUT_MS: u64 = 60_000;
 
@@ -167,7 +172,7 @@ impl PgDatabase {
         let key = lock_key(&["log", &self.schema, name]);
         let (conn, registered) = self.on_runtime(async move {
             let conn = connect(&config).await?;
-            take_writer_lock(&conn, key, &owned).await?;
+            take_writer_lock(&conn, key, &owned, LOCK_WAIT).await?;
             let registered = schema::register(&conn, &owned, wanted, suite).await?;
             Ok((Arc::new(conn), registered))
         })?;
@@ -253,7 +258,7 @@ impl PgDatabase {
         let key = lock_key(&["log", &self.schema, name]);
         self.on_runtime(async move {
             let conn = connect(&config).await?;
-            take_writer_lock(&conn, key, &owned).await?;
+            take_writer_lock(&conn, key, &owned, LOCK_WAIT).await?;
             in_transaction(&conn, async {
                 let rows = conn
                     .query("SELECT id FROM tb_logs WHERE name = $1", &[&owned])
@@ -395,8 +400,14 @@ async fn refuse_undurable_settings(conn: &ClientWrapper) -> Result<(), LogError>
 /// Takes the session lock that makes this connection the log's only writer, waiting at most
 /// [`LOCK_WAIT`] for a process that held it (one just killed, whose session the server has not
 /// ended yet) to let it go.
-async fn take_writer_lock(conn: &ClientWrapper, key: i64, name: &str) -> Result<(), LogError> {
-    conn.batch_execute(&format!("SET lock_timeout = {}", LOCK_WAIT.as_millis()))
+async fn take_writer_lock(
+    conn: &ClientWrapper,
+    key: i64,
+    name: &str,
+    wait: Duration,
+) -> Result<(), LogError> {
+    // At least a millisecond: zero would wait forever.
+    conn.batch_execute(&format!("SET lock_timeout = {}", wait.as_millis().max(1)))
         .await
         .map_err(storage)?;
     let taken = conn.execute("SELECT pg_advisory_lock($1)", &[&key]).await;
@@ -482,7 +493,7 @@ impl PgEngine {
         );
         let (conn, stored) = self.db.on_runtime(async move {
             let conn = connect(&config).await?;
-            take_writer_lock(&conn, key, &name).await?;
+            take_writer_lock(&conn, key, &name, RELOCK_WAIT).await?;
             let row = conn
                 .query_one(
                     "SELECT size, state_size FROM tb_logs WHERE id = $1",
@@ -621,6 +632,11 @@ impl Engine for PgEngine {
             in_transaction: false,
         };
         Ok(Box::new(PgState { txn, size }))
+    }
+
+    fn check_writer(&self) -> Result<(), LogError> {
+        let mut slot = self.writer.lock().map_err(|_| poisoned())?;
+        self.writer_conn(&mut slot).map(|_| ())
     }
 
     fn rows_at(&self, keys: &[(u8, Vec<u8>)]) -> Result<RowsAt, LogError> {
