@@ -512,8 +512,8 @@ async fn open_as_sequencer(
                 .with_context(|| format!("listening on {bound} again"))?;
             tracing::warn!("the sequencer stopped: taking over");
         }
-        let home = home.clone();
-        match tokio::task::spawn_blocking(move || Region::open(&home)).await? {
+        let (home, storage) = (home.clone(), storage.clone());
+        match tokio::task::spawn_blocking(move || Region::open_in(&home, storage)).await? {
             Ok(region) => return Ok(Some((region, listener))),
             // Another process took the log between the look and the open: stand by again.
             Err(OpenError::Log(LogError::Superseded(why))) => {

@@ -59,6 +59,12 @@ pub trait Engine: Send + Sync + 'static {
         Ok((state.size(), rows))
     }
 
+    /// The request row under `key` as committed now: one row, read for every keyed write. By
+    /// default, from a snapshot; an engine whose snapshots cost round trips reads it alone.
+    fn request_row(&self, key: &[u8]) -> Result<Option<(u64, Vec<u8>)>, LogError> {
+        self.read()?.request(key)
+    }
+
     /// Confirms this process is still the log's writer: its hold on the log (a database
     /// session's lock) is alive, taken again if the session was lost and nobody else took it;
     /// [`LogError::Superseded`] once another process holds or wrote the log. An embedded engine

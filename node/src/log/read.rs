@@ -138,12 +138,13 @@ impl Log {
         self.snapshot()?.lookup(name, key)
     }
 
-    /// The last stored checkpoint and the tree size it is for.
-    /// The request row under `key` (when it was made, and its record), if any.
+    /// The request row under `key` (when it was made, and its record), if any
+    /// ([`super::Engine::request_row`]).
     pub fn request_row(&self, key: &[u8]) -> Result<Option<(u64, Vec<u8>)>, LogError> {
-        self.snapshot()?.request(key)
+        self.inner.engine.request_row(key)
     }
 
+    /// The last stored checkpoint and the tree size it is for.
     pub fn last_checkpoint(&self) -> Result<Option<(u64, Vec<u8>)>, LogError> {
         self.snapshot()?.last_checkpoint()
     }

@@ -158,6 +158,13 @@ impl Region {
     /// Opens the node in `home`: reads its keys, replays its log into the state, loads the keys of
     /// its seals.
     pub fn open(home: &Home) -> Result<Region, OpenError> {
+        let config = load(home)?.config;
+        Region::open_in(home, Storage::open(home, &config.storage)?)
+    }
+
+    /// [`Region::open`] with the node's storage opened already (a standby that waited for the
+    /// log opens the region in the database it waited on).
+    pub fn open_in(home: &Home, storage: Storage) -> Result<Region, OpenError> {
         let Loaded {
             config,
             region,
@@ -174,7 +181,6 @@ impl Region {
         );
         let signer = CheckpointSigner::new(&origin, log_key)
             .map_err(|e| OpenError::Setup(format!("log origin {origin:?}: {e}")))?;
-        let storage = Storage::open(home, &config.storage)?;
         let log = storage.open_log(
             &LogName::Region,
             LogConfig {

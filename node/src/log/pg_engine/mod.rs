@@ -634,6 +634,18 @@ impl Engine for PgEngine {
         Ok(Box::new(PgState { txn, size }))
     }
 
+    fn request_row(&self, key: &[u8]) -> Result<Option<(u64, Vec<u8>)>, LogError> {
+        let (pool, log, key) = (self.db.pool.clone(), self.log, key.to_vec());
+        let params: Vec<Param> = vec![Box::new(log), Box::new(key)];
+        let rows = self.db.on_runtime(async move {
+            let conn = pool.get().await.map_err(storage)?;
+            query(&conn, READ_REQUEST, &params).await
+        })?;
+        rows.first()
+            .map(|r| Ok((unsigned(r.get(0))?, r.get(1))))
+            .transpose()
+    }
+
     fn check_writer(&self) -> Result<(), LogError> {
         let mut slot = self.writer.lock().map_err(|_| poisoned())?;
         self.writer_conn(&mut slot).map(|_| ())
@@ -894,6 +906,7 @@ async fn write_batch(
     written
 }
 
+const READ_REQUEST: &str = "SELECT created, record FROM tb_requests WHERE log = $1 AND key = $2";
 const INSERT_ENTRIES: &str = "INSERT INTO tb_entries (log, idx, bytes)
      SELECT $1, * FROM unnest($2::int8[], $3::bytea[])";
 const INSERT_INDEX_ROWS: &str = "INSERT INTO tb_index_rows (log, name, key, idx)
@@ -1281,10 +1294,7 @@ impl Snapshot for PgSnapshot {
     }
 
     fn request(&self, key: &[u8]) -> Result<Option<(u64, Vec<u8>)>, LogError> {
-        let rows = self.txn.query(
-            "SELECT created, record FROM tb_requests WHERE log = $1 AND key = $2",
-            vec![Box::new(key.to_vec())],
-        )?;
+        let rows = self.txn.query(READ_REQUEST, vec![Box::new(key.to_vec())])?;
         rows.first()
             .map(|r| Ok((unsigned(r.get(0))?, r.get(1))))
             .transpose()
