@@ -186,7 +186,7 @@ impl Federation {
             .ok()
             .and_then(|b| PublicKey::from_bytes(&b).ok())
             .ok_or_else(|| setup("federation.root_key is not an Ed25519 key"))?;
-        let store = Store::open(&home.federation_store())?;
+        let store = Store::open(region.storage(), home)?;
         let membership =
             initial_membership(home, &config, &federation_name, &federation_key, &store)?;
         let own = region.code().clone();

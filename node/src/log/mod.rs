@@ -33,7 +33,7 @@ use tongban_core::suite::Suite;
 
 pub use engine::{Engine, IndexRows, KindRow, Opened, RowsAt, Snapshot, StateView, WriteSet};
 pub use error::LogError;
-pub use pg_engine::{PgDatabase, PgEngine};
+pub use pg_engine::{PgDatabase, PgEngine, PgSession};
 pub use redb_engine::RedbEngine;
 pub use state::{Differences, Scratch, StateOp, StateRows, StateSnapshot, StateTarget};
 pub use tiles::{TILE_WIDTH, encode_entry_bundle};

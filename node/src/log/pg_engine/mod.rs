@@ -1224,6 +1224,81 @@ fn state_rows(ops: &[StateOp], held: &[PgRow]) -> Result<StateChanges, LogError>
     Ok((gone, put))
 }
 
+/// A pooled connection for statements of a caller's own (the federation's tables beside the
+/// logs), run on the calling thread. A transaction begun on it and not committed is rolled back
+/// when it is dropped.
+pub struct PgSession {
+    db: Arc<PgDatabase>,
+    conn: Option<Object>,
+    in_transaction: bool,
+}
+
+impl PgDatabase {
+    /// A connection from the pool, for [`PgSession`]'s statements.
+    pub fn session(self: &Arc<Self>) -> Result<PgSession, LogError> {
+        let pool = self.pool.clone();
+        let conn = self.on_runtime(async move { pool.get().await.map_err(storage) })?;
+        Ok(PgSession {
+            db: self.clone(),
+            conn: Some(conn),
+            in_transaction: false,
+        })
+    }
+}
+
+impl PgSession {
+    fn conn(&self) -> Result<&Object, LogError> {
+        self.conn
+            .as_ref()
+            .ok_or_else(|| LogError::Storage("the session has ended".into()))
+    }
+
+    /// Runs `sql` (prepared once per connection) with `params`.
+    pub fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<PgRow>, LogError> {
+        let conn = self.conn()?;
+        futures::executor::block_on(async {
+            let statement = conn.prepare_cached(sql).await.map_err(storage)?;
+            conn.query(&statement, params).await.map_err(storage)
+        })
+    }
+
+    /// Begins a transaction that holds an advisory lock on `parts` (within the node's schema)
+    /// until it ends: every other transaction locking the same parts waits for it.
+    pub fn begin_locked(&mut self, parts: &[&str]) -> Result<(), LogError> {
+        let mut all = vec!["session", self.db.schema.as_str()];
+        all.extend_from_slice(parts);
+        let key = lock_key(&all);
+        let conn = self.conn()?;
+        futures::executor::block_on(conn.batch_execute("BEGIN")).map_err(storage)?;
+        self.in_transaction = true;
+        self.query("SELECT pg_advisory_xact_lock($1)", &[&key])?;
+        Ok(())
+    }
+
+    /// Commits the transaction begun.
+    pub fn commit(&mut self) -> Result<(), LogError> {
+        let conn = self.conn()?;
+        let committed = futures::executor::block_on(conn.batch_execute("COMMIT")).map_err(storage);
+        self.in_transaction = false;
+        committed
+    }
+}
+
+impl Drop for PgSession {
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else { return };
+        if !self.in_transaction {
+            return;
+        }
+        self.db.handle.spawn(async move {
+            if let Err(e) = conn.batch_execute("ROLLBACK").await {
+                tracing::warn!(error = %e, "ending a session's transaction failed; closing it");
+                drop(Object::take(conn));
+            }
+        });
+    }
+}
+
 /// A read-only transaction on a pooled connection, ended (and the connection given back) when
 /// dropped.
 struct ReadTxn {

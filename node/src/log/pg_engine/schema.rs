@@ -58,6 +58,22 @@ const MIGRATIONS: &[&str] = &[
          PRIMARY KEY (log, key)
      );
      CREATE INDEX tb_requests_by_time ON tb_requests (log, created);",
+    // 3: the federation's own records (federation/store.rs): membership versions, the
+    // witness's last cosigned checkpoint per origin with the line given for it, members marked
+    // misbehaving, the node's latest cosigned checkpoint, and the digest of each
+    // `federation.redb` imported into them.
+    "CREATE TABLE tb_fed_memberships (version bigint PRIMARY KEY, signed bytea NOT NULL);
+     CREATE TABLE tb_fed_witnessed (
+         origin text PRIMARY KEY, size bigint NOT NULL, root bytea NOT NULL, note bytea NOT NULL,
+         line text
+     );
+     CREATE TABLE tb_fed_misbehaving (region text PRIMARY KEY, record bytea NOT NULL);
+     CREATE TABLE tb_fed_cosigned (
+         own boolean PRIMARY KEY CHECK (own), size bigint NOT NULL, note bytea NOT NULL
+     );
+     CREATE TABLE tb_fed_imported (
+         digest bytea PRIMARY KEY, at timestamptz NOT NULL DEFAULT now()
+     );",
 ];
 
 /// The schema version this build writes and reads.

@@ -1,12 +1,12 @@
-//! What the federation keeps durably besides the replicas: every membership version seen, the
-//! witness's last cosigned checkpoint per origin (it must never cosign a fork, crash or not), the
-//! members marked misbehaving with their evidence, and the node's own latest cosigned checkpoint.
-//! One redb file, `federation.redb`; each write is one fsynced transaction.
+//! The federation's records in one redb file, `federation.redb` (a node on redb files); each
+//! write is one fsynced transaction.
 
 use std::path::Path;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tongban_core::federation::witness::Witnessed;
+
+use super::{StoreError, WitnessStep, fail};
 
 /// Membership version → its signed bytes.
 const MEMBERSHIPS: TableDefinition<u64, &[u8]> = TableDefinition::new("memberships");
@@ -20,31 +20,12 @@ const MISBEHAVING: TableDefinition<&str, &[u8]> = TableDefinition::new("misbehav
 /// `own` → (size, note) of the node's latest checkpoint with its quorum of cosignatures.
 const COSIGNED: TableDefinition<&str, (u64, &[u8])> = TableDefinition::new("cosigned");
 
-#[derive(Debug, thiserror::Error)]
-#[error("federation store: {0}")]
-pub struct StoreError(String);
-
-fn fail(e: impl std::fmt::Display) -> StoreError {
-    StoreError(e.to_string())
-}
-
-pub struct Store {
+pub struct FileStore {
     db: Database,
 }
 
-/// What one witness step decided.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum WitnessStep {
-    /// `head` is held from now on and `line` is its cosignature.
-    Cosigned { head: Witnessed, line: String },
-    /// The checkpoint held was asked for again: its line, unchanged (nothing written).
-    Repeated(String),
-    /// The request's old size is not the one held.
-    Conflict(u64),
-}
-
-impl Store {
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
+impl FileStore {
+    pub fn open(path: &Path) -> Result<FileStore, StoreError> {
         let db = Database::create(path).map_err(fail)?;
         let txn = db.begin_write().map_err(fail)?;
         txn.open_table(MEMBERSHIPS).map_err(fail)?;
@@ -53,7 +34,7 @@ impl Store {
         txn.open_table(MISBEHAVING).map_err(fail)?;
         txn.open_table(COSIGNED).map_err(fail)?;
         txn.commit().map_err(fail)?;
-        Ok(Store { db })
+        Ok(FileStore { db })
     }
 
     fn write(
@@ -73,6 +54,20 @@ impl Store {
             .iter()
             .map_err(fail)?
             .map(|row| row.map(|(_, v)| v.value().to_vec()).map_err(fail))
+            .collect()
+    }
+
+    /// Every stored membership version with its number, oldest first.
+    pub fn numbered_memberships(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let txn = self.db.begin_read().map_err(fail)?;
+        let table = txn.open_table(MEMBERSHIPS).map_err(fail)?;
+        table
+            .iter()
+            .map_err(fail)?
+            .map(|row| {
+                row.map(|(k, v)| (k.value(), v.value().to_vec()))
+                    .map_err(fail)
+            })
             .collect()
     }
 
@@ -140,6 +135,29 @@ impl Store {
         };
         txn.commit().map_err(fail)?;
         Ok(Ok(step))
+    }
+
+    /// Every origin's head held, with the line given for it (when it is for that head).
+    pub fn all_witnessed(&self) -> Result<Vec<(String, Witnessed, Option<String>)>, StoreError> {
+        let txn = self.db.begin_read().map_err(fail)?;
+        let heads = txn.open_table(WITNESSED).map_err(fail)?;
+        let lines = txn.open_table(WITNESS_LINES).map_err(fail)?;
+        let mut all = Vec::new();
+        for row in heads.iter().map_err(fail)? {
+            let (origin, head) = row.map_err(fail)?;
+            let (size, root, note) = head.value();
+            let line = lines.get(origin.value()).map_err(fail)?.and_then(|g| {
+                let (at, line) = g.value();
+                (at == size).then(|| line.to_owned())
+            });
+            let head = Witnessed {
+                size,
+                root,
+                note: note.to_vec(),
+            };
+            all.push((origin.value().to_owned(), head, line));
+        }
+        Ok(all)
     }
 
     pub fn misbehaving(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
