@@ -1,16 +1,24 @@
-//! API tokens: the operator's and one per agency, stored as BLAKE3 hashes in `credentials.json`
-//! (0600), shown in the clear only once, when made. Credentials are not log state (like keys, they
-//! must not be published), so they live in their own file, rewritten atomically on each change.
+//! API tokens: the operator's and one per agency, stored as BLAKE3 hashes, shown in the clear
+//! only once, when made. Credentials are not log state (like keys, they must not be published):
+//! a node on redb files keeps them in `credentials.json` (0600), rewritten atomically on each
+//! change; a node on PostgreSQL in its schema (`tb_credentials`), so that every process of the
+//! region knows every agency, and imports `credentials.json` (which `init` writes) at its first
+//! start. Either way they are read once at start and kept in memory: only the sequencer
+//! registers agencies, writing through to storage before it answers.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 use tongban_core::ids::Uscc;
 
 use crate::home::write_durably;
 use crate::keyfile::random;
+use crate::log::PgDatabase;
+use crate::storage::Storage;
+
+mod pg;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialError {
@@ -48,8 +56,14 @@ pub struct Agency {
 }
 
 pub struct Credentials {
-    path: PathBuf,
+    backend: Backend,
     stored: RwLock<Stored>,
+}
+
+/// Where credentials are kept.
+enum Backend {
+    File(PathBuf),
+    Postgres(Arc<PgDatabase>),
 }
 
 fn new_token() -> Result<String, CredentialError> {
@@ -61,6 +75,22 @@ fn hash(token: &str) -> blake3::Hash {
     blake3::hash(token.as_bytes())
 }
 
+fn storage_error(e: impl std::fmt::Display) -> CredentialError {
+    CredentialError::Storage(e.to_string())
+}
+
+fn read_file(path: &Path) -> Result<Stored, CredentialError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CredentialError::Storage(format!("{}: {e}", path.display())))?;
+    serde_json::from_str(&text)
+        .map_err(|e| CredentialError::Storage(format!("{}: {e}", path.display())))
+}
+
+fn save_file(path: &Path, stored: &Stored) -> Result<(), CredentialError> {
+    let text = serde_json::to_vec_pretty(stored).map_err(storage_error)?;
+    write_durably(path, &text).map_err(storage_error)
+}
+
 impl Credentials {
     /// A new file with a fresh operator token; returns the token.
     pub fn create(path: &Path) -> Result<(Credentials, String), CredentialError> {
@@ -69,36 +99,44 @@ impl Credentials {
             operator: hash(&token).to_hex().to_string(),
             agencies: BTreeMap::new(),
         };
+        save_file(path, &stored)?;
         let credentials = Credentials {
-            path: path.to_owned(),
+            backend: Backend::File(path.to_owned()),
             stored: RwLock::new(stored),
         };
-        credentials.save(&credentials.read()?)?;
         Ok((credentials, token))
     }
 
-    pub fn open(path: &Path) -> Result<Credentials, CredentialError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| CredentialError::Storage(format!("{}: {e}", path.display())))?;
-        let stored: Stored = serde_json::from_str(&text)
-            .map_err(|e| CredentialError::Storage(format!("{}: {e}", path.display())))?;
+    /// The credentials of a node whose logs are in `storage`, from `path` (`credentials.json`)
+    /// on redb files; on PostgreSQL from the database, after importing `path` if it is still
+    /// there (then renamed `credentials.json.imported`).
+    pub fn open(path: &Path, storage: &Storage) -> Result<Credentials, CredentialError> {
+        let (backend, stored) = match storage {
+            Storage::Files(_) => (Backend::File(path.to_owned()), read_file(path)?),
+            Storage::Postgres(db) => {
+                if path.exists() {
+                    pg::import(db, &read_file(path)?)?;
+                    // The import repeats harmlessly: a stop before this rename is no harm, nor
+                    // another process of the node renaming it first.
+                    match std::fs::rename(path, path.with_extension("json.imported")) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => {
+                            return Err(CredentialError::Storage(format!(
+                                "{}: {e}",
+                                path.display()
+                            )));
+                        }
+                    }
+                    tracing::warn!(from = %path.display(), "credentials imported into the database");
+                }
+                (Backend::Postgres(db.clone()), pg::read(db)?)
+            }
+        };
         Ok(Credentials {
-            path: path.to_owned(),
+            backend,
             stored: RwLock::new(stored),
         })
-    }
-
-    fn read(&self) -> Result<Stored, CredentialError> {
-        self.stored
-            .read()
-            .map(|s| s.clone())
-            .map_err(|_| CredentialError::Storage("credentials lock poisoned".into()))
-    }
-
-    fn save(&self, stored: &Stored) -> Result<(), CredentialError> {
-        let text = serde_json::to_vec_pretty(stored)
-            .map_err(|e| CredentialError::Storage(e.to_string()))?;
-        write_durably(&self.path, &text).map_err(|e| CredentialError::Storage(e.to_string()))
     }
 
     /// Whose token this is, if anyone's. Compares hashes in constant time.
@@ -129,15 +167,17 @@ impl Credentials {
             return Err(CredentialError::Exists(uscc.as_str().to_owned()));
         }
         let token = new_token()?;
+        let agency = StoredAgency {
+            name: name.to_owned(),
+            token_hash: hash(&token).to_hex().to_string(),
+        };
         let mut next = stored.clone();
-        next.agencies.insert(
-            uscc.as_str().to_owned(),
-            StoredAgency {
-                name: name.to_owned(),
-                token_hash: hash(&token).to_hex().to_string(),
-            },
-        );
-        self.save(&next)?;
+        next.agencies
+            .insert(uscc.as_str().to_owned(), agency.clone());
+        match &self.backend {
+            Backend::File(path) => save_file(path, &next)?,
+            Backend::Postgres(db) => pg::register(db, uscc.as_str(), &agency)?,
+        }
         *stored = next;
         Ok(token)
     }
@@ -163,5 +203,89 @@ impl Credentials {
                     .collect()
             },
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::home::Home;
+
+    fn uscc(text: &str) -> Uscc {
+        Uscc::parse(text).unwrap()
+    }
+
+    /// Credentials made by `init` in `dir`, opened on the tests' storage, and their operator
+    /// token.
+    fn made(dir: &Path) -> (Storage, String) {
+        let path = dir.join("credentials.json");
+        let (_, operator) = Credentials::create(&path).unwrap();
+        (crate::storage::test_storage(dir), operator)
+    }
+
+    #[test]
+    fn an_agency_registered_once_is_known_after_a_restart_and_not_registered_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let (storage, operator) = made(dir.path());
+        let path = Home::new(dir.path()).credentials();
+        let first = Credentials::open(&path, &storage).unwrap();
+        assert_eq!(first.authenticate(&operator), Some(Principal::Operator));
+        let token = first
+            .register(&uscc("11341200MB0000001F"), "市场监督管理局")
+            .unwrap();
+        // Another process of the node (or this one restarted): the same credentials.
+        let second = Credentials::open(&path, &storage).unwrap();
+        assert_eq!(second.authenticate(&operator), Some(Principal::Operator));
+        assert_eq!(
+            second.authenticate(&token),
+            Some(Principal::Agency {
+                uscc: "11341200MB0000001F".into(),
+                name: "市场监督管理局".into()
+            })
+        );
+        assert!(second.authenticate("tb_nothing").is_none());
+        for credentials in [&first, &second] {
+            let again = credentials.register(&uscc("11341200MB0000001F"), "又一个");
+            assert!(
+                matches!(again, Err(CredentialError::Exists(_))),
+                "{again:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn credentials_json_is_imported_into_a_database_once_and_a_foreign_one_refused() {
+        let Some(config) = crate::storage::test_postgres() else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path());
+        let path = home.credentials();
+        let (file, operator) = Credentials::create(&path).unwrap();
+        let token = file
+            .register(&uscc("11341200MB0000001F"), "市场监督管理局")
+            .unwrap();
+        let kept = std::fs::read(&path).unwrap();
+        let storage =
+            Storage::open(&home, &crate::config::StorageConfig::Postgres(config)).unwrap();
+        let imported = Credentials::open(&path, &storage).unwrap();
+        assert!(!path.exists());
+        assert_eq!(imported.authenticate(&operator), Some(Principal::Operator));
+        assert!(imported.authenticate(&token).is_some());
+        // Stopped before the rename: the same file again changes nothing.
+        std::fs::write(&path, &kept).unwrap();
+        let again = Credentials::open(&path, &storage).unwrap();
+        assert_eq!(again.agencies().len(), 1);
+        assert!(!path.exists());
+        // Another node's file is refused and left where it is.
+        Credentials::create(&path).unwrap();
+        let refused = Credentials::open(&path, &storage).err().unwrap();
+        assert!(
+            refused.to_string().contains("another operator token"),
+            "{refused}"
+        );
+        assert!(path.exists());
     }
 }

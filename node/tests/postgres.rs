@@ -285,11 +285,7 @@ fn a_standby_takes_over_within_five_seconds_when_the_sequencer_is_killed_mid_bur
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let first = Node::init(dir.path());
-    let second = first.handle();
-    let mut nodes = [first, second];
-    nodes[0].start();
-    nodes[1].start();
+    let mut nodes = sequencer_and_standby(dir.path());
     let standby = nodes[1].get("/healthz", None);
     assert_eq!(
         (standby.status, standby.code()),
@@ -380,6 +376,16 @@ fn a_standby_takes_over_within_five_seconds_when_the_sequencer_is_killed_mid_bur
     assert!(ok, "{out}");
 }
 
+/// A new node in `dir` run by two processes: the first started sequences, the second stands by.
+fn sequencer_and_standby(dir: &Path) -> [Node; 2] {
+    let first = Node::init(dir);
+    let second = first.handle();
+    let mut nodes = [first, second];
+    nodes[0].start();
+    nodes[1].start();
+    nodes
+}
+
 /// The `[storage]` settings of the node in `dir`.
 fn node_postgres(dir: &Path) -> PostgresConfig {
     match tongban_node::home::load(&Home::new(dir))
@@ -398,11 +404,7 @@ fn a_sequencer_whose_log_another_process_took_stops_serving() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let first = Node::init(dir.path());
-    let second = first.handle();
-    let mut nodes = [first, second];
-    nodes[0].start();
-    nodes[1].start();
+    let mut nodes = sequencer_and_standby(dir.path());
     let (token, seal) = nodes[0].agency_with_seal(AGENCY_A, "FY-AMR-1");
     let before = issue(&nodes[0], &token, &seal, "LOST0").unwrap();
 

@@ -223,8 +223,8 @@ impl Region {
         };
         drop(snapshot);
         seq.seal_keys = seal_keys(&home.seal_keys(), &seq.seals)?;
-        let credentials =
-            Credentials::open(&home.credentials()).map_err(|e| OpenError::Setup(e.to_string()))?;
+        let credentials = Credentials::open(&home.credentials(), &storage)
+            .map_err(|e| OpenError::Setup(e.to_string()))?;
         let federation = FederationRoot {
             name: federation_name,
             key: federation_key,

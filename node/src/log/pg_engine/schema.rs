@@ -74,6 +74,12 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE tb_fed_imported (
          digest bytea PRIMARY KEY, at timestamptz NOT NULL DEFAULT now()
      );",
+    // 4: API credentials (credentials.rs): BLAKE3 hashes of the operator's token (the row whose
+    // uscc is null, at most one) and of each agency's.
+    "CREATE TABLE tb_credentials (uscc text, name text NOT NULL, token_hash text NOT NULL);
+     CREATE UNIQUE INDEX tb_credentials_agency ON tb_credentials (uscc);
+     CREATE UNIQUE INDEX tb_credentials_operator ON tb_credentials ((uscc IS NULL))
+         WHERE uscc IS NULL;",
 ];
 
 /// The schema version this build writes and reads.
