@@ -206,6 +206,12 @@ pub struct PostgresConfig {
     /// Most pooled connections for reads (the log's writer has one of its own per log).
     #[serde(default = "default_pool_size")]
     pub pool_size: usize,
+    /// The PEM file of the certificate authority the database server's certificate must chain
+    /// to: with it, every connection is TLS (rustls), the server's certificate verified against
+    /// this CA and the URL's host name; without it, plain TCP (and a URL that asks for TLS,
+    /// `sslmode=require`, is refused, since nothing would verify the server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ca: Option<std::path::PathBuf>,
 }
 
 fn default_schema() -> SchemaName {

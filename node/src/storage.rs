@@ -63,11 +63,7 @@ impl Storage {
     pub fn open(home: &Home, config: &StorageConfig) -> Result<Storage, LogError> {
         match config {
             StorageConfig::Redb => Ok(Storage::Files(home.clone())),
-            StorageConfig::Postgres(pg) => Ok(Storage::Postgres(PgDatabase::connect(
-                &pg.url.0,
-                pg.schema.as_str(),
-                pg.pool_size,
-            )?)),
+            StorageConfig::Postgres(pg) => Ok(Storage::Postgres(PgDatabase::connect(pg)?)),
         }
     }
 
@@ -226,5 +222,6 @@ pub fn test_postgres() -> Option<crate::config::PostgresConfig> {
         url: crate::config::DatabaseUrl(url),
         schema,
         pool_size: 8,
+        tls_ca: None,
     })
 }

@@ -148,15 +148,24 @@ fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/postgres")
 }
 
+/// A directory the server (the postgres user, when the tests run as root) can reach.
+fn reachable_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    dir
+}
+
 impl Server {
     fn start() -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        // The server runs as the postgres user when the tests run as root: it must reach it.
-        std::fs::set_permissions(
-            dir.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
+        Server::start_in(reachable_dir(), "")
+    }
+
+    /// A server in `dir` with more settings (`-c name=value ...`).
+    fn start_in(dir: tempfile::TempDir, options: &str) -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -167,14 +176,21 @@ impl Server {
             port,
             url: String::new(),
         };
-        server.url = server.run("start");
+        server.url = server.run_with("start", options);
         server
     }
 
     fn run(&self, action: &str) -> String {
+        self.run_with(action, "")
+    }
+
+    fn run_with(&self, action: &str, options: &str) -> String {
         let data = self.dir.path().join("pg");
         let mut command = Command::new(script());
-        command.arg(action).arg(&data);
+        command
+            .arg(action)
+            .arg(&data)
+            .env("PG_SERVER_OPTIONS", options);
         match action {
             "start" => command.arg(self.port.to_string()),
             _ => command.arg("immediate"),
@@ -453,4 +469,164 @@ fn a_sequencer_whose_log_another_process_took_stops_serving() {
     nodes[1].kill9();
     let (ok, out) = nodes[1].check();
     assert!(ok, "{out}");
+}
+
+/// Runs a command; panics with its output if it fails.
+fn run_ok(program: &str, args: &[&str], dir: &Path) {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{program} {args:?}: {out:?}");
+}
+
+/// A certificate authority in `dir` (`<name>.pem`, `<name>.key`).
+fn make_ca(dir: &Path, name: &str) {
+    let (pem, key) = (format!("{name}.pem"), format!("{name}.key"));
+    run_ok(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &pem,
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={name}"),
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=keyCertSign",
+        ],
+        dir,
+    );
+}
+
+#[test]
+fn the_database_is_reached_over_tls_verified_against_the_configured_ca() {
+    let Some(plain) = postgres("the_database_is_reached_over_tls") else {
+        return;
+    };
+    // A CA, and the server's certificate for 127.0.0.1 signed by it; another CA besides.
+    let dir = reachable_dir();
+    let tls = dir.path().join("tls");
+    std::fs::create_dir(&tls).unwrap();
+    make_ca(&tls, "ca");
+    make_ca(&tls, "other");
+    run_ok(
+        "openssl",
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+        &tls,
+    );
+    std::fs::write(
+        tls.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
+         extendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run_ok(
+        "openssl",
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ],
+        &tls,
+    );
+    // The server reads its key as the postgres user, and refuses a key others can read.
+    std::fs::set_permissions(
+        tls.join("server.key"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    if nix_is_root() {
+        run_ok("chown", &["-R", "postgres:", "."], &tls);
+    }
+    std::fs::set_permissions(&tls, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let server = Server::start_in(
+        dir,
+        &format!(
+            "-c ssl=on -c ssl_cert_file={0}/server.pem -c ssl_key_file={0}/server.key",
+            tls.display()
+        ),
+    );
+    let settings = |ca: Option<&str>, mode: &str| PostgresConfig {
+        url: DatabaseUrl(format!("{}?sslmode={mode}", server.url)),
+        tls_ca: ca.map(|name| tls.join(format!("{name}.pem"))),
+        ..plain.clone()
+    };
+    let open = |config: PostgresConfig| {
+        Storage::open(
+            &Home::new(Path::new("/nonexistent")),
+            &StorageConfig::Postgres(config),
+        )
+    };
+
+    // Verified against the CA: the log works, and every session of the node is encrypted.
+    let storage = open(settings(Some("ca"), "require")).unwrap();
+    let log = storage
+        .open_log(&LogName::Region, LogConfig::default(), Arc::new(NoIndex))
+        .unwrap();
+    log.append(b"over tls".to_vec()).unwrap();
+    assert_eq!(log.entry(0).unwrap(), Some(b"over tls".to_vec()));
+    let sessions = psql(
+        &server.url,
+        &format!(
+            "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+             WHERE a.application_name LIKE 'tongban-node/{}%'",
+            plain.schema.as_str()
+        ),
+    );
+    assert!(!sessions.trim().is_empty());
+    assert!(sessions.lines().all(|l| l == "t"), "{sessions}");
+    drop(log);
+    drop(storage);
+
+    // A server whose certificate another CA signed is refused, as is TLS with nothing to verify
+    // it against.
+    let refused = open(settings(Some("other"), "require")).err().unwrap();
+    assert!(refused.to_string().contains("certificate"), "{refused}");
+    let refused = open(settings(None, "require")).err().unwrap();
+    assert!(refused.to_string().contains("tls_ca"), "{refused}");
+}
+
+fn nix_is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }

@@ -27,6 +27,7 @@ use std::time::Duration;
 use deadpool_postgres::{ClientWrapper, Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row as PgRow};
+use tokio_postgres_rustls::MakeRustlsConnect;
 use tongban_core::suite::Suite;
 
 use super::engine::{
@@ -34,6 +35,7 @@ use super::engine::{
 };
 use super::state::{Row, StateOp};
 use super::{Contents, LogError};
+use crate::config::PostgresConfig;
 use schema::{signed, unsigned};
 
 /// Rows fetched per round trip when a scan or a rebuild pages through a table.
@@ -56,7 +58,7 @@ pub struct PgDatabase {
     runtime: Option<tokio::runtime::Runtime>,
     handle: tokio::runtime::Handle,
     pool: Pool,
-    config: tokio_postgres::Config,
+    dial: Dial,
     schema: String,
 }
 
@@ -77,10 +79,14 @@ impl PgDatabase {
     /// Connects to the database at `url` (a libpq URL or key=value string), keeping the node's
     /// tables in `schema` (a plain identifier), with at most `pool_size` pooled connections;
     /// creates the schema and applies the migrations it lacks.
-    pub fn connect(url: &str, schema: &str, pool_size: usize) -> Result<Arc<PgDatabase>, LogError> {
-        let mut config: tokio_postgres::Config = url
+    pub fn connect(settings: &PostgresConfig) -> Result<Arc<PgDatabase>, LogError> {
+        let (schema, pool_size) = (settings.schema.as_str(), settings.pool_size);
+        let mut config: tokio_postgres::Config = settings
+            .url
+            .0
             .parse()
             .map_err(|e| LogError::Config(format!("storage url: {e}")))?;
+        let tls = tls_of(&config, settings.tls_ca.as_deref())?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
@@ -106,13 +112,13 @@ impl PgDatabase {
             .enable_all()
             .build()
             .map_err(LogError::Spawn)?;
-        let manager = Manager::from_config(
-            config.clone(),
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match &tls {
+            None => Manager::from_config(config.clone(), NoTls, manager_config),
+            Some(tls) => Manager::from_config(config.clone(), tls.clone(), manager_config),
+        };
         let pool = Pool::builder(manager)
             .max_size(pool_size.max(1))
             .runtime(deadpool_postgres::Runtime::Tokio1)
@@ -125,10 +131,10 @@ impl PgDatabase {
             handle: runtime.handle().clone(),
             runtime: Some(runtime),
             pool,
-            config,
+            dial: Dial { config, tls },
             schema: schema.to_owned(),
         });
-        let (config, schema) = (db.config.clone(), db.schema.clone());
+        let (config, schema) = (db.dial.clone(), db.schema.clone());
         let version = db.on_runtime(async move {
             let client = connect(&config).await?;
             refuse_undurable_settings(&client).await?;
@@ -154,10 +160,11 @@ impl PgDatabase {
     }
 
     /// The settings of a log writer's own connection (named apart in pg_stat_activity).
-    fn writer_config(&self) -> tokio_postgres::Config {
-        let mut config = self.config.clone();
-        config.application_name(format!("tongban-node/{} writer", self.schema));
-        config
+    fn writer_config(&self) -> Dial {
+        let mut dial = self.dial.clone();
+        dial.config
+            .application_name(format!("tongban-node/{} writer", self.schema));
+        dial
     }
 
     /// Opens the log `name` (creating it, keeping `wanted`, its tree in `suite`'s hash) as its
@@ -349,7 +356,17 @@ impl From<tokio_postgres::Error> for DbError {
     fn from(e: tokio_postgres::Error) -> DbError {
         let text = match e.as_db_error() {
             Some(db) => format!("{} {}: {}", db.severity(), db.code().code(), db.message()),
-            None => e.to_string(),
+            // With its causes: "error performing TLS handshake" alone does not say that the
+            // server's certificate was refused, nor why.
+            None => {
+                let mut text = e.to_string();
+                let mut cause = std::error::Error::source(&e);
+                while let Some(inner) = cause {
+                    text = format!("{text}: {inner}");
+                    cause = inner.source();
+                }
+                text
+            }
         };
         DbError {
             text,
@@ -367,15 +384,71 @@ impl From<deadpool_postgres::PoolError> for DbError {
     }
 }
 
+/// How to reach the server: its settings, and the TLS connector when `[storage] tls_ca` names
+/// the CA its certificate must chain to.
+#[derive(Clone)]
+struct Dial {
+    config: tokio_postgres::Config,
+    tls: Option<MakeRustlsConnect>,
+}
+
 /// A connection of its own (not pooled), driven by the engine's runtime.
-async fn connect(config: &tokio_postgres::Config) -> Result<ClientWrapper, LogError> {
-    let (client, connection) = config.connect(NoTls).await.map_err(storage)?;
-    let task = tokio::spawn(async move {
+async fn connect(dial: &Dial) -> Result<ClientWrapper, LogError> {
+    async fn drive<F: Future<Output = Result<(), tokio_postgres::Error>>>(connection: F) {
         if let Err(e) = connection.await {
             tracing::warn!(error = %e, "database connection ended");
         }
-    });
+    }
+    let (client, task) = match &dial.tls {
+        None => {
+            let (client, connection) = dial.config.connect(NoTls).await.map_err(storage)?;
+            (client, tokio::spawn(drive(connection)))
+        }
+        Some(tls) => {
+            let (client, connection) = dial.config.connect(tls.clone()).await.map_err(storage)?;
+            (client, tokio::spawn(drive(connection)))
+        }
+    };
     Ok(ClientWrapper::new(client, task))
+}
+
+/// The TLS connector for `config`: TLS verified against the CA in `tls_ca` when given; none
+/// otherwise, and then a URL asking for TLS is refused rather than left unverified.
+fn tls_of(
+    url: &tokio_postgres::Config,
+    tls_ca: Option<&std::path::Path>,
+) -> Result<Option<MakeRustlsConnect>, LogError> {
+    use rustls_pki_types::pem::PemObject;
+    use tokio_postgres::config::SslMode;
+    let Some(path) = tls_ca else {
+        return match url.get_ssl_mode() {
+            SslMode::Require => Err(LogError::Config(
+                "the storage url asks for TLS (sslmode=require): name the CA that signs the \
+                 server's certificate in [storage] tls_ca"
+                    .into(),
+            )),
+            _ => Ok(None),
+        };
+    };
+    let unreadable = |e: &dyn std::fmt::Display| {
+        LogError::Config(format!("[storage] tls_ca {}: {e}", path.display()))
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_file_iter(path).map_err(|e| unreadable(&e))? {
+        roots
+            .add(cert.map_err(|e| unreadable(&e))?)
+            .map_err(|e| unreadable(&e))?;
+    }
+    if roots.is_empty() {
+        return Err(unreadable(&"no certificate in the file"));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| unreadable(&e))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Some(MakeRustlsConnect::new(config)))
 }
 
 /// Refuses a server that would acknowledge a commit before it is on disk (`fsync` or
@@ -1613,7 +1686,7 @@ mod tests {
 
     /// Runs `sql` in the engine's schema on a connection of its own.
     fn sql(db: &Arc<PgDatabase>, sql: &'static str) -> Vec<PgRow> {
-        let config = db.config.clone();
+        let config = db.dial.clone();
         db.on_runtime(async move {
             let conn = connect(&config).await?;
             conn.query(sql, &[]).await.map_err(storage)
@@ -1626,7 +1699,7 @@ mod tests {
         let Some(config) = crate::storage::test_postgres() else {
             return;
         };
-        let db = PgDatabase::connect(&config.url.0, config.schema.as_str(), 2).unwrap();
+        let db = PgDatabase::connect(&config).unwrap();
         let (engine, _) = db
             .open_log("region", Contents::Entries, Suite::Ed25519)
             .unwrap();
