@@ -378,6 +378,7 @@ fn serve(home: &Home, listen: Option<SocketAddr>, bootstrap: &[String]) -> Resul
             return Ok(());
         };
         let region = Arc::new(region);
+        announce_where_this_sequencer_answers(&region, bound).await?;
         let region_for_watch = region.clone();
         let receipts = Receipts::start(region.clone()).context("starting the receipt signer")?;
         // Tests and the testnet read this line to find the node.
@@ -496,14 +497,7 @@ async fn open_as_sequencer(
                 config.region
             ));
             tracing::warn!("another process is this region's sequencer: standing by");
-            let freed = crate::standby::serve_until_free(
-                listener,
-                storage.clone(),
-                limits,
-                metrics.clone(),
-                shutdown(),
-            )
-            .await;
+            let freed = serve_as_standby(home, &storage, listener, limits, metrics).await?;
             if !freed {
                 return Ok(None);
             }
@@ -520,6 +514,102 @@ async fn open_as_sequencer(
                 tracing::warn!(%why, "the region's log was taken meanwhile");
             }
             Err(e) => return Err(e).context("opening the node"),
+        }
+    }
+}
+
+/// Tells the node's other processes (standbys, on PostgreSQL) where this sequencer answers
+/// them: `[http] internal_url`, or the address it listens on (loopback when that is every
+/// address).
+async fn announce_where_this_sequencer_answers(
+    region: &Arc<Region>,
+    bound: SocketAddr,
+) -> Result<()> {
+    let url = match &region.config.http.internal_url {
+        Some(url) => url.as_str().to_owned(),
+        None => {
+            let mut reach = bound;
+            if reach.ip().is_unspecified() {
+                reach.set_ip(match reach {
+                    SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                    SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                });
+            }
+            format!("http://{reach}")
+        }
+    };
+    let storage = region.storage().clone();
+    tokio::task::spawn_blocking(move || storage.announce_sequencer(&LogName::Region, &url))
+        .await?
+        .context("recording where this sequencer answers its standbys")
+}
+
+/// How often a standby's view follows the log its sequencer writes (seals, credentials): a
+/// seal registered or revoked there reaches the standby's verifications within this.
+const FOLLOW: Duration = Duration::from_millis(250);
+
+/// Serves reads and verification as a standby, until the region's log is free (true) or the
+/// node is told to stop (false). A standby that cannot open its region to read (its log's state
+/// behind its entries, which only the sequencer brings up to date) answers every request
+/// `NOT_SEQUENCER` instead.
+async fn serve_as_standby(
+    home: &Home,
+    storage: &Storage,
+    listener: tokio::net::TcpListener,
+    limits: crate::serve::Limits,
+    metrics: &Arc<Metrics>,
+) -> Result<bool> {
+    let reader = {
+        let (home, storage) = (home.clone(), storage.clone());
+        tokio::task::spawn_blocking(move || Region::open_reader(&home, storage)).await?
+    };
+    let (router, follow) = match reader {
+        Ok(region) => {
+            let region = Arc::new(region);
+            let follow = tokio::spawn(follow_the_sequencer(region.clone()));
+            let app = api::router(App {
+                receipts: Receipts::forwarded(region.clone()),
+                region,
+                metrics: metrics.clone(),
+                federation: None,
+                in_flight: Arc::default(),
+            });
+            (app, Some(follow))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot open the region to read: refusing every request");
+            (
+                axum::Router::new().fallback(crate::standby::not_sequencer),
+                None,
+            )
+        }
+    };
+    let freed = crate::standby::serve_until_free(
+        listener,
+        storage.clone(),
+        router,
+        limits,
+        metrics.clone(),
+        shutdown(),
+    )
+    .await;
+    if let Some(follow) = follow {
+        follow.abort();
+        // Its region (and the log it reads) is gone before this process opens it to write.
+        let _ = follow.await;
+    }
+    Ok(freed)
+}
+
+/// Keeps a standby's view on what its sequencer made durable.
+async fn follow_the_sequencer(region: Arc<Region>) {
+    loop {
+        tokio::time::sleep(FOLLOW).await;
+        let region = region.clone();
+        match tokio::task::spawn_blocking(move || region.follow()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "following the sequencer's log"),
+            Err(e) => tracing::error!(error = %e, "the follow task failed"),
         }
     }
 }

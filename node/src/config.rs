@@ -61,6 +61,11 @@ pub struct HttpConfig {
     /// phone's camera opens the page with the code; without it the QR holds the code alone.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub public_url: Option<PublicUrl>,
+    /// Where the node's other processes (on PostgreSQL: standbys) reach this one when it is the
+    /// sequencer, to have verification receipts logged. Without it, `http://` and the listen
+    /// address (127.0.0.1 when that is every address): right when they share a host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub internal_url: Option<PublicUrl>,
 }
 
 /// An `http` or `https` URL without a query or fragment, at most 200 characters: the base the
@@ -94,6 +99,10 @@ impl From<PublicUrl> for String {
 }
 
 impl PublicUrl {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
     /// The verification page there, opened with `fragment` (which never reaches a server).
     pub fn page(&self, fragment: &str) -> String {
         format!("{}/verify/#{fragment}", self.0)
@@ -110,6 +119,7 @@ impl Default for HttpConfig {
             idle_timeout_ms: 60_000,
             body_timeout_ms: 30_000,
             public_url: None,
+            internal_url: None,
         }
     }
 }

@@ -139,6 +139,20 @@ impl Credentials {
         })
     }
 
+    /// Reads the credentials again from the database (a standby following its sequencer, which
+    /// registers agencies); a file is only ever written by this process, so nothing to do.
+    pub fn reload(&self) -> Result<(), CredentialError> {
+        let Backend::Postgres(db) = &self.backend else {
+            return Ok(());
+        };
+        let fresh = pg::read(db)?;
+        *self
+            .stored
+            .write()
+            .map_err(|_| CredentialError::Storage("credentials lock poisoned".into()))? = fresh;
+        Ok(())
+    }
+
     /// Whose token this is, if anyone's. Compares hashes in constant time.
     pub fn authenticate(&self, token: &str) -> Option<Principal> {
         let presented = hash(token);

@@ -62,6 +62,16 @@ pub struct Refusal {
 }
 
 impl Refusal {
+    /// A write asked of a process that is not its region's sequencer (a standby).
+    pub fn not_sequencer() -> Refusal {
+        Refusal::new(
+            Kind::Unavailable,
+            "NOT_SEQUENCER",
+            "this node is a standby: another process of this region is its sequencer, and this \
+             one takes over when it stops",
+        )
+    }
+
     pub fn new(kind: Kind, code: &'static str, detail: impl Into<String>) -> Refusal {
         Refusal {
             kind,
@@ -118,6 +128,9 @@ impl From<Rejection> for Refusal {
 
 impl From<LogError> for Refusal {
     fn from(e: LogError) -> Refusal {
+        if let LogError::ReadOnly = e {
+            return Refusal::not_sequencer();
+        }
         tracing::error!(error = %e, "log failure");
         Refusal::new(Kind::Unavailable, "STORAGE_UNAVAILABLE", e.to_string())
     }

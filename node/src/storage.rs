@@ -102,6 +102,43 @@ impl Storage {
         }
     }
 
+    /// Opens the log `name` to read it while another process writes it (a standby serving
+    /// reads): PostgreSQL only, since a redb file has one process.
+    pub fn open_log_reader(
+        &self,
+        name: &LogName,
+        config: LogConfig,
+        indexer: Arc<dyn Indexer>,
+    ) -> Result<Log, LogError> {
+        match self {
+            Storage::Files(_) => Err(LogError::Config(
+                "a log in a redb file has one process: nothing to read beside it".into(),
+            )),
+            Storage::Postgres(db) => {
+                let (engine, opened) =
+                    db.open_log_reader(&name.key(), config.contents, config.suite)?;
+                Log::over(Arc::new(engine), opened, config, indexer)
+            }
+        }
+    }
+
+    /// Records where this process, the sequencer of the log `name`, answers the node's other
+    /// processes (nothing to record for a file, which has no other process).
+    pub fn announce_sequencer(&self, name: &LogName, url: &str) -> Result<(), LogError> {
+        match self {
+            Storage::Files(_) => Ok(()),
+            Storage::Postgres(db) => db.announce_sequencer(&name.key(), url),
+        }
+    }
+
+    /// Where the sequencer of the log `name` answers the node's other processes, if known.
+    pub fn sequencer_url(&self, name: &LogName) -> Result<Option<String>, LogError> {
+        match self {
+            Storage::Files(_) => Ok(None),
+            Storage::Postgres(db) => db.sequencer_url(&name.key()),
+        }
+    }
+
     /// Whether another process writes the log `name` now: always false for a file, which only
     /// one process can open.
     pub fn log_is_held(&self, name: &LogName) -> Result<bool, LogError> {

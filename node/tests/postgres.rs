@@ -302,12 +302,16 @@ fn a_standby_takes_over_within_five_seconds_when_the_sequencer_is_killed_mid_bur
     }
     let dir = tempfile::tempdir().unwrap();
     let mut nodes = sequencer_and_standby(dir.path());
-    let standby = nodes[1].get("/healthz", None);
+    let standby = nodes[1].get("/healthz/sequencer", None);
     assert_eq!(
         (standby.status, standby.code()),
         (503, "NOT_SEQUENCER".to_owned())
     );
     let (token, seal) = nodes[0].agency_with_seal(AGENCY_A, "FY-AMR-1");
+    let size = nodes[0].get("/healthz", None).json()["log_size"]
+        .as_u64()
+        .unwrap();
+    caught_up(&nodes[1], size);
     assert_eq!(
         issue(&nodes[1], &token, &seal, "SB0"),
         Err((503, "NOT_SEQUENCER".to_owned()))
@@ -345,7 +349,7 @@ fn a_standby_takes_over_within_five_seconds_when_the_sequencer_is_killed_mid_bur
         }
         let next = 1 - active;
         loop {
-            let health = nodes[next].try_request("GET", "/healthz", None, None);
+            let health = nodes[next].try_request("GET", "/healthz/sequencer", None, None);
             if health.is_ok_and(|h| h.status == 200) {
                 break;
             }
@@ -433,7 +437,7 @@ fn a_sequencer_whose_log_another_process_took_stops_serving() {
         kill_writers(&pg);
         let cut = Instant::now();
         while cut.elapsed() < Duration::from_secs(3) {
-            let health = nodes[1].try_request("GET", "/healthz", None, None);
+            let health = nodes[1].try_request("GET", "/healthz/sequencer", None, None);
             if health.is_ok_and(|h| h.status == 200) {
                 break 'taken;
             }
@@ -629,4 +633,103 @@ fn nix_is_root() -> bool {
         .arg("-u")
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Waits until the standby `node` has caught up with the log size `size` (its view follows the
+/// sequencer's log every 250 ms).
+fn caught_up(node: &Node, size: u64) {
+    let started = Instant::now();
+    while node.get("/healthz", None).json()["log_size"].as_u64() < Some(size) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the standby lags"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Its credentials and seals are read on the same beat.
+    std::thread::sleep(Duration::from_millis(300));
+}
+
+fn verify(node: &Node, certificate: &str) -> serde_json::Value {
+    let reply = node.post(
+        "/v1/verify",
+        None,
+        &serde_json::json!({"certificate": certificate, "nonce": "00112233445566778899aabbccddeeff"}),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    reply.json()
+}
+
+#[test]
+fn a_standby_serves_reads_and_verification_and_refuses_writes() {
+    if postgres("a_standby_serves_reads").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes = sequencer_and_standby(dir.path());
+    let (sequencer, standby) = (&nodes[0], &nodes[1]);
+    assert_eq!(standby.get("/healthz", None).json()["role"], "standby");
+    assert_eq!(sequencer.get("/healthz", None).json()["role"], "sequencer");
+    assert_eq!(sequencer.get("/healthz/sequencer", None).status, 200);
+    let (token, seal) = sequencer.agency_with_seal(AGENCY_A, "FY-AMR-1");
+    let issued = sequencer.post("/v1/certificates", Some(&token), &certificate(&seal, "RD0"));
+    assert_eq!(issued.status, 201, "{}", issued.text());
+    let (id, cert) = (
+        issued.json()["id"].as_str().unwrap().to_owned(),
+        issued.json()["certificate"].as_str().unwrap().to_owned(),
+    );
+    let size = sequencer.get("/healthz", None).json()["log_size"]
+        .as_u64()
+        .unwrap();
+    caught_up(standby, size);
+
+    // Reads and verification, from the database; the receipt logged by the sequencer.
+    let status = standby.get(&format!("/v1/certificates/{id}/status"), None);
+    assert_eq!(status.status, 200, "{}", status.text());
+    assert_eq!(status.json()["state_name"], "valid", "{}", status.text());
+    let fetched = standby.get(&format!("/v1/certificates/{id}"), Some(&token));
+    assert_eq!(fetched.status, 200, "{}", fetched.text());
+    let verified = verify(standby, &cert);
+    assert_eq!(verified["verdict"], "valid", "{verified}");
+    let receipt = verified["receipt"].as_str().unwrap();
+    let receipt =
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, receipt).unwrap();
+    let receipt = tongban_core::log::verification::VerificationReceipt::decode(&receipt).unwrap();
+    let logged = sequencer.get("/healthz", None).json()["log_size"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        receipt.log_index < logged,
+        "{receipt:?} in a log of {logged}"
+    );
+
+    // A status change made through the sequencer is what the standby answers next.
+    let changed = sequencer.post(
+        &format!("/v1/certificates/{id}/status"),
+        Some(&token),
+        &serde_json::json!({"operation": "suspend"}),
+    );
+    assert_eq!(changed.status, 200, "{}", changed.text());
+    assert_eq!(verify(standby, &cert)["code"], "STATUS_SUSPENDED");
+
+    // Writes are the sequencer's.
+    assert_eq!(
+        issue(standby, &token, &seal, "RD1"),
+        Err((503, "NOT_SEQUENCER".to_owned()))
+    );
+    let reply = standby.get("/healthz/sequencer", None);
+    assert_eq!(
+        (reply.status, reply.code()),
+        (503, "NOT_SEQUENCER".to_owned())
+    );
+    // The internal route takes only the node's own token.
+    let reply = sequencer.post(
+        "/v1/internal/receipts",
+        Some(&token),
+        &serde_json::json!({"item": "", "cross_region": false}),
+    );
+    assert_eq!(reply.status, 401, "{}", reply.text());
+    for node in &mut nodes {
+        node.kill9();
+    }
 }

@@ -6,6 +6,7 @@ mod admin;
 mod certs;
 pub mod idempotency;
 pub(crate) mod input;
+mod internal;
 mod presentation;
 mod public;
 mod share;
@@ -61,6 +62,7 @@ pub fn router(app: App) -> Router {
     let max_body = app.region.config.http.max_body_bytes;
     let api = Router::new()
         .route("/healthz", get(public::healthz))
+        .route("/healthz/sequencer", get(public::healthz_sequencer))
         .route("/metrics", get(public::metrics))
         .route("/v1/verify", post(public::verify))
         .route("/v1/trust-bundle", get(public::trust_bundle))
@@ -95,6 +97,7 @@ pub fn router(app: App) -> Router {
         .route("/v1/copies/verify", post(share::verify_copy))
         .route("/v1/presentations", post(presentation::make))
         .route("/v1/presentations/resolve", post(presentation::resolve))
+        .route("/v1/internal/receipts", post(internal::receipt))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(public::not_found)
         .layer(DefaultBodyLimit::max(max_body))

@@ -18,12 +18,32 @@ use super::input::{self, Body, CertId, Query};
 use super::{App, blocking};
 use crate::metrics::{PhaseLabel, ResultLabel};
 use crate::refusal::{Kind, Refusal};
+use crate::region::Role;
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Sequencer => "sequencer",
+        Role::Reader => "standby",
+    }
+}
 
 pub async fn healthz(State(app): State<App>) -> Result<Json<Value>, Refusal> {
     let size = app.region.log().size()?;
-    Ok(Json(
-        json!({"status": "ok", "region": app.region.code().as_str(), "log_size": size}),
-    ))
+    Ok(Json(json!({
+        "status": "ok",
+        "region": app.region.code().as_str(),
+        "log_size": size,
+        "role": role_name(app.region.role()),
+    })))
+}
+
+/// `/healthz/sequencer`: 200 on the process that takes writes, `503 NOT_SEQUENCER` on a standby
+/// (which serves reads and verification): what a load balancer checks before sending writes.
+pub async fn healthz_sequencer(State(app): State<App>) -> Result<Json<Value>, Refusal> {
+    if app.region.role() != Role::Sequencer {
+        return Err(Refusal::not_sequencer());
+    }
+    healthz(State(app)).await
 }
 
 pub async fn metrics(State(app): State<App>) -> Result<Response, Refusal> {

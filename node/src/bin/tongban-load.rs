@@ -4,7 +4,7 @@
 //! through, so no answer can come from a cache of one), then runs a verification phase (every
 //! answer carries a batch-signed receipt) and an issuance phase (every answer is durable).
 //!
-//! tongban-load --url 127.0.0.1:8341 --operator-token tb_… [--connections 32] [--seconds 10]
+//! tongban-load --url 127.0.0.1:8341[,…] --operator-token tb_… [--connections 32] [--seconds 10]
 //!   [--threads 1] [--phases verify,issue]
 
 use std::io::Write;
@@ -20,9 +20,11 @@ use tokio::net::TcpStream;
 
 #[derive(Parser)]
 struct Args {
-    /// host:port of the node's HTTP API.
-    #[arg(long)]
-    url: String,
+    /// host:port of the node's HTTP API; several, comma-separated, for the processes of one
+    /// node (a sequencer and its standbys on PostgreSQL): the setup's writes go to the first,
+    /// the phases' connections to each in turn.
+    #[arg(long, value_delimiter = ',', required = true)]
+    url: Vec<String>,
     #[arg(long)]
     operator_token: String,
     #[arg(long, default_value_t = 32)]
@@ -131,7 +133,7 @@ async fn phase(
         .map(|worker| {
             let (stop, host, token, make_body) = (
                 stop.clone(),
-                args.url.clone(),
+                args.url[worker % args.url.len()].clone(),
                 token.clone(),
                 make_body.clone(),
             );
@@ -174,7 +176,7 @@ async fn issue_distinct(
     const SETUP_CONNECTIONS: u32 = 16;
     let tasks: Vec<_> = (0..SETUP_CONNECTIONS)
         .map(|c| {
-            let (host, token, body) = (args.url.clone(), token.to_owned(), body.clone());
+            let (host, token, body) = (args.url[0].clone(), token.to_owned(), body.clone());
             let count = (args.distinct + SETUP_CONNECTIONS - 1 - c) / SETUP_CONNECTIONS;
             tokio::spawn(async move {
                 let mut conn = Conn::open(&host).await?;
@@ -252,7 +254,7 @@ async fn run(args: Args) -> Result<()> {
         tongban_core::ids::uscc::check_char(&first17)?
     );
     let agency = call(
-        &args.url,
+        &args.url[0],
         "/v1/admin/agencies",
         &args.operator_token,
         &json!({"uscc": uscc, "name": "压测机构"}),
@@ -260,7 +262,7 @@ async fn run(args: Args) -> Result<()> {
     .await?;
     let token = agency["token"].as_str().context("agency token")?.to_owned();
     let seal = call(
-        &args.url,
+        &args.url[0],
         "/v1/admin/seals",
         &args.operator_token,
         &json!({
@@ -280,6 +282,11 @@ async fn run(args: Args) -> Result<()> {
     };
     let body = Arc::new(body);
     let certificates = issue_distinct(&args, &token, body.clone(), run).await?;
+    if args.url.len() > 1 {
+        // A standby's view follows its sequencer's log every 250 ms: the setup's seal reaches
+        // it before the phases, so that it verifies what the sequencer would.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
     let verify_bodies: Arc<Vec<Vec<u8>>> = Arc::new(
         certificates
             .iter()

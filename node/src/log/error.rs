@@ -69,6 +69,10 @@ pub enum LogError {
     #[error("superseded: {0}")]
     Superseded(String),
 
+    /// This process opened the log to read it: another process of the node writes it.
+    #[error("this process reads the log and does not write it: another process is its writer")]
+    ReadOnly,
+
     #[error("starting the writer thread: {0}")]
     Spawn(#[source] std::io::Error),
 }

@@ -141,6 +141,16 @@ pub struct Region {
     /// The current month's figures and the log size they were counted at (report.rs).
     month_report: Mutex<Option<report::Counted>>,
     storage: Storage,
+    role: Role,
+}
+
+/// What a process does with its region's log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Writes it: the one process that acts.
+    Sequencer,
+    /// Reads what the sequencer writes (a standby, PostgreSQL only).
+    Reader,
 }
 
 /// Rows the sequencer read: ahead of its lock, and under it (read_ahead.rs).
@@ -165,6 +175,17 @@ impl Region {
     /// [`Region::open`] with the node's storage opened already (a standby that waited for the
     /// log opens the region in the database it waited on).
     pub fn open_in(home: &Home, storage: Storage) -> Result<Region, OpenError> {
+        Region::open_as(home, storage, Role::Sequencer)
+    }
+
+    /// The region of a standby, which reads what another process of the node writes
+    /// (PostgreSQL): it serves reads and verification from the database, its view following the
+    /// log ([`Region::follow`]), and refuses every act with `NOT_SEQUENCER`.
+    pub fn open_reader(home: &Home, storage: Storage) -> Result<Region, OpenError> {
+        Region::open_as(home, storage, Role::Reader)
+    }
+
+    fn open_as(home: &Home, storage: Storage, role: Role) -> Result<Region, OpenError> {
         let Loaded {
             config,
             region,
@@ -181,17 +202,28 @@ impl Region {
         );
         let signer = CheckpointSigner::new(&origin, log_key)
             .map_err(|e| OpenError::Setup(format!("log origin {origin:?}: {e}")))?;
-        let log = storage.open_log(
-            &LogName::Region,
-            LogConfig {
-                max_batch: config.log.max_batch,
-                cache_bytes: config.log.cache_mib.saturating_mul(1 << 20),
-                suite: region_root.public().suite(),
-                ..LogConfig::default()
-            },
-            Arc::new(EntryIndexer),
-        )?;
+        let log_config = LogConfig {
+            max_batch: config.log.max_batch,
+            cache_bytes: config.log.cache_mib.saturating_mul(1 << 20),
+            suite: region_root.public().suite(),
+            ..LogConfig::default()
+        };
+        let log = match role {
+            Role::Sequencer => {
+                storage.open_log(&LogName::Region, log_config, Arc::new(EntryIndexer))?
+            }
+            Role::Reader => {
+                storage.open_log_reader(&LogName::Region, log_config, Arc::new(EntryIndexer))?
+            }
+        };
         let size = log.size()?;
+        if role == Role::Reader && log.state_size()? != size {
+            return Err(OpenError::Setup(
+                "the log's state is behind its entries: its sequencer brings it up to date, a \
+                 standby only reads"
+                    .into(),
+            ));
+        }
         // The state is on disk, in step with the log; only a log written by an older build
         // (without state) is replayed, once.
         rebuild::catch_up(&log, &log, &region, region_root.public(), size).map_err(
@@ -262,6 +294,7 @@ impl Region {
             status_list: Mutex::new(None),
             month_report: Mutex::new(None),
             storage,
+            role,
         };
         tracing::info!(region = %region.code, entries = size, origin = %region.origin, "region state opened");
         Ok(region)
@@ -306,6 +339,34 @@ impl Region {
 
     pub fn view(&self) -> Result<RwLockReadGuard<'_, View>, Refusal> {
         self.view.read().map_err(|_| lock_failed())
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// A reader's view follows what the sequencer made durable: the seals (and the trust
+    /// bundle signed over them) as the log now holds them, and the agencies' credentials.
+    /// Returns whether the log had grown. (The sequencer's own view moves as its entries become
+    /// durable; it never needs this.)
+    pub fn follow(&self) -> Result<bool, Refusal> {
+        // Agencies are registered without a log entry: read again each time.
+        self.credentials
+            .reload()
+            .map_err(|e| Refusal::internal(e.to_string()))?;
+        let snapshot = self.log.state()?;
+        let size = snapshot.size();
+        if size <= self.view()?.size {
+            return Ok(false);
+        }
+        let seals: HashMap<KeyId, SealRecord> = state::all_seals(&snapshot)?
+            .into_iter()
+            .map(|s| (s.info.key.kid(), s))
+            .collect();
+        drop(snapshot);
+        let view = View::of(&seals, size, &self.signer())?;
+        *self.view.write().map_err(|_| lock_failed())? = view;
+        Ok(true)
     }
 
     /// A certificate of this region as its durable log establishes it.

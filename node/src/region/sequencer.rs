@@ -132,6 +132,10 @@ impl Sequencer {
 
 impl Region {
     pub(super) fn sequencer(&self) -> Result<MutexGuard<'_, Sequencer>, Refusal> {
+        // Every act goes through here: a reader refuses them all.
+        if self.role == super::Role::Reader {
+            return Err(Refusal::not_sequencer());
+        }
         let mut seq = self.seq.lock().map_err(|_| lock_failed())?;
         if self.poisoned.load(Ordering::Acquire) {
             self.recover(&mut seq).map_err(|e| {
@@ -225,7 +229,7 @@ impl Region {
         Ok((first, pending))
     }
 
-    fn signer(&self) -> Signer<'_> {
+    pub(super) fn signer(&self) -> Signer<'_> {
         Signer {
             federation: &self.federation,
             region_cert: &self.region_cert,

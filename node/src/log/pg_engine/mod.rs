@@ -195,6 +195,37 @@ impl PgDatabase {
                 pending: None,
                 superseded: false,
             }),
+            reader: false,
+        };
+        Ok((engine, registered.opened))
+    }
+
+    /// Opens the log `name` to read it only, while another process writes it (a standby
+    /// serving reads): every write is refused with [`LogError::ReadOnly`].
+    pub fn open_log_reader(
+        self: &Arc<Self>,
+        name: &str,
+        wanted: Contents,
+        suite: Suite,
+    ) -> Result<(PgEngine, Opened), LogError> {
+        let (dial, owned) = (self.dial.clone(), name.to_owned());
+        let registered = self.on_runtime(async move {
+            let conn = connect(&dial).await?;
+            schema::register(&conn, &owned, wanted, suite).await
+        })?;
+        let engine = PgEngine {
+            committed: Mutex::new((registered.opened.size, registered.opened.state_size)),
+            db: self.clone(),
+            log: registered.id,
+            name: name.to_owned(),
+            lock: lock_key(&["log", &self.schema, name]),
+            writer: Mutex::new(WriterSlot {
+                conn: None,
+                size: registered.opened.size,
+                pending: None,
+                superseded: false,
+            }),
+            reader: true,
         };
         Ok((engine, registered.opened))
     }
@@ -507,6 +538,8 @@ pub struct PgEngine {
     writer: Mutex<WriterSlot>,
     /// (size, state size) as this writer last committed them: read without the writer's lock.
     committed: Mutex<(u64, u64)>,
+    /// Opened to read only ([`PgDatabase::open_log_reader`]).
+    reader: bool,
 }
 
 impl Drop for PgEngine {
@@ -549,6 +582,9 @@ impl PgEngine {
     /// The writer's connection, reopened (and the lock taken again) after a failure, and only if
     /// the log is as this writer left it.
     fn writer_conn(&self, slot: &mut WriterSlot) -> Result<Arc<ClientWrapper>, LogError> {
+        if self.reader {
+            return Err(LogError::ReadOnly);
+        }
         if slot.superseded {
             return Err(self.superseded_error());
         }
@@ -1316,6 +1352,27 @@ impl PgDatabase {
             conn: Some(conn),
             in_transaction: false,
         })
+    }
+}
+
+impl PgDatabase {
+    /// Records that this process sequences the log `name` and answers the node's other
+    /// processes at `url`.
+    pub fn announce_sequencer(self: &Arc<Self>, name: &str, url: &str) -> Result<(), LogError> {
+        self.session()?.query(
+            "INSERT INTO tb_sequencer (log, url) VALUES ($1, $2)
+             ON CONFLICT (log) DO UPDATE SET url = EXCLUDED.url, since = now()",
+            &[&name, &url],
+        )?;
+        Ok(())
+    }
+
+    /// Where the sequencer of the log `name` last said it answers, if one did.
+    pub fn sequencer_url(self: &Arc<Self>, name: &str) -> Result<Option<String>, LogError> {
+        let rows = self
+            .session()?
+            .query("SELECT url FROM tb_sequencer WHERE log = $1", &[&name])?;
+        Ok(rows.first().map(|r| r.get(0)))
     }
 }
 

@@ -80,6 +80,11 @@ const MIGRATIONS: &[&str] = &[
      CREATE UNIQUE INDEX tb_credentials_agency ON tb_credentials (uscc);
      CREATE UNIQUE INDEX tb_credentials_operator ON tb_credentials ((uscc IS NULL))
          WHERE uscc IS NULL;",
+    // 5: where each log's sequencer answers its node's other processes (a standby forwards
+    // verification receipts there), written by the sequencer when it starts.
+    "CREATE TABLE tb_sequencer (
+         log text PRIMARY KEY, url text NOT NULL, since timestamptz NOT NULL DEFAULT now()
+     );",
 ];
 
 /// The schema version this build writes and reads.

@@ -47,10 +47,19 @@ impl Drop for Slot {
     }
 }
 
+mod forward;
+
+pub use forward::internal_token;
+
 /// The handle verifiers ask for receipts through.
 #[derive(Clone)]
-pub struct Receipts {
-    requests: SyncSender<Request>,
+pub struct Receipts(Signer);
+
+/// Who signs the receipts: this process (the sequencer), or the sequencer a standby forwards to.
+#[derive(Clone)]
+enum Signer {
+    Here(SyncSender<Request>),
+    Forwarded(Arc<forward::Forwarder>),
 }
 
 impl Receipts {
@@ -81,7 +90,13 @@ impl Receipts {
         std::thread::Builder::new()
             .name("tongban-receipts-done".into())
             .spawn(move || complete(&region, &completing))?;
-        Ok(Receipts { requests })
+        Ok(Receipts(Signer::Here(requests)))
+    }
+
+    /// Receipts for a standby: each verification's item is sent to the sequencer (found in the
+    /// database, where it announces itself), which batches and logs it like its own.
+    pub fn forwarded(region: Arc<Region>) -> Receipts {
+        Receipts(Signer::Forwarded(Arc::new(forward::Forwarder::new(region))))
     }
 
     /// A receipt for `item`, once the batch that holds it is durable in the log.
@@ -90,6 +105,19 @@ impl Receipts {
         item: Vec<u8>,
         cross_region: bool,
     ) -> Result<VerificationReceipt, Refusal> {
+        match &self.0 {
+            Signer::Here(requests) => receipt_here(requests, item, cross_region).await,
+            Signer::Forwarded(forwarder) => forwarder.receipt(item, cross_region).await,
+        }
+    }
+}
+
+async fn receipt_here(
+    requests: &SyncSender<Request>,
+    item: Vec<u8>,
+    cross_region: bool,
+) -> Result<VerificationReceipt, Refusal> {
+    {
         let (reply, answer) = oneshot::channel();
         let request = Request {
             item,
@@ -97,10 +125,10 @@ impl Receipts {
             reply,
         };
         // The channel is bounded: a full one pushes back on verifiers rather than growing.
-        match self.requests.try_send(request) {
+        match requests.try_send(request) {
             Ok(()) => {}
             Err(TrySendError::Full(request)) => {
-                let requests = self.requests.clone();
+                let requests = requests.clone();
                 tokio::task::spawn_blocking(move || requests.send(request))
                     .await
                     .map_err(|e| Refusal::internal(e.to_string()))?
