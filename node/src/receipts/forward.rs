@@ -4,7 +4,7 @@
 //! (`Storage::announce_sequencer`); the two processes of one node know each other by a token
 //! derived from the node's key, which both hold and nobody else does.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use base64::Engine;
@@ -40,6 +40,9 @@ pub(super) struct Forwarder {
     region: Arc<Region>,
     client: Client<HttpConnector, Full<Bytes>>,
     token: String,
+    /// Where the sequencer answers, as last read from the database; read again after a
+    /// failure (a take-over moves it).
+    sequencer: Mutex<Option<String>>,
 }
 
 #[derive(Deserialize)]
@@ -57,7 +60,36 @@ impl Forwarder {
             token: internal_token(&region.node_key),
             client: Client::builder(TokioExecutor::new()).build_http(),
             region,
+            sequencer: Mutex::new(None),
         }
+    }
+
+    fn remembered(&self) -> Option<String> {
+        self.sequencer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn remember(&self, url: Option<String>) {
+        *self
+            .sequencer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = url;
+    }
+
+    /// Where the sequencer answers: remembered, or read from the database.
+    async fn sequencer_url(&self) -> Result<String, Refusal> {
+        if let Some(url) = self.remembered() {
+            return Ok(url);
+        }
+        let storage = self.region.storage().clone();
+        let url = tokio::task::spawn_blocking(move || storage.sequencer_url(&LogName::Region))
+            .await
+            .map_err(|e| Refusal::internal(e.to_string()))??
+            .ok_or_else(|| unavailable("no sequencer has said where it answers"))?;
+        self.remember(Some(url.clone()));
+        Ok(url)
     }
 
     pub(super) async fn receipt(
@@ -65,11 +97,15 @@ impl Forwarder {
         item: Vec<u8>,
         cross_region: bool,
     ) -> Result<VerificationReceipt, Refusal> {
-        let storage = self.region.storage().clone();
-        let url = tokio::task::spawn_blocking(move || storage.sequencer_url(&LogName::Region))
-            .await
-            .map_err(|e| Refusal::internal(e.to_string()))??
-            .ok_or_else(|| unavailable("no sequencer has said where it answers"))?;
+        let answered = self.ask(item, cross_region).await;
+        if answered.is_err() {
+            self.remember(None);
+        }
+        answered
+    }
+
+    async fn ask(&self, item: Vec<u8>, cross_region: bool) -> Result<VerificationReceipt, Refusal> {
+        let url = self.sequencer_url().await?;
         let body = serde_json::json!({"item": B64.encode(&item), "cross_region": cross_region});
         let request = Request::post(format!("{url}/v1/internal/receipts"))
             .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
