@@ -39,18 +39,21 @@ sed -i '/^\[storage\]$/,$d' "$dir/config.toml"
 printf '[storage]\nengine = "postgres"\nurl = "%s"\nschema = "front_ends"\n' "$url" >> "$dir/config.toml"
 "$node" fill --dir "$dir" --count "$n" > /dev/null 2>&1
 
-start() { # $1: output file; prints the address once it answers
+# Starts a process of the node, logging to $1; sets $addr once it answers. (Not in a command
+# substitution: its pid must reach `pids` in this shell, for the cleanup.)
+start() {
     RUST_LOG=warn "$node" run --dir "$dir" --listen 127.0.0.1:0 > "$1" 2>&1 &
     pids+=($!)
-    local addr=
+    addr=
     until addr=$(sed -n 's|.*http://\([^ ]*\).*|\1|p' "$1" | head -1) && [[ -n $addr ]] \
         && curl -sf "http://$addr/healthz" > /dev/null; do
         sleep 0.05
     done
-    echo "$addr"
 }
-sequencer=$(start "$work/sequencer.out")
-standby=$(start "$work/standby.out")
+start "$work/sequencer.out"
+sequencer=$addr
+start "$work/standby.out"
+standby=$addr
 curl -sf "http://$standby/healthz" | grep -q '"role":"standby"' \
     || { echo "the second process is not a standby" >&2; exit 1; }
 

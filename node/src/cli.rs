@@ -365,7 +365,10 @@ fn serve(home: &Home, listen: Option<SocketAddr>, bootstrap: &[String]) -> Resul
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
+        // Listened for from here to the end: a signal that arrives while a standby takes over
+        // (between serving as a reader and serving as the sequencer) is not lost.
+        let stop = Stop::listen();
         let address = listen.unwrap_or(config.http.listen);
         let limits = config.http.limits().within_fd_limit(fd_limit);
         let listener = tokio::net::TcpListener::bind(address)
@@ -373,7 +376,7 @@ fn serve(home: &Home, listen: Option<SocketAddr>, bootstrap: &[String]) -> Resul
             .with_context(|| format!("listening on {address}"))?;
         let bound = listener.local_addr()?;
         let Some((region, listener)) =
-            open_as_sequencer(home, &config, listener, limits, &metrics).await?
+            open_as_sequencer(home, &config, listener, limits, &metrics, &stop).await?
         else {
             return Ok(());
         };
@@ -415,7 +418,7 @@ fn serve(home: &Home, listen: Option<SocketAddr>, bootstrap: &[String]) -> Resul
             let (region, superseded) = (region_for_watch, superseded.clone());
             async move {
                 tokio::select! {
-                    () = shutdown() => {}
+                    () = stop.requested() => {}
                     () = until_superseded(region) => superseded.store(true, Ordering::Release),
                 }
             }
@@ -428,7 +431,11 @@ fn serve(home: &Home, listen: Option<SocketAddr>, bootstrap: &[String]) -> Resul
             );
         }
         Ok(())
-    })
+    });
+    // A blocking task may still wait on the database (a standby's wait for the writer lock,
+    // retried while the server is unreachable): the process waits for it a moment, not forever.
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    served
 }
 
 /// How often a sequencer confirms it still holds its log.
@@ -478,6 +485,7 @@ async fn open_as_sequencer(
     mut listener: tokio::net::TcpListener,
     limits: crate::serve::Limits,
     metrics: &Arc<Metrics>,
+    stop: &Stop,
 ) -> Result<Option<(Region, tokio::net::TcpListener)>> {
     let storage = {
         let (home, storage) = (home.clone(), config.storage.clone());
@@ -497,7 +505,7 @@ async fn open_as_sequencer(
                 config.region
             ));
             tracing::warn!("another process is this region's sequencer: standing by");
-            let freed = serve_as_standby(home, &storage, listener, limits, metrics).await?;
+            let freed = serve_as_standby(home, &storage, listener, limits, metrics, stop).await?;
             if !freed {
                 return Ok(None);
             }
@@ -558,6 +566,7 @@ async fn serve_as_standby(
     listener: tokio::net::TcpListener,
     limits: crate::serve::Limits,
     metrics: &Arc<Metrics>,
+    stop: &Stop,
 ) -> Result<bool> {
     let reader = {
         let (home, storage) = (home.clone(), storage.clone());
@@ -590,7 +599,7 @@ async fn serve_as_standby(
         router,
         limits,
         metrics.clone(),
-        shutdown(),
+        stop.clone().requested(),
     )
     .await;
     if let Some(follow) = follow {
@@ -647,6 +656,28 @@ fn spawn_housekeeping(region: Arc<Region>, metrics: Arc<Metrics>) {
             }
         }
     });
+}
+
+/// SIGINT or SIGTERM, as seen by every phase of `run` through one listener.
+#[derive(Clone)]
+struct Stop(tokio::sync::watch::Receiver<bool>);
+
+impl Stop {
+    fn listen() -> Stop {
+        let (tell, told) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown().await;
+            // Nobody listens any more only once `run` has ended.
+            let _ = tell.send(true);
+        });
+        Stop(told)
+    }
+
+    /// Completes once a stop was asked for (at once if it was already).
+    async fn requested(mut self) {
+        // An error means the listener is gone, which only a stop does.
+        let _ = self.0.wait_for(|stopped| *stopped).await;
+    }
 }
 
 async fn shutdown() {
