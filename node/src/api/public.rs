@@ -115,7 +115,16 @@ pub async fn verify(
             RegionCode::parse(r).map_err(|e| Refusal::invalid(format!("requester_region: {e}")))
         })
         .transpose()?;
-    let (verification, state): (Verification, _) = app.region.verify(&bytes)?;
+    // On a database server the state is a round trip away: read on a blocking thread, not on
+    // one of the few every request shares. Local reads are cheaper than that hand-off.
+    let (bytes, (verification, state)): (_, (Verification, _)) =
+        if app.region.log().reads_wait_on_network() {
+            let region = app.region.clone();
+            blocking(move || region.verify(&bytes).map(|v| (bytes, v))).await?
+        } else {
+            let verified = app.region.verify(&bytes)?;
+            (bytes, verified)
+        };
     app.metrics
         .verified
         .get_or_create(&ResultLabel {

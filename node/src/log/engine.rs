@@ -46,6 +46,13 @@ pub trait Engine: Send + Sync + 'static {
         self.state()
     }
 
+    /// Whether a read waits on another machine (a database server) rather than local storage:
+    /// async callers then read on a blocking thread, so that a round trip does not hold one of
+    /// the few threads every request shares. By default, no.
+    fn reads_wait_on_network(&self) -> bool {
+        false
+    }
+
     /// The rows at `keys` ((kind, key) pairs), in that order, as committed at one moment, and
     /// how many entries of the log the state reflected then: what a sequencer reads before it
     /// takes its lock. By default, from a snapshot; an engine whose reads cost a round trip

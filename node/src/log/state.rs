@@ -120,6 +120,11 @@ impl Log {
         self.inner.engine.rows_at(keys)
     }
 
+    /// Whether a read waits on a database server ([`super::Engine::reads_wait_on_network`]).
+    pub fn reads_wait_on_network(&self) -> bool {
+        self.inner.engine.reads_wait_on_network()
+    }
+
     /// How many entries the durable state reflects: the log's size, except after an upgrade
     /// from a log without state, until [`Log::catch_up_state`] has brought it up to date.
     pub fn state_size(&self) -> Result<u64, LogError> {

@@ -16,6 +16,7 @@
 //! a small runtime of the engine's own, so the engine's blocking calls work from any thread,
 //! async or not, like redb's.
 
+mod row_reads;
 mod schema;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -36,6 +37,7 @@ use super::engine::{
 use super::state::{Row, StateOp};
 use super::{Contents, LogError};
 use crate::config::PostgresConfig;
+use row_reads::RowReads;
 use schema::{signed, unsigned};
 
 /// Rows fetched per round trip when a scan or a rebuild pages through a table.
@@ -185,6 +187,7 @@ impl PgDatabase {
         })?;
         let engine = PgEngine {
             committed: Mutex::new((registered.opened.size, registered.opened.state_size)),
+            row_reads: RowReads::start(&self.handle, self.pool.clone(), registered.id),
             db: self.clone(),
             log: registered.id,
             name: name.to_owned(),
@@ -215,6 +218,7 @@ impl PgDatabase {
         })?;
         let engine = PgEngine {
             committed: Mutex::new((registered.opened.size, registered.opened.state_size)),
+            row_reads: RowReads::start(&self.handle, self.pool.clone(), registered.id),
             db: self.clone(),
             log: registered.id,
             name: name.to_owned(),
@@ -308,7 +312,7 @@ impl PgDatabase {
                 for table in [
                     "tb_entries",
                     "tb_hashes",
-                    "tb_index_rows",
+                    "tb_index_runs",
                     "tb_blobs",
                     "tb_state",
                     "tb_checkpoints",
@@ -540,6 +544,8 @@ pub struct PgEngine {
     committed: Mutex<(u64, u64)>,
     /// Opened to read only ([`PgDatabase::open_log_reader`]).
     reader: bool,
+    /// Row reads by key, sent together.
+    row_reads: RowReads,
 }
 
 impl Drop for PgEngine {
@@ -760,46 +766,12 @@ impl Engine for PgEngine {
         self.writer_conn(&mut slot).map(|_| ())
     }
 
+    fn reads_wait_on_network(&self) -> bool {
+        true
+    }
+
     fn rows_at(&self, keys: &[(u8, Vec<u8>)]) -> Result<RowsAt, LogError> {
-        let (pool, log, count) = (self.db.pool.clone(), self.log, keys.len());
-        let kinds: Vec<i16> = keys.iter().map(|(kind, _)| i16::from(*kind)).collect();
-        let names: Vec<Vec<u8>> = keys.iter().map(|(_, key)| key.clone()).collect();
-        let params: Vec<Param> = vec![Box::new(log), Box::new(kinds), Box::new(names)];
-        let found = self.db.on_runtime(async move {
-            let conn = pool.get().await.map_err(storage)?;
-            // One statement, so one snapshot: the state's size and every row as of the same
-            // commit. One row with no key when none was asked for.
-            query(
-                &conn,
-                "SELECT l.state_size, r.i, r.value
-                 FROM tb_logs l
-                 LEFT JOIN LATERAL (
-                     SELECT k.i, s.value
-                     FROM unnest($2::int2[], $3::bytea[]) WITH ORDINALITY AS k(kind, key, i)
-                     LEFT JOIN tb_state s ON s.log = l.id AND s.kind = k.kind AND s.key = k.key
-                 ) r ON true
-                 WHERE l.id = $1",
-                &params,
-            )
-            .await
-        })?;
-        let size = found
-            .first()
-            .map(|row| unsigned(row.get(0)))
-            .transpose()?
-            .ok_or_else(|| LogError::Corrupt(format!("log {log} has no sizes")))?;
-        let mut rows = vec![None; count];
-        for row in &found {
-            let Some(i) = row.get::<_, Option<i64>>(1) else {
-                continue;
-            };
-            let slot = usize::try_from(i - 1)
-                .ok()
-                .and_then(|i| rows.get_mut(i))
-                .ok_or_else(|| LogError::Corrupt(format!("row {i} of {count} asked for")))?;
-            *slot = row.get(2);
-        }
-        Ok((size, rows))
+        self.db.on_runtime(self.row_reads.read(keys.to_vec()))
     }
 
     fn rebuild_index_rows(&self, derive: &mut IndexRows<'_>) -> Result<(), LogError> {
@@ -819,7 +791,7 @@ impl Engine for PgEngine {
         simple("BEGIN")?;
         let rebuilt = (|| {
             run(
-                "DELETE FROM tb_index_rows WHERE log = $1",
+                "DELETE FROM tb_index_runs WHERE log = $1",
                 vec![Box::new(log)],
             )?;
             let mut from = 0i64;
@@ -841,9 +813,7 @@ impl Engine for PgEngine {
                     }
                 }
                 run(
-                    "INSERT INTO tb_index_rows (log, name, key, idx)
-                     SELECT $1, * FROM unnest($2::text[], $3::bytea[], $4::int8[])
-                     ON CONFLICT DO NOTHING",
+                    INSERT_INDEX_ROWS,
                     vec![
                         Box::new(log),
                         Box::new(names),
@@ -1018,9 +988,12 @@ async fn write_batch(
 const READ_REQUEST: &str = "SELECT created, record FROM tb_requests WHERE log = $1 AND key = $2";
 const INSERT_ENTRIES: &str = "INSERT INTO tb_entries (log, idx, bytes)
      SELECT $1, * FROM unnest($2::int8[], $3::bytea[])";
-const INSERT_INDEX_ROWS: &str = "INSERT INTO tb_index_rows (log, name, key, idx)
-     SELECT $1, * FROM unnest($2::text[], $3::bytea[], $4::int8[])
-     ON CONFLICT DO NOTHING";
+/// Writes index rows ($2, $3, $4: name, key, entry index) as one run per name and key: the
+/// entries of one batch (or one page of a rebuild) under that key, in order, each once.
+const INSERT_INDEX_ROWS: &str = "INSERT INTO tb_index_runs (log, name, key, first, idxs)
+     SELECT $1, name, key, min(idx), array_agg(DISTINCT idx ORDER BY idx)
+     FROM unnest($2::text[], $3::bytea[], $4::int8[]) AS r(name, key, idx)
+     GROUP BY name, key";
 const INSERT_HASHES: &str = "INSERT INTO tb_hashes (log, pos, hash)
      SELECT $1, * FROM unnest($2::int8[], $3::bytea[])
      ON CONFLICT (log, pos) DO UPDATE SET hash = EXCLUDED.hash";
@@ -1568,8 +1541,8 @@ impl Snapshot for PgSnapshot {
 
     fn lookup(&self, name: &str, key: &[u8]) -> Result<Vec<u64>, LogError> {
         let rows = self.txn.query(
-            "SELECT idx FROM tb_index_rows WHERE log = $1 AND name = $2 AND key = $3
-             ORDER BY idx",
+            "SELECT i FROM tb_index_runs, unnest(idxs) AS i
+             WHERE log = $1 AND name = $2 AND key = $3 ORDER BY i",
             vec![Box::new(name.to_owned()), Box::new(key.to_vec())],
         )?;
         rows.iter().map(|r| unsigned(r.get(0))).collect()
@@ -1749,6 +1722,178 @@ mod tests {
             conn.query(sql, &[]).await.map_err(storage)
         })
         .unwrap()
+    }
+
+    /// Runs `sql` (several statements) in the engine's schema on a connection of its own.
+    fn batch(db: &Arc<PgDatabase>, sql: &'static str) {
+        let config = db.dial.clone();
+        db.on_runtime(async move {
+            let conn = connect(&config).await?;
+            conn.batch_execute(sql).await.map_err(storage)
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn index_rows_of_schema_version_5_become_runs_that_answer_the_same_lookups() {
+        let Some(config) = crate::storage::test_postgres() else {
+            return;
+        };
+        let db = PgDatabase::connect(&config).unwrap();
+        let (engine, _) = db
+            .open_log("region", Contents::Entries, Suite::Ed25519)
+            .unwrap();
+        drop(engine);
+        // The tables as version 5 left them, holding rows: 3,000 entries under one key, and
+        // every seventh under a key of its own.
+        batch(
+            &db,
+            "DROP TABLE tb_index_runs;
+             DELETE FROM tb_migrations WHERE version = 6;
+             CREATE TABLE tb_index_rows (
+                 log integer NOT NULL, name text NOT NULL, key bytea NOT NULL, idx bigint NOT NULL,
+                 PRIMARY KEY (log, name, key, idx)
+             );
+             INSERT INTO tb_index_rows
+                 SELECT id, 'kind', 'cert.issued', i FROM tb_logs, generate_series(0, 2999) i;
+             INSERT INTO tb_index_rows
+                 SELECT id, 'id', convert_to('A' || i, 'UTF8'), i
+                 FROM tb_logs, generate_series(0, 2999, 7) i;",
+        );
+        drop(db);
+        let db = PgDatabase::connect(&config).unwrap();
+        let (engine, _) = db
+            .open_log("region", Contents::Entries, Suite::Ed25519)
+            .unwrap();
+        let snapshot = engine.read().unwrap();
+        assert_eq!(
+            snapshot.lookup("kind", b"cert.issued").unwrap(),
+            (0..3000).collect::<Vec<u64>>()
+        );
+        assert_eq!(snapshot.lookup("id", b"A2996").unwrap(), vec![2996]);
+        assert_eq!(snapshot.lookup("id", b"A2997").unwrap(), Vec::<u64>::new());
+        let runs = sql(
+            &db,
+            "SELECT count(*), max(cardinality(idxs)) FROM tb_index_runs WHERE name = 'kind'",
+        );
+        assert_eq!(runs[0].get::<_, i64>(0), 3);
+        assert_eq!(runs[0].get::<_, i32>(1), 1024);
+        let gone = sql(
+            &db,
+            "SELECT count(*) FROM pg_tables WHERE tablename = 'tb_index_rows'
+             AND schemaname = current_schema()",
+        );
+        assert_eq!(gone[0].get::<_, i64>(0), 0);
+    }
+
+    #[test]
+    fn reads_made_at_once_each_get_their_own_rows_as_of_one_commit() {
+        let Some(config) = crate::storage::test_postgres() else {
+            return;
+        };
+        let db = PgDatabase::connect(&config).unwrap();
+        let (engine, _) = db
+            .open_log("region", Contents::Entries, Suite::Ed25519)
+            .unwrap();
+        // Rows (1, "k0") … (1, "k199"), each holding its own key.
+        let ops: Vec<StateOp> = (0..200)
+            .map(|i| StateOp::Put {
+                kind: 1,
+                key: format!("k{i}").into_bytes(),
+                value: format!("k{i}").into_bytes(),
+            })
+            .collect();
+        engine
+            .write(&WriteSet {
+                entries: vec![b"a"],
+                hashes: vec![[1; 32]],
+                state: ops.iter().collect(),
+                size: Some(1),
+                state_size: Some(1),
+                ..WriteSet::default()
+            })
+            .unwrap();
+        // 64 threads at once, each asking for keys of its own (some absent, one none at all),
+        // many times: whatever statements they share, each gets its rows in its order.
+        std::thread::scope(|scope| {
+            for t in 0..64usize {
+                let engine = &engine;
+                scope.spawn(move || {
+                    for round in 0..20usize {
+                        let keys: Vec<(u8, Vec<u8>)> = (0..t % 9)
+                            .map(|j| {
+                                (
+                                    1,
+                                    format!("k{}", (t * 7 + j * 31 + round) % 230).into_bytes(),
+                                )
+                            })
+                            .collect();
+                        let (size, rows) = engine.rows_at(&keys).unwrap();
+                        assert_eq!(size, 1);
+                        assert_eq!(rows.len(), keys.len());
+                        for ((_, key), row) in keys.iter().zip(rows) {
+                            let held = std::str::from_utf8(key).unwrap()[1..]
+                                .parse::<usize>()
+                                .unwrap()
+                                < 200;
+                            assert_eq!(row, held.then(|| key.clone()));
+                        }
+                    }
+                });
+            }
+        });
+    }
+
+    /// Writes two entries (and the three hashes of their tree) to a new log `region`.
+    fn two_entries(db: &Arc<PgDatabase>) {
+        let (engine, _) = db
+            .open_log("region", Contents::Entries, Suite::Ed25519)
+            .unwrap();
+        engine
+            .write(&WriteSet {
+                entries: vec![b"a", b"b"],
+                hashes: vec![[1; 32], [2; 32], [3; 32]],
+                size: Some(2),
+                ..WriteSet::default()
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn a_log_whose_last_entry_or_hash_is_missing_is_refused_at_open() {
+        let Some(config) = crate::storage::test_postgres() else {
+            return;
+        };
+        let db = PgDatabase::connect(&config).unwrap();
+        two_entries(&db);
+        batch(&db, "DELETE FROM tb_entries WHERE idx = 1");
+        let refused = db
+            .open_log("region", Contents::Entries, Suite::Ed25519)
+            .err()
+            .unwrap();
+        assert!(
+            matches!(&refused, LogError::Corrupt(m) if m.contains("entries end at 1")),
+            "{refused}"
+        );
+        batch(
+            &db,
+            "INSERT INTO tb_entries (log, idx, bytes) SELECT id, 1, 'b' FROM tb_logs;
+             DELETE FROM tb_hashes WHERE pos = 2",
+        );
+        let refused = db
+            .open_log("region", Contents::Entries, Suite::Ed25519)
+            .err()
+            .unwrap();
+        assert!(
+            matches!(&refused, LogError::Corrupt(m) if m.contains("hashes but they end at 2")),
+            "{refused}"
+        );
+        batch(
+            &db,
+            "INSERT INTO tb_hashes (log, pos, hash) SELECT id, 2, '\\x03' FROM tb_logs",
+        );
+        db.open_log("region", Contents::Entries, Suite::Ed25519)
+            .unwrap();
     }
 
     #[test]
