@@ -1714,6 +1714,13 @@ mod tests {
         }
     }
 
+    /// The log `region`, opened to write.
+    fn region(db: &Arc<PgDatabase>) -> PgEngine {
+        db.open_log("region", Contents::Entries, Suite::Ed25519)
+            .unwrap()
+            .0
+    }
+
     /// Runs `sql` in the engine's schema on a connection of its own.
     fn sql(db: &Arc<PgDatabase>, sql: &'static str) -> Vec<PgRow> {
         let config = db.dial.clone();
@@ -1740,9 +1747,7 @@ mod tests {
             return;
         };
         let db = PgDatabase::connect(&config).unwrap();
-        let (engine, _) = db
-            .open_log("region", Contents::Entries, Suite::Ed25519)
-            .unwrap();
+        let engine = region(&db);
         drop(engine);
         // The tables as version 5 left them, holding rows: 3,000 entries under one key, and
         // every seventh under a key of its own.
@@ -1762,9 +1767,7 @@ mod tests {
         );
         drop(db);
         let db = PgDatabase::connect(&config).unwrap();
-        let (engine, _) = db
-            .open_log("region", Contents::Entries, Suite::Ed25519)
-            .unwrap();
+        let engine = region(&db);
         let snapshot = engine.read().unwrap();
         assert_eq!(
             snapshot.lookup("kind", b"cert.issued").unwrap(),
@@ -1792,9 +1795,7 @@ mod tests {
             return;
         };
         let db = PgDatabase::connect(&config).unwrap();
-        let (engine, _) = db
-            .open_log("region", Contents::Entries, Suite::Ed25519)
-            .unwrap();
+        let engine = region(&db);
         // Rows (1, "k0") … (1, "k199"), each holding its own key.
         let ops: Vec<StateOp> = (0..200)
             .map(|i| StateOp::Put {
@@ -1846,9 +1847,7 @@ mod tests {
 
     /// Writes two entries (and the three hashes of their tree) to a new log `region`.
     fn two_entries(db: &Arc<PgDatabase>) {
-        let (engine, _) = db
-            .open_log("region", Contents::Entries, Suite::Ed25519)
-            .unwrap();
+        let engine = region(db);
         engine
             .write(&WriteSet {
                 entries: vec![b"a", b"b"],
@@ -1859,6 +1858,18 @@ mod tests {
             .unwrap();
     }
 
+    /// Opening the log `region` is refused as corrupt, saying `why`.
+    fn refused_as_corrupt(db: &Arc<PgDatabase>, why: &str) {
+        let refused = db
+            .open_log("region", Contents::Entries, Suite::Ed25519)
+            .err()
+            .unwrap();
+        assert!(
+            matches!(&refused, LogError::Corrupt(m) if m.contains(why)),
+            "{refused}"
+        );
+    }
+
     #[test]
     fn a_log_whose_last_entry_or_hash_is_missing_is_refused_at_open() {
         let Some(config) = crate::storage::test_postgres() else {
@@ -1867,33 +1878,18 @@ mod tests {
         let db = PgDatabase::connect(&config).unwrap();
         two_entries(&db);
         batch(&db, "DELETE FROM tb_entries WHERE idx = 1");
-        let refused = db
-            .open_log("region", Contents::Entries, Suite::Ed25519)
-            .err()
-            .unwrap();
-        assert!(
-            matches!(&refused, LogError::Corrupt(m) if m.contains("entries end at 1")),
-            "{refused}"
-        );
+        refused_as_corrupt(&db, "entries end at 1");
         batch(
             &db,
             "INSERT INTO tb_entries (log, idx, bytes) SELECT id, 1, 'b' FROM tb_logs;
              DELETE FROM tb_hashes WHERE pos = 2",
         );
-        let refused = db
-            .open_log("region", Contents::Entries, Suite::Ed25519)
-            .err()
-            .unwrap();
-        assert!(
-            matches!(&refused, LogError::Corrupt(m) if m.contains("hashes but they end at 2")),
-            "{refused}"
-        );
+        refused_as_corrupt(&db, "hashes but they end at 2");
         batch(
             &db,
             "INSERT INTO tb_hashes (log, pos, hash) SELECT id, 2, '\\x03' FROM tb_logs",
         );
-        db.open_log("region", Contents::Entries, Suite::Ed25519)
-            .unwrap();
+        region(&db);
     }
 
     #[test]
@@ -1902,9 +1898,7 @@ mod tests {
             return;
         };
         let db = PgDatabase::connect(&config).unwrap();
-        let (engine, _) = db
-            .open_log("region", Contents::Entries, Suite::Ed25519)
-            .unwrap();
+        let engine = region(&db);
         let op = put(b"1");
         let first = WriteSet {
             entries: vec![b"a"],
