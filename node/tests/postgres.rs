@@ -211,6 +211,95 @@ impl Drop for Server {
     }
 }
 
+/// A new node in `dir` on `server`, started.
+fn node_on(server: &Server, dir: &Path) -> Node {
+    let mut node = Node::init(dir);
+    let config_path = dir.join("config.toml");
+    let text = std::fs::read_to_string(&config_path).unwrap();
+    let (head, _) = text.split_once("[storage]").unwrap();
+    let ours = StorageConfig::Postgres(PostgresConfig {
+        url: DatabaseUrl(server.url.clone()),
+        ..test_postgres().unwrap()
+    });
+    let section = toml::to_string(&ours).unwrap();
+    // [storage] is the last table init writes.
+    std::fs::write(&config_path, format!("{head}[storage]\n{section}")).unwrap();
+    node.start();
+    node
+}
+
+impl Server {
+    /// Stops (`SIGSTOP`) or resumes (`SIGCONT`) every process of the server: a server that
+    /// holds its connections open and answers nothing, as a hung host or a partition does.
+    fn signal(&self, signal: &str) {
+        let pid_file = self.dir.path().join("pg/data/postmaster.pid");
+        let text = std::fs::read_to_string(pid_file).unwrap();
+        let postmaster = text.lines().next().unwrap().trim().to_owned();
+        // Its children (backends, writer, checkpointer …): /proc/PID/stat's fourth field, after
+        // the parenthesised name, is the parent.
+        let mut pids = vec![postmaster.clone()];
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            let parent = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1));
+            if parent == Some(postmaster.as_str()) {
+                pids.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+        let out = Command::new("kill")
+            .arg(signal)
+            .args(&pids)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+}
+
+/// A read that waits on the database must not hold a thread every request needs: with the
+/// server hung (every process stopped), many reads wait, and the node still answers what needs
+/// no database at once; when the server resumes, every waiting read is answered.
+#[test]
+fn reads_waiting_on_a_hung_database_leave_the_node_answering() {
+    if postgres("reads_waiting_on_a_hung_database").is_none() {
+        return;
+    }
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let node = node_on(&server, dir.path());
+    let (token, seal) = node.agency_with_seal(AGENCY_A, "FY-AMR-1");
+    let id = issue(&node, &token, &seal, "PGH1").unwrap();
+    let status = format!("/v1/certificates/{id}/status");
+    assert_eq!(node.get(&status, None).status, 200);
+
+    server.signal("-STOP");
+    // More reads than the node has async threads (one per core), each to wait; the health
+    // check reads the log's size, so it waits too.
+    let paths = std::iter::repeat_n(status.as_str(), 32).chain(["/healthz", "/metrics"]);
+    let waiting: Vec<_> = paths
+        .map(|path| {
+            let (node, path) = (node.handle(), path.to_owned());
+            std::thread::spawn(move || (path.clone(), node.get(&path, None).status))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    let started = Instant::now();
+    let bundle = node.get("/v1/trust-bundle", None);
+    let answered_in = started.elapsed();
+    server.signal("-CONT");
+    assert_eq!(bundle.status, 200, "{}", bundle.text());
+    assert!(answered_in < Duration::from_secs(1), "{answered_in:?}");
+    for read in waiting {
+        // Answered from the database once it resumed, or 503 if a wait timed out first.
+        let (path, answer) = read.join().unwrap();
+        assert!(answer == 200 || answer == 503, "{path}: {answer}");
+    }
+    assert_eq!(node.get(&status, None).status, 200);
+    assert_eq!(node.get("/healthz", None).status, 200);
+}
+
 /// Issues one certificate; its id on 201, else the status and code.
 fn issue(node: &Node, token: &str, seal: &str, serial: &str) -> Result<String, (u16, String)> {
     let body = certificate(seal, serial).to_string();
@@ -235,18 +324,7 @@ fn a_node_refuses_writes_while_its_database_is_down_and_resumes_by_itself() {
     }
     let server = Server::start();
     let dir = tempfile::tempdir().unwrap();
-    let mut node = Node::init(dir.path());
-    let config_path = dir.path().join("config.toml");
-    let text = std::fs::read_to_string(&config_path).unwrap();
-    let (head, _) = text.split_once("[storage]").unwrap();
-    let ours = StorageConfig::Postgres(PostgresConfig {
-        url: DatabaseUrl(server.url.clone()),
-        ..test_postgres().unwrap()
-    });
-    let section = toml::to_string(&ours).unwrap();
-    // [storage] is the last table init writes.
-    std::fs::write(&config_path, format!("{head}[storage]\n{section}")).unwrap();
-    node.start();
+    let mut node = node_on(&server, dir.path());
     let (token, seal) = node.agency_with_seal(AGENCY_A, "FY-AMR-1");
     let mut acked = Vec::new();
     for n in 0..3 {

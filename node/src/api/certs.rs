@@ -14,7 +14,7 @@ use tongban_core::ids::{RegionCode, TypeCode};
 use tongban_core::status::{Operation, Succession, Termination};
 
 use super::input::{self, Body, CertId, Query};
-use super::{Agency, App, blocking};
+use super::{Agency, App, blocking, read};
 use crate::metrics::TypeLabel;
 use crate::refusal::{Kind, Refusal};
 use crate::region::{CertificateSpec, IssuedCertificate, Lineage, check_owner};
@@ -343,7 +343,8 @@ async fn presented(
     id: &tongban_core::ids::Identifier,
     disclose: Option<&str>,
 ) -> Result<Vec<u8>, Refusal> {
-    let record = app.region.certificate(id)?;
+    let asked = id.clone();
+    let record = read(&app.region, move |region| region.certificate(&asked)).await?;
     check_owner(&record, agency)?;
     let region = app.region.clone();
     let bytes = blocking(move || region.certificate_bytes(&record)).await?;

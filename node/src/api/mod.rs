@@ -295,6 +295,21 @@ pub fn status_list_response(list: Vec<u8>) -> axum::response::Response {
         .into_response()
 }
 
+/// Reads the region's durable state: on a blocking thread when a read waits on a database
+/// server (a round trip, or a timeout while it is unreachable, must not hold one of the few
+/// threads every request shares), at once when the state is local (cheaper than the hand-off).
+async fn read<T: Send + 'static>(
+    region: &Arc<Region>,
+    work: impl FnOnce(&Region) -> Result<T, Refusal> + Send + 'static,
+) -> Result<T, Refusal> {
+    if region.log().reads_wait_on_network() {
+        let region = region.clone();
+        blocking(move || work(&region)).await
+    } else {
+        work(region)
+    }
+}
+
 /// Runs region work off the async threads, carrying the keyed write's marker, if any, to the
 /// log submission it makes (`Idempotency-Key`).
 async fn blocking<T: Send + 'static>(

@@ -15,7 +15,7 @@ use tongban_core::log::receipt::Receipt;
 use tongban_core::log::verification::ReceiptItem;
 
 use super::input::{self, Body, CertId, Query};
-use super::{App, blocking};
+use super::{App, blocking, read};
 use crate::metrics::{PhaseLabel, ResultLabel};
 use crate::refusal::{Kind, Refusal};
 use crate::region::Role;
@@ -28,7 +28,7 @@ fn role_name(role: Role) -> &'static str {
 }
 
 pub async fn healthz(State(app): State<App>) -> Result<Json<Value>, Refusal> {
-    let size = app.region.log().size()?;
+    let size = read(&app.region, |region| Ok(region.log().size()?)).await?;
     Ok(Json(json!({
         "status": "ok",
         "region": app.region.code().as_str(),
@@ -47,7 +47,7 @@ pub async fn healthz_sequencer(State(app): State<App>) -> Result<Json<Value>, Re
 }
 
 pub async fn metrics(State(app): State<App>) -> Result<Response, Refusal> {
-    let size = app.region.log().size()?;
+    let size = read(&app.region, |region| Ok(region.log().size()?)).await?;
     app.metrics
         .log_size
         .set(i64::try_from(size).unwrap_or(i64::MAX));
@@ -115,16 +115,10 @@ pub async fn verify(
             RegionCode::parse(r).map_err(|e| Refusal::invalid(format!("requester_region: {e}")))
         })
         .transpose()?;
-    // On a database server the state is a round trip away: read on a blocking thread, not on
-    // one of the few every request shares. Local reads are cheaper than that hand-off.
-    let (bytes, (verification, state)): (_, (Verification, _)) =
-        if app.region.log().reads_wait_on_network() {
-            let region = app.region.clone();
-            blocking(move || region.verify(&bytes).map(|v| (bytes, v))).await?
-        } else {
-            let verified = app.region.verify(&bytes)?;
-            (bytes, verified)
-        };
+    let (bytes, (verification, state)): (_, (Verification, _)) = read(&app.region, move |region| {
+        region.verify(&bytes).map(|v| (bytes, v))
+    })
+    .await?;
     app.metrics
         .verified
         .get_or_create(&ResultLabel {
@@ -253,7 +247,8 @@ pub async fn checkpoints(
 }
 
 pub async fn status(State(app): State<App>, CertId(id): CertId) -> Result<Json<Value>, Refusal> {
-    let record = app.region.certificate(&id)?;
+    let asked = id.clone();
+    let record = read(&app.region, move |region| region.certificate(&asked)).await?;
     Ok(Json(json!({
         "id": id.as_str(),
         "state": record.state.code(),
@@ -273,7 +268,7 @@ pub async fn status(State(app): State<App>, CertId(id): CertId) -> Result<Json<V
 /// An offline receipt (C2SP tlog-proof) for the certificate's issuance entry, against a
 /// checkpoint that covers it (signed now if the latest does not).
 pub async fn receipt(State(app): State<App>, CertId(id): CertId) -> Result<Response, Refusal> {
-    let record = app.region.certificate(&id)?;
+    let record = read(&app.region, move |region| region.certificate(&id)).await?;
     let index = record.issued_at_index;
     let region = app.region.clone();
     let text = blocking(move || {
