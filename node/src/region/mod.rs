@@ -385,14 +385,8 @@ impl Region {
 
     /// Signs a checkpoint when the log has grown since the last one (or none exists).
     pub fn checkpoint(&self) -> Result<Option<String>, Refusal> {
-        let size = self.log.size()?;
-        let last = self.log.last_checkpoint()?.map(|(s, _)| s);
-        if last.is_some_and(|l| l >= size) {
-            return Ok(None);
-        }
         self.signer
-            .sign(&self.log)
-            .map(Some)
+            .sign_if_grown(&self.log)
             .map_err(|e| Refusal::new(Kind::Unavailable, "CHECKPOINT_REFUSED", e.to_string()))
     }
 
