@@ -66,19 +66,41 @@ async fn status(State(f): State<Arc<Federation>>) -> Result<Json<Value>, Refusal
     {
         let replicas = f.replicas().map_err(internal)?;
         for (code, slot) in replicas.iter() {
-            let origin = slot.member.origin(&f.name);
-            let witnessed = f.store.witnessed(&origin).map_err(internal)?;
             regions.insert(
                 code.to_string(),
                 json!({
-                    "origin": origin,
+                    "origin": slot.member.origin(&f.name),
                     "size": slot.replica.size(),
                     "verified_checkpoint": slot.verified.as_ref().map(|(c, _)| c.size),
                     "latest_checkpoint": slot.latest.as_ref().map(|(c, _)| c.size),
-                    "witnessed": witnessed.map(|w| w.size),
                     "misbehaving": misbehaving.get(code.as_str()),
                 }),
             );
+        }
+    }
+    // What this node's witness holds of each origin, read once the replicas are free.
+    let origins: Vec<(String, String)> = regions
+        .iter()
+        .map(|(code, region)| {
+            (
+                code.clone(),
+                region["origin"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let witnessed = f
+        .store
+        .off_thread(move |store| {
+            origins
+                .into_iter()
+                .map(|(code, origin)| Ok((code, store.witnessed(&origin)?.map(|w| w.size))))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .map_err(internal)?;
+    for (code, size) in witnessed {
+        if let Some(region) = regions.get_mut(&code) {
+            region["witnessed"] = json!(size);
         }
     }
     Ok(Json(json!({
@@ -148,7 +170,8 @@ async fn membership(State(f): State<Arc<Federation>>) -> Response {
 async fn cosigned(State(f): State<Arc<Federation>>) -> Result<Response, Refusal> {
     let (_, note) = f
         .store
-        .cosigned()
+        .off_thread(|store| store.cosigned())
+        .await
         .map_err(internal)?
         .ok_or_else(|| Refusal::not_found("no checkpoint has reached its quorum yet"))?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())

@@ -103,7 +103,7 @@ pub struct Federation {
     /// The federation-wide bundle and its loaded store, with the two inputs it was built from
     /// (this region's bundle, the replicas' trust): rebuilt only when one of them changed.
     full: Mutex<Option<replicas::FullTrust>>,
-    store: Store,
+    store: Arc<Store>,
     metrics: Arc<Metrics>,
     /// Local commands to the swarm task: each comes from this node's own work, at most one per
     /// item of the bounded queues above (a validation, a response), so it needs no bound of its
@@ -264,7 +264,7 @@ impl Federation {
             misbehaving: Mutex::new(misbehaving),
             status_held: Mutex::new(HashMap::new()),
             full: Mutex::new(None),
-            store,
+            store: Arc::new(store),
             metrics,
             commands: started.commands,
             inbound,

@@ -129,8 +129,9 @@ impl Federation {
     }
 
     /// The latest checkpoint of this region with its quorum of cosignatures, for proofs.
-    fn cosigned(&self) -> Option<(u64, Vec<u8>)> {
-        self.store.cosigned().unwrap_or_else(|e| {
+    async fn cosigned(&self) -> Option<(u64, Vec<u8>)> {
+        let cosigned = self.store.off_thread(|store| store.cosigned()).await;
+        cosigned.unwrap_or_else(|e| {
             tracing::error!(error = %e, "reading the cosigned checkpoint");
             None
         })
@@ -138,18 +139,20 @@ impl Federation {
 
     /// specs/sharing.md §3.2 for the region whose node sent the request.
     async fn answer_proof(&self, requester: &RegionCode, request: Vec<u8>) -> Response {
+        let cosigned = self.cosigned().await;
         let answer = self
             .region
-            .answer_verification_request(&self.receipts, requester, &request, self.cosigned())
+            .answer_verification_request(&self.receipts, requester, &request, cosigned)
             .await;
         proof_response(requester, answer)
     }
 
     /// specs/sharing.md §5.2 at the origin, for the region whose node sent the request.
     async fn answer_transfer(&self, requester: &RegionCode, request: Vec<u8>) -> Response {
+        let cosigned = self.cosigned().await;
         let answer = self
             .region
-            .answer_transfer_request(&self.receipts, requester, &request, self.cosigned())
+            .answer_transfer_request(&self.receipts, requester, &request, cosigned)
             .await;
         proof_response(requester, answer)
     }

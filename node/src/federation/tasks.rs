@@ -239,7 +239,8 @@ async fn witness_rounds(federation: Arc<Federation>) {
     let every = Duration::from_millis(federation.region.config.log.checkpoint_interval_ms.max(50));
     let mut done = federation
         .store
-        .cosigned()
+        .off_thread(|store| store.cosigned())
+        .await
         .ok()
         .flatten()
         .map_or(0, |(size, _)| size);
@@ -326,7 +327,14 @@ async fn witness_rounds(federation: Arc<Federation>) {
                 continue;
             }
         };
-        if let Err(e) = federation.store.set_cosigned(size, &cosigned) {
+        let stored = {
+            let cosigned = cosigned.clone();
+            federation
+                .store
+                .off_thread(move |store| store.set_cosigned(size, &cosigned))
+                .await
+        };
+        if let Err(e) = stored {
             tracing::error!(error = %e, "storing the cosigned checkpoint");
             continue;
         }

@@ -43,6 +43,19 @@ enum Backend {
 }
 
 impl Store {
+    /// Runs `work` on the store from a blocking thread: on PostgreSQL each call is a round
+    /// trip (or a timeout while the server is unreachable), which must not hold one of the few
+    /// async threads every request and task shares.
+    pub async fn off_thread<T: Send + 'static>(
+        self: &Arc<Self>,
+        work: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || work(&store))
+            .await
+            .map_err(fail)?
+    }
+
     /// The store of the node in `home`, whose logs are in `storage`. On PostgreSQL, a
     /// `federation.redb` left in `home` from before is imported once into the database's empty
     /// tables, then renamed `federation.redb.imported`.
