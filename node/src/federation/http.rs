@@ -63,13 +63,17 @@ async fn status(State(f): State<Arc<Federation>>) -> Result<Json<Value>, Refusal
     let membership = f.membership();
     let misbehaving = f.misbehaviours();
     let mut regions = serde_json::Map::new();
+    // (region, origin) of each replica, for the witness sizes read once the replicas are free.
+    let mut origins = Vec::new();
     {
         let replicas = f.replicas().map_err(internal)?;
         for (code, slot) in replicas.iter() {
+            let origin = slot.member.origin(&f.name);
+            origins.push((code.to_string(), origin.clone()));
             regions.insert(
                 code.to_string(),
                 json!({
-                    "origin": slot.member.origin(&f.name),
+                    "origin": origin,
                     "size": slot.replica.size(),
                     "verified_checkpoint": slot.verified.as_ref().map(|(c, _)| c.size),
                     "latest_checkpoint": slot.latest.as_ref().map(|(c, _)| c.size),
@@ -78,16 +82,6 @@ async fn status(State(f): State<Arc<Federation>>) -> Result<Json<Value>, Refusal
             );
         }
     }
-    // What this node's witness holds of each origin, read once the replicas are free.
-    let origins: Vec<(String, String)> = regions
-        .iter()
-        .map(|(code, region)| {
-            (
-                code.clone(),
-                region["origin"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect();
     let witnessed = f
         .store
         .off_thread(move |store| {
