@@ -139,9 +139,11 @@ pub async fn issue(
         )
     })?;
     let spec = spec(request)?;
-    let region = app.region.clone();
-    let issued =
-        blocking(move || region.issue(&agency, Lineage::New { type_code, serial }, spec)).await?;
+    let marker = super::idempotency::marker();
+    let issued = app
+        .region
+        .issue_new(agency, type_code, serial, spec, marker)
+        .await?;
     Ok((StatusCode::CREATED, Json(issued_json(&app, &issued))))
 }
 

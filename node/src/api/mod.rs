@@ -315,8 +315,5 @@ async fn read<T: Send + 'static>(
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, Refusal> + Send + 'static,
 ) -> Result<T, Refusal> {
-    let marker = idempotency::marker();
-    tokio::task::spawn_blocking(move || crate::region::request_marker::carrying(marker, work))
-        .await
-        .map_err(|e| Refusal::internal(format!("a worker failed: {e}")))?
+    crate::region::request_marker::on_blocking_thread(idempotency::marker(), work).await
 }

@@ -66,6 +66,14 @@ pub trait Engine: Send + Sync + 'static {
         Ok((state.size(), rows))
     }
 
+    /// [`Engine::rows_at`] for an async caller, which must not wait on a database server
+    /// itself: an engine that reads over the network answers in the future it returns; by
+    /// default (local storage, cheaper read than hand-off), read at once.
+    fn rows_at_later(&self, keys: Vec<(u8, Vec<u8>)>) -> RowsAtLater {
+        let rows = self.rows_at(&keys);
+        Box::pin(std::future::ready(rows))
+    }
+
     /// The request row under `key` as committed now: one row, read for every keyed write. By
     /// default, from a snapshot; an engine whose snapshots cost round trips reads it alone.
     fn request_row(&self, key: &[u8]) -> Result<Option<(u64, Vec<u8>)>, LogError> {
@@ -87,6 +95,10 @@ pub trait Engine: Send + Sync + 'static {
 
 /// What [`Engine::rows_at`] answers: the state's size, and each row asked for (`None`: absent).
 pub type RowsAt = (u64, Vec<Option<Vec<u8>>>);
+
+/// What [`Engine::rows_at_later`] answers.
+pub type RowsAtLater =
+    std::pin::Pin<Box<dyn Future<Output = Result<RowsAt, LogError>> + Send + 'static>>;
 
 /// Derives an entry's index rows: (index name, key) pairs.
 pub type IndexRows<'a> =

@@ -31,7 +31,9 @@ use std::thread::JoinHandle;
 
 use tongban_core::suite::Suite;
 
-pub use engine::{Engine, IndexRows, KindRow, Opened, RowsAt, Snapshot, StateView, WriteSet};
+pub use engine::{
+    Engine, IndexRows, KindRow, Opened, RowsAt, RowsAtLater, Snapshot, StateView, WriteSet,
+};
 pub use error::LogError;
 pub use pg_engine::{PgDatabase, PgEngine, PgSession};
 pub use redb_engine::RedbEngine;
@@ -334,7 +336,7 @@ impl Log {
         command: impl FnOnce(writer::Reply<T>) -> Command,
     ) -> Result<Pending<T>, LogError> {
         let sender = self.inner.sender.as_ref().ok_or(LogError::WriterClosed)?;
-        let (reply, answer) = mpsc::sync_channel(1);
+        let (reply, answer) = futures::channel::oneshot::channel();
         sender
             .send(command(reply))
             .map_err(|_| LogError::WriterClosed)?;
@@ -343,13 +345,19 @@ impl Log {
 }
 
 /// The writer's answer to come for a submitted command.
-pub struct Pending<T>(mpsc::Receiver<Result<T, LogError>>);
+pub struct Pending<T>(futures::channel::oneshot::Receiver<Result<T, LogError>>);
 
 impl<T> Pending<T> {
     /// Blocks until the command is committed (durable) or has failed.
     pub fn wait(self) -> Result<T, LogError> {
+        futures::executor::block_on(self.answer())
+    }
+
+    /// Waits, without holding a thread, until the command is committed (durable) or has
+    /// failed.
+    pub async fn answer(self) -> Result<T, LogError> {
         // A dropped reply sender means the writer died before answering.
-        self.0.recv().map_err(|_| LogError::WriterClosed)?
+        self.0.await.map_err(|_| LogError::WriterClosed)?
     }
 }
 

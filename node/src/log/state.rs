@@ -120,6 +120,11 @@ impl Log {
         self.inner.engine.rows_at(keys)
     }
 
+    /// [`Log::rows_at`] for an async caller ([`super::Engine::rows_at_later`]).
+    pub fn rows_at_later(&self, keys: Vec<(u8, Vec<u8>)>) -> super::RowsAtLater {
+        self.inner.engine.rows_at_later(keys)
+    }
+
     /// Whether a read waits on a database server ([`super::Engine::reads_wait_on_network`]).
     pub fn reads_wait_on_network(&self) -> bool {
         self.inner.engine.reads_wait_on_network()

@@ -5,7 +5,7 @@ use std::ops::Range;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::mpsc::Receiver;
 use std::time::Instant;
 
 use tongban_core::log::tree::{Hash, stored_hash_index, stored_hashes};
@@ -16,7 +16,9 @@ use super::hashes::{BatchHashes, Edge};
 use super::state::StateOp;
 use super::{Contents, Indexer, LogError};
 
-pub(crate) type Reply<T> = SyncSender<Result<T, LogError>>;
+/// Where the writer answers a command: a blocking caller and an async one wait on it alike
+/// ([`super::Pending`]).
+pub(crate) type Reply<T> = futures::channel::oneshot::Sender<Result<T, LogError>>;
 
 /// A row of the request table (idempotency keys and the answers given under them), written
 /// with a submission or alone.

@@ -15,9 +15,11 @@ use tongban_core::trust::SealInfo;
 use tongban_core::values::{ShortText, Time};
 
 use crate::keyfile::random;
-use crate::log::Blob;
+use crate::log::{Blob, RequestRow};
 use crate::refusal::{Kind, Refusal};
 
+use super::request_marker::{carrying, on_blocking_thread};
+use super::sequencer::Sequencer;
 use super::{Region, now, refuse_revoked, state};
 
 /// A new certificate's content, checked by the API layer.
@@ -82,6 +84,75 @@ impl Region {
         self.log_issuance(prepared, None)
     }
 
+    /// Issues a first version (`<type>.<agency USCC>.<serial>.001`) from an async worker, as
+    /// [`Region::issue`] does on a blocking thread, without waiting on storage on the worker:
+    /// the act's rows are read ahead and its durability awaited, and the sequencer lock taken
+    /// only when it is free within a few tries. What would wait (the lock held on, a row the
+    /// rules read that was not read ahead, a state to read again after a failed write)
+    /// continues on a blocking thread. Handing every issuance to a blocking thread, which then
+    /// waits twice for other threads (its rows, its commit), cost more CPU than the issuance's
+    /// own work on a busy node.
+    pub async fn issue_new(
+        self: &Arc<Self>,
+        agency: String,
+        type_code: TypeCode,
+        serial: String,
+        spec: CertificateSpec,
+        mut marker: Option<RequestRow>,
+    ) -> Result<IssuedCertificate, Refusal> {
+        let lineage = Lineage::New { type_code, serial };
+        // The lock is released before anything is awaited (it is not for async tasks).
+        let plan = match self.sequencer_now()? {
+            Some(mut seq) => Some(self.plan_under(&mut seq, &agency, lineage.clone(), &spec)?),
+            None => None,
+        };
+        let Some(plan) = plan else {
+            let region = self.clone();
+            return on_blocking_thread(marker, move || region.issue(&agency, lineage, spec)).await;
+        };
+        let prepared = self.prepare_planned(plan, spec)?;
+        let ahead = self
+            .ahead
+            .read_later(&self.log, prepared.reads.clone())
+            .await?;
+        let submitted = match self.sequencer_now()? {
+            Some(mut seq) => {
+                // Again under the lock: a rotation or revocation logged while it was built.
+                if let Some(seal) = seq.seals.get(&prepared.seal) {
+                    refuse_revoked(seal)?;
+                }
+                let entry = prepared.entry.clone();
+                match seq.apply_own_read_ahead(&self.log, entry, prepared.key.public(), &ahead)? {
+                    Some(staged) => {
+                        let blob = Blob {
+                            entry: 0,
+                            digest: prepared.digest,
+                            bytes: prepared.bytes.clone(),
+                        };
+                        let marker = marker.take();
+                        Some(carrying(marker, || {
+                            self.log_applied(&mut seq, vec![staged], vec![blob])
+                        })?)
+                    }
+                    None => None,
+                }
+            }
+            None => None,
+        };
+        drop(ahead);
+        let Some((index, pending)) = submitted else {
+            let region = self.clone();
+            return on_blocking_thread(marker, move || region.log_issuance(prepared, None)).await;
+        };
+        let log_index = self.durable_later(index, pending).await?;
+        Ok(IssuedCertificate {
+            id: prepared.id,
+            digest: prepared.digest,
+            bytes: prepared.bytes,
+            log_index,
+        })
+    }
+
     /// A certificate built and signed, with its signed `cert.issued` entry, not logged yet. The
     /// checks that name the refusal are made against the state first; the certificate is then
     /// built and signed without the lock (the costly part), and [`Region::log_issuance`] applies
@@ -93,7 +164,16 @@ impl Region {
         lineage: Lineage,
         spec: CertificateSpec,
     ) -> Result<PreparedIssuance, Refusal> {
-        let (info, key, id, predecessor) = self.issuance_plan(agency, lineage, &spec)?;
+        let plan = self.issuance_plan(agency, lineage, &spec)?;
+        self.prepare_planned(plan, spec)
+    }
+
+    /// A certificate built and signed to `plan`, with its signed `cert.issued` entry.
+    fn prepare_planned(
+        &self,
+        (info, key, id, predecessor): IssuancePlan,
+        spec: CertificateSpec,
+    ) -> Result<PreparedIssuance, Refusal> {
         let now = now()?;
         let status_index = self.take_status_index()?;
         let draft = Draft {
@@ -213,6 +293,19 @@ impl Region {
         spec: &CertificateSpec,
     ) -> Result<IssuancePlan, Refusal> {
         let mut seq = self.sequencer()?;
+        self.plan_under(&mut seq, agency, lineage, spec)
+    }
+
+    /// [`Region::issuance_plan`] under the sequencer lock `seq`. A first version's reads
+    /// nothing durable (seals and their keys are in memory); a successor's reads its
+    /// predecessor.
+    fn plan_under(
+        &self,
+        seq: &mut Sequencer,
+        agency: &str,
+        lineage: Lineage,
+        spec: &CertificateSpec,
+    ) -> Result<IssuancePlan, Refusal> {
         let seal = seq.seals.get(&spec.seal).ok_or_else(|| {
             Refusal::code(Kind::NotFound, Code::KidUnknown, spec.seal.to_string())
         })?;

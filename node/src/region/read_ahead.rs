@@ -15,7 +15,7 @@
 //! time and never correctness.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::log::{Log, LogError, StateRows, StateSnapshot};
@@ -90,22 +90,49 @@ impl ReadsAhead {
         log: &Log,
         keys: Vec<(u8, Vec<u8>)>,
     ) -> Result<RowsAhead<'_>, LogError> {
-        // Counted before reading, under the floor of the moment: the state read is at least
-        // that size (what is committed only grows), and the overlay keeps everything from the
-        // oldest floor counted.
+        let ahead = self.counted();
+        let read = log.rows_at(&keys);
+        self.fill(ahead, keys, read)
+    }
+
+    /// [`ReadsAhead::read`] for an async caller: the read is awaited, not waited for on the
+    /// caller's thread.
+    pub(super) async fn read_later(
+        &self,
+        log: &Log,
+        keys: Vec<(u8, Vec<u8>)>,
+    ) -> Result<RowsAhead<'_>, LogError> {
+        let ahead = self.counted();
+        let read = log.rows_at_later(keys.clone()).await;
+        self.fill(ahead, keys, read)
+    }
+
+    /// A read counted as waiting, before it is made, under the floor of the moment: the state
+    /// it reads is at least that size (what is committed only grows), and the overlay keeps
+    /// everything from the oldest floor counted.
+    fn counted(&self) -> RowsAhead<'_> {
         let from = {
             let mut waiting = self.lock();
             let from = waiting.floor;
             *waiting.open.entry(from).or_default() += 1;
             from
         };
-        let mut ahead = RowsAhead {
+        RowsAhead {
             reads: self,
             from,
             size: 0,
             rows: HashMap::new(),
-        };
-        let (size, rows) = log.rows_at(&keys)?;
+        }
+    }
+
+    /// `ahead` holding what was read at `keys`.
+    fn fill<'a>(
+        &self,
+        mut ahead: RowsAhead<'a>,
+        keys: Vec<(u8, Vec<u8>)>,
+        read: Result<crate::log::RowsAt, LogError>,
+    ) -> Result<RowsAhead<'a>, LogError> {
+        let (size, rows) = read?;
         self.counts
             .ahead
             .fetch_add(keys.len() as u64, Ordering::Relaxed);
@@ -145,9 +172,18 @@ pub(super) type Rows = HashMap<(u8, Vec<u8>), Option<Vec<u8>>>;
 /// were, then the state itself.
 pub(super) struct Durable<'a> {
     pub(super) ahead: Option<&'a Rows>,
-    pub(super) rest: &'a StateSnapshot,
+    pub(super) rest: Rest<'a>,
     /// Counts the rows read from `rest`.
     pub(super) under_lock: &'a AtomicU64,
+}
+
+/// Where [`Durable`] reads a row that was not read ahead.
+pub(super) enum Rest<'a> {
+    /// From the state itself.
+    Read(&'a StateSnapshot),
+    /// Nowhere: the caller runs on an async worker, which must not wait on storage. The read
+    /// fails and `missed` says so, for the caller to try again where it may wait.
+    Refused { missed: &'a AtomicBool },
 }
 
 impl StateRows for Durable<'_> {
@@ -155,8 +191,18 @@ impl StateRows for Durable<'_> {
         if let Some(row) = self.ahead.and_then(|rows| rows.get(&(kind, key.to_vec()))) {
             return Ok(row.clone());
         }
-        self.under_lock.fetch_add(1, Ordering::Relaxed);
-        self.rest.get(kind, key)
+        match self.rest {
+            Rest::Read(state) => {
+                self.under_lock.fetch_add(1, Ordering::Relaxed);
+                state.get(kind, key)
+            }
+            Rest::Refused { missed } => {
+                missed.store(true, Ordering::Relaxed);
+                Err(LogError::InvalidArgument(format!(
+                    "state row {kind}/{key:?} was not read ahead"
+                )))
+            }
+        }
     }
 }
 
@@ -242,6 +288,25 @@ mod tests {
     }
 
     #[test]
+    fn rows_not_read_ahead_are_refused_to_a_caller_that_may_not_wait() {
+        let (_dir, _storage, log) = log();
+        commit(&log, 1);
+        let ahead: Rows = [((1, b"j".to_vec()), None)].into();
+        let (under_lock, missed) = (AtomicU64::new(0), AtomicBool::new(false));
+        let durable = Durable {
+            ahead: Some(&ahead),
+            rest: Rest::Refused { missed: &missed },
+            under_lock: &under_lock,
+        };
+        assert_eq!(durable.get(1, b"j").unwrap(), None);
+        assert!(!missed.load(Ordering::Relaxed));
+        // Stored, but not read ahead: refused, not read.
+        assert!(durable.get(1, b"k").is_err());
+        assert!(missed.load(Ordering::Relaxed));
+        assert_eq!(under_lock.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
     fn rows_not_read_ahead_are_read_from_the_state_and_counted() {
         let (_dir, _storage, log) = log();
         commit(&log, 1);
@@ -250,7 +315,7 @@ mod tests {
         let under_lock = AtomicU64::new(0);
         let durable = Durable {
             ahead: Some(&ahead),
-            rest: &snapshot,
+            rest: Rest::Read(&snapshot),
             under_lock: &under_lock,
         };
         assert_eq!(durable.get(1, b"k").unwrap(), Some(b"ahead".to_vec()));
@@ -259,7 +324,7 @@ mod tests {
         assert_eq!(under_lock.load(Ordering::Relaxed), 1);
         let none = Durable {
             ahead: None,
-            rest: &snapshot,
+            rest: Rest::Read(&snapshot),
             under_lock: &under_lock,
         };
         assert_eq!(

@@ -11,6 +11,7 @@
 use std::cell::RefCell;
 
 use crate::log::RequestRow;
+use crate::refusal::Refusal;
 
 thread_local! {
     static MARKER: RefCell<Option<RequestRow>> = const { RefCell::new(None) };
@@ -30,6 +31,17 @@ pub fn carrying<T>(marker: Option<RequestRow>, work: impl FnOnce() -> T) -> T {
     MARKER.with(|m| *m.borrow_mut() = marker);
     let _forget = Forget;
     work()
+}
+
+/// Runs `work` on a blocking thread (off the async workers, which must not wait on storage),
+/// carrying `marker` there.
+pub async fn on_blocking_thread<T: Send + 'static>(
+    marker: Option<RequestRow>,
+    work: impl FnOnce() -> Result<T, Refusal> + Send + 'static,
+) -> Result<T, Refusal> {
+    tokio::task::spawn_blocking(move || carrying(marker, work))
+        .await
+        .map_err(|e| Refusal::internal(format!("a worker failed: {e}")))?
 }
 
 /// The marker of the request this thread serves, once.

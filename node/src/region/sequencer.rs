@@ -2,8 +2,8 @@
 //! plus in flight), signed, applied and submitted to the log, and the wait for its durability.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, MutexGuard, TryLockError};
 
 use tongban_core::ids::{Identifier, RegionCode};
 use tongban_core::keys::{KeyId, PublicKey, SecretKey};
@@ -17,8 +17,11 @@ use tongban_core::values::Time;
 use crate::log::{Blob, Log, LogError, Pending, StateRows, StateSnapshot};
 use crate::refusal::{Kind, Refusal};
 
-use super::read_ahead::{Durable, ReadsAhead, RowsAhead};
+use super::read_ahead::{Durable, ReadsAhead, Rest, RowsAhead};
 use super::{Region, Seals, Signer, lock_failed, now, state};
+
+/// How many times [`Region::sequencer_now`] tries the lock before it gives up.
+const LOCK_TRIES: usize = 16;
 
 /// What the log's writes need, kept under one lock so acts enter the log in the order they were
 /// checked.
@@ -104,15 +107,57 @@ impl Sequencer {
         log: &Log,
         bytes: Vec<u8>,
         signer: &PublicKey,
-        ahead: Option<&RowsAhead<'_>>,
+        ahead_rows: Option<&RowsAhead<'_>>,
     ) -> Result<Staged, Refusal> {
         let snapshot = self.snapshot(log)?;
+        let ahead = self.ahead.clone();
         let durable = Durable {
-            ahead: self.ahead.usable(ahead),
-            rest: &snapshot,
-            under_lock: &self.ahead.counts.under_lock,
+            ahead: ahead.usable(ahead_rows),
+            rest: Rest::Read(&snapshot),
+            under_lock: &ahead.counts.under_lock,
         };
-        let rows = state::Rows(&durable);
+        self.apply_over(&durable, bytes, signer)
+    }
+
+    /// [`Sequencer::apply_own_ahead`] reading nothing but the rows `ahead` holds, for a caller
+    /// that must not wait on storage (an async worker): `Ok(None)`, with nothing applied, when
+    /// those rows are too old to use or the rules needed one they lack; the caller then applies
+    /// the entry where it may wait.
+    pub(super) fn apply_own_read_ahead(
+        &mut self,
+        log: &Log,
+        bytes: Vec<u8>,
+        signer: &PublicKey,
+        ahead: &RowsAhead<'_>,
+    ) -> Result<Option<Staged>, Refusal> {
+        // Trims the overlay as an apply does; opening it reads nothing yet.
+        self.snapshot(log)?;
+        let reads = self.ahead.clone();
+        let Some(rows) = reads.usable(Some(ahead)) else {
+            return Ok(None);
+        };
+        let missed = AtomicBool::new(false);
+        let durable = Durable {
+            ahead: Some(rows),
+            rest: Rest::Refused { missed: &missed },
+            under_lock: &reads.counts.under_lock,
+        };
+        match self.apply_over(&durable, bytes, signer) {
+            Ok(staged) => Ok(Some(staged)),
+            Err(_) if missed.load(Ordering::Relaxed) => Ok(None),
+            Err(refusal) => Err(refusal),
+        }
+    }
+
+    /// Checks `bytes` against the durable state (`durable`) plus what is in flight, and applies
+    /// it if the rules accept it.
+    fn apply_over(
+        &mut self,
+        durable: &Durable<'_>,
+        bytes: Vec<u8>,
+        signer: &PublicKey,
+    ) -> Result<Staged, Refusal> {
+        let rows = state::Rows(durable);
         let rules = Rules {
             region: &self.region,
             root: &self.root,
@@ -153,6 +198,33 @@ impl Region {
     /// after which it refuses what was built before), then takes the state again from what the
     /// log durably holds. What the failed writes had applied in memory is gone; what committed
     /// despite an error is kept. Retried by the next write while storage is unreachable.
+    /// Holds the sequencer lock until the guard is dropped: for tests of what finds it busy.
+    #[doc(hidden)]
+    pub fn hold_sequencer(&self) -> Result<impl Sized + '_, Refusal> {
+        self.sequencer()
+    }
+
+    /// The sequencer lock for a caller on an async worker, which must not wait on storage:
+    /// `None` when taking it might (another holder kept it past a few tries: it may be waiting
+    /// on storage; or the state must be read again after a failed write), for the caller to
+    /// take it on a blocking thread instead.
+    pub(super) fn sequencer_now(&self) -> Result<Option<MutexGuard<'_, Sequencer>>, Refusal> {
+        if self.role == super::Role::Reader {
+            return Err(Refusal::not_sequencer());
+        }
+        for _ in 0..LOCK_TRIES {
+            match self.seq.try_lock() {
+                // Recovery reads the log again: a blocking thread's work.
+                Ok(_) if self.poisoned.load(Ordering::Acquire) => return Ok(None),
+                Ok(seq) => return Ok(Some(seq)),
+                // A holder works for microseconds: let it finish rather than hand off.
+                Err(TryLockError::WouldBlock) => std::thread::yield_now(),
+                Err(TryLockError::Poisoned(_)) => return Err(lock_failed()),
+            }
+        }
+        Ok(None)
+    }
+
     fn recover(&self, seq: &mut Sequencer) -> Result<(), LogError> {
         let epoch = self.log.fence()?;
         let snapshot = self.log.state()?;
@@ -243,7 +315,26 @@ impl Region {
         index: u64,
         pending: Pending<std::ops::Range<u64>>,
     ) -> Result<u64, Refusal> {
-        match pending.wait() {
+        self.settle_durable(index, pending.wait())
+    }
+
+    /// [`Region::durable`] awaited, on an async worker.
+    pub(super) async fn durable_later(
+        &self,
+        index: u64,
+        pending: Pending<std::ops::Range<u64>>,
+    ) -> Result<u64, Refusal> {
+        self.settle_durable(index, pending.answer().await)
+    }
+
+    /// What the log answered for the entries submitted at `index`: their index once durable,
+    /// the view moved past them.
+    fn settle_durable(
+        &self,
+        index: u64,
+        answer: Result<std::ops::Range<u64>, LogError>,
+    ) -> Result<u64, Refusal> {
+        match answer {
             Ok(range) if range.start == index => {
                 // Everything below range.end is durable now: the view may show it.
                 self.published

@@ -32,7 +32,8 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use tongban_core::suite::Suite;
 
 use super::engine::{
-    Engine, IndexRows, KindRow, Opened, PRUNED_PER_WRITE, RowsAt, Snapshot, StateView, WriteSet,
+    Engine, IndexRows, KindRow, Opened, PRUNED_PER_WRITE, RowsAt, RowsAtLater, Snapshot, StateView,
+    WriteSet,
 };
 use super::state::{Row, StateOp};
 use super::{Contents, LogError};
@@ -772,6 +773,12 @@ impl Engine for PgEngine {
 
     fn rows_at(&self, keys: &[(u8, Vec<u8>)]) -> Result<RowsAt, LogError> {
         self.db.on_runtime(self.row_reads.read(keys.to_vec()))
+    }
+
+    fn rows_at_later(&self, keys: Vec<(u8, Vec<u8>)>) -> RowsAtLater {
+        // The row reader's queue and answers are the runtime's channels, which any runtime's
+        // task may await: no hop onto the engine's runtime to wait there.
+        Box::pin(self.row_reads.read(keys))
     }
 
     fn rebuild_index_rows(&self, derive: &mut IndexRows<'_>) -> Result<(), LogError> {
