@@ -810,24 +810,15 @@ impl Engine for PgEngine {
                 )?;
                 let Some(last) = page.last() else { break };
                 from = last.get::<_, i64>(0) + 1;
-                let (mut names, mut keys, mut indexes) = (Vec::new(), Vec::new(), Vec::new());
+                let mut rows = Vec::new();
                 for row in &page {
                     let index: i64 = row.get(0);
                     for (name, key) in derive(unsigned(index)?, row.get::<_, &[u8]>(1))? {
-                        names.push(name.to_owned());
-                        keys.push(key);
-                        indexes.push(index);
+                        rows.push((name, key, index));
                     }
                 }
-                run(
-                    INSERT_INDEX_ROWS,
-                    vec![
-                        Box::new(log),
-                        Box::new(names),
-                        Box::new(keys),
-                        Box::new(indexes),
-                    ],
-                )?;
+                let runs = IndexRuns::of(rows.iter().map(|(n, k, i)| (*n, k.as_slice(), *i)))?;
+                run(INSERT_INDEX_ROWS, runs.params(log))?;
             }
             Ok(())
         })();
@@ -877,14 +868,66 @@ async fn in_transaction(
     }
 }
 
+/// Index rows as runs (schema migration 6): per index name and key, the entry indexes under
+/// it in order, each once, as [`INSERT_INDEX_ROWS`] takes them.
+#[derive(Debug, Default, PartialEq)]
+struct IndexRuns {
+    names: Vec<String>,
+    keys: Vec<Vec<u8>>,
+    /// Where each run's indexes start in `indexes`, from 1 (PostgreSQL's first subscript).
+    starts: Vec<i32>,
+    lens: Vec<i32>,
+    indexes: Vec<i64>,
+}
+
+impl IndexRuns {
+    /// Groups (name, key, entry index) rows into runs.
+    fn of<'a>(
+        rows: impl IntoIterator<Item = (&'a str, &'a [u8], i64)>,
+    ) -> Result<IndexRuns, LogError> {
+        let mut grouped: BTreeMap<(&str, &[u8]), Vec<i64>> = BTreeMap::new();
+        for (name, key, index) in rows {
+            grouped.entry((name, key)).or_default().push(index);
+        }
+        let mut runs = IndexRuns::default();
+        for ((name, key), mut indexes) in grouped {
+            indexes.sort_unstable();
+            indexes.dedup();
+            let start = i32::try_from(runs.indexes.len() + 1);
+            let len = i32::try_from(indexes.len());
+            let (Ok(start), Ok(len)) = (start, len) else {
+                return Err(LogError::InvalidArgument(
+                    "more index rows in one write than an array holds".into(),
+                ));
+            };
+            runs.names.push(name.to_owned());
+            runs.keys.push(key.to_vec());
+            runs.starts.push(start);
+            runs.lens.push(len);
+            runs.indexes.extend(indexes);
+        }
+        Ok(runs)
+    }
+
+    /// [`INSERT_INDEX_ROWS`]'s parameters for log `log`.
+    fn params(self, log: i32) -> Vec<Param> {
+        vec![
+            Box::new(log),
+            Box::new(self.names),
+            Box::new(self.keys),
+            Box::new(self.starts),
+            Box::new(self.lens),
+            Box::new(self.indexes),
+        ]
+    }
+}
+
 /// A [`WriteSet`] as owned columns, ready to be sent to the database.
 struct Batch {
     log: i32,
     entry_idx: Vec<i64>,
     entries: Vec<Vec<u8>>,
-    index_names: Vec<String>,
-    index_keys: Vec<Vec<u8>>,
-    index_idx: Vec<i64>,
+    index_runs: IndexRuns,
     hash_pos: Vec<i64>,
     hashes: Vec<Vec<u8>>,
     blob_idx: Vec<i64>,
@@ -904,9 +947,9 @@ impl Batch {
     fn of(log: i32, set: &WriteSet<'_>) -> Result<Batch, LogError> {
         let from = signed(set.entries_from)?;
         let hashes_from = signed(set.hashes_from)?;
-        let mut index_idx = Vec::with_capacity(set.index_rows.len());
-        for (_, _, index) in &set.index_rows {
-            index_idx.push(signed(*index)?);
+        let mut index_rows = Vec::with_capacity(set.index_rows.len());
+        for (name, key, index) in &set.index_rows {
+            index_rows.push((*name, key.as_slice(), signed(*index)?));
         }
         // One row per key, the last given winning as a later insert does in redb: PostgreSQL
         // refuses an upsert that touches one row twice.
@@ -947,9 +990,7 @@ impl Batch {
             log,
             entry_idx: (from..).take(set.entries.len()).collect(),
             entries: set.entries.iter().map(|e| e.to_vec()).collect(),
-            index_names: set.index_rows.iter().map(|r| r.0.to_owned()).collect(),
-            index_keys: set.index_rows.iter().map(|r| r.1.clone()).collect(),
-            index_idx,
+            index_runs: IndexRuns::of(index_rows)?,
             hash_pos: (hashes_from..).take(set.hashes.len()).collect(),
             hashes: set.hashes.iter().map(|h| h.to_vec()).collect(),
             blob_idx,
@@ -995,12 +1036,12 @@ async fn write_batch(
 const READ_REQUEST: &str = "SELECT created, record FROM tb_requests WHERE log = $1 AND key = $2";
 const INSERT_ENTRIES: &str = "INSERT INTO tb_entries (log, idx, bytes)
      SELECT $1, * FROM unnest($2::int8[], $3::bytea[])";
-/// Writes index rows ($2, $3, $4: name, key, entry index) as one run per name and key: the
-/// entries of one batch (or one page of a rebuild) under that key, in order, each once.
+/// Writes index runs ([`IndexRuns`]): run i is named $2[i], keyed $3[i], and holds the $5[i]
+/// entry indexes of $6 from position $4[i] on. Grouped here rather than by the server, which
+/// spent more on sorting and aggregating a batch's rows than on storing them.
 const INSERT_INDEX_ROWS: &str = "INSERT INTO tb_index_runs (log, name, key, first, idxs)
-     SELECT $1, name, key, min(idx), array_agg(DISTINCT idx ORDER BY idx)
-     FROM unnest($2::text[], $3::bytea[], $4::int8[]) AS r(name, key, idx)
-     GROUP BY name, key";
+     SELECT $1, r.name, r.key, ($6::int8[])[r.start], ($6::int8[])[r.start:r.start + r.len - 1]
+     FROM unnest($2::text[], $3::bytea[], $4::int4[], $5::int4[]) AS r(name, key, start, len)";
 const INSERT_HASHES: &str = "INSERT INTO tb_hashes (log, pos, hash)
      SELECT $1, * FROM unnest($2::int8[], $3::bytea[])
      ON CONFLICT (log, pos) DO UPDATE SET hash = EXCLUDED.hash";
@@ -1086,16 +1127,7 @@ async fn write_batch_flights(
                 Box::new(batch.entries),
             ],
         ),
-        Sent::prepare(
-            conn,
-            INSERT_INDEX_ROWS,
-            vec![
-                Box::new(log),
-                Box::new(batch.index_names),
-                Box::new(batch.index_keys),
-                Box::new(batch.index_idx),
-            ],
-        ),
+        Sent::prepare(conn, INSERT_INDEX_ROWS, batch.index_runs.params(log)),
         Sent::prepare(
             conn,
             INSERT_HASHES,
@@ -1712,6 +1744,29 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn index_rows_become_one_run_per_name_and_key_in_order_each_once() {
+        let rows = [
+            ("type", &b"t"[..], 7),
+            ("id", &b"b"[..], 7),
+            ("type", &b"t"[..], 5),
+            ("id", &b"a"[..], 5),
+            ("type", &b"t"[..], 7),
+        ];
+        let runs = IndexRuns::of(rows).unwrap();
+        assert_eq!(
+            runs,
+            IndexRuns {
+                names: vec!["id".into(), "id".into(), "type".into()],
+                keys: vec![b"a".to_vec(), b"b".to_vec(), b"t".to_vec()],
+                starts: vec![1, 2, 3],
+                lens: vec![1, 1, 2],
+                indexes: vec![5, 7, 5, 7],
+            }
+        );
+        assert_eq!(IndexRuns::of([]).unwrap(), IndexRuns::default());
+    }
 
     fn put(value: &[u8]) -> StateOp {
         StateOp::Put {
