@@ -581,6 +581,59 @@ fn rows_read_at_once_are_in_the_order_asked_and_of_one_state_size() {
 }
 
 #[test]
+fn patches_apply_in_order_to_stored_new_and_rewritten_rows_and_fail_beyond_a_row() {
+    let (_dir, log) = temp_log(LogConfig::default());
+    let patch = |key: &[u8], offset: usize, byte: u8| StateOp::Patch {
+        kind: 4,
+        key: key.to_vec(),
+        len: 3,
+        fill: b'.',
+        offset,
+        byte,
+    };
+    let put = |key: &[u8], value: &[u8]| StateOp::Put {
+        kind: 4,
+        key: key.to_vec(),
+        value: value.to_vec(),
+    };
+    let delete = |key: &[u8]| StateOp::Delete {
+        kind: 4,
+        key: key.to_vec(),
+    };
+    let commit = |ops: Vec<StateOp>| log.submit(vec![b"e".to_vec()], Vec::new(), ops)?.wait();
+    commit(vec![
+        patch(b"a", 0, b'x'),
+        put(b"b", b"bbb"),
+        put(b"c", b"ccc"),
+    ])
+    .unwrap();
+    commit(vec![
+        // Stored, patched twice; stored, patched after a put; deleted, then patched from
+        // nothing; new, patched twice.
+        patch(b"a", 2, b'z'),
+        patch(b"a", 1, b'y'),
+        put(b"b", b"BBB"),
+        patch(b"b", 0, b'!'),
+        delete(b"c"),
+        patch(b"c", 1, b'c'),
+        patch(b"n", 2, b'1'),
+        patch(b"n", 2, b'2'),
+    ])
+    .unwrap();
+    let keys: Vec<_> = [&b"a"[..], b"b", b"c", b"n"]
+        .iter()
+        .map(|k| (4, k.to_vec()))
+        .collect();
+    let rows = |log: &Log| log.rows_at(&keys).unwrap().1;
+    let expected = [&b"xyz"[..], b"!BB", b".c.", b"..2"].map(|v| Some(v.to_vec()));
+    assert_eq!(rows(&log), expected);
+    // A patch beyond the stored row fails its batch, which leaves nothing behind.
+    assert!(commit(vec![patch(b"z", 0, b'z'), patch(b"a", 3, b'!')]).is_err());
+    assert_eq!(rows(&log), expected);
+    assert_eq!(log.rows_at(&[(4, b"z".to_vec())]).unwrap(), (2, vec![None]));
+}
+
+#[test]
 fn the_frontier_read_from_stored_hashes_has_the_tree_root_at_every_size() {
     let (_dir, log) = temp_log(LogConfig::default());
     for n in 0..40u64 {

@@ -868,6 +868,12 @@ async fn in_transaction(
     }
 }
 
+/// A count, length or position as PostgreSQL's int4 (array subscripts are int4).
+fn int4(n: usize) -> Result<i32, LogError> {
+    i32::try_from(n)
+        .map_err(|_| LogError::InvalidArgument(format!("{n} is beyond a database array's int4")))
+}
+
 /// Index rows as runs (schema migration 6): per index name and key, the entry indexes under
 /// it in order, each once, as [`INSERT_INDEX_ROWS`] takes them.
 #[derive(Debug, Default, PartialEq)]
@@ -893,17 +899,10 @@ impl IndexRuns {
         for ((name, key), mut indexes) in grouped {
             indexes.sort_unstable();
             indexes.dedup();
-            let start = i32::try_from(runs.indexes.len() + 1);
-            let len = i32::try_from(indexes.len());
-            let (Ok(start), Ok(len)) = (start, len) else {
-                return Err(LogError::InvalidArgument(
-                    "more index rows in one write than an array holds".into(),
-                ));
-            };
             runs.names.push(name.to_owned());
             runs.keys.push(key.to_vec());
-            runs.starts.push(start);
-            runs.lens.push(len);
+            runs.starts.push(int4(runs.indexes.len() + 1)?);
+            runs.lens.push(int4(indexes.len())?);
             runs.indexes.extend(indexes);
         }
         Ok(runs)
@@ -1007,12 +1006,12 @@ impl Batch {
 /// Writes `batch` in one transaction, and moves the log's size from `expected` to `new_size`:
 /// refused ([`LogError::Superseded`]) unless the log is still at `expected`.
 ///
-/// The statements go in two flights, each sent whole before the first answer is awaited (the
-/// server runs them in the order sent): BEGIN, every table's rows (one statement per table) and
-/// the read of the state rows the batch's patches start from; then the state's rows, the prune,
-/// the size move and COMMIT. The writer is the one thread every acknowledged write goes
-/// through, and on a busy machine each wait for an answer is also a wait for a core: two waits
-/// per batch instead of one per statement.
+/// The statements go in one flight, sent whole before the first answer is awaited (the server
+/// runs them in the order sent): BEGIN, every table's rows (one statement per table; the state's
+/// patched rows patched where they are, by `tb_patch`), the prune, the size move and COMMIT.
+/// The writer is the one thread every acknowledged write goes through, and on a busy machine
+/// each wait for an answer is also a wait for a core: one wait per batch instead of one per
+/// statement.
 ///
 /// A statement that fails aborts the transaction on the server, which ignores what follows and
 /// answers COMMIT by rolling back; so the batch counts as committed only if every statement
@@ -1054,8 +1053,25 @@ const INSERT_CHECKPOINTS: &str = "INSERT INTO tb_checkpoints (log, size, bytes)
 const INSERT_REQUESTS: &str = "INSERT INTO tb_requests (log, key, created, record)
      SELECT $1, * FROM unnest($2::bytea[], $3::int8[], $4::bytea[])
      ON CONFLICT (log, key) DO UPDATE SET created = EXCLUDED.created, record = EXCLUDED.record";
-const READ_PATCHED: &str = "SELECT kind, key, value FROM tb_state
-     WHERE log = $1 AND (kind, key) IN (SELECT * FROM unnest($2::int2[], $3::bytea[]))";
+/// Patches rows where they are ([`Patches`]): row i ($2, $3: kind, key) gets the $7[i]
+/// patches of $8 (offsets) and $9 (bytes) from position $6[i] on; a row not there yet starts
+/// as $4[i] bytes of $5[i]. Only the log's writer writes its state, so nothing comes between
+/// the update and the insert of the rows it did not find.
+const PATCH_STATE: &str = "WITH p AS (
+         SELECT * FROM unnest($2::int2[], $3::bytea[], $4::int4[], $5::int4[], $6::int4[],
+                              $7::int4[]) AS p(kind, key, len, fill, start, n)),
+     patched AS (
+         UPDATE tb_state s
+         SET value = tb_patch(s.value, ($8::int4[])[p.start:p.start + p.n - 1],
+                              ($9::int4[])[p.start:p.start + p.n - 1])
+         FROM p WHERE s.log = $1 AND s.kind = p.kind AND s.key = p.key
+         RETURNING s.kind, s.key)
+     INSERT INTO tb_state (log, kind, key, value)
+     SELECT $1, p.kind, p.key,
+            tb_patch(decode(repeat(lpad(to_hex(p.fill), 2, '0'), p.len), 'hex'),
+                     ($8::int4[])[p.start:p.start + p.n - 1],
+                     ($9::int4[])[p.start:p.start + p.n - 1])
+     FROM p WHERE NOT EXISTS (SELECT 1 FROM patched d WHERE d.kind = p.kind AND d.key = p.key)";
 const DELETE_STATE: &str = "DELETE FROM tb_state
      WHERE log = $1 AND (kind, key) IN (SELECT * FROM unnest($2::int2[], $3::bytea[]))";
 const PUT_STATE: &str = "INSERT INTO tb_state (log, kind, key, value)
@@ -1114,10 +1130,11 @@ async fn write_batch_flights(
     new_size: u64,
 ) -> Result<(), LogError> {
     let log = batch.log;
-    let (patched_kinds, patched_keys) = patched_rows(&batch.state);
+    let StateChanges { gone, put, patches } = StateChanges::of(&batch.state)?;
     // Prepared before anything is sent (cached per connection: a round trip the first time
-    // only), so that no statement of a flight waits for its Parse while a later one goes ahead.
-    let inserts = [
+    // only), so that no statement of the flight waits for its Parse while a later one goes
+    // ahead.
+    let statements = [
         Sent::prepare(
             conn,
             INSERT_ENTRIES,
@@ -1168,50 +1185,6 @@ async fn write_batch_flights(
         ),
         Sent::prepare(
             conn,
-            READ_PATCHED,
-            vec![
-                Box::new(log),
-                Box::new(patched_kinds),
-                Box::new(patched_keys),
-            ],
-        ),
-    ];
-    let mut first = Vec::with_capacity(inserts.len());
-    for sent in inserts {
-        first.push(sent.await?);
-    }
-    let [
-        entries,
-        index_rows,
-        hashes,
-        blobs,
-        checkpoints,
-        requests,
-        read_patched,
-    ] = &first[..]
-    else {
-        return Err(LogError::Storage(
-            "internal: a flight lost a statement".into(),
-        ));
-    };
-    let (begun, e, i, h, b, c, r, held) = futures::join!(
-        conn.batch_execute("BEGIN"),
-        entries.run(conn),
-        index_rows.run(conn),
-        hashes.run(conn),
-        blobs.run(conn),
-        checkpoints.run(conn),
-        requests.run(conn),
-        read_patched.run(conn),
-    );
-    begun.map_err(storage)?;
-    first_error([e, i, h, b, c, r])?;
-    let held = held.map_err(storage)?;
-
-    let (gone, put) = state_rows(&batch.state, &held)?;
-    let second = [
-        Sent::prepare(
-            conn,
             DELETE_STATE,
             vec![Box::new(log), Box::new(gone.0), Box::new(gone.1)],
         ),
@@ -1225,6 +1198,7 @@ async fn write_batch_flights(
                 Box::new(put.2),
             ],
         ),
+        Sent::prepare(conn, PATCH_STATE, patches.params(log)),
         Sent::prepare(
             conn,
             PRUNE_REQUESTS,
@@ -1245,23 +1219,45 @@ async fn write_batch_flights(
             ],
         ),
     ];
-    let mut flight = Vec::with_capacity(second.len());
-    for sent in second {
-        flight.push(sent.await?);
+    let mut prepared = Vec::with_capacity(statements.len());
+    for sent in statements {
+        prepared.push(sent.await?);
     }
-    let [delete, upsert, prune, moved] = &flight[..] else {
+    let [
+        entries,
+        index_rows,
+        hashes,
+        blobs,
+        checkpoints,
+        requests,
+        delete,
+        upsert,
+        patch,
+        prune,
+        moved,
+    ] = &prepared[..]
+    else {
         return Err(LogError::Storage(
             "internal: a flight lost a statement".into(),
         ));
     };
-    let (d, u, p, m, committed) = futures::join!(
+    let (begun, e, i, h, b, c, r, d, u, pa, pr, m, committed) = futures::join!(
+        conn.batch_execute("BEGIN"),
+        entries.run(conn),
+        index_rows.run(conn),
+        hashes.run(conn),
+        blobs.run(conn),
+        checkpoints.run(conn),
+        requests.run(conn),
         delete.run(conn),
         upsert.run(conn),
+        patch.run(conn),
         prune.run(conn),
         moved.run(conn),
         conn.batch_execute("COMMIT"),
     );
-    first_error([d, u, p])?;
+    begun.map_err(storage)?;
+    first_error([e, i, h, b, c, r, d, u, pa, pr])?;
     if let Err(e) = m {
         return Err(match e.code() {
             Some(&tokio_postgres::error::SqlState::DIVISION_BY_ZERO) => {
@@ -1273,21 +1269,6 @@ async fn write_batch_flights(
     committed.map_err(storage)
 }
 
-/// The rows whose first op in `ops` is a patch: they start from what is stored.
-fn patched_rows(ops: &[StateOp]) -> (Vec<i16>, Vec<Vec<u8>>) {
-    let mut first: HashMap<(u8, &[u8]), bool> = HashMap::new();
-    for op in ops {
-        first
-            .entry(key_of(op))
-            .or_insert(matches!(op, StateOp::Patch { .. }));
-    }
-    first
-        .into_iter()
-        .filter(|(_, patch)| *patch)
-        .map(|((kind, key), _)| (i16::from(kind), key.to_vec()))
-        .unzip()
-}
-
 fn key_of(op: &StateOp) -> (u8, &[u8]) {
     match op {
         StateOp::Put { kind, key, .. }
@@ -1296,53 +1277,145 @@ fn key_of(op: &StateOp) -> (u8, &[u8]) {
     }
 }
 
-/// Deleted rows (kinds, keys) and upserted rows (kinds, keys, values).
-type StateChanges = (
-    (Vec<i16>, Vec<Vec<u8>>),
-    (Vec<i16>, Vec<Vec<u8>>, Vec<Vec<u8>>),
-);
+/// What a batch's state ops make of each row they touch.
+#[derive(Debug, PartialEq)]
+enum Change {
+    Gone,
+    Set(Vec<u8>),
+    /// Every op on the row a patch: it becomes what is stored (or `len` bytes of `fill`)
+    /// with the patches (offset, byte) applied in order, which only the server knows.
+    Patched {
+        len: usize,
+        fill: u8,
+        patches: Vec<(usize, u8)>,
+    },
+}
 
-/// Applies state ops in order, patches starting from the `held` rows (what [`READ_PATCHED`]
-/// found): each row's final value, deleted or upserted.
-fn state_rows(ops: &[StateOp], held: &[PgRow]) -> Result<StateChanges, LogError> {
-    let mut rows: BTreeMap<(u8, Vec<u8>), Vec<u8>> = BTreeMap::new();
-    for row in held {
-        let kind = u8::try_from(row.get::<_, i16>(0))
-            .map_err(|_| LogError::Corrupt("a state row's kind is beyond a byte".into()))?;
-        rows.insert((kind, row.get(1)), row.get(2));
-    }
-    let mut touched: BTreeMap<(u8, Vec<u8>), Option<Vec<u8>>> = BTreeMap::new();
-    for op in ops {
-        let (kind, key) = key_of(op);
-        let key = (kind, key.to_vec());
-        let value = match op {
-            StateOp::Put { value, .. } => Some(value.clone()),
-            StateOp::Delete { .. } => None,
-            StateOp::Patch { .. } => {
-                let held = match touched.get(&key) {
-                    Some(value) => value.clone(),
-                    None => rows.get(&key).cloned(),
-                };
-                Some(op.patched(held)?)
-            }
-        };
-        touched.insert(key, value);
-    }
-    let (mut gone, mut put) = StateChanges::default();
-    for ((kind, key), value) in touched {
-        match value {
-            None => {
-                gone.0.push(i16::from(kind));
-                gone.1.push(key);
-            }
-            Some(value) => {
-                put.0.push(i16::from(kind));
-                put.1.push(key);
-                put.2.push(value);
+/// A batch's state ops as rows to delete, rows to set and rows to patch where they are.
+#[derive(Debug, Default, PartialEq)]
+struct StateChanges {
+    /// Kinds and keys.
+    gone: (Vec<i16>, Vec<Vec<u8>>),
+    /// Kinds, keys and values.
+    put: (Vec<i16>, Vec<Vec<u8>>, Vec<Vec<u8>>),
+    patches: Patches,
+}
+
+/// Rows patched where they are, as [`PATCH_STATE`] takes them.
+#[derive(Debug, Default, PartialEq)]
+struct Patches {
+    kinds: Vec<i16>,
+    keys: Vec<Vec<u8>>,
+    lens: Vec<i32>,
+    fills: Vec<i32>,
+    /// Where each row's patches start in `offsets` and `bytes`, from 1.
+    starts: Vec<i32>,
+    counts: Vec<i32>,
+    offsets: Vec<i32>,
+    bytes: Vec<i32>,
+}
+
+impl StateChanges {
+    /// Applies `ops` in order: a row a put or delete touched first ends as known here; a row
+    /// only ever patched is patched by the server, from what it holds.
+    fn of(ops: &[StateOp]) -> Result<StateChanges, LogError> {
+        let mut touched: BTreeMap<(u8, &[u8]), Change> = BTreeMap::new();
+        for op in ops {
+            let key = key_of(op);
+            let before = touched.remove(&key);
+            let change = match (op, before) {
+                (StateOp::Put { value, .. }, _) => Change::Set(value.clone()),
+                (StateOp::Delete { .. }, _) => Change::Gone,
+                (StateOp::Patch { .. }, Some(Change::Set(value))) => {
+                    Change::Set(op.patched(Some(value))?)
+                }
+                (StateOp::Patch { .. }, Some(Change::Gone)) => Change::Set(op.patched(None)?),
+                (
+                    StateOp::Patch { offset, byte, .. },
+                    Some(Change::Patched {
+                        len,
+                        fill,
+                        mut patches,
+                    }),
+                ) => {
+                    patches.push((*offset, *byte));
+                    Change::Patched { len, fill, patches }
+                }
+                (
+                    StateOp::Patch {
+                        len,
+                        fill,
+                        offset,
+                        byte,
+                        ..
+                    },
+                    None,
+                ) => Change::Patched {
+                    len: *len,
+                    fill: *fill,
+                    patches: vec![(*offset, *byte)],
+                },
+            };
+            touched.insert(key, change);
+        }
+        let mut changes = StateChanges::default();
+        for ((kind, key), change) in touched {
+            let kind = i16::from(kind);
+            match change {
+                Change::Gone => {
+                    changes.gone.0.push(kind);
+                    changes.gone.1.push(key.to_vec());
+                }
+                Change::Set(value) => {
+                    changes.put.0.push(kind);
+                    changes.put.1.push(key.to_vec());
+                    changes.put.2.push(value);
+                }
+                Change::Patched { len, fill, patches } => {
+                    changes.patches.push(kind, key, len, fill, &patches)?
+                }
             }
         }
+        Ok(changes)
     }
-    Ok((gone, put))
+}
+
+impl Patches {
+    fn push(
+        &mut self,
+        kind: i16,
+        key: &[u8],
+        len: usize,
+        fill: u8,
+        patches: &[(usize, u8)],
+    ) -> Result<(), LogError> {
+        self.kinds.push(kind);
+        self.keys.push(key.to_vec());
+        self.lens.push(int4(len)?);
+        self.fills.push(i32::from(fill));
+        self.starts.push(int4(self.offsets.len() + 1)?);
+        self.counts.push(int4(patches.len())?);
+        for (offset, byte) in patches {
+            self.offsets.push(int4(*offset)?);
+            self.bytes.push(i32::from(*byte));
+        }
+        Ok(())
+    }
+
+    /// [`PATCH_STATE`]'s parameters for log `log`.
+    fn params(self, log: i32) -> Vec<Param> {
+        vec![
+            Box::new(log),
+            Box::new(self.kinds),
+            Box::new(self.keys),
+            Box::new(self.lens),
+            Box::new(self.fills),
+            Box::new(self.starts),
+            Box::new(self.counts),
+            Box::new(self.offsets),
+            Box::new(self.bytes),
+        ]
+    }
 }
 
 /// A pooled connection for statements of a caller's own (the federation's tables beside the
@@ -1745,6 +1818,71 @@ mod tests {
 
     use super::*;
 
+    fn patch(key: &[u8], offset: usize, byte: u8) -> StateOp {
+        StateOp::Patch {
+            kind: 3,
+            key: key.to_vec(),
+            len: 4,
+            fill: 0xff,
+            offset,
+            byte,
+        }
+    }
+
+    #[test]
+    fn rows_only_patched_are_left_to_the_server_and_the_rest_are_known_here() {
+        let gone = || StateOp::Delete {
+            kind: 3,
+            key: b"d".to_vec(),
+        };
+        let ops = [
+            patch(b"p", 1, 7),
+            put(b"x"),
+            patch(b"s", 0, 1),
+            patch(b"p", 3, 9),
+            StateOp::Put {
+                kind: 3,
+                key: b"s".to_vec(),
+                value: b"abcd".to_vec(),
+            },
+            patch(b"s", 2, b'Z'),
+            gone(),
+            patch(b"d", 0, 5),
+            patch(b"q", 2, 4),
+        ];
+        let changes = StateChanges::of(&ops).unwrap();
+        assert_eq!(changes.gone, (vec![], vec![]));
+        // "k" (put), "d" (deleted, then patched from nothing), "s" (put, then patched).
+        let mut put: Vec<_> = (0..changes.put.0.len())
+            .map(|i| (changes.put.1[i].clone(), changes.put.2[i].clone()))
+            .collect();
+        put.sort();
+        assert_eq!(
+            put,
+            [
+                (b"d".to_vec(), vec![5, 0xff, 0xff, 0xff]),
+                (b"k".to_vec(), b"x".to_vec()),
+                (b"s".to_vec(), b"abZd".to_vec()),
+            ]
+        );
+        assert_eq!(
+            changes.patches,
+            Patches {
+                kinds: vec![3, 3],
+                keys: vec![b"p".to_vec(), b"q".to_vec()],
+                lens: vec![4, 4],
+                fills: vec![0xff, 0xff],
+                starts: vec![1, 3],
+                counts: vec![2, 1],
+                offsets: vec![1, 3, 2],
+                bytes: vec![7, 9, 4],
+            }
+        );
+        let deleted = StateChanges::of(&[patch(b"d", 0, 5), gone()]).unwrap();
+        assert_eq!(deleted.gone, (vec![3], vec![b"d".to_vec()]));
+        assert_eq!(deleted.patches, Patches::default());
+    }
+
     #[test]
     fn index_rows_become_one_run_per_name_and_key_in_order_each_once() {
         let rows = [
@@ -1811,12 +1949,13 @@ mod tests {
         let db = PgDatabase::connect(&config).unwrap();
         let engine = region(&db);
         drop(engine);
-        // The tables as version 5 left them, holding rows: 3,000 entries under one key, and
-        // every seventh under a key of its own.
+        // The tables as version 5 left them (later migrations undone), holding rows: 3,000
+        // entries under one key, and every seventh under a key of its own.
         batch(
             &db,
             "DROP TABLE tb_index_runs;
-             DELETE FROM tb_migrations WHERE version = 6;
+             DROP FUNCTION tb_patch;
+             DELETE FROM tb_migrations WHERE version >= 6;
              CREATE TABLE tb_index_rows (
                  log integer NOT NULL, name text NOT NULL, key bytea NOT NULL, idx bigint NOT NULL,
                  PRIMARY KEY (log, name, key, idx)

@@ -100,6 +100,18 @@ const MIGRATIONS: &[&str] = &[
          SELECT log, name, key, min(idx), array_agg(idx ORDER BY idx)
          FROM tb_index_rows GROUP BY log, name, key, idx / 1024;
      DROP TABLE tb_index_rows;",
+    // 7: state rows patched where they are: `tb_patch` sets the bytes at `offsets` of `v` to
+    // `bytes`, in order, failing (set_byte's range error) where an offset is beyond the row.
+    // A batch's patched rows (the status list's slots) are then written in the same flight as
+    // the rest of the batch, instead of read back first for a second flight.
+    "CREATE FUNCTION tb_patch(v bytea, offsets int4[], bytes int4[]) RETURNS bytea
+     LANGUAGE plpgsql IMMUTABLE STRICT AS $$
+     BEGIN
+         FOR i IN 1 .. coalesce(cardinality(offsets), 0) LOOP
+             v := set_byte(v, offsets[i], bytes[i]);
+         END LOOP;
+         RETURN v;
+     END $$;",
 ];
 
 /// The schema version this build writes and reads.
