@@ -1,7 +1,8 @@
 //! Crash safety: a real process appends from several threads and is killed with SIGKILL at random
 //! moments, again and again on the same directory. After every kill the reopened log must hold
 //! every entry the process acknowledged, with the acknowledged content, a tree that matches its
-//! entries, and every signed checkpoint kept, verifying, and a prefix of the log.
+//! entries, and every signed checkpoint kept, verifying, and a prefix of the log. Runs on either
+//! storage engine (the tests' PostgreSQL server with `TONGBAN_TEST_STORAGE=postgres`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -16,7 +17,10 @@ use common::{Rng, merkle_root, seed};
 use tlog_tiles::record_hash;
 use tongban_core::log::checkpoint;
 use tongban_core::log::note::NoteVerifier;
-use tongban_node::log::{Log, LogConfig, NoIndex};
+use tongban_node::config::StorageConfig;
+use tongban_node::home::Home;
+use tongban_node::log::{LogConfig, NoIndex};
+use tongban_node::storage::{LogName, Storage, test_postgres};
 
 const ROUNDS: usize = 40;
 const THREADS: &str = "4";
@@ -68,6 +72,20 @@ fn acknowledged_entries_survive_sigkill() {
     let exe = env!("CARGO_BIN_EXE_tongban-log-stress");
     let mut acked: BTreeMap<u64, [u8; 32]> = BTreeMap::new();
     let mut checkpoints_seen = 0;
+    // The tests' storage: a redb file in `dir`, or a schema on the tests' PostgreSQL server,
+    // named to the stress tool in the file it reads.
+    let storage = match test_postgres() {
+        None => StorageConfig::Redb,
+        Some(config) => {
+            let config = StorageConfig::Postgres(config);
+            std::fs::write(
+                dir.path().join("storage.toml"),
+                toml::to_string(&config).unwrap(),
+            )
+            .unwrap();
+            config
+        }
+    };
 
     for round in 0..ROUNDS {
         let mut child = Command::new(exe)
@@ -99,12 +117,9 @@ fn acknowledged_entries_survive_sigkill() {
         child.wait().unwrap();
         let round_acks = parse_acks(&reader.join().unwrap());
 
-        let log = Log::open(
-            &dir.path().join("log.redb"),
-            LogConfig::default(),
-            Arc::new(NoIndex),
-        )
-        .unwrap_or_else(|e| panic!("round {round}: reopening after SIGKILL: {e}"));
+        let log = Storage::open(&Home::new(dir.path()), &storage)
+            .and_then(|s| s.open_log(&LogName::Region, LogConfig::default(), Arc::new(NoIndex)))
+            .unwrap_or_else(|e| panic!("round {round}: reopening after SIGKILL: {e}"));
         let size = log.size().unwrap();
         let mut by_writer: HashMap<String, Vec<u64>> = HashMap::new();
         for (index, ack) in round_acks.iter() {

@@ -1,5 +1,7 @@
 //! Development tool for the log's crash test (node/tests/crash.rs), not a command of the node:
-//! opens the log in `<dir>/log.redb` and appends from several threads until killed, printing
+//! opens the region log of `<dir>` (a redb file there, or the storage `<dir>/storage.toml`
+//! names: a `[storage]` table as in config.toml, which the test writes when it runs on
+//! PostgreSQL) and appends from several threads until killed, printing
 //!
 //! ```text
 //! ack <index> <leaf hash hex> <writer>   for every acknowledged (durable) entry
@@ -14,14 +16,17 @@
 //! checkpoints' verifier key.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tongban_node::checkpoints::CheckpointSigner;
+use tongban_node::config::StorageConfig;
+use tongban_node::home::Home;
 use tongban_node::keyfile;
 use tongban_node::log::{Indexer, Log, LogConfig};
+use tongban_node::storage::{LogName, Storage};
 
 /// Indexes each entry by the writer (process and thread) that appended it, so the crash test also
 /// checks that index rows commit with their entries.
@@ -37,6 +42,8 @@ impl Indexer for ByWriter {
 }
 
 const ORIGIN: &str = "tongban.example/341200/log/stress";
+/// The file in the stress directory that names another storage than a redb file.
+const STORAGE: &str = "storage.toml";
 
 /// The signer of `dir`'s checkpoints: its key made on the first run, read on the others.
 fn signer(dir: &std::path::Path) -> Result<CheckpointSigner, String> {
@@ -84,11 +91,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let log = match Log::open(
-        &dir.join("log.redb"),
-        LogConfig::default(),
-        Arc::new(ByWriter),
-    ) {
+    let log = match open(&dir) {
         Ok(log) => log,
         Err(e) => {
             eprintln!("opening the log: {e}");
@@ -123,6 +126,19 @@ fn main() -> ExitCode {
         .unwrap_or_else(|_| "every thread stopped".into());
     eprintln!("tongban-log-stress: {reason}");
     ExitCode::FAILURE
+}
+
+/// The region log of `dir`, in the storage `<dir>/storage.toml` names, else in a redb file.
+fn open(dir: &Path) -> Result<Log, String> {
+    let config = match std::fs::read_to_string(dir.join(STORAGE)) {
+        Ok(text) => toml::from_str(&text).map_err(|e| format!("{STORAGE}: {e}"))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => StorageConfig::Redb,
+        Err(e) => return Err(format!("{STORAGE}: {e}")),
+    };
+    let storage = Storage::open(&Home::new(dir), &config).map_err(|e| e.to_string())?;
+    storage
+        .open_log(&LogName::Region, LogConfig::default(), Arc::new(ByWriter))
+        .map_err(|e| e.to_string())
 }
 
 fn append_forever(log: &Log, thread: usize) -> Result<(), String> {
