@@ -256,6 +256,29 @@ impl Server {
             .unwrap();
         assert!(out.status.success(), "{out:?}");
     }
+
+    /// Stops every process of the server until the guard is dropped: a test that fails
+    /// meanwhile still leaves a server that can be stopped and removed.
+    fn hang(&self) -> Hung<'_> {
+        self.signal("-STOP");
+        Hung(self)
+    }
+}
+
+/// A server stopped by [`Server::hang`]; resumed on drop.
+struct Hung<'a>(&'a Server);
+
+impl Drop for Hung<'_> {
+    fn drop(&mut self) {
+        // A failed resume panics; while unwinding from a failed check already, a second panic
+        // would abort the whole test binary.
+        if std::thread::panicking() {
+            let resume = std::panic::AssertUnwindSafe(|| self.0.signal("-CONT"));
+            let _ = std::panic::catch_unwind(resume);
+        } else {
+            self.0.signal("-CONT");
+        }
+    }
 }
 
 /// A read that waits on the database must not hold a thread every request needs: with the
@@ -274,9 +297,10 @@ fn reads_waiting_on_a_hung_database_leave_the_node_answering() {
     let status = format!("/v1/certificates/{id}/status");
     assert_eq!(node.get(&status, None).status, 200);
 
-    server.signal("-STOP");
+    let hung = server.hang();
     // More reads than the node has async threads (one per core), each to wait; the health
-    // check reads the log's size, so it waits too.
+    // check reads the log's size, so it waits too. Issuances wait as well (their rows, their
+    // commit), on the async workers since they need no thread to wait.
     let paths = std::iter::repeat_n(status.as_str(), 32).chain(["/healthz", "/metrics"]);
     let waiting: Vec<_> = paths
         .map(|path| {
@@ -284,17 +308,30 @@ fn reads_waiting_on_a_hung_database_leave_the_node_answering() {
             std::thread::spawn(move || (path.clone(), node.get(&path, None).status))
         })
         .collect();
+    let issuing: Vec<_> = (0..16)
+        .map(|i| {
+            let (node, token, seal) = (node.handle(), token.clone(), seal.clone());
+            std::thread::spawn(move || issue(&node, &token, &seal, &format!("PGW{i:02}")))
+        })
+        .collect();
     std::thread::sleep(Duration::from_millis(1500));
     let started = Instant::now();
     let bundle = node.get("/v1/trust-bundle", None);
     let answered_in = started.elapsed();
-    server.signal("-CONT");
+    drop(hung);
     assert_eq!(bundle.status, 200, "{}", bundle.text());
     assert!(answered_in < Duration::from_secs(1), "{answered_in:?}");
     for read in waiting {
         // Answered from the database once it resumed, or 503 if a wait timed out first.
         let (path, answer) = read.join().unwrap();
         assert!(answer == 200 || answer == 503, "{path}: {answer}");
+    }
+    for issuance in issuing {
+        // Issued once the database resumed, or refused while it could not be written.
+        match issuance.join().unwrap() {
+            Ok(_) => {}
+            Err((status, code)) => assert_eq!(status, 503, "{code}"),
+        }
     }
     assert_eq!(node.get(&status, None).status, 200);
     assert_eq!(node.get("/healthz", None).status, 200);

@@ -125,6 +125,21 @@ fn at_once<T: Send>(act: impl Fn(usize) -> T + Sync) -> Vec<T> {
     })
 }
 
+/// An async runtime as the node runs one: two workers, every request a task on them.
+fn node_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The state the region left is the one a replay of its log makes.
+fn assert_replays(home: &Home) {
+    let check = check_home(home).unwrap();
+    assert_eq!(check.differences.count, 0, "{:?}", check.differences.first);
+}
+
 #[test]
 fn simultaneous_acts_on_one_identifier_take_effect_once_and_read_nothing_under_the_lock() {
     let dir = tempfile::tempdir().unwrap();
@@ -201,8 +216,7 @@ fn simultaneous_acts_on_one_identifier_take_effect_once_and_read_nothing_under_t
     assert!(reads.ahead - before.ahead >= 2 * issuances, "{reads:?}");
 
     drop(region);
-    let check = check_home(&home).unwrap();
-    assert_eq!(check.differences.count, 0, "{:?}", check.differences.first);
+    assert_replays(&home);
 }
 
 /// Issuances from async workers (`Region::issue_new`, the API's path) and from blocking threads
@@ -214,12 +228,7 @@ fn issuances_from_async_workers_and_blocking_threads_at_once_take_effect_once() 
     let dir = tempfile::tempdir().unwrap();
     let (home, region, seal) = open(dir.path());
     let region = Arc::new(region);
-    // As the node runs: two workers, every request a task on them.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = node_runtime();
     let type_code = TypeCode::parse(node_process::TYPE_CODE).unwrap();
     let serial = |i: usize| format!("M{:02}", i % SHARED);
     let tasks: Vec<_> = (0..THREADS * (SHARED + OWN))
@@ -274,8 +283,7 @@ fn issuances_from_async_workers_and_blocking_threads_at_once_take_effect_once() 
     }
     drop(runtime);
     drop(region);
-    let check = check_home(&home).unwrap();
-    assert_eq!(check.differences.count, 0, "{:?}", check.differences.first);
+    assert_replays(&home);
 }
 
 /// An async issuance that finds the sequencer lock held (by an act waiting on storage, say)
@@ -286,11 +294,7 @@ fn an_async_issuance_that_finds_the_sequencer_busy_waits_off_the_async_workers()
     let dir = tempfile::tempdir().unwrap();
     let (_home, region, seal) = open(dir.path());
     let region = Arc::new(region);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = node_runtime();
     let type_code = TypeCode::parse(node_process::TYPE_CODE).unwrap();
     let held = region.hold_sequencer().unwrap();
     let issuances: Vec<_> = (0..4)
