@@ -327,3 +327,38 @@ fn an_async_issuance_that_finds_the_sequencer_busy_waits_off_the_async_workers()
         assert_eq!(issued.id, first_version(&format!("H{i:02}")));
     }
 }
+
+/// An issuance whose caller goes away once it is submitted (an HTTP client that disconnects
+/// drops the request's future) is still settled: the view moves past it, as it would have for
+/// the caller. Checked on redb, where the first poll reaches the wait for the commit (its rows
+/// read at once, the lock free); the settling is the same on either engine.
+#[test]
+fn an_issuance_dropped_while_its_commit_is_awaited_is_still_settled() {
+    if tongban_node::storage::test_postgres().is_some() {
+        eprintln!("skipped on PostgreSQL: a first poll there waits for the row reader");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (home, region, seal) = open(dir.path());
+    let region = Arc::new(region);
+    let runtime = node_runtime();
+    let before = region.view().unwrap().size;
+    let type_code = TypeCode::parse(node_process::TYPE_CODE).unwrap();
+    let polled_once = {
+        let _entered = runtime.enter();
+        let issuance = region.issue_new(AGENCY.into(), type_code, "D01".into(), spec(seal), None);
+        futures::FutureExt::now_or_never(issuance)
+    };
+    assert!(
+        polled_once.is_none(),
+        "answered before its commit: nothing dropped"
+    );
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while region.view().unwrap().size == before && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(region.view().unwrap().size, before + 1);
+    drop(runtime);
+    drop(region);
+    assert_replays(&home);
+}

@@ -144,7 +144,14 @@ impl Region {
             let region = self.clone();
             return on_blocking_thread(marker, move || region.log_issuance(prepared, None)).await;
         };
-        let log_index = self.durable_later(index, pending).await?;
+        // Settled in a task of its own: this future is dropped if the client goes away, and an
+        // entry submitted must still be settled (the view moved past it, or the state poisoned
+        // if its batch failed, so that later acts are not built on it).
+        let region = self.clone();
+        let settled = tokio::spawn(async move { region.durable_later(index, pending).await });
+        let log_index = settled
+            .await
+            .map_err(|e| Refusal::internal(format!("settling an issuance failed: {e}")))??;
         Ok(IssuedCertificate {
             id: prepared.id,
             digest: prepared.digest,

@@ -142,11 +142,12 @@ impl Sequencer {
             rest: Rest::Refused { missed: &missed },
             under_lock: &reads.counts.under_lock,
         };
-        match self.apply_over(&durable, bytes, signer) {
-            Ok(staged) => Ok(Some(staged)),
-            Err(_) if missed.load(Ordering::Relaxed) => Ok(None),
-            Err(refusal) => Err(refusal),
+        let checked = self.check_over(&durable, &bytes, signer);
+        // A judgement that met a refused read is no judgement, whatever it says.
+        if missed.load(Ordering::Relaxed) {
+            return Ok(None);
         }
+        Ok(Some(self.take(bytes, checked?)))
     }
 
     /// Checks `bytes` against the durable state (`durable`) plus what is in flight, and applies
@@ -157,21 +158,38 @@ impl Sequencer {
         bytes: Vec<u8>,
         signer: &PublicKey,
     ) -> Result<Staged, Refusal> {
+        let delta = self.check_over(durable, &bytes, signer)?;
+        Ok(self.take(bytes, delta))
+    }
+
+    /// What the rules make of `bytes` against the durable state (`durable`) plus what is in
+    /// flight; nothing applied yet.
+    fn check_over(
+        &self,
+        durable: &Durable<'_>,
+        bytes: &[u8],
+        signer: &PublicKey,
+    ) -> Result<Delta, Refusal> {
         let rows = state::Rows(durable);
         let rules = Rules {
             region: &self.region,
             root: &self.root,
         };
-        let checked = rules.check(self.head, &self.layered(&rows), &bytes, |_, key| {
+        let checked = rules.check(self.head, &self.layered(&rows), bytes, |_, key| {
             own_signature(key, signer)
         });
         let (_, (), delta) = checked.map_err(|e| match e {
             ApplyError::Rejected(rejection) => Refusal::from(rejection),
             ApplyError::Store(e) => Refusal::from(e),
         })?;
+        Ok(delta)
+    }
+
+    /// Applies an entry the rules accepted to the state in flight.
+    fn take(&mut self, bytes: Vec<u8>, delta: Delta) -> Staged {
         self.overlay.take(self.head.size, &delta, &mut self.seals);
         self.head = delta.head;
-        Ok(Staged { bytes, delta })
+        Staged { bytes, delta }
     }
 }
 
@@ -182,7 +200,7 @@ impl Region {
             return Err(Refusal::not_sequencer());
         }
         let mut seq = self.seq.lock().map_err(|_| lock_failed())?;
-        if self.poisoned.load(Ordering::Acquire) {
+        if self.must_recover(&seq) {
             self.recover(&mut seq).map_err(|e| {
                 Refusal::new(
                     Kind::Unavailable,
@@ -194,10 +212,13 @@ impl Region {
         Ok(seq)
     }
 
-    /// After a write failed: waits until the log has answered everything submitted (a fence,
-    /// after which it refuses what was built before), then takes the state again from what the
-    /// log durably holds. What the failed writes had applied in memory is gone; what committed
-    /// despite an error is kept. Retried by the next write while storage is unreachable.
+    /// Whether the state must be taken again from the log before the next act: a write failed
+    /// (the waiter that saw it poisoned the state), or the log's epoch moved past the state's
+    /// in any other way, which would make every submission built on it stale.
+    fn must_recover(&self, seq: &Sequencer) -> bool {
+        self.poisoned.load(Ordering::Acquire) || seq.epoch != self.log.epoch()
+    }
+
     /// Holds the sequencer lock until the guard is dropped: for tests of what finds it busy.
     #[doc(hidden)]
     pub fn hold_sequencer(&self) -> Result<impl Sized + '_, Refusal> {
@@ -215,7 +236,7 @@ impl Region {
         for _ in 0..LOCK_TRIES {
             match self.seq.try_lock() {
                 // Recovery reads the log again: a blocking thread's work.
-                Ok(_) if self.poisoned.load(Ordering::Acquire) => return Ok(None),
+                Ok(seq) if self.must_recover(&seq) => return Ok(None),
                 Ok(seq) => return Ok(Some(seq)),
                 // A holder works for microseconds: let it finish rather than hand off.
                 Err(TryLockError::WouldBlock) => std::thread::yield_now(),
@@ -225,6 +246,10 @@ impl Region {
         Ok(None)
     }
 
+    /// After a write failed: waits until the log has answered everything submitted (a fence,
+    /// after which it refuses what was built before), then takes the state again from what the
+    /// log durably holds. What the failed writes had applied in memory is gone; what committed
+    /// despite an error is kept. Retried by the next write while storage is unreachable.
     fn recover(&self, seq: &mut Sequencer) -> Result<(), LogError> {
         let epoch = self.log.fence()?;
         let snapshot = self.log.state()?;

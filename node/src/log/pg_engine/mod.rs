@@ -1257,6 +1257,14 @@ async fn write_batch_flights(
         conn.batch_execute("COMMIT"),
     );
     begun.map_err(storage)?;
+    if let Err(e) = &pa
+        && e.code() == Some(&tokio_postgres::error::SqlState::ARRAY_SUBSCRIPT_ERROR)
+    {
+        // tb_patch's set_byte beyond the row: what redb's engine reports as corrupt too.
+        return Err(LogError::Corrupt(format!(
+            "a state row is shorter than a patch of it: {e}"
+        )));
+    }
     first_error([e, i, h, b, c, r, d, u, pa, pr])?;
     if let Err(e) = m {
         return Err(match e.code() {
