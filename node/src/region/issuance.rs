@@ -60,6 +60,27 @@ pub(super) struct PreparedIssuance {
     pub(super) reads: Vec<(u8, Vec<u8>)>,
 }
 
+impl PreparedIssuance {
+    /// The certificate's bytes, stored under the digest with the `entry`-th entry submitted.
+    fn blob(&self, entry: usize) -> Blob {
+        Blob {
+            entry,
+            digest: self.digest,
+            bytes: self.bytes.clone(),
+        }
+    }
+
+    /// The certificate issued, its entry logged at `log_index`.
+    fn issued(self, log_index: u64) -> IssuedCertificate {
+        IssuedCertificate {
+            id: self.id,
+            digest: self.digest,
+            bytes: self.bytes,
+            log_index,
+        }
+    }
+}
+
 /// An issued certificate as the API returns it.
 #[derive(Clone, Debug)]
 pub struct IssuedCertificate {
@@ -124,11 +145,7 @@ impl Region {
                 let entry = prepared.entry.clone();
                 match seq.apply_own_read_ahead(&self.log, entry, prepared.key.public(), &ahead)? {
                     Some(staged) => {
-                        let blob = Blob {
-                            entry: 0,
-                            digest: prepared.digest,
-                            bytes: prepared.bytes.clone(),
-                        };
+                        let blob = prepared.blob(0);
                         let marker = marker.take();
                         Some(carrying(marker, || {
                             self.log_applied(&mut seq, vec![staged], vec![blob])
@@ -152,12 +169,7 @@ impl Region {
         let log_index = settled
             .await
             .map_err(|e| Refusal::internal(format!("settling an issuance failed: {e}")))??;
-        Ok(IssuedCertificate {
-            id: prepared.id,
-            digest: prepared.digest,
-            bytes: prepared.bytes,
-            log_index,
-        })
+        Ok(prepared.issued(log_index))
     }
 
     /// A certificate built and signed, with its signed `cert.issued` entry, not logged yet. The
@@ -259,7 +271,7 @@ impl Region {
         }
         match seq.apply_own_ahead(
             &self.log,
-            prepared.entry,
+            std::mem::take(&mut prepared.entry),
             prepared.key.public(),
             Some(&ahead),
         ) {
@@ -275,20 +287,11 @@ impl Region {
             Err(rejection) => return Err(rejection),
         }
         let last = entries.len() - 1;
-        let blob = Blob {
-            entry: last,
-            digest: prepared.digest,
-            bytes: prepared.bytes.clone(),
-        };
+        let blob = prepared.blob(last);
         let (index, pending) = self.log_applied(&mut seq, entries, vec![blob])?;
         drop(seq);
         let first = self.durable(index, pending)?;
-        Ok(IssuedCertificate {
-            id: prepared.id,
-            digest: prepared.digest,
-            bytes: prepared.bytes,
-            log_index: first + last as u64,
-        })
+        Ok(prepared.issued(first + last as u64))
     }
 
     /// What an issuance needs from the state: the seal, its key, the new identifier and its

@@ -107,16 +107,16 @@ impl Sequencer {
         log: &Log,
         bytes: Vec<u8>,
         signer: &PublicKey,
-        ahead_rows: Option<&RowsAhead<'_>>,
+        ahead: Option<&RowsAhead<'_>>,
     ) -> Result<Staged, Refusal> {
         let snapshot = self.snapshot(log)?;
-        let ahead = self.ahead.clone();
         let durable = Durable {
-            ahead: ahead.usable(ahead_rows),
+            ahead: self.ahead.usable(ahead),
             rest: Rest::Read(&snapshot),
-            under_lock: &ahead.counts.under_lock,
+            under_lock: &self.ahead.counts.under_lock,
         };
-        self.apply_over(&durable, bytes, signer)
+        let delta = self.check_over(&durable, &bytes, signer)?;
+        Ok(self.take(bytes, delta))
     }
 
     /// [`Sequencer::apply_own_ahead`] reading nothing but the rows `ahead` holds, for a caller
@@ -132,15 +132,14 @@ impl Sequencer {
     ) -> Result<Option<Staged>, Refusal> {
         // Trims the overlay as an apply does; opening it reads nothing yet.
         self.snapshot(log)?;
-        let reads = self.ahead.clone();
-        let Some(rows) = reads.usable(Some(ahead)) else {
+        let Some(rows) = self.ahead.usable(Some(ahead)) else {
             return Ok(None);
         };
         let missed = AtomicBool::new(false);
         let durable = Durable {
             ahead: Some(rows),
             rest: Rest::Refused { missed: &missed },
-            under_lock: &reads.counts.under_lock,
+            under_lock: &self.ahead.counts.under_lock,
         };
         let checked = self.check_over(&durable, &bytes, signer);
         // A judgement that met a refused read is no judgement, whatever it says.
@@ -148,18 +147,6 @@ impl Sequencer {
             return Ok(None);
         }
         Ok(Some(self.take(bytes, checked?)))
-    }
-
-    /// Checks `bytes` against the durable state (`durable`) plus what is in flight, and applies
-    /// it if the rules accept it.
-    fn apply_over(
-        &mut self,
-        durable: &Durable<'_>,
-        bytes: Vec<u8>,
-        signer: &PublicKey,
-    ) -> Result<Staged, Refusal> {
-        let delta = self.check_over(durable, &bytes, signer)?;
-        Ok(self.take(bytes, delta))
     }
 
     /// What the rules make of `bytes` against the durable state (`durable`) plus what is in

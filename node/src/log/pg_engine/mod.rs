@@ -1023,7 +1023,7 @@ async fn write_batch(
     expected: u64,
     new_size: u64,
 ) -> Result<(), LogError> {
-    let written = write_batch_flights(conn, batch, expected, new_size).await;
+    let written = send_batch(conn, batch, expected, new_size).await;
     if written.is_err()
         && let Err(e) = conn.batch_execute("ROLLBACK").await
     {
@@ -1123,7 +1123,7 @@ fn first_error<T>(
     results.into_iter().map(|r| r.map_err(storage)).collect()
 }
 
-async fn write_batch_flights(
+async fn send_batch(
     conn: &ClientWrapper,
     batch: Batch,
     expected: u64,
