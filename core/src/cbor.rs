@@ -6,6 +6,9 @@
 
 use std::collections::BTreeSet;
 
+mod strict;
+pub use strict::Strict;
+
 use crate::codes::{Code, Failure};
 
 /// The deepest nesting accepted; the top-level item is depth 1.

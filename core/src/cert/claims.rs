@@ -5,7 +5,7 @@ use std::fmt;
 
 use ciborium::Value;
 
-use crate::cbor::{self, Key};
+use crate::cbor::{self, Key, Strict};
 use crate::codes::{Code, Failure};
 use crate::encode::{bytes, entry, map, map_bytes, text, uint};
 use crate::envelope::{BuildError, Kind, MAX_DISCLOSURES};
@@ -176,10 +176,17 @@ impl Claims {
 
     /// Decodes a payload whose signature has verified: step 9 of specs/verification.md §2.
     pub fn decode(payload: &[u8]) -> Result<Claims, Failure> {
-        // 9a
-        cbor::check(payload, Kind::Certificate.size_limit(), false)?;
-        // 9b
-        let raw = RawClaims::read(payload).map_err(|b| b.into_failure(Code::ClaimsInvalid))?;
+        // 9a and 9b in one pass for claims as issuers encode them; anything else is checked and
+        // read the long way, which names the first rule broken.
+        let raw = match RawClaims::read_strict(payload) {
+            Some(raw) => raw,
+            None => {
+                // 9a
+                cbor::check(payload, Kind::Certificate.size_limit(), false)?;
+                // 9b
+                RawClaims::read(payload).map_err(|b| b.into_failure(Code::ClaimsInvalid))?
+            }
+        };
         // 9c
         let id = Identifier::parse(raw.id)
             .map_err(|e| Failure::new(Code::IdentifierInvalid, e.to_string()))?;
@@ -198,6 +205,7 @@ impl Claims {
 }
 
 /// The claims with only their CBOR types checked (step 9b).
+#[derive(Debug, PartialEq, Eq)]
 struct RawClaims<'a> {
     iss: &'a str,
     exp: Option<u64>,
@@ -267,6 +275,72 @@ impl<'a> RawClaims<'a> {
         })
     }
 
+    /// [`RawClaims::read`] and the strict CBOR check before it, in one pass ([`Strict`]), for
+    /// claims whose keys come in the encoder's order: `None` for anything these two would refuse
+    /// (and perhaps for more, which the caller then reads the long way).
+    fn read_strict(payload: &'a [u8]) -> Option<RawClaims<'a>> {
+        // Within the limit, no length or count that fits can exceed it (see `Strict`).
+        if payload.len() as u64 > Kind::Certificate.size_limit() {
+            return None;
+        }
+        let mut s = Strict::new(payload);
+        let mut f = StrictMap::open(&mut s)?;
+        let iss = f.value(Key::Int(ISS))?.text()?;
+        let exp = f.optional(Key::Int(EXP), Strict::uint)?;
+        let nbf = f.value(Key::Int(NBF))?.uint()?;
+        let iat = f.value(Key::Int(IAT))?.uint()?;
+        let status = {
+            let mut status = StrictMap::open(f.value(Key::Int(STATUS))?)?;
+            let mut list = StrictMap::open(status.value(Key::Text("status_list"))?)?;
+            let idx = list.value(Key::Text("idx"))?.uint()?;
+            let uri = list.value(Key::Text("uri"))?.text()?;
+            list.done()?;
+            status.done()?;
+            (idx, uri)
+        };
+        if f.value(Key::Text("v"))?.uint()? != VERSION {
+            return None;
+        }
+        let an = f.value(Key::Text("an"))?.text()?;
+        let id = f.value(Key::Text("id"))?.text()?;
+        let pd = f.optional(Key::Text("pd"), Strict::uint)?;
+        let rc = f.value(Key::Text("rc"))?.text()?;
+        let sd = {
+            let s = f.value(Key::Text("sd"))?;
+            let count = s.array()?;
+            let mut sd = Vec::with_capacity(count.min(MAX_DISCLOSURES as u64) as usize);
+            for _ in 0..count {
+                sd.push(s.bytes()?);
+            }
+            sd
+        };
+        let tn = f.value(Key::Text("tn"))?.text()?;
+        let lvl = f.value(Key::Text("lvl"))?.text()?;
+        let prev = f.optional(Key::Text("prev"), |s| {
+            let mut prev = StrictMap::open(s)?;
+            let id = prev.value(Key::Text("id"))?.text()?;
+            let op = prev.value(Key::Text("op"))?.uint()?;
+            prev.done()?;
+            Some((id, op))
+        })?;
+        f.done()?;
+        s.at_end().then_some(RawClaims {
+            iss,
+            exp,
+            nbf,
+            iat,
+            id,
+            tn,
+            an,
+            rc,
+            lvl,
+            pd,
+            prev,
+            sd,
+            status,
+        })
+    }
+
     fn finish(
         self,
         id: Identifier,
@@ -296,7 +370,7 @@ impl<'a> RawClaims<'a> {
         let (index, list_uri) = self.status;
         let status_index = u32::try_from(index)
             .map_err(|_| Bad::new(format!("status index {index} beyond 2^32 - 1")))?;
-        if list_uri != status_list::uri(&region) {
+        if !status_list::is_uri_of(list_uri, &region) {
             return Err(Bad::new(format!(
                 "status list {list_uri:?} is not the one of region {region}"
             )));
@@ -319,5 +393,128 @@ impl<'a> RawClaims<'a> {
         };
         claims.check_values()?;
         Ok(claims)
+    }
+}
+
+/// The entries of one map read with [`Strict`], taken in the order the encoder writes keys: a key
+/// out of that order, unknown or repeated is not found, and [`StrictMap::done`] then fails.
+struct StrictMap<'s, 'a> {
+    s: &'s mut Strict<'a>,
+    left: u64,
+}
+
+impl<'s, 'a> StrictMap<'s, 'a> {
+    fn open(s: &'s mut Strict<'a>) -> Option<StrictMap<'s, 'a>> {
+        let left = s.map()?;
+        Some(StrictMap { s, left })
+    }
+
+    /// The cursor at the value of `key` if `key` is the next entry's.
+    fn value(&mut self, key: Key<'_>) -> Option<&mut Strict<'a>> {
+        (self.left > 0 && self.s.key(key)).then(|| {
+            self.left -= 1;
+            &mut *self.s
+        })
+    }
+
+    /// `Some(None)` if the next entry is not `key`'s; `None` if it is and `read` refuses it.
+    fn optional<T>(
+        &mut self,
+        key: Key<'_>,
+        read: impl FnOnce(&mut Strict<'a>) -> Option<T>,
+    ) -> Option<Option<T>> {
+        match self.value(key) {
+            Some(s) => read(s).map(Some),
+            None => Some(None),
+        }
+    }
+
+    /// Whether every entry was taken.
+    fn done(self) -> Option<()> {
+        (self.left == 0).then_some(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::{SeededSalts, TestFederation};
+    use proptest::prelude::*;
+
+    /// The long way: the strict check, then the reader by name.
+    fn read_checked(payload: &[u8]) -> Option<RawClaims<'_>> {
+        cbor::check(payload, Kind::Certificate.size_limit(), false).ok()?;
+        RawClaims::read(payload).ok()
+    }
+
+    /// Payloads of claims with and without each optional claim (expiry, promise, predecessor).
+    fn payloads() -> Result<Vec<Vec<u8>>, Box<dyn std::error::Error>> {
+        let f = TestFederation::standard()?;
+        let issue = |serial: &str| -> Result<Claims, Box<dyn std::error::Error>> {
+            let draft = f.draft(f.amr(), serial)?;
+            let issued = crate::cert::issue(
+                &draft,
+                &f.amr().info,
+                &f.amr().key,
+                &mut SeededSalts::new(serial),
+            )?;
+            Ok(issued.claims)
+        };
+        let base = issue("2026000001")?;
+        let earlier = issue("2026000002")?;
+        let mut payloads = Vec::new();
+        for variant in 0..8u8 {
+            let mut claims = base.clone();
+            claims.valid_until = (variant & 1 != 0)
+                .then(|| Time::new(claims.valid_from.seconds() + 86_400))
+                .flatten();
+            claims.promise_deadline = (variant & 2 != 0)
+                .then(|| Time::new(claims.issued.seconds() + 3_600))
+                .flatten();
+            claims.predecessor = (variant & 4 != 0).then(|| Predecessor {
+                id: earlier.id.clone(),
+                how: Succession::Change,
+            });
+            payloads.push(claims.payload()?);
+        }
+        Ok(payloads)
+    }
+
+    #[test]
+    fn the_one_pass_read_takes_every_shape_an_issuer_writes()
+    -> Result<(), Box<dyn std::error::Error>> {
+        for payload in payloads()? {
+            let strict = RawClaims::read_strict(&payload);
+            assert!(strict.is_some());
+            assert_eq!(strict, read_checked(&payload));
+        }
+        Ok(())
+    }
+
+    proptest! {
+        /// Whatever the one-pass read accepts, the strict check and the reader by name accept
+        /// and read alike: it may refuse more (then the long way decides), never less.
+        #[test]
+        fn the_one_pass_read_never_accepts_what_the_long_way_refuses(
+            which in 0..8usize,
+            at in any::<usize>(),
+            byte in any::<u8>(),
+            how in 0..4u8,
+        ) {
+            let payloads = payloads().map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let mut b = payloads[which].clone();
+            let at = at % (b.len() + 1);
+            match how {
+                0 if at < b.len() => b[at] = byte,
+                1 => b.insert(at, byte),
+                2 if at < b.len() => {
+                    b.remove(at);
+                }
+                _ => b.truncate(at),
+            }
+            if let Some(strict) = RawClaims::read_strict(&b) {
+                prop_assert_eq!(Some(strict), read_checked(&b));
+            }
+        }
     }
 }

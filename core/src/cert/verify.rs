@@ -3,7 +3,7 @@
 use crate::cert::claims::Claims;
 use crate::cert::disclosure::{self, Disclosure, FieldName, FieldValue, FieldValueRef};
 use crate::codes::{Code, Failure};
-use crate::envelope::{Envelope, Kind};
+use crate::envelope::{Envelope, Kind, MAX_DISCLOSURES};
 use crate::keys::KeyId;
 use crate::status::{ListStatus, State};
 use crate::trust::{ListLookup, Lookup, SealEntry, StatusLists, StatusTable, TrustStore};
@@ -324,7 +324,9 @@ fn check_disclosures<'a>(
     envelope: &Envelope<'a>,
     claims: &Claims,
 ) -> Result<Vec<(&'a str, FieldValueRef<'a>)>, Failure> {
-    let mut digests: Vec<[u8; 32]> = Vec::with_capacity(envelope.disclosures.len());
+    // Which committed digests were opened, by their place in the sorted `sd` (at most 256): a
+    // digest opened twice is found at the same place twice.
+    let mut seen = [0u64; MAX_DISCLOSURES.div_ceil(64)];
     let mut opened: Vec<(&str, FieldValueRef<'_>)> = Vec::with_capacity(envelope.disclosures.len());
     for (i, bytes) in envelope.disclosures.iter().enumerate() {
         let (name, value) = Disclosure::read_borrowed(bytes).map_err(|mut f| {
@@ -332,19 +334,24 @@ fn check_disclosures<'a>(
             f
         })?;
         let digest = disclosure::digest(envelope.suite, bytes);
-        if claims.digests.binary_search(&digest).is_err() {
+        let Ok(at) = claims.digests.binary_search(&digest) else {
             return Err(Failure::new(
                 Code::DisclosureMismatch,
                 format!("disclosure {i} ({name}) is not committed"),
             ));
-        }
-        if digests.contains(&digest) || opened.iter().any(|(n, _)| *n == name) {
+        };
+        // `at` < 256: claims commit at most 256 digests (step 9e).
+        let (word, bit) = (at / 64, 1u64 << (at % 64));
+        let repeated = seen.get(word).is_none_or(|w| w & bit != 0);
+        if repeated || opened.iter().any(|(n, _)| *n == name) {
             return Err(Failure::new(
                 Code::DisclosureDuplicate,
                 format!("disclosure {i} ({name}) repeats an earlier one"),
             ));
         }
-        digests.push(digest);
+        if let Some(w) = seen.get_mut(word) {
+            *w |= bit;
+        }
         opened.push((name, value));
     }
     Ok(opened)

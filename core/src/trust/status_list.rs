@@ -41,7 +41,15 @@ pub const MAX_ENTRIES: u64 = MAX_UNPACKED * 2;
 /// The URI that names `region`'s status list, in its list's `sub` and in every certificate's
 /// `status` claim.
 pub fn uri(region: &RegionCode) -> String {
-    format!("urn:tongban:status:{region}")
+    format!("{URI_PREFIX}{region}")
+}
+
+const URI_PREFIX: &str = "urn:tongban:status:";
+
+/// Whether `text` is [`uri`]`(region)`, without building it (a verifier asks once per
+/// certificate).
+pub fn is_uri_of(text: &str, region: &RegionCode) -> bool {
+    text.strip_prefix(URI_PREFIX) == Some(region.as_str())
 }
 
 /// Packs list values as they come and compresses them on the fly: a node builds its list from
@@ -369,6 +377,22 @@ mod tests {
 
     fn parse(payload: &[u8]) -> Result<StatusList, Box<dyn std::error::Error>> {
         Ok(StatusList::from_payload(payload).map_err(|b| b.detail)?)
+    }
+
+    #[test]
+    fn a_uri_names_its_own_region_only() -> R {
+        let (a, b) = (RegionCode::parse("310000")?, RegionCode::parse("320000")?);
+        assert!(is_uri_of(&uri(&a), &a));
+        assert!(!is_uri_of(&uri(&a), &b));
+        for other in [
+            "310000",
+            "urn:tongban:status:",
+            "urn:tongban:status:3100000",
+            "urn:tongban:status:310000 ",
+        ] {
+            assert!(!is_uri_of(other, &a), "{other}");
+        }
+        Ok(())
     }
 
     fn token(list: Vec<u8>) -> Result<StatusListToken, Box<dyn std::error::Error>> {
