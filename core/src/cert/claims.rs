@@ -502,16 +502,7 @@ mod tests {
             how in 0..4u8,
         ) {
             let payloads = payloads().map_err(|e| TestCaseError::fail(e.to_string()))?;
-            let mut b = payloads[which].clone();
-            let at = at % (b.len() + 1);
-            match how {
-                0 if at < b.len() => b[at] = byte,
-                1 => b.insert(at, byte),
-                2 if at < b.len() => {
-                    b.remove(at);
-                }
-                _ => b.truncate(at),
-            }
+            let b = crate::testkit::mutate(payloads[which].clone(), at, byte, how);
             if let Some(strict) = RawClaims::read_strict(&b) {
                 prop_assert_eq!(Some(strict), read_checked(&b));
             }

@@ -371,18 +371,8 @@ mod tests {
 
         /// A written disclosure with one byte changed, inserted or removed, or cut short.
         fn mutated() -> impl Strategy<Value = Vec<u8>> {
-            (written(), any::<usize>(), any::<u8>(), 0..4u8).prop_map(|(mut b, at, byte, how)| {
-                let at = at % (b.len() + 1);
-                match how {
-                    0 if at < b.len() => b[at] = byte,
-                    1 => b.insert(at, byte),
-                    2 if at < b.len() => {
-                        b.remove(at);
-                    }
-                    _ => b.truncate(at),
-                }
-                b
-            })
+            (written(), any::<usize>(), any::<u8>(), 0..4u8)
+                .prop_map(|(b, at, byte, how)| crate::testkit::mutate(b, at, byte, how))
         }
 
         proptest! {

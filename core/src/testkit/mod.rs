@@ -428,3 +428,19 @@ pub fn status_index_of(serial: &str) -> u32 {
         })
         % 1_000_000
 }
+
+/// `bytes` with one byte changed (`how` 0), inserted (1) or removed (2) at `at` (taken modulo the
+/// length), or cut short there (3 and beyond): the mutations property tests feed a reader that
+/// must refuse, or read alike, whatever it is given.
+pub fn mutate(mut bytes: Vec<u8>, at: usize, byte: u8, how: u8) -> Vec<u8> {
+    let at = at % (bytes.len() + 1);
+    match how {
+        0 if at < bytes.len() => bytes[at] = byte,
+        1 => bytes.insert(at, byte),
+        2 if at < bytes.len() => {
+            bytes.remove(at);
+        }
+        _ => bytes.truncate(at),
+    }
+    bytes
+}
