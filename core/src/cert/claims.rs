@@ -397,7 +397,8 @@ impl<'a> RawClaims<'a> {
 }
 
 /// The entries of one map read with [`Strict`], taken in the order the encoder writes keys: a key
-/// out of that order, unknown or repeated is not found, and [`StrictMap::done`] then fails.
+/// out of that order, unknown or repeated is not the one asked for next, so the read gives up
+/// there (or at [`StrictMap::done`], if it comes after every key asked for).
 struct StrictMap<'s, 'a> {
     s: &'s mut Strict<'a>,
     left: u64,
@@ -487,6 +488,82 @@ mod tests {
             let strict = RawClaims::read_strict(&payload);
             assert!(strict.is_some());
             assert_eq!(strict, read_checked(&payload));
+        }
+        Ok(())
+    }
+
+    type R = Result<(), Box<dyn std::error::Error>>;
+
+    /// `payload` encoded again with `change` made to its top-level entries, in the order
+    /// `change` leaves them (ciborium writes a map's entries as given, heads in shortest form).
+    fn reencoded(
+        payload: &[u8],
+        change: impl FnOnce(&mut Vec<(Value, Value)>),
+    ) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+        let mut value: Value = ciborium::from_reader(payload)?;
+        let Value::Map(entries) = &mut value else {
+            return Err("not a map".into());
+        };
+        change(entries);
+        let mut out = Vec::new();
+        ciborium::into_writer(&value, &mut out)?;
+        Ok(out)
+    }
+
+    /// encoding.md §1: a verifier must not require any key order. The one pass gives up on
+    /// claims in another order; the long way reads them as it always did.
+    #[test]
+    fn claims_in_another_key_order_decode_alike() -> R {
+        for payload in payloads()? {
+            let reordered = reencoded(&payload, |entries| entries.reverse())?;
+            assert_ne!(reordered, payload);
+            assert_eq!(RawClaims::read_strict(&reordered), None);
+            assert!(Claims::decode(&payload).is_ok());
+            assert_eq!(Claims::decode(&reordered), Claims::decode(&payload));
+        }
+        Ok(())
+    }
+
+    /// What the one pass gives up on gets the long way's code.
+    #[test]
+    fn claims_the_one_pass_refuses_get_the_long_ways_code() -> R {
+        let payload = payloads()?.swap_remove(0);
+        let text = |t: &str| Value::Text(t.into());
+        let int = |i: i64| Value::Integer(i.into());
+        let mut cases = vec![
+            // A version this build does not read.
+            (
+                reencoded(&payload, |entries| {
+                    for (key, value) in entries.iter_mut() {
+                        if *key == text("v") {
+                            *value = int(3);
+                        }
+                    }
+                })?,
+                Code::ClaimsInvalid,
+            ),
+            // An unknown claim after the last known one.
+            (
+                reencoded(&payload, |entries| entries.push((text("zz"), int(1))))?,
+                Code::ClaimsInvalid,
+            ),
+            // An expiry that is a negative integer (these claims have none).
+            (
+                reencoded(&payload, |entries| entries.insert(1, (int(EXP), int(-1))))?,
+                Code::ClaimsInvalid,
+            ),
+        ];
+        // The map's count one short of its entries: the last entry is bytes after the map.
+        let mut short = payload.clone();
+        assert!(
+            matches!(short[0], 0xa1..=0xb7),
+            "a map of fewer than 24 entries"
+        );
+        short[0] -= 1;
+        cases.push((short, Code::CborTrailingBytes));
+        for (bytes, code) in cases {
+            assert_eq!(RawClaims::read_strict(&bytes), None);
+            assert_eq!(Claims::decode(&bytes).err().map(|f| f.code), Some(code));
         }
         Ok(())
     }

@@ -317,9 +317,10 @@ impl<A: StatusSource + ?Sized, B: StatusSource + ?Sized> StatusSource for Layere
     }
 }
 
-/// Step 10. At most 256 disclosures travel with a certificate, so earlier ones are looked up by
-/// scanning: cheaper than hashing for the handful a certificate usually carries. Returns the
-/// opened fields, borrowed from the received bytes.
+/// Step 10. A repeated digest is found by its place in the claims' sorted digests; a repeated name
+/// by scanning the names opened before (at most 256 disclosures travel with a certificate, and
+/// scanning is cheaper than hashing for the handful it usually carries). Returns the opened
+/// fields, borrowed from the received bytes.
 fn check_disclosures<'a>(
     envelope: &Envelope<'a>,
     claims: &Claims,

@@ -303,9 +303,10 @@ impl Input for Stream {
     }
 }
 
-/// The bytes between the quotes of a line that is one JSON string literal and JSON white space
-/// around it, if the literal has no escape: what base64 that decodes is made of (no quote,
-/// backslash, control or non-ASCII byte can be base64).
+/// The bytes between the first and last quote of a line that, but for JSON white space around it,
+/// starts and ends with one; nothing between them is checked. If they decode as base64 they hold
+/// no quote, backslash, control or non-ASCII byte, so the line is one JSON string literal without
+/// escapes and they are its value.
 fn plain_string(line: &[u8]) -> Option<&[u8]> {
     let json_space = |b: &u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
     let start = line.iter().position(|b| !json_space(b))?;
