@@ -4,7 +4,7 @@
 'use strict';
 
 // web/build.sh writes the digest of the page's files here, so a new build replaces the cache.
-const VERSION = '3a65350560d9a693';
+const VERSION = 'fbadeba99fa7ee4d';
 const CACHE = `tongban-page-${VERSION}`;
 const FILES = ['./', 'index.html', 'app.js', 'style.css', 'jsQR.js', 'tongban_web.wasm',
   'manifest.webmanifest', 'icon.svg'];
