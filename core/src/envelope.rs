@@ -2,7 +2,7 @@
 
 use coset::{CoseSign1Builder, HeaderBuilder, TaggedCborSerializable, iana};
 
-use crate::cbor::{self, Key, Reader, TAG_COSE_SIGN1};
+use crate::cbor::{self, Key, Reader, Strict, TAG_COSE_SIGN1};
 use crate::codes::{Code, Failure};
 use crate::keys::{KeyId, PublicKey, SecretKey};
 use crate::suite::Suite;
@@ -79,7 +79,7 @@ impl Kind {
 
 /// A structurally valid envelope (verification steps 1–6), borrowed from the received bytes.
 /// Its signature is not checked yet: see [`Envelope::verify`].
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Envelope<'a> {
     pub kind: Kind,
     /// The protected header exactly as received: what the signature covers.
@@ -104,6 +104,59 @@ impl<'a> Envelope<'a> {
                 format!("{} bytes; the limit is {limit}", input.len()),
             ));
         }
+        // Nearly every envelope a verifier meets is as an issuer writes it, and one strict pass
+        // reads it; anything else is read again the long way, which names the rule broken.
+        match Envelope::read_strict(input, kind) {
+            Some(envelope) => Ok(envelope),
+            None => Envelope::read_checked(input, kind),
+        }
+    }
+
+    /// Steps 1–6 in one pass for the envelope an issuer writes: tag 18, `[protected, unprotected,
+    /// payload, signature]`, protected `{1: alg, 4: kid, 16: typ}` in that order, and the
+    /// unprotected header empty or (certificates) `{-65537: [disclosures]}`. `None` for anything
+    /// else, whether [`Envelope::read_checked`] would refuse it or not; where this answers, that
+    /// answers the same.
+    fn read_strict(input: &'a [u8], kind: Kind) -> Option<Envelope<'a>> {
+        // Tag 18 in its shortest head; `Strict` reads no tags. The caller checked the size, so
+        // no length or count that fits can exceed the limit (see `Strict`).
+        let mut s = Strict::new(input.strip_prefix(&[0xd2])?);
+        if s.array()? != 4 {
+            return None;
+        }
+        let protected = s.bytes()?;
+        let disclosures = match s.map()? {
+            0 => Vec::new(),
+            1 if kind == Kind::Certificate && s.int()? == LABEL_DISCLOSURES => {
+                let count = usize::try_from(s.array()?).ok()?;
+                if !(1..=MAX_DISCLOSURES).contains(&count) {
+                    return None;
+                }
+                (0..count).map(|_| s.bytes()).collect::<Option<Vec<_>>>()?
+            }
+            _ => return None,
+        };
+        let payload = s.bytes()?;
+        let signature = <[u8; 64]>::try_from(s.bytes()?).ok()?;
+        if !s.at_end() {
+            return None;
+        }
+        let (suite, kid) = read_protected_strict(protected, kind)?;
+        Some(Envelope {
+            kind,
+            protected,
+            kid,
+            suite,
+            payload,
+            signature,
+            disclosures,
+        })
+    }
+
+    /// Steps 1–6 as the rules' order puts them: the strict CBOR check of the whole, then each
+    /// part's shape, each refusal with its own code.
+    fn read_checked(input: &'a [u8], kind: Kind) -> Result<Envelope<'a>, Failure> {
+        let limit = kind.size_limit();
         cbor::check(input, limit, true)?;
         let mut reader = Reader::new(input);
         if reader.tag() != Some(TAG_COSE_SIGN1) {
@@ -200,6 +253,24 @@ pub fn write_sig_structure(out: &mut Vec<u8>, protected: &[u8], payload: &[u8]) 
     cbor::write_bytes(out, protected);
     out.push(0x40);
     cbor::write_bytes(out, payload);
+}
+
+/// The protected header as [`seal`] writes it, `{1: alg, 4: kid, 16: typ}` in that order, read in
+/// one pass; `None` for anything else.
+fn read_protected_strict(protected: &[u8], kind: Kind) -> Option<(Suite, KeyId)> {
+    let mut s = Strict::new(protected);
+    if s.map()? != 3 || !s.key(Key::Int(LABEL_ALG)) {
+        return None;
+    }
+    let suite = Suite::from_cose_alg(s.int()?)?;
+    if !s.key(Key::Int(LABEL_KID)) {
+        return None;
+    }
+    let kid = KeyId::from_slice(s.bytes()?)?;
+    if !s.key(Key::Int(LABEL_TYP)) || s.text()? != kind.typ() || !s.at_end() {
+        return None;
+    }
+    Some((suite, kid))
 }
 
 fn read_protected(protected: &[u8], kind: Kind) -> Result<(Suite, KeyId), Failure> {
@@ -439,6 +510,69 @@ mod tests {
         let failure = Envelope::open(&other, Kind::Seal).err();
         assert_eq!(failure.map(|f| f.code), Some(Code::AlgUnsupported));
         Ok(())
+    }
+
+    /// The one-pass read answers only where the long way accepts, and then the same; and it
+    /// reads every envelope `seal` writes.
+    mod strict_read {
+        use super::*;
+        use proptest::prelude::*;
+
+        const KINDS: [Kind; 3] = [Kind::Certificate, Kind::Seal, Kind::StatusList];
+
+        fn sealed() -> impl Strategy<Value = (Vec<u8>, Kind)> {
+            (
+                any::<bool>(),
+                0..KINDS.len(),
+                proptest::collection::vec(any::<u8>(), 0..40),
+                proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..30), 0..4),
+            )
+                .prop_map(|(sm2, kind, text, disclosures)| {
+                    let kind = KINDS[kind];
+                    let suite = if sm2 { Suite::Sm2 } else { Suite::Ed25519 };
+                    let signer = SecretKey::from_suite_seed(suite, &[5u8; 32])
+                        .unwrap_or_else(|e| panic!("{e}"));
+                    let payload = encode(&Value::Map(vec![(
+                        Value::Text("b".into()),
+                        Value::Bytes(text),
+                    )]))
+                    .unwrap_or_else(|e| panic!("{e}"));
+                    let disclosures = if kind == Kind::Certificate {
+                        disclosures
+                    } else {
+                        Vec::new()
+                    };
+                    let bytes = seal(kind, &signer, payload, &disclosures)
+                        .unwrap_or_else(|e| panic!("{e}"));
+                    (bytes, kind)
+                })
+        }
+
+        proptest! {
+            #[test]
+            fn reads_what_seal_wrote((bytes, kind) in sealed()) {
+                let strict = Envelope::read_strict(&bytes, kind);
+                prop_assert!(strict.is_some());
+                prop_assert_eq!(strict, Envelope::read_checked(&bytes, kind).ok());
+            }
+
+            #[test]
+            fn never_accepts_what_the_long_way_refuses(
+                (bytes, kind) in sealed(),
+                at in any::<usize>(),
+                byte in any::<u8>(),
+                how in 0..4u8,
+                other in 0..KINDS.len(),
+            ) {
+                let bytes = crate::testkit::mutate(bytes, at, byte, how);
+                // Read as its own kind and as another.
+                for kind in [kind, KINDS[other]] {
+                    if let Some(strict) = Envelope::read_strict(&bytes, kind) {
+                        prop_assert_eq!(Ok(strict), Envelope::read_checked(&bytes, kind));
+                    }
+                }
+            }
+        }
     }
 
     #[test]
