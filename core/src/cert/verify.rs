@@ -333,7 +333,7 @@ fn check_disclosures<'a>(
             f
         })?;
         let digest = disclosure::digest(envelope.suite, bytes);
-        if claims.digests.binary_search(&digest).is_err() {
+        if !claims.commits(&digest) {
             return Err(Failure::new(
                 Code::DisclosureMismatch,
                 format!("disclosure {i} ({name}) is not committed"),
@@ -461,7 +461,7 @@ pub fn inspect(bytes: &[u8]) -> Result<Inspection, Failure> {
         .map(|bytes| {
             let opened = Disclosure::open(envelope.suite, bytes);
             let committed = match (&opened, &claims) {
-                (Ok(d), Ok(c)) => c.digests.binary_search(&d.digest).is_ok(),
+                (Ok(d), Ok(c)) => c.commits(&d.digest),
                 _ => false,
             };
             (opened, committed)
