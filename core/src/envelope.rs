@@ -575,6 +575,35 @@ mod tests {
         }
     }
 
+    /// Shapes one byte away from what `seal` writes that mutations rarely reach: the fast path
+    /// leaves them to the long way, which refuses them with its own codes.
+    #[test]
+    fn near_misses_go_the_long_way() -> Result<(), Box<dyn std::error::Error>> {
+        let bytes = seal(Kind::Seal, &key(), payload(), &[])?;
+        // The empty unprotected header (the byte after the protected header's bytes).
+        let unprotected = 2 + 2 + usize::from(bytes[3]);
+        assert_eq!(bytes[unprotected], 0xa0);
+        // A seal carrying disclosures {-65537: [h'']}: only certificates may.
+        let mut disclosing = bytes.clone();
+        disclosing.splice(
+            unprotected..=unprotected,
+            [0xa1, 0x3a, 0x00, 0x01, 0x00, 0x00, 0x81, 0x40],
+        );
+        // A protected header with a byte after its map.
+        let mut trailing = bytes.clone();
+        trailing.insert(unprotected, 0x00);
+        trailing[3] += 1;
+        for (bytes, code) in [
+            (disclosing, Code::HeaderInvalid),
+            (trailing, Code::CborTrailingBytes),
+        ] {
+            assert_eq!(Envelope::read_strict(&bytes, Kind::Seal), None);
+            let failure = Envelope::open(&bytes, Kind::Seal).err();
+            assert_eq!(failure.map(|f| f.code), Some(code));
+        }
+        Ok(())
+    }
+
     #[test]
     fn disclosures_only_on_certificates() {
         let refused = seal(Kind::Seal, &key(), payload(), &[vec![0x80]]);
