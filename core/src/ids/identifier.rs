@@ -5,6 +5,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use arrayvec::ArrayString;
+
 use super::IdError;
 use super::region::RegionCode;
 use super::uscc::Uscc;
@@ -104,7 +106,8 @@ fn validate_version(version: &str) -> Result<(), IdError> {
 /// type, followed by a three-digit number it assigned.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
 pub struct TypeCode {
-    code: String,
+    /// Held inline, as the USCC is.
+    code: ArrayString<TYPE_LEN>,
     authority: Uscc,
 }
 
@@ -121,14 +124,13 @@ impl TypeCode {
         if !number.bytes().all(|b| b.is_ascii_digit()) {
             return Err(IdError::Identifier("type code must end in 3 digits"));
         }
-        Ok(Self {
-            code: s.to_owned(),
-            authority,
-        })
+        let code = ArrayString::from(s)
+            .map_err(|_| IdError::Identifier("type code must be 21 ASCII characters"))?;
+        Ok(Self { code, authority })
     }
 
     pub fn as_str(&self) -> &str {
-        &self.code
+        self.code.as_str()
     }
 
     /// The USCC of the authority that defined this licence type.
@@ -178,8 +180,9 @@ pub struct Identifier {
     text: String,
     type_code: TypeCode,
     issuer: IssuerCode,
-    serial: String,
-    version: String,
+    /// Held inline, as the codes are: the text is the identifier's one allocation.
+    serial: ArrayString<SERIAL_MAX>,
+    version: ArrayString<VERSION_LEN>,
     check: char,
 }
 
@@ -195,6 +198,11 @@ impl std::borrow::Borrow<str> for Identifier {
     fn borrow(&self) -> &str {
         &self.text
     }
+}
+
+/// A part already validated to fit.
+fn inline<const N: usize>(part: &str) -> Result<ArrayString<N>, IdError> {
+    ArrayString::from(part).map_err(|_| IdError::Identifier("part longer than its limit"))
 }
 
 fn compute_check(
@@ -230,8 +238,8 @@ impl Identifier {
             text,
             type_code,
             issuer,
-            serial: serial.to_owned(),
-            version: version.to_owned(),
+            serial: inline(serial)?,
+            version: inline(version)?,
             check,
         })
     }
@@ -281,8 +289,8 @@ impl Identifier {
             text: s.to_owned(),
             type_code,
             issuer,
-            serial: serial.to_owned(),
-            version: version.to_owned(),
+            serial: inline(serial)?,
+            version: inline(version)?,
             check,
         })
     }
@@ -300,11 +308,11 @@ impl Identifier {
     }
 
     pub fn serial(&self) -> &str {
-        &self.serial
+        self.serial.as_str()
     }
 
     pub fn version(&self) -> &str {
-        &self.version
+        self.version.as_str()
     }
 
     pub fn check(&self) -> char {

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use arrayvec::ArrayString;
+
 use super::IdError;
 
 /// First and last province-level prefixes (北京 11 … 澳门 82). Checking only
@@ -15,8 +17,10 @@ const PROVINCE_MAX: u8 = 82;
 ///
 /// Province-level (`340000`), prefecture-level (`341200`) and county-level
 /// codes are all accepted.
+///
+/// Held inline (compares, hashes and prints as its text).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
-pub struct RegionCode(String);
+pub struct RegionCode(ArrayString<6>);
 
 impl RegionCode {
     pub fn parse(s: &str) -> Result<Self, IdError> {
@@ -30,17 +34,19 @@ impl RegionCode {
         if !(PROVINCE_MIN..=PROVINCE_MAX).contains(&province) {
             return Err(IdError::Region("province prefix outside 11..=82"));
         }
-        Ok(Self(s.to_owned()))
+        ArrayString::from(s)
+            .map(Self)
+            .map_err(|_| IdError::Region("expected exactly 6 digits"))
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.as_str()
     }
 }
 
 impl fmt::Display for RegionCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
@@ -54,7 +60,7 @@ impl FromStr for RegionCode {
 
 impl AsRef<str> for RegionCode {
     fn as_ref(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use arrayvec::ArrayString;
+
 use super::IdError;
 
 /// The GB 32100 alphabet; a character's value is its index here. I, O, Z, S
@@ -56,8 +58,10 @@ fn check_byte(first17: &[u8]) -> Result<u8, IdError> {
 }
 
 /// A checksum-valid 18-character Unified Social Credit Code.
+///
+/// Held inline (compares, hashes and prints as its text).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
-pub struct Uscc(String);
+pub struct Uscc(ArrayString<LEN>);
 
 impl Uscc {
     /// Parses an uppercase code and verifies its check character.
@@ -69,20 +73,22 @@ impl Uscc {
         let (body, last) = bytes.split_at(LEN - 1);
         let expected = check_byte(body)?;
         match last.first() {
-            Some(&b) if b == expected => Ok(Self(s.to_owned())),
+            Some(&b) if b == expected => ArrayString::from(s)
+                .map(Self)
+                .map_err(|_| IdError::Uscc("expected exactly 18 characters")),
             Some(&b) if value(b).is_none() => Err(char_error(b)),
             _ => Err(IdError::Uscc("check character mismatch")),
         }
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.as_str()
     }
 }
 
 impl fmt::Display for Uscc {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
@@ -96,7 +102,7 @@ impl FromStr for Uscc {
 
 impl AsRef<str> for Uscc {
     fn as_ref(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
