@@ -12,8 +12,9 @@
 //! valid UTF-8, no tags, no floats or simple values but `false` and `true`. What it does not
 //! check itself is left to its caller and named on each method: the caller takes each key of a
 //! map at most once (a format's readers take them in the encoder's order, which is all the fast
-//! path is for), never nests deeper than [`MAX_DEPTH`], and ends with [`Strict::at_end`]; the input is no longer than the object's size limit, so no length or
-//! count that fits in it can exceed that limit.
+//! path is for), never nests deeper than [`MAX_DEPTH`], and ends with [`Strict::at_end`]; the
+//! input is no longer than the object's size limit, so no length or count that fits in it can
+//! exceed that limit.
 //!
 //! [`MAX_DEPTH`]: super::MAX_DEPTH
 

@@ -7,9 +7,9 @@ use std::str::FromStr;
 
 use arrayvec::ArrayString;
 
-use super::IdError;
 use super::region::RegionCode;
 use super::uscc::Uscc;
+use super::{IdError, inline};
 
 /// OID arc assigned to e-licence identifiers; anything else is a different
 /// scheme, not a variant of this one.
@@ -83,14 +83,15 @@ fn is_upper_alnum(b: u8) -> bool {
     b.is_ascii_digit() || b.is_ascii_uppercase()
 }
 
+const SERIAL_RULE: &str = "serial must be 1..=32 characters of [0-9A-Z]";
+const VERSION_RULE: &str = "version must be exactly 3 digits";
+
 fn validate_serial(serial: &str) -> Result<(), IdError> {
     let ok = (1..=SERIAL_MAX).contains(&serial.len()) && serial.bytes().all(is_upper_alnum);
     if ok {
         Ok(())
     } else {
-        Err(IdError::Identifier(
-            "serial must be 1..=32 characters of [0-9A-Z]",
-        ))
+        Err(IdError::Identifier(SERIAL_RULE))
     }
 }
 
@@ -98,7 +99,7 @@ fn validate_version(version: &str) -> Result<(), IdError> {
     if version.len() == VERSION_LEN && version.bytes().all(|b| b.is_ascii_digit()) {
         Ok(())
     } else {
-        Err(IdError::Identifier("version must be exactly 3 digits"))
+        Err(IdError::Identifier(VERSION_RULE))
     }
 }
 
@@ -124,8 +125,10 @@ impl TypeCode {
         if !number.bytes().all(|b| b.is_ascii_digit()) {
             return Err(IdError::Identifier("type code must end in 3 digits"));
         }
-        let code = ArrayString::from(s)
-            .map_err(|_| IdError::Identifier("type code must be 21 ASCII characters"))?;
+        let code = inline(
+            s,
+            IdError::Identifier("type code must be 21 ASCII characters"),
+        )?;
         Ok(Self { code, authority })
     }
 
@@ -200,11 +203,6 @@ impl std::borrow::Borrow<str> for Identifier {
     }
 }
 
-/// A part already validated to fit.
-fn inline<const N: usize>(part: &str) -> Result<ArrayString<N>, IdError> {
-    ArrayString::from(part).map_err(|_| IdError::Identifier("part longer than its limit"))
-}
-
 fn compute_check(
     type_code: &TypeCode,
     issuer: &IssuerCode,
@@ -238,8 +236,8 @@ impl Identifier {
             text,
             type_code,
             issuer,
-            serial: inline(serial)?,
-            version: inline(version)?,
+            serial: inline(serial, IdError::Identifier(SERIAL_RULE))?,
+            version: inline(version, IdError::Identifier(VERSION_RULE))?,
             check,
         })
     }
@@ -289,8 +287,8 @@ impl Identifier {
             text: s.to_owned(),
             type_code,
             issuer,
-            serial: inline(serial)?,
-            version: inline(version)?,
+            serial: inline(serial, IdError::Identifier(SERIAL_RULE))?,
+            version: inline(version, IdError::Identifier(VERSION_RULE))?,
             check,
         })
     }

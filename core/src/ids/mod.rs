@@ -16,6 +16,15 @@ pub use region::RegionCode;
 pub use resident_id::ResidentId;
 pub use uscc::Uscc;
 
+/// A validated part held inline, so that parsing one allocates nothing; `too_long` should the
+/// part not fit, which validation has already ruled out.
+fn inline<const N: usize>(
+    part: &str,
+    too_long: IdError,
+) -> Result<arrayvec::ArrayString<N>, IdError> {
+    arrayvec::ArrayString::from(part).map_err(|_| too_long)
+}
+
 /// Why an identifier was rejected.
 ///
 /// The reason is a fixed string so the error stays `Copy` and never echoes

@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use arrayvec::ArrayString;
 
-use super::IdError;
+use super::{IdError, inline};
 
 /// First and last province-level prefixes (北京 11 … 澳门 82). Checking only
 /// the range rather than a full table keeps us correct when the ministry adds
@@ -34,9 +34,7 @@ impl RegionCode {
         if !(PROVINCE_MIN..=PROVINCE_MAX).contains(&province) {
             return Err(IdError::Region("province prefix outside 11..=82"));
         }
-        ArrayString::from(s)
-            .map(Self)
-            .map_err(|_| IdError::Region("expected exactly 6 digits"))
+        inline(s, IdError::Region("expected exactly 6 digits")).map(Self)
     }
 
     pub fn as_str(&self) -> &str {

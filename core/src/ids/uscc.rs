@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use arrayvec::ArrayString;
 
-use super::IdError;
+use super::{IdError, inline};
 
 /// The GB 32100 alphabet; a character's value is its index here. I, O, Z, S
 /// and V are left out because they are easily confused with digits.
@@ -73,9 +73,9 @@ impl Uscc {
         let (body, last) = bytes.split_at(LEN - 1);
         let expected = check_byte(body)?;
         match last.first() {
-            Some(&b) if b == expected => ArrayString::from(s)
-                .map(Self)
-                .map_err(|_| IdError::Uscc("expected exactly 18 characters")),
+            Some(&b) if b == expected => {
+                inline(s, IdError::Uscc("expected exactly 18 characters")).map(Self)
+            }
             Some(&b) if value(b).is_none() => Err(char_error(b)),
             _ => Err(IdError::Uscc("check character mismatch")),
         }
