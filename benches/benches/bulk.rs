@@ -21,7 +21,7 @@ use tongban_core::bulk::equation::{Equation, Term};
 use tongban_core::bulk::{
     CompactStatus, Config, DigestCache, FastVerifier, PreparedSeal, Scratch, pipeline,
 };
-use tongban_core::envelope::{Envelope, Kind};
+use tongban_core::envelope::{Envelope, Kind, SigStructure};
 use tongban_core::keys::KeyId;
 use tongban_core::suite::Suite;
 use tongban_core::testkit::NOW;
@@ -41,9 +41,11 @@ fn must<T, E: std::fmt::Display>(result: Result<T, E>) -> T {
     result.unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Pre-decoded signatures for (a): messages, signatures and decompressed keys.
+/// Pre-decoded signatures for (a): messages (whole for `verify_batch`, in pieces for our
+/// equation, as the bulk path hashes them), signatures and decompressed keys.
 struct Decoded<'a> {
     messages: Vec<Vec<u8>>,
+    structures: Vec<SigStructure<'a>>,
     signatures: Vec<Signature>,
     keys: Vec<VerifyingKey>,
     signature_bytes: Vec<[u8; 64]>,
@@ -56,7 +58,7 @@ fn raw_equation(decoded: &Decoded<'_>, range: std::ops::Range<usize>, batch: usi
     let terms: Vec<Term<'_>> = range
         .map(|i| {
             Term::of_seal(
-                &decoded.messages[i],
+                decoded.structures[i],
                 &decoded.signature_bytes[i],
                 decoded.seals[i],
             )
@@ -113,6 +115,7 @@ fn bench(c: &mut Criterion) {
     let batch = config.batch_size;
     let mut decoded = Decoded {
         messages: Vec::new(),
+        structures: Vec::new(),
         signatures: Vec::new(),
         keys: Vec::new(),
         signature_bytes: Vec::new(),
@@ -125,6 +128,7 @@ fn bench(c: &mut Criterion) {
             .get(&envelope.kid)
             .unwrap_or_else(|| panic!("seal"));
         decoded.messages.push(envelope.signed_bytes());
+        decoded.structures.push(envelope.sig_structure());
         decoded
             .signatures
             .push(Signature::from_bytes(&envelope.signature));

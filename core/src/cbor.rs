@@ -4,6 +4,7 @@
 //! which rule an input broke; the spec needs both the strictness and a deterministic first error, so
 //! the verify path reads bytes here. Encoding uses ciborium and coset.
 
+use arrayvec::ArrayVec;
 use std::collections::BTreeSet;
 
 mod strict;
@@ -434,23 +435,29 @@ impl<'a> Reader<'a> {
 
 /// Appends a shortest-form head.
 pub fn write_head(out: &mut Vec<u8>, major: u8, arg: u64) {
-    let major = major << 5;
-    match arg {
-        0..=23 => out.push(major | arg as u8),
-        24..=0xff => out.extend_from_slice(&[major | 24, arg as u8]),
-        0x100..=0xffff => {
-            out.push(major | 25);
-            out.extend_from_slice(&(arg as u16).to_be_bytes());
-        }
-        0x1_0000..=0xffff_ffff => {
-            out.push(major | 26);
-            out.extend_from_slice(&(arg as u32).to_be_bytes());
-        }
-        _ => {
-            out.push(major | 27);
-            out.extend_from_slice(&arg.to_be_bytes());
-        }
-    }
+    out.extend_from_slice(&encode_head(major, arg));
+}
+
+/// The shortest-form head of a byte string of `len` bytes, on its own: for a hash that takes an
+/// item in pieces.
+pub fn bytes_head(len: usize) -> ArrayVec<u8, 9> {
+    encode_head(MAJOR_BYTES, len as u64)
+}
+
+fn encode_head(major: u8, arg: u64) -> ArrayVec<u8, 9> {
+    let (info, width) = match arg {
+        0..=23 => (arg as u8, 0),
+        24..=0xff => (24, 1),
+        0x100..=0xffff => (25, 2),
+        0x1_0000..=0xffff_ffff => (26, 4),
+        _ => (27, 8),
+    };
+    let mut bytes = [0u8; 9];
+    bytes[0] = major << 5 | info;
+    bytes[1..=width].copy_from_slice(&arg.to_be_bytes()[8 - width..]);
+    let mut head = ArrayVec::from(bytes);
+    head.truncate(1 + width);
+    head
 }
 
 /// Appends a byte string.

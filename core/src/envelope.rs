@@ -4,7 +4,7 @@ use coset::{CoseSign1Builder, HeaderBuilder, TaggedCborSerializable, iana};
 
 use crate::cbor::{self, Key, Reader, Strict, TAG_COSE_SIGN1};
 use crate::codes::{Code, Failure};
-use crate::keys::{KeyId, PublicKey, SecretKey};
+use crate::keys::{KeyId, Message, PublicKey, SecretKey};
 use crate::suite::Suite;
 
 /// COSE header label of the algorithm, key id and object type (RFC 9052, RFC 9596).
@@ -222,7 +222,15 @@ impl<'a> Envelope<'a> {
 
     /// The message the signature covers.
     pub fn signed_bytes(&self) -> Vec<u8> {
-        sig_structure(self.protected, self.payload)
+        self.sig_structure().to_vec()
+    }
+
+    /// The message the signature covers, in pieces.
+    pub fn sig_structure(&self) -> SigStructure<'a> {
+        SigStructure {
+            protected: self.protected,
+            payload: self.payload,
+        }
     }
 
     /// The suite's hash (BLAKE3 or SM3) of the bare envelope (empty unprotected header): the
@@ -240,19 +248,36 @@ impl<'a> Envelope<'a> {
 
 /// `["Signature1", protected, h'', payload]`, encoded with shortest heads (RFC 9052 §4.4).
 pub fn sig_structure(protected: &[u8], payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(protected.len() + payload.len() + 24);
-    write_sig_structure(&mut out, protected, payload);
-    out
+    SigStructure { protected, payload }.to_vec()
 }
 
-/// Appends the Sig_structure to `out`: the bulk verifier builds a batch's messages in one buffer.
-pub fn write_sig_structure(out: &mut Vec<u8>, protected: &[u8], payload: &[u8]) {
-    out.push(0x84);
-    out.push(0x6a);
-    out.extend_from_slice(b"Signature1");
-    cbor::write_bytes(out, protected);
-    out.push(0x40);
-    cbor::write_bytes(out, payload);
+/// The Sig_structure `["Signature1", protected, h'', payload]` with shortest heads (RFC 9052
+/// §4.4), held as its two variable parts: a hash takes it in pieces, so the bulk verifier never
+/// copies a batch's messages (about a certificate's size each) into a buffer of their own.
+#[derive(Clone, Copy, Debug)]
+pub struct SigStructure<'a> {
+    pub protected: &'a [u8],
+    pub payload: &'a [u8],
+}
+
+impl SigStructure<'_> {
+    /// The encoding in one buffer.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.protected.len() + self.payload.len() + 24);
+        self.feed(|piece| out.extend_from_slice(piece));
+        out
+    }
+}
+
+impl Message for SigStructure<'_> {
+    fn feed(&self, mut take: impl FnMut(&[u8])) {
+        take(b"\x84\x6aSignature1");
+        take(&cbor::bytes_head(self.protected.len()));
+        take(self.protected);
+        take(&[0x40]);
+        take(&cbor::bytes_head(self.payload.len()));
+        take(self.payload);
+    }
 }
 
 /// The protected header as [`seal`] writes it, `{1: alg, 4: kid, 16: typ}` in that order, read in
@@ -426,6 +451,34 @@ mod tests {
 
     fn key() -> SecretKey {
         SecretKey::from_seed(&[3u8; 32]).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn sig_structure_in_pieces_is_the_rfc_9052_encoding() {
+        // Lengths on both sides of every head width a protected header or payload can take.
+        let lengths = [0, 1, 23, 24, 255, 256, 65_535, 65_536];
+        for protected in lengths {
+            for payload in lengths {
+                let protected = vec![0xa5; protected];
+                let payload = vec![0x5a; payload];
+                let expected = encode(&Value::Array(vec![
+                    Value::Text("Signature1".into()),
+                    Value::Bytes(protected.clone()),
+                    Value::Bytes(Vec::new()),
+                    Value::Bytes(payload.clone()),
+                ]))
+                .unwrap_or_else(|e| panic!("{e}"));
+                let pieces = SigStructure {
+                    protected: &protected,
+                    payload: &payload,
+                };
+                assert_eq!(pieces.to_vec(), expected);
+                let mut fed = Vec::new();
+                pieces.feed(|piece| fed.extend_from_slice(piece));
+                assert_eq!(fed, expected);
+                assert_eq!(sig_structure(&protected, &payload), expected);
+            }
+        }
     }
 
     fn payload() -> Vec<u8> {

@@ -6,6 +6,18 @@ use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 
 use crate::suite::Suite;
 
+/// Bytes a signature covers, as a hash takes them: in pieces, in order.
+pub trait Message {
+    /// Gives the bytes to `take`.
+    fn feed(&self, take: impl FnMut(&[u8]));
+}
+
+impl Message for [u8] {
+    fn feed(&self, mut take: impl FnMut(&[u8])) {
+        take(self);
+    }
+}
+
 /// Hash context for key ids; never change it: every kid in every bundle depends on it.
 const KID_CONTEXT: &str = "tongban v1 key id";
 

@@ -24,6 +24,8 @@ use sm2::elliptic_curve::{BatchNormalize, PrimeField};
 use sm2::{AffinePoint, FieldBytes, ProjectivePoint, Scalar, U256};
 use sm3::{Digest, Sm3};
 
+use crate::keys::Message;
+
 /// The generator's window width.
 const GENERATOR_WIDTH: usize = 8;
 /// A key's window width.
@@ -207,7 +209,11 @@ impl Prepared {
     }
 
     /// Steps 1–5 up to the sum; `None`: refused before it (r or s out of range, t = 0).
-    pub(crate) fn start(&self, message: &[u8], signature: &[u8; 64]) -> Option<Started> {
+    pub(crate) fn start(
+        &self,
+        message: &(impl Message + ?Sized),
+        signature: &[u8; 64],
+    ) -> Option<Started> {
         let scalar = |bytes: &[u8]| {
             let repr = FieldBytes::clone_from_slice(bytes);
             Option::<Scalar>::from(Scalar::from_repr(repr)).filter(|k| !bool::from(k.is_zero()))
@@ -216,11 +222,10 @@ impl Prepared {
         let r = scalar(&signature[..32])?;
         let s = scalar(&signature[32..])?;
         // 2, 3: e = SM3(Z_A ‖ M).
-        let digest: [u8; 32] = Sm3::new()
-            .chain_update(self.za)
-            .chain_update(message)
-            .finalize()
-            .into();
+        let mut hasher = Sm3::new();
+        hasher.update(self.za);
+        message.feed(|piece| hasher.update(piece));
+        let digest: [u8; 32] = hasher.finalize().into();
         let e = <Scalar as Reduce<U256>>::reduce_bytes(&digest.into());
         // 4: t = r + s ≠ 0.
         let t = r + s;
@@ -390,7 +395,7 @@ mod tests {
                 let we_say = ours.verify(&message, signature);
                 assert_eq!(we_say, crate_says, "seed {seed}, case {k}");
                 valid += usize::from(we_say);
-                started.push(ours.start(&message, signature));
+                started.push(ours.start(message.as_slice(), signature));
                 expected.push(we_say);
             }
             assert!(!ours.verify(&[&message[..], b"x"].concat(), &good));

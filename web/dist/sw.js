@@ -4,7 +4,7 @@
 'use strict';
 
 // web/build.sh writes the digest of the page's files here, so a new build replaces the cache.
-const VERSION = '657ffb5764138d48';
+const VERSION = '4e708d68867885c3';
 const CACHE = `tongban-page-${VERSION}`;
 const FILES = ['./', 'index.html', 'app.js', 'style.css', 'jsQR.js', 'tongban_web.wasm',
   'manifest.webmanifest', 'icon.svg'];

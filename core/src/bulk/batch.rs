@@ -9,7 +9,7 @@ use crate::bulk::seals::{PreparedSeal, SealTable};
 use crate::bulk::status::CompactStatus;
 use crate::cert::{find_seal, verify_signed};
 use crate::codes::Failure;
-use crate::envelope::{Envelope, Kind, signature_invalid, write_sig_structure};
+use crate::envelope::{Envelope, Kind, signature_invalid};
 use crate::sm2_tables::{Started, finish_all};
 use crate::suite::Suite;
 use crate::trust::TrustStore;
@@ -64,7 +64,6 @@ impl SignatureStats {
 /// Buffers one worker reuses from batch to batch.
 #[derive(Default)]
 pub struct Scratch {
-    messages: Vec<u8>,
     equation: Equation,
     /// Running estimate of the share of batchable signatures that turn out bad.
     bad_rate: f64,
@@ -99,7 +98,6 @@ struct Pending<'a> {
     at: usize,
     envelope: Envelope<'a>,
     seal: &'a PreparedSeal,
-    message: (usize, usize),
     /// Step 8's answer, once decided.
     signature: Option<Result<(), Failure>>,
 }
@@ -169,7 +167,6 @@ impl FastVerifier {
         let base = out.len();
         let mut keys: Vec<Option<[u8; 32]>> = Vec::new();
         let mut pending: Vec<Pending<'_>> = Vec::with_capacity(certificates.len());
-        scratch.messages.clear();
         for (at, bytes) in certificates.iter().enumerate() {
             if let Some(cache) = cache {
                 let key = DigestCache::key(bytes);
@@ -190,17 +187,10 @@ impl FastVerifier {
                 Ok((envelope, seal)) => {
                     // A placeholder, replaced once the signature is decided.
                     out.push(Outcome::placeholder());
-                    let start = scratch.messages.len();
-                    write_sig_structure(
-                        &mut scratch.messages,
-                        envelope.protected,
-                        envelope.payload,
-                    );
                     pending.push(Pending {
                         at,
                         envelope,
                         seal,
-                        message: (start, scratch.messages.len()),
                         signature: None,
                     });
                 }
@@ -287,14 +277,12 @@ fn check_sm2(pending: &mut [Pending<'_>], indices: &[usize], scratch: &mut Scrat
         .iter()
         .map(|&i| {
             let item = &pending[i];
-            let (start, end) = item.message;
-            let message = scratch.messages.get(start..end)?;
             item.seal
                 .entry
                 .info
                 .key
                 .sm2_prepared()?
-                .start(message, &item.envelope.signature)
+                .start(&item.envelope.sig_structure(), &item.envelope.signature)
         })
         .collect();
     for (&i, holds) in indices.iter().zip(finish_all(&started)) {
@@ -366,9 +354,8 @@ fn batch_passes(
         .iter()
         .map(|&i| {
             let item = &pending[i];
-            let (start, end) = item.message;
             Term::of_seal(
-                scratch.messages.get(start..end).unwrap_or_default(),
+                item.envelope.sig_structure(),
                 &item.envelope.signature,
                 item.seal,
             )

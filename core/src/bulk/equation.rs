@@ -16,11 +16,13 @@ use sha2::{Digest, Sha512};
 use ed25519_dalek::VerifyingKey;
 
 use crate::bulk::seals::PreparedSeal;
+use crate::envelope::SigStructure;
+use crate::keys::Message;
 
 /// One signature of a batch, by the key in `slot` (a small number naming the key within the
 /// caller's set: terms of one slot are gathered into one point).
 pub struct Term<'a> {
-    pub message: &'a [u8],
+    pub message: SigStructure<'a>,
     pub signature: &'a [u8; 64],
     pub key: &'a VerifyingKey,
     pub slot: usize,
@@ -30,7 +32,7 @@ impl<'a> Term<'a> {
     /// A term signed by a seal of the bulk verifier's table; none for a seal that is not
     /// batchable.
     pub fn of_seal(
-        message: &'a [u8],
+        message: SigStructure<'a>,
         signature: &'a [u8; 64],
         seal: &'a PreparedSeal,
     ) -> Option<Self> {
@@ -87,7 +89,7 @@ impl Equation {
             let mut hasher = Sha512::new();
             hasher.update(r);
             hasher.update(term.key.as_bytes());
-            hasher.update(term.message);
+            term.message.feed(|piece| hasher.update(piece));
             self.hrams.push(hasher.finalize().into());
             self.s.push(s);
             self.points.push(point);
@@ -159,8 +161,16 @@ mod tests {
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-    /// Seals of two regions, with their secret keys, and `count` signed messages cycling over
-    /// the seals.
+    /// Seals of two regions, with their secret keys, and `count` signed payloads cycling over
+    /// the seals (each signature over the payload's Sig_structure, as an envelope's).
+    /// What a payload's signature covers (an empty protected header).
+    fn signed(payload: &[u8]) -> SigStructure<'_> {
+        SigStructure {
+            protected: b"",
+            payload,
+        }
+    }
+
     struct Fixture {
         table: SealTable,
         signed: Vec<(Vec<u8>, [u8; 64], crate::keys::KeyId)>,
@@ -178,9 +188,9 @@ mod tests {
         let signed = (0..count)
             .map(|i| {
                 let key = keys[i % keys.len()];
-                let message = format!("message {i}").into_bytes();
-                let signature = key.sign(&message);
-                (message, signature, key.public().kid())
+                let payload = format!("message {i}").into_bytes();
+                let signature = key.sign(&signed(&payload).to_vec());
+                (payload, signature, key.public().kid())
             })
             .collect();
         Ok(Fixture { table, signed })
@@ -190,16 +200,22 @@ mod tests {
         fn terms(&self) -> Result<Vec<Term<'_>>, String> {
             self.signed
                 .iter()
-                .map(|(message, signature, kid)| {
-                    Term::of_seal(message, signature, self.table.get(kid).ok_or("seal")?)
-                        .ok_or_else(|| "not batchable".to_owned())
+                .map(|(payload, signature, kid)| {
+                    Term::of_seal(
+                        signed(payload),
+                        signature,
+                        self.table.get(kid).ok_or("seal")?,
+                    )
+                    .ok_or_else(|| "not batchable".to_owned())
                 })
                 .collect()
         }
 
         /// What `ed25519_dalek::verify_batch` says of the same signatures.
         fn dalek(&self) -> Result<bool, String> {
-            let messages: Vec<&[u8]> = self.signed.iter().map(|s| s.0.as_slice()).collect();
+            let messages: Vec<Vec<u8>> =
+                self.signed.iter().map(|s| signed(&s.0).to_vec()).collect();
+            let messages: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
             let signatures: Vec<ed25519_dalek::Signature> = self
                 .signed
                 .iter()

@@ -311,17 +311,16 @@ fn first_in<'s>(
     let mut equation = Equation::default();
     for (k, part) in share.chunks(BATCH).enumerate() {
         let at = base + k * BATCH;
-        let messages: Vec<Vec<u8>> = part.iter().map(|p| p.envelope().signed_bytes()).collect();
         let mut terms = Vec::with_capacity(part.len());
         let mut screened = true;
-        for (p, message) in part.iter().zip(&messages) {
+        for p in part {
             let (slot, batchable) = slot_of(p.key());
             screened &= batchable && batchable_signature(&p.envelope().signature);
             let Some(key) = p.key().ed25519_key().filter(|_| screened) else {
                 continue;
             };
             terms.push(Term {
-                message,
+                message: p.envelope().sig_structure(),
                 signature: &p.envelope().signature,
                 key,
                 slot,
