@@ -161,16 +161,16 @@ mod tests {
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-    /// Seals of two regions, with their secret keys, and `count` signed payloads cycling over
-    /// the seals (each signature over the payload's Sig_structure, as an envelope's).
     /// What a payload's signature covers (an empty protected header).
-    fn signed(payload: &[u8]) -> SigStructure<'_> {
+    fn covered(payload: &[u8]) -> SigStructure<'_> {
         SigStructure {
             protected: b"",
             payload,
         }
     }
 
+    /// Seals of two regions, with their secret keys, and `count` signed payloads cycling over
+    /// the seals (each signature over the payload's Sig_structure, as an envelope's).
     struct Fixture {
         table: SealTable,
         signed: Vec<(Vec<u8>, [u8; 64], crate::keys::KeyId)>,
@@ -189,7 +189,7 @@ mod tests {
             .map(|i| {
                 let key = keys[i % keys.len()];
                 let payload = format!("message {i}").into_bytes();
-                let signature = key.sign(&signed(&payload).to_vec());
+                let signature = key.sign(&covered(&payload).to_vec());
                 (payload, signature, key.public().kid())
             })
             .collect();
@@ -202,7 +202,7 @@ mod tests {
                 .iter()
                 .map(|(payload, signature, kid)| {
                     Term::of_seal(
-                        signed(payload),
+                        covered(payload),
                         signature,
                         self.table.get(kid).ok_or("seal")?,
                     )
@@ -214,7 +214,7 @@ mod tests {
         /// What `ed25519_dalek::verify_batch` says of the same signatures.
         fn dalek(&self) -> Result<bool, String> {
             let messages: Vec<Vec<u8>> =
-                self.signed.iter().map(|s| signed(&s.0).to_vec()).collect();
+                self.signed.iter().map(|s| covered(&s.0).to_vec()).collect();
             let messages: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
             let signatures: Vec<ed25519_dalek::Signature> = self
                 .signed

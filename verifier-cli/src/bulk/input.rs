@@ -564,17 +564,19 @@ mod tests {
         assert_eq!(records(&largest, Format::Stream).len(), 1);
     }
 
-    /// Base64 text to try both decoders on: valid encodings of up to 48 bytes with up to three
-    /// characters changed to anything a line could hold near base64 (padding, URL-safe letters,
-    /// white space, quotes, backslashes, non-ASCII), inserted, removed, or the text cut short.
+    /// Base64 text to try both decoders on: valid encodings of up to 1,100 bytes (a certificate's
+    /// size, so the vector loops run, not only the tail) with up to three characters changed to
+    /// any byte (or, as often, one of those beside base64's ranges, padding, URL-safe letters,
+    /// white space, quotes and backslashes), inserted, removed, or the text cut short.
     fn near_base64() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
         use proptest::prelude::*;
-        let symbol = prop::sample::select(
-            b"AQgw+/=-_ \n\r\t\"\\\x80\xff\x00Zaz09".to_vec(),
-        );
+        let symbol = prop_oneof![
+            any::<u8>(),
+            prop::sample::select(b"AQgwZaz09+/=-_,.:@[`{ \n\r\t\"\\\x7f\x80\xff\x00".to_vec()),
+        ];
         let edit = (0usize..4, any::<prop::sample::Index>(), symbol);
         (
-            prop::collection::vec(any::<u8>(), 0..48),
+            prop::collection::vec(any::<u8>(), 0..1100),
             prop::collection::vec(edit, 0..4),
         )
             .prop_map(|(bytes, edits)| {
