@@ -574,25 +574,17 @@ mod tests {
             any::<u8>(),
             prop::sample::select(b"AQgwZaz09+/=-_,.:@[`{ \n\r\t\"\\\x7f\x80\xff\x00".to_vec()),
         ];
-        let edit = (0usize..4, any::<prop::sample::Index>(), symbol);
+        let edit = (0u8..4, any::<usize>(), symbol);
         (
             prop::collection::vec(any::<u8>(), 0..1100),
             prop::collection::vec(edit, 0..4),
         )
             .prop_map(|(bytes, edits)| {
-                let mut text = B64.encode(bytes).into_bytes();
-                for (kind, at, symbol) in edits {
-                    let at = at.index(text.len() + 1);
-                    match kind {
-                        0 if at < text.len() => text[at] = symbol,
-                        1 => text.insert(at, symbol),
-                        2 if at < text.len() => {
-                            text.remove(at);
-                        }
-                        _ => text.truncate(at),
-                    }
-                }
-                text
+                edits
+                    .into_iter()
+                    .fold(B64.encode(bytes).into_bytes(), |text, (how, at, symbol)| {
+                        tongban_core::testkit::mutate(text, at, symbol, how)
+                    })
             })
     }
 
