@@ -10,7 +10,9 @@
 //! whatever the input's length, and a slow sink (a pipe to a slow consumer) slows the reading down
 //! instead of filling memory.
 
+use std::any::Any;
 use std::collections::BTreeMap;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::Mutex;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -209,7 +211,9 @@ where
 
 /// Verifies every record `source` gives with `work`; a worker turns each batch's tags and
 /// outcomes into one `O` with `render`, and `sink` receives those in input order on the calling
-/// thread. Stops as [`run`] does.
+/// thread. Stops as [`run`] does. Should `work` or `render` panic (a bug), the calling thread
+/// panics with the same payload once the other workers have stopped, rather than waiting for ever
+/// for the batch that will not come.
 pub fn run_rendered<S, W, O, R, F>(
     work: &W,
     config: &Config,
@@ -232,7 +236,7 @@ where
         in_flight: config.in_flight.max(config.threads.max(1) + 1),
     };
     let (job_tx, job_rx) = mpsc::sync_channel::<Job<S::Tag>>(config.in_flight);
-    let (done_tx, done_rx) = mpsc::channel::<Done<O>>();
+    let (done_tx, done_rx) = mpsc::channel::<Finished<O>>();
     let job_rx = Mutex::new(job_rx);
     std::thread::scope(|scope| {
         // As many workers as the system lets start (a process or memory limit may stop short of
@@ -304,6 +308,15 @@ struct Done<O> {
     data: Vec<u8>,
 }
 
+/// What a worker sends back for a batch.
+enum Finished<O> {
+    Done(Done<O>),
+    /// Verifying or rendering the batch panicked (a bug): the run cannot write that batch, nor
+    /// any after it, so the calling thread panics with the same payload instead of waiting for
+    /// the batch for ever.
+    Panicked(Box<dyn Any + Send>),
+}
+
 enum Stop<E> {
     Input(E),
     Sink(E),
@@ -313,7 +326,7 @@ fn feed<S, O, F>(
     config: &Config,
     source: &mut S,
     job_tx: &mpsc::SyncSender<Job<S::Tag>>,
-    done_rx: &mpsc::Receiver<Done<O>>,
+    done_rx: &mpsc::Receiver<Finished<O>>,
     writer: &mut Writer<O>,
     sink: &mut F,
 ) -> Result<(), Stop<S::Error>>
@@ -367,7 +380,7 @@ fn worker<T, W, O, R>(
     work: &W,
     render: &R,
     jobs: &Mutex<mpsc::Receiver<Job<T>>>,
-    done: &mpsc::Sender<Done<O>>,
+    done: &mpsc::Sender<Finished<O>>,
 ) where
     W: Work,
     R: Fn(Vec<T>, Vec<Outcome>) -> O,
@@ -380,35 +393,53 @@ fn worker<T, W, O, R>(
             Ok(receiver) => receiver.recv(),
             Err(_) => return,
         };
-        let Ok(Job { seq, batch }) = job else {
+        let Ok(job) = job else {
             return;
         };
-        let Batch {
-            tags,
-            mut data,
-            ends,
-        } = batch;
-        let mut certificates: Vec<&[u8]> = Vec::with_capacity(ends.len());
-        let mut start = 0;
-        for &end in &ends {
-            certificates.push(data.get(start..end).unwrap_or_default());
-            start = end;
-        }
-        scratch.stats = SignatureStats::default();
-        let mut outcomes = Vec::with_capacity(tags.len());
-        work.verify(&certificates, &mut scratch, &mut outcomes);
-        drop(certificates);
-        data.clear();
-        let finished = Done {
-            seq,
-            certificates: outcomes.len() as u64,
-            rendered: render(tags, outcomes),
-            stats: scratch.stats,
-            data,
+        // The scratch is only ever cleared and refilled, so whatever a panic left in it is of no
+        // consequence; the run stops at the panic anyway.
+        let finished = match catch_unwind(AssertUnwindSafe(|| {
+            verify_job(work, render, job, &mut scratch)
+        })) {
+            Ok(done) => Finished::Done(done),
+            Err(panic) => Finished::Panicked(panic),
         };
-        if done.send(finished).is_err() {
+        let stop = matches!(finished, Finished::Panicked(_));
+        if done.send(finished).is_err() || stop {
             return;
         }
+    }
+}
+
+/// Verifies and renders one batch.
+fn verify_job<T, W, O, R>(work: &W, render: &R, job: Job<T>, scratch: &mut Scratch) -> Done<O>
+where
+    W: Work,
+    R: Fn(Vec<T>, Vec<Outcome>) -> O,
+{
+    let Job { seq, batch } = job;
+    let Batch {
+        tags,
+        mut data,
+        ends,
+    } = batch;
+    let mut certificates: Vec<&[u8]> = Vec::with_capacity(ends.len());
+    let mut start = 0;
+    for &end in &ends {
+        certificates.push(data.get(start..end).unwrap_or_default());
+        start = end;
+    }
+    scratch.stats = SignatureStats::default();
+    let mut outcomes = Vec::with_capacity(tags.len());
+    work.verify(&certificates, scratch, &mut outcomes);
+    drop(certificates);
+    data.clear();
+    Done {
+        seq,
+        certificates: outcomes.len() as u64,
+        rendered: render(tags, outcomes),
+        stats: scratch.stats,
+        data,
     }
 }
 
@@ -423,11 +454,16 @@ struct Writer<O> {
 
 impl<O> Writer<O> {
     /// Takes a finished batch and writes every batch now in order; returns how many it wrote.
+    /// A batch whose worker panicked panics here, on the calling thread, with the same payload.
     fn accept<E>(
         &mut self,
-        done: Done<O>,
+        finished: Finished<O>,
         sink: &mut impl FnMut(O) -> Result<(), E>,
     ) -> Result<usize, E> {
+        let done = match finished {
+            Finished::Done(done) => done,
+            Finished::Panicked(panic) => resume_unwind(panic),
+        };
         self.waiting.insert(done.seq, done);
         let mut written = 0;
         while let Some(done) = self.waiting.remove(&self.next) {
@@ -444,5 +480,82 @@ impl<O> Writer<O> {
     /// An empty batch, in a spare buffer where there is one.
     fn batch<T>(&mut self, config: &Config) -> Batch<T> {
         Batch::new(config.batch_size, self.spare.pop().unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cert::Verdict;
+    use crate::codes::Code;
+
+    /// Answers "valid" at once, and panics at a certificate that reads `boom`, as a bug would.
+    struct PanicsAtBoom;
+
+    impl Work for PanicsAtBoom {
+        fn verify(&self, certificates: &[&[u8]], _: &mut Scratch, out: &mut Vec<Outcome>) {
+            for certificate in certificates {
+                assert_ne!(*certificate, b"boom", "a worker's bug");
+                out.push(Outcome {
+                    verdict: Verdict::Valid,
+                    code: Code::Ok,
+                    id: None,
+                });
+            }
+        }
+    }
+
+    /// Runs `count` records, the one at `boom` reading `boom`, on a thread of its own; what the
+    /// run came to (its panic message, or how many it wrote), or `None` if it has not finished
+    /// in a minute.
+    fn run_with_boom(count: usize, boom: usize, threads: usize) -> Option<Result<usize, String>> {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let input = (0..count).map(|i| {
+                let bytes: &[u8] = if i == boom { b"boom" } else { b"fine" };
+                Ok::<_, ()>((i, bytes))
+            });
+            let config = Config {
+                batch_size: 1,
+                ..Config::new(threads)
+            };
+            let written = std::sync::atomic::AtomicUsize::new(0);
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                run_rendered(
+                    &PanicsAtBoom,
+                    &config,
+                    Records(input),
+                    |tags: Vec<usize>, _| tags.len(),
+                    |n| {
+                        written.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                        Ok(())
+                    },
+                )
+            }));
+            let came_to = match result {
+                Ok(_) => Ok(written.into_inner()),
+                Err(panic) => Err(panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .unwrap_or_else(|| "a panic without a message".into())),
+            };
+            let _ = tx.send(came_to);
+        });
+        rx.recv_timeout(Duration::from_secs(60)).ok()
+    }
+
+    #[test]
+    fn a_worker_that_panics_stops_the_run_with_its_panic_instead_of_hanging_it() {
+        // Far more batches than may be in flight, so the run must wait for the lost batch (it
+        // hung before), and fewer, so it reaches the end of its input first.
+        for (count, threads) in [(10_000, 2), (10_000, 7), (3, 4)] {
+            let came_to = run_with_boom(count, 1, threads);
+            match came_to {
+                Some(Err(message)) => assert!(message.contains("a worker's bug"), "{message}"),
+                other => panic!("{count} records on {threads} threads: {other:?}"),
+            }
+        }
+        // Without the bug, every record is written.
+        assert_eq!(run_with_boom(1_000, usize::MAX, 3), Some(Ok(1_000)));
     }
 }
