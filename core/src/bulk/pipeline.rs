@@ -387,8 +387,8 @@ fn worker<T, W, O, R>(
 {
     let mut scratch = Scratch::default();
     loop {
-        // The lock is held only to take one job; a poisoned lock means another worker panicked,
-        // and this one stops too.
+        // The lock is held only to take one job, never while verifying, so a worker's panic
+        // cannot poison it; should it be poisoned all the same, this worker stops.
         let job = match jobs.lock() {
             Ok(receiver) => receiver.recv(),
             Err(_) => return,
@@ -396,8 +396,8 @@ fn worker<T, W, O, R>(
         let Ok(job) = job else {
             return;
         };
-        // The scratch is only ever cleared and refilled, so whatever a panic left in it is of no
-        // consequence; the run stops at the panic anyway.
+        // After a panic this worker stops, so the scratch it may have left half-written is never
+        // used again.
         let finished = match catch_unwind(AssertUnwindSafe(|| {
             verify_job(work, render, job, &mut scratch)
         })) {
