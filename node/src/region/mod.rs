@@ -254,7 +254,7 @@ impl Region {
             ahead: ahead.clone(),
         };
         drop(snapshot);
-        seq.seal_keys = seal_keys(&home.seal_keys(), &seq.seals)?;
+        seq.seal_keys = seal_keys(&home.seal_keys(), &seq.seals, role)?;
         let credentials = Credentials::open(&home.credentials(), &storage)
             .map_err(|e| OpenError::Setup(e.to_string()))?;
         let federation = FederationRoot {

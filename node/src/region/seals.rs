@@ -16,7 +16,7 @@ use tongban_core::values::{ShortText, Time};
 use crate::keyfile::{self};
 use crate::refusal::{Kind, Refusal};
 
-use super::{OpenError, Region, SignedSeals, now};
+use super::{OpenError, Region, Role, SignedSeals, now};
 
 /// A seal rotation, as the operator asks for it.
 #[derive(Clone, Debug)]
@@ -234,12 +234,15 @@ impl Region {
 
 /// The keys in `dir` of the seals `state` registered. A seal's key file is written (durably,
 /// under a temporary name first) before its registration is logged, so a crash between the two
-/// leaves a key the log does not hold: it is passed over (and a leftover temporary file removed),
-/// and never stops a start. A key of a registered seal that does not read, or is another key than
-/// the seal's, does: the operator must see it.
+/// leaves a key the log does not hold: it is passed over, and never stops a start. A leftover
+/// temporary file is removed by a sequencer only: a standby shares the directory with the live
+/// sequencer, whose temporary may be a key it is writing this moment. A key of a registered seal
+/// that does not read, or is another key than the seal's, stops the start: the operator must see
+/// it.
 pub(super) fn seal_keys(
     dir: &Path,
     seals: &HashMap<KeyId, SealRecord>,
+    role: Role,
 ) -> Result<HashMap<KeyId, Arc<SecretKey>>, OpenError> {
     let fail = |e: &dyn std::fmt::Display| OpenError::Setup(format!("{}: {e}", dir.display()));
     let mut keys = HashMap::new();
@@ -247,6 +250,9 @@ pub(super) fn seal_keys(
         let path = entry.map_err(|e| fail(&e))?.path();
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         if name.ends_with(keyfile::TEMPORARY) {
+            if role == Role::Reader {
+                continue;
+            }
             // A key being written when the node stopped, never given its name: nothing uses it,
             // and a secret is not left lying about.
             std::fs::remove_file(&path).map_err(|e| fail(&e))?;
@@ -309,5 +315,30 @@ pub(super) fn refuse_revoked(seal: &SealRecord) -> Result<(), Refusal> {
                 from.to_rfc3339()
             ),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_sequencer_removes_a_temporary_key_file() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let temporary = dir
+            .path()
+            .join(format!("{}.key{}", "cd".repeat(16), keyfile::TEMPORARY));
+        std::fs::write(&temporary, "being written")?;
+        // A standby shares the directory with the live sequencer, which may be writing it.
+        let keys = seal_keys(dir.path(), &HashMap::new(), Role::Reader)?;
+        assert!(keys.is_empty());
+        assert!(
+            temporary.exists(),
+            "a standby removed the sequencer's key being written"
+        );
+        // The sequencer is the only writer: what it finds at its start a crash left.
+        seal_keys(dir.path(), &HashMap::new(), Role::Sequencer)?;
+        assert!(!temporary.exists());
+        Ok(())
     }
 }
